@@ -1,0 +1,1 @@
+"""The format and maths core of gsseg. Never imports ``bpy``."""
