@@ -1,0 +1,46 @@
+"""Segmentation metrics over label images (NVOS style): per-label IoU, mIoU, pixel accuracy."""
+
+import numpy as np
+
+
+def confusion_counts(predictions, truths, ignore_label=None):
+    """{(truth, prediction): pixel count} summed over pairs of label images of equal shape."""
+    counts = {}
+    for pred, truth in zip(predictions, truths):
+        pred = np.asarray(pred, dtype=np.int64).ravel()
+        truth = np.asarray(truth, dtype=np.int64).ravel()
+        if ignore_label is not None:
+            keep = truth != ignore_label
+            pred, truth = pred[keep], truth[keep]
+        pairs, n = np.unique(np.stack([truth, pred]), axis=1, return_counts=True)
+        for (t, p), c in zip(pairs.T, n):
+            counts[(int(t), int(p))] = counts.get((int(t), int(p)), 0) + int(c)
+    return counts
+
+
+def segmentation_metrics(predictions, truths, ignore_label=None):
+    """``{"miou", "miou_with_background", "macc", "per_label": {id: iou}}``.
+
+    IoU per label over every label in the ground truth or the prediction; ``miou`` averages the foreground
+    labels (id > 0) of the ground truth, ``miou_with_background`` adds label 0; ``macc`` is pixel accuracy.
+    """
+    counts = confusion_counts(predictions, truths, ignore_label)
+    truth_labels = sorted({t for t, _ in counts})
+    labels = sorted({t for t, _ in counts} | {p for _, p in counts})
+    per_label = {}
+    for label in labels:
+        inter = counts.get((label, label), 0)
+        truth_total = sum(c for (t, _), c in counts.items() if t == label)
+        pred_total = sum(c for (_, p), c in counts.items() if p == label)
+        union = truth_total + pred_total - inter
+        per_label[label] = inter / union if union else 1.0
+    total = sum(counts.values())
+    correct = sum(c for (t, p), c in counts.items() if t == p)
+    foreground = [per_label[l] for l in truth_labels if l > 0]
+    with_background = [per_label[l] for l in truth_labels]
+    return {
+        "miou": float(np.mean(foreground)) if foreground else float("nan"),
+        "miou_with_background": float(np.mean(with_background)) if with_background else float("nan"),
+        "macc": correct / total if total else float("nan"),
+        "per_label": {str(k): v for k, v in per_label.items()},
+    }

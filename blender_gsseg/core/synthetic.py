@@ -1,0 +1,168 @@
+"""A small synthetic scene with known labels, for the demo, tests and benchmarks.
+
+Spheres (labels 1..K) on a ground plane (background 0), covered by flat Gaussians sampled on their surfaces.
+Masks come from exact ray casting against the analytic spheres and plane, not from our rasterizer, so they
+are an independent ground truth for what the lifted labels should render to.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from .cameras import Camera
+from .gaussians import Gaussians
+
+SPHERE_COLOURS = np.array([[0.85, 0.2, 0.2], [0.2, 0.7, 0.25], [0.2, 0.35, 0.9], [0.9, 0.75, 0.1],
+                           [0.7, 0.2, 0.8], [0.1, 0.8, 0.8], [0.95, 0.5, 0.1], [0.5, 0.5, 0.5]])
+GROUND_COLOUR = np.array([0.55, 0.5, 0.45])
+GROUND_HALF_SIZE = 3.0
+
+
+@dataclasses.dataclass
+class SyntheticScene:
+    gaussians: Gaussians
+    labels: np.ndarray  # int32 [N] ground-truth label per Gaussian
+    centres: np.ndarray  # [K, 3] sphere centres (label k + 1)
+    radii: np.ndarray  # [K]
+    cameras: list
+
+    def mask(self, camera):
+        """Exact label image for ``camera``: the first surface hit by the ray through each pixel centre."""
+        cam_to_world = np.linalg.inv(camera.world_to_camera)
+        j, i = np.meshgrid(np.arange(camera.width) + 0.5, np.arange(camera.height) + 0.5)
+        dirs_cam = np.stack([(j - camera.cx) / camera.fx, (i - camera.cy) / camera.fy, np.ones_like(j)], -1)
+        dirs = dirs_cam @ cam_to_world[:3, :3].T
+        dirs /= np.linalg.norm(dirs, axis=-1, keepdims=True)
+        origin = cam_to_world[:3, 3]
+        best = np.full(j.shape, np.inf)
+        label = np.zeros(j.shape, dtype=np.int32)
+        # ground plane z = 0, |x|, |y| <= half size
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = -origin[2] / dirs[..., 2]
+        hit = origin + t[..., None] * dirs
+        on_plane = (t > 0) & (np.abs(hit[..., 0]) <= GROUND_HALF_SIZE) & (np.abs(hit[..., 1]) <= GROUND_HALF_SIZE)
+        best[on_plane] = t[on_plane]
+        for k, (centre, radius) in enumerate(zip(self.centres, self.radii)):
+            oc = origin - centre
+            b = dirs @ oc
+            disc = b * b - (oc @ oc - radius * radius)
+            t = -b - np.sqrt(np.maximum(disc, 0))
+            closer = (disc > 0) & (t > 0) & (t < best)
+            best[closer] = t[closer]
+            label[closer] = k + 1
+        return label
+
+
+def _flat_gaussians_on_surface(points, normals, spacing, rng):
+    """Scales (linear) and unit quaternions (w first) for discs tangent to the surface."""
+    n = len(points)
+    # Build a rotation whose third axis is the normal: columns (t1, t2, normal).
+    helper = np.where(np.abs(normals[:, 2:3]) < 0.9, [[0, 0, 1.0]], [[1.0, 0, 0]])
+    t1 = np.cross(normals, helper)
+    t1 /= np.linalg.norm(t1, axis=1, keepdims=True)
+    t2 = np.cross(normals, t1)
+    rot = np.stack([t1, t2, normals], axis=2)
+    quats = _matrix_to_quaternion(rot)
+    scales = np.empty((n, 3))
+    scales[:, 0] = spacing * rng.uniform(0.6, 0.9, n)
+    scales[:, 1] = spacing * rng.uniform(0.6, 0.9, n)
+    scales[:, 2] = spacing * 0.05
+    return scales, quats
+
+
+def _matrix_to_quaternion(rot):
+    """Unit quaternions (w first) from proper rotation matrices [N, 3, 3]."""
+    m = rot
+    w = np.sqrt(np.maximum(0, 1 + m[:, 0, 0] + m[:, 1, 1] + m[:, 2, 2])) / 2
+    x = np.sqrt(np.maximum(0, 1 + m[:, 0, 0] - m[:, 1, 1] - m[:, 2, 2])) / 2
+    y = np.sqrt(np.maximum(0, 1 - m[:, 0, 0] + m[:, 1, 1] - m[:, 2, 2])) / 2
+    z = np.sqrt(np.maximum(0, 1 - m[:, 0, 0] - m[:, 1, 1] + m[:, 2, 2])) / 2
+    x = np.copysign(x, m[:, 2, 1] - m[:, 1, 2])
+    y = np.copysign(y, m[:, 0, 2] - m[:, 2, 0])
+    z = np.copysign(z, m[:, 1, 0] - m[:, 0, 1])
+    q = np.stack([w, x, y, z], axis=1)
+    return q / np.linalg.norm(q, axis=1, keepdims=True)
+
+
+def look_at(eye, target, up=(0.0, 0.0, 1.0)):
+    """World-to-camera 4x4 (OpenCV axes) for a camera at ``eye`` looking at ``target``."""
+    eye, target, up = (np.asarray(v, dtype=np.float64) for v in (eye, target, up))
+    forward = target - eye
+    forward /= np.linalg.norm(forward)
+    right = np.cross(forward, up)
+    right /= np.linalg.norm(right)
+    down = np.cross(forward, right)
+    rot = np.stack([right, down, forward])  # rows: camera axes in world coordinates
+    w2c = np.eye(4)
+    w2c[:3, :3] = rot
+    w2c[:3, 3] = -rot @ eye
+    return w2c
+
+
+def ring_cameras(count, width=160, height=120, radius=6.0, height_above=3.0, fov_x_deg=60.0, prefix="view"):
+    """Cameras on a circle around the origin, looking at the scene centre."""
+    fx = 0.5 * width / np.tan(np.radians(fov_x_deg) / 2)
+    cameras = []
+    for k in range(count):
+        angle = 2 * np.pi * (k + 0.37) / count
+        eye = (radius * np.cos(angle), radius * np.sin(angle), height_above + 0.6 * np.sin(3 * angle))
+        cameras.append(Camera(look_at(eye, (0, 0, 0.6)), fx, fx, width / 2, height / 2, width, height,
+                              f"{prefix}_{k:03d}"))
+    return cameras
+
+
+def make_scene(n_spheres=3, points_per_unit_area=900, n_cameras=24, width=160, height=120, seed=0,
+               sh_degree=0):
+    """Build the scene; ``points_per_unit_area`` sets the Gaussian density (and so the Gaussian count)."""
+    rng = np.random.default_rng(seed)
+    spacing = 1.0 / np.sqrt(points_per_unit_area)
+    angles = np.linspace(0, 2 * np.pi, n_spheres, endpoint=False) + 0.3
+    radii = 0.45 + 0.25 * rng.random(n_spheres)
+    ring = 1.2 + 0.3 * rng.random(n_spheres)
+    centres = np.stack([ring * np.cos(angles), ring * np.sin(angles), radii], axis=1)
+    parts, normals, colours, labels = [], [], [], []
+    for k in range(n_spheres):
+        count = int(4 * np.pi * radii[k] ** 2 * points_per_unit_area)
+        normal = rng.normal(size=(count, 3))
+        normal /= np.linalg.norm(normal, axis=1, keepdims=True)
+        points = centres[k] + radii[k] * normal
+        keep = points[:, 2] > 0.02  # below the ground: never visible
+        parts.append(points[keep])
+        normals.append(normal[keep])
+        colours.append(np.repeat(SPHERE_COLOURS[k % len(SPHERE_COLOURS)][None], keep.sum(), 0))
+        labels.append(np.full(keep.sum(), k + 1))
+    count = int((2 * GROUND_HALF_SIZE) ** 2 * points_per_unit_area)
+    ground = np.c_[rng.uniform(-GROUND_HALF_SIZE, GROUND_HALF_SIZE, (count, 2)), np.zeros(count)]
+    inside_any = np.zeros(count, dtype=bool)
+    for centre, radius in zip(centres, radii):
+        inside_any |= np.linalg.norm(ground[:, :2] - centre[:2], axis=1) < radius * 0.3
+    ground = ground[~inside_any]
+    parts.append(ground)
+    normals.append(np.repeat([[0.0, 0.0, 1.0]], len(ground), 0))
+    colours.append(GROUND_COLOUR + 0.08 * rng.normal(size=(len(ground), 3)))
+    labels.append(np.zeros(len(ground)))
+
+    points = np.concatenate(parts)
+    normal = np.concatenate(normals)
+    colour = np.clip(np.concatenate(colours) + 0.03 * rng.normal(size=(len(points), 3)), 0.02, 0.98)
+    scales, quats = _flat_gaussians_on_surface(points, normal, spacing, rng)
+    opacity = rng.uniform(0.8, 0.98, len(points))
+
+    rest = 3 * ((sh_degree + 1) ** 2 - 1)
+    names = (["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
+             + [f"f_rest_{i}" for i in range(rest)]
+             + ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"])
+    vertex = np.zeros(len(points), dtype=[(name, "<f4") for name in names])
+    for axis, name in enumerate("xyz"):
+        vertex[name] = points[:, axis]
+    for c in range(3):
+        vertex[f"f_dc_{c}"] = (colour[:, c] - 0.5) / 0.28209479177387814
+        vertex[f"scale_{c}"] = np.log(scales[:, c])
+    for i in range(rest):
+        vertex[f"f_rest_{i}"] = 0.02 * rng.normal(size=len(points))
+    vertex["opacity"] = np.log(opacity / (1 - opacity))
+    for c in range(4):
+        vertex[f"rot_{c}"] = quats[:, c]
+    gaussians = Gaussians(vertex, meta_lines=[("comment", "gsseg synthetic scene")], source_format="synthetic")
+    cameras = ring_cameras(n_cameras, width, height)
+    return SyntheticScene(gaussians, np.concatenate(labels).astype(np.int32), centres, radii, cameras)
