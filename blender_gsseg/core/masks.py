@@ -196,6 +196,15 @@ def load_masks(mask_dir, cameras, *, ignore_label=None, sizes=None):
 # --- finding and matching -------------------------------------------------------------------------------
 
 
+def read_label_image(path):
+    """One label image as int32 [H, W], decoded by the same rules as a mask folder (binary {0,255} -> {0,1},
+    grey label maps as stored, palette index). Colour images need a folder's shared colour table: refused."""
+    kind, array, _values = _decode(os.fspath(path))
+    if kind == KIND_COLOR:
+        raise BadInputError(f"{path}: a colour image; save label images as grey or palette PNGs")
+    return np.asarray(array, dtype=np.int32)
+
+
 def _find_mask_files(mask_dir):
     """Relative '/'-separated paths of the mask images under ``mask_dir``, sorted."""
     if not os.path.isdir(mask_dir):

@@ -1,0 +1,417 @@
+"""The ``gsseg`` command line. Argument parsing and printing only; the work is in ``core``.
+
+Results go to stdout, progress, warnings and errors to stderr. Exit codes: 0 success, 2 bad input, 3 over the
+memory budget, 4 CUDA asked for but unavailable, 130 cancelled; no output is left behind on failure.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+
+import numpy as np
+
+from . import __version__
+from .core.errors import BadInputError, GssegError
+
+
+class Progress:
+    """A one-line progress bar on stderr when it is a terminal; silent in pipes."""
+
+    def __init__(self, label, stream=None):
+        self.label = label
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty()
+        self.start = time.perf_counter()
+
+    def __call__(self, done, total):
+        if not self.enabled:
+            return
+        width = 30
+        filled = int(width * done / max(total, 1))
+        elapsed = time.perf_counter() - self.start
+        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} "
+                          f"{elapsed:.1f}s")
+        if done >= total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def _print_json(data):
+    json.dump(data, sys.stdout, indent=2, sort_keys=False, default=_json_default)
+    sys.stdout.write("\n")
+
+
+def _json_default(value):
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(type(value).__name__)
+
+
+def _write_json(path, data):
+    from .core.fileio import atomic_output
+
+    with atomic_output(path, "w") as handle:
+        json.dump(data, handle, indent=2, default=_json_default)
+        handle.write("\n")
+
+
+# ----- commands
+
+
+def cmd_info(args):
+    from .core.gaussians import read_gaussians
+
+    gaussians = read_gaussians(args.file)
+    means = gaussians.means
+    info = {
+        "file": args.file,
+        "source_format": gaussians.source_format,
+        "count": len(gaussians),
+        "sh_degree": gaussians.sh_degree,
+        "properties": [{"name": n, "type": gaussians.property_types[n]} for n in gaussians.property_names],
+        "bounds": {"min": means.min(axis=0).tolist() if len(means) else None,
+                   "max": means.max(axis=0).tolist() if len(means) else None},
+        "comments": gaussians.comments,
+        "other_elements": [{"name": e.name, "count": e.count} for e in gaussians.elements],
+    }
+    if args.json:
+        _print_json(info)
+        return 0
+    print(f"{info['file']}: {info['count']} Gaussians, SH degree {info['sh_degree']}, {info['source_format']}")
+    if len(means):
+        print("bounds: min " + " ".join(f"{v:.4g}" for v in info["bounds"]["min"])
+              + "  max " + " ".join(f"{v:.4g}" for v in info["bounds"]["max"]))
+    print("properties: " + " ".join(f"{p['name']}:{p['type']}" for p in info["properties"]))
+    for element in info["other_elements"]:
+        print(f"element {element['name']}: {element['count']}")
+    for comment in info["comments"]:
+        print(f"comment {comment}")
+    return 0
+
+
+def _output_checks(path):
+    if not path.lower().endswith(".ply"):
+        raise BadInputError(f"{path}: the output must be a .ply file")
+
+
+def cmd_segment(args):
+    from .core.pipeline import segment_scene, write_labeled
+
+    _output_checks(args.output)
+    memory_budget = None if args.memory_budget is None else int(args.memory_budget * 2**20)
+    result = segment_scene(args.scene, args.cameras, args.masks, gamma=args.gamma, target=args.target,
+                           scale=args.scale, every=args.every, backend=args.backend, memory_budget=memory_budget,
+                           ignore_label=args.ignore_label, progress=Progress("accumulating"))
+    start = time.perf_counter()
+    write_labeled(args.output, result.gaussians, result.accumulation)
+    result.report["timings"]["write_s"] = time.perf_counter() - start
+    result.report["output"] = args.output
+    if args.report:
+        _write_json(args.report, result.report)
+    summary = {k: result.report[k] for k in ("n_gaussians", "gaussians_per_label", "unseen", "backend")}
+    summary["views"] = len(result.report["views_used"])
+    summary["seconds"] = round(sum(result.report["timings"].values()), 3)
+    _print_json(summary)
+    return 0
+
+
+def cmd_relabel(args):
+    import shutil
+
+    from .core.accumulate import sidecar_path
+    from .core.fileio import atomic_path
+    from .core.pipeline import LABEL_PROPERTY, load_shares, read_labeled, write_labeled
+
+    gaussians = read_labeled(args.scene)
+    shares = load_shares(args.scene, gaussians)
+    labels, _ = shares.solve(args.gamma)
+    output = args.output or args.scene
+    _output_checks(output)
+    write_labeled(output, gaussians.with_int_property(LABEL_PROPERTY, labels))
+    if os.path.abspath(output) != os.path.abspath(args.scene):
+        # The new file keeps the accumulation beside it, so it can be re-solved again.
+        shares_source, shares_target = sidecar_path(args.scene), sidecar_path(output)
+        with atomic_path(shares_target) as tmp:
+            shutil.copyfile(shares_source, tmp)
+    ids, counts = np.unique(labels, return_counts=True)
+    _print_json({"gamma": args.gamma, "gaussians_per_label": {str(i): int(c) for i, c in zip(ids, counts)}})
+    return 0
+
+
+def _save_label_png(path, label_image):
+    from PIL import Image
+
+    from .core.fileio import atomic_path
+
+    top = int(label_image.max()) if label_image.size else 0
+    if top <= 255:
+        image = Image.fromarray(label_image.astype(np.uint8), mode="L")
+    else:
+        image = Image.fromarray(label_image.astype(np.uint16))
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
+
+
+def _save_rgb_png(path, rgb):
+    from PIL import Image
+
+    from .core.fileio import atomic_path
+
+    with atomic_path(path) as tmp:
+        Image.fromarray((np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)).save(tmp, format="PNG")
+
+
+def overlay_labels(rgb, label_image, opacity=0.5):
+    """The colour render with each label's colour blended over it (background left as it is)."""
+    from .core.pipeline import label_colour
+
+    out = rgb.copy()
+    for label in np.unique(label_image):
+        if label <= 0:
+            continue
+        where = label_image == label
+        out[where] = (1 - opacity) * out[where] + opacity * np.array(label_colour(int(label))) / 255.0
+    return out
+
+
+def cmd_render_masks(args):
+    from .core.cameras import load_cameras
+    from .core.pipeline import read_labeled
+    from .core.render import render_colour, render_label_mask
+
+    gaussians = read_labeled(args.scene)
+    cameras = [camera.scaled(args.scale) for camera in load_cameras(args.cameras)]
+    labels = np.asarray(gaussians.vertex["gsseg_label"], dtype=np.int32)
+    if args.level is not None:
+        raise BadInputError("--level needs a scene with gsseg_code levels (not supported yet)")
+    overlay_masks = None
+    if args.overlay:
+        from .core.masks import load_masks
+        overlay_masks = load_masks(args.overlay, cameras, sizes=[(c.width, c.height) for c in cameras])
+    os.makedirs(args.output, exist_ok=True)
+    progress = Progress("rendering")
+    written = []
+    for index, camera in enumerate(cameras):
+        stem = os.path.splitext(os.path.basename(camera.image_name))[0]
+        mask = render_label_mask(gaussians, labels, camera)
+        _save_label_png(os.path.join(args.output, stem + ".png"), mask)
+        written.append(stem + ".png")
+        if args.colour or overlay_masks is not None:
+            rgb, _ = render_colour(gaussians, camera)
+            if args.colour:
+                _save_rgb_png(os.path.join(args.output, stem + "_colour.png"), rgb)
+            if overlay_masks is not None and index in overlay_masks.camera_indices:
+                given = overlay_masks.label_maps[overlay_masks.camera_indices.index(index)]
+                _save_rgb_png(os.path.join(args.output, stem + "_overlay.png"), overlay_labels(rgb, given))
+        progress(index + 1, len(cameras))
+    _print_json({"written": len(written), "folder": args.output})
+    return 0
+
+
+def _select(args, keep):
+    from .core.gaussians import write_gaussians
+    from .core.pipeline import load_shares, read_labeled, selection
+
+    _output_checks(args.output)
+    gaussians = read_labeled(args.scene)
+    shares = load_shares(args.scene, gaussians) if args.gamma is not None else None
+    picked = selection(gaussians, args.labels, shares=shares, gamma=args.gamma,
+                       include_unseen=args.drop_unseen if not keep else False)
+    if keep:
+        chosen = picked
+    else:
+        chosen = ~picked
+    write_gaussians(args.output, gaussians.subset(chosen))
+    _print_json({"input": len(gaussians), "written": int(chosen.sum()), "output": args.output})
+    return 0
+
+
+def cmd_remove(args):
+    return _select(args, keep=False)
+
+
+def cmd_extract(args):
+    return _select(args, keep=True)
+
+
+def cmd_split(args):
+    from .core.gaussians import write_gaussians
+    from .core.pipeline import read_labeled
+
+    gaussians = read_labeled(args.scene)
+    labels = np.asarray(gaussians.vertex["gsseg_label"])
+    stem = os.path.splitext(os.path.basename(args.scene))[0]
+    os.makedirs(args.output, exist_ok=True)
+    written = {}
+    for label in np.unique(labels):
+        name = f"{stem}_unseen.ply" if label < 0 else f"{stem}_label_{int(label)}.ply"
+        chosen = labels == label
+        write_gaussians(os.path.join(args.output, name), gaussians.subset(chosen))
+        written[name] = int(chosen.sum())
+    _print_json({"folder": args.output, "files": written})
+    return 0
+
+
+def _read_label_images(folder):
+    """{stem: int array} for every image in ``folder`` (label maps as stored; binary {0,255} -> {0,1})."""
+    from .core.masks import read_label_image
+
+    found = {}
+    for root, _dirs, files in os.walk(folder):
+        for name in sorted(files):
+            if name.lower().endswith((".png", ".tif", ".tiff", ".bmp")) and "_colour" not in name \
+                    and "_overlay" not in name:
+                path = os.path.join(root, name)
+                found[os.path.splitext(name)[0]] = read_label_image(path)
+    return found
+
+
+def cmd_eval(args):
+    from .core.metrics import segmentation_metrics
+
+    if not os.path.isdir(args.predictions):
+        raise BadInputError(f"{args.predictions}: no such folder")
+    if not os.path.isdir(args.truth):
+        raise BadInputError(f"{args.truth}: no such folder")
+    predictions = _read_label_images(args.predictions)
+    truths = _read_label_images(args.truth)
+    common = sorted(set(predictions) & set(truths))
+    if not common:
+        raise BadInputError(f"{args.predictions}: no image shares a file stem with {args.truth}")
+    for stem in common:
+        if predictions[stem].shape != truths[stem].shape:
+            raise BadInputError(f"{args.predictions}/{stem}: size {predictions[stem].shape} differs from the "
+                                f"ground truth {truths[stem].shape}")
+    result = segmentation_metrics([predictions[s] for s in common], [truths[s] for s in common],
+                                  ignore_label=args.ignore_label)
+    result["views"] = len(common)
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"views {len(common)}  mIoU {result['miou']:.4f}  mIoU+bg {result['miou_with_background']:.4f}  "
+              f"mAcc {result['macc']:.4f}")
+        for label, iou in result["per_label"].items():
+            print(f"  label {label}: IoU {iou:.4f}")
+    return 0
+
+
+def cmd_demo(args):
+    from .demo import run_demo
+
+    summary = run_demo(args.output, backend=args.backend, progress=Progress("demo"))
+    _print_json(summary)
+    return 0
+
+
+# ----- parser
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="gsseg", description="Lift 2D object masks onto a 3D Gaussian "
+                                     "Splatting scene (FlashSplat's optimal closed form) and edit it by label.")
+    parser.add_argument("--version", action="version", version=f"gsseg {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("info", help="describe a splat file")
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("segment", help="lift masks onto a scene: writes OUT.ply with gsseg_label and OUT.gsseg.npz")
+    p.add_argument("scene", help="splat file (.ply, .compressed.ply, .splat, .spz)")
+    p.add_argument("--cameras", required=True, help="cameras.json, COLMAP sparse folder or transforms.json")
+    p.add_argument("--masks", required=True, help="folder of mask images, matched to cameras by name")
+    p.add_argument("-o", "--output", required=True, help="output .ply")
+    p.add_argument("--gamma", type=float, default=0.0, help="background bias in [-1, 1] (default 0)")
+    p.add_argument("--target", type=int, help="binary mode: this label is foreground, all others background")
+    p.add_argument("--scale", type=float, default=1.0, help="working resolution scale (default 1)")
+    p.add_argument("--every", type=int, default=1, help="use every K-th camera in image-name order")
+    p.add_argument("--backend", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--memory-budget", type=float, metavar="MB", help="refuse above this (default: RAM / 4)")
+    p.add_argument("--ignore-label", type=int, help="mask value that counts for nothing")
+    p.add_argument("--report", help="write a JSON report here")
+    p.set_defaults(func=cmd_segment)
+
+    p = sub.add_parser("relabel", help="re-solve labels for a new gamma from the sidecar (no new pass)")
+    p.add_argument("scene")
+    p.add_argument("--gamma", type=float, required=True)
+    p.add_argument("-o", "--output", help="output .ply (default: overwrite the input)")
+    p.set_defaults(func=cmd_relabel)
+
+    p = sub.add_parser("render-masks", help="render label masks (and colour) at any cameras")
+    p.add_argument("scene")
+    p.add_argument("--cameras", required=True)
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument("--scale", type=float, default=1.0)
+    p.add_argument("--colour", "--color", action="store_true", help="also write <stem>_colour.png")
+    p.add_argument("--overlay", metavar="MASK_DIR", help="write the given masks over the colour render")
+    p.add_argument("--level", type=int, help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_render_masks)
+
+    for name, keep in (("remove", False), ("extract", True)):
+        p = sub.add_parser(name, help=("drop" if not keep else "keep only") + " the Gaussians of some labels")
+        p.add_argument("scene")
+        p.add_argument("--labels", type=int, nargs="+", required=True)
+        p.add_argument("-o", "--output", required=True)
+        p.add_argument("--gamma", type=float, help="select members at this bias (needs the sidecar)")
+        if not keep:
+            p.add_argument("--drop-unseen", action="store_true", help="also drop Gaussians no view saw")
+        else:
+            p.set_defaults(drop_unseen=False)
+        p.set_defaults(func=cmd_remove if not keep else cmd_extract)
+
+    p = sub.add_parser("split", help="write one PLY per label (and the unseen ones)")
+    p.add_argument("scene")
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.set_defaults(func=cmd_split)
+
+    p = sub.add_parser("eval", help="compare predicted label images with ground truth")
+    p.add_argument("predictions")
+    p.add_argument("truth")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--ignore-label", type=int)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("demo", help="run the whole job on a bundled scene and write a contact sheet")
+    p.add_argument("-o", "--output", default="gsseg-demo", help="output folder (default ./gsseg-demo)")
+    p.add_argument("--backend", choices=("auto", "cpu", "cuda"), default="auto")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    sys.stderr.write(f"gsseg: warning: {message}\n")
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    warnings.showwarning = _show_warning
+    try:
+        return args.func(args)
+    except GssegError as error:
+        sys.stderr.write(f"gsseg: error: {error}\n")
+        return error.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("gsseg: cancelled\n")
+        return 130
+    except MemoryError:
+        sys.stderr.write("gsseg: error: out of memory (lower --scale or use fewer labels)\n")
+        return 3
+    except OSError as error:
+        sys.stderr.write(f"gsseg: error: {error.filename or ''}: {error.strerror or error}\n")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""The gsseg command line end to end, on a scene written by the test, plus its bad-input behaviour."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from blender_gsseg.cli import main
+from blender_gsseg.core.accumulate import Accumulation, sidecar_path
+from blender_gsseg.core.cameras import write_cameras_json
+from blender_gsseg.core.gaussians import read_gaussians, write_gaussians
+from blender_gsseg.core.synthetic import make_scene
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    scene = make_scene(n_spheres=3, points_per_unit_area=500, n_cameras=16, width=128, height=96, seed=3)
+    lift, held = scene.cameras[0::2], scene.cameras[1::2]
+    write_gaussians(root / "scene.ply", scene.gaussians)
+    write_cameras_json(root / "lift.json", lift)
+    write_cameras_json(root / "held.json", held)
+    for folder, cameras in (("masks", lift), ("truth", held)):
+        (root / folder).mkdir()
+        for camera in cameras:
+            Image.fromarray(scene.mask(camera).astype(np.uint8)).save(root / folder / f"{camera.image_name}.png")
+    return root, scene
+
+
+def run(*args):
+    return main([str(a) for a in args])
+
+
+def test_segment_render_eval_round_trip(workspace, capsys):
+    root, scene = workspace
+    out = root / "labeled.ply"
+    assert run("segment", root / "scene.ply", "--cameras", root / "lift.json", "--masks", root / "masks",
+               "-o", out, "--report", root / "report.json", "--backend", "cpu") == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["views"] == 8 and summary["n_gaussians"] == len(scene.gaussians)
+
+    labeled = read_gaussians(out)
+    source = read_gaussians(root / "scene.ply")
+    assert labeled.property_names == source.property_names + ["gsseg_label"]
+    for name in source.property_names:  # input properties unchanged, bit for bit
+        assert labeled.vertex[name].tobytes() == source.vertex[name].tobytes()
+    labels = labeled.vertex["gsseg_label"]
+    assert labeled.property_types["gsseg_label"] == "int"
+    seen = labels >= 0
+    assert np.mean(labels[seen] == scene.labels[seen]) > 0.9
+    assert any(c.startswith("gsseg_label 1 name=") for c in labeled.comments)
+
+    accumulation = Accumulation.load(sidecar_path(out), len(labeled))
+    assert accumulation.label_ids.tolist() == [0, 1, 2, 3]
+    report = json.loads((root / "report.json").read_text())
+    assert report["unseen"] == int((~seen).sum())
+    assert sum(report["gaussians_per_label"].values()) == int(seen.sum())
+
+    assert run("render-masks", out, "--cameras", root / "held.json", "-o", root / "pred", "--colour") == 0
+    assert sorted(os.listdir(root / "pred"))[:2] == ["view_001.png", "view_001_colour.png"]
+    capsys.readouterr()
+    assert run("eval", root / "pred", root / "truth", "--json") == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["views"] == 8
+    assert metrics["miou"] > 0.75 and metrics["macc"] > 0.97
+
+
+def test_relabel_remove_extract_split(workspace, capsys):
+    root, _ = workspace
+    out = root / "labeled2.ply"
+    assert run("segment", root / "scene.ply", "--cameras", root / "lift.json", "--masks", root / "masks",
+               "-o", out, "--backend", "cpu") == 0
+    labeled = read_gaussians(out)
+    labels = labeled.vertex["gsseg_label"].copy()
+    shares_total = Accumulation.load(sidecar_path(out)).weights
+    shares = shares_total / np.maximum(shares_total.sum(0), 1e-30)
+
+    assert run("relabel", out, "--gamma", "0.5", "-o", root / "relabeled.ply") == 0
+    relabeled = read_gaussians(root / "relabeled.ply").vertex["gsseg_label"]
+    assert (relabeled > 0).sum() < (labels > 0).sum()
+    assert os.path.exists(sidecar_path(root / "relabeled.ply"))
+
+    assert run("remove", out, "--labels", 1, 3, "-o", root / "removed.ply") == 0
+    removed = read_gaussians(root / "removed.ply").vertex
+    assert len(removed) == int((~np.isin(labels, [1, 3])).sum())
+    assert not np.isin(removed["gsseg_label"], [1, 3]).any()
+
+    assert run("extract", out, "--labels", 2, "-o", root / "two.ply") == 0
+    assert len(read_gaussians(root / "two.ply")) == int((labels == 2).sum())
+
+    # with --gamma: every member of instance 1 at that bias (s_1 > (1 + gamma) / 2), halo included
+    assert run("remove", out, "--labels", 1, "--gamma", "-0.5", "-o", root / "halo.ply") == 0
+    members = (shares[1] > 0.25) & (labels >= 0)
+    assert len(read_gaussians(root / "halo.ply")) == len(labels) - int(members.sum())
+    assert members.sum() >= (labels == 1).sum()
+
+    assert run("split", out, "-o", root / "parts") == 0
+    files = sorted(os.listdir(root / "parts"))
+    assert files[:4] == ["labeled2_label_0.ply", "labeled2_label_1.ply", "labeled2_label_2.ply",
+                         "labeled2_label_3.ply"]
+    total = sum(len(read_gaussians(root / "parts" / f)) for f in files)
+    assert total == len(labels)
+
+
+def test_info_json(workspace, capsys):
+    root, scene = workspace
+    assert run("info", root / "scene.ply", "--json") == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["count"] == len(scene.gaussians) and info["sh_degree"] == 0
+    assert info["properties"][0] == {"name": "x", "type": "float"}
+
+
+def _assert_failed_cleanly(code, capsys, folder, expected_code=2, phrase=None):
+    assert code == expected_code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err and err[-1].startswith("gsseg: error:"), err
+    assert "Traceback" not in "\n".join(err)
+    if phrase:
+        assert phrase in err[-1]
+    assert not [f for f in os.listdir(folder) if f.startswith("out") or f.endswith(".part")]
+
+
+def test_bad_inputs_exit_2_and_write_nothing(workspace, tmp_path, capsys):
+    root, _ = workspace
+    common = ["--cameras", root / "lift.json", "--masks", root / "masks", "-o", tmp_path / "out.ply"]
+    # not a PLY
+    (tmp_path / "junk.ply").write_bytes(b"hello")
+    _assert_failed_cleanly(run("segment", tmp_path / "junk.ply", *common), capsys, tmp_path, phrase="junk.ply")
+    # a scene with 0 Gaussians
+    empty = read_gaussians(root / "scene.ply").subset(np.zeros(0, dtype=int))
+    write_gaussians(tmp_path / "empty.ply", empty)
+    _assert_failed_cleanly(run("segment", tmp_path / "empty.ply", *common), capsys, tmp_path, phrase="0 Gaussians")
+    # all-background masks
+    (tmp_path / "bg").mkdir()
+    for name in os.listdir(root / "masks"):
+        Image.fromarray(np.zeros((96, 128), np.uint8)).save(tmp_path / "bg" / name)
+    _assert_failed_cleanly(run("segment", root / "scene.ply", "--cameras", root / "lift.json", "--masks",
+                               tmp_path / "bg", "-o", tmp_path / "out.ply"), capsys, tmp_path,
+                           phrase="only background")
+    # over the memory budget: exit 3
+    _assert_failed_cleanly(run("segment", root / "scene.ply", *common, "--memory-budget", "1"), capsys, tmp_path,
+                           expected_code=3)
+    # cameras that see nothing
+    far = read_gaussians(root / "scene.ply")
+    far.vertex["z"] -= 1000
+    write_gaussians(tmp_path / "far.ply", far)
+    _assert_failed_cleanly(run("segment", tmp_path / "far.ply", *common), capsys, tmp_path, phrase="sees")
+    # a sidecar that does not match the PLY
+    assert run("segment", root / "scene.ply", *common[:4], "-o", tmp_path / "ok.ply", "--backend", "cpu") == 0
+    capsys.readouterr()
+    other = Accumulation(np.array([0, 1], np.int32), np.zeros((2, 5), np.float32))
+    other.save(sidecar_path(tmp_path / "ok.ply"))
+    _assert_failed_cleanly(run("relabel", tmp_path / "ok.ply", "--gamma", "0.1", "-o", tmp_path / "out.ply"),
+                           capsys, tmp_path, phrase="5 Gaussians")
+    # a label list on a file without labels
+    _assert_failed_cleanly(run("remove", root / "scene.ply", "--labels", "1", "-o", tmp_path / "out.ply"),
+                           capsys, tmp_path, phrase="gsseg_label")
+
+
+def test_cuda_requested_without_cuda_exits_4(workspace, tmp_path, capsys):
+    from blender_gsseg.core.accumulate import cuda_available
+
+    if cuda_available():
+        pytest.skip("a CUDA device is present")
+    root, _ = workspace
+    code = run("segment", root / "scene.ply", "--cameras", root / "lift.json", "--masks", root / "masks",
+               "-o", tmp_path / "out.ply", "--backend", "cuda")
+    _assert_failed_cleanly(code, capsys, tmp_path, expected_code=4)
+
+
+def test_console_entry_points():
+    version = subprocess.run([sys.executable, "-m", "blender_gsseg", "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.startswith("gsseg ")
+    helped = subprocess.run([sys.executable, "-m", "blender_gsseg", "segment", "--help"], capture_output=True,
+                            text=True)
+    assert helped.returncode == 0 and "--gamma" in helped.stdout
+    # importing the package must not import bpy
+    probe = subprocess.run([sys.executable, "-c", "import sys, blender_gsseg, blender_gsseg.cli, "
+                            "blender_gsseg.core.pipeline; print('bpy' in sys.modules)"],
+                           capture_output=True, text=True)
+    assert probe.stdout.strip() == "False"
