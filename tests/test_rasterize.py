@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from blender_gsseg.core import projection
-from blender_gsseg.core.accumulate import accumulate_weights
+from blender_gsseg.core import cpu_kernels
+from blender_gsseg.core.accumulate import CpuBackend, accumulate_weights
 from blender_gsseg.core.rasterize import iter_contributions
 from reference_raster import reference_weights
 from scenes import random_scene, rotated_camera, front_camera
@@ -49,15 +50,22 @@ def test_subset_render_matches_reference():
     assert fast[~include].sum() == 0
 
 
-def test_accumulation_sums_weights_per_label():
+CPU_PATHS = [pytest.param(False, id="numpy"),
+             pytest.param(True, id="numba", marks=pytest.mark.skipif(not cpu_kernels.available(),
+                                                                     reason="numba not installed"))]
+
+
+@pytest.mark.parametrize("use_numba", CPU_PATHS)
+@pytest.mark.parametrize("seed,camera", [(7, front_camera()), (8, rotated_camera(8))])
+def test_accumulation_sums_weights_per_label(use_numba, seed, camera):
     """A[e, i] = sum over pixels with label e of w_i(p), with ignored pixels counting for nothing."""
-    scene = random_scene(7)
-    camera = front_camera()
+    scene = random_scene(seed)
     projected = project(scene, camera)
     reference, _ = reference_weights(projected)
     rng = np.random.default_rng(0)
     index_map = rng.integers(-1, 3, (camera.height, camera.width)).astype(np.int32)
-    acc = accumulate_weights(scene, [camera, camera], [index_map, index_map], [0, 4, 9], backend="cpu")
+    acc = accumulate_weights(scene, [camera, camera], [index_map, index_map], [0, 4, 9],
+                             backend=CpuBackend(use_numba=use_numba))
     assert acc.weights.shape == (3, len(scene))
     for e in range(3):
         expected = 2 * reference[:, index_map == e].sum(axis=1)

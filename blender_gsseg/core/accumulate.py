@@ -12,7 +12,7 @@ import numpy as np
 
 from . import projection
 from .errors import BadInputError, CancelledError, MemoryBudgetError
-from .rasterize import DEFAULT_CHUNK_ENTRIES, iter_contributions
+from .rasterize import DEFAULT_CHUNK_ENTRIES, iter_contributions, sorted_tile_pairs
 
 SIDECAR_SUFFIX = ".gsseg.npz"
 DENSE_FORMAT_VERSION = 1
@@ -82,31 +82,53 @@ def estimate_memory(n_gaussians, n_labels, max_view_pixels, chunk_entries=DEFAUL
 
 
 class CpuBackend:
+    """The CPU backend: numba's compiled per-pixel walk when numba is installed, else the numpy path."""
+
     name = "cpu"
 
-    def __init__(self, chunk_entries=DEFAULT_CHUNK_ENTRIES):
+    def __init__(self, chunk_entries=DEFAULT_CHUNK_ENTRIES, use_numba=None):
+        from . import cpu_kernels
+
         self.chunk_entries = chunk_entries
+        self.use_numba = cpu_kernels.available() if use_numba is None else use_numba
+        if self.use_numba and not cpu_kernels.available():
+            raise BadInputError("the compiled CPU path needs numba (pip install numba)")
+        self.flavour = "numba" if self.use_numba else "numpy"
 
     def accumulate(self, gaussians, views, n_labels, progress=None, cancel=None):
+        from . import cpu_kernels
+
         n = len(gaussians)
         covs = projection.covariances_3d(gaussians.scales, gaussians.rotations)
-        total = np.zeros(n_labels * n, dtype=np.float64)
+        if self.use_numba:
+            total = np.zeros((cpu_kernels.group_count(), n_labels, n), dtype=np.float64)
+        else:
+            total = np.zeros(n_labels * n, dtype=np.float64)
         for done, (camera, index_map) in enumerate(views):
             if cancel is not None and cancel():
                 raise CancelledError("cancelled")
             projected = projection.project_gaussians(gaussians.means, covs, gaussians.opacities, camera)
-            flat_labels = index_map.ravel()
-            keys, values = [], []
-            for gid, pixel, weight in iter_contributions(projected, pixel_mask=index_map >= 0,
-                                                         chunk_entries=self.chunk_entries):
-                keys.append(flat_labels[pixel].astype(np.int64) * n + gid)
-                values.append(weight)
-            if keys:
-                total += np.bincount(np.concatenate(keys), weights=np.concatenate(values),
-                                     minlength=n_labels * n)
+            if self.use_numba:
+                pair_ids, pair_tiles = sorted_tile_pairs(projected)
+                if len(pair_ids):
+                    cpu_kernels.accumulate_view(projected, index_map, n_labels, total, pair_ids, pair_tiles)
+            else:
+                self._accumulate_view_numpy(projected, index_map, n, n_labels, total)
             if progress is not None:
                 progress(done + 1, len(views))
+        if self.use_numba:
+            return total.sum(axis=0).astype(np.float32)
         return total.reshape(n_labels, n).astype(np.float32)
+
+    def _accumulate_view_numpy(self, projected, index_map, n, n_labels, total):
+        flat_labels = index_map.ravel()
+        keys, values = [], []
+        for gid, pixel, weight in iter_contributions(projected, pixel_mask=index_map >= 0,
+                                                     chunk_entries=self.chunk_entries):
+            keys.append(flat_labels[pixel].astype(np.int64) * n + gid)
+            values.append(weight)
+        if keys:
+            total += np.bincount(np.concatenate(keys), weights=np.concatenate(values), minlength=n_labels * n)
 
 
 def cuda_available():

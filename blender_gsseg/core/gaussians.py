@@ -23,8 +23,8 @@ REQUIRED_PROPERTIES = (
     "x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity",
     "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3",
 )
-# Number of f_rest_* properties for SH degree 0..3 (3 channels x ((d+1)^2 - 1) coefficients).
-REST_COUNT_TO_DEGREE = {0: 0, 9: 1, 24: 2, 45: 3}
+# Number of f_rest_* properties for SH degree 0..4 (degree 4 only from .spz) (3 channels x ((d+1)^2 - 1) coefficients).
+REST_COUNT_TO_DEGREE = {0: 0, 9: 1, 24: 2, 45: 3, 72: 4}
 
 # PLY type names -> numpy type codes (without byte order).
 PLY_TYPES = {

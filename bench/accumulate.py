@@ -1,0 +1,84 @@
+"""CPU accumulation benchmark: a 200k-Gaussian scene, 30 views at 640x480 (the engine issue's yardstick).
+
+Prints Gaussian-pixel alpha tests per second, seconds per view, the whole `gsseg segment` time and its peak RSS.
+Usage: python bench/accumulate.py [--gaussians 200000] [--views 30] [--width 640] [--height 480]
+"""
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+from PIL import Image
+
+from blender_gsseg.core import projection
+from blender_gsseg.core.cameras import write_cameras_json
+from blender_gsseg.core.gaussians import write_gaussians
+from blender_gsseg.core.rasterize import iter_contributions
+from blender_gsseg.core.synthetic import make_scene
+
+
+def scene_for(n_gaussians, views, width, height):
+    # make_scene's ground is 36 square units and holds most Gaussians: pick the density for the count asked.
+    scene = make_scene(n_spheres=6, points_per_unit_area=n_gaussians / 61.5, n_cameras=views, width=width,
+                       height=height, seed=1)
+    return scene
+
+
+def count_alpha_tests(scene):
+    """Gaussian-pixel pairs evaluated by the kernel rule (every pixel of every touched tile), one view."""
+    covs = projection.covariances_3d(scene.gaussians.scales, scene.gaussians.rotations)
+    projected = projection.project_gaussians(scene.gaussians.means, covs, scene.gaussians.opacities,
+                                             scene.cameras[0])
+    tiles = ((projected.tile_max - projected.tile_min).prod(axis=1) * projected.visible).sum()
+    contributions = sum(len(w) for _, _, w in iter_contributions(projected))
+    return int(tiles) * projection.TILE_SIZE ** 2, contributions
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--gaussians", type=int, default=200_000)
+    parser.add_argument("--views", type=int, default=30)
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--height", type=int, default=480)
+    args = parser.parse_args()
+
+    scene = scene_for(args.gaussians, args.views, args.width, args.height)
+    with tempfile.TemporaryDirectory() as folder:
+        write_gaussians(os.path.join(folder, "scene.ply"), scene.gaussians)
+        write_cameras_json(os.path.join(folder, "cameras.json"), scene.cameras)
+        os.makedirs(os.path.join(folder, "masks"))
+        for camera in scene.cameras:
+            Image.fromarray(scene.mask(camera).astype(np.uint8)).save(
+                os.path.join(folder, "masks", camera.image_name + ".png"))
+        tests, contributions = count_alpha_tests(scene)
+
+        start = time.perf_counter()
+        child = subprocess.run(
+            [sys.executable, "-m", "blender_gsseg", "segment", os.path.join(folder, "scene.ply"),
+             "--cameras", os.path.join(folder, "cameras.json"), "--masks", os.path.join(folder, "masks"),
+             "-o", os.path.join(folder, "out.ply"), "--backend", "cpu",
+             "--report", os.path.join(folder, "report.json")],
+            capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        if child.returncode:
+            sys.exit(child.stderr)
+        import json
+        report = json.load(open(os.path.join(folder, "report.json")))
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    accumulate = report["timings"]["accumulate_s"]
+    print(f"scene: {len(scene.gaussians)} Gaussians, {args.views} views at {args.width}x{args.height}")
+    print(f"kernel-rule alpha tests per view (every pixel of touched tiles): {tests:,}")
+    print(f"contributions per view (w > 0 after the alpha/T rules): {contributions:,}")
+    print(f"accumulate: {accumulate:.2f} s  ({accumulate / args.views:.3f} s/view, "
+          f"{tests * args.views / accumulate / 1e6:.0f} M kernel-rule tests/s)")
+    print(f"gsseg segment wall time: {wall:.2f} s   peak RSS: {peak_rss_mb:.0f} MB")
+    print("timings:", {k: round(v, 3) for k, v in report["timings"].items()})
+
+
+if __name__ == "__main__":
+    main()
