@@ -8,6 +8,7 @@ Definitions (shared by every command and the add-on):
 """
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -48,25 +49,35 @@ class Shares:
             weights = np.concatenate([np.zeros((1, weights.shape[1]), np.float32), weights])
         return cls(label_ids, weights * inverse, seen)
 
-    def solve(self, gamma=0.0):
-        """(labels int32 [N], confidence float32 [N]) at background bias ``gamma``."""
-        check_gamma(gamma)
+    @functools.cached_property
+    def _foreground_ranking(self):
+        """gamma only moves the background share, so the best and second-best foreground labels (and their
+        shares) are computed once; each solve is then a few O(N) comparisons."""
         shares = self.shares
-        best = shares[0] + np.float32(gamma)
-        best_index = np.zeros(shares.shape[1], dtype=np.int32)
-        best_share = shares[0].copy()
-        second = np.full(shares.shape[1], -np.inf, dtype=np.float32)
+        n = shares.shape[1]
+        best_index = np.zeros(n, dtype=np.int32)  # 0 = no foreground label at all
+        best = np.full(n, -1.0, dtype=np.float32)
+        second = np.zeros(n, dtype=np.float32)
         for index in range(1, len(shares)):
             row = shares[index]
             better = row > best  # strict: ties go to the smaller id
-            np.maximum(second, np.where(better, best_share, row), out=second)
-            best = np.where(better, row, best)
-            best_share = np.where(better, row, best_share)
+            np.maximum(second, np.where(better, best, row), out=second)
+            np.copyto(best, row, where=better)
             best_index[better] = index
-        labels = self.label_ids[best_index]
+        np.maximum(best, 0, out=best)
+        return best_index, best, second
+
+    def solve(self, gamma=0.0):
+        """(labels int32 [N], confidence float32 [N]) at background bias ``gamma``."""
+        check_gamma(gamma)
+        best_index, best, second = self._foreground_ranking
+        background = self.shares[0]
+        foreground_wins = best > background + np.float32(gamma)  # ties go to 0, the smaller id
+        labels = np.where(foreground_wins, self.label_ids[best_index], 0).astype(np.int32)
         labels[~self.seen] = UNSEEN
-        confidence = np.where(self.seen, best_share - np.maximum(second, 0), 0).astype(np.float32)
-        return labels.astype(np.int32), confidence
+        confidence = np.where(foreground_wins, best - np.maximum(background, second), background - best)
+        confidence[~self.seen] = 0
+        return labels, confidence.astype(np.float32)
 
     def members(self, label, gamma=0.0):
         """bool [N]: Gaussians that belong to instance ``label`` at bias ``gamma`` (s_t > (1 + gamma) / 2)."""
