@@ -16,6 +16,9 @@ from .rasterize import DEFAULT_CHUNK_ENTRIES, iter_contributions, sorted_tile_pa
 
 SIDECAR_SUFFIX = ".gsseg.npz"
 DENSE_FORMAT_VERSION = 1
+BOUNDED_FORMAT_VERSION = 2
+TOP_K = 16  # other labels kept per Gaussian in the bounded form
+LABELS_PER_PASS = 32  # labels accumulated per pass over the views in the bounded form
 
 
 @dataclasses.dataclass
@@ -29,6 +32,10 @@ class Accumulation:
     def n_gaussians(self):
         return self.weights.shape[1]
 
+    @property
+    def seen_any(self):
+        return bool(np.any(self.weights))
+
     def save(self, path):
         """Write the sidecar (.gsseg.npz) atomically."""
         from .fileio import atomic_output
@@ -40,28 +47,76 @@ class Accumulation:
 
     @classmethod
     def load(cls, path, n_gaussians=None):
-        """Read a sidecar; check its version and that it belongs to a scene of ``n_gaussians``."""
-        path = os.fspath(path)
-        if not os.path.isfile(path):
-            raise BadInputError(f"{path}: no sidecar accumulation found (run 'gsseg segment' first)")
-        try:
-            with np.load(path) as data:
-                version = int(data["format_version"])
-                count = int(data["n_gaussians"])
-                if version != DENSE_FORMAT_VERSION:
-                    raise BadInputError(f"{path}: unsupported sidecar format_version {version}")
-                label_ids = data["label_ids"].astype(np.int32)
-                weights = data["weights"].astype(np.float32)
-        except BadInputError:
-            raise
-        except Exception as error:  # zipfile, KeyError, ValueError: all mean a damaged sidecar
-            raise BadInputError(f"{path}: unreadable sidecar ({error})") from None
-        if weights.shape != (len(label_ids), count):
-            raise BadInputError(f"{path}: sidecar weights have shape {weights.shape}, expected "
-                                f"({len(label_ids)}, {count})")
-        if n_gaussians is not None and count != n_gaussians:
-            raise BadInputError(f"{path}: sidecar is for {count} Gaussians but the scene has {n_gaussians}")
-        return cls(label_ids, weights)
+        """Read a sidecar of either form (dense: this class; bounded: :class:`BoundedAccumulation`), checking
+        its version and that it belongs to a scene of ``n_gaussians``."""
+        return load_accumulation(path, n_gaussians)
+
+
+@dataclasses.dataclass
+class BoundedAccumulation:
+    """The bounded form for many labels: per Gaussian the total weight, the background share and the
+    ``TOP_K`` best other labels with their shares (label -1 in unused slots). At most 2 + 2 * 16 numbers per
+    Gaussian for any label count; the primary label is exact for any gamma and membership exact for
+    gamma > -0.88 (a share above 1/17 is always among the best 16)."""
+
+    label_ids: np.ndarray  # int32 [L]
+    total: np.ndarray  # float32 [N]
+    share_bg: np.ndarray  # float32 [N]
+    top_labels: np.ndarray  # int32 [K, N]
+    top_shares: np.ndarray  # float32 [K, N]
+
+    @property
+    def n_gaussians(self):
+        return len(self.total)
+
+    @property
+    def seen_any(self):
+        return bool(np.any(self.total))
+
+    def save(self, path):
+        from .fileio import atomic_output
+
+        with atomic_output(path) as handle:
+            np.savez(handle, format_version=np.int32(BOUNDED_FORMAT_VERSION),
+                     n_gaussians=np.int64(self.n_gaussians), label_ids=self.label_ids.astype(np.int32),
+                     total=self.total.astype(np.float32), share_bg=self.share_bg.astype(np.float32),
+                     top_labels=self.top_labels.astype(np.int32), top_shares=self.top_shares.astype(np.float32))
+
+
+def load_accumulation(path, n_gaussians=None):
+    """Read a sidecar of either form; a clear error for a missing, damaged or mismatched one."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise BadInputError(f"{path}: no sidecar accumulation found (run 'gsseg segment' first)")
+    try:
+        with np.load(path) as data:
+            version = int(data["format_version"])
+            count = int(data["n_gaussians"])
+            label_ids = data["label_ids"].astype(np.int32)
+            if version == DENSE_FORMAT_VERSION:
+                result = Accumulation(label_ids, data["weights"].astype(np.float32))
+                shapes = {"weights": (result.weights.shape, (len(label_ids), count))}
+            elif version == BOUNDED_FORMAT_VERSION:
+                result = BoundedAccumulation(label_ids, data["total"].astype(np.float32),
+                                             data["share_bg"].astype(np.float32),
+                                             data["top_labels"].astype(np.int32),
+                                             data["top_shares"].astype(np.float32))
+                k = result.top_labels.shape[0] if result.top_labels.ndim == 2 else -1
+                shapes = {"total": (result.total.shape, (count,)), "share_bg": (result.share_bg.shape, (count,)),
+                          "top_labels": (result.top_labels.shape, (k, count)),
+                          "top_shares": (result.top_shares.shape, (k, count))}
+            else:
+                raise BadInputError(f"{path}: unsupported sidecar format_version {version}")
+    except BadInputError:
+        raise
+    except Exception as error:  # zipfile, KeyError, ValueError: all mean a damaged sidecar
+        raise BadInputError(f"{path}: unreadable sidecar ({error})") from None
+    for name, (shape, expected) in shapes.items():
+        if shape != expected:
+            raise BadInputError(f"{path}: sidecar {name} has shape {shape}, expected {expected}")
+    if n_gaussians is not None and count != n_gaussians:
+        raise BadInputError(f"{path}: sidecar is for {count} Gaussians but the scene has {n_gaussians}")
+    return result
 
 
 def sidecar_path(ply_path):
@@ -155,27 +210,87 @@ def get_backend(name="auto"):
     raise BadInputError(f"unknown backend {name!r} (choose auto, cpu or cuda)")
 
 
-def accumulate_weights(gaussians, cameras, index_maps, label_ids, *, backend="auto", progress=None, cancel=None,
-                       memory_budget=None):
-    """Accumulate A over the views ``zip(cameras, index_maps)``; returns an :class:`Accumulation`.
+def estimate_bounded_memory(n_gaussians, n_labels, max_view_pixels, chunk_entries=DEFAULT_CHUNK_ENTRIES):
+    """Bytes the bounded form needs at its peak: the kept numbers, one pass of <= 32 labels and the merge."""
+    per_pass = min(n_labels, LABELS_PER_PASS)
+    kept = n_gaussians * (2 + 2 * TOP_K) * 4
+    merge = n_gaussians * (TOP_K + per_pass) * (4 + 4 + 8)  # candidate shares, labels, partition indices
+    return kept + merge + estimate_memory(n_gaussians, per_pass, max_view_pixels, chunk_entries)
 
-    ``memory_budget`` (bytes): refuse with :class:`MemoryBudgetError` before allocating when the estimate
-    exceeds it.
+
+def accumulate_weights(gaussians, cameras, index_maps, label_ids, *, backend="auto", progress=None, cancel=None,
+                       memory_budget=None, mode="auto"):
+    """Accumulate A over the views ``zip(cameras, index_maps)``.
+
+    Returns an :class:`Accumulation` (dense), or a :class:`BoundedAccumulation` when ``mode`` is "bounded",
+    or "auto" and the dense form would exceed ``memory_budget`` (bytes) while the bounded one fits. Refuses
+    with :class:`MemoryBudgetError` before allocating when neither fits.
     """
     label_ids = np.asarray(label_ids, dtype=np.int32)
     for camera, index_map in zip(cameras, index_maps):
         if index_map.shape != (camera.height, camera.width):
             raise ValueError(f"{camera.image_name}: label map {index_map.shape} does not match the camera "
                              f"{camera.height}x{camera.width}")
+    if mode not in ("auto", "dense", "bounded"):
+        raise ValueError(f"unknown accumulation mode {mode!r}")
+    max_pixels = max((c.width * c.height for c in cameras), default=0)
+    if mode == "auto":
+        dense_need = estimate_memory(len(gaussians), len(label_ids), max_pixels)
+        mode = "dense" if memory_budget is None or dense_need <= memory_budget else "bounded"
     if memory_budget is not None:
-        max_pixels = max((c.width * c.height for c in cameras), default=0)
-        need = estimate_memory(len(gaussians), len(label_ids), max_pixels)
+        estimate = estimate_memory if mode == "dense" else estimate_bounded_memory
+        need = estimate(len(gaussians), len(label_ids), max_pixels)
         if need > memory_budget:
             raise MemoryBudgetError(
                 f"accumulating {len(label_ids)} labels for {len(gaussians)} Gaussians needs about "
-                f"{need / 2**20:.0f} MB, over the memory budget of {memory_budget / 2**20:.0f} MB "
-                f"(raise --memory-budget or use fewer labels)")
+                f"{need / 2**20:.0f} MB ({mode} form), over the memory budget of {memory_budget / 2**20:.0f} MB "
+                f"(raise --memory-budget or lower --scale)")
     if isinstance(backend, str):
         backend = get_backend(backend)
-    weights = backend.accumulate(gaussians, list(zip(cameras, index_maps)), len(label_ids), progress, cancel)
-    return Accumulation(label_ids, np.asarray(weights, dtype=np.float32))
+    views = list(zip(cameras, index_maps))
+    if mode == "dense":
+        weights = backend.accumulate(gaussians, views, len(label_ids), progress, cancel)
+        return Accumulation(label_ids, np.asarray(weights, dtype=np.float32))
+    return _accumulate_bounded(gaussians, views, label_ids, backend, progress, cancel)
+
+
+def _accumulate_bounded(gaussians, views, label_ids, backend, progress, cancel):
+    """At most 32 labels per pass; after each pass keep only the 16 best non-background labels."""
+    n = len(gaussians)
+    total = np.zeros(n, dtype=np.float64)
+    background = np.zeros(n, dtype=np.float64)
+    top_weights = np.zeros((0, n), dtype=np.float32)
+    top_labels = np.zeros((0, n), dtype=np.int32)
+    passes = range(0, len(label_ids), LABELS_PER_PASS)
+    for number, first in enumerate(passes):
+        last = min(first + LABELS_PER_PASS, len(label_ids))
+        # label index -> index within this pass, -1 for the others (and for ignored pixels: last slot)
+        lookup = np.full(len(label_ids) + 1, -1, dtype=np.int32)
+        lookup[first:last] = np.arange(last - first, dtype=np.int32)
+        pass_views = [(camera, lookup[index_map]) for camera, index_map in views]
+        pass_progress = None if progress is None else (
+            lambda done, count, number=number: progress(number * count + done, len(passes) * count))
+        weights = np.asarray(backend.accumulate(gaussians, pass_views, last - first, pass_progress, cancel),
+                             dtype=np.float32)
+        total += weights.sum(axis=0, dtype=np.float64)
+        ids = label_ids[first:last]
+        if ids[0] == 0:
+            background += weights[0]
+            weights, ids = weights[1:], ids[1:]
+        candidates = np.concatenate([top_weights, weights])
+        candidate_labels = np.concatenate([top_labels, np.broadcast_to(ids[:, None], weights.shape)])
+        if len(candidates) > TOP_K:
+            keep = np.argpartition(-candidates, TOP_K - 1, axis=0)[:TOP_K]
+            candidates = np.take_along_axis(candidates, keep, axis=0)
+            candidate_labels = np.take_along_axis(candidate_labels, keep, axis=0)
+        top_weights, top_labels = candidates, candidate_labels.astype(np.int32)
+    inverse = np.zeros(n, dtype=np.float64)
+    np.divide(1.0, total, out=inverse, where=total > 0)
+    top_shares = (top_weights * inverse).astype(np.float32)
+    top_labels = np.where(top_weights > 0, top_labels, -1).astype(np.int32)
+    if len(top_shares) < TOP_K:  # fewer labels than slots: pad, so the sidecar always holds [16, N]
+        pad = TOP_K - len(top_shares)
+        top_shares = np.concatenate([top_shares, np.zeros((pad, n), np.float32)])
+        top_labels = np.concatenate([top_labels, np.full((pad, n), -1, np.int32)])
+    return BoundedAccumulation(label_ids, total.astype(np.float32), (background * inverse).astype(np.float32),
+                               top_labels, top_shares)

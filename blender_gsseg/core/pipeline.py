@@ -109,7 +109,7 @@ def segment_scene(scene, cameras, masks_dir, *, gamma=0.0, target=None, scale=1.
         gaussians, used, label_index_maps(masks), masks.label_ids, backend=backend, progress=progress,
         cancel=cancel, memory_budget=default_memory_budget() if memory_budget is None else memory_budget)
     timings["accumulate_s"] = time.perf_counter() - start
-    if not np.any(accumulation.weights):
+    if not accumulation.seen_any:
         raise BadInputError(f"{masks_dir}: no camera sees any Gaussian of the scene (check the camera file "
                             f"and the scene's coordinate frame)")
 
@@ -124,6 +124,7 @@ def segment_scene(scene, cameras, masks_dir, *, gamma=0.0, target=None, scale=1.
         "scene": str(gaussians.path) if gaussians.path else None,
         "n_gaussians": len(gaussians),
         "backend": backend.name,
+        "accumulation_form": "dense" if isinstance(accumulation, Accumulation) else "bounded",
         "gamma": gamma,
         "target": target,
         "scale": scale,

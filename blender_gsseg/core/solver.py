@@ -17,63 +17,107 @@ from .errors import BadInputError
 UNSEEN = -1
 
 
+# In the bounded form only the 16 best non-background labels are kept; a share above 1/17 is always among
+# them, so membership (share > (1 + gamma) / 2) is exact only while (1 + gamma) / 2 >= 1/17.
+BOUNDED_MEMBERSHIP_MIN_GAMMA = -0.88
+
+
 @dataclasses.dataclass
 class Shares:
-    """Per-Gaussian shares, computed once from an accumulation; every re-solve for a new gamma reuses them."""
+    """Per-Gaussian shares, computed once from an accumulation; every re-solve for a new gamma reuses them.
 
-    label_ids: np.ndarray  # int32 [L], ascending
-    shares: np.ndarray  # float32 [L, N]; zero columns for unseen Gaussians
+    ``background`` is the background share; ``foreground`` [K, N] the other shares, one row per label of
+    ``label_ids[1:]`` (dense form) or, in the bounded form, the best K labels per Gaussian with their ids in
+    ``foreground_labels`` [K, N] (-1 in unused slots).
+    """
+
+    label_ids: np.ndarray  # int32 [L], ascending, label_ids[0] == 0
+    background: np.ndarray  # float32 [N]
+    foreground: np.ndarray  # float32 [K, N]
     seen: np.ndarray  # bool [N]
+    foreground_labels: np.ndarray = None  # int32 [K, N] in the bounded form
+    membership_min_gamma: float = -1.0  # below this, membership is not exact (bounded form)
+
+    @property
+    def bounded(self):
+        return self.foreground_labels is not None
 
     @classmethod
     def from_accumulation(cls, accumulation, target=None):
         """Scene mode, or binary mode with ``target`` as foreground and every other label as background."""
-        weights = accumulation.weights
         label_ids = np.asarray(accumulation.label_ids, dtype=np.int32)
+        if target is not None:
+            if target == 0:
+                raise BadInputError("--target 0: label 0 is the background")
+            if not np.any(label_ids == target):
+                raise BadInputError(f"--target {target}: no mask pixel has that label "
+                                    f"(labels present: {label_ids.tolist()[:20]})")
+        if hasattr(accumulation, "weights"):
+            shares = cls._dense(accumulation.weights, label_ids)
+        else:
+            seen = accumulation.total > 0
+            shares = cls(np.r_[np.int32(0), label_ids[label_ids != 0]].astype(np.int32),
+                         np.where(seen, accumulation.share_bg, 0).astype(np.float32),
+                         accumulation.top_shares, seen, accumulation.top_labels, BOUNDED_MEMBERSHIP_MIN_GAMMA)
+        if target is None:
+            return shares
+        foreground = shares.share_of(target)
+        return cls(np.array([0, target], dtype=np.int32), np.where(shares.seen, 1 - foreground, 0),
+                   foreground[None], shares.seen, None, shares.membership_min_gamma)
+
+    @classmethod
+    def _dense(cls, weights, label_ids):
         total = weights.sum(axis=0, dtype=np.float64).astype(np.float32)
         seen = total > 0
         inverse = np.zeros_like(total)
         np.divide(1.0, total, out=inverse, where=seen)
-        if target is not None:
-            where = np.flatnonzero(label_ids == target)
-            if len(where) == 0:
-                raise BadInputError(f"--target {target}: no mask pixel has that label "
-                                    f"(labels present: {label_ids.tolist()[:20]})")
-            if target == 0:
-                raise BadInputError("--target 0: label 0 is the background")
-            foreground = weights[where[0]] * inverse
-            return cls(np.array([0, target], dtype=np.int32), np.stack([1 - foreground, foreground]) * seen,
-                       seen)
         if len(label_ids) == 0 or label_ids[0] != 0:
             label_ids = np.r_[np.int32(0), label_ids].astype(np.int32)
             weights = np.concatenate([np.zeros((1, weights.shape[1]), np.float32), weights])
-        return cls(label_ids, weights * inverse, seen)
+        return cls(label_ids, weights[0] * inverse, weights[1:] * inverse, seen)
+
+    def share_of(self, label):
+        """float32 [N]: each Gaussian's share of ``label`` (bounded form: 0 where it is not among the best)."""
+        if label == 0:
+            return self.background
+        if not self.bounded:
+            where = np.flatnonzero(self.label_ids[1:] == label)
+            return self.foreground[where[0]] if len(where) else np.zeros_like(self.background)
+        return np.where(self.foreground_labels == label, self.foreground, 0).sum(axis=0, dtype=np.float32)
+
+    def _row_labels(self, row):
+        return self.foreground_labels[row] if self.bounded else self.label_ids[row + 1]
 
     @functools.cached_property
     def _foreground_ranking(self):
         """gamma only moves the background share, so the best and second-best foreground labels (and their
         shares) are computed once; each solve is then a few O(N) comparisons."""
-        shares = self.shares
-        n = shares.shape[1]
-        best_index = np.zeros(n, dtype=np.int32)  # 0 = no foreground label at all
+        n = len(self.background)
+        best_label = np.zeros(n, dtype=np.int32)  # 0 = no foreground label at all
         best = np.full(n, -1.0, dtype=np.float32)
         second = np.zeros(n, dtype=np.float32)
-        for index in range(1, len(shares)):
-            row = shares[index]
-            better = row > best  # strict: ties go to the smaller id
-            np.maximum(second, np.where(better, best, row), out=second)
+        big = np.iinfo(np.int32).max
+        for row_index, row in enumerate(self.foreground):
+            labels = self._row_labels(row_index)
+            if self.bounded:  # slots are unordered: ties go to the smaller id explicitly
+                valid = labels >= 0
+                better = valid & ((row > best) | ((row == best) & (labels < np.where(best_label > 0, best_label,
+                                                                                       big))))
+            else:  # rows ascend by id, so a strict comparison sends ties to the smaller id
+                better = row > best
+            np.maximum(second, np.where(better, best, np.where(labels >= 0, row, 0)), out=second)
             np.copyto(best, row, where=better)
-            best_index[better] = index
+            best_label = np.where(better, labels, best_label)
         np.maximum(best, 0, out=best)
-        return best_index, best, second
+        return best_label.astype(np.int32), best, second
 
     def solve(self, gamma=0.0):
         """(labels int32 [N], confidence float32 [N]) at background bias ``gamma``."""
         check_gamma(gamma)
-        best_index, best, second = self._foreground_ranking
-        background = self.shares[0]
-        foreground_wins = best > background + np.float32(gamma)  # ties go to 0, the smaller id
-        labels = np.where(foreground_wins, self.label_ids[best_index], 0).astype(np.int32)
+        best_label, best, second = self._foreground_ranking
+        background = self.background
+        foreground_wins = (best > background + np.float32(gamma)) & (best_label > 0)  # ties go to 0
+        labels = np.where(foreground_wins, best_label, 0).astype(np.int32)
         labels[~self.seen] = UNSEEN
         confidence = np.where(foreground_wins, best - np.maximum(background, second), background - best)
         confidence[~self.seen] = 0
@@ -82,10 +126,11 @@ class Shares:
     def members(self, label, gamma=0.0):
         """bool [N]: Gaussians that belong to instance ``label`` at bias ``gamma`` (s_t > (1 + gamma) / 2)."""
         check_gamma(gamma)
-        where = np.flatnonzero(self.label_ids == label)
-        if len(where) == 0:
-            return np.zeros(self.shares.shape[1], dtype=bool)
-        return self.seen & (self.shares[where[0]] > np.float32((1.0 + gamma) / 2.0))
+        if gamma <= self.membership_min_gamma and self.membership_min_gamma > -1.0:
+            raise BadInputError(f"--gamma {gamma}: membership below gamma {self.membership_min_gamma} needs the "
+                                f"dense accumulation (this one keeps the 16 best labels per Gaussian; "
+                                f"re-run segment with a larger --memory-budget)")
+        return self.seen & (self.share_of(label) > np.float32((1.0 + gamma) / 2.0))
 
 
 def check_gamma(gamma):
