@@ -106,11 +106,13 @@ def cmd_segment(args):
 
     _output_checks(args.output)
     memory_budget = None if args.memory_budget is None else int(args.memory_budget * 2**20)
-    result = segment_scene(args.scene, args.cameras, args.masks, gamma=args.gamma, target=args.target,
+    masks = args.masks[0] if len(args.masks) == 1 else args.masks
+    result = segment_scene(args.scene, args.cameras, masks, gamma=args.gamma, target=args.target,
                            scale=args.scale, every=args.every, backend=args.backend, memory_budget=memory_budget,
                            ignore_label=args.ignore_label, progress=Progress("accumulating"))
     start = time.perf_counter()
-    write_labeled(args.output, result.gaussians, result.accumulation)
+    write_labeled(args.output, result.gaussians, result.accumulation, result.coarse_accumulations,
+                  result.parents)
     result.report["timings"]["write_s"] = time.perf_counter() - start
     result.report["output"] = args.output
     if args.report:
@@ -125,21 +127,19 @@ def cmd_segment(args):
 def cmd_relabel(args):
     import shutil
 
-    from .core.accumulate import sidecar_path
     from .core.fileio import atomic_path
-    from .core.pipeline import LABEL_PROPERTY, load_shares, read_labeled, write_labeled
+    from .core.pipeline import read_labeled, relabel_scene, sidecar_paths, write_labeled
 
     gaussians = read_labeled(args.scene)
-    shares = load_shares(args.scene, gaussians)
-    labels, _ = shares.solve(args.gamma)
+    out, labels = relabel_scene(args.scene, gaussians, args.gamma)
     output = args.output or args.scene
     _output_checks(output)
-    write_labeled(output, gaussians.with_int_property(LABEL_PROPERTY, labels))
+    write_labeled(output, out)
     if os.path.abspath(output) != os.path.abspath(args.scene):
-        # The new file keeps the accumulation beside it, so it can be re-solved again.
-        shares_source, shares_target = sidecar_path(args.scene), sidecar_path(output)
-        with atomic_path(shares_target) as tmp:
-            shutil.copyfile(shares_source, tmp)
+        # The new file keeps the accumulations beside it, so it can be re-solved again.
+        for source, target in zip(sidecar_paths(args.scene, gaussians), sidecar_paths(output, gaussians)):
+            with atomic_path(target) as tmp:
+                shutil.copyfile(source, tmp)
     ids, counts = np.unique(labels, return_counts=True)
     _print_json({"gamma": args.gamma, "gaussians_per_label": {str(i): int(c) for i, c in zip(ids, counts)}})
     return 0
@@ -183,14 +183,12 @@ def overlay_labels(rgb, label_image, opacity=0.5):
 
 def cmd_render_masks(args):
     from .core.cameras import load_cameras
-    from .core.pipeline import read_labeled
+    from .core.pipeline import level_labels_of, read_labeled
     from .core.render import render_colour, render_label_mask
 
     gaussians = read_labeled(args.scene)
     cameras = [camera.scaled(args.scale) for camera in load_cameras(args.cameras)]
-    labels = np.asarray(gaussians.vertex["gsseg_label"], dtype=np.int32)
-    if args.level is not None:
-        raise BadInputError("--level needs a scene with gsseg_code levels (not supported yet)")
+    labels = level_labels_of(gaussians, args.level, args.scene)
     overlay_masks = None
     if args.overlay:
         from .core.masks import load_masks
@@ -223,7 +221,7 @@ def _select(args, keep):
     gaussians = read_labeled(args.scene)
     shares = load_shares(args.scene, gaussians) if args.gamma is not None else None
     picked = selection(gaussians, args.labels, shares=shares, gamma=args.gamma,
-                       include_unseen=args.drop_unseen if not keep else False)
+                       include_unseen=args.drop_unseen if not keep else False, level=args.level)
     if keep:
         chosen = picked
     else:
@@ -243,10 +241,10 @@ def cmd_extract(args):
 
 def cmd_split(args):
     from .core.gaussians import write_gaussians
-    from .core.pipeline import read_labeled
+    from .core.pipeline import level_labels_of, read_labeled
 
     gaussians = read_labeled(args.scene)
-    labels = np.asarray(gaussians.vertex["gsseg_label"])
+    labels = level_labels_of(gaussians, args.level, args.scene)
     stem = os.path.splitext(os.path.basename(args.scene))[0]
     os.makedirs(args.output, exist_ok=True)
     written = {}
@@ -327,7 +325,9 @@ def build_parser():
     p = sub.add_parser("segment", help="lift masks onto a scene: writes OUT.ply with gsseg_label and OUT.gsseg.npz")
     p.add_argument("scene", help="splat file (.ply, .compressed.ply, .splat, .spz)")
     p.add_argument("--cameras", required=True, help="cameras.json, COLMAP sparse folder or transforms.json")
-    p.add_argument("--masks", required=True, help="folder of mask images, matched to cameras by name")
+    p.add_argument("--masks", required=True, action="append",
+                   help="folder of mask images, matched to cameras by name; give it once per level, coarsest "
+                        "first, to pack hierarchical labels into gsseg_code")
     p.add_argument("-o", "--output", required=True, help="output .ply")
     p.add_argument("--gamma", type=float, default=0.0, help="background bias in [-1, 1] (default 0)")
     p.add_argument("--target", type=int, help="binary mode: this label is foreground, all others background")
@@ -352,7 +352,7 @@ def build_parser():
     p.add_argument("--scale", type=float, default=1.0)
     p.add_argument("--colour", "--color", action="store_true", help="also write <stem>_colour.png")
     p.add_argument("--overlay", metavar="MASK_DIR", help="write the given masks over the colour render")
-    p.add_argument("--level", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--level", type=int, help="render this level of gsseg_code (0 = coarsest)")
     p.set_defaults(func=cmd_render_masks)
 
     for name, keep in (("remove", False), ("extract", True)):
@@ -361,6 +361,8 @@ def build_parser():
         p.add_argument("--labels", type=int, nargs="+", required=True)
         p.add_argument("-o", "--output", required=True)
         p.add_argument("--gamma", type=float, help="select members at this bias (needs the sidecar)")
+        p.add_argument("--level", type=int, help="select by this level of gsseg_code (0 = coarsest; a coarse "
+                       "label takes all its parts)")
         if not keep:
             p.add_argument("--drop-unseen", action="store_true", help="also drop Gaussians no view saw")
         else:
@@ -370,6 +372,7 @@ def build_parser():
     p = sub.add_parser("split", help="write one PLY per label (and the unseen ones)")
     p.add_argument("scene")
     p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument("--level", type=int, help="split by this level of gsseg_code (0 = coarsest)")
     p.set_defaults(func=cmd_split)
 
     p = sub.add_parser("eval", help="compare predicted label images with ground truth")

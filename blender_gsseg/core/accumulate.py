@@ -36,14 +36,15 @@ class Accumulation:
     def seen_any(self):
         return bool(np.any(self.weights))
 
-    def save(self, path):
-        """Write the sidecar (.gsseg.npz) atomically."""
+    def save(self, path, extra=None):
+        """Write the sidecar (.gsseg.npz) atomically; ``extra`` arrays are stored beside the standard keys."""
         from .fileio import atomic_output
 
         with atomic_output(path) as handle:
             np.savez(handle, format_version=np.int32(DENSE_FORMAT_VERSION),
                      n_gaussians=np.int64(self.n_gaussians),
-                     label_ids=self.label_ids.astype(np.int32), weights=self.weights.astype(np.float32))
+                     label_ids=self.label_ids.astype(np.int32), weights=self.weights.astype(np.float32),
+                     **(extra or {}))
 
     @classmethod
     def load(cls, path, n_gaussians=None):
@@ -73,14 +74,15 @@ class BoundedAccumulation:
     def seen_any(self):
         return bool(np.any(self.total))
 
-    def save(self, path):
+    def save(self, path, extra=None):
         from .fileio import atomic_output
 
         with atomic_output(path) as handle:
             np.savez(handle, format_version=np.int32(BOUNDED_FORMAT_VERSION),
                      n_gaussians=np.int64(self.n_gaussians), label_ids=self.label_ids.astype(np.int32),
                      total=self.total.astype(np.float32), share_bg=self.share_bg.astype(np.float32),
-                     top_labels=self.top_labels.astype(np.int32), top_shares=self.top_shares.astype(np.float32))
+                     top_labels=self.top_labels.astype(np.int32), top_shares=self.top_shares.astype(np.float32),
+                     **(extra or {}))
 
 
 def load_accumulation(path, n_gaussians=None):

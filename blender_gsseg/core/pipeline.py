@@ -15,10 +15,12 @@ import warnings
 
 import numpy as np
 
-from .accumulate import Accumulation, accumulate_weights, get_backend, sidecar_path
+from .accumulate import (SIDECAR_SUFFIX, Accumulation, accumulate_weights, get_backend, load_accumulation,
+                         sidecar_path)
 from .cameras import load_cameras
 from .errors import BadInputError
 from .gaussians import read_gaussians, write_gaussians
+from .levels import CODE_PROPERTY, LAYOUT_COMMENT, CodeLayout, parent_labels, solve_within_parents
 from .masks import label_index_maps, load_masks
 from .solver import UNSEEN, Shares
 
@@ -32,8 +34,10 @@ class SegmentResult:
     gaussians: object  # the input scene plus the gsseg_label property and label comments
     labels: np.ndarray  # int32 [N]
     confidence: np.ndarray  # float32 [N]
-    accumulation: Accumulation
+    accumulation: Accumulation  # the finest level's
     report: dict
+    coarse_accumulations: list = dataclasses.field(default_factory=list)  # levels 0..L-2, multi-level only
+    parents: list = dataclasses.field(default_factory=list)  # per level: parent id per label id (None at 0)
 
 
 def default_memory_budget():
@@ -83,9 +87,13 @@ def select_views(cameras, every=1):
 
 
 def segment_scene(scene, cameras, masks_dir, *, gamma=0.0, target=None, scale=1.0, every=1, backend="auto",
-                  memory_budget=None, ignore_label=None, progress=None, cancel=None):
+                  memory_budget=None, ignore_label=None, progress=None, cancel=None, level_names=None):
     """Lift the masks in ``masks_dir`` onto ``scene`` (a path or :class:`Gaussians`) seen by ``cameras``
-    (a path or a list of :class:`Camera`). Returns a :class:`SegmentResult`; writes nothing."""
+    (a path or a list of :class:`Camera`). Returns a :class:`SegmentResult`; writes nothing.
+
+    ``masks_dir`` may be a list of folders, one per level, coarsest first: each finer level is lifted among the
+    Gaussians of each coarser label and the levels are packed into ``gsseg_code`` (see levels.py).
+    """
     timings = {}
     start = time.perf_counter()
     gaussians = read_gaussians(scene) if isinstance(scene, (str, os.PathLike)) else scene
@@ -95,40 +103,59 @@ def segment_scene(scene, cameras, masks_dir, *, gamma=0.0, target=None, scale=1.
         cameras = load_cameras(cameras)
     if not scale > 0:
         raise BadInputError(f"--scale {scale}: must be positive")
+    folders = [masks_dir] if isinstance(masks_dir, (str, os.PathLike)) else list(masks_dir)
+    if target is not None and len(folders) > 1:
+        raise BadInputError("--target (binary mode) takes a single --masks folder")
     views = select_views(cameras, every)
     sizes = [(round(scale * c.width), round(scale * c.height)) for c in views]
-    masks = load_masks(masks_dir, views, ignore_label=ignore_label, sizes=sizes)
-    if not np.any(masks.label_ids > 0):
-        raise BadInputError(f"{masks_dir}: the masks hold only background (label 0): nothing to segment")
-    used = [views[i].scaled(scale) for i in masks.camera_indices]
+    mask_sets = [load_masks(folder, views, ignore_label=ignore_label, sizes=sizes) for folder in folders]
+    for folder, masks in zip(folders, mask_sets):
+        if not np.any(masks.label_ids > 0):
+            raise BadInputError(f"{folder}: the masks hold only background (label 0): nothing to segment")
     timings["load_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
     backend = get_backend(backend) if isinstance(backend, str) else backend
-    accumulation = accumulate_weights(
-        gaussians, used, label_index_maps(masks), masks.label_ids, backend=backend, progress=progress,
-        cancel=cancel, memory_budget=default_memory_budget() if memory_budget is None else memory_budget)
+    budget = default_memory_budget() if memory_budget is None else memory_budget
+    accumulations, used_views = [], []
+    for level, (folder, masks) in enumerate(zip(folders, mask_sets)):
+        used = [views[i].scaled(scale) for i in masks.camera_indices]
+        level_progress = progress if progress is None or len(folders) == 1 else (
+            lambda done, total, level=level: progress(level * total + done, len(folders) * total))
+        accumulation = accumulate_weights(gaussians, used, label_index_maps(masks), masks.label_ids,
+                                          backend=backend, progress=level_progress, cancel=cancel,
+                                          memory_budget=budget)
+        if not accumulation.seen_any:
+            raise BadInputError(f"{folder}: no camera sees any Gaussian of the scene (check the camera file "
+                                f"and the scene's coordinate frame)")
+        accumulations.append(accumulation)
+        used_views.append(used)
     timings["accumulate_s"] = time.perf_counter() - start
-    if not accumulation.seen_any:
-        raise BadInputError(f"{masks_dir}: no camera sees any Gaussian of the scene (check the camera file "
-                            f"and the scene's coordinate frame)")
 
     start = time.perf_counter()
-    shares = Shares.from_accumulation(accumulation, target)
-    labels, confidence = shares.solve(gamma)
+    parents = [None] + [_parents_between(mask_sets[k], mask_sets[k - 1]) for k in range(1, len(folders))]
+    level_labels, confidence = solve_levels(accumulations, parents, gamma, target)
+    labels = level_labels[-1]
     timings["solve_s"] = time.perf_counter() - start
 
-    out = with_labels(gaussians, labels, shares.label_ids)
+    finest = Shares.from_accumulation(accumulations[-1], target)
+    out = with_labels(gaussians, labels, finest.label_ids)
+    layout = None
+    if len(folders) > 1:
+        names = level_names or [os.path.basename(os.path.normpath(os.fspath(f))) for f in folders]
+        layout = CodeLayout.for_levels(names, [int(m.label_ids.max()) for m in mask_sets])
+        out = with_code(out, layout.pack(level_labels), layout)
     ids, counts = np.unique(labels, return_counts=True)
+    masks = mask_sets[-1]
     report = {
         "scene": str(gaussians.path) if gaussians.path else None,
         "n_gaussians": len(gaussians),
         "backend": backend.name,
-        "accumulation_form": "dense" if isinstance(accumulation, Accumulation) else "bounded",
+        "accumulation_form": "dense" if isinstance(accumulations[-1], Accumulation) else "bounded",
         "gamma": gamma,
         "target": target,
         "scale": scale,
-        "views_used": [camera.image_name for camera in used],
+        "views_used": [camera.image_name for camera in used_views[-1]],
         "cameras_without_mask": [c.image_name for i, c in enumerate(views) if i not in set(masks.camera_indices)],
         "masks_without_camera": list(masks.unmatched_masks),
         "label_ids": [int(x) for x in masks.label_ids],
@@ -137,7 +164,48 @@ def segment_scene(scene, cameras, masks_dir, *, gamma=0.0, target=None, scale=1.
         "color_map": dict(masks.color_map or {}),
         "timings": timings,
     }
-    return SegmentResult(out, labels, confidence, accumulation, report)
+    if layout is not None:
+        report["code_layout"] = {"levels": layout.names, "bits": layout.bits}
+        report["levels"] = [{"name": name, "label_ids": [int(x) for x in m.label_ids],
+                             "parents": None if p is None else {str(int(i)): int(q) for i, q in
+                                                                 zip(m.label_ids, p)}}
+                            for name, m, p in zip(layout.names, mask_sets, parents)]
+    return SegmentResult(out, labels, confidence, accumulations[-1], report, accumulations[:-1], parents)
+
+
+def _parents_between(fine, coarse):
+    """Parent (coarse label) of each fine label, from the views both mask sets share."""
+    common = sorted(set(fine.camera_indices) & set(coarse.camera_indices))
+    if not common:
+        raise BadInputError("the mask folders of two levels share no view")
+    fine_maps = [fine.label_maps[fine.camera_indices.index(i)] for i in common]
+    coarse_maps = [coarse.label_maps[coarse.camera_indices.index(i)] for i in common]
+    return parent_labels(fine_maps, coarse_maps, fine.label_ids)
+
+
+def solve_levels(accumulations, parents, gamma=0.0, target=None):
+    """Labels per level (coarsest first) and the finest level's confidence."""
+    shares = Shares.from_accumulation(accumulations[0], target)
+    labels, confidence = shares.solve(gamma)
+    level_labels = [labels]
+    for accumulation, parent in zip(accumulations[1:], parents[1:]):
+        fine = Shares.from_accumulation(accumulation)
+        fine_parents = _align_parents(parent, accumulation.label_ids, fine.label_ids)
+        level_labels.append(solve_within_parents(fine, fine_parents, level_labels[-1], gamma))
+        confidence = fine.solve(gamma)[1]
+    return level_labels, confidence
+
+
+def _align_parents(parents, accumulation_ids, share_ids):
+    """Parents indexed like ``share_ids`` (Shares may prepend background 0)."""
+    lookup = dict(zip(np.asarray(accumulation_ids).tolist(), np.asarray(parents).tolist()))
+    return np.array([lookup.get(int(i), 0) for i in share_ids], dtype=np.int32)
+
+
+def with_code(gaussians, codes, layout):
+    """The scene with int32 ``gsseg_code`` and its layout comment."""
+    return gaussians.with_int_property(CODE_PROPERTY, codes).with_comments(
+        [layout.comment()], drop_prefix=LAYOUT_COMMENT + " ")
 
 
 def with_labels(gaussians, labels, label_ids):
@@ -149,18 +217,35 @@ def with_labels(gaussians, labels, label_ids):
         label_table_comments(label_ids, table), drop_prefix=LABEL_COMMENT + " ")
 
 
-def write_labeled(path, gaussians, accumulation=None):
-    """Write OUT.ply and, with an accumulation, OUT.gsseg.npz: both land, or neither does."""
-    sidecar = sidecar_path(path)
+def level_sidecar_path(path, level):
+    """OUT.ply -> OUT.level<k>.gsseg.npz: the accumulation of a coarser level of a multi-level run."""
+    base = os.fspath(path)
+    if base.lower().endswith(".ply"):
+        base = base[:-4]
+    return f"{base}.level{level}{SIDECAR_SUFFIX}"
+
+
+def write_labeled(path, gaussians, accumulation=None, coarse_accumulations=(), parents=()):
+    """Write OUT.ply and, with an accumulation, OUT.gsseg.npz (the finest level's), plus one sidecar per
+    coarser level of a multi-level run: all land, or none does."""
     if accumulation is None:
         write_gaussians(path, gaussians)
         return
-    accumulation.save(sidecar)
+    written = []
     try:
+        levels = list(coarse_accumulations) + [accumulation]
+        for level, level_accumulation in enumerate(levels):
+            target = sidecar_path(path) if level == len(levels) - 1 else level_sidecar_path(path, level)
+            extra = {}
+            if len(levels) > 1 and level > 0:
+                extra["parent_ids"] = np.asarray(parents[level], dtype=np.int32)
+            level_accumulation.save(target, extra=extra)
+            written.append(target)
         write_gaussians(path, gaussians)
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(sidecar)
+        for sidecar in written:
+            with contextlib.suppress(OSError):
+                os.unlink(sidecar)
         raise
 
 
@@ -173,20 +258,58 @@ def read_labeled(path):
 
 
 def load_shares(path, gaussians):
-    """Shares from the sidecar beside ``path``."""
-    return Shares.from_accumulation(Accumulation.load(sidecar_path(path), len(gaussians)))
+    """Shares of the finest level, from the sidecar beside ``path``."""
+    return Shares.from_accumulation(load_accumulation(sidecar_path(path), len(gaussians)))
 
 
-def selection(gaussians, labels_to_pick, *, shares=None, gamma=None, include_unseen=False):
+def sidecar_paths(path, gaussians):
+    """Every sidecar a labelled scene has: one per coarser level of a multi-level run, then the finest."""
+    layout = CodeLayout.from_comments(gaussians.comments, path)
+    levels = 1 if layout is None else len(layout.bits)
+    return [level_sidecar_path(path, k) for k in range(levels - 1)] + [sidecar_path(path)]
+
+
+def relabel_scene(path, gaussians, gamma):
+    """The scene re-solved at ``gamma`` from its sidecars: gsseg_label, and gsseg_code for multi-level scenes."""
+    paths = sidecar_paths(path, gaussians)
+    accumulations = [load_accumulation(p, len(gaussians)) for p in paths]
+    parents = [None]
+    for sidecar in paths[1:]:
+        with np.load(sidecar) as data:
+            if "parent_ids" not in data.files:
+                raise BadInputError(f"{sidecar}: no parent_ids for this level")
+            parents.append(data["parent_ids"].astype(np.int32))
+    level_labels, _ = solve_levels(accumulations, parents, gamma)
+    out = gaussians.with_int_property(LABEL_PROPERTY, level_labels[-1])
+    if len(paths) > 1:
+        layout = CodeLayout.from_comments(gaussians.comments, path)
+        out = out.with_int_property(CODE_PROPERTY, layout.pack(level_labels))
+    return out, level_labels[-1]
+
+
+def level_labels_of(gaussians, level, where="scene"):
+    """int32 labels of ``level`` (None: gsseg_label; else that level's field of gsseg_code)."""
+    if level is None:
+        return np.asarray(gaussians.vertex[LABEL_PROPERTY], dtype=np.int32)
+    layout = CodeLayout.from_comments(gaussians.comments, where)
+    if layout is None or CODE_PROPERTY not in gaussians.property_names:
+        raise BadInputError(f"{where}: --level needs a multi-level scene (gsseg_code and its layout comment)")
+    return layout.field(gaussians.vertex[CODE_PROPERTY], level)
+
+
+def selection(gaussians, labels_to_pick, *, shares=None, gamma=None, include_unseen=False, level=None):
     """bool [N]: the Gaussians a remove/extract picks.
 
-    Without ``gamma``: those whose ``gsseg_label`` is listed. With ``gamma`` (needs ``shares``): every member
-    of a listed instance at that bias. Unseen Gaussians are picked only with ``include_unseen``.
+    Without ``gamma``: those whose label (``gsseg_label``, or the field of ``level`` in ``gsseg_code``: a coarse
+    label picks all its parts) is listed. With ``gamma`` (needs ``shares``): every member of a listed instance
+    at that bias. Unseen Gaussians are picked only with ``include_unseen``.
     """
-    current = np.asarray(gaussians.vertex[LABEL_PROPERTY])
+    current = level_labels_of(gaussians, level, gaussians.path or "scene")
     if gamma is None:
         picked = np.isin(current, np.asarray(labels_to_pick, dtype=np.int64))
     else:
+        if level is not None:
+            raise BadInputError("--gamma and --level cannot be combined (membership is per finest-level label)")
         picked = np.zeros(len(gaussians), dtype=bool)
         for label in labels_to_pick:
             picked |= shares.members(int(label), gamma)

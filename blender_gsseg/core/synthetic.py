@@ -26,8 +26,19 @@ class SyntheticScene:
     radii: np.ndarray  # [K]
     cameras: list
 
-    def mask(self, camera):
-        """Exact label image for ``camera``: the first surface hit by the ray through each pixel centre."""
+    @property
+    def part_labels(self):
+        """Two-level truth: each sphere split into a lower (2k + 1) and an upper (2k + 2) half; ground 0."""
+        parts = np.zeros(len(self.labels), dtype=np.int32)
+        on_sphere = self.labels > 0
+        k = self.labels[on_sphere] - 1
+        upper = self.gaussians.means[on_sphere, 2] > self.centres[k, 2]
+        parts[on_sphere] = 2 * k + 1 + upper
+        return parts
+
+    def mask(self, camera, parts=False):
+        """Exact label image for ``camera``: the first surface hit by the ray through each pixel centre.
+        With ``parts``, sphere k's lower half is 2k + 1 and its upper half 2k + 2."""
         cam_to_world = np.linalg.inv(camera.world_to_camera)
         j, i = np.meshgrid(np.arange(camera.width) + 0.5, np.arange(camera.height) + 0.5)
         dirs_cam = np.stack([(j - camera.cx) / camera.fx, (i - camera.cy) / camera.fy, np.ones_like(j)], -1)
@@ -49,7 +60,11 @@ class SyntheticScene:
             t = -b - np.sqrt(np.maximum(disc, 0))
             closer = (disc > 0) & (t > 0) & (t < best)
             best[closer] = t[closer]
-            label[closer] = k + 1
+            if parts:
+                upper = origin[2] + t * dirs[..., 2] > centre[2]
+                label[closer] = (2 * k + 1 + upper)[closer]
+            else:
+                label[closer] = k + 1
         return label
 
 
