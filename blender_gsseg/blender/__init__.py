@@ -1,0 +1,20 @@
+"""The Blender layer of gsseg: operators, panels, properties and import/export glue (the only place that
+imports ``bpy``). It calls the core and holds no maths of its own.
+
+Only relative imports are used, so the same code runs as the ``blender_gsseg`` package (pip) and as the
+extension module ``bl_ext.<repository>.gsseg``.
+"""
+
+from . import ops, panels, props
+
+_MODULES = (props, ops, panels)
+
+
+def register():
+    for module in _MODULES:
+        module.register()
+
+
+def unregister():
+    for module in reversed(_MODULES):
+        module.unregister()

@@ -1,0 +1,162 @@
+"""Core cameras (OpenCV axes: x right, y down, z forward; pixel intrinsics) <-> Blender camera objects.
+
+A Blender camera looks down its local -Z with +Y up, so its axes are OpenCV's with y and z flipped:
+``matrix_world = camera_to_world_opencv @ diag(1, -1, -1, 1)``.
+
+Intrinsics: sensor fit HORIZONTAL with a 36 mm sensor, ``lens = fx * 36 / W``; the principal point becomes the
+lens shift (Blender shifts in units of the image width under horizontal fit):
+``shift_x = (W/2 - cx) / W`` and ``shift_y = (cy - H/2) * (fx/fy) / W``; fy != fx needs a non-square pixel
+aspect in the scene (``pixel_aspect_x : pixel_aspect_y = fy : fx``), which :func:`apply_render_settings` sets with
+the resolution. The exact intrinsics, the image size and name and the world-to-camera matrix are also kept as
+custom properties (``gsseg_*``) so nothing is lost to float32 matrices or to the render settings.
+"""
+
+import os
+
+import bpy
+import numpy as np
+from mathutils import Matrix
+
+from ..core.cameras import Camera, load_cameras
+
+SENSOR_WIDTH = 36.0
+AXES_FLIP = np.diag([1.0, -1.0, -1.0, 1.0])  # OpenCV camera axes <-> Blender camera axes (self-inverse)
+PROP_PREFIX = "gsseg_"
+INTRINSIC_KEYS = ("fx", "fy", "cx", "cy", "width", "height")
+# A stored world-to-camera matrix is used when the object's matrix still matches it within this.
+POSE_TOLERANCE = 1e-5
+
+
+def blender_matrix(camera):
+    """The Blender ``matrix_world`` (a Matrix) of a core camera."""
+    return Matrix((camera.camera_to_world @ AXES_FLIP).tolist())
+
+
+def world_to_camera_from_matrix(matrix_world):
+    """OpenCV world-to-camera 4x4 from a Blender camera's world matrix (scale in the matrix is removed)."""
+    c2w = np.array(matrix_world, dtype=np.float64)
+    rotation = c2w[:3, :3]
+    norms = np.linalg.norm(rotation, axis=0)
+    norms[norms == 0] = 1.0
+    c2w[:3, :3] = rotation / norms
+    c2w = c2w @ AXES_FLIP
+    w2c = np.eye(4)
+    w2c[:3, :3] = c2w[:3, :3].T
+    w2c[:3, 3] = -c2w[:3, :3].T @ c2w[:3, 3]
+    return w2c
+
+
+def lens_settings(camera):
+    """(lens mm, shift_x, shift_y, pixel_aspect_x, pixel_aspect_y) for a core camera."""
+    lens = camera.fx * SENSOR_WIDTH / camera.width
+    shift_x = (camera.width / 2.0 - camera.cx) / camera.width
+    shift_y = (camera.cy - camera.height / 2.0) * (camera.fx / camera.fy) / camera.width
+    ratio = camera.fy / camera.fx
+    return lens, shift_x, shift_y, max(ratio, 1.0), max(1.0 / ratio, 1.0)
+
+
+def configure_camera_object(obj, camera):
+    """Set pose, lens, shift and the gsseg_* custom properties of a camera object from a core camera."""
+    data = obj.data
+    lens, shift_x, shift_y, _, _ = lens_settings(camera)
+    data.sensor_fit = "HORIZONTAL"
+    data.sensor_width = SENSOR_WIDTH
+    data.lens_unit = "MILLIMETERS"
+    data.lens = lens
+    data.shift_x = shift_x
+    data.shift_y = shift_y
+    obj.matrix_world = blender_matrix(camera)
+    obj[PROP_PREFIX + "fx"] = float(camera.fx)
+    obj[PROP_PREFIX + "fy"] = float(camera.fy)
+    obj[PROP_PREFIX + "cx"] = float(camera.cx)
+    obj[PROP_PREFIX + "cy"] = float(camera.cy)
+    obj[PROP_PREFIX + "width"] = int(camera.width)
+    obj[PROP_PREFIX + "height"] = int(camera.height)
+    obj[PROP_PREFIX + "image_name"] = camera.image_name
+    obj[PROP_PREFIX + "world_to_camera"] = [float(v) for v in np.asarray(camera.world_to_camera).ravel()]
+
+
+def camera_object(camera, collection, name=None):
+    data = bpy.data.cameras.new(name or camera.image_name)
+    data.clip_start = 0.01
+    data.clip_end = 1000.0
+    obj = bpy.data.objects.new(name or os.path.splitext(os.path.basename(camera.image_name))[0] or "camera", data)
+    collection.objects.link(obj)
+    configure_camera_object(obj, camera)
+    return obj
+
+
+def import_cameras(context, path, collection_name=None):
+    """Load cameras with the core loader and add them as camera objects in a new collection (returned)."""
+    cameras = load_cameras(path)
+    if collection_name is None:
+        base = os.path.basename(os.path.normpath(path))
+        collection_name = f"gsseg cameras ({base})"
+    collection = bpy.data.collections.new(collection_name)
+    context.scene.collection.children.link(collection)
+    for camera in cameras:
+        camera_object(camera, collection)
+    return collection, cameras
+
+
+def has_exact_intrinsics(obj):
+    return all(PROP_PREFIX + key in obj for key in INTRINSIC_KEYS)
+
+
+def camera_from_object(obj, scene=None):
+    """A core Camera from a Blender camera object.
+
+    Intrinsics come from the gsseg_* custom properties when present, else from lens, sensor, shift and the
+    scene's resolution and pixel aspect. The pose comes from the stored world-to-camera matrix while the
+    object has not been moved, else from ``matrix_world``.
+    """
+    w2c = world_to_camera_from_matrix(obj.matrix_world)
+    stored = obj.get(PROP_PREFIX + "world_to_camera")
+    if stored is not None and len(stored) == 16:
+        exact = np.array(list(stored), dtype=np.float64).reshape(4, 4)
+        if np.abs(exact - w2c).max() <= POSE_TOLERANCE * max(1.0, np.abs(exact[:3, 3]).max()):
+            w2c = exact
+    name = obj.get(PROP_PREFIX + "image_name", obj.name)
+    if has_exact_intrinsics(obj):
+        values = {key: obj[PROP_PREFIX + key] for key in INTRINSIC_KEYS}
+        return Camera(w2c, float(values["fx"]), float(values["fy"]), float(values["cx"]), float(values["cy"]),
+                      int(values["width"]), int(values["height"]), str(name))
+    scene = scene or bpy.context.scene
+    render = scene.render
+    width = int(round(render.resolution_x * render.resolution_percentage / 100.0))
+    height = int(round(render.resolution_y * render.resolution_percentage / 100.0))
+    data = obj.data
+    if data.type != "PERSP":
+        raise ValueError(f"camera '{obj.name}' is not a perspective camera")
+    ycor = render.pixel_aspect_y / render.pixel_aspect_x
+    fit = data.sensor_fit
+    if fit == "AUTO":
+        fit = "HORIZONTAL" if width * render.pixel_aspect_x >= height * render.pixel_aspect_y else "VERTICAL"
+    sensor = data.sensor_height if fit == "VERTICAL" and data.sensor_fit != "AUTO" else data.sensor_width
+    viewfac = width if fit == "HORIZONTAL" else ycor * height
+    fx = data.lens / sensor * viewfac
+    fy = fx / ycor
+    cx = width / 2.0 - data.shift_x * viewfac
+    cy = height / 2.0 + data.shift_y * viewfac / ycor
+    return Camera(w2c, fx, fy, cx, cy, width, height, str(name))
+
+
+def cameras_in_collection(collection, scene=None):
+    """[(object, Camera)] for the camera objects of ``collection`` (and its children), sorted by image name."""
+    pairs = [(obj, camera_from_object(obj, scene)) for obj in collection.all_objects if obj.type == "CAMERA"]
+    pairs.sort(key=lambda pair: (pair[1].image_name, pair[0].name))
+    return pairs
+
+
+def apply_render_settings(scene, obj):
+    """Make ``obj`` the scene camera and set the resolution (100 %) and pixel aspect to its image's."""
+    camera = camera_from_object(obj, scene)
+    _, _, _, aspect_x, aspect_y = lens_settings(camera)
+    render = scene.render
+    render.resolution_x = camera.width
+    render.resolution_y = camera.height
+    render.resolution_percentage = 100
+    render.pixel_aspect_x = aspect_x
+    render.pixel_aspect_y = aspect_y
+    scene.camera = obj
+    return camera

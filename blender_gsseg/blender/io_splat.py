@@ -1,0 +1,329 @@
+"""Splat files <-> Blender mesh objects (vertices only, one POINT attribute per PLY vertex property).
+
+Import: the core reads the file into a :class:`Gaussians`; every vertex property becomes a POINT attribute of
+the same name (FLOAT for float32 and float64 -- float64 is rounded --, INT for the integer types; uint32 is
+stored bit for bit in the int32 attribute), x/y/z become the vertex positions. The header (property names,
+PLY types and order, comment/obj_info lines, the position of the vertex element) is kept as JSON in the
+object's custom property ``gsseg_header``; other PLY elements are kept as a small PLY file (zero vertices,
+base64 of zlib) in ``gsseg_elements``. Derived attributes for display: ``Col`` (FLOAT_COLOR: the base colour,
+converted from sRGB to Blender's scene-linear, and the opacity as alpha) and ``gsseg_radius`` (mean of the
+three scales).
+
+Export rebuilds the structured vertex array from the attributes in the stored order and types and writes it
+with the core writer (atomic), so unedited float32 and integer values come back bit for bit.
+
+Every bulk transfer is ``foreach_set``/``foreach_get`` on numpy buffers: no per-point Python.
+"""
+
+import base64
+import json
+import os
+import tempfile
+import zlib
+
+import bpy
+import numpy as np
+
+from ..core.accumulate import sidecar_path
+from ..core.errors import BadInputError
+from ..core.gaussians import PLY_TYPES, Gaussians, read_gaussians, write_gaussians
+from . import display
+
+HEADER_KEY = "gsseg_header"
+ELEMENTS_KEY = "gsseg_elements"
+SIDECAR_KEY = "gsseg_sidecar"
+HEADER_VERSION = 1
+POSITION_PROPERTIES = ("x", "y", "z")
+COLOR_ATTRIBUTE = "Col"
+RADIUS_ATTRIBUTE = "gsseg_radius"
+LABEL_ATTRIBUTE = "gsseg_label"
+CONFIDENCE_ATTRIBUTE = "gsseg_confidence"
+# Attributes we compute (never written back unless asked for).
+LABEL_COLOR_ATTRIBUTE = display.LABEL_COLOR_ATTRIBUTE
+DERIVED_ATTRIBUTES = (COLOR_ATTRIBUTE, RADIUS_ATTRIBUTE, CONFIDENCE_ATTRIBUTE, LABEL_COLOR_ATTRIBUTE)
+SPLAT_EXTENSIONS = (".ply", ".splat", ".spz")
+
+
+class SplatImportResult:
+    def __init__(self, obj, count, rounded, renamed, sidecar, seconds):
+        self.object = obj
+        self.count = count
+        self.rounded = rounded  # float64 properties stored as float32
+        self.renamed = renamed  # {property: attribute name} where the name was not free
+        self.sidecar = sidecar
+        self.seconds = seconds
+
+    def summary(self):
+        text = f"Imported {self.count:,} splats into '{self.object.name}' in {self.seconds:.2f} s"
+        if self.rounded:
+            text += f"; float64 rounded to float32: {', '.join(self.rounded)}"
+        if self.renamed:
+            text += "; renamed: " + ", ".join(f"{k} -> {v}" for k, v in self.renamed.items())
+        if self.sidecar:
+            text += f"; cached segmentation found: {os.path.basename(self.sidecar)}"
+        return text
+
+
+def srgb_to_linear(values):
+    """Splat colours are display (sRGB) values; Blender colour attributes are scene-linear."""
+    values = np.asarray(values, dtype=np.float32)
+    return np.where(values <= 0.04045, values / 12.92, ((values + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+def _attribute_kind(ply_type):
+    code = PLY_TYPES[ply_type]
+    return "FLOAT" if code[0] == "f" else "INT"
+
+
+# Rows per block when moving columns in or out of the structured vertex table: pulling one column at a time
+# out of a 1M x 62 table strides through all of it 62 times; block by block it stays in cache.
+BLOCK_ROWS = 1 << 12
+
+
+def _split_columns(vertex, columns):
+    """Contiguous attribute buffers (float32 for FLOAT, int32 for INT, uint32 stored bit for bit) for
+    ``columns`` = [(name, ply type, kind)] of the structured array ``vertex``."""
+    n = len(vertex)
+    buffers = [np.empty(n, dtype=np.float32 if kind == "FLOAT" else np.int32) for _, _, kind in columns]
+    targets = [buffer.view(np.uint32) if kind == "INT" and PLY_TYPES[ply_type] == "u4" else buffer
+               for buffer, (_, ply_type, kind) in zip(buffers, columns)]
+    for start in range(0, n, BLOCK_ROWS):
+        block = vertex[start:start + BLOCK_ROWS]
+        stop = start + len(block)
+        for target, (name, _, _) in zip(targets, columns):
+            target[start:stop] = block[name]
+    return buffers
+
+
+def _join_columns(vertex, columns, buffers):
+    """The inverse of :func:`_split_columns`: write the buffers into the structured array ``vertex``."""
+    sources = [buffer.view(np.uint32) if kind == "INT" and PLY_TYPES[ply_type] == "u4" else buffer
+               for buffer, (_, ply_type, kind) in zip(buffers, columns)]
+    n = len(vertex)
+    for start in range(0, n, BLOCK_ROWS):
+        block = vertex[start:start + BLOCK_ROWS]
+        stop = start + len(block)
+        for source, (name, _, _) in zip(sources, columns):
+            block[name] = source[start:stop]
+
+
+def _new_attribute(mesh, name, kind, fallback):
+    """Create a POINT attribute, preferring ``name``; returns it (its name may be the fallback)."""
+    if name not in mesh.attributes:
+        attribute = mesh.attributes.new(name, kind, "POINT")
+        if attribute is not None and attribute.name == name:
+            return attribute
+        if attribute is not None:
+            mesh.attributes.remove(attribute)
+    attribute = mesh.attributes.new(fallback, kind, "POINT")
+    if attribute is None:
+        raise BadInputError(f"cannot create attribute {fallback!r}")
+    return attribute
+
+
+def _encode_elements(gaussians):
+    """Other PLY elements as a zero-vertex PLY file (zlib, base64), or '' when there are none."""
+    if not gaussians.elements:
+        return ""
+    folder = tempfile.mkdtemp(prefix="gsseg-")
+    path = os.path.join(folder, "elements.ply")
+    try:
+        write_gaussians(path, gaussians.subset(np.zeros(len(gaussians), dtype=bool)))
+        with open(path, "rb") as handle:
+            data = handle.read()
+    finally:
+        _remove_tree(folder)
+    return base64.b64encode(zlib.compress(data, 6)).decode("ascii")
+
+
+def _decode_elements(text):
+    if not text:
+        return []
+    from ..core.gaussians import read_ply_elements, read_ply_header, PlyElementData
+
+    folder = tempfile.mkdtemp(prefix="gsseg-")
+    path = os.path.join(folder, "elements.ply")
+    try:
+        with open(path, "wb") as handle:
+            handle.write(zlib.decompress(base64.b64decode(text)))
+        header, data = read_ply_elements(path, read_ply_header(path))
+    finally:
+        _remove_tree(folder)
+    return [PlyElementData(name, props, data[name]) for name, _count, props in header.elements if name != "vertex"]
+
+
+def _remove_tree(folder):
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def header_of(obj):
+    """The stored header dict of a splat object, or None."""
+    text = obj.get(HEADER_KEY)
+    if not text:
+        return None
+    try:
+        header = json.loads(text)
+    except ValueError:
+        return None
+    return header if isinstance(header, dict) and "properties" in header else None
+
+
+def is_splat_object(obj):
+    return obj is not None and obj.type == "MESH" and header_of(obj) is not None
+
+
+def build_mesh(mesh, gaussians):
+    """Fill an empty mesh with the splats of ``gaussians``; returns (header dict, rounded, renamed)."""
+    n = len(gaussians)
+    mesh.vertices.add(n)
+    vertex = gaussians.vertex
+    mesh.attributes["position"].data.foreach_set("vector", np.ascontiguousarray(gaussians.means, dtype=np.float32)
+                                                 .ravel())
+    properties, rounded, renamed, columns = [], [], {}, []
+    for index, name in enumerate(vertex.dtype.names):
+        ply_type = gaussians.property_types[name]
+        if name in POSITION_PROPERTIES:
+            properties.append([name, ply_type, None])
+            if PLY_TYPES[ply_type] != "f4":
+                rounded.append(name)
+            continue
+        kind = _attribute_kind(ply_type)
+        attribute = _new_attribute(mesh, f"ply_{name}" if name in DERIVED_ATTRIBUTES else name, kind,
+                                   f"ply_property_{index}")
+        if attribute.name != name:
+            renamed[name] = attribute.name
+        if kind == "FLOAT" and PLY_TYPES[ply_type] != "f4":
+            rounded.append(name)
+        properties.append([name, ply_type, attribute.name])
+        columns.append((name, ply_type, kind, attribute.name))
+    buffers = _split_columns(vertex, [(name, ply_type, kind) for name, ply_type, kind, _ in columns])
+    attributes = {attribute.name: attribute for attribute in mesh.attributes}
+    for (_name, _ply_type, _kind, attribute_name), values in zip(columns, buffers):
+        attributes[attribute_name].data.foreach_set("value", values)
+    del buffers
+
+    colors = np.empty((n, 4), dtype=np.float32)
+    colors[:, :3] = srgb_to_linear(gaussians.base_colors)
+    colors[:, 3] = gaussians.opacities
+    color = mesh.color_attributes.new(COLOR_ATTRIBUTE, "FLOAT_COLOR", "POINT")
+    color.data.foreach_set("color", colors.ravel())
+    mesh.color_attributes.active_color_name = color.name
+    index = list(mesh.color_attributes).index(mesh.color_attributes[color.name])
+    mesh.color_attributes.render_color_index = index
+    radius = mesh.attributes.new(RADIUS_ATTRIBUTE, "FLOAT", "POINT")
+    radius.data.foreach_set("value", np.ascontiguousarray(gaussians.scales.mean(axis=1), dtype=np.float32))
+    header = {
+        "version": HEADER_VERSION,
+        "properties": properties,
+        "meta_lines": [list(line) for line in gaussians.meta_lines],
+        "vertex_position": gaussians.vertex_position,
+        "source_format": gaussians.source_format,
+    }
+    return header, rounded, renamed
+
+
+def import_splat(context, path, *, collection=None, name=None, display_points=True):
+    """Read a splat file and link a new mesh object for it; returns a :class:`SplatImportResult`."""
+    import time
+
+    start = time.perf_counter()
+    path = os.path.abspath(os.fspath(path))
+    gaussians = read_gaussians(path)
+    if name is None:
+        name = os.path.basename(path)
+        for ext in (".compressed.ply",) + SPLAT_EXTENSIONS:
+            if name.lower().endswith(ext):
+                name = name[:-len(ext)]
+                break
+    mesh = bpy.data.meshes.new(name)
+    header, rounded, renamed = build_mesh(mesh, gaussians)
+    header["source"] = path
+    obj = bpy.data.objects.new(name, mesh)
+    obj[HEADER_KEY] = json.dumps(header)
+    obj[ELEMENTS_KEY] = _encode_elements(gaussians)
+    sidecar = sidecar_path(path)
+    if os.path.isfile(sidecar):
+        obj[SIDECAR_KEY] = sidecar
+        obj.gsseg.accumulation_path = sidecar
+    else:
+        sidecar = None
+    (collection or context.collection).objects.link(obj)
+    if display_points:
+        display.add_point_display(obj)
+    mesh.update()
+    return SplatImportResult(obj, len(gaussians), rounded, renamed, sidecar, time.perf_counter() - start)
+
+
+def _point_selection(obj):
+    mesh = obj.data
+    attribute = mesh.attributes.get(".select_vert")
+    selection = np.zeros(len(mesh.vertices), dtype=bool)
+    if attribute is not None:
+        attribute.data.foreach_get("value", selection)
+    return selection
+
+
+def gaussians_from_object(obj, *, selected_only=False, include_label=False):
+    """Rebuild a :class:`Gaussians` from a splat object's attributes, in the stored property order and types."""
+    header = header_of(obj)
+    if header is None:
+        raise BadInputError(f"'{obj.name}' is not an imported Gaussian splat (no {HEADER_KEY} custom property)")
+    if obj.mode == "EDIT":
+        obj.update_from_editmode()
+    mesh = obj.data
+    n = len(mesh.vertices)
+    properties = [tuple(p) for p in header["properties"]]
+    names = [p[0] for p in properties]
+    if include_label and LABEL_ATTRIBUTE not in names and LABEL_ATTRIBUTE in mesh.attributes:
+        properties.append((LABEL_ATTRIBUTE, "int", LABEL_ATTRIBUTE))
+    dtype = np.dtype([(name, "<" + PLY_TYPES[ply_type]) for name, ply_type, _ in properties])
+    vertex = np.empty(n, dtype=dtype)
+    positions = np.empty(n * 3, dtype=np.float32)
+    mesh.attributes["position"].data.foreach_get("vector", positions)
+    positions = positions.reshape(n, 3)
+    attributes = {attribute.name: attribute for attribute in mesh.attributes}
+    columns, buffers, missing = [], [], []
+    for name, ply_type, attribute_name in properties:
+        if name in POSITION_PROPERTIES and attribute_name is None:
+            columns.append((name, ply_type, "FLOAT"))
+            buffers.append(np.ascontiguousarray(positions[:, POSITION_PROPERTIES.index(name)]))
+            continue
+        attribute = attributes.get(attribute_name)
+        kind = _attribute_kind(ply_type)
+        if attribute is None or attribute.domain != "POINT" or attribute.data_type != kind:
+            missing.append(attribute_name)
+            continue
+        buffer = np.empty(n, dtype=np.float32 if kind == "FLOAT" else np.int32)
+        attribute.data.foreach_get("value", buffer)
+        columns.append((name, ply_type, kind))
+        buffers.append(buffer)
+    if missing:
+        raise BadInputError(f"'{obj.name}': attributes missing or of another type: {', '.join(missing)} "
+                            f"(they hold PLY properties of the original file)")
+    _join_columns(vertex, columns, buffers)
+    del buffers
+    if selected_only:
+        vertex = vertex[_point_selection(obj)]
+    types = {name: ply_type for name, ply_type, _ in properties}
+    return Gaussians(vertex, property_types=types, meta_lines=[tuple(m) for m in header.get("meta_lines", [])],
+                     elements=_decode_elements(obj.get(ELEMENTS_KEY, "")),
+                     vertex_position=int(header.get("vertex_position", 0)), source_format="blender")
+
+
+def is_identity(matrix, tolerance=1e-6):
+    return all(abs(matrix[i][j] - (1.0 if i == j else 0.0)) <= tolerance for i in range(4) for j in range(4))
+
+
+def export_splat(obj, path, *, selected_only=False, include_label=False):
+    """Write a splat object to a binary little-endian PLY (atomic). Returns the number of splats written."""
+    if not is_identity(obj.matrix_world):
+        raise BadInputError(f"'{obj.name}' has a transform (location, rotation or scale, or a parent's): "
+                            f"exporting transformed splats (which needs rotated SH) is not supported yet; "
+                            f"clear the transform or apply it in another tool")
+    gaussians = gaussians_from_object(obj, selected_only=selected_only, include_label=include_label)
+    if selected_only and len(gaussians) == 0:
+        raise BadInputError(f"'{obj.name}': no points are selected (select some in edit mode)")
+    write_gaussians(path, gaussians)
+    return len(gaussians)

@@ -1,0 +1,393 @@
+"""Operators: import/export splats, import cameras, segment, re-solve, select/delete an instance."""
+
+import os
+import threading
+import warnings
+
+import bpy
+from bpy.props import BoolProperty, CollectionProperty, IntProperty, StringProperty
+from bpy_extras.io_utils import ExportHelper, ImportHelper
+
+from ..core.errors import CancelledError, GssegError
+from . import cameras as camera_io
+from . import io_splat, segment
+
+
+def _active_splat(context):
+    obj = context.active_object
+    return obj if io_splat.is_splat_object(obj) else None
+
+
+def _error_text(error):
+    return str(error) if isinstance(error, GssegError) else f"{type(error).__name__}: {error}"
+
+
+class GSSEG_OT_import_splat(bpy.types.Operator, ImportHelper):
+    """Import Gaussian splats (.ply, SuperSplat .compressed.ply, .splat, .spz) as a point mesh, every vertex
+    property kept as an attribute"""
+
+    bl_idname = "gsseg.import_splat"
+    bl_label = "Import Gaussian Splat"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filter_glob: StringProperty(default="*.ply;*.splat;*.spz", options={"HIDDEN"})
+    directory: StringProperty(subtype="DIR_PATH", options={"HIDDEN", "SKIP_SAVE"})
+    files: CollectionProperty(type=bpy.types.OperatorFileListElement, options={"HIDDEN", "SKIP_SAVE"})
+    display_points: BoolProperty(name="Show as Points", default=True,
+                                 description="Add the Geometry Nodes point display (viewport and Cycles)")
+
+    def invoke(self, context, event):
+        return self.invoke_popup(context)
+
+    def _paths(self):
+        if self.files and self.directory:
+            return [os.path.join(self.directory, f.name) for f in self.files if f.name]
+        return [self.filepath] if self.filepath else []
+
+    def execute(self, context):
+        paths = self._paths()
+        if not paths:
+            self.report({"ERROR"}, "No file given")
+            return {"CANCELLED"}
+        if context.view_layer.objects.active and context.view_layer.objects.active.mode != "OBJECT":
+            bpy.ops.object.mode_set(mode="OBJECT")
+        imported, failed = [], []
+        for path in paths:
+            try:
+                result = io_splat.import_splat(context, path, display_points=self.display_points)
+            except Exception as error:
+                failed.append(f"{os.path.basename(path)}: {_error_text(error)}")
+                continue
+            imported.append(result.object)
+            self.report({"INFO"}, result.summary())
+        if not imported:
+            self.report({"ERROR"}, "; ".join(failed))
+            return {"CANCELLED"}
+        for text in failed:  # the others are in: keep them (and the undo step)
+            self.report({"WARNING"}, text)
+        for obj in context.view_layer.objects:
+            obj.select_set(False)
+        for obj in imported:
+            obj.select_set(True)
+        context.view_layer.objects.active = imported[-1]
+        if context.scene.gsseg.splat_object is None:
+            context.scene.gsseg.splat_object = imported[-1]
+        return {"FINISHED"}
+
+
+class GSSEG_OT_export_splat(bpy.types.Operator, ExportHelper):
+    """Export the active splat object as a binary PLY with the properties, types, order and comments of the
+    file it came from"""
+
+    bl_idname = "gsseg.export_splat"
+    bl_label = "Export Gaussian Splat"
+    bl_options = {"REGISTER"}
+
+    filename_ext = ".ply"
+    filter_glob: StringProperty(default="*.ply", options={"HIDDEN"})
+    selected_only: BoolProperty(name="Selected Only", default=False,
+                                description="Write only the selected points (edit-mode selection)")
+    include_label: BoolProperty(name="Include gsseg_label", default=False,
+                                description="Add the segmentation label as an int vertex property")
+
+    @classmethod
+    def poll(cls, context):
+        return _active_splat(context) is not None
+
+    def execute(self, context):
+        obj = _active_splat(context)
+        try:
+            count = io_splat.export_splat(obj, self.filepath, selected_only=self.selected_only,
+                                          include_label=self.include_label)
+        except Exception as error:
+            self.report({"ERROR"}, _error_text(error))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Wrote {count:,} splats to {self.filepath}")
+        return {"FINISHED"}
+
+
+class GSSEG_OT_import_cameras(bpy.types.Operator, ImportHelper):
+    """Import cameras (INRIA cameras.json, COLMAP cameras/images .bin/.txt, transforms.json) as camera objects
+    in a new collection"""
+
+    bl_idname = "gsseg.import_cameras"
+    bl_label = "Import Splat Cameras"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filter_glob: StringProperty(default="*.json;*.bin;*.txt", options={"HIDDEN"})
+    collection_name: StringProperty(name="Collection", default="",
+                                    description="Name of the new collection (default: from the file name)")
+    set_resolution: BoolProperty(name="Set Render Size", default=True,
+                                 description="When all images share one size, make it the scene's render size "
+                                 "(the camera frames and lens shifts are drawn relative to it)")
+
+    def execute(self, context):
+        path = self.filepath
+        if not os.path.basename(path):  # a folder chosen in the file browser
+            path = os.path.dirname(path)
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                collection, cameras = camera_io.import_cameras(context, path, self.collection_name or None)
+        except Exception as error:
+            self.report({"ERROR"}, _error_text(error))
+            return {"CANCELLED"}
+        for warning in caught:  # e.g. COLMAP lens distortion ignored
+            self.report({"WARNING"}, str(warning.message))
+        context.scene.gsseg.camera_collection = collection
+        text = f"Imported {len(cameras)} cameras into '{collection.name}'"
+        sizes = {(c.width, c.height, c.fy / c.fx) for c in cameras}
+        if self.set_resolution and len(sizes) == 1 and collection.objects:
+            scene_camera = context.scene.camera
+            first = sorted(collection.objects, key=lambda o: o.name)[0]
+            camera = camera_io.apply_render_settings(context.scene, first)
+            if scene_camera is not None:
+                context.scene.camera = scene_camera
+            text += f"; render size {camera.width}x{camera.height}"
+        self.report({"INFO"}, text)
+        return {"FINISHED"}
+
+
+class GSSEG_OT_use_camera(bpy.types.Operator):
+    """Make the active camera the scene camera and set the render resolution and pixel aspect to its image's"""
+
+    bl_idname = "gsseg.use_camera"
+    bl_label = "Use Camera Image Size"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return context.active_object is not None and context.active_object.type == "CAMERA"
+
+    def execute(self, context):
+        camera = camera_io.apply_render_settings(context.scene, context.active_object)
+        self.report({"INFO"}, f"Render size {camera.width}x{camera.height}")
+        return {"FINISHED"}
+
+
+class GSSEG_OT_segment(bpy.types.Operator):
+    """Lift the 2D masks onto the splat: accumulate each Gaussian's weight per label over the cameras, then
+    solve for labels at the current gamma (Esc cancels)"""
+
+    bl_idname = "gsseg.segment"
+    bl_label = "Segment"
+    bl_options = {"REGISTER", "UNDO"}
+
+    _job = None
+    _thread = None
+    _timer = None
+
+    def _inputs(self, context):
+        settings = context.scene.gsseg
+        obj = settings.splat_object or _active_splat(context)
+        if obj is None:
+            raise GssegError("Choose a splat object (import one first)")
+        if settings.camera_collection is None:
+            raise GssegError("Choose the camera collection (import cameras first)")
+        return obj, dict(collection=settings.camera_collection, mask_dir=settings.mask_dir, scale=settings.scale,
+                         backend=settings.backend)
+
+    def _report_result(self, context, result):
+        obj = bpy.data.objects.get(result["object"])
+        if obj is not None:
+            obj.gsseg.display = "LABELS"
+        for text in result["warnings"]:
+            self.report({"WARNING"}, text)
+        self.report({"INFO"}, f"Segmented from {result['views']} views: {result['label_count']} labels, "
+                              f"{result['unseen']:,} points unseen")
+
+    def execute(self, context):
+        """Synchronous (scripts, and the redo panel)."""
+        window_manager = context.window_manager
+        try:
+            obj, inputs = self._inputs(context)
+            window_manager.progress_begin(0, 1)
+            try:
+                result = segment.segment(context, obj, **inputs,
+                                         progress=lambda done, total: window_manager.progress_update(
+                                             done / max(total, 1)))
+            finally:
+                window_manager.progress_end()
+        except Exception as error:
+            self.report({"ERROR"}, _error_text(error))
+            return {"CANCELLED"}
+        self._report_result(context, result)
+        return {"FINISHED"}
+
+    def invoke(self, context, event):
+        """Interactive: accumulate in a worker thread, progress in the status bar, Esc cancels."""
+        if context.window is None:
+            return self.execute(context)
+        try:
+            obj, inputs = self._inputs(context)
+            self._job = segment.SegmentJob.prepare(context, obj, **inputs)
+        except Exception as error:
+            self.report({"ERROR"}, _error_text(error))
+            return {"CANCELLED"}
+        self._thread = threading.Thread(target=self._job.run, name="gsseg-accumulate", daemon=True)
+        self._thread.start()
+        window_manager = context.window_manager
+        self._timer = window_manager.event_timer_add(0.2, window=context.window)
+        window_manager.progress_begin(0, 1)
+        window_manager.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def _end(self, context):
+        window_manager = context.window_manager
+        if self._timer is not None:
+            window_manager.event_timer_remove(self._timer)
+            self._timer = None
+        window_manager.progress_end()
+        if context.workspace is not None:
+            context.workspace.status_text_set(None)
+
+    def modal(self, context, event):
+        job = self._job
+        if event.type == "ESC" and event.value == "PRESS":
+            job.cancel_requested = True
+        if event.type != "TIMER":
+            return {"RUNNING_MODAL"} if event.type == "ESC" else {"PASS_THROUGH"}
+        context.window_manager.progress_update(job.done / max(job.total, 1))
+        if context.workspace is not None:
+            state = "cancelling" if job.cancel_requested else f"view {job.done}/{job.total}"
+            context.workspace.status_text_set(f"gsseg: accumulating masks, {state} (Esc to cancel)")
+        if self._thread.is_alive():
+            return {"RUNNING_MODAL"}
+        self._end(context)
+        try:
+            result = job.finish()
+        except CancelledError:
+            self.report({"WARNING"}, "Segmentation cancelled")
+            return {"CANCELLED"}
+        except Exception as error:
+            self.report({"ERROR"}, _error_text(error))
+            return {"CANCELLED"}
+        self._report_result(context, result)
+        return {"FINISHED"}
+
+    def cancel(self, context):
+        if self._job is not None:
+            self._job.cancel_requested = True
+        self._end(context)
+
+
+class GSSEG_OT_apply_gamma(bpy.types.Operator):
+    """Re-solve the labels of the active splat from its cached accumulation at its gamma"""
+
+    bl_idname = "gsseg.apply_gamma"
+    bl_label = "Re-solve Labels"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        obj = _active_splat(context)
+        return obj is not None and bool(obj.gsseg.accumulation_path)
+
+    def execute(self, context):
+        obj = _active_splat(context)
+        try:
+            labels, unseen = segment.apply_gamma(obj)
+        except Exception as error:
+            self.report({"ERROR"}, _error_text(error))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"{labels} labels at gamma {obj.gsseg.gamma:.3f}; {unseen:,} points unseen")
+        return {"FINISHED"}
+
+
+class _InstanceOperator:
+    label: IntProperty(name="Instance", default=-2, min=-2,
+                       description="Label of the instance (-2: the object's Instance setting)")
+
+    @classmethod
+    def poll(cls, context):
+        return _active_splat(context) is not None
+
+    def _label(self, obj):
+        return obj.gsseg.instance if self.label == -2 else self.label
+
+
+class GSSEG_OT_select_instance(_InstanceOperator, bpy.types.Operator):
+    """Select the points of one instance (by gsseg_label) for edit mode"""
+
+    bl_idname = "gsseg.select_instance"
+    bl_label = "Select Instance"
+    bl_options = {"REGISTER", "UNDO"}
+
+    extend: BoolProperty(name="Extend", default=False, description="Add to the current selection")
+
+    def execute(self, context):
+        obj = _active_splat(context)
+        label = self._label(obj)
+        try:
+            count = segment.select_instance(obj, label, self.extend)
+        except Exception as error:
+            self.report({"ERROR"}, _error_text(error))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Selected {count:,} points of instance {label}")
+        return {"FINISHED"}
+
+
+class GSSEG_OT_delete_instance(_InstanceOperator, bpy.types.Operator):
+    """Delete the points of one instance (by gsseg_label)"""
+
+    bl_idname = "gsseg.delete_instance"
+    bl_label = "Delete Instance"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        obj = _active_splat(context)
+        label = self._label(obj)
+        try:
+            count = segment.delete_instance(obj, label)
+        except Exception as error:
+            self.report({"ERROR"}, _error_text(error))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Deleted {count:,} points of instance {label}")
+        return {"FINISHED"}
+
+
+class GSSEG_FH_splat(bpy.types.FileHandler):
+    bl_idname = "GSSEG_FH_splat"
+    bl_label = "Gaussian Splat"
+    bl_import_operator = "gsseg.import_splat"
+    bl_file_extensions = ".ply;.splat;.spz"
+
+    @classmethod
+    def poll_drop(cls, context):
+        return context.area is not None and context.area.type == "VIEW_3D"
+
+
+CLASSES = (
+    GSSEG_OT_import_splat,
+    GSSEG_OT_export_splat,
+    GSSEG_OT_import_cameras,
+    GSSEG_OT_use_camera,
+    GSSEG_OT_segment,
+    GSSEG_OT_apply_gamma,
+    GSSEG_OT_select_instance,
+    GSSEG_OT_delete_instance,
+    GSSEG_FH_splat,
+)
+
+
+def menu_import(self, context):
+    self.layout.operator(GSSEG_OT_import_splat.bl_idname, text="Gaussian Splat (.ply/.splat/.spz)")
+    self.layout.operator(GSSEG_OT_import_cameras.bl_idname, text="Splat Cameras (cameras.json/COLMAP/transforms)")
+
+
+def menu_export(self, context):
+    self.layout.operator(GSSEG_OT_export_splat.bl_idname, text="Gaussian Splat (.ply)")
+
+
+def register():
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    bpy.types.TOPBAR_MT_file_import.append(menu_import)
+    bpy.types.TOPBAR_MT_file_export.append(menu_export)
+
+
+def unregister():
+    bpy.types.TOPBAR_MT_file_export.remove(menu_export)
+    bpy.types.TOPBAR_MT_file_import.remove(menu_import)
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)
