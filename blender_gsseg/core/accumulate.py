@@ -130,9 +130,13 @@ def sidecar_path(ply_path):
 
 
 def estimate_memory(n_gaussians, n_labels, max_view_pixels, chunk_entries=DEFAULT_CHUNK_ENTRIES):
-    """Bytes the CPU accumulation needs at its peak: A in float64 while summing, per-Gaussian projection
-    state, per-view contribution lists and the chunk temporaries."""
-    weights = n_gaussians * n_labels * (8 + 8 + 4)  # running float64 sum, one view's bincount, float32 result
+    """Bytes the CPU accumulation needs at its peak: A in float64 while summing (one slab per thread group on
+    the numba path, a running sum plus one view's bincount on the numpy path), the float32 result, per-Gaussian
+    projection state, per-view contribution lists and the chunk temporaries."""
+    from . import cpu_kernels
+
+    slabs = max(2, cpu_kernels.group_count()) if cpu_kernels.available() else 2
+    weights = n_gaussians * n_labels * (8 * slabs + 8 + 4)
     per_gaussian = n_gaussians * 120  # covariances, projected state, depth order
     contributions = max(max_view_pixels * 8, chunk_entries // 4) * 24
     return weights + per_gaussian + contributions + chunk_entries * 40

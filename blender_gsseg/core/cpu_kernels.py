@@ -71,7 +71,12 @@ def accumulate_view(projected, index_map, n_labels, out, pair_ids, pair_tiles):
                       projected.opacities[pair_ids], np.ascontiguousarray(index_map, dtype=np.int32), out)
 
 
+# Each thread group sums into its own float64 [L, N] slab: cap them so many-core machines do not multiply
+# the accumulation's memory (more threads than groups simply idle during the walk).
+MAX_GROUPS = 4
+
+
 def group_count():
-    return numba.get_num_threads() if numba is not None else 1
+    return min(numba.get_num_threads(), MAX_GROUPS) if numba is not None else 1
 
 
