@@ -183,3 +183,25 @@ def test_console_entry_points():
                             "blender_gsseg.core.pipeline; print('bpy' in sys.modules)"],
                            capture_output=True, text=True)
     assert probe.stdout.strip() == "False"
+
+
+def test_render_masks_overlay_and_wide_labels(workspace, tmp_path, capsys):
+    root, scene = workspace
+    out = tmp_path / "labeled.ply"
+    assert run("segment", root / "scene.ply", "--cameras", root / "lift.json", "--masks", root / "masks",
+               "-o", out, "--backend", "cpu") == 0
+    assert run("render-masks", out, "--cameras", root / "lift.json", "-o", tmp_path / "ov", "--overlay",
+               root / "masks", "--scale", "0.5") == 0
+    overlay = np.asarray(Image.open(tmp_path / "ov" / "view_000_overlay.png"))
+    mask = np.asarray(Image.open(tmp_path / "ov" / "view_000.png"))
+    assert overlay.shape == (48, 64, 3) and mask.shape == (48, 64) and mask.dtype == np.uint8
+    # label ids above 255 come out as 16-bit PNGs with the ids intact
+    labeled = read_gaussians(out)
+    labels = labeled.vertex["gsseg_label"]
+    wide = labeled.with_int_property("gsseg_label", np.where(labels > 0, labels + 1000, labels))
+    write_gaussians(tmp_path / "wide.ply", wide)
+    assert run("render-masks", tmp_path / "wide.ply", "--cameras", root / "lift.json", "-o", tmp_path / "w") == 0
+    with Image.open(tmp_path / "w" / "view_000.png") as image:
+        assert image.mode.startswith("I")  # 16-bit
+        wide_mask = np.asarray(image)
+    assert set(np.unique(wide_mask)) <= {0, 1001, 1002, 1003} and len(np.unique(wide_mask)) > 2
