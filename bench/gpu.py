@@ -1,0 +1,207 @@
+"""CUDA accumulator benchmark: 1M Gaussians, 200 views at 1008x756, 8 labels (the CUDA issue's yardstick).
+
+Builds the synthetic scene (7 spheres on a ground plane: labels 0..7) on the machine it runs on, ray-casts the
+label maps on the GPU, then prints, on the same views:
+  * seconds to accumulate A with aggregated atomics and with naive (one per contribution) atomics,
+  * seconds for the plain colour render (SH degree 0, nothing leaves the device) and the ratio,
+  * the binning share (project + sort + tile ranges, common to both),
+  * global atomics issued per view (aggregated vs naive), peak device memory.
+Goals: accumulate <= 3 s, <= 1.3x the render, <= 4 GB.
+
+Usage: python bench/gpu.py [--small] [--gaussians N] [--views V] [--width W] [--height H] [--no-naive]
+``--small``: 50k Gaussians, 12 views at 320x240, plus a comparison with the CPU backend on 3 views.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from blender_gsseg.core import synthetic  # noqa: E402
+from blender_gsseg.core.cuda_backend import CudaBackend, cuda_device_count  # noqa: E402
+
+GOAL_SECONDS = 3.0
+GOAL_RATIO = 1.3
+GOAL_BYTES = 4 << 30
+
+
+def label_maps(xp, scene, cameras):
+    """SyntheticScene.mask, vectorised with ``xp`` (cupy here; numpy gives the same maps): int16 label maps."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _label_maps(xp, scene, cameras)
+
+
+def _label_maps(xp, scene, cameras):
+    maps = []
+    centres, radii = np.asarray(scene.centres), np.asarray(scene.radii)
+    for camera in cameras:
+        cam_to_world = np.linalg.inv(camera.world_to_camera)
+        j, i = xp.meshgrid(xp.arange(camera.width) + 0.5, xp.arange(camera.height) + 0.5)
+        dirs_cam = xp.stack([(j - camera.cx) / camera.fx, (i - camera.cy) / camera.fy, xp.ones_like(j)], -1)
+        dirs = dirs_cam @ xp.asarray(cam_to_world[:3, :3].T)
+        dirs /= xp.linalg.norm(dirs, axis=-1, keepdims=True)
+        origin = cam_to_world[:3, 3]
+        best = xp.full(j.shape, xp.inf)
+        label = xp.zeros(j.shape, dtype=xp.int16)
+        t = -origin[2] / dirs[..., 2]
+        hit_x, hit_y = origin[0] + t * dirs[..., 0], origin[1] + t * dirs[..., 1]
+        half = synthetic.GROUND_HALF_SIZE
+        on_plane = (t > 0) & (xp.abs(hit_x) <= half) & (xp.abs(hit_y) <= half)
+        best[on_plane] = t[on_plane]
+        for k, (centre, radius) in enumerate(zip(centres, radii)):
+            oc = origin - centre
+            b = dirs @ xp.asarray(oc)
+            disc = b * b - float(oc @ oc - radius * radius)
+            t = -b - xp.sqrt(xp.maximum(disc, 0))
+            closer = (disc > 0) & (t > 0) & (t < best)
+            best[closer] = t[closer]
+            label[closer] = k + 1
+        maps.append(label if xp is np else xp.asnumpy(label))
+    return maps
+
+
+def synchronize(cp):
+    cp.cuda.runtime.deviceSynchronize()
+
+
+def timed(cp, fn):
+    synchronize(cp)
+    start = time.perf_counter()
+    result = fn()
+    synchronize(cp)
+    return time.perf_counter() - start, result
+
+
+def device_used_bytes(cp):
+    free, total = cp.cuda.runtime.memGetInfo()
+    return total - free
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--small", action="store_true", help="a quick sanity run")
+    parser.add_argument("--gaussians", type=int)
+    parser.add_argument("--views", type=int)
+    parser.add_argument("--width", type=int)
+    parser.add_argument("--height", type=int)
+    parser.add_argument("--no-naive", action="store_true", help="skip the naive-atomics run")
+    args = parser.parse_args()
+    n_target = args.gaussians or (50_000 if args.small else 1_000_000)
+    n_views = args.views or (12 if args.small else 200)
+    width = args.width or (320 if args.small else 1008)
+    height = args.height or (240 if args.small else 756)
+
+    if cuda_device_count() == 0:
+        sys.exit("bench/gpu.py: no CUDA device (or CuPy missing)")
+    import cupy as cp
+
+    props = cp.cuda.runtime.getDeviceProperties(0)
+    name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+    print(f"device: {name}, CuPy {cp.__version__}, CUDA runtime {cp.cuda.runtime.runtimeGetVersion()}")
+
+    start = time.perf_counter()
+    # make_scene's ground and 7 spheres hold about 61.5 square units at this density.
+    scene = synthetic.make_scene(n_spheres=7, points_per_unit_area=n_target / 61.5, n_cameras=n_views,
+                                 width=width, height=height, seed=3)
+    gaussians, cameras = scene.gaussians, scene.cameras
+    n_labels = 8
+    maps = label_maps(cp, scene, cameras)
+    views = list(zip(cameras, maps))
+    print(f"scene: {len(gaussians):,} Gaussians, {n_views} views at {width}x{height}, {n_labels} labels "
+          f"(built in {time.perf_counter() - start:.1f} s)")
+    if args.small:
+        assert (label_maps(np, scene, cameras[:1])[0] == scene.mask(cameras[0])).all(), "GPU masks differ"
+
+    backend = CudaBackend()
+    pool = cp.get_default_memory_pool()
+    # warm-up: compile (NVRTC, cached by CuPy), fill the memory pool, load the sort kernels
+    backend.accumulate(gaussians, views[:2], n_labels)
+    backend.accumulate(gaussians, views[:2], n_labels, aggregate=False)
+    warm = backend.upload(gaussians, colours=True)
+    backend.render_colour_device(warm, cameras[0])
+    del warm
+    backend.clear_cache()
+
+    pool.free_all_blocks()
+    before = device_used_bytes(cp)
+    t_agg, weights = timed(cp, lambda: backend.accumulate(gaussians, views, n_labels))
+    peak_pool = pool.total_bytes()
+    peak_used = device_used_bytes(cp)
+    backend.clear_cache()
+
+    t_naive = None
+    if not args.no_naive:
+        t_naive, weights_naive = timed(cp, lambda: backend.accumulate(gaussians, views, n_labels, aggregate=False))
+        backend.clear_cache()
+        rel = np.abs(weights_naive.astype(np.float64) - weights).max() / max(float(np.abs(weights).max()), 1e-30)
+        print(f"naive vs aggregated: max |difference| / max |A| = {rel:.2e}")
+
+    def render_all():
+        device_scene = backend.upload(gaussians, colours=True)
+        for camera in cameras:
+            backend.render_colour_device(device_scene, camera)
+
+    t_render, _ = timed(cp, render_all)
+
+    def bin_all():
+        device_scene = backend.upload(gaussians)
+        pairs = 0
+        for camera in cameras:
+            pairs += backend.bin_view(device_scene, camera).n_pairs
+        return pairs
+
+    t_bin, pairs = timed(cp, bin_all)
+    backend.clear_cache()
+
+    sample = views[:min(20, len(views))]
+    stats_agg, stats_naive = {}, {}
+    backend.accumulate(gaussians, sample, n_labels, stats=stats_agg)
+    backend.accumulate(gaussians, sample, n_labels, aggregate=False, stats=stats_naive)
+    backend.clear_cache()
+
+    seen = float((weights.sum(axis=0) > 0).mean())
+    print()
+    print(f"accumulate (aggregated atomics): {t_agg:7.3f} s  ({1000 * t_agg / n_views:.2f} ms/view)")
+    if t_naive is not None:
+        print(f"accumulate (naive atomics):      {t_naive:7.3f} s  ({1000 * t_naive / n_views:.2f} ms/view); "
+              f"aggregation speed-up {t_naive / t_agg:.2f}x")
+    print(f"colour render, same views:       {t_render:7.3f} s  ({1000 * t_render / n_views:.2f} ms/view)")
+    print(f"accumulate / render:             {t_agg / t_render:7.3f}x")
+    print(f"binning alone (project+sort+ranges): {t_bin:.3f} s ({100 * t_bin / t_agg:.0f}% of the accumulation); "
+          f"{pairs / n_views:,.0f} tile/Gaussian pairs per view")
+    print(f"global atomics per view ({len(sample)} views): aggregated {stats_agg['global_atomics'] / len(sample):,.0f}"
+          f", naive {stats_naive['global_atomics'] / len(sample):,.0f} "
+          f"({stats_naive['global_atomics'] / max(1, stats_agg['global_atomics']):.1f}x fewer); "
+          f"tiles over the label slots: {stats_agg['overflow_tiles']}")
+    print(f"peak device memory: CuPy pool {peak_pool / 2**20:,.0f} MiB (every allocation of the run, sort "
+          f"buffers included); device in use after the run {peak_used / 2**20:,.0f} MiB (before it "
+          f"{before / 2**20:,.0f} MiB: CUDA context, label masks); A = {n_labels * len(gaussians) * 4 / 2**20:.0f} MiB")
+    print(f"Gaussians seen by some view: {100 * seen:.1f}%")
+
+    if args.small:
+        from blender_gsseg.core.accumulate import CpuBackend
+
+        few = views[:3]
+        cpu = CpuBackend().accumulate(gaussians, few, n_labels)
+        gpu = backend.accumulate(gaussians, few, n_labels)
+        err = np.abs(gpu.astype(np.float64) - cpu)
+        ok = err <= 1e-5 + 1e-5 * np.abs(cpu)
+        total_rel = abs(gpu.sum(dtype=np.float64) - cpu.sum(dtype=np.float64)) / cpu.sum(dtype=np.float64)
+        print(f"CPU check (3 views): {100 * ok.mean():.4f}% of entries within 1e-5 (abs or rel), "
+              f"max |diff| {err.max():.2e}, total rel diff {total_rel:.2e}")
+
+    print()
+    goals = [("accumulate <= 3 s", t_agg <= GOAL_SECONDS), ("<= 1.3x the render", t_agg <= GOAL_RATIO * t_render),
+             ("<= 4 GB device memory (CuPy pool peak)", peak_pool <= GOAL_BYTES)]
+    scale = "" if (len(gaussians) >= 900_000 and n_views >= 200 and width * height >= 1008 * 756) else \
+        " (not the full-size scene: goals are for 1M Gaussians, 200 views, 1008x756)"
+    for text, met in goals:
+        print(f"goal {text}: {'MET' if met else 'NOT MET'}{scale}")
+
+
+if __name__ == "__main__":
+    main()

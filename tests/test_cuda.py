@@ -1,0 +1,702 @@
+"""The CUDA backend (cuda/gsseg_kernels.cu + blender_gsseg/core/cuda_backend.py) against the CPU reference.
+
+Three layers, so that something always runs:
+
+* where ``nvcc`` is on PATH: every ``cuda/*.cu`` compiles to PTX with the backend's own options;
+* where ``g++`` is on PATH: the real backend runs on a CPU through a fake ``cupy`` module whose kernels are the
+  .cu file compiled by the host emulator in ``tests/cuda_emulator/`` (every CUDA thread a fiber, strict about barriers,
+  warp collectives and argument types, guard bytes around device buffers); its results must match the CPU
+  backend. It runs in a subprocess (``python tests/test_cuda.py emulate``) so that a crash cannot take pytest down;
+* where CuPy sees a GPU: the same comparisons on the device, plus a scene of 100k Gaussians.
+
+Agreement rule for A (float32 atomics sum in another order than the CPU's float64): total within 1e-4
+relative; entries within 1e-5 absolute or 1e-5 relative (larger entries carry float32 rounding of their size)
+on at least 99.99 % of them; solved labels identical except where the two top shares are within 1e-5.
+"""
+
+import contextlib
+import ctypes
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import types
+import weakref
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent
+CUDA_DIR = ROOT / "cuda"
+EMULATOR = Path(__file__).parent / "cuda_emulator" / "host_emulator.cpp"
+for _path in (str(ROOT), str(TESTS)):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+from blender_gsseg.core import projection  # noqa: E402
+from blender_gsseg.core.accumulate import Accumulation, CpuBackend  # noqa: E402
+from blender_gsseg.core.cameras import Camera  # noqa: E402
+from blender_gsseg.core.solver import Shares  # noqa: E402
+
+ENTRY_ATOL = 1e-5
+ENTRY_RTOL = 1e-5
+ENTRY_FRACTION = 0.9999
+TOTAL_RTOL = 1e-4
+TIE = 1e-5
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Scenes, cameras and label maps shared by the emulator and GPU checks
+
+class ArrayScene:
+    """The attributes the backends read from a Gaussians object, as plain float32 arrays."""
+
+    def __init__(self, means, scales, rotations, opacities, base_colors):
+        self.means = np.ascontiguousarray(means, dtype=np.float32)
+        self.scales = np.ascontiguousarray(scales, dtype=np.float32)
+        self.rotations = np.ascontiguousarray(rotations, dtype=np.float32)
+        self.opacities = np.ascontiguousarray(opacities, dtype=np.float32)
+        self.base_colors = np.ascontiguousarray(base_colors, dtype=np.float32)
+
+    def __len__(self):
+        return len(self.means)
+
+
+def random_scene(seed, n):
+    """Gaussians around the origin, in front of and behind the cameras, tiny to huge, some on tile borders."""
+    rng = np.random.default_rng(seed)
+    means = rng.normal(0, 1.2, (n, 3))
+    means[:, 2] *= 2.0
+    log_scales = rng.normal(-2.4, 0.9, (n, 3))
+    huge = max(1, n // 40)
+    log_scales[:huge] = np.log(rng.uniform(0.5, 1.5, (huge, 3)))
+    log_scales[huge:2 * huge] = np.log(0.002)
+    quats = rng.normal(size=(n, 4))
+    quats /= np.linalg.norm(quats, axis=1, keepdims=True)
+    opacities = 1 / (1 + np.exp(-rng.normal(0.5, 2.0, n)))
+    colours = rng.random((n, 3))
+    scene = ArrayScene(means, np.exp(log_scales), quats, opacities, colours)
+    # A few Gaussians whose 2D mean sits exactly on a tile border of the front camera (x, y multiples of 16 px).
+    cam = front_camera(72, 50)
+    k = min(n - 2 * huge, 6)
+    depth = 3.0
+    for j in range(k):
+        u, v = 16.0 * (1 + j % 3), 16.0 * (1 + j // 3)
+        scene.means[n - 1 - j] = [(u + 0.5 - cam.cx) * depth / cam.fx, (v + 0.5 - cam.cy) * depth / cam.fy,
+                                  depth - 4.0]
+    # Equal depths (tie order must be Gaussian order).
+    scene.means[n - 10:n - 7, 2] = np.float32(0.25)
+    return scene
+
+
+def front_camera(width, height, cx=None, cy=None, name="front"):
+    w2c = np.eye(4)
+    w2c[2, 3] = 4.0
+    return Camera(w2c, 0.8 * width, 0.8 * width, width / 2 if cx is None else cx,
+                  height / 2 if cy is None else cy, width, height, name)
+
+
+def orbit_camera(angle, width, height, name):
+    eye = np.array([4.2 * np.sin(angle), 0.7, -4.2 * np.cos(angle)])
+    forward = -eye / np.linalg.norm(eye)
+    right = np.cross(forward, [0.0, -1.0, 0.0])
+    right /= np.linalg.norm(right)
+    down = np.cross(forward, right)
+    rot = np.stack([right, down, forward])
+    w2c = np.eye(4)
+    w2c[:3, :3] = rot
+    w2c[:3, 3] = -rot @ eye
+    return Camera(w2c, 0.9 * width, 0.85 * width, 0.47 * width, 0.52 * height, width, height, name)
+
+
+def label_maps(cameras, n_labels, seed):
+    """Voronoi blobs of a few labels, a disc of ignored pixels (-1) and a noisy patch holding every label, so
+    that some tile has more distinct labels than the kernel's slots."""
+    maps = []
+    for k, cam in enumerate(cameras):
+        rng = np.random.default_rng(seed + 7 * k)
+        yy, xx = np.mgrid[0:cam.height, 0:cam.width]
+        n_blobs = min(n_labels, 5)
+        sx, sy = rng.uniform(0, cam.width, n_blobs), rng.uniform(0, cam.height, n_blobs)
+        dist = (xx[..., None] - sx) ** 2 + (yy[..., None] - sy) ** 2
+        index = rng.permutation(n_labels)[:n_blobs][np.argmin(dist, axis=-1)].astype(np.int32)
+        cx, cy = rng.uniform(0, cam.width), rng.uniform(0, cam.height)
+        index[(xx - cx) ** 2 + (yy - cy) ** 2 < (0.15 * cam.width) ** 2] = -1
+        px, py = int(rng.integers(0, max(1, cam.width - 20))), int(rng.integers(0, max(1, cam.height - 20)))
+        patch = index[py:py + 20, px:px + 20]
+        patch[...] = rng.integers(-1, n_labels, patch.shape)
+        maps.append(index)
+    return maps
+
+
+def small_cases():
+    """(scene, views, n_labels) cases for the exactness checks."""
+    cases = []
+    cams = [front_camera(72, 50), front_camera(33, 17, cx=15.0, cy=9.5, name="odd"),
+            orbit_camera(0.7, 64, 48, "orbit")]
+    scene = random_scene(1, 180)
+    cases.append((scene, list(zip(cams, label_maps(cams, 12, 3))), 12))
+    cams2 = [orbit_camera(a, 80, 64, f"o{a}") for a in (0.0, 2.0)]
+    maps2 = [m.astype(np.int16) for m in label_maps(cams2, 3, 5)]  # as masks.label_index_maps gives them
+    cases.append((random_scene(2, 140), list(zip(cams2, maps2)), 3))
+    return cases
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Comparisons
+
+def weights_report(gpu, cpu):
+    gpu64, cpu64 = gpu.astype(np.float64), cpu.astype(np.float64)
+    err = np.abs(gpu64 - cpu64)
+    ok = err <= ENTRY_ATOL + ENTRY_RTOL * np.abs(cpu64)
+    total_cpu, total_gpu = float(cpu64.sum()), float(gpu64.sum())
+    return {"fraction_ok": float(ok.mean()) if ok.size else 1.0, "max_abs": float(err.max(initial=0)),
+            "bad": int((~ok).sum()), "entries": int(ok.size), "total_cpu": total_cpu, "total_gpu": total_gpu,
+            "total_rel": abs(total_gpu - total_cpu) / max(total_cpu, 1e-30)}
+
+
+def assert_weights_close(gpu, cpu, what=""):
+    assert gpu.shape == cpu.shape and gpu.dtype == np.float32, (gpu.shape, cpu.shape, gpu.dtype)
+    report = weights_report(gpu, cpu)
+    assert report["total_rel"] <= TOTAL_RTOL, (what, report)
+    assert report["fraction_ok"] >= ENTRY_FRACTION, (what, report)
+    return report
+
+
+def assert_labels_agree(gpu, cpu):
+    """solve_labels on both: identical except where the CPU's two best shares are within TIE (or the Gaussian is
+    on the edge of being seen at all)."""
+    label_ids = np.arange(cpu.shape[0], dtype=np.int32)
+    mismatched = 0
+    for gamma in (0.0, 0.3):
+        shares_cpu = Shares.from_accumulation(Accumulation(label_ids, cpu))
+        shares_gpu = Shares.from_accumulation(Accumulation(label_ids, gpu))
+        labels_cpu, _ = shares_cpu.solve(gamma)
+        labels_gpu, _ = shares_gpu.solve(gamma)
+        differ = np.flatnonzero(labels_cpu != labels_gpu)
+        for i in differ:
+            a, b = labels_cpu[i], labels_gpu[i]
+            if a < 0 or b < 0:  # seen on one side only: the weights there must be negligible
+                assert max(cpu[:, i].sum(), gpu[:, i].sum()) <= 1e-5, (i, cpu[:, i], gpu[:, i])
+                continue
+            s = shares_cpu.shares[:, i].astype(np.float64)
+            bias = np.zeros_like(s)
+            bias[0] = gamma
+            ia, ib = np.flatnonzero(label_ids == a)[0], np.flatnonzero(label_ids == b)[0]
+            assert abs((s[ia] + bias[ia]) - (s[ib] + bias[ib])) <= TIE, (i, a, b, s)
+        mismatched += len(differ)
+    return mismatched
+
+
+def cpu_reference(scene, views, n_labels):
+    return CpuBackend(use_numba=False).accumulate(scene, views, n_labels)
+
+
+def cpu_renders(scene, camera, include=None):
+    from blender_gsseg.core.render import render_colour, render_sums
+
+    rgb, alpha = render_colour(scene, camera)
+    covs = projection.covariances_3d(scene.scales, scene.rotations)
+    projected = projection.project_gaussians(scene.means, covs, scene.opacities, camera)
+    alpha_d, depth = render_sums(projected, projected.depths.astype(np.float64)[:, None], include=include)
+    return rgb, alpha, alpha_d, depth[..., 0]
+
+
+def numpy_matmul_is_plain():
+    """Whether this numpy's float32 matmul rounds like the kernels: products and sums in natural order, nothing
+    fused (numpy 1.26 here does; some numpy 2 builds fuse multiply-adds in matmul, which moves results by an ulp).
+    Bit-for-bit checks against projection.py only make sense when it does."""
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(4096, 3)).astype(np.float32)
+    m = rng.normal(size=(3, 3)).astype(np.float32)
+    plain = np.stack([(a[:, 0] * m[j, 0] + a[:, 1] * m[j, 1]) + a[:, 2] * m[j, 2] for j in range(3)], axis=1)
+    stacked = rng.normal(size=(4096, 2, 3)).astype(np.float32)
+    plain_stacked = np.stack([np.stack([(stacked[:, i, 0] * m[0, k] + stacked[:, i, 1] * m[1, k])
+                                        + stacked[:, i, 2] * m[2, k] for k in range(3)], -1) for i in range(2)], 1)
+    return bool((a @ m.T == plain).all() and (stacked @ m == plain_stacked).all())
+
+
+def check_binning(backend, scene, camera, exact, include=None):
+    """Projection and the sorted (tile, Gaussian) list against projection.py and rasterize.sorted_tile_pairs.
+
+    ``exact``: bit-for-bit (the emulator: both sides are IEEE float32 without fused multiply-adds). On a GPU the
+    numpy side may round differently where its BLAS fuses (matmul), so only near-agreement is required there.
+    Returns the fraction of tiles whose Gaussian sequence is identical."""
+    from blender_gsseg.core.rasterize import sorted_tile_pairs
+
+    cp = backend.cp
+    device = backend.upload(scene)
+    binned = backend.bin_view(device, camera, include)
+    covs = projection.covariances_3d(scene.scales, scene.rotations)
+    proj = projection.project_gaussians(scene.means, covs, scene.opacities, camera)
+    visible = proj.visible if include is None else proj.visible & include
+    cov6 = cp.asnumpy(device.cov6)
+    depths = cp.asnumpy(device.depths)
+    touched = cp.asnumpy(device.touched)
+    means2d = cp.asnumpy(device.means2d)[visible]
+    conics = cp.asnumpy(device.conic_opacity)[visible, :3]
+    rects = cp.asnumpy(device.rects)[visible]
+    expected_rects = np.concatenate([proj.tile_min, proj.tile_max], axis=1)[visible]
+    ids, tiles = sorted_tile_pairs(proj, include)
+    ranges = cp.asnumpy(binned.ranges)
+    gids = cp.asnumpy(binned.pair_gid)
+    n_tiles = len(ranges)
+    cpu_runs = np.split(ids, np.searchsorted(tiles, np.arange(1, n_tiles)))
+    gpu_runs = [gids[a:b] for a, b in ranges]
+    same_tiles = np.mean([len(a) == len(b) and (a == b).all() for a, b in zip(cpu_runs, gpu_runs)])
+    if exact:
+        assert (cov6 == covs[:, [0, 0, 0, 1, 1, 2], [0, 1, 2, 1, 2, 2]]).all()
+        assert (depths == proj.depths).all()
+        assert ((touched > 0) == visible).all()
+        assert (means2d == proj.means2d[visible]).all()
+        assert (conics == proj.conics[visible]).all()
+        assert (rects == expected_rects).all()
+        assert binned.n_pairs == len(ids) and same_tiles == 1.0
+    else:
+        allowed = max(2, len(scene) // 1000)
+        assert ((touched > 0) != visible).sum() <= allowed
+        both = (touched > 0)[visible]
+        np.testing.assert_allclose(means2d[both], proj.means2d[visible][both], rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(depths, proj.depths, rtol=1e-6, atol=1e-6)
+        assert abs(binned.n_pairs - len(ids)) <= 0.001 * max(1, len(ids)) + 16
+        # an ulp of depth can swap two nearly equal depths where numpy fused: a few tiles may differ
+        assert (1 - same_tiles) * n_tiles <= max(3, 0.1 * n_tiles)
+    return same_tiles
+
+
+def check_backend_against_cpu(make_backend, cases, log=print, exact=False):
+    """Every comparison the emulator and the GPU share. ``make_backend(**options)`` builds a CudaBackend."""
+    agg = make_backend()
+    all_stats = []
+    for case_index, (scene, views, n_labels) in enumerate(cases):
+        for camera, _ in views:
+            same = check_binning(agg, scene, camera, exact)
+            same_subset = check_binning(agg, scene, camera, exact, include=np.arange(len(scene)) % 4 != 0)
+            log(f"case {case_index} {camera.image_name}: projection/binning agree "
+                f"({'exactly' if exact else 'closely'}; identical tile lists {same:.4f}, subset {same_subset:.4f})")
+        cpu = cpu_reference(scene, views, n_labels)
+        assert cpu.sum() > 0
+        calls = []
+        stats_agg, stats_naive = {}, {}
+        gpu = agg.accumulate(scene, views, n_labels, progress=lambda d, t: calls.append((d, t)), stats=stats_agg)
+        assert calls == [(k + 1, len(views)) for k in range(len(views))], calls
+        report = assert_weights_close(gpu, cpu, f"case {case_index} aggregated")
+        log(f"case {case_index}: aggregated {report}, {stats_agg}")
+        naive = agg.accumulate(scene, views, n_labels, aggregate=False, stats=stats_naive)
+        report = assert_weights_close(naive, cpu, f"case {case_index} naive")
+        log(f"case {case_index}: naive {report}, {stats_naive}")
+        assert stats_agg["global_atomics"] < stats_naive["global_atomics"], (stats_agg, stats_naive)
+        assert stats_naive["overflow_tiles"] == 0
+        all_stats.append(stats_agg)
+        mismatched = assert_labels_agree(gpu, cpu)
+        log(f"case {case_index}: labels differing within ties: {mismatched}")
+        # float64 device sums and label chunks (three labels per chunk; progress counts views x chunks)
+        chunked = make_backend(accum_dtype=np.float64, max_weight_bytes=3 * len(scene) * 8)
+        calls = []
+        result = chunked.accumulate(scene, views, n_labels, progress=lambda d, t: calls.append((d, t)))
+        n_chunks = -(-n_labels // 3)
+        assert calls[-1] == (len(views) * n_chunks, len(views) * n_chunks)
+        report = assert_weights_close(result, cpu, f"case {case_index} chunked f64")
+        log(f"case {case_index}: float64 in {n_chunks} chunks {report}")
+        # renders
+        camera = views[0][0]
+        include = np.arange(len(scene)) % 3 != 1
+        rgb_ref, alpha_ref, alpha_d_ref, depth_ref = cpu_renders(scene, camera, include)
+        rgb, alpha = agg.render_colour(scene, camera)
+        np.testing.assert_allclose(alpha, alpha_ref, atol=2e-5)
+        np.testing.assert_allclose(rgb, rgb_ref, atol=2e-5)
+        alpha_d, depth = agg.render_alpha_depth(scene, camera, include)
+        np.testing.assert_allclose(alpha_d, alpha_d_ref, atol=2e-5)
+        np.testing.assert_allclose(depth, depth_ref, atol=2e-4, rtol=1e-5)
+        log(f"case {case_index}: renders agree (max |d alpha| {np.abs(alpha - alpha_ref).max():.2e})")
+    # cancel between views
+    from blender_gsseg.core.errors import CancelledError
+
+    scene, views, n_labels = cases[0]
+    seen = []
+    with pytest.raises(CancelledError):
+        agg.accumulate(scene, views, n_labels, progress=lambda d, t: seen.append(d), cancel=lambda: len(seen) >= 1)
+    assert seen == [1]
+    # empty inputs
+    assert agg.accumulate(scene, views, 0).shape == (0, len(scene))
+    empty = ArrayScene(np.zeros((0, 3)), np.zeros((0, 3)), np.zeros((0, 4)), np.zeros(0), np.zeros((0, 3)))
+    assert agg.accumulate(empty, views, 2).shape == (2, 0)
+    # nobody in front of the camera
+    behind = ArrayScene(scene.means - [0, 0, 50], scene.scales, scene.rotations, scene.opacities,
+                        scene.base_colors)
+    assert not agg.accumulate(behind, views, n_labels).any()
+    # the label maps put more labels in some tile than the aggregation has slots: the fallback ran
+    assert any(stats["overflow_tiles"] > 0 for stats in all_stats), all_stats
+    return all_stats
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Always (where the tools exist): kernels compile, constants agree, the module imports without CuPy
+
+def test_kernel_sources_exist():
+    from blender_gsseg.core.cuda_backend import kernel_source_path
+
+    assert sorted(CUDA_DIR.glob("*.cu")), "no CUDA sources in cuda/"
+    assert Path(kernel_source_path()).is_file()
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not on PATH")
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
+@pytest.mark.parametrize("source", sorted(CUDA_DIR.glob("*.cu")), ids=lambda p: p.name)
+def test_kernels_compile_with_nvcc(source, arch, tmp_path):
+    """nvcc -ptx with the options the backend gives NVRTC (no headers beyond what NVRTC provides are used)."""
+    from blender_gsseg.core.cuda_backend import compile_options
+
+    text = source.read_text()
+    assert not re.search(r"^\s*#\s*include", text, re.M), "kernels must not include headers (NVRTC)"
+    out = tmp_path / (source.stem + ".ptx")
+    result = subprocess.run(["nvcc", "-ptx", f"-arch={arch}", *compile_options(), "-o", str(out), str(source)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    ptx = out.read_text()
+    from blender_gsseg.core.cuda_backend import KERNEL_NAMES
+
+    if source.name == "gsseg_kernels.cu":
+        for name in KERNEL_NAMES:
+            assert f".entry {name}(" in ptx, f"{name} missing from the PTX"
+        # --fmad=false: nothing fused in the kernels without expf (expf's own code uses explicit fmaf)
+        for name in ("gsseg_cov3d", "gsseg_project"):
+            body = ptx.split(f".entry {name}(", 1)[1].split(".entry", 1)[0]
+            assert "fma.rn" not in body, f"{name} has fused multiply-adds"
+
+
+def test_kernel_constants_match_projection():
+    from blender_gsseg.core.cuda_backend import compile_options
+
+    text = (CUDA_DIR / "gsseg_kernels.cu").read_text()
+    defaults = dict(re.findall(r"#define (GSSEG_[A-Z_]+) ([0-9.e+-]+)f\b", text))
+    expected = {"GSSEG_NEAR_PLANE": projection.NEAR_PLANE, "GSSEG_LOW_PASS": projection.LOW_PASS,
+                "GSSEG_MIN_EIGEN_GAP": projection.MIN_EIGEN_GAP, "GSSEG_RADIUS_SIGMAS": projection.RADIUS_SIGMAS,
+                "GSSEG_MAX_ALPHA": projection.MAX_ALPHA, "GSSEG_MIN_ALPHA": projection.MIN_ALPHA,
+                "GSSEG_MIN_TRANSMITTANCE": projection.MIN_TRANSMITTANCE}
+    for name, value in expected.items():
+        assert np.float32(defaults[name]) == np.float32(value), name
+    options = dict(o[2:].split("=", 1) for o in compile_options() if o.startswith("-D"))
+    for name, value in expected.items():
+        assert np.float32(options[name].rstrip("f")) == np.float32(value), name
+    assert "--fmad=false" in compile_options()
+    assert projection.TILE_SIZE == 16
+
+
+def test_module_imports_without_cupy():
+    from blender_gsseg.core import cuda_backend
+    from blender_gsseg.core.accumulate import get_backend
+
+    count = cuda_backend.cuda_device_count()
+    assert isinstance(count, int) and count >= 0
+    backend = get_backend("auto")
+    assert backend.name in ("cpu", "cuda")
+    if count == 0:
+        assert backend.name == "cpu"
+        from blender_gsseg.core.errors import CudaUnavailableError
+
+        with pytest.raises(CudaUnavailableError):
+            cuda_backend.CudaBackend()
+
+
+def test_camera_params_match_projection():
+    from blender_gsseg.core.cuda_backend import camera_params
+
+    cam = orbit_camera(0.3, 64, 48, "c")
+    params = camera_params(cam)
+    assert params.dtype == np.float32 and params.shape == (20,)
+    view = cam.world_to_camera.astype(np.float32)
+    assert (params[:9] == view[:3, :3].ravel()).all() and (params[9:12] == view[:3, 3]).all()
+    # the clamp limits reproduce projection.py's: a point far off to the side projects with the clamped Jacobian
+    assert params[16] > 0 and params[17] > 0 and params[18] > 0 and params[19] > 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The emulator: the real backend and kernels on a CPU
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="g++ not on PATH")
+def test_emulated_backend_matches_cpu():
+    result = subprocess.run([sys.executable, str(Path(__file__).resolve()), "emulate"], capture_output=True,
+                            text=True, timeout=1800, cwd=str(ROOT))
+    print(result.stdout[-6000:])
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert "EMULATION OK" in result.stdout
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="g++ not on PATH")
+def test_emulated_benchmark_runs():
+    """bench/gpu.py end to end (tiny sizes) on the emulator, so the script works before it meets a GPU."""
+    result = subprocess.run([sys.executable, str(Path(__file__).resolve()), "emulate-bench"], capture_output=True,
+                            text=True, timeout=900, cwd=str(ROOT))
+    print(result.stdout[-4000:])
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert "EMULATED BENCH OK" in result.stdout and "CPU check" in result.stdout
+
+
+class _EmuFunction:
+    _SCALARS = {"i32": np.int32, "u32": np.uint32, "i64": np.int64, "u64": np.uint64, "f32": np.float32,
+                "f64": np.float64, "u8": np.uint8}
+    _CTYPES = {"i32": ctypes.c_int32, "u32": ctypes.c_uint32, "i64": ctypes.c_int64, "u64": ctypes.c_uint64,
+               "f32": ctypes.c_float, "f64": ctypes.c_double, "u8": ctypes.c_uint8}
+    _POINTEES = {"f32": (np.float32, 1), "f64": (np.float64, 1), "i32": (np.int32, 1), "u32": (np.uint32, 1),
+                 "i64": (np.int64, 1), "u64": (np.uint64, 1), "u8": (np.uint8, 1), "f32x2": (np.float32, 2),
+                 "f32x4": (np.float32, 4), "i32x2": (np.int32, 2), "i32x4": (np.int32, 4)}
+
+    def __init__(self, fake, lib, name):
+        self.fake, self.lib, self.name = fake, lib, name
+        out = ctypes.create_string_buffer(1024)
+        if lib.emu_signature(name.encode(), out, 1024) != 0:
+            raise RuntimeError(f"no kernel named {name} in the emulator")
+        self.signature = out.value.decode().split(",")
+
+    def __call__(self, grid, block, args, shared_mem=0):
+        assert shared_mem == 0
+        grid = tuple(int(g) for g in grid) + (1,) * (3 - len(grid))
+        block = tuple(int(b) for b in block) + (1,) * (3 - len(block))
+        if len(args) != len(self.signature):
+            raise TypeError(f"{self.name}: {len(args)} arguments for {len(self.signature)} parameters")
+        holders = []
+        for index, (code, arg) in enumerate(zip(self.signature, args)):
+            where = f"{self.name} argument {index} ({code})"
+            if code.startswith("*"):
+                if arg is None:
+                    holders.append(ctypes.c_void_p(0))
+                    continue
+                if not isinstance(arg, np.ndarray):
+                    raise TypeError(f"{where}: expected a device array, got {type(arg)}")
+                dtype, width = self._POINTEES[code[1:]]
+                if arg.dtype != dtype or not arg.flags.c_contiguous or (width > 1 and arg.shape[-1] != width):
+                    raise TypeError(f"{where}: array of {arg.dtype} {arg.shape} does not fit")
+                holders.append(ctypes.c_void_p(arg.ctypes.data if arg.size else 0))
+            else:
+                if type(arg) is not self._SCALARS[code]:
+                    raise TypeError(f"{where}: expected {self._SCALARS[code].__name__}, got {type(arg).__name__} "
+                                    "(CuPy passes a Python int as int64 and a float as float64)")
+                holders.append(self._CTYPES[code](arg.item()))
+        params = (ctypes.c_void_p * max(1, len(holders)))(
+            *[ctypes.cast(ctypes.pointer(h), ctypes.c_void_p) for h in holders])
+        err = ctypes.create_string_buffer(2048)
+        rc = self.lib.emu_launch(self.name.encode(), *[ctypes.c_uint(v) for v in grid + block], params, err, 2048)
+        if rc != 0:
+            raise RuntimeError(err.value.decode())
+        self.fake.launches[self.name] = self.fake.launches.get(self.name, 0) + 1
+        self.fake.check_guards(self.name)
+
+
+class FakeCupy(types.ModuleType):
+    """Just enough of CuPy for cuda_backend.py, with numpy arrays as "device" arrays and the emulator as NVRTC."""
+
+    GUARD = 64
+    GUARD_BYTE = 0xA7
+    FILL_BYTE = 0x5C  # what cupy.empty returns: garbage, not zeros
+
+    __version__ = "host-emulator"
+
+    def __init__(self, build_dir, numpy_fallback=False):
+        super().__init__("cupy")
+        self.build_dir = Path(build_dir)
+        self.launches = {}
+        self._guarded = []
+        self._numpy_fallback = numpy_fallback
+        self.cuda = types.SimpleNamespace(
+            runtime=types.SimpleNamespace(
+                getDeviceCount=lambda: 1, memGetInfo=lambda: (8 << 30, 16 << 30), deviceSynchronize=lambda: None,
+                getDeviceProperties=lambda index: {"name": b"host emulator"}, runtimeGetVersion=lambda: 0),
+            Device=lambda index=0: contextlib.nullcontext())
+        fake = self
+
+        class MemoryPool:
+            def free_all_blocks(self):
+                pass
+
+            def total_bytes(self):
+                return sum(n for ref, n in fake._guarded if ref() is not None)
+
+        self._pool = MemoryPool()
+        self.get_default_memory_pool = lambda: self._pool
+
+        class RawModule:
+            def __init__(self, code, options=()):
+                self.lib = fake._compile(code, options)
+
+            def get_function(self, name):
+                return _EmuFunction(fake, self.lib, name)
+
+        self.RawModule = RawModule
+
+    def __getattr__(self, name):
+        # bench/gpu.py's array code (meshgrid, linalg, ...) runs on numpy; the backend must not need this
+        if self.__dict__.get("_numpy_fallback"):
+            return getattr(np, name)
+        raise AttributeError(f"the fake cupy has no {name}")
+
+    # arrays
+    def _alloc(self, shape, dtype, fill):
+        dtype = np.dtype(dtype)
+        shape = (int(shape),) if np.isscalar(shape) else tuple(int(s) for s in shape)
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        base = np.empty(nbytes + 2 * self.GUARD, dtype=np.uint8)
+        base[:self.GUARD] = self.GUARD_BYTE
+        base[self.GUARD + nbytes:] = self.GUARD_BYTE
+        data = base[self.GUARD:self.GUARD + nbytes]
+        data[:] = fill
+        self._guarded.append((weakref.ref(base), nbytes))
+        return data.view(dtype).reshape(shape)
+
+    def check_guards(self, name):
+        alive = []
+        for ref, nbytes in self._guarded:
+            base = ref()
+            if base is None:
+                continue
+            alive.append((ref, nbytes))
+            if (base[:self.GUARD] != self.GUARD_BYTE).any() or (base[self.GUARD + nbytes:] != self.GUARD_BYTE).any():
+                raise RuntimeError(f"{name} wrote outside a buffer of {nbytes} bytes")
+        self._guarded = alive
+
+    def empty(self, shape, dtype=np.float64):
+        return self._alloc(shape, dtype, self.FILL_BYTE)
+
+    def zeros(self, shape, dtype=np.float64):
+        return self._alloc(shape, dtype, 0)
+
+    def asarray(self, a, dtype=None):
+        a = np.asarray(a, dtype=dtype)
+        out = self._alloc(a.shape, a.dtype, 0)
+        out[...] = a
+        return out
+
+    @staticmethod
+    def asnumpy(a):
+        return np.array(a, copy=True)
+
+    @staticmethod
+    def sort(a):
+        return np.sort(a)
+
+    @staticmethod
+    def cumsum(a, axis=None, dtype=None):
+        return np.cumsum(a, axis=axis, dtype=dtype)
+
+    def _compile(self, code, options):
+        defines = [o for o in options if o.startswith("-D")]
+        unknown = [o for o in options if not o.startswith("-D") and o != "--fmad=false"]
+        assert not unknown, unknown
+        digest = hashlib.sha256((code + "\0".join(defines) + EMULATOR.read_text()).encode()).hexdigest()[:16]
+        self.build_dir.mkdir(parents=True, exist_ok=True)
+        lib_path = self.build_dir / f"gsseg_emu_{digest}.so"
+        if not lib_path.exists():
+            source = self.build_dir / f"gsseg_kernels_{digest}.cu"
+            source.write_text(code)
+            tmp = lib_path.with_suffix(f".{os.getpid()}.tmp")
+            cmd = ["g++", "-std=c++17", "-O1", "-ffp-contract=off", "-fno-fast-math", "-fPIC", "-shared",
+                   "-Wall", "-Werror", "-Wno-unused-function", f'-DGSSEG_EMU_SOURCE="{source}"', *defines,
+                   "-o", str(tmp), str(EMULATOR)]
+            result = subprocess.run(cmd, capture_output=True, text=True)
+            if result.returncode:
+                raise RuntimeError("emulator build failed:\n" + result.stderr)
+            os.replace(tmp, lib_path)
+        lib = ctypes.CDLL(str(lib_path))
+        lib.emu_launch.restype = ctypes.c_int
+        lib.emu_launch.argtypes = [ctypes.c_char_p] + [ctypes.c_uint] * 6 + [
+            ctypes.POINTER(ctypes.c_void_p), ctypes.c_char_p, ctypes.c_int]
+        lib.emu_signature.restype = ctypes.c_int
+        lib.emu_signature.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int]
+        return lib
+
+
+def install_fake_cupy(numpy_fallback=False):
+    fake = FakeCupy(Path(tempfile.gettempdir()) / f"gsseg_emulator_{os.getuid()}", numpy_fallback)
+    sys.modules["cupy"] = fake
+    return fake
+
+
+def emulation_bench_main():
+    """bench/gpu.py --small on the emulator, scaled down (``python tests/test_cuda.py emulate-bench``)."""
+    install_fake_cupy(numpy_fallback=True)
+    sys.argv = ["gpu.py", "--small", "--gaussians", "1500", "--views", "3", "--width", "40", "--height", "36"]
+    sys.path.insert(0, str(ROOT / "bench"))
+    import gpu
+
+    gpu.main()
+    print("EMULATED BENCH OK")
+
+
+def emulation_main():
+    """Run the backend on the emulator and compare with the CPU backend (``python tests/test_cuda.py emulate``)."""
+    import time
+
+    fake = install_fake_cupy()
+    from blender_gsseg.core import cuda_backend
+
+    assert cuda_backend.cuda_device_count() == 1
+    start = time.perf_counter()
+    exact = numpy_matmul_is_plain()
+    how = ("plainly: projection checked bit for bit" if exact
+           else "with fused multiply-adds: projection checked to within ulps")
+    print(f"numpy {np.__version__}: matmul rounds {how}")
+    check_backend_against_cpu(lambda **kw: cuda_backend.CudaBackend(**kw), small_cases(), exact=exact)
+    # 64-bit tile keys (the 32-bit variant serves these small scenes otherwise)
+    scene, views, n_labels = small_cases()[0]
+    backend = cuda_backend.CudaBackend()
+    backend.force_wide_keys = True
+    wide = backend.accumulate(scene, views, n_labels)
+    assert_weights_close(wide, cpu_reference(scene, views, n_labels), "64-bit keys")
+    assert fake.launches.get("gsseg_duplicate_keys64", 0) > 0 and fake.launches.get("gsseg_tile_ranges64", 0) > 0
+    print("launches:", dict(sorted(fake.launches.items())))
+    print(f"EMULATION OK in {time.perf_counter() - start:.1f} s")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# On a GPU
+
+@pytest.fixture(scope="module")
+def gpu_backend():
+    from blender_gsseg.core.cuda_backend import CudaBackend, cuda_device_count
+
+    if cuda_device_count() == 0:
+        pytest.skip("no CUDA device (or CuPy missing)")
+    return CudaBackend
+
+
+def test_gpu_matches_cpu_on_small_scenes(gpu_backend):
+    check_backend_against_cpu(lambda **kw: gpu_backend(**kw), small_cases())
+
+
+def test_gpu_matches_cpu_on_100k_gaussians(gpu_backend):
+    rng = np.random.default_rng(11)
+    n = 100_000
+    means = rng.normal(0, 1.0, (n, 3))
+    scales = np.exp(rng.normal(-4.2, 0.6, (n, 3)))
+    quats = rng.normal(size=(n, 4))
+    quats /= np.linalg.norm(quats, axis=1, keepdims=True)
+    opacities = 1 / (1 + np.exp(-rng.normal(1.0, 1.5, n)))
+    scene = ArrayScene(means, scales, quats, opacities, rng.random((n, 3)))
+    cams = [orbit_camera(a, 240, 180, f"big{a}") for a in (0.2, 1.9, 4.0)]
+    n_labels = 6
+    views = list(zip(cams, label_maps(cams, n_labels, 21)))
+    cpu = cpu_reference(scene, views, n_labels)
+    backend = gpu_backend()
+    same = check_binning(backend, scene, cams[0], exact=False)
+    print(f"100k: identical tile lists {same:.4f}")
+    stats = {}
+    gpu = backend.accumulate(scene, views, n_labels, stats=stats)
+    report = assert_weights_close(gpu, cpu, "100k")
+    print("100k:", report, stats)
+    assert_labels_agree(gpu, cpu)
+    naive = backend.accumulate(scene, views, n_labels, aggregate=False)
+    assert_weights_close(naive, cpu, "100k naive")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["emulate"]:
+        emulation_main()
+    elif sys.argv[1:] == ["emulate-bench"]:
+        emulation_bench_main()
+    else:
+        sys.exit(f"usage: {sys.argv[0]} emulate | emulate-bench")
