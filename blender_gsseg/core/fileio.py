@@ -9,25 +9,9 @@ import tempfile
 
 
 @contextlib.contextmanager
-def atomic_output(path, mode="wb"):
-    """Yield a file object opened on a temporary file beside ``path``; rename it to ``path`` on success."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".part", dir=folder)
-    try:
-        with os.fdopen(fd, mode) as handle:
-            yield handle
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-@contextlib.contextmanager
 def atomic_path(path):
-    """Yield a temporary path beside ``path`` for writers that want a filename (e.g. numpy, Pillow)."""
+    """Yield a temporary path beside ``path`` (same extension, for writers that look at it, e.g. Pillow);
+    on success it is renamed to ``path``, on failure removed."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -41,3 +25,10 @@ def atomic_path(path):
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_output(path, mode="wb"):
+    """Yield a file object on a temporary file beside ``path``; it becomes ``path`` only on success."""
+    with atomic_path(path) as tmp, open(tmp, mode) as handle:
+        yield handle
