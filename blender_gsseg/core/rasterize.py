@@ -95,10 +95,10 @@ def iter_contributions(projected, include=None, pixel_mask=None, chunk_entries=D
         y0 = np.maximum(tile_y0, np.ceil(np.nan_to_num(mean_y - half_y, nan=0, neginf=-1e9, posinf=1e9)))
         y1 = np.minimum(np.minimum(tile_y0 + P.TILE_SIZE, height),
                         np.floor(np.nan_to_num(mean_y + half_y, nan=1e9, neginf=-1e9, posinf=1e9)) + 1)
-    box_w = np.maximum(x1 - x0, 0).astype(np.int64)
-    box_h = np.maximum(y1 - y0, 0).astype(np.int64)
-    x0, y0 = x0.astype(np.int64), y0.astype(np.int64)
-    counts = box_w * box_h
+    box_w = np.maximum(x1 - x0, 0).astype(np.int32)
+    box_h = np.maximum(y1 - y0, 0).astype(np.int32)
+    x0, y0 = x0.astype(np.int32), y0.astype(np.int32)
+    counts = box_w.astype(np.int64) * box_h
 
     # Chunks end on tile boundaries, since one pixel's walk must stay within one chunk.
     tile_starts = np.flatnonzero(np.r_[True, pair_tiles[1:] != pair_tiles[:-1]])
@@ -109,47 +109,53 @@ def iter_contributions(projected, include=None, pixel_mask=None, chunk_entries=D
             bounds.append(int(start))
     bounds.append(len(pair_ids))
 
-    means2d, conics, opacities = projected.means2d, projected.conics, projected.opacities
+    # Per-pair copies of what the per-pixel test reads, so the gathers below read 1D arrays.
+    pair_gid = pair_ids.astype(np.int32)
+    pair_mx, pair_my = projected.means2d[pair_ids, 0], projected.means2d[pair_ids, 1]
+    pair_a, pair_b, pair_c = (projected.conics[pair_ids, k] for k in range(3))
+    pair_opacity = projected.opacities[pair_ids]
     mask_flat = None if pixel_mask is None else np.asarray(pixel_mask, dtype=bool).ravel()
     f32 = np.float32
     for lo, hi in zip(bounds[:-1], bounds[1:]):
-        chunk_counts = counts[lo:hi]
-        total = int(chunk_counts.sum())
+        total = int(entries_before[hi] - entries_before[lo])
         if total == 0:
             continue
-        owner = np.repeat(np.arange(lo, hi), chunk_counts)
-        local = np.arange(total, dtype=np.int64) - (entries_before[lo:hi] - entries_before[lo])[owner - lo]
-        span = box_w[owner]
-        pix_x = x0[owner] + local % span
-        pix_y = y0[owner] + local // span
-        del local, span
-        pixel = pix_y * width + pix_x
+        # Enumerate each pair's box row by row (no integer division): rows first, then pixels along rows.
+        heights = box_h[lo:hi]
+        row_owner = np.repeat(np.arange(lo, hi, dtype=np.int32), heights)
+        row_first = np.cumsum(heights) - heights
+        row_y = y0[row_owner] + (np.arange(len(row_owner), dtype=np.int32) - row_first[row_owner - lo])
+        row_w = box_w[row_owner]
+        entry_row = np.repeat(np.arange(len(row_owner), dtype=np.int32), row_w)
+        row_start = (np.cumsum(row_w, dtype=np.int64) - row_w).astype(np.int64)
+        owner = row_owner[entry_row]
+        pix_x = x0[owner] + (np.arange(total, dtype=np.int64) - row_start[entry_row]).astype(np.int32)
+        pix_y = row_y[entry_row]
+        del entry_row, row_start
+        pixel = pix_y * np.int32(width) + pix_x
         if mask_flat is not None:
-            wanted = mask_flat[pixel]
+            wanted = np.flatnonzero(mask_flat[pixel])
             owner, pix_x, pix_y, pixel = owner[wanted], pix_x[wanted], pix_y[wanted], pixel[wanted]
-        gid = pair_ids[owner]
         # d = mean - pixel centre (integer), in float32 as on the GPU
-        dx = means2d[gid, 0] - pix_x.astype(f32)
-        dy = means2d[gid, 1] - pix_y.astype(f32)
-        conic = conics[gid]
-        power = f32(-0.5) * (conic[:, 0] * dx * dx + conic[:, 2] * dy * dy) - conic[:, 1] * dx * dy
-        del dx, dy, conic
-        alpha = np.minimum(f32(P.MAX_ALPHA), opacities[gid] * np.exp(np.minimum(power, f32(0))))
+        dx = pair_mx[owner] - pix_x.astype(f32)
+        dy = pair_my[owner] - pix_y.astype(f32)
+        power = f32(-0.5) * (pair_a[owner] * dx * dx + pair_c[owner] * dy * dy) - pair_b[owner] * dx * dy
+        del dx, dy
+        alpha = np.minimum(f32(P.MAX_ALPHA), pair_opacity[owner] * np.exp(np.minimum(power, f32(0))))
         counted = np.flatnonzero((power <= 0) & (alpha >= f32(P.MIN_ALPHA)))
         del power
         if len(counted) == 0:
             continue
-        owner, gid, pixel, alpha = owner[counted], gid[counted], pixel[counted], alpha[counted]
         # Regroup by pixel: a stable (radix) sort on the pixel-in-tile index keeps tile-then-depth order
-        # inside each group, so each (pixel-in-tile, tile) run is one pixel's front-to-back walk.
-        in_tile = ((pix_y[counted] % P.TILE_SIZE) * P.TILE_SIZE + pix_x[counted] % P.TILE_SIZE).astype(np.uint8)
-        order = np.argsort(in_tile, kind="stable")
-        owner, gid, pixel, alpha, in_tile = owner[order], gid[order], pixel[order], alpha[order], in_tile[order]
-        row_tile = pair_tiles[owner]
+        # inside each group, so each run of one pixel id is that pixel's front-to-back walk.
+        in_tile = ((pix_y[counted] & (P.TILE_SIZE - 1)) * P.TILE_SIZE
+                   + (pix_x[counted] & (P.TILE_SIZE - 1))).astype(np.uint8)
+        order = counted[np.argsort(in_tile, kind="stable")]
+        gid, pixel, alpha = pair_gid[owner[order]], pixel[order], alpha[order]
         log_keep = np.log1p(-alpha.astype(np.float64))
         running = np.cumsum(log_keep)
         before = running - log_keep  # sum over all earlier entries of the chunk
-        new_walk = np.r_[True, (row_tile[1:] != row_tile[:-1]) | (in_tile[1:] != in_tile[:-1])]
+        new_walk = np.r_[True, pixel[1:] != pixel[:-1]]
         walk_base = before[new_walk][np.cumsum(new_walk) - 1]
         log_t = before - walk_base  # log T before this entry, within its pixel's walk
         keep = (log_t + log_keep) >= _LOG_MIN_T
