@@ -69,3 +69,41 @@ def run_bpy(body, *, home, args=None, register="package", timeout=240, preamble=
             result["_output"] = output
             return result
     raise AssertionError(f"bpy child process printed no result:\n{output[-6000:]}")
+
+
+def labeled_scene(folder, *, levels=False, sh_degree=0, seed=2):
+    """A small synthetic scene segmented by the core (as `gsseg segment` would): writes scene.ply,
+    cameras.json, masks/ (objects) and parts/ (each sphere split in two), labeled.ply + labeled.gsseg.npz and,
+    with ``levels``, multi.ply (gsseg_code with its layout comment) and its sidecars. Returns a dict of paths
+    and facts."""
+    import numpy as np
+    from PIL import Image
+
+    from blender_gsseg.core.cameras import write_cameras_json
+    from blender_gsseg.core.gaussians import write_gaussians
+    from blender_gsseg.core.pipeline import segment_scene, write_labeled
+    from blender_gsseg.core.synthetic import make_scene
+
+    folder = os.fspath(folder)
+    os.makedirs(folder, exist_ok=True)
+    scene = make_scene(n_spheres=3, points_per_unit_area=40, n_cameras=8, width=64, height=48, seed=seed,
+                       sh_degree=sh_degree)
+    paths = {name: os.path.join(folder, name) for name in ("scene.ply", "cameras.json", "masks", "parts",
+                                                           "labeled.ply", "multi.ply")}
+    write_gaussians(paths["scene.ply"], scene.gaussians)
+    write_cameras_json(paths["cameras.json"], scene.cameras)
+    for key, parts in (("masks", False), ("parts", True)):
+        os.makedirs(paths[key], exist_ok=True)
+        for camera in scene.cameras:
+            Image.fromarray(scene.mask(camera, parts=parts).astype(np.uint8)).save(
+                os.path.join(paths[key], camera.image_name + ".png"))
+    result = segment_scene(scene.gaussians, scene.cameras, paths["masks"], backend="cpu")
+    write_labeled(paths["labeled.ply"], result.gaussians, result.accumulation)
+    if levels:
+        multi = segment_scene(scene.gaussians, scene.cameras, [paths["masks"], paths["parts"]], backend="cpu",
+                              level_names=["objects", "parts"])
+        write_labeled(paths["multi.ply"], multi.gaussians, multi.accumulation, multi.coarse_accumulations,
+                      multi.parents)
+    paths["n"] = len(scene.gaussians)
+    paths["labels"] = result.labels.tolist()
+    return paths

@@ -168,7 +168,16 @@ def test_extension_installs_enables_and_uses_bundled_wheels(extension_zip, tmp_p
         RESULT["plyfile"] = plyfile.__file__
         RESULT["PIL"] = PIL.__file__
         RESULT["extension_dir"] = os.path.dirname(ext.__file__)
+        # preferences: the default backend, and CuPy's install folder in the extension's user folder
+        prefs = bpy.context.preferences.addons["bl_ext.user_default.gsseg"].preferences
+        assert prefs.default_backend == "auto"
+        prefs.default_backend = "cpu"
+        assert ext.blender.prefs.resolve_backend(bpy.context, "DEFAULT") == "cpu"
+        site = ext.blender.prefs.site_packages(create=True)
+        RESULT["site"] = site
+        assert ext.blender.prefs.add_site_packages() == site and site in sys.path
         bpy.ops.preferences.addon_disable(module="bl_ext.user_default.gsseg")
+        assert site not in sys.path
         assert not hasattr(bpy.types, "GSSEG_PT_main")
     """, home=tmp_path / "home", args={"zip": extension_zip, "ply": str(tmp_path / "tiny.ply")},
         register="none", preamble=BUNDLED_ONLY)
@@ -177,6 +186,8 @@ def test_extension_installs_enables_and_uses_bundled_wheels(extension_zip, tmp_p
     assert result["plyfile"].startswith(local), result["plyfile"]
     assert result["PIL"].startswith(local), result["PIL"]
     assert result["extension_dir"].endswith(os.path.join("extensions", "user_default", "gsseg"))
+    assert result["site"] == os.path.join(str(tmp_path / "home"), ".config", "blender", "5.0", "extensions",
+                                          ".user", "user_default", "gsseg", "site-packages")
     assert result["count"] == 5
 
 
@@ -292,19 +303,27 @@ def test_import_export_round_trip_is_bit_exact(tmp_path):
             assert subset.vertex[name].tobytes() == source.vertex[name][selection].tobytes(), name
         assert [e.name for e in subset.elements] == ["info", "extra"]
 
-        # a transform is refused with a clear error
-        obj.location.x = 1.0
+        # a transform a Gaussian cannot represent is refused with a clear error, and nothing is written
+        obj.scale = (1.0, 2.0, 1.0)
         try:
             bpy.ops.gsseg.export_splat(filepath=ARGS["out_moved"])
-            raise AssertionError("export with a transform did not fail")
+            raise AssertionError("export with a non-uniform scale did not fail")
         except RuntimeError as error:
             RESULT["transform_error"] = str(error)
+        assert not os.path.exists(ARGS["out_moved"])
+        obj.scale = (-1.0, -1.0, -1.0)
+        try:
+            bpy.ops.gsseg.export_splat(filepath=ARGS["out_moved"])
+            raise AssertionError("export with a negative scale did not fail")
+        except RuntimeError as error:
+            RESULT["mirror_error"] = str(error)
         assert not os.path.exists(ARGS["out_moved"])
     """, home=tmp_path / "home", args={
         "ply": str(source), "out": str(tmp_path / "out.ply"), "out_selected": str(tmp_path / "selected.ply"),
         "out_moved": str(tmp_path / "moved.ply"), "sidecar": str(tmp_path / "scene.gsseg.npz")})
     assert (tmp_path / "out.ply").read_bytes() == source.read_bytes()
-    assert "transform" in result["transform_error"]
+    assert "non-uniform scale" in result["transform_error"], result["transform_error"]
+    assert "mirror" in result["mirror_error"], result["mirror_error"]
     print(f"import {result['import_s']:.3f} s, export {result['export_s']:.3f} s for {len(vertex)} splats")
 
 
@@ -508,6 +527,7 @@ def test_segment_solve_select_delete(tmp_path):
     result = run_bpy("""
         import bpy, numpy as np, time
         from blender_gsseg.blender import io_splat, segment
+        from blender_gsseg.blender import labels as label_list
         from blender_gsseg.core.accumulate import accumulate_weights
         from blender_gsseg.core.cameras import load_cameras
         from blender_gsseg.core.gaussians import read_gaussians
@@ -648,11 +668,16 @@ def test_segment_solve_select_delete(tmp_path):
         icons = set(bpy.types.UILayout.bl_rna.functions["label"].parameters["icon"].enum_items.keys())
         class Layout:
             def __init__(self):
-                self.props, self.operators = [], []
+                self.props, self.operators, self.lists = [], [], []
             def __getattr__(self, name):
                 return lambda *args, **kwargs: self._check(kwargs)
             def _check(self, kwargs):
                 assert kwargs.get("icon", "NONE") in icons, kwargs["icon"]
+                return self
+            def template_list(self, listtype, list_id, data, propname, active_data, active_propname, **kwargs):
+                assert hasattr(bpy.types, listtype), listtype
+                assert propname in data.bl_rna.properties and active_propname in active_data.bl_rna.properties
+                self.lists.append((listtype, propname, active_propname))
                 return self
             def prop(self, data, name, **kwargs):
                 assert name in data.bl_rna.properties, name
@@ -668,8 +693,25 @@ def test_segment_solve_select_delete(tmp_path):
         bpy.context.view_layer.objects.active = obj
         bpy.types.GSSEG_PT_main.draw(panel, bpy.context)
         assert {"splat_object", "camera_collection", "mask_dir", "scale", "backend", "gamma", "display",
-                "instance"} <= set(panel.layout.props), panel.layout.props
-        assert {"gsseg.segment", "gsseg.select_instance", "gsseg.delete_instance"} <= set(panel.layout.operators)
+                "instance", "delete_halo", "proxy_mask_dir"} <= set(panel.layout.props), panel.layout.props
+        assert {"gsseg.segment", "gsseg.masks_from_proxies", "gsseg.select_instance", "gsseg.deselect_instance",
+                "gsseg.select_unseen", "gsseg.invert_selection", "gsseg.hide_instance", "gsseg.isolate_instance",
+                "gsseg.reveal", "gsseg.delete_instance", "gsseg.separate_instance", "gsseg.assign_instance",
+                "gsseg.merge_instances"} <= set(panel.layout.operators), panel.layout.operators
+        assert panel.layout.lists == [("GSSEG_UL_instances", "labels", "labels_index")]
+        # the list rows: the labels of the segmentation but the deleted one, default names, the CLI's colours,
+        # point counts
+        from blender_gsseg.core.pipeline import label_colour
+        rows = [(i.level, i.id, i.name, i.count) for i in obj.gsseg.labels]
+        counts = dict(zip(*np.unique(labels_of(obj.data), return_counts=True)))
+        assert rows == [(-1, k, "background" if k == 0 else f"label_{k}", int(counts.get(k, 0)))
+                        for k in (0, 2)], rows
+        assert label_list.hex_colour(obj.gsseg.labels[1].color) == "#%02x%02x%02x" % label_colour(2)
+        # a mesh object shows its proxy setting
+        bpy.ops.mesh.primitive_cube_add()
+        panel = types.SimpleNamespace(layout=Layout())
+        bpy.types.GSSEG_PT_main.draw(panel, bpy.context)
+        assert "proxy_instance" in panel.layout.props
     """, home=tmp_path / "home", args={
         "ply": str(tmp_path / "scene.ply"), "cameras": str(tmp_path / "cameras.json"), "masks": str(masks),
         "truth": str(tmp_path / "truth.npy"), "out": str(tmp_path / "out.ply")})

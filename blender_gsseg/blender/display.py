@@ -2,7 +2,10 @@
 ``gsseg_radius`` attribute times a scale, Set Material with the material given to the modifier) and two
 materials whose shaders read a colour attribute through an Attribute node: ``Col`` (the splat colours) or
 ``gsseg_label_col`` (one colour per segmentation label). A vertex-only mesh draws nothing in object mode;
-points do, in the viewport and in Cycles."""
+points do, in the viewport and in Cycles.
+
+Hidden points: Geometry Nodes cannot read the edit-mode ``.hide_vert`` flags, so the hide/isolate operators
+also write the BOOLEAN attribute ``gsseg_hidden``, and the node group leaves those points out."""
 
 import bpy
 
@@ -13,7 +16,9 @@ MODIFIER_NAME = "gsseg Points"
 COLOR_ATTRIBUTE = "Col"
 LABEL_COLOR_ATTRIBUTE = "gsseg_label_col"
 RADIUS_ATTRIBUTE = "gsseg_radius"
+HIDDEN_ATTRIBUTE = "gsseg_hidden"
 MATERIAL_SOCKET = "Material"
+HIDDEN_NODE = "gsseg hidden"  # marks groups made by this version (older ones lack the hidden-points filter)
 
 
 def splat_material():
@@ -51,7 +56,7 @@ def _attribute_material(name, attribute_name):
 def point_node_group():
     for group in bpy.data.node_groups:
         if (group.name.startswith(NODE_GROUP_NAME) and group.bl_idname == "GeometryNodeTree"
-                and _input_identifier(group, MATERIAL_SOCKET) is not None):
+                and _input_identifier(group, MATERIAL_SOCKET) is not None and HIDDEN_NODE in group.nodes):
             return group
     group = bpy.data.node_groups.new(NODE_GROUP_NAME, "GeometryNodeTree")
     if hasattr(group, "is_modifier"):
@@ -74,9 +79,19 @@ def point_node_group():
     multiply = nodes.new("ShaderNodeMath")
     multiply.operation = "MULTIPLY"
     multiply.location = (-450, -150)
+    hidden = nodes.new("GeometryNodeInputNamedAttribute")
+    hidden.name = HIDDEN_NODE
+    hidden.data_type = "BOOLEAN"
+    hidden.inputs["Name"].default_value = HIDDEN_ATTRIBUTE
+    hidden.location = (-700, 200)
+    visible = nodes.new("FunctionNodeBooleanMath")
+    visible.operation = "NOT"
+    visible.location = (-450, 200)
     to_points = nodes.new("GeometryNodeMeshToPoints")
     to_points.mode = "VERTICES"
     to_points.location = (-200, 0)
+    links.new(hidden.outputs["Attribute"], visible.inputs[0])
+    links.new(visible.outputs[0], to_points.inputs["Selection"])
     set_material = nodes.new("GeometryNodeSetMaterial")
     set_material.location = (50, 0)
     group_out = nodes.new("NodeGroupOutput")

@@ -40,7 +40,8 @@ LABEL_ATTRIBUTE = "gsseg_label"
 CONFIDENCE_ATTRIBUTE = "gsseg_confidence"
 # Attributes we compute (never written back unless asked for).
 LABEL_COLOR_ATTRIBUTE = display.LABEL_COLOR_ATTRIBUTE
-DERIVED_ATTRIBUTES = (COLOR_ATTRIBUTE, RADIUS_ATTRIBUTE, CONFIDENCE_ATTRIBUTE, LABEL_COLOR_ATTRIBUTE)
+DERIVED_ATTRIBUTES = (COLOR_ATTRIBUTE, RADIUS_ATTRIBUTE, CONFIDENCE_ATTRIBUTE, LABEL_COLOR_ATTRIBUTE,
+                      display.HIDDEN_ATTRIBUTE, "gsseg_manual", "gsseg_manual_label")
 SPLAT_EXTENSIONS = (".ply", ".splat", ".spz")
 
 
@@ -252,6 +253,12 @@ def import_splat(context, path, *, collection=None, name=None, display_points=Tr
     (collection or context.collection).objects.link(obj)
     if display_points:
         display.add_point_display(obj)
+    from . import labels
+
+    if labels.layout_of(obj) is not None:
+        obj.gsseg.level = labels.FINEST  # a multi-level scene starts at its finest level (gsseg_label)
+    labels.sync(obj)  # the instance list, named from the header's gsseg_label comments
+    labels.refresh_display(obj)
     mesh.update()
     return SplatImportResult(obj, len(gaussians), rounded, renamed, sidecar, time.perf_counter() - start)
 
@@ -316,14 +323,23 @@ def is_identity(matrix, tolerance=1e-6):
     return all(abs(matrix[i][j] - (1.0 if i == j else 0.0)) <= tolerance for i in range(4) for j in range(4))
 
 
-def export_splat(obj, path, *, selected_only=False, include_label=False):
-    """Write a splat object to a binary little-endian PLY (atomic). Returns the number of splats written."""
-    if not is_identity(obj.matrix_world):
-        raise BadInputError(f"'{obj.name}' has a transform (location, rotation or scale, or a parent's): "
-                            f"exporting transformed splats (which needs rotated SH) is not supported yet; "
-                            f"clear the transform or apply it in another tool")
+def export_splat(obj, path, *, selected_only=False, include_label=False, apply_transform=True):
+    """Write a splat object to a binary little-endian PLY (atomic). Returns the number of splats written.
+
+    The instance list's names and colours become the gsseg_label header comments (when gsseg_label is
+    written). With ``apply_transform`` a non-identity object transform is baked in by the core
+    (:func:`~..core.transform.transform_gaussians`: positions, rotations, scales, normals and SH); a transform
+    a Gaussian cannot represent (non-uniform or negative scale, shear) is refused before anything is written."""
+    from ..core.transform import transform_gaussians
+    from . import labels
+
+    matrix = obj.matrix_world
     gaussians = gaussians_from_object(obj, selected_only=selected_only, include_label=include_label)
     if selected_only and len(gaussians) == 0:
         raise BadInputError(f"'{obj.name}': no points are selected (select some in edit mode)")
+    gaussians = labels.with_label_comments(obj, gaussians)
+    if apply_transform and not is_identity(matrix, tolerance=0.0):
+        gaussians = transform_gaussians(gaussians, np.array(matrix, dtype=np.float64),
+                                        where=f"'{obj.name}' (object transform)")
     write_gaussians(path, gaussians)
     return len(gaussians)

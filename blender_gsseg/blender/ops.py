@@ -1,16 +1,20 @@
-"""Operators: import/export splats, import cameras, segment, re-solve, select/delete an instance."""
+"""Operators: import/export splats, import cameras, segment (from masks or proxies), re-solve, and the editing
+operators on instances (all undoable: they register with UNDO and change only Blender data and new cache
+files)."""
 
 import os
 import threading
 import warnings
 
 import bpy
-from bpy.props import BoolProperty, CollectionProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, CollectionProperty, EnumProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from ..core.errors import CancelledError, GssegError
 from . import cameras as camera_io
-from . import io_splat, segment
+from . import editing, io_splat, proxies, segment
+from . import labels as label_list
+from .prefs import resolve_backend
 
 
 def _active_splat(context):
@@ -88,7 +92,11 @@ class GSSEG_OT_export_splat(bpy.types.Operator, ExportHelper):
     selected_only: BoolProperty(name="Selected Only", default=False,
                                 description="Write only the selected points (edit-mode selection)")
     include_label: BoolProperty(name="Include gsseg_label", default=False,
-                                description="Add the segmentation label as an int vertex property")
+                                description="Add the segmentation label as an int vertex property (with the "
+                                "instance list's names and colours as header comments)")
+    apply_transform: BoolProperty(name="Apply Object Transform", default=True,
+                                  description="Bake the object's transform into positions, rotations, scales and "
+                                  "SH colours (uniform scale only); off: write the splats in object space")
 
     @classmethod
     def poll(cls, context):
@@ -98,7 +106,7 @@ class GSSEG_OT_export_splat(bpy.types.Operator, ExportHelper):
         obj = _active_splat(context)
         try:
             count = io_splat.export_splat(obj, self.filepath, selected_only=self.selected_only,
-                                          include_label=self.include_label)
+                                          include_label=self.include_label, apply_transform=self.apply_transform)
         except Exception as error:
             self.report({"ERROR"}, _error_text(error))
             return {"CANCELLED"}
@@ -185,7 +193,7 @@ class GSSEG_OT_segment(bpy.types.Operator):
         if settings.camera_collection is None:
             raise GssegError("Choose the camera collection (import cameras first)")
         return obj, dict(collection=settings.camera_collection, mask_dir=settings.mask_dir, scale=settings.scale,
-                         backend=settings.backend)
+                         backend=resolve_backend(context, settings.backend))
 
     def _report_result(self, context, result):
         obj = bpy.data.objects.get(result["object"])
@@ -294,55 +302,224 @@ class GSSEG_OT_apply_gamma(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class _InstanceOperator:
-    label: IntProperty(name="Instance", default=-2, min=-2,
-                       description="Label of the instance (-2: the object's Instance setting)")
+class _SplatOperator:
+    bl_options = {"REGISTER", "UNDO"}
 
     @classmethod
     def poll(cls, context):
         return _active_splat(context) is not None
 
-    def _label(self, obj):
-        return obj.gsseg.instance if self.label == -2 else self.label
-
-
-class GSSEG_OT_select_instance(_InstanceOperator, bpy.types.Operator):
-    """Select the points of one instance (by gsseg_label) for edit mode"""
-
-    bl_idname = "gsseg.select_instance"
-    bl_label = "Select Instance"
-    bl_options = {"REGISTER", "UNDO"}
-
-    extend: BoolProperty(name="Extend", default=False, description="Add to the current selection")
+    def run(self, context, obj):
+        raise NotImplementedError
 
     def execute(self, context):
         obj = _active_splat(context)
-        label = self._label(obj)
         try:
-            count = segment.select_instance(obj, label, self.extend)
+            text = self.run(context, obj)
         except Exception as error:
             self.report({"ERROR"}, _error_text(error))
             return {"CANCELLED"}
-        self.report({"INFO"}, f"Selected {count:,} points of instance {label}")
+        if text:
+            self.report({"INFO"}, text)
         return {"FINISHED"}
 
 
+class _InstanceOperator(_SplatOperator):
+    label: IntProperty(name="Instance", default=-2, min=-2,
+                       description="Label of the instance (-2: the active row of the instance list)")
+    level: StringProperty(name="Level", default="", options={"SKIP_SAVE"},
+                          description="Label level ('LABEL' or a gsseg_code level number; empty: the object's)")
+
+    def _label(self, obj):
+        return obj.gsseg.instance if self.label == -2 else self.label
+
+    def _level(self, obj):
+        return self.level or obj.gsseg.level
+
+    def _name(self, obj, label):
+        item = label_list.find_item(obj, label, label_list.level_number(obj, self._level(obj)))
+        return f"instance {label}" + (f" ({item.name})" if item is not None else "")
+
+
+class GSSEG_OT_select_instance(_InstanceOperator, bpy.types.Operator):
+    """Select the points of one instance (edit-mode selection); at a coarse level, all its parts"""
+
+    bl_idname = "gsseg.select_instance"
+    bl_label = "Select Instance"
+
+    extend: BoolProperty(name="Extend", default=False, description="Add to the current selection")
+
+    def run(self, context, obj):
+        label = self._label(obj)
+        count = editing.select_instance(obj, label, self.extend, self._level(obj))
+        return f"Selected {count:,} points of {self._name(obj, label)}"
+
+
+class GSSEG_OT_deselect_instance(_InstanceOperator, bpy.types.Operator):
+    """Deselect the points of one instance"""
+
+    bl_idname = "gsseg.deselect_instance"
+    bl_label = "Deselect Instance"
+
+    def run(self, context, obj):
+        label = self._label(obj)
+        count = editing.deselect_instance(obj, label, self._level(obj))
+        return f"Deselected the {count:,} points of {self._name(obj, label)}"
+
+
+class GSSEG_OT_select_unseen(_SplatOperator, bpy.types.Operator):
+    """Select the points no camera saw (label -1)"""
+
+    bl_idname = "gsseg.select_unseen"
+    bl_label = "Select Unseen"
+
+    extend: BoolProperty(name="Extend", default=False, description="Add to the current selection")
+
+    def run(self, context, obj):
+        return f"Selected {editing.select_unseen(obj, self.extend):,} unseen points"
+
+
+class GSSEG_OT_invert_selection(_SplatOperator, bpy.types.Operator):
+    """Invert the point selection (hidden points stay unselected)"""
+
+    bl_idname = "gsseg.invert_selection"
+    bl_label = "Invert Selection"
+
+    def run(self, context, obj):
+        return f"{editing.invert_selection(obj):,} points selected"
+
+
+class GSSEG_OT_hide_instance(_InstanceOperator, bpy.types.Operator):
+    """Hide the points of one instance (in edit mode and in the point display)"""
+
+    bl_idname = "gsseg.hide_instance"
+    bl_label = "Hide Instance"
+
+    def run(self, context, obj):
+        label = self._label(obj)
+        return f"Hid {editing.hide_instance(obj, label, self._level(obj)):,} points of {self._name(obj, label)}"
+
+
+class GSSEG_OT_isolate_instance(_InstanceOperator, bpy.types.Operator):
+    """Hide every point but those of one instance"""
+
+    bl_idname = "gsseg.isolate_instance"
+    bl_label = "Isolate Instance"
+
+    def run(self, context, obj):
+        label = self._label(obj)
+        count = editing.isolate_instance(obj, label, self._level(obj))
+        return f"Showing only {self._name(obj, label)} ({count:,} points)"
+
+
+class GSSEG_OT_reveal(_SplatOperator, bpy.types.Operator):
+    """Show every hidden point again"""
+
+    bl_idname = "gsseg.reveal"
+    bl_label = "Reveal All"
+
+    def run(self, context, obj):
+        return f"Revealed {editing.reveal(obj):,} points"
+
+
 class GSSEG_OT_delete_instance(_InstanceOperator, bpy.types.Operator):
-    """Delete the points of one instance (by gsseg_label)"""
+    """Delete the points of one instance (by label); with halo, also its members at the gamma slider's value"""
 
     bl_idname = "gsseg.delete_instance"
     bl_label = "Delete Instance"
+
+    halo: EnumProperty(name="With Halo", items=(
+        ("OBJECT", "Object Setting", "Use the 'With Halo' setting of the splat"),
+        ("ON", "With Halo", "Also delete every member at the slider's gamma"),
+        ("OFF", "Label Only", "Delete the points labelled with the instance"),
+    ), default="OBJECT", options={"SKIP_SAVE"})
+
+    def run(self, context, obj):
+        label = self._label(obj)
+        halo = obj.gsseg.delete_halo if self.halo == "OBJECT" else self.halo == "ON"
+        name = self._name(obj, label)
+        count = editing.delete_instance(obj, label, halo=halo, level=self._level(obj))
+        extra = f" (with halo at gamma {obj.gsseg.gamma:.3f})" if halo else ""
+        return f"Deleted {count:,} points of {name}{extra}"
+
+
+class GSSEG_OT_separate_instance(_InstanceOperator, bpy.types.Operator):
+    """Move the points of one instance into a new object that keeps every attribute and the header"""
+
+    bl_idname = "gsseg.separate_instance"
+    bl_label = "Separate Instance"
+
+    def run(self, context, obj):
+        label = self._label(obj)
+        count, new = editing.separate_instance(context, obj, label, self._level(obj))
+        return f"Moved {count:,} points of instance {label} into '{new.name}'"
+
+
+class GSSEG_OT_assign_instance(_InstanceOperator, bpy.types.Operator):
+    """Give the selected points an instance label (a manual fix, kept when gamma changes)"""
+
+    bl_idname = "gsseg.assign_instance"
+    bl_label = "Assign Selection to Instance"
+
+    new_instance: BoolProperty(name="New Instance", default=False, options={"SKIP_SAVE"},
+                               description="Assign to a new label (one above the largest id)")
+
+    def run(self, context, obj):
+        label, count = editing.assign_selection(obj, None if self.new_instance else self._label(obj))
+        return f"Assigned {count:,} points to instance {label}"
+
+
+class GSSEG_OT_merge_instances(_SplatOperator, bpy.types.Operator):
+    """Merge one instance into another (kept when gamma changes)"""
+
+    bl_idname = "gsseg.merge_instances"
+    bl_label = "Merge Instances"
+
+    source: IntProperty(name="Merge", default=-2, min=-2,
+                        description="Instance to merge away (-2: the active row of the instance list)")
+    target: IntProperty(name="Into", default=0, min=0, description="Instance that receives its points")
+
+    def invoke(self, context, event):
+        return context.window_manager.invoke_props_dialog(self)
+
+    def run(self, context, obj):
+        source = obj.gsseg.instance if self.source == -2 else self.source
+        count = editing.merge_instances(obj, source, self.target)
+        return f"Merged instance {source} into {self.target} ({count:,} points)"
+
+
+class GSSEG_OT_masks_from_proxies(bpy.types.Operator):
+    """Render the proxy objects' instance ids from the cameras (Cycles object-index pass, the splat and every
+    non-proxy hidden) and lift these label maps onto the splat"""
+
+    bl_idname = "gsseg.masks_from_proxies"
+    bl_label = "Masks from Proxies"
     bl_options = {"REGISTER", "UNDO"}
 
+    @classmethod
+    def poll(cls, context):
+        return context.scene.gsseg.splat_object is not None or _active_splat(context) is not None
+
     def execute(self, context):
-        obj = _active_splat(context)
-        label = self._label(obj)
+        settings = context.scene.gsseg
+        obj = settings.splat_object or _active_splat(context)
+        window_manager = context.window_manager
         try:
-            count = segment.delete_instance(obj, label)
+            window_manager.progress_begin(0, 1)
+            try:
+                result = proxies.segment_from_proxies(
+                    context, obj, collection=settings.camera_collection, scale=settings.scale,
+                    backend=resolve_backend(context, settings.backend), save_dir=settings.proxy_mask_dir,
+                    progress=lambda done, total: window_manager.progress_update(done / max(total, 1)))
+            finally:
+                window_manager.progress_end()
         except Exception as error:
             self.report({"ERROR"}, _error_text(error))
             return {"CANCELLED"}
-        self.report({"INFO"}, f"Deleted {count:,} points of instance {label}")
+        obj.gsseg.display = "LABELS"
+        self.report({"INFO"}, f"Rendered proxy masks for {result['views']} views (ids "
+                              f"{', '.join(map(str, result['labels_rendered']))}); {result['label_count']} labels, "
+                              f"{result['unseen']:,} points unseen")
         return {"FINISHED"}
 
 
@@ -365,7 +542,17 @@ CLASSES = (
     GSSEG_OT_segment,
     GSSEG_OT_apply_gamma,
     GSSEG_OT_select_instance,
+    GSSEG_OT_deselect_instance,
+    GSSEG_OT_select_unseen,
+    GSSEG_OT_invert_selection,
+    GSSEG_OT_hide_instance,
+    GSSEG_OT_isolate_instance,
+    GSSEG_OT_reveal,
     GSSEG_OT_delete_instance,
+    GSSEG_OT_separate_instance,
+    GSSEG_OT_assign_instance,
+    GSSEG_OT_merge_instances,
+    GSSEG_OT_masks_from_proxies,
     GSSEG_FH_splat,
 )
 

@@ -1,8 +1,40 @@
-"""The sidebar panel (3D View > Sidebar > gsseg)."""
+"""The sidebar panel (3D View > Sidebar > gsseg) and the instance list."""
 
 import bpy
 
 from . import display, io_splat
+from . import labels as label_list
+
+
+class GSSEG_UL_instances(bpy.types.UIList):
+    """Instances of the splat's current level: id, editable name, colour, number of points."""
+
+    bl_idname = "GSSEG_UL_instances"
+
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index=0, flt_flag=0):
+        row = layout.row(align=True)
+        split = row.split(factor=0.18, align=True)
+        split.label(text=str(item.id))
+        split.prop(item, "name", text="", emboss=False)
+        sub = row.row(align=True)
+        sub.ui_units_x = 1.5
+        sub.prop(item, "color", text="")
+        count = row.row(align=True)
+        count.alignment = "RIGHT"
+        count.label(text=f"{item.count:,}")
+
+    def draw_filter(self, context, layout):
+        layout.prop(self, "filter_name", text="", icon="VIEWZOOM")
+
+    def filter_items(self, context, data, propname):
+        """Only the rows of the object's current level, matching the name filter (a name part or the id)."""
+        items = getattr(data, propname)
+        number = label_list.level_number(data.id_data)
+        pattern = self.filter_name.lower()
+        flags = [self.bitflag_filter_item
+                 if item.level == number and (not pattern or pattern in item.name.lower() or pattern == str(item.id))
+                 else 0 for item in items]
+        return flags, []
 
 
 class GSSEG_PT_main(bpy.types.Panel):
@@ -32,11 +64,21 @@ class GSSEG_PT_main(bpy.types.Panel):
         row = box.row(align=True)
         row.prop(settings, "scale")
         row.prop(settings, "backend", text="")
-        box.operator("gsseg.segment", icon="PLAY")
+        row = box.row(align=True)
+        row.operator("gsseg.segment", icon="PLAY")
+        row.operator("gsseg.masks_from_proxies", text="Masks from Proxies", icon="MESH_CUBE")
+        box.prop(settings, "proxy_mask_dir")
+
+        active = context.active_object
+        if (active is not None and active.type in {"MESH", "CURVE", "SURFACE", "META", "FONT"}
+                and not io_splat.is_splat_object(active)):
+            proxy = layout.box()
+            proxy.label(text=f"Proxy: {active.name}", icon="MESH_CUBE")
+            proxy.prop(active.gsseg, "proxy_instance")
 
         obj = settings.splat_object
-        if obj is None and io_splat.is_splat_object(context.active_object):
-            obj = context.active_object
+        if obj is None and io_splat.is_splat_object(active):
+            obj = active
         if obj is None:
             return
         state = obj.gsseg
@@ -50,18 +92,36 @@ class GSSEG_PT_main(bpy.types.Panel):
             row.operator("gsseg.apply_gamma", text="", icon="FILE_REFRESH")
         else:
             box.label(text="Not segmented yet", icon="INFO")
+        if len(label_list.level_items(obj)) > 1:
+            box.prop(state, "level")
+        box.template_list("GSSEG_UL_instances", "", state, "labels", state, "labels_index", rows=4)
         row = box.row(align=True)
         row.prop(state, "instance")
-        active = context.active_object is obj
-        sub = row.row(align=True)
-        sub.enabled = active
-        sub.operator("gsseg.select_instance", text="", icon="RESTRICT_SELECT_OFF")
-        sub.operator("gsseg.delete_instance", text="", icon="TRASH")
-        if not active:
+        editable = active is obj
+        column = box.column(align=True)
+        column.enabled = editable
+        row = column.row(align=True)
+        row.operator("gsseg.select_instance", text="Select", icon="RESTRICT_SELECT_OFF")
+        row.operator("gsseg.deselect_instance", text="Deselect")
+        row.operator("gsseg.invert_selection", text="Invert")
+        row.operator("gsseg.select_unseen", text="Unseen")
+        row = column.row(align=True)
+        row.operator("gsseg.hide_instance", text="Hide", icon="HIDE_ON")
+        row.operator("gsseg.isolate_instance", text="Isolate")
+        row.operator("gsseg.reveal", text="Reveal", icon="HIDE_OFF")
+        row = column.row(align=True)
+        row.operator("gsseg.delete_instance", text="Delete", icon="TRASH")
+        row.prop(state, "delete_halo", toggle=True)
+        row.operator("gsseg.separate_instance", text="Separate", icon="MOD_EXPLODE")
+        row = column.row(align=True)
+        row.operator("gsseg.assign_instance", text="Assign Selection", icon="ADD")
+        row.operator("gsseg.assign_instance", text="New Instance").new_instance = True
+        row.operator("gsseg.merge_instances", text="Merge Into...", icon="AUTOMERGE_ON")
+        if not editable:
             box.label(text="Make the splat active to edit it", icon="INFO")
 
 
-CLASSES = (GSSEG_PT_main,)
+CLASSES = (GSSEG_UL_instances, GSSEG_PT_main)
 
 
 def register():

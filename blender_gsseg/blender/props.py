@@ -1,7 +1,9 @@
-"""Properties: ``Scene.gsseg`` (segmentation inputs) and ``Object.gsseg`` (per-splat state: gamma, cache)."""
+"""Properties: ``Scene.gsseg`` (segmentation inputs) and ``Object.gsseg`` (per-splat state: gamma, cache,
+instance list, level; per-mesh: the instance a proxy object stands for)."""
 
 import bpy
-from bpy.props import EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, FloatVectorProperty,
+                       IntProperty, PointerProperty, StringProperty)
 
 from . import io_splat
 
@@ -28,6 +30,71 @@ def _display_update(self, context):
     display.set_display(self.id_data, self.display)
 
 
+def _refresh_labels(obj):
+    from . import labels
+
+    try:
+        labels.refresh_display(obj)
+    except Exception as error:
+        print(f"gsseg: label colours of '{obj.name}' not updated: {error}")
+
+
+def _color_update(self, context):
+    from .labels import mark_table
+
+    mark_table(self.id_data)
+    _refresh_labels(self.id_data)
+
+
+def _name_update(self, context):
+    from .labels import clean_name, mark_table
+
+    mark_table(self.id_data)
+    cleaned = clean_name(self.name, self.id)
+    if cleaned != self.name:
+        self["name"] = cleaned
+
+
+def _level_items(self, context):
+    from .labels import level_items
+
+    items = level_items(self.id_data)
+    _level_items.cache = items  # Blender needs the strings kept alive
+    return items
+
+
+def _level_update(self, context):
+    obj = self.id_data
+    from .labels import level_number
+
+    number = level_number(obj)
+    for index, item in enumerate(self.labels):  # make an item of the new level the active one
+        if item.level == number:
+            self["labels_index"] = index
+            self["instance"] = item.id
+            break
+    _refresh_labels(obj)
+
+
+def _index_update(self, context):
+    if 0 <= self.labels_index < len(self.labels):
+        self["instance"] = self.labels[self.labels_index].id
+
+
+class GSSEG_PG_label(bpy.types.PropertyGroup):
+    """One row of the instance list."""
+
+    name: StringProperty(name="Name", description="Name of the instance (written to the PLY header comments)",
+                         update=_name_update)
+    id: IntProperty(name="Id", description="The label id (gsseg_label, or the level's field of gsseg_code)")
+    level: IntProperty(name="Level", default=-1, description="-1: gsseg_label; k: level k of gsseg_code")
+    color: FloatVectorProperty(name="Colour", subtype="COLOR_GAMMA", size=3, min=0.0, max=1.0,
+                               default=(0.5, 0.5, 0.5), update=_color_update,
+                               description="Colour of the instance in the label display (written to the PLY "
+                               "header comments)")
+    count: IntProperty(name="Points", description="Number of points that have this label now")
+
+
 class GSSEG_PG_object(bpy.types.PropertyGroup):
     gamma: FloatProperty(
         name="Gamma", description="Background bias: a point belongs to instance t when "
@@ -38,10 +105,21 @@ class GSSEG_PG_object(bpy.types.PropertyGroup):
         "weights (re-solving for a new gamma reads it)", subtype="FILE_PATH")
     display: EnumProperty(name="Display", items=(
         ("COLOR", "Colours", "Show the splat colours"),
-        ("LABELS", "Labels", "Show one colour per segmentation label"),
+        ("LABELS", "Labels", "Show one colour per segmentation label (the instance list's colours)"),
     ), default="COLOR", update=_display_update)
-    instance: IntProperty(name="Instance", description="Label of the instance to select or delete", default=1,
-                          min=-1)
+    instance: IntProperty(name="Instance", description="Label of the instance to edit (the active row of the "
+                          "instance list)", default=1, min=-1)
+    labels: CollectionProperty(type=GSSEG_PG_label, name="Instances")
+    labels_index: IntProperty(name="Active Instance", default=0, update=_index_update)
+    level: EnumProperty(name="Level", items=_level_items, update=_level_update,
+                        description="Label level: a coarse label covers all its parts")
+    delete_halo: BoolProperty(name="With Halo", default=False,
+                              description="Delete also the points that belong to the instance at the gamma "
+                              "slider's value (share > (1 + gamma) / 2), not only those labelled with it")
+    proxy_instance: IntProperty(
+        name="Proxy of Instance", default=0, min=0, max=32767,
+        description="Mark this mesh as a stand-in for instance N: 'Masks from Proxies' renders its silhouette "
+        "with this id (0: not a proxy)")
 
 
 class GSSEG_PG_scene(bpy.types.PropertyGroup):
@@ -54,13 +132,18 @@ class GSSEG_PG_scene(bpy.types.PropertyGroup):
     scale: FloatProperty(name="Scale", description="Working resolution as a fraction of the camera images",
                          default=0.5, min=0.01, max=1.0, soft_min=0.1, precision=2)
     backend: EnumProperty(name="Backend", items=(
+        ("DEFAULT", "Default", "The default backend set in the add-on preferences"),
         ("auto", "Auto", "CUDA when CuPy finds a GPU, else CPU"),
         ("cpu", "CPU", "Vectorised numpy rasterisation"),
         ("cuda", "CUDA", "CuPy kernels (needs an NVIDIA GPU and CuPy)"),
-    ), default="auto")
+    ), default="DEFAULT")
+    proxy_mask_dir: StringProperty(
+        name="Save Proxy Masks", subtype="DIR_PATH",
+        description="Optional folder where 'Masks from Proxies' also writes its label maps (PNG, one per "
+        "camera, usable with the command line)")
 
 
-CLASSES = (GSSEG_PG_object, GSSEG_PG_scene)
+CLASSES = (GSSEG_PG_label, GSSEG_PG_object, GSSEG_PG_scene)
 
 
 def register():

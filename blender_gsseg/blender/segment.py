@@ -15,12 +15,14 @@ import warnings
 import bpy
 import numpy as np
 
-from ..core.accumulate import SIDECAR_SUFFIX, Accumulation, accumulate_weights
+from ..core.accumulate import SIDECAR_SUFFIX, Accumulation, accumulate_weights, load_accumulation
 from ..core.errors import BadInputError
-from ..core.masks import label_index_maps, load_masks
-from ..core.pipeline import default_memory_budget, label_colour
+from ..core.masks import MaskSet, label_index_maps, load_masks
+from ..core.levels import CODE_PROPERTY
+from ..core.pipeline import default_memory_budget, label_colour, level_sidecar_path, solve_levels
 from ..core.solver import Shares
 from . import display, io_splat
+from . import labels as label_list
 from .cameras import cameras_in_collection
 
 # path -> (modification time, size, Shares): moving the slider must not reload the file every time.
@@ -58,11 +60,16 @@ def shares_for(path, n_gaussians):
 
 
 class _ObjectMode:
-    """Leave edit mode for the duration (mesh data written in edit mode is overwritten on exit)."""
+    """Leave edit mode for the duration (mesh data written in edit mode is overwritten on exit).
 
-    def __init__(self, obj):
+    ``stay=True``: do not go back to edit mode. Operators that change object-level state (the cache path,
+    the instance list, custom properties) use it: an undo step pushed in edit mode restores only the mesh,
+    one pushed in object mode restores everything."""
+
+    def __init__(self, obj, stay=False):
         self.obj = obj
         self.was_edit = obj.mode == "EDIT"
+        self.stay = stay
 
     def __enter__(self):
         if self.was_edit:
@@ -70,7 +77,7 @@ class _ObjectMode:
         return self
 
     def __exit__(self, *exc):
-        if self.was_edit:
+        if self.was_edit and not self.stay:
             self._set_mode("EDIT")
         return False
 
@@ -103,10 +110,22 @@ def write_float_attribute(mesh, name, values):
 UNSEEN_COLOUR = (20, 20, 20)  # sRGB 8-bit, for points no view saw
 
 
-def write_label_colors(mesh, labels):
-    """``gsseg_label_col``: each label's colour (the CLI's label colours), for the label display."""
-    ids, inverse = np.unique(labels, return_inverse=True)
-    table = np.array([UNSEEN_COLOUR if i < 0 else label_colour(int(i)) for i in ids], dtype=np.float32) / 255
+def write_label_colors(mesh, labels, colours=None):
+    """``gsseg_label_col``: each label's colour (``colours``: {id: (r, g, b) sRGB in [0, 1]}, e.g. the instance
+    list's; else the CLI's label colours), for the label display."""
+    colours = colours or {}
+    labels = np.asarray(labels, dtype=np.int64)
+    low = int(labels.min(initial=0))
+    if len(labels) and int(labels.max()) - low < (1 << 22):  # a lookup table by label: O(N)
+        present = np.flatnonzero(np.bincount(labels - low))
+        lookup = np.zeros(int(present[-1]) + 1, dtype=np.int64)
+        lookup[present] = np.arange(len(present))
+        ids, inverse = present + low, lookup[labels - low]
+    else:
+        ids, inverse = np.unique(labels, return_inverse=True)
+    table = np.array([np.asarray(UNSEEN_COLOUR) / 255.0 if i < 0 else
+                      colours.get(int(i), np.asarray(label_colour(int(i))) / 255.0) for i in ids],
+                     dtype=np.float32).reshape(-1, 3)
     rgba = np.ones((len(labels), 4), dtype=np.float32)
     rgba[:, :3] = io_splat.srgb_to_linear(table)[inverse.ravel()]
     attribute = mesh.color_attributes.get(display.LABEL_COLOR_ATTRIBUTE)
@@ -130,8 +149,10 @@ def read_int_attribute(mesh, name):
     return values
 
 
-def apply_gamma(obj, gamma=None):
-    """Solve the cached accumulation at ``gamma`` (default: the object's slider) and write the attributes.
+def apply_gamma(obj, gamma=None, new_ids=()):
+    """Solve the cached accumulation at ``gamma`` (default: the object's slider), apply the object's merges and
+    manual labels, write the attributes and refresh the instance list (``new_ids``: labels to list even when
+    no point takes them now, e.g. every label of a new segmentation).
 
     Returns (number of labels, number of unseen Gaussians)."""
     settings = obj.gsseg
@@ -140,11 +161,16 @@ def apply_gamma(obj, gamma=None):
     gamma = settings.gamma if gamma is None else gamma
     with _ObjectMode(obj):
         mesh = obj.data
+        layout = label_list.layout_of(obj)
+        if layout is not None and len(layout.bits) > 1:
+            return _apply_gamma_levels(obj, layout, gamma)
         shares = shares_for(settings.accumulation_path, len(mesh.vertices))
         labels, confidence = shares.solve(gamma)
+        labels = label_list.apply_edits(obj, labels)
         write_int_attribute(mesh, io_splat.LABEL_ATTRIBUTE, labels)
         write_float_attribute(mesh, io_splat.CONFIDENCE_ATTRIBUTE, confidence)
-        write_label_colors(mesh, labels)
+        label_list.sync(obj, extra_ids=new_ids)
+        label_list.refresh_display(obj)
         mesh.update()
     return len(shares.label_ids), int(np.count_nonzero(~shares.seen))
 
@@ -187,15 +213,31 @@ class SegmentJob:
             mask_set = load_masks(bpy.path.abspath(mask_dir), cameras,
                                   sizes=[(camera.width, camera.height) for camera in scaled])
             index_maps = label_index_maps(mask_set)
-        # The splats live in the object's local space: fold its transform into each view.
-        to_world = np.array(obj.matrix_world, dtype=np.float64)
-        views = []
-        for index in mask_set.camera_indices:
-            camera = scaled[index]
-            views.append(type(camera)(camera.world_to_camera @ to_world, camera.fx, camera.fy, camera.cx,
-                                      camera.cy, camera.width, camera.height, camera.image_name))
+        views = cls.local_views(obj, [scaled[index] for index in mask_set.camera_indices])
         return cls(obj, gaussians, views, index_maps, mask_set.label_ids, backend,
                    [str(w.message) for w in caught])
+
+    @staticmethod
+    def local_views(obj, cameras):
+        """The splats live in the object's local space: fold its transform into each view."""
+        to_world = np.array(obj.matrix_world, dtype=np.float64)
+        return [dataclasses.replace(camera, world_to_camera=camera.world_to_camera @ to_world)
+                for camera in cameras]
+
+    @classmethod
+    def from_label_maps(cls, obj, cameras, label_maps, *, backend="auto"):
+        """A job for label maps made in Blender (e.g. rendered from proxy objects): ``cameras`` at the working
+        resolution (world space), ``label_maps`` int32 [H, W] (ids, 0 = background, -1 = ignore)."""
+        with _ObjectMode(obj):
+            gaussians = io_splat.gaussians_from_object(obj)
+        maps = [np.asarray(m, dtype=np.int32) for m in label_maps]
+        present = set()
+        for label_map in maps:
+            present |= {int(v) for v in np.unique(label_map) if v >= 0}
+        label_ids = np.array(sorted(present | {0}), dtype=np.int32)
+        mask_set = MaskSet(list(range(len(maps))), maps, label_ids, {}, [], [""] * len(maps))
+        return cls(obj, gaussians, cls.local_views(obj, cameras), label_index_maps(mask_set), label_ids, backend,
+                   [])
 
     def _progress(self, done, total):
         self.done, self.total = done, total
@@ -224,7 +266,9 @@ class SegmentJob:
         path = cache_path_for(obj)
         self.accumulation.save(path)
         obj.gsseg.accumulation_path = path
-        label_count, unseen = apply_gamma(obj)
+        label_list.clear_edits(obj)  # a new segmentation: merges and manual labels referred to the old ids
+        label_list.mark_table(obj)  # labels made here: export writes their names and colours, as the CLI does
+        label_count, unseen = apply_gamma(obj, new_ids=self.accumulation.label_ids)
         return {
             "object": obj.name,
             "views": len(self.views),
@@ -247,32 +291,6 @@ def segment(context, obj, *, collection, mask_dir, scale=1.0, backend="auto", pr
         job._progress = report
     job.run()
     return job.finish()
-
-
-def select_instance(obj, label, extend=False):
-    """Select the points whose gsseg_label is ``label`` (edit-mode selection); returns how many."""
-    with _ObjectMode(obj):
-        mesh = obj.data
-        labels = read_int_attribute(mesh, io_splat.LABEL_ATTRIBUTE)
-        if labels is None:
-            raise BadInputError(f"'{obj.name}' has no {io_splat.LABEL_ATTRIBUTE} attribute; run Segment first")
-        selection = labels == label
-        if extend:
-            selection |= _selection(mesh)
-        attribute = mesh.attributes.get(".select_vert")
-        if attribute is None:
-            attribute = mesh.attributes.new(".select_vert", "BOOLEAN", "POINT")
-        attribute.data.foreach_set("value", selection)
-        mesh.update()
-    return int(np.count_nonzero(labels == label))
-
-
-def _selection(mesh):
-    attribute = mesh.attributes.get(".select_vert")
-    selection = np.zeros(len(mesh.vertices), dtype=bool)
-    if attribute is not None:
-        attribute.data.foreach_get("value", selection)
-    return selection
 
 
 def _attribute_buffers(mesh):
@@ -338,28 +356,30 @@ def subset_accumulation(accumulation, keep):
     return dataclasses.replace(accumulation, **changes)
 
 
-def delete_instance(obj, label):
-    """Delete the points whose gsseg_label is ``label``; the cached accumulation follows. Returns how many."""
-    with _ObjectMode(obj):
-        mesh = obj.data
-        labels = read_int_attribute(mesh, io_splat.LABEL_ATTRIBUTE)
-        if labels is None:
-            raise BadInputError(f"'{obj.name}' has no {io_splat.LABEL_ATTRIBUTE} attribute; run Segment first")
-        keep = labels != label
-        removed = int(np.count_nonzero(~keep))
-        if removed == 0:
-            return 0
-        path = obj.gsseg.accumulation_path
-        accumulation = None
-        if path and os.path.isfile(bpy.path.abspath(path)):
-            try:
-                accumulation = Accumulation.load(bpy.path.abspath(path), len(labels))
-            except BadInputError:
-                accumulation = None
-        keep_points(obj, keep)
-        if accumulation is not None:
-            # Never overwrite a sidecar that came with the file: the subset goes to our own cache.
-            new_path = cache_path_for(obj)
-            subset_accumulation(accumulation, keep).save(new_path)
-            obj.gsseg.accumulation_path = new_path
-    return removed
+def _apply_gamma_levels(obj, layout, gamma):
+    """γ on a multi-level scene: every level re-solved by the core (each finer level within its parents), then
+    gsseg_label and gsseg_code rewritten together. Needs the coarser levels' sidecars beside the finest one
+    (OUT.level<k>.gsseg.npz, as `gsseg segment` writes them, with their parent ids); refused otherwise, so
+    that the two attributes never disagree."""
+    mesh = obj.data
+    n = len(mesh.vertices)
+    path = bpy.path.abspath(obj.gsseg.accumulation_path)
+    base = path[:-len(SIDECAR_SUFFIX)] + ".ply" if path.endswith(SIDECAR_SUFFIX) else path
+    paths = [level_sidecar_path(base, k) for k in range(len(layout.bits) - 1)] + [path]
+    try:
+        accumulations = [load_accumulation(p, n) for p in paths]
+        parents = [None]
+        for sidecar in paths[1:]:
+            with np.load(sidecar) as data:
+                parents.append(data["parent_ids"].astype(np.int32))
+    except (BadInputError, KeyError, OSError) as error:
+        raise BadInputError(f"'{obj.name}' is a multi-level scene: re-solving needs the sidecars of every level "
+                            f"for its {n:,} points ({error})") from None
+    level_labels, confidence = solve_levels(accumulations, parents, gamma)
+    write_int_attribute(mesh, io_splat.LABEL_ATTRIBUTE, level_labels[-1])
+    write_int_attribute(mesh, CODE_PROPERTY, layout.pack(level_labels))
+    write_float_attribute(mesh, io_splat.CONFIDENCE_ATTRIBUTE, confidence)
+    label_list.sync(obj)
+    label_list.refresh_display(obj)
+    mesh.update()
+    return len(accumulations[-1].label_ids), int(np.count_nonzero(level_labels[-1] < 0))

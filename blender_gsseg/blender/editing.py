@@ -1,0 +1,261 @@
+"""Editing a segmented splat: selection, hiding, deleting, separating, manual labels, merges.
+
+Each function works from object or edit mode (edit-mode data is flushed first), reads and writes whole
+attributes with foreach_get/foreach_set, and leaves undo to the operators that call it (all registered with
+UNDO). Selection and hiding return to edit mode (they change the mesh only, which an edit-mode undo step
+restores); deleting, separating, assigning and merging also change object-level state (cache path, instance
+list, merges) and end in object mode, where the undo step restores all of it.
+
+``level`` is a Level identifier (``labels.FINEST`` = gsseg_label, or "k" for level k of gsseg_code; default:
+the object's Level): a label of a coarser level picks every point whose code has that prefix, i.e. all its
+parts.
+"""
+
+import os
+
+import bpy
+import numpy as np
+
+from ..core.accumulate import Accumulation
+from ..core.errors import BadInputError
+from . import display, io_splat
+from . import labels as label_list
+from .segment import _ObjectMode, cache_path_for, keep_points, shares_for, subset_accumulation
+
+SELECT_ATTRIBUTE = ".select_vert"
+HIDE_ATTRIBUTE = ".hide_vert"
+
+
+def _bool(mesh, name):
+    values = label_list.read_attribute(mesh, name, "BOOLEAN")
+    return np.zeros(len(mesh.vertices), dtype=bool) if values is None else values
+
+
+def _set_bool(mesh, name, values):
+    label_list.write_attribute(mesh, name, values, "BOOLEAN")
+
+
+def selection(obj):
+    return _bool(obj.data, SELECT_ATTRIBUTE)
+
+
+def hidden(obj):
+    return _bool(obj.data, HIDE_ATTRIBUTE)
+
+
+def _write_selection(obj, selected):
+    mesh = obj.data
+    _set_bool(mesh, SELECT_ATTRIBUTE, selected & ~hidden(obj))
+    mesh.update()
+
+
+def _write_hidden(obj, hide):
+    """Edit-mode hide flags and the gsseg_hidden attribute the point display reads; hidden points are
+    deselected (as Blender does)."""
+    mesh = obj.data
+    _set_bool(mesh, HIDE_ATTRIBUTE, hide)
+    _set_bool(mesh, display.HIDDEN_ATTRIBUTE, hide)
+    _set_bool(mesh, SELECT_ATTRIBUTE, _bool(mesh, SELECT_ATTRIBUTE) & ~hide)
+    mesh.update()
+
+
+def _pick(obj, label, level):
+    return label_list.require_labels(obj, level) == label
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Selection and visibility
+
+def select_instance(obj, label, extend=False, level=None):
+    """Select the points of ``label`` (edit-mode selection); returns how many points carry it."""
+    with _ObjectMode(obj):
+        picked = _pick(obj, label, level)
+        _write_selection(obj, picked | selection(obj) if extend else picked)
+    return int(np.count_nonzero(picked))
+
+
+def deselect_instance(obj, label, level=None):
+    with _ObjectMode(obj):
+        picked = _pick(obj, label, level)
+        _write_selection(obj, selection(obj) & ~picked)
+    return int(np.count_nonzero(picked))
+
+
+def select_unseen(obj, extend=False):
+    """Select the points no view saw (label -1)."""
+    return select_instance(obj, label_list.UNSEEN, extend, label_list.FINEST)
+
+
+def invert_selection(obj):
+    """Select the visible points that are not selected, and deselect the others; returns the new count."""
+    with _ObjectMode(obj):
+        selected = ~selection(obj) & ~hidden(obj)
+        _write_selection(obj, selected)
+    return int(np.count_nonzero(selected))
+
+
+def hide_instance(obj, label, level=None):
+    with _ObjectMode(obj):
+        picked = _pick(obj, label, level)
+        _write_hidden(obj, hidden(obj) | picked)
+    return int(np.count_nonzero(picked))
+
+
+def isolate_instance(obj, label, level=None):
+    """Hide every point but those of ``label`` (and show those); returns how many stay visible."""
+    with _ObjectMode(obj):
+        picked = _pick(obj, label, level)
+        _write_hidden(obj, ~picked)
+    return int(np.count_nonzero(picked))
+
+
+def reveal(obj):
+    """Show every point; returns how many were hidden."""
+    with _ObjectMode(obj):
+        count = int(np.count_nonzero(hidden(obj)))
+        _write_hidden(obj, np.zeros(len(obj.data.vertices), dtype=bool))
+    return count
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Removing points
+
+def _load_accumulation(obj):
+    path = obj.gsseg.accumulation_path
+    if not path or not os.path.isfile(bpy.path.abspath(path)):
+        return None
+    try:
+        return Accumulation.load(bpy.path.abspath(path), len(obj.data.vertices))
+    except BadInputError:
+        return None
+
+
+def _keep(obj, keep, accumulation):
+    """keep_points, with the cached accumulation following (saved to a new cache file, never over one that
+    came with the file or that undo may bring back)."""
+    keep_points(obj, keep)
+    if accumulation is not None:
+        path = cache_path_for(obj)
+        subset_accumulation(accumulation, keep).save(path)
+        obj.gsseg.accumulation_path = path
+
+
+def delete_instance(obj, label, *, halo=False, gamma=None, level=None):
+    """Delete the points of ``label``; with ``halo``, also every member at ``gamma`` (default: the object's
+    slider) of the label (s_t > (1 + gamma) / 2: at negative gamma the shared halo). Returns how many."""
+    with _ObjectMode(obj, stay=True):
+        labels = label_list.require_labels(obj, level)
+        picked = labels == label
+        if halo:
+            if label_list.level_number(obj, level) != label_list.FINEST_LEVEL:
+                raise BadInputError("'with halo' works on the finest level (gsseg_label) only")
+            if not obj.gsseg.accumulation_path:
+                raise BadInputError(f"'{obj.name}' has no cached segmentation: 'with halo' needs one")
+            shares = shares_for(obj.gsseg.accumulation_path, len(labels))
+            gamma = obj.gsseg.gamma if gamma is None else gamma
+            picked = label_list.members_with_edits(obj, shares, label, gamma, labels)
+        removed = int(np.count_nonzero(picked))
+        if removed == 0:
+            return 0
+        _keep(obj, ~picked, _load_accumulation(obj))
+        label_list.sync(obj, drop_empty=[label])
+        label_list.refresh_display(obj)
+    return removed
+
+
+def separate_instance(context, obj, label, level=None):
+    """Move the points of ``label`` into a new object (same attributes, header, display, cache subset) linked
+    to the same collections; returns (count, new object)."""
+    with _ObjectMode(obj, stay=True):
+        picked = _pick(obj, label, level)
+        count = int(np.count_nonzero(picked))
+        if count == 0:
+            raise BadInputError(f"'{obj.name}': instance {label} has no points")
+        item = label_list.find_item(obj, label, label_list.level_number(obj, level))
+        suffix = label_list.clean_name(item.name, label) if item is not None else f"label_{label}"
+        new = obj.copy()
+        new.data = obj.data.copy()
+        new.name = f"{obj.name}.{suffix}"
+        for collection in obj.users_collection:
+            collection.objects.link(new)
+        accumulation = _load_accumulation(obj)
+        _keep(new, picked, accumulation)
+        _keep(obj, ~picked, accumulation)
+        label_list.sync(obj, drop_empty=[label])
+        number = label_list.level_number(new, level)
+        label_list.sync(new, drop_empty=[item.id for item in label_list.items_of_level(new, number)])
+        for target in (obj, new):
+            label_list.refresh_display(target)
+        new.select_set(False)
+    return count, new
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Manual fixes
+
+def _refuse_multilevel(obj, what):
+    if label_list.layout_of(obj) is not None:
+        raise BadInputError(f"'{obj.name}' is a multi-level scene (gsseg_code): {what} would leave its codes "
+                            f"stale, so it is not offered there")
+
+
+def assign_selection(obj, label=None):
+    """Give the selected points the label ``label`` (None: a new instance, one above the largest id), as a
+    manual label that re-solving at another gamma keeps. Returns (label, count)."""
+    _refuse_multilevel(obj, "assigning labels")
+    with _ObjectMode(obj, stay=True):
+        mesh = obj.data
+        picked = selection(obj)
+        count = int(np.count_nonzero(picked))
+        if count == 0:
+            raise BadInputError(f"'{obj.name}': no points are selected (select some in edit mode)")
+        labels = label_list.read_attribute(mesh, io_splat.LABEL_ATTRIBUTE)
+        if labels is None:  # a splat never segmented: everything starts as background
+            labels = np.zeros(len(mesh.vertices), dtype=np.int32)
+        if label is None:
+            known = [item.id for item in label_list.items_of_level(obj, label_list.FINEST_LEVEL)]
+            label = max([0, int(labels.max(initial=0))] + known) + 1
+        if label < 0:
+            raise BadInputError(f"label {label}: assign a label >= 0 (0 = background)")
+        before = labels[picked]
+        labels[picked] = label
+        manual = _bool(mesh, label_list.MANUAL_ATTRIBUTE)
+        values = label_list.read_attribute(mesh, label_list.MANUAL_LABEL_ATTRIBUTE)
+        if values is None:
+            values = np.zeros(len(labels), dtype=np.int32)
+        manual |= picked
+        values[picked] = label
+        label_list.write_attribute(mesh, io_splat.LABEL_ATTRIBUTE, labels)
+        label_list.write_attribute(mesh, label_list.MANUAL_ATTRIBUTE, manual, "BOOLEAN")
+        label_list.write_attribute(mesh, label_list.MANUAL_LABEL_ATTRIBUTE, values)
+        label_list.mark_table(obj)
+        label_list.sync(obj, extra_ids=[label], drop_empty=np.unique(before[before != label]))
+        label_list.refresh_display(obj)
+        mesh.update()
+    return label, count
+
+
+def merge_instances(obj, source, target):
+    """Relabel every point of ``source`` as ``target`` (kept across re-solves); ``source`` leaves the list.
+    Returns how many points moved."""
+    if source == target:
+        raise BadInputError(f"cannot merge instance {source} into itself")
+    if source < 0 or target < 0:
+        raise BadInputError("merge instances with ids >= 0 (unseen points are not an instance)")
+    _refuse_multilevel(obj, "merging labels")
+    with _ObjectMode(obj, stay=True):
+        mesh = obj.data
+        labels = label_list.require_labels(obj, label_list.FINEST)
+        picked = labels == source
+        labels[picked] = target
+        label_list.add_merge(obj, source, target)
+        label_list.mark_table(obj)
+        values = label_list.read_attribute(mesh, label_list.MANUAL_LABEL_ATTRIBUTE)
+        if values is not None:  # manual labels of the source follow it
+            values[values == source] = target
+            label_list.write_attribute(mesh, label_list.MANUAL_LABEL_ATTRIBUTE, values)
+        label_list.write_attribute(mesh, io_splat.LABEL_ATTRIBUTE, labels)
+        label_list.sync(obj, extra_ids=[target], drop_empty=[source])
+        label_list.refresh_display(obj)
+        mesh.update()
+    return int(np.count_nonzero(picked))

@@ -1,0 +1,204 @@
+"""Label maps rendered from proxy objects (meshes standing in for instances) with Blender's renderer.
+
+The artist gives mesh objects an instance id (``Object.gsseg.proxy_instance`` > 0). For each camera, Cycles
+renders the object-index pass of the proxies alone (a temporary scene holding only them and a temporary
+camera with the exact intrinsics of the view at the working resolution), 1 sample per pixel through a box
+filter of width 0.01 px: each pixel is the proxy hit by the ray through its centre, and proxies occlude each
+other as the geometry says. The pass goes through the compositor into a 32-bit EXR, read back with
+``bpy.data.images`` (ids are exact in float32). The label maps are then fed to the accumulator like mask
+images would be (:func:`segment_from_proxies`).
+
+Nothing of the user's scene changes: proxies are linked into the temporary scene; their ``pass_index``,
+``hide_render`` and camera visibility are set for the render and restored afterwards.
+"""
+
+import os
+import shutil
+import tempfile
+
+import bpy
+import numpy as np
+
+from ..core.errors import BadInputError
+from . import cameras as camera_io
+from . import io_splat
+from .segment import SegmentJob
+
+RENDERABLE_TYPES = {"MESH", "CURVE", "SURFACE", "META", "FONT", "CURVES", "POINTCLOUD", "VOLUME"}
+SCENE_NAME = "gsseg proxy masks"
+
+
+def proxy_objects(scene):
+    """The proxies of ``scene``: renderable objects with an instance id, splat objects excluded."""
+    return sorted((obj for obj in scene.objects
+                   if obj.type in RENDERABLE_TYPES and obj.gsseg.proxy_instance > 0
+                   and not io_splat.is_splat_object(obj)), key=lambda o: o.name)
+
+
+def _compositor(scene):
+    """Route the object-index pass to the composite output of ``scene`` (Blender 5: a compositing node group;
+    4.x: the scene's node tree)."""
+    if hasattr(scene, "compositing_node_group"):
+        tree = bpy.data.node_groups.new(SCENE_NAME, "CompositorNodeTree")
+        tree.interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
+        layers = tree.nodes.new("CompositorNodeRLayers")
+        layers.scene = scene
+        output = tree.nodes.new("NodeGroupOutput")
+        tree.links.new(layers.outputs["Object Index"], output.inputs[0])
+        scene.compositing_node_group = tree
+        return tree
+    scene.use_nodes = True  # Blender 4.x
+    tree = scene.node_tree
+    tree.nodes.clear()
+    layers = tree.nodes.new("CompositorNodeRLayers")
+    layers.scene = scene
+    composite = tree.nodes.new("CompositorNodeComposite")
+    tree.links.new(layers.outputs["IndexOB"], composite.inputs["Image"])
+    return None
+
+
+def _configure(scene, source_scene):
+    scene.render.engine = "CYCLES"
+    cycles = scene.cycles
+    cycles.samples = 1
+    cycles.use_adaptive_sampling = False
+    cycles.use_denoising = False
+    cycles.pixel_filter_type = "BOX"
+    cycles.filter_width = 0.01  # one ray through each pixel centre
+    cycles.max_bounces = 0
+    cycles.seed = 0
+    cycles.device = getattr(getattr(source_scene, "cycles", None), "device", "CPU")
+    render = scene.render
+    render.resolution_percentage = 100
+    render.film_transparent = True
+    render.use_compositing = True
+    render.use_sequencer = False
+    render.dither_intensity = 0.0
+    render.use_border = False
+    scene.view_settings.view_transform = "Standard"
+    scene.view_settings.look = "None"
+    scene.view_settings.exposure = 0.0
+    scene.view_settings.gamma = 1.0
+    settings = render.image_settings
+    if hasattr(settings, "media_type"):
+        settings.media_type = "IMAGE"
+    settings.file_format = "OPEN_EXR"
+    settings.color_mode = "RGB"
+    settings.color_depth = "32"
+    settings.exr_codec = "ZIP"
+    scene.view_layers[0].use_pass_object_index = True
+
+
+def _read_index(path, width, height):
+    image = bpy.data.images.load(path, check_existing=False)
+    try:
+        image.colorspace_settings.is_data = True
+        pixels = np.empty(len(image.pixels), dtype=np.float32)
+        image.pixels.foreach_get(pixels)
+        size = tuple(image.size)
+    finally:
+        bpy.data.images.remove(image)
+    if size != (width, height):
+        raise BadInputError(f"proxy render came back at {size[0]}x{size[1]}, expected {width}x{height}")
+    values = pixels.reshape(height, width, -1)[::-1, :, 0]  # Blender images are stored bottom row first
+    return np.rint(values).astype(np.int32)
+
+
+def render_label_maps(context, cameras, proxies=None, progress=None):
+    """int32 label maps [H, W] (the proxies' instance ids, 0 where none is hit), one per core camera (world to
+    camera, intrinsics and size as given: pass them already scaled to the working resolution)."""
+    source = context.scene
+    proxies = proxy_objects(source) if proxies is None else list(proxies)
+    if not proxies:
+        raise BadInputError("no proxy objects: give mesh objects an instance id (Proxy of Instance) first")
+    folder = tempfile.mkdtemp(prefix="gsseg-proxies-")
+    scene = bpy.data.scenes.new(SCENE_NAME)
+    camera_data = bpy.data.cameras.new(SCENE_NAME)
+    camera_obj = bpy.data.objects.new(SCENE_NAME, camera_data)
+    saved = [(obj, obj.pass_index, obj.hide_render, getattr(obj, "visible_camera", True)) for obj in proxies]
+    tree = None
+    try:
+        for obj in proxies:
+            scene.collection.objects.link(obj)
+            obj.pass_index = obj.gsseg.proxy_instance
+            obj.hide_render = False
+            if hasattr(obj, "visible_camera"):
+                obj.visible_camera = True
+        scene.collection.objects.link(camera_obj)
+        scene.camera = camera_obj
+        camera_data.clip_start = source.camera.data.clip_start if source.camera is not None else 0.01
+        camera_data.clip_start = min(camera_data.clip_start, 0.01)
+        camera_data.clip_end = 1e5
+        _configure(scene, source)
+        tree = _compositor(scene)
+        maps = []
+        for index, camera in enumerate(cameras):
+            camera_io.configure_camera_object(camera_obj, camera)
+            _, _, _, aspect_x, aspect_y = camera_io.lens_settings(camera)
+            scene.render.resolution_x = camera.width
+            scene.render.resolution_y = camera.height
+            scene.render.pixel_aspect_x = aspect_x
+            scene.render.pixel_aspect_y = aspect_y
+            path = os.path.join(folder, f"view_{index:05d}.exr")
+            scene.render.filepath = path
+            bpy.ops.render.render(write_still=True, scene=scene.name)
+            if not os.path.isfile(path):
+                raise BadInputError(f"the proxy render of view {camera.image_name} wrote no image")
+            maps.append(_read_index(path, camera.width, camera.height))
+            os.unlink(path)
+            if progress is not None:
+                progress(index + 1, len(cameras))
+        return maps
+    finally:
+        for obj, pass_index, hide_render, visible_camera in saved:
+            obj.pass_index = pass_index
+            obj.hide_render = hide_render
+            if hasattr(obj, "visible_camera"):
+                obj.visible_camera = visible_camera
+        bpy.data.scenes.remove(scene)
+        bpy.data.objects.remove(camera_obj)
+        bpy.data.cameras.remove(camera_data)
+        if tree is not None:
+            bpy.data.node_groups.remove(tree)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def save_label_maps(folder, cameras, maps):
+    """Write the label maps as PNG masks named after the camera images (8-bit, or 16-bit above 255), so the
+    command line can use them (``gsseg segment --masks folder``)."""
+    from PIL import Image
+
+    folder = bpy.path.abspath(folder)
+    os.makedirs(folder, exist_ok=True)
+    written = []
+    for camera, label_map in zip(cameras, maps):
+        stem = os.path.splitext(camera.image_name)[0] or "view"
+        path = os.path.join(folder, stem + ".png")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if label_map.max(initial=0) > 255:
+            image = Image.fromarray(label_map.astype(np.uint16))
+        else:
+            image = Image.fromarray(label_map.astype(np.uint8))
+        image.save(path)
+        written.append(path)
+    return written
+
+
+def segment_from_proxies(context, obj, *, collection, scale=1.0, backend="auto", proxies=None, save_dir="",
+                         progress=None):
+    """Render the proxies' label maps from the cameras of ``collection`` at ``scale`` and lift them onto the
+    splat ``obj`` (cache, solve, attributes, as Segment does). Returns Segment's figures plus 'labels_rendered'."""
+    if collection is None:
+        raise BadInputError("no camera collection chosen")
+    pairs = camera_io.cameras_in_collection(collection, context.scene)
+    if not pairs:
+        raise BadInputError(f"collection '{collection.name}' holds no cameras")
+    cameras = [camera.scaled(scale) for _, camera in pairs]
+    maps = render_label_maps(context, cameras, proxies, progress=progress)
+    if save_dir:
+        save_label_maps(save_dir, cameras, maps)
+    job = SegmentJob.from_label_maps(obj, cameras, maps, backend=backend)
+    job.run()
+    result = job.finish()
+    result["labels_rendered"] = sorted({int(v) for m in maps for v in np.unique(m)})
+    return result

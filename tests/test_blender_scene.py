@@ -1,0 +1,360 @@
+"""Transformed export (SH rotation), masks rendered from proxy objects, preferences and the CUDA install
+plan, in headless bpy. Each test runs in its own process (blender_harness.py)."""
+
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+
+from blender_harness import run_bpy
+
+from blender_gsseg.core.cameras import Camera, write_cameras_json
+from blender_gsseg.core.gaussians import read_gaussians, write_gaussians
+from blender_gsseg.core.synthetic import look_at
+from blender_gsseg.core.transform import quaternion_to_matrix
+from test_transform import eval_sh_reference, random_scene, sh_of
+
+if importlib.util.find_spec("bpy") is None:
+    pytest.skip("bpy (Blender as a Python module) is not installed", allow_module_level=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Export with an object transform
+
+def test_transformed_export_moves_everything_and_rotates_sh(tmp_path):
+    rng = np.random.default_rng(11)
+    scene = random_scene(400, 3, rng)
+    write_gaussians(tmp_path / "sh3.ply", scene)
+    result = run_bpy("""
+        import bpy, math
+        assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"]) == {"FINISHED"}
+        obj = bpy.context.active_object
+        parent = bpy.data.objects.new("rig", None)
+        bpy.context.collection.objects.link(parent)
+        parent.location = (0.5, -2.0, 1.0)
+        parent.rotation_euler = (0.3, -0.7, 1.1)
+        parent.scale = (0.8, 0.8, 0.8)
+        obj.parent = parent
+        obj.location = (1.0, 2.0, -0.5)
+        obj.rotation_mode = "QUATERNION"
+        obj.rotation_quaternion = (0.8, 0.2, -0.5, 0.3)
+        obj.scale = (1.5, 1.5, 1.5)
+        bpy.context.view_layer.update()
+        RESULT["matrix"] = [list(row) for row in obj.matrix_world]
+        assert bpy.ops.gsseg.export_splat(filepath=ARGS["out"], include_label=True) == {"FINISHED"}
+        # object space on request
+        assert bpy.ops.gsseg.export_splat(filepath=ARGS["local"], apply_transform=False) == {"FINISHED"}
+        # a non-uniformly scaled parent of a rotated child: a shear, refused before anything is written
+        parent.scale = (1.0, 2.0, 1.0)
+        bpy.context.view_layer.update()
+        try:
+            bpy.ops.gsseg.export_splat(filepath=ARGS["sheared"])
+            raise AssertionError("a sheared export did not fail")
+        except RuntimeError as error:
+            RESULT["shear_error"] = str(error)
+        assert not os.path.exists(ARGS["sheared"])
+    """, home=tmp_path / "home", args={"ply": str(tmp_path / "sh3.ply"), "out": str(tmp_path / "out.ply"),
+                                       "local": str(tmp_path / "local.ply"),
+                                       "sheared": str(tmp_path / "sheared.ply")})
+    matrix = np.array(result["matrix"])
+    linear, translation = matrix[:3, :3], matrix[:3, 3]
+    scale = np.cbrt(np.linalg.det(linear))
+    rotation = linear / scale
+    assert abs(scale - 1.2) < 1e-5
+    out = read_gaussians(tmp_path / "out.ply")
+    v, w = scene.vertex, out.vertex
+    assert out.vertex.dtype == v.dtype and out.comments == scene.comments
+    # positions
+    positions = np.stack([v[a] for a in "xyz"], 1).astype(np.float64)
+    moved = np.stack([w[a] for a in "xyz"], 1).astype(np.float64)
+    assert np.abs(moved - (positions @ linear.T + translation)).max() < 1e-5 * max(1, np.abs(moved).max())
+    # rotations: R @ R_q, with the stored (unnormalised) norm kept
+    q = np.stack([v[f"rot_{i}"] for i in range(4)], 1).astype(np.float64)
+    q2 = np.stack([w[f"rot_{i}"] for i in range(4)], 1).astype(np.float64)
+    assert np.abs(quaternion_to_matrix(q2) - rotation @ quaternion_to_matrix(q)).max() < 1e-5
+    assert np.allclose(np.linalg.norm(q2, axis=1), np.linalg.norm(q, axis=1), rtol=1e-5)
+    # scales
+    for i in range(3):
+        assert np.allclose(w[f"scale_{i}"], v[f"scale_{i}"] + np.log(scale), atol=2e-6)
+    # SH: the exported colour along d is the original colour along R^-1 d
+    directions = rng.normal(size=(5, 3))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    errors = []
+    for d in directions:
+        dirs = np.repeat(d[None], len(v), 0)
+        errors.append(np.abs(eval_sh_reference(3, sh_of(out, 3), dirs)
+                             - eval_sh_reference(3, sh_of(scene, 3), dirs @ rotation)).max())
+    assert max(errors) < 1e-5, errors
+    # untouched properties, object-space export
+    assert w["opacity"].tobytes() == v["opacity"].tobytes() and (w["gsseg_label"] == v["gsseg_label"]).all()
+    with open(tmp_path / "sh3.ply", "rb") as a, open(tmp_path / "local.ply", "rb") as b:
+        assert a.read() == b.read()
+    assert "shear" in result["shear_error"], result["shear_error"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Masks from proxies
+
+def _hull(points):
+    """Counter-clockwise convex hull (monotone chain) of 2D points."""
+    points = sorted(map(tuple, points))
+
+    def cross(o, a, b):
+        return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+    lower, upper = [], []
+    for p in points:
+        while len(lower) >= 2 and cross(lower[-2], lower[-1], p) <= 0:
+            lower.pop()
+        lower.append(p)
+    for p in reversed(points):
+        while len(upper) >= 2 and cross(upper[-2], upper[-1], p) <= 0:
+            upper.pop()
+        upper.append(p)
+    return np.array(lower[:-1] + upper[:-1])
+
+
+def _signed_distance(hull, u, v):
+    """Distance of pixel centres (u, v) inside a convex CCW polygon (negative outside), in pixels.
+    Image v points down, so 'counter-clockwise' is taken in (u, v) as given."""
+    distance = np.full(u.shape, np.inf)
+    for a, b in zip(hull, np.roll(hull, -1, axis=0)):
+        edge = b - a
+        normal = np.array([-edge[1], edge[0]]) / np.linalg.norm(edge)  # inward for a CCW hull
+        distance = np.minimum(distance, (u - a[0]) * normal[0] + (v - a[1]) * normal[1])
+    return distance
+
+
+def _cube_corners(centre, size):
+    half = size / 2
+    return np.array([[centre[0] + sx * half, centre[1] + sy * half, centre[2] + sz * half]
+                     for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)])
+
+
+def test_proxy_label_maps_match_the_core_projection(tmp_path):
+    """Two overlapping cubes seen by one camera: the rendered label map has their ids where the core's
+    projection of their corners says, the nearer one in front; non-proxies and the splat do not show."""
+    camera = Camera(look_at((1.0, -7.0, 2.5), (0.2, 0.0, 0.0)), 110.0, 112.0, 49.0, 35.5, 96, 72, "cam.png")
+    cubes = [((0.0, 0.0, 0.0), 2.0, 3), ((0.9, -2.0, 0.4), 1.2, 7)]  # the second is nearer the camera
+    rng = np.random.default_rng(0)
+    write_gaussians(tmp_path / "splat.ply", random_scene(200, 0, rng))
+    result = run_bpy("""
+        import bpy
+        import numpy as np
+        from blender_gsseg.blender import proxies
+        from blender_gsseg.core.cameras import Camera
+        assert bpy.ops.gsseg.import_splat(filepath=ARGS["splat"]) == {"FINISHED"}  # must not show
+        made = []
+        for centre, size, label in ARGS["cubes"]:
+            bpy.ops.mesh.primitive_cube_add(size=size, location=centre)
+            cube = bpy.context.active_object
+            cube.gsseg.proxy_instance = label
+            made.append(cube)
+        made[0].hide_render = True  # proxies often are hidden in renders: they render here anyway
+        made[1].pass_index = 42
+        bpy.ops.mesh.primitive_plane_add(size=0.6, location=(0.3, -4.0, 0.3), rotation=(1.5708, 0, 0))
+        blocker = bpy.context.active_object  # not a proxy: hidden from the label render
+        assert [o.name for o in proxies.proxy_objects(bpy.context.scene)] == sorted(o.name for o in made)
+        c = ARGS["camera"]
+        camera = Camera(np.array(c["w2c"]), c["fx"], c["fy"], c["cx"], c["cy"], c["w"], c["h"], "cam.png")
+        counts = (len(bpy.data.scenes), len(bpy.data.objects), len(bpy.data.images), len(bpy.data.node_groups),
+                  len(bpy.data.cameras))
+        maps = proxies.render_label_maps(bpy.context, [camera])
+        assert counts == (len(bpy.data.scenes), len(bpy.data.objects), len(bpy.data.images),
+                          len(bpy.data.node_groups), len(bpy.data.cameras))
+        assert made[0].hide_render and made[1].pass_index == 42 and made[0].pass_index == 0
+        RESULT["map"] = maps[0].tolist()
+    """, home=tmp_path / "home", args={"splat": str(tmp_path / "splat.ply"), "cubes": cubes, "camera": {
+        "w2c": camera.world_to_camera.tolist(), "fx": camera.fx, "fy": camera.fy, "cx": camera.cx,
+        "cy": camera.cy, "w": camera.width, "h": camera.height}})
+    label_map = np.array(result["map"])
+    assert label_map.shape == (72, 96)
+    v, u = np.mgrid[0:72, 0:96] + 0.5
+    expected = np.zeros(label_map.shape, dtype=int)
+    certain = np.ones(label_map.shape, dtype=bool)
+    for centre, size, label in cubes:  # back to front
+        uv, depth = camera.project(_cube_corners(centre, size))
+        assert (depth > 0).all()
+        hull = _hull(uv)
+        if np.cross(hull[1] - hull[0], hull[2] - hull[1]) < 0:
+            hull = hull[::-1]
+        distance = _signed_distance(hull, u, v)
+        expected[distance > 0] = label
+        certain &= np.abs(distance) > 0.02  # a pixel centre on an edge could go either way
+    front_uv, _ = camera.project(_cube_corners(*cubes[1][:2]))
+    assert (label_map == 7).sum() > 100 and (label_map == 3).sum() > 300
+    overlap = (expected == 7) & (_signed_distance(_hull(camera.project(_cube_corners(*cubes[0][:2]))[0]), u, v) > 0)
+    assert overlap.sum() > 50  # the cubes do overlap in the image, and the nearer one wins there
+    assert set(np.unique(label_map)) == {0, 3, 7}
+    mismatched = (label_map != expected) & certain
+    assert mismatched.sum() == 0, np.argwhere(mismatched)[:10]
+
+
+def test_masks_from_proxies_segment_the_splat(tmp_path):
+    """Spheres of the synthetic scene as proxy meshes: 'Masks from Proxies' renders the label maps (they match
+    the exact ray-cast masks), writes them as PNG masks if asked, and lifts them onto the splat."""
+    from blender_gsseg.core.synthetic import make_scene
+
+    scene = make_scene(n_spheres=3, points_per_unit_area=40, n_cameras=6, width=64, height=48, seed=2)
+    write_gaussians(tmp_path / "scene.ply", scene.gaussians)
+    write_cameras_json(tmp_path / "cameras.json", scene.cameras)
+    truth_masks = np.stack([scene.mask(camera) for camera in scene.cameras])
+    np.save(tmp_path / "truth_masks.npy", truth_masks)
+    result = run_bpy("""
+        import bpy, time
+        from blender_gsseg.blender import proxies, labels as label_list
+        from blender_gsseg.blender.cameras import cameras_in_collection
+        settings = bpy.context.scene.gsseg
+        assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"]) == {"FINISHED"}
+        splat = bpy.context.active_object
+        assert bpy.ops.gsseg.import_cameras(filepath=ARGS["cameras"]) == {"FINISHED"}
+        for k, (centre, radius) in enumerate(zip(ARGS["centres"], ARGS["radii"])):
+            bpy.ops.mesh.primitive_uv_sphere_add(radius=radius, location=centre, segments=48, ring_count=24)
+            bpy.context.active_object.gsseg.proxy_instance = k + 1
+        settings.scale = 1.0
+        settings.backend = "cpu"
+        settings.proxy_mask_dir = ARGS["masks"]
+        bpy.context.view_layer.objects.active = splat
+        start = time.perf_counter()
+        assert bpy.ops.gsseg.masks_from_proxies() == {"FINISHED"}
+        RESULT["seconds"] = time.perf_counter() - start
+        RESULT["labels"] = label_list.read_attribute(splat.data, "gsseg_label").tolist()
+        RESULT["rows"] = [(i.id, i.count) for i in splat.gsseg.labels]
+        cameras = [c for _, c in cameras_in_collection(settings.camera_collection)]
+        RESULT["maps"] = [m.tolist() for m in proxies.render_label_maps(bpy.context, cameras)]
+        RESULT["names"] = [c.image_name for c in cameras]
+    """, home=tmp_path / "home", args={
+        "ply": str(tmp_path / "scene.ply"), "cameras": str(tmp_path / "cameras.json"),
+        "masks": str(tmp_path / "proxy_masks"), "centres": scene.centres.tolist(), "radii": scene.radii.tolist()})
+    names = [c.image_name for c in scene.cameras]
+    maps = np.array([result["maps"][result["names"].index(name)] for name in names])
+    agreement = (maps == truth_masks).mean()
+    assert agreement > 0.97, agreement  # a 48x24 UV sphere is not quite a sphere
+    labels = np.array(result["labels"])
+    seen = labels >= 0
+    accuracy = (labels[seen] == scene.labels[seen]).mean()
+    # the same lifting from the exact ray-cast masks (the core alone) gives nearly the same labels
+    from PIL import Image
+
+    from blender_gsseg.core.pipeline import segment_scene
+    exact_dir = tmp_path / "exact_masks"
+    exact_dir.mkdir()
+    for camera, mask in zip(scene.cameras, truth_masks):
+        Image.fromarray(mask.astype(np.uint8)).save(exact_dir / (camera.image_name + ".png"))
+    exact = segment_scene(scene.gaussians, scene.cameras, str(exact_dir), backend="cpu").labels
+    same = (labels == exact).mean()
+    exact_accuracy = (exact[exact >= 0] == scene.labels[exact >= 0]).mean()
+    assert same > 0.97, same
+    assert accuracy > exact_accuracy - 0.02, (accuracy, exact_accuracy)
+    assert {row[0] for row in result["rows"]} == {0, 1, 2, 3}
+    written = sorted(os.listdir(tmp_path / "proxy_masks"))
+    assert written == sorted(name + ".png" for name in names)
+    first = np.asarray(Image.open(tmp_path / "proxy_masks" / (names[0] + ".png")))
+    assert (first == maps[0]).all()
+    print(f"masks from proxies: {result['seconds']:.2f} s for 6 views; map agreement {agreement:.4f}; labels "
+          f"equal to those from exact masks {same:.4f}; accuracy {accuracy:.3f} (exact masks {exact_accuracy:.3f})")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Preferences and the CUDA install
+
+def test_preferences_and_cuda_install_plan(tmp_path):
+    dist = tmp_path / "target" / "cupy_cuda12x-13.6.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: cupy-cuda12x\nVersion: 13.6.0\n"
+        "Requires-Dist: numpy<2.6,>=1.22\nRequires-Dist: fastrlock>=0.5\n"
+        "Requires-Dist: cuda-toolkit[cublas,nvrtc]==12.*; extra == \"ctk\"\n"
+        "Requires-Dist: scipy>=1.10; extra == \"all\"\n\nCuPy\n")
+    result = run_bpy("""
+        import bpy, sys
+        from blender_gsseg.blender import prefs
+        R = prefs.cupy_requirement
+        RESULT["requirements"] = {
+            "12.4/np1": R((12, 4), 1), "13.0/np1": R((13, 0), 1), "13.0/np2": R((13, 0), 2),
+            "12.8/np2": R((12, 8), 2), "11.8/np1": R((11, 8), 1), "choice13/np2": R(None, 2, "cupy-cuda13x"),
+        }
+        errors = {}
+        for key, args in {"none": (None, 1), "old": ((10, 2), 1), "13x/np1": (None, 1, "cupy-cuda13x")}.items():
+            try:
+                R(*args)
+            except ValueError as error:
+                errors[key] = str(error)
+        RESULT["errors"] = errors
+        RESULT["first"] = prefs.install_first_step("/bl/python", "/user/site-packages", "cupy-cuda12x>=13,<14")
+        RESULT["second"] = prefs.install_second_step("/bl/python", ARGS["target"], "cupy-cuda12x>=13,<14")
+        RESULT["second_ctk"] = prefs.install_second_step("/bl/python", ARGS["target"], "cupy-cuda12x[ctk]>=13")
+        RESULT["smi"] = prefs.parse_nvidia_smi(
+            "| NVIDIA-SMI 550.54.15   Driver Version: 550.54.15   CUDA Version: 12.4     |")
+        RESULT["detect"] = prefs.detect_cuda()  # whatever this machine has; must not raise
+        # the driver library path, with a stand-in for libcuda (cuDriverGetVersion -> 12040 = CUDA 12.4)
+        class FakeDriver:
+            def cuDriverGetVersion(self, pointer):
+                prefs.ctypes.cast(pointer, prefs.ctypes.POINTER(prefs.ctypes.c_int)).contents.value = 12040
+                return 0
+        real = prefs.ctypes.CDLL
+        prefs.ctypes.CDLL = lambda name: FakeDriver()
+        try:
+            RESULT["fake_driver"] = prefs.detect_cuda()
+        finally:
+            prefs.ctypes.CDLL = real
+        # offline (Blender's default): the install button is refused with a clear reason, nothing runs
+        assert not bpy.app.online_access
+        assert not bpy.ops.gsseg.install_cuda.poll()
+        try:
+            bpy.ops.gsseg.install_cuda()
+            raise AssertionError("install ran offline")
+        except RuntimeError as error:
+            RESULT["offline"] = str(error)
+        assert bpy.ops.gsseg.check_cuda() == {"FINISHED"}
+        # the scene's 'Default' backend is the preferences' (auto without the add-on system)
+        assert prefs.resolve_backend(bpy.context, "DEFAULT") == "auto"
+        assert prefs.resolve_backend(bpy.context, "cpu") == "cpu"
+        RESULT["site"] = prefs.site_packages()
+    """, home=tmp_path / "home", args={"target": str(tmp_path / "target")})
+    req = result["requirements"]
+    assert req == {"12.4/np1": "cupy-cuda12x>=13,<14", "13.0/np1": "cupy-cuda12x>=13,<14",
+                   "13.0/np2": "cupy-cuda13x[ctk]>=14,<15", "12.8/np2": "cupy-cuda12x[ctk]>=14,<15",
+                   "11.8/np1": "cupy-cuda11x>=13,<14", "choice13/np2": "cupy-cuda13x[ctk]>=14,<15"}
+    assert "no NVIDIA driver" in result["errors"]["none"]
+    assert "11.2" in result["errors"]["old"]
+    assert "NumPy 2" in result["errors"]["13x/np1"]
+    assert result["first"] == ["/bl/python", "-m", "pip", "install", "--upgrade", "--disable-pip-version-check",
+                               "--no-input", "--target", "/user/site-packages", "--no-deps", "cupy-cuda12x>=13,<14"]
+    base = ["/bl/python", "-m", "pip", "install", "--upgrade", "--disable-pip-version-check", "--no-input",
+            "--target", str(tmp_path / "target")]
+    assert result["second"] == base + ["fastrlock>=0.5"]  # never numpy: Blender's own must stay in charge
+    assert result["second_ctk"] == base + ["fastrlock>=0.5", "cuda-toolkit[cublas,nvrtc]==12.*"]
+    assert result["smi"] == [12, 4]
+    assert result["fake_driver"] == [12, 4, "driver"]
+    assert "Online access" in result["offline"]
+    assert result["site"].startswith(str(tmp_path / "home")) and result["site"].endswith("site-packages")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The README pictures
+
+def test_make_pictures_script_runs(tmp_path):
+    """docs/make_pictures.py end to end at a tiny size (the README pictures are made by the same code)."""
+    import subprocess
+    import sys
+
+    from blender_harness import REPO, bpy_env
+
+    out = tmp_path / "images"
+    home = tmp_path / "home"
+    home.mkdir()
+    process = subprocess.run([sys.executable, os.path.join(REPO, "docs", "make_pictures.py"), "--out", str(out),
+                              "--size", "96x72", "--samples", "2", "--density", "60"], cwd=str(tmp_path),
+                             env=bpy_env(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             timeout=300)
+    assert process.returncode == 0, process.stdout[-4000:]
+    from PIL import Image
+    names = sorted(os.listdir(out))
+    assert names == ["01_imported.png", "02_labels.png", "03_removed.png", "04_proxy_mask.png"]
+    for name in names[:3]:
+        assert Image.open(out / name).size == (96, 72)
+    imported, removed = (np.asarray(Image.open(out / n).convert("RGB")).astype(int) for n in names[0:3:2])
+    assert np.abs(imported - removed).sum() > 0  # the removal shows
+    assert "agreement" in process.stdout
