@@ -85,6 +85,15 @@ def _split_columns(vertex, columns):
     """Contiguous attribute buffers (float32 for FLOAT, int32 for INT, uint32 stored bit for bit) for
     ``columns`` = [(name, ply type, kind)] of the structured array ``vertex``."""
     n = len(vertex)
+    if all(vertex.dtype[name] == np.dtype("<f4") for name in vertex.dtype.names) and \
+            vertex.dtype.itemsize == 4 * len(vertex.dtype.names):
+        # The common all-float32 table: transpose it as a 2D array block by block (one numpy call per block).
+        table = vertex.view(np.float32).reshape(n, len(vertex.dtype.names))
+        transposed = np.empty((len(vertex.dtype.names), n), dtype=np.float32)
+        for start in range(0, n, BLOCK_ROWS):
+            transposed[:, start:start + BLOCK_ROWS] = table[start:start + BLOCK_ROWS].T
+        position = {name: index for index, name in enumerate(vertex.dtype.names)}
+        return [transposed[position[name]] for name, _, _ in columns]
     buffers = [np.empty(n, dtype=np.float32 if kind == "FLOAT" else np.int32) for _, _, kind in columns]
     targets = [buffer.view(np.uint32) if kind == "INT" and PLY_TYPES[ply_type] == "u4" else buffer
                for buffer, (_, ply_type, kind) in zip(buffers, columns)]

@@ -38,6 +38,7 @@ NUMPY_TO_PLY = {"i1": "char", "u1": "uchar", "i2": "short", "u2": "ushort", "i4"
                 "f4": "float", "f8": "double"}
 BYTE_ORDERS = {"binary_little_endian": "<", "binary_big_endian": ">", "ascii": "="}
 MAX_HEADER_BYTES = 1 << 20
+CHECK_BLOCK_ROWS = 1 << 14
 
 
 class PlyProperty:
@@ -336,13 +337,16 @@ class Gaussians:
         missing = [name for name in REQUIRED_PROPERTIES if name not in self.vertex.dtype.names]
         if missing:
             raise BadInputError(f"{where}: missing required vertex properties: {' '.join(missing)}")
-        bad = []
-        for name in self.vertex.dtype.names:
-            column = self.vertex[name]
-            if column.dtype.kind == "f":
-                count = column.size - int(np.count_nonzero(np.isfinite(column)))
-                if count:
-                    bad.append(f"{count} in {name}")
+        float_names = [n for n in self.vertex.dtype.names if self.vertex.dtype[n].kind == "f"]
+        counts = dict.fromkeys(float_names, 0)
+        # Row blocks keep each block in cache while its columns are scanned; scanning whole columns of a
+        # wide table would stream the entire table through memory once per property.
+        for start in range(0, len(self.vertex), CHECK_BLOCK_ROWS):
+            block = self.vertex[start:start + CHECK_BLOCK_ROWS]
+            for name in float_names:
+                column = block[name]
+                counts[name] += column.size - int(np.count_nonzero(np.isfinite(column)))
+        bad = [f"{count} in {name}" for name, count in counts.items() if count]
         if bad:
             raise BadInputError(f"{where}: NaN/Inf values in the file: {', '.join(bad)}")
         return self
