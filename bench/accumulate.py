@@ -1,6 +1,7 @@
 """CPU accumulation benchmark: a 200k-Gaussian scene, 30 views at 640x480 (the engine issue's yardstick).
 
-Prints Gaussian-pixel alpha tests per second, seconds per view, the whole `gsseg segment` time and its peak RSS.
+Prints Gaussian-pixel alpha tests per second, seconds per view, the whole `gsseg segment` time and its peak RSS
+(with the default CPU path: numba when installed), then the numpy-only path's seconds per view.
 Usage: python bench/accumulate.py [--gaussians 200000] [--views 30] [--width 640] [--height 480]
 """
 
@@ -45,6 +46,8 @@ def main():
     parser.add_argument("--views", type=int, default=30)
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
+    parser.add_argument("--numpy-views", type=int, default=3, help="also time the numpy-only path on this many "
+                        "views (0: skip)")
     args = parser.parse_args()
 
     scene = scene_for(args.gaussians, args.views, args.width, args.height)
@@ -78,6 +81,17 @@ def main():
           f"{tests * args.views / accumulate / 1e6:.0f} M kernel-rule tests/s)")
     print(f"gsseg segment wall time: {wall:.2f} s   peak RSS: {peak_rss_mb:.0f} MB")
     print("timings:", {k: round(v, 3) for k, v in report["timings"].items()})
+    if args.numpy_views:
+        from blender_gsseg.core.accumulate import CpuBackend, accumulate_weights
+
+        cameras = scene.cameras[:args.numpy_views]
+        maps = [scene.mask(camera).astype(np.int32) for camera in cameras]
+        start = time.perf_counter()
+        accumulate_weights(scene.gaussians, cameras, maps, np.arange(int(max(m.max() for m in maps)) + 1),
+                           backend=CpuBackend(use_numba=False))
+        per_view = (time.perf_counter() - start) / len(cameras)
+        print(f"numpy-only path: {per_view:.3f} s/view (over {len(cameras)} views; "
+              f"~{per_view * args.views:.0f} s for all {args.views})")
 
 
 if __name__ == "__main__":
