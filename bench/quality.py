@@ -1,0 +1,257 @@
+"""Quality benchmark: lifted labels against ground truth, on scenes written by bench/make_scene.py.
+
+For each kind of scene (``clean``: opaque surface Gaussians; ``trained``: plus large faint Gaussians and
+floaters) and each kind of lifting mask (``clean`` Cycles masks; ``noisy``: SAM-like noise from
+blender_gsseg.core.mask_noise), it lifts the masks of the lifting views with
+
+* the exact solver (FlashSplat's closed form), for a sweep of gamma;
+* centre-projection voting (each Gaussian takes the mask label under its projected centre, majority over the
+  views, as SAGS / Gaga do), plain and with a depth test (a view votes only where the Gaussian is not behind
+  the pixel's dominant Gaussian);
+* optional refinements of the exact solver (``--refine``, see blender_gsseg.core.refine),
+
+and reports
+
+* held-out mIoU / mAcc of the label masks rendered at the held-out views, against the Cycles masks, for both
+  render modes (``subset``: FlashSplat's per-label rule; ``argmax``: whole scene, largest summed weight);
+  the ground-truth labels rendered the same way give the ceiling, and each mIoU is also shown as a fraction of
+  it;
+* per-Gaussian accuracy over the *observable* Gaussians (those that are the largest contributor, alpha * T,
+  of at least one pixel of some lifting view: the others cannot be known from masks), weighted by each
+  Gaussian's total weight over the lifting views, and over all Gaussians (unseen count as wrong).
+
+Usage: python bench/quality.py SCENE_DIR [--kinds clean trained] [--masks clean noisy] [--noise-seeds 0 1]
+       [--gammas -0.4 -0.2 0 0.2 0.4] [--refine missing missing+seams missing+hidden+seams]
+       [--seam-margins 0.2] [--heldout-views K] [--json out.json]
+The README's table: python bench/quality.py SCENE --noise-seeds 0 1 --json bench/results/quality.json
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from blender_gsseg.core import projection  # noqa: E402
+from blender_gsseg.core.accumulate import accumulate_weights, get_backend  # noqa: E402
+from blender_gsseg.core.cameras import load_cameras  # noqa: E402
+from blender_gsseg.core.gaussians import read_gaussians  # noqa: E402
+from blender_gsseg.core.mask_noise import MaskNoise, noisy_masks  # noqa: E402
+from blender_gsseg.core.metrics import segmentation_metrics  # noqa: E402
+from blender_gsseg.core.rasterize import iter_contributions  # noqa: E402
+from blender_gsseg.core.render import render_label_mask  # noqa: E402
+from blender_gsseg.core.refine import DEFAULT_SEAM_MARGIN, refine  # noqa: E402
+from blender_gsseg.core.render_modes import label_argmax, render_label_weights  # noqa: E402
+from blender_gsseg.core.solver import Shares  # noqa: E402
+
+MODES = ("subset", "argmax")
+
+
+def read_label_png(path):
+    return np.asarray(Image.open(path), dtype=np.int32)
+
+
+def dominant_contributors(projected):
+    """Per pixel, the Gaussian with the largest weight alpha * T (-1 where none): int64 [H * W]."""
+    n_pixels = projected.width * projected.height
+    best_gid = np.full(n_pixels, -1, dtype=np.int64)
+    best_w = np.zeros(n_pixels)
+    for gid, pixel, weight in iter_contributions(projected):
+        order = np.lexsort((-weight, pixel))  # by pixel, largest weight first (a pixel lies in one chunk)
+        pixel, gid, weight = pixel[order], gid[order], weight[order]
+        first = np.r_[True, pixel[1:] != pixel[:-1]]
+        better = weight[first] > best_w[pixel[first]]
+        best_gid[pixel[first][better]] = gid[first][better]
+        best_w[pixel[first][better]] = weight[first][better]
+    return best_gid
+
+
+class LiftingViews:
+    """What the lifting views tell about the scene independently of the masks: which Gaussians are observable,
+    and where each Gaussian's centre lands (for centre voting)."""
+
+    def __init__(self, gaussians, covariances, cameras):
+        n = len(gaussians)
+        self.cameras = cameras
+        self.observable = np.zeros(n, dtype=bool)
+        self.centre_pixels = []  # per view: (gaussian ids in frame, flat pixel ids, depth-test pass)
+        depths_all = None
+        max_scale = gaussians.scales.max(axis=1)
+        for camera in cameras:
+            projected = projection.project_gaussians(gaussians.means, covariances, gaussians.opacities, camera)
+            dominant = dominant_contributors(projected)
+            self.observable[dominant[dominant >= 0]] = True
+            uv, depth = camera.project(gaussians.means)
+            inside = (depth > projection.NEAR_PLANE) & (uv[:, 0] >= 0) & (uv[:, 0] < camera.width) & \
+                (uv[:, 1] >= 0) & (uv[:, 1] < camera.height)
+            ids = np.flatnonzero(inside)
+            pixel = np.floor(uv[ids, 1]).astype(np.int64) * camera.width + np.floor(uv[ids, 0]).astype(np.int64)
+            front = dominant[pixel]
+            depths_all = projected.depths
+            front_depth = np.where(front >= 0, depths_all[np.maximum(front, 0)], np.inf)
+            unoccluded = depth[ids] <= front_depth + 3.0 * max_scale[ids] + 1e-3
+            self.centre_pixels.append((ids, pixel, unoccluded & (front >= 0)))
+
+
+def centre_vote(lifting, label_maps, label_ids, n, depth_test=False):
+    """Labels [N] by majority of the mask labels under each Gaussian's projected centre (-1: no vote)."""
+    votes = np.zeros((len(label_ids), n), dtype=np.int64)
+    for (ids, pixel, unoccluded), label_map in zip(lifting.centre_pixels, label_maps):
+        index = np.searchsorted(label_ids, label_map.ravel()[pixel])
+        keep = unoccluded if depth_test else np.ones(len(ids), dtype=bool)
+        np.add.at(votes, (index[keep], ids[keep]), 1)
+    labels = label_ids[np.argmax(votes, axis=0)].astype(np.int32)
+    labels[votes.sum(axis=0) == 0] = -1
+    return labels
+
+
+def render_heldout(gaussians, covariances, labels, cameras):
+    """{mode: [label image per held-out view]}."""
+    out = {mode: [] for mode in MODES}
+    for camera in cameras:
+        out["subset"].append(render_label_mask(gaussians, labels, camera, covariances))
+        projected = projection.project_gaussians(gaussians.means, covariances, gaussians.opacities, camera)
+        out["argmax"].append(label_argmax(*render_label_weights(projected, labels)))
+    return out
+
+
+def gaussian_accuracy(labels, truth, observable, weight):
+    correct = labels == truth
+    return {
+        "acc_observable": float(np.mean(correct[observable])),
+        "acc_weighted": float(np.sum(weight[correct]) / np.sum(weight)),
+        "acc_all": float(np.mean(correct)),
+        "unseen": int(np.sum(labels < 0)),
+    }
+
+
+def evaluate(name, labels, ctx):
+    rendered = render_heldout(ctx["gaussians"], ctx["covariances"], labels, ctx["heldout"])
+    row = {"method": name}
+    for mode in MODES:
+        metrics = segmentation_metrics(rendered[mode], ctx["truths"])
+        row[f"miou_{mode}"] = metrics["miou"]
+        row[f"macc_{mode}"] = metrics["macc"]
+        row[f"per_label_{mode}"] = metrics["per_label"]
+        if "ceiling" in ctx:
+            row[f"ratio_{mode}"] = metrics["miou"] / ctx["ceiling"][mode]
+    row.update(gaussian_accuracy(labels, ctx["truth_labels"], ctx["observable"], ctx["weight"]))
+    return row
+
+
+def run_kind(folder, kind, args, backend):
+    suffix = "" if kind == "clean" else "_trained"
+    gaussians = read_gaussians(os.path.join(folder, f"scene{suffix}.ply"))
+    truth_labels = np.load(os.path.join(folder, f"gt_labels{suffix}.npy"))
+    lift = load_cameras(os.path.join(folder, "cameras.json"))
+    held = load_cameras(os.path.join(folder, "cameras_heldout.json"))
+    if args.heldout_views:
+        held = held[:args.heldout_views]
+    clean_maps = [read_label_png(os.path.join(folder, "masks", c.image_name + ".png")) for c in lift]
+    truths = [read_label_png(os.path.join(folder, "truth", c.image_name + ".png")) for c in held]
+    covariances = projection.covariances_3d(gaussians.scales, gaussians.rotations)
+
+    start = time.perf_counter()
+    lifting = LiftingViews(gaussians, covariances, lift)
+    ctx = {"gaussians": gaussians, "covariances": covariances, "heldout": held, "truths": truths,
+           "truth_labels": truth_labels, "observable": lifting.observable}
+    label_ids = np.arange(max(int(truth_labels.max()), max(int(m.max()) for m in clean_maps)) + 1, dtype=np.int32)
+    clean_acc = accumulate_weights(gaussians, lift, [np.searchsorted(label_ids, m) for m in clean_maps],
+                                   label_ids, backend=backend)
+    ctx["weight"] = clean_acc.weights.sum(axis=0, dtype=np.float64)
+    ceiling_row = evaluate("ground-truth labels", truth_labels, ctx)
+    ctx["ceiling"] = {mode: ceiling_row[f"miou_{mode}"] for mode in MODES}
+    for mode in MODES:
+        ceiling_row[f"ratio_{mode}"] = 1.0
+    print(f"[{kind}] {len(gaussians)} Gaussians, {int(lifting.observable.sum())} observable; ceiling "
+          f"subset {ctx['ceiling']['subset']:.4f} argmax {ctx['ceiling']['argmax']:.4f} "
+          f"({time.perf_counter() - start:.1f}s)", file=sys.stderr)
+
+    rows = [dict(ceiling_row, scene=kind, masks="-")]
+    for mask_kind in args.masks:
+        seeds = args.noise_seeds if mask_kind == "noisy" else [None]
+        for seed in seeds:
+            maps = clean_maps if seed is None else noisy_masks(clean_maps, seed=seed, noise=MaskNoise())
+            masks_name = "clean" if seed is None else f"noisy (seed {seed})"
+            index_maps = [np.searchsorted(label_ids, m) for m in maps]
+            accumulation = clean_acc if seed is None else accumulate_weights(gaussians, lift, index_maps,
+                                                                             label_ids, backend=backend)
+            shares = Shares.from_accumulation(accumulation)
+            methods = []
+            for gamma in args.gammas:
+                methods.append((f"exact γ={gamma:+.1f}", shares.solve(gamma)[0]))
+            methods.append(("centre vote", centre_vote(lifting, maps, label_ids, len(gaussians))))
+            methods.append(("centre vote, depth-tested",
+                            centre_vote(lifting, maps, label_ids, len(gaussians), depth_test=True)))
+            for spec in args.refine:
+                if spec == "none":
+                    continue
+                steps = spec.split("+")
+                for margin in args.seam_margins if "seams" in steps else [DEFAULT_SEAM_MARGIN]:
+                    labels, _, _, report = refine(gaussians, accumulation, steps, cameras=lift, label_maps=maps,
+                                                  backend=backend, margin=margin)
+                    note = f" (margin {margin:g})" if "seams" in steps and len(args.seam_margins) > 1 else ""
+                    methods.append((f"exact γ=+0.0, --refine {' '.join(steps)}{note}", labels))
+                    if "missing" in steps:
+                        print(f"[{kind}/{masks_name}] missing objects ignored in {len(report['missing'])} "
+                              f"(view, label) pairs: {report['missing'][:6]}", file=sys.stderr)
+            for name, labels in methods:
+                t0 = time.perf_counter()
+                row = evaluate(name, labels, ctx)
+                row.update(scene=kind, masks=masks_name)
+                rows.append(row)
+                print(f"[{kind}/{masks_name}] {name}: mIoU subset {row['miou_subset']:.4f} "
+                      f"({row['ratio_subset']:.3f}x) argmax {row['miou_argmax']:.4f} ({row['ratio_argmax']:.3f}x) "
+                      f"acc obs {row['acc_observable']:.4f} w {row['acc_weighted']:.4f} all {row['acc_all']:.4f} "
+                      f"({time.perf_counter() - t0:.1f}s)", file=sys.stderr)
+    return rows
+
+
+def markdown(rows):
+    lines = ["| scene | masks | method | held-out mIoU subset (× ceiling) | mAcc subset | mIoU argmax (× ceiling) | "
+             "mAcc argmax | acc. observable | acc. weighted | acc. all |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['scene']} | {r['masks']} | {r['method']} | "
+                     f"{r['miou_subset']:.4f} ({r['ratio_subset']:.3f}) "
+                     f"| {r['macc_subset']:.4f} | {r['miou_argmax']:.4f} ({r['ratio_argmax']:.3f}) | "
+                     f"{r['macc_argmax']:.4f} | {r['acc_observable']:.4f} | {r['acc_weighted']:.4f} | "
+                     f"{r['acc_all']:.4f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("scene_dir")
+    parser.add_argument("--kinds", nargs="+", choices=("clean", "trained"), default=["clean", "trained"])
+    parser.add_argument("--masks", nargs="+", choices=("clean", "noisy"), default=["clean", "noisy"])
+    parser.add_argument("--noise-seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--gammas", type=float, nargs="+", default=[-0.4, -0.2, 0.0, 0.2, 0.4])
+    parser.add_argument("--refine", nargs="+", default=["missing", "missing+seams", "missing+hidden+seams"],
+                        help="refinements to add as methods (missing, hidden, seams or none; several joined with +)")
+    parser.add_argument("--seam-margins", type=float, nargs="+", default=[DEFAULT_SEAM_MARGIN])
+    parser.add_argument("--heldout-views", type=int, help="use only the first K held-out views")
+    parser.add_argument("--backend", default="cpu")
+    parser.add_argument("--json", help="write every row (with per-label IoU) here")
+    args = parser.parse_args(argv)
+
+    backend = get_backend(args.backend)
+    start = time.perf_counter()
+    rows = []
+    for kind in args.kinds:
+        rows.extend(run_kind(args.scene_dir, kind, args, backend))
+    print(markdown(rows))
+    print(f"\n{time.perf_counter() - start:.0f} s, backend {backend.name} "
+          f"({getattr(backend, 'flavour', '')})", file=sys.stderr)
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(rows, handle, indent=1)
+
+
+if __name__ == "__main__":
+    main()
