@@ -110,6 +110,12 @@ def cmd_segment(args):
     result = segment_scene(args.scene, args.cameras, masks, gamma=args.gamma, target=args.target,
                            scale=args.scale, every=args.every, backend=args.backend, memory_budget=memory_budget,
                            ignore_label=args.ignore_label, progress=Progress("accumulating"))
+    if args.refine:
+        from .core.refine import refine_segment_result
+
+        refine_segment_result(result, args.cameras, masks, args.refine, gamma=args.gamma, target=args.target,
+                              scale=args.scale, every=args.every, ignore_label=args.ignore_label,
+                              backend=args.backend, progress=Progress("refining"))
     start = time.perf_counter()
     write_labeled(args.output, result.gaussians, result.accumulation, result.coarse_accumulations,
                   result.parents)
@@ -184,7 +190,8 @@ def overlay_labels(rgb, label_image, opacity=0.5):
 def cmd_render_masks(args):
     from .core.cameras import load_cameras
     from .core.pipeline import level_labels_of, read_labeled
-    from .core.render import render_colour, render_label_mask
+    from .core.render import render_colour
+    from .core.render_modes import render_labels
 
     gaussians = read_labeled(args.scene)
     cameras = [camera.scaled(args.scale) for camera in load_cameras(args.cameras)]
@@ -198,7 +205,7 @@ def cmd_render_masks(args):
     written = []
     for index, camera in enumerate(cameras):
         stem = os.path.splitext(os.path.basename(camera.image_name))[0]
-        mask = render_label_mask(gaussians, labels, camera)
+        mask = render_labels(gaussians, labels, camera, args.mode)
         _save_label_png(os.path.join(args.output, stem + ".png"), mask)
         written.append(stem + ".png")
         if args.colour or overlay_masks is not None:
@@ -337,6 +344,9 @@ def build_parser():
     p.add_argument("--memory-budget", type=float, metavar="MB", help="refuse above this (default: RAM / 4)")
     p.add_argument("--ignore-label", type=int, help="mask value that counts for nothing")
     p.add_argument("--report", help="write a JSON report here")
+    p.add_argument("--refine", nargs="+", choices=("missing", "hidden", "seams"), default=[],
+                   help="opt-in refinements beyond the exact optimum (see the README's Quality section); "
+                        "a later relabel re-solves the exact labels")
     p.set_defaults(func=cmd_segment)
 
     p = sub.add_parser("relabel", help="re-solve labels for a new gamma from the sidecar (no new pass)")
@@ -353,6 +363,9 @@ def build_parser():
     p.add_argument("--colour", "--color", action="store_true", help="also write <stem>_colour.png")
     p.add_argument("--overlay", metavar="MASK_DIR", help="write the given masks over the colour render")
     p.add_argument("--level", type=int, help="render this level of gsseg_code (0 = coarsest)")
+    p.add_argument("--mode", choices=("subset", "argmax"), default="subset",
+                   help="subset (default, FlashSplat): each label's Gaussians alone, alpha >= 0.5, nearest wins; "
+                        "argmax: the whole scene, the label with the largest summed weight where alpha >= 0.5")
     p.set_defaults(func=cmd_render_masks)
 
     for name, keep in (("remove", False), ("extract", True)):
