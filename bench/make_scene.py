@@ -51,9 +51,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from blender_gsseg.core.cameras import Camera, load_cameras, write_cameras_json  # noqa: E402
 from blender_gsseg.core.gaussians import Gaussians, write_gaussians  # noqa: E402
 from blender_gsseg.core.mask_noise import MaskNoise, noisy_masks  # noqa: E402
-from blender_gsseg.core.synthetic import _matrix_to_quaternion, look_at  # noqa: E402
+from blender_gsseg.core.synthetic import inria_vertex, look_at, tangent_frames  # noqa: E402
 
-SH_C0 = 0.28209479177387814
 GROUND_SIZE = 5.0
 LOOK_AT = (0.0, 0.1, 0.45)
 
@@ -216,36 +215,6 @@ def local_spacing(points, nominal, k=6):
     return np.clip(spacing, 0.5 * nominal, 2.0 * nominal)
 
 
-def tangent_frames(normals):
-    """Rotation matrices [N, 3, 3] whose third column is the normal."""
-    helper = np.where(np.abs(normals[:, 2:3]) < 0.9, [[0, 0, 1.0]], [[1.0, 0, 0]])
-    t1 = np.cross(normals, helper)
-    t1 /= np.linalg.norm(t1, axis=1, keepdims=True)
-    t2 = np.cross(normals, t1)
-    return np.stack([t1, t2, normals], axis=2)
-
-
-def gaussian_table(points, scales, rotations, opacity, colour, sh_degree, rng):
-    """INRIA vertex table (float32) from linear scales, rotation matrices, opacities in (0, 1), RGB."""
-    rest = 3 * ((sh_degree + 1) ** 2 - 1)
-    names = (["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
-             + [f"f_rest_{i}" for i in range(rest)]
-             + ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"])
-    vertex = np.zeros(len(points), dtype=[(name, "<f4") for name in names])
-    quats = _matrix_to_quaternion(rotations)
-    for axis, name in enumerate("xyz"):
-        vertex[name] = points[:, axis]
-    for c in range(3):
-        vertex[f"f_dc_{c}"] = (colour[:, c] - 0.5) / SH_C0
-        vertex[f"scale_{c}"] = np.log(scales[:, c])
-    for i in range(rest):
-        vertex[f"f_rest_{i}"] = 0.01 * rng.normal(size=len(points))
-    vertex["opacity"] = np.log(opacity / (1 - opacity))
-    for c in range(4):
-        vertex[f"rot_{c}"] = quats[:, c]
-    return vertex
-
-
 def make_gaussians(objects, density, rng):
     """Surface Gaussians of every object: dict of arrays (points, scales, rotations, opacity, colour, label),
     plus the per-object sample sets (for the trained-like extras)."""
@@ -309,8 +278,8 @@ def concat_parts(parts):
 
 
 def to_gaussians(arrays, sh_degree, rng, comment):
-    vertex = gaussian_table(arrays["points"], arrays["scales"], arrays["rotations"], arrays["opacity"],
-                            arrays["colour"], sh_degree, rng)
+    vertex = inria_vertex(arrays["points"], arrays["scales"], arrays["rotations"], arrays["opacity"],
+                            arrays["colour"], sh_degree, rng, sh_noise=0.01)
     return Gaussians(vertex, meta_lines=[("comment", comment)], source_format="synthetic")
 
 

@@ -10,7 +10,7 @@ import dataclasses
 import numpy as np
 
 from .cameras import Camera
-from .gaussians import Gaussians
+from .gaussians import SH_C0, Gaussians
 
 SPHERE_COLOURS = np.array([[0.85, 0.2, 0.2], [0.2, 0.7, 0.25], [0.2, 0.35, 0.9], [0.9, 0.75, 0.1],
                            [0.7, 0.2, 0.8], [0.1, 0.8, 0.8], [0.95, 0.5, 0.1], [0.5, 0.5, 0.5]])
@@ -68,24 +68,48 @@ class SyntheticScene:
         return label
 
 
-def _flat_gaussians_on_surface(points, normals, spacing, rng):
-    """Scales (linear) and unit quaternions (w first) for discs tangent to the surface."""
-    n = len(points)
-    # Build a rotation whose third axis is the normal: columns (t1, t2, normal).
+def tangent_frames(normals):
+    """Rotation matrices [N, 3, 3] whose third column is the (unit) normal."""
     helper = np.where(np.abs(normals[:, 2:3]) < 0.9, [[0, 0, 1.0]], [[1.0, 0, 0]])
     t1 = np.cross(normals, helper)
     t1 /= np.linalg.norm(t1, axis=1, keepdims=True)
     t2 = np.cross(normals, t1)
-    rot = np.stack([t1, t2, normals], axis=2)
-    quats = _matrix_to_quaternion(rot)
+    return np.stack([t1, t2, normals], axis=2)
+
+
+def _flat_gaussians_on_surface(points, normals, spacing, rng):
+    """Scales (linear) and rotation matrices for discs tangent to the surface."""
+    n = len(points)
     scales = np.empty((n, 3))
     scales[:, 0] = spacing * rng.uniform(0.6, 0.9, n)
     scales[:, 1] = spacing * rng.uniform(0.6, 0.9, n)
     scales[:, 2] = spacing * 0.05
-    return scales, quats
+    return scales, tangent_frames(normals)
 
 
-def _matrix_to_quaternion(rot):
+def inria_vertex(points, scales, rotations, opacity, colour, sh_degree=0, rng=None, sh_noise=0.0):
+    """INRIA vertex table (float32) from linear scales, rotation matrices, opacities in (0, 1) and RGB; the
+    higher SH coefficients are ``sh_noise``-scaled normal noise (0 without ``rng``)."""
+    rest = 3 * ((sh_degree + 1) ** 2 - 1)
+    names = (["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
+             + [f"f_rest_{i}" for i in range(rest)]
+             + ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"])
+    vertex = np.zeros(len(points), dtype=[(name, "<f4") for name in names])
+    quats = matrix_to_quaternion(rotations)
+    for axis, name in enumerate("xyz"):
+        vertex[name] = points[:, axis]
+    for c in range(3):
+        vertex[f"f_dc_{c}"] = (colour[:, c] - 0.5) / SH_C0
+        vertex[f"scale_{c}"] = np.log(scales[:, c])
+    for i in range(rest):
+        vertex[f"f_rest_{i}"] = sh_noise * rng.normal(size=len(points)) if rng is not None else 0.0
+    vertex["opacity"] = np.log(opacity / (1 - opacity))
+    for c in range(4):
+        vertex[f"rot_{c}"] = quats[:, c]
+    return vertex
+
+
+def matrix_to_quaternion(rot):
     """Unit quaternions (w first) from proper rotation matrices [N, 3, 3]."""
     m = rot
     w = np.sqrt(np.maximum(0, 1 + m[:, 0, 0] + m[:, 1, 1] + m[:, 2, 2])) / 2
@@ -160,24 +184,9 @@ def make_scene(n_spheres=3, points_per_unit_area=900, n_cameras=24, width=160, h
     points = np.concatenate(parts)
     normal = np.concatenate(normals)
     colour = np.clip(np.concatenate(colours) + 0.03 * rng.normal(size=(len(points), 3)), 0.02, 0.98)
-    scales, quats = _flat_gaussians_on_surface(points, normal, spacing, rng)
+    scales, rotations = _flat_gaussians_on_surface(points, normal, spacing, rng)
     opacity = rng.uniform(0.8, 0.98, len(points))
-
-    rest = 3 * ((sh_degree + 1) ** 2 - 1)
-    names = (["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
-             + [f"f_rest_{i}" for i in range(rest)]
-             + ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"])
-    vertex = np.zeros(len(points), dtype=[(name, "<f4") for name in names])
-    for axis, name in enumerate("xyz"):
-        vertex[name] = points[:, axis]
-    for c in range(3):
-        vertex[f"f_dc_{c}"] = (colour[:, c] - 0.5) / 0.28209479177387814
-        vertex[f"scale_{c}"] = np.log(scales[:, c])
-    for i in range(rest):
-        vertex[f"f_rest_{i}"] = 0.02 * rng.normal(size=len(points))
-    vertex["opacity"] = np.log(opacity / (1 - opacity))
-    for c in range(4):
-        vertex[f"rot_{c}"] = quats[:, c]
+    vertex = inria_vertex(points, scales, rotations, opacity, colour, sh_degree, rng, sh_noise=0.02)
     gaussians = Gaussians(vertex, meta_lines=[("comment", "gsseg synthetic scene")], source_format="synthetic")
     cameras = ring_cameras(n_cameras, width, height)
     return SyntheticScene(gaussians, np.concatenate(labels).astype(np.int32), centres, radii, cameras)
