@@ -87,24 +87,17 @@ class _ObjectMode:
             bpy.ops.object.mode_set(mode=mode)
 
 
-def write_int_attribute(mesh, name, values):
+def write_point_attribute(mesh, name, values, kind):
+    """Write ``values`` into the POINT attribute ``name`` of type ``kind`` ('INT' or 'FLOAT'), replacing an
+    attribute of that name with another type or domain."""
     attribute = mesh.attributes.get(name)
-    if attribute is not None and (attribute.data_type != "INT" or attribute.domain != "POINT"):
+    if attribute is not None and (attribute.data_type != kind or attribute.domain != "POINT"):
         mesh.attributes.remove(attribute)
         attribute = None
     if attribute is None:
-        attribute = mesh.attributes.new(name, "INT", "POINT")
-    attribute.data.foreach_set("value", np.ascontiguousarray(values, dtype=np.int32))
-
-
-def write_float_attribute(mesh, name, values):
-    attribute = mesh.attributes.get(name)
-    if attribute is not None and (attribute.data_type != "FLOAT" or attribute.domain != "POINT"):
-        mesh.attributes.remove(attribute)
-        attribute = None
-    if attribute is None:
-        attribute = mesh.attributes.new(name, "FLOAT", "POINT")
-    attribute.data.foreach_set("value", np.ascontiguousarray(values, dtype=np.float32))
+        attribute = mesh.attributes.new(name, kind, "POINT")
+    dtype = np.int32 if kind == "INT" else np.float32
+    attribute.data.foreach_set("value", np.ascontiguousarray(values, dtype=dtype))
 
 
 UNSEEN_COLOUR = (20, 20, 20)  # sRGB 8-bit, for points no view saw
@@ -167,8 +160,8 @@ def apply_gamma(obj, gamma=None, new_ids=()):
         shares = shares_for(settings.accumulation_path, len(mesh.vertices))
         labels, confidence = shares.solve(gamma)
         labels = label_list.apply_edits(obj, labels)
-        write_int_attribute(mesh, io_splat.LABEL_ATTRIBUTE, labels)
-        write_float_attribute(mesh, io_splat.CONFIDENCE_ATTRIBUTE, confidence)
+        write_point_attribute(mesh, io_splat.LABEL_ATTRIBUTE, labels, "INT")
+        write_point_attribute(mesh, io_splat.CONFIDENCE_ATTRIBUTE, confidence, "FLOAT")
         label_list.sync(obj, extra_ids=new_ids)
         label_list.refresh_display(obj)
         mesh.update()
@@ -376,9 +369,9 @@ def _apply_gamma_levels(obj, layout, gamma):
         raise BadInputError(f"'{obj.name}' is a multi-level scene: re-solving needs the sidecars of every level "
                             f"for its {n:,} points ({error})") from None
     level_labels, confidence = solve_levels(accumulations, parents, gamma)
-    write_int_attribute(mesh, io_splat.LABEL_ATTRIBUTE, level_labels[-1])
-    write_int_attribute(mesh, CODE_PROPERTY, layout.pack(level_labels))
-    write_float_attribute(mesh, io_splat.CONFIDENCE_ATTRIBUTE, confidence)
+    write_point_attribute(mesh, io_splat.LABEL_ATTRIBUTE, level_labels[-1], "INT")
+    write_point_attribute(mesh, CODE_PROPERTY, layout.pack(level_labels), "INT")
+    write_point_attribute(mesh, io_splat.CONFIDENCE_ATTRIBUTE, confidence, "FLOAT")
     label_list.sync(obj)
     label_list.refresh_display(obj)
     mesh.update()
