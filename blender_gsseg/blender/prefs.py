@@ -355,24 +355,29 @@ class GSSEG_OT_install_cuda(bpy.types.Operator):
         self.report({"INFO" if state.get("ok") else "ERROR"}, state["status"])
         return {"FINISHED"} if state.get("ok") else {"CANCELLED"}
 
-    def execute(self, context):
+    def _plan_or_report(self, context):
+        """(requirement, target), or None after saying why nothing can be installed."""
         try:
-            requirement, target = self._plan(context)
+            return self._plan(context)
         except ValueError as error:
             _set_status(context, f"Not installed: {error}")
             self.report({"ERROR"}, str(error))
+            return None
+
+    def execute(self, context):
+        plan = self._plan_or_report(context)
+        if plan is None:
             return {"CANCELLED"}
+        requirement, target = plan
         state = {}
         self._run(requirement, target, state)
         return self._finish(context, state)
 
     def invoke(self, context, event):
-        try:
-            requirement, target = self._plan(context)
-        except ValueError as error:
-            _set_status(context, f"Not installed: {error}")
-            self.report({"ERROR"}, str(error))
+        plan = self._plan_or_report(context)
+        if plan is None:
             return {"CANCELLED"}
+        requirement, target = plan
         self._state = {"status": f"Installing {requirement} ..."}
         _set_status(context, self._state["status"])
         self._thread = threading.Thread(target=self._run, args=(requirement, target, self._state), daemon=True)
