@@ -43,14 +43,19 @@ def read_attribute(mesh, name, kind="INT"):
     return values
 
 
+_ATTRIBUTE_DTYPES = {"INT": np.int32, "FLOAT": np.float32, "BOOLEAN": bool}
+
+
 def write_attribute(mesh, name, values, kind="INT"):
+    """Write ``values`` into the POINT attribute ``name`` of type ``kind`` ('INT', 'FLOAT' or 'BOOLEAN'),
+    replacing an attribute of that name with another type or domain."""
     attribute = mesh.attributes.get(name)
     if attribute is not None and (attribute.data_type != kind or attribute.domain != "POINT"):
         mesh.attributes.remove(attribute)
         attribute = None
     if attribute is None:
         attribute = mesh.attributes.new(name, kind, "POINT")
-    attribute.data.foreach_set("value", np.ascontiguousarray(values, dtype=np.int32 if kind == "INT" else bool))
+    attribute.data.foreach_set("value", np.ascontiguousarray(values, dtype=_ATTRIBUTE_DTYPES[kind]))
 
 
 # ---------------------------------------------------------------------------------------------------------------

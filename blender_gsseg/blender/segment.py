@@ -87,19 +87,6 @@ class _ObjectMode:
             bpy.ops.object.mode_set(mode=mode)
 
 
-def write_point_attribute(mesh, name, values, kind):
-    """Write ``values`` into the POINT attribute ``name`` of type ``kind`` ('INT' or 'FLOAT'), replacing an
-    attribute of that name with another type or domain."""
-    attribute = mesh.attributes.get(name)
-    if attribute is not None and (attribute.data_type != kind or attribute.domain != "POINT"):
-        mesh.attributes.remove(attribute)
-        attribute = None
-    if attribute is None:
-        attribute = mesh.attributes.new(name, kind, "POINT")
-    dtype = np.int32 if kind == "INT" else np.float32
-    attribute.data.foreach_set("value", np.ascontiguousarray(values, dtype=dtype))
-
-
 UNSEEN_COLOUR = (20, 20, 20)  # sRGB 8-bit, for points no view saw
 
 
@@ -160,8 +147,8 @@ def apply_gamma(obj, gamma=None, new_ids=()):
         shares = shares_for(settings.accumulation_path, len(mesh.vertices))
         labels, confidence = shares.solve(gamma)
         labels = label_list.apply_edits(obj, labels)
-        write_point_attribute(mesh, io_splat.LABEL_ATTRIBUTE, labels, "INT")
-        write_point_attribute(mesh, io_splat.CONFIDENCE_ATTRIBUTE, confidence, "FLOAT")
+        label_list.write_attribute(mesh, io_splat.LABEL_ATTRIBUTE, labels, "INT")
+        label_list.write_attribute(mesh, io_splat.CONFIDENCE_ATTRIBUTE, confidence, "FLOAT")
         label_list.sync(obj, extra_ids=new_ids)
         label_list.refresh_display(obj)
         mesh.update()
@@ -369,9 +356,9 @@ def _apply_gamma_levels(obj, layout, gamma):
         raise BadInputError(f"'{obj.name}' is a multi-level scene: re-solving needs the sidecars of every level "
                             f"for its {n:,} points ({error})") from None
     level_labels, confidence = solve_levels(accumulations, parents, gamma)
-    write_point_attribute(mesh, io_splat.LABEL_ATTRIBUTE, level_labels[-1], "INT")
-    write_point_attribute(mesh, CODE_PROPERTY, layout.pack(level_labels), "INT")
-    write_point_attribute(mesh, io_splat.CONFIDENCE_ATTRIBUTE, confidence, "FLOAT")
+    label_list.write_attribute(mesh, io_splat.LABEL_ATTRIBUTE, level_labels[-1], "INT")
+    label_list.write_attribute(mesh, CODE_PROPERTY, layout.pack(level_labels), "INT")
+    label_list.write_attribute(mesh, io_splat.CONFIDENCE_ATTRIBUTE, confidence, "FLOAT")
     label_list.sync(obj)
     label_list.refresh_display(obj)
     mesh.update()
