@@ -355,7 +355,7 @@ def _apply_gamma_levels(obj, layout, gamma):
     except (BadInputError, KeyError, OSError) as error:
         raise BadInputError(f"'{obj.name}' is a multi-level scene: re-solving needs the sidecars of every level "
                             f"for its {n:,} points ({error})") from None
-    level_labels, confidence = solve_levels(accumulations, parents, gamma)
+    level_labels, confidence, _ = solve_levels(accumulations, parents, gamma)
     label_list.write_attribute(mesh, io_splat.LABEL_ATTRIBUTE, level_labels[-1], "INT")
     label_list.write_attribute(mesh, CODE_PROPERTY, layout.pack(level_labels), "INT")
     label_list.write_attribute(mesh, io_splat.CONFIDENCE_ATTRIBUTE, confidence, "FLOAT")

@@ -134,11 +134,10 @@ def segment_scene(scene, cameras, masks_dir, *, gamma=0.0, target=None, scale=1.
 
     start = time.perf_counter()
     parents = [None] + [_parents_between(mask_sets[k], mask_sets[k - 1]) for k in range(1, len(folders))]
-    level_labels, confidence = solve_levels(accumulations, parents, gamma, target)
+    level_labels, confidence, finest = solve_levels(accumulations, parents, gamma, target)
     labels = level_labels[-1]
     timings["solve_s"] = time.perf_counter() - start
 
-    finest = Shares.from_accumulation(accumulations[-1], target)
     out = with_labels(gaussians, labels, finest.label_ids)
     layout = None
     if len(folders) > 1:
@@ -184,16 +183,16 @@ def _parents_between(fine, coarse):
 
 
 def solve_levels(accumulations, parents, gamma=0.0, target=None):
-    """Labels per level (coarsest first) and the finest level's confidence."""
+    """Labels per level (coarsest first), the finest level's confidence and its :class:`Shares`."""
     shares = Shares.from_accumulation(accumulations[0], target)
     labels, confidence = shares.solve(gamma)
     level_labels = [labels]
     for accumulation, parent in zip(accumulations[1:], parents[1:]):
-        fine = Shares.from_accumulation(accumulation)
-        fine_parents = _align_parents(parent, accumulation.label_ids, fine.label_ids)
-        level_labels.append(solve_within_parents(fine, fine_parents, level_labels[-1], gamma))
-        confidence = fine.solve(gamma)[1]
-    return level_labels, confidence
+        shares = Shares.from_accumulation(accumulation)
+        fine_parents = _align_parents(parent, accumulation.label_ids, shares.label_ids)
+        level_labels.append(solve_within_parents(shares, fine_parents, level_labels[-1], gamma))
+        confidence = shares.solve(gamma)[1]
+    return level_labels, confidence, shares
 
 
 def _align_parents(parents, accumulation_ids, share_ids):
@@ -279,7 +278,7 @@ def relabel_scene(path, gaussians, gamma):
             if "parent_ids" not in data.files:
                 raise BadInputError(f"{sidecar}: no parent_ids for this level")
             parents.append(data["parent_ids"].astype(np.int32))
-    level_labels, _ = solve_levels(accumulations, parents, gamma)
+    level_labels, _, _ = solve_levels(accumulations, parents, gamma)
     out = gaussians.with_int_property(LABEL_PROPERTY, level_labels[-1])
     if len(paths) > 1:
         layout = CodeLayout.from_comments(gaussians.comments, path)
