@@ -188,11 +188,13 @@ def overlay_labels(rgb, label_image, opacity=0.5):
 
 
 def cmd_render_masks(args):
+    from .core.accumulate import get_backend
     from .core.cameras import load_cameras
     from .core.pipeline import level_labels_of, read_labeled
     from .core.render import render_colour
     from .core.render_modes import render_labels
 
+    backend = get_backend(args.backend)
     gaussians = read_labeled(args.scene)
     cameras = [camera.scaled(args.scale) for camera in load_cameras(args.cameras)]
     labels = level_labels_of(gaussians, args.level, args.scene)
@@ -205,11 +207,11 @@ def cmd_render_masks(args):
     written = []
     for index, camera in enumerate(cameras):
         stem = os.path.splitext(os.path.basename(camera.image_name))[0]
-        mask = render_labels(gaussians, labels, camera, args.mode)
+        mask = render_labels(gaussians, labels, camera, args.mode, backend=backend)
         _save_label_png(os.path.join(args.output, stem + ".png"), mask)
         written.append(stem + ".png")
         if args.colour or overlay_masks is not None:
-            rgb, _ = render_colour(gaussians, camera)
+            rgb, _ = render_colour(gaussians, camera, backend=backend)
             if args.colour:
                 _save_rgb_png(os.path.join(args.output, stem + "_colour.png"), rgb)
             if overlay_masks is not None and index in overlay_masks.camera_indices:
@@ -366,6 +368,8 @@ def build_parser():
     p.add_argument("--mode", choices=("subset", "argmax"), default="subset",
                    help="subset (default, FlashSplat): each label's Gaussians alone, alpha >= 0.5, nearest wins; "
                         "argmax: the whole scene, the label with the largest summed weight where alpha >= 0.5")
+    p.add_argument("--backend", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="render on the GPU (cuda), here (cpu), or the GPU when CuPy finds one (auto)")
     p.set_defaults(func=cmd_render_masks)
 
     for name, keep in (("remove", False), ("extract", True)):

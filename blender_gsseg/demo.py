@@ -18,6 +18,7 @@ import time
 import numpy as np
 from PIL import Image, ImageDraw
 
+from .core.accumulate import get_backend
 from .core.cameras import load_cameras
 from .core.fileio import atomic_path
 from .core.gaussians import read_gaussians, write_gaussians
@@ -108,18 +109,20 @@ def run_demo(output="gsseg-demo", backend="auto", progress=None, mode="subset"):
     held = load_cameras(paths["heldout_cameras"])
     truth_labels = np.load(paths["labels"])
 
+    backend = get_backend(backend)
     result = segment_scene(paths["scene"], lift, paths["masks"], backend=backend, progress=progress)
     labeled_path = os.path.join(output, "scene_labeled.ply")
     write_labeled(labeled_path, result.gaussians, result.accumulation)
 
     render_start = time.perf_counter()
-    predictions = [render_labels(result.gaussians, result.labels, camera, mode) for camera in held]
+    predictions = [render_labels(result.gaussians, result.labels, camera, mode, backend=backend)
+                   for camera in held]
     truths = [_read_labels(os.path.join(paths["truth"], camera.image_name + ".png")) for camera in held]
     os.makedirs(os.path.join(output, "rendered_masks"), exist_ok=True)
     for camera, prediction in zip(held, predictions):
         _save_png(os.path.join(output, "rendered_masks", camera.image_name + ".png"), prediction.astype(np.uint8))
     metrics = segmentation_metrics(predictions, truths)
-    ceiling = segmentation_metrics([render_labels(result.gaussians, truth_labels, camera, mode)
+    ceiling = segmentation_metrics([render_labels(result.gaussians, truth_labels, camera, mode, backend=backend)
                                     for camera in held], truths)
     render_s = time.perf_counter() - render_start
 
@@ -135,9 +138,9 @@ def run_demo(output="gsseg-demo", backend="auto", progress=None, mode="subset"):
     shown = int(np.argmax([np.count_nonzero(t == REMOVED_LABEL) for t in truths]))
     view_in, view_out = lift[CONTACT_INPUT_VIEW], held[shown]
     given = _read_labels(os.path.join(paths["masks"], view_in.image_name + ".png"))
-    input_rgb, _ = render_colour(result.gaussians, view_in, background=BACKGROUND)
-    before_rgb, _ = render_colour(result.gaussians, view_out, background=BACKGROUND)
-    after_rgb, _ = render_colour(removed, view_out, background=BACKGROUND)
+    input_rgb, _ = render_colour(result.gaussians, view_in, background=BACKGROUND, backend=backend)
+    before_rgb, _ = render_colour(result.gaussians, view_out, background=BACKGROUND, backend=backend)
+    after_rgb, _ = render_colour(removed, view_out, background=BACKGROUND, backend=backend)
     removed_name = names.get(REMOVED_LABEL, f"label {REMOVED_LABEL}")
     tiles = [
         _captioned(_to_rgb8(input_rgb), f"input view {view_in.image_name}"),

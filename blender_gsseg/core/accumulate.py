@@ -201,7 +201,9 @@ def cuda_available():
 
 
 def get_backend(name="auto"):
-    """'cpu', 'cuda' or 'auto' (CUDA when CuPy finds a device, else CPU)."""
+    """'cpu', 'cuda' or 'auto' (CUDA when CuPy finds a device, else CPU); a backend object is returned as it is."""
+    if not isinstance(name, str):
+        return name
     if name == "cpu":
         return CpuBackend()
     if name in ("cuda", "auto"):
@@ -251,8 +253,7 @@ def accumulate_weights(gaussians, cameras, index_maps, label_ids, *, backend="au
                 f"accumulating {len(label_ids)} labels for {len(gaussians)} Gaussians needs about "
                 f"{need / 2**20:.0f} MB ({mode} form), over the memory budget of {memory_budget / 2**20:.0f} MB "
                 f"(raise --memory-budget or lower --scale)")
-    if isinstance(backend, str):
-        backend = get_backend(backend)
+    backend = get_backend(backend)
     views = list(zip(cameras, index_maps))
     if mode == "dense":
         weights = backend.accumulate(gaussians, views, len(label_ids), progress, cancel)

@@ -347,18 +347,21 @@ class CudaBackend:
         return result
 
     # ----- renders
-    def render_colour_device(self, scene, camera):
+    def render_colour_device(self, scene, camera, colours=None):
         """Device arrays (sum w * colour float32 [H, W, 3], sum w float32 [H, W]) for a scene uploaded with
-        colours; no background, no clipping (the benchmark's yardstick: nothing leaves the device)."""
+        colours, or for ``colours`` (device float32 [N, 3]) in their place; no background, no clipping (the
+        benchmark's yardstick: nothing leaves the device)."""
         cp = self.cp
-        if scene.colours is None:
+        if colours is None:
+            colours = scene.colours
+        if colours is None:
             raise ValueError("the scene was uploaded without colours (upload(gaussians, colours=True))")
         # every pixel is written by the kernel (tiles without Gaussians too: empty ranges)
         rgb = cp.empty((camera.height, camera.width, 3), dtype=np.float32)
         alpha = cp.empty((camera.height, camera.width), dtype=np.float32)
         binned = self.bin_view(scene, camera)
         self.kernels["gsseg_render_colour"](binned.grid, (TILE, TILE), (
-            binned.ranges, binned.pair_gid, scene.means2d, scene.conic_opacity, scene.colours,
+            binned.ranges, binned.pair_gid, scene.means2d, scene.conic_opacity, colours,
             _i32(camera.width), _i32(camera.height), _i32(binned.grid[0]), rgb, alpha))
         return rgb, alpha
 
@@ -371,6 +374,26 @@ class CudaBackend:
             rgb, alpha = self.cp.asnumpy(rgb), self.cp.asnumpy(alpha)
         rgb = rgb + (1.0 - alpha)[..., None] * np.asarray(background, dtype=np.float32)
         return np.clip(rgb, 0, 1).astype(np.float32), alpha
+
+    def render_label_weights(self, gaussians, camera, groups, n_groups):
+        """(summed weights float32 [n_groups, H, W], alpha float32 [H, W]) over the whole scene: sums[g, p] =
+        sum of w_i(p) over the Gaussians with ``groups[i] == g`` (groups int [N]; -1 counts in alpha only).
+        As :func:`.render_modes.render_label_weights`; the colour kernel carries three groups per pass as
+        one-hot colours."""
+        groups = np.asarray(groups)
+        sums = np.zeros((n_groups, camera.height, camera.width), dtype=np.float32)
+        with self._device_context():
+            scene = self.upload(gaussians)
+            alpha = None
+            for first in range(0, max(n_groups, 1), 3):
+                one_hot = (groups[:, None] == np.arange(first, first + 3)[None, :]).astype(np.float32)
+                rgb, alpha_device = self.render_colour_device(scene, camera, self.cp.asarray(one_hot))
+                count = min(3, n_groups - first)
+                if count > 0:
+                    sums[first:first + count] = np.moveaxis(self.cp.asnumpy(rgb), -1, 0)[:count]
+                if alpha is None:
+                    alpha = self.cp.asnumpy(alpha_device)
+        return sums, alpha
 
     def render_alpha_depth_device(self, scene, camera, include_mask=None):
         cp = self.cp

@@ -115,7 +115,7 @@ def segment_scene(scene, cameras, masks_dir, *, gamma=0.0, target=None, scale=1.
     timings["load_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    backend = get_backend(backend) if isinstance(backend, str) else backend
+    backend = get_backend(backend)
     budget = default_memory_budget() if memory_budget is None else memory_budget
     accumulations, used_views = [], []
     for level, (folder, masks) in enumerate(zip(folders, mask_sets)):

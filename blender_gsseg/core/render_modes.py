@@ -13,9 +13,18 @@ import numpy as np
 
 from . import projection
 from .rasterize import iter_contributions
-from .render import MASK_ALPHA_THRESHOLD, render_label_mask
+from .render import MASK_ALPHA_THRESHOLD, device_renderer, render_label_mask
 
 RENDER_MODES = ("subset", "argmax")
+
+
+def label_groups(labels):
+    """(label ids [K] ascending, group index [N] into them; -1 for Gaussians labelled -1)."""
+    labels = np.asarray(labels)
+    ids = np.unique(labels[labels >= 0])
+    group = np.full(len(labels), -1, dtype=np.int64)
+    group[labels >= 0] = np.searchsorted(ids, labels[labels >= 0])
+    return ids, group
 
 
 def render_label_weights(projected, labels):
@@ -23,11 +32,8 @@ def render_label_weights(projected, labels):
 
     ``labels`` int [N]; Gaussians labelled -1 count in the alpha only.
     """
-    labels = np.asarray(labels)
     n_pixels = projected.width * projected.height
-    ids = np.unique(labels[labels >= 0])
-    group = np.full(len(labels), -1, dtype=np.int64)
-    group[labels >= 0] = np.searchsorted(ids, labels[labels >= 0])
+    ids, group = label_groups(labels)
     sums = np.zeros(len(ids) * n_pixels)
     alpha = np.zeros(n_pixels)
     for gid, pixel, weight in iter_contributions(projected):
@@ -51,18 +57,25 @@ def label_argmax(ids, sums, alpha, threshold=MASK_ALPHA_THRESHOLD):
     return result
 
 
-def render_label_mask_argmax(gaussians, labels, camera, covariances=None, threshold=MASK_ALPHA_THRESHOLD):
+def render_label_mask_argmax(gaussians, labels, camera, covariances=None, threshold=MASK_ALPHA_THRESHOLD,
+                             backend=None):
     """Label image [H, W] int32 for ``camera`` by the whole-scene argmax rule (see the module docstring)."""
+    device = device_renderer(backend)
+    if device is not None:
+        ids, group = label_groups(labels)
+        sums, alpha = device.render_label_weights(gaussians, camera, group, len(ids))
+        return label_argmax(ids.astype(np.int32), sums, alpha, threshold=threshold)
     if covariances is None:
         covariances = projection.covariances_3d(gaussians.scales, gaussians.rotations)
     projected = projection.project_gaussians(gaussians.means, covariances, gaussians.opacities, camera)
     return label_argmax(*render_label_weights(projected, labels), threshold=threshold)
 
 
-def render_labels(gaussians, labels, camera, mode="subset", covariances=None):
-    """Label image for ``camera`` by ``mode`` ('subset': FlashSplat's rule, the default; 'argmax')."""
+def render_labels(gaussians, labels, camera, mode="subset", covariances=None, backend=None):
+    """Label image for ``camera`` by ``mode`` ('subset': FlashSplat's rule, the default; 'argmax'); ``backend``
+    as in :mod:`.render`."""
     if mode == "subset":
-        return render_label_mask(gaussians, labels, camera, covariances)
+        return render_label_mask(gaussians, labels, camera, covariances, backend=backend)
     if mode == "argmax":
-        return render_label_mask_argmax(gaussians, labels, camera, covariances)
+        return render_label_mask_argmax(gaussians, labels, camera, covariances, backend=backend)
     raise ValueError(f"unknown render mode {mode!r} (choose {', '.join(RENDER_MODES)})")
