@@ -57,10 +57,22 @@ def quaternion_to_matrix(quats):
     ], axis=1)
 
 
+def _dot3(a0, a1, a2, b0, b1, b2):
+    """(a0 b0 + a1 b1) + a2 b2 elementwise: every product and sum rounded once, in this order. matmul would
+    leave the order and the fusing of multiply-adds to the BLAS build, and the CUDA kernels must match bit for
+    bit whatever numpy this runs on."""
+    return (a0 * b0 + a1 * b1) + a2 * b2
+
+
 def covariances_3d(scales, quats):
-    """World-space covariances [N, 3, 3] = R S S^T R^T."""
+    """World-space covariances [N, 3, 3] = R S S^T R^T (exactly symmetric)."""
     m = quaternion_to_matrix(quats) * scales[:, None, :]
-    return m @ m.transpose(0, 2, 1)
+    cov = np.empty(m.shape, dtype=m.dtype)
+    for a in range(3):
+        for b in range(a, 3):
+            cov[:, a, b] = _dot3(m[:, a, 0], m[:, a, 1], m[:, a, 2], m[:, b, 0], m[:, b, 1], m[:, b, 2])
+            cov[:, b, a] = cov[:, a, b]
+    return cov
 
 
 def project_gaussians(means, covs3d, opacities, camera):
@@ -68,7 +80,9 @@ def project_gaussians(means, covs3d, opacities, camera):
     f32 = np.float32
     view = camera.world_to_camera.astype(f32)
     rot, trans = view[:3, :3], view[:3, 3]
-    t = means.astype(f32) @ rot.T + trans
+    means = means.astype(f32, copy=False)
+    px, py, pz = means[:, 0], means[:, 1], means[:, 2]
+    t = np.stack([_dot3(px, py, pz, rot[k, 0], rot[k, 1], rot[k, 2]) + trans[k] for k in range(3)], axis=1)
     depth = t[:, 2]
     in_front = depth > f32(NEAR_PLANE)
     z = np.where(in_front, depth, f32(1.0))
@@ -85,17 +99,17 @@ def project_gaussians(means, covs3d, opacities, camera):
     tx = np.clip(t[:, 0] / z, -lim_x_neg, lim_x_pos) * z
     ty = np.clip(t[:, 1] / z, -lim_y_neg, lim_y_pos) * z
 
-    n = len(means)
-    jac = np.zeros((n, 2, 3), dtype=f32)
-    jac[:, 0, 0] = fx / z
-    jac[:, 0, 2] = -(fx * tx) / (z * z)
-    jac[:, 1, 1] = fy / z
-    jac[:, 1, 2] = -(fy * ty) / (z * z)
-    tmat = jac @ rot
-    cov2d = tmat @ covs3d.astype(f32) @ tmat.transpose(0, 2, 1)
-    ca = cov2d[:, 0, 0] + f32(LOW_PASS)
-    cb = cov2d[:, 0, 1]
-    cc = cov2d[:, 1, 1] + f32(LOW_PASS)
+    # Jacobian rows (j01 = j10 = 0), T = J W (2 x 3), cov2d = (T cov3d) T^T
+    j00, j02 = fx / z, -((fx * tx) / (z * z))
+    j11, j12 = fy / z, -((fy * ty) / (z * z))
+    tmat = [[j00 * rot[0, k] + j02 * rot[2, k] for k in range(3)],
+            [j11 * rot[1, k] + j12 * rot[2, k] for k in range(3)]]
+    covs3d = covs3d.astype(f32, copy=False)
+    mt = [[_dot3(row[0], row[1], row[2], covs3d[:, 0, k], covs3d[:, 1, k], covs3d[:, 2, k]) for k in range(3)]
+          for row in tmat]
+    ca = _dot3(*mt[0], *tmat[0]) + f32(LOW_PASS)
+    cb = _dot3(*mt[0], *tmat[1])
+    cc = _dot3(*mt[1], *tmat[1]) + f32(LOW_PASS)
 
     det = ca * cc - cb * cb
     ok = in_front & (det != 0)
