@@ -2,13 +2,17 @@
 
 Builds the synthetic scene (7 spheres on a ground plane: labels 0..7) on the machine it runs on, ray-casts the
 label maps on the GPU, then prints, on the same views:
-  * seconds to accumulate A with aggregated atomics and with naive (one per contribution) atomics,
+  * seconds to accumulate A with each aggregation kind (warp shuffles, shared atomics, none: one global atomic
+    per contribution as FlashSplat), the backend's default first,
   * seconds for the plain colour render (SH degree 0, nothing leaves the device) and the ratio,
   * the binning share (project + sort + tile ranges, common to both),
   * global atomics issued per view (aggregated vs naive), peak device memory.
 Goals: accumulate <= 3 s, <= 1.3x the render, <= 4 GB.
 
-Usage: python bench/gpu.py [--small] [--gaussians N] [--views V] [--width W] [--height H] [--no-naive]
+Usage: python bench/gpu.py [--small] [--gaussians N] [--views V] [--width W] [--height H] [--gaussian-scale F]
+                           [--default-only] [--cpu-check K]
+``--gaussian-scale F`` multiplies every Gaussian's scales by F (larger splats: more pixels per Gaussian, more
+atomics on the same entries).
 ``--small``: 50k Gaussians, 12 views at 320x240. Either size ends with a comparison with the CPU backend on the
 first ``--cpu-check`` views (default 3; 0 skips it): entries within 1e-5, total, and solved labels.
 """
@@ -23,7 +27,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from blender_gsseg.core import synthetic  # noqa: E402
-from blender_gsseg.core.cuda_backend import CudaBackend, cuda_device_count  # noqa: E402
+from blender_gsseg.core.cuda_backend import (AGGREGATION, DEFAULT_AGGREGATION, CudaBackend,  # noqa: E402
+                                             cuda_device_count)
 
 GOAL_SECONDS = 3.0
 GOAL_RATIO = 1.3
@@ -63,6 +68,18 @@ def _label_maps(xp, scene, cameras):
             label[closer] = k + 1
         maps.append(label if xp is np else xp.asnumpy(label))
     return maps
+
+
+class ScaledGaussians:
+    """What the backends read from a scene, with every Gaussian's scales multiplied by ``factor``."""
+
+    def __init__(self, gaussians, factor):
+        self.means, self.rotations = gaussians.means, gaussians.rotations
+        self.opacities, self.base_colors = gaussians.opacities, gaussians.base_colors
+        self.scales = (np.asarray(gaussians.scales) * factor).astype(np.float32)
+
+    def __len__(self):
+        return len(self.means)
 
 
 def synchronize(cp):
@@ -109,7 +126,10 @@ def main():
     parser.add_argument("--views", type=int)
     parser.add_argument("--width", type=int)
     parser.add_argument("--height", type=int)
-    parser.add_argument("--no-naive", action="store_true", help="skip the naive-atomics run")
+    parser.add_argument("--gaussian-scale", type=float, default=1.0, metavar="F",
+                        help="multiply every Gaussian's scales by F (default 1)")
+    parser.add_argument("--default-only", action="store_true",
+                        help=f"time only the default aggregation ({DEFAULT_AGGREGATION})")
     parser.add_argument("--cpu-check", type=int, default=3, metavar="K",
                         help="compare with the CPU backend on the first K views (default 3; 0: skip)")
     args = parser.parse_args()
@@ -131,37 +151,42 @@ def main():
     scene = synthetic.make_scene(n_spheres=7, points_per_unit_area=n_target / 61.5, n_cameras=n_views,
                                  width=width, height=height, seed=3)
     gaussians, cameras = scene.gaussians, scene.cameras
+    if args.gaussian_scale != 1.0:
+        gaussians = ScaledGaussians(gaussians, args.gaussian_scale)
     n_labels = 8
     maps = label_maps(cp, scene, cameras)
     views = list(zip(cameras, maps))
-    print(f"scene: {len(gaussians):,} Gaussians, {n_views} views at {width}x{height}, {n_labels} labels "
-          f"(built in {time.perf_counter() - start:.1f} s)")
+    print(f"scene: {len(gaussians):,} Gaussians (scales x{args.gaussian_scale:g}), {n_views} views at "
+          f"{width}x{height}, {n_labels} labels (built in {time.perf_counter() - start:.1f} s)")
     if args.small:
         assert (label_maps(np, scene, cameras[:1])[0] == scene.mask(cameras[0])).all(), "GPU masks differ"
 
     backend = CudaBackend()
     pool = cp.get_default_memory_pool()
+    kinds = [DEFAULT_AGGREGATION] + ([] if args.default_only else
+                                     [k for k in AGGREGATION if k != DEFAULT_AGGREGATION])
     # warm-up: compile (NVRTC, cached by CuPy), fill the memory pool, load the sort kernels
-    backend.accumulate(gaussians, views[:2], n_labels)
-    backend.accumulate(gaussians, views[:2], n_labels, aggregate=False)
+    for kind in kinds:
+        backend.accumulate(gaussians, views[:2], n_labels, aggregate=kind)
     warm = backend.upload(gaussians, colours=True)
     backend.render_colour_device(warm, cameras[0])
     del warm
     backend.clear_cache()
 
-    pool.free_all_blocks()
-    before = device_used_bytes(cp)
-    t_agg, weights = timed(cp, lambda: backend.accumulate(gaussians, views, n_labels))
-    peak_pool = pool.total_bytes()
-    peak_used = device_used_bytes(cp)
-    backend.clear_cache()
-
-    t_naive = None
-    if not args.no_naive:
-        t_naive, weights_naive = timed(cp, lambda: backend.accumulate(gaussians, views, n_labels, aggregate=False))
+    seconds, peak_pool, peak_used, before = {}, 0, 0, 0
+    weights = None
+    for kind in kinds:
+        pool.free_all_blocks()
+        before = device_used_bytes(cp)
+        seconds[kind], result = timed(cp, lambda: backend.accumulate(gaussians, views, n_labels, aggregate=kind))
+        peak_pool = max(peak_pool, pool.total_bytes())
+        peak_used = max(peak_used, device_used_bytes(cp))
         backend.clear_cache()
-        rel = np.abs(weights_naive.astype(np.float64) - weights).max() / max(float(np.abs(weights).max()), 1e-30)
-        print(f"naive vs aggregated: max |difference| / max |A| = {rel:.2e}")
+        if weights is None:
+            weights = result
+        else:
+            rel = np.abs(result.astype(np.float64) - weights).max() / max(float(np.abs(weights).max()), 1e-30)
+            print(f"{kind} vs {kinds[0]}: max |difference| / max |A| = {rel:.2e}")
 
     def render_all():
         device_scene = backend.upload(gaussians, colours=True)
@@ -181,25 +206,28 @@ def main():
     backend.clear_cache()
 
     sample = views[:min(20, len(views))]
-    stats_agg, stats_naive = {}, {}
-    backend.accumulate(gaussians, sample, n_labels, stats=stats_agg)
-    backend.accumulate(gaussians, sample, n_labels, aggregate=False, stats=stats_naive)
+    atomics = {}
+    for kind in ("warp", "none"):
+        stats = {}
+        backend.accumulate(gaussians, sample, n_labels, aggregate=kind, stats=stats)
+        atomics[kind] = stats
     backend.clear_cache()
 
+    t_agg = seconds[DEFAULT_AGGREGATION]
     seen = float((weights.sum(axis=0) > 0).mean())
     print()
-    print(f"accumulate (aggregated atomics): {t_agg:7.3f} s  ({1000 * t_agg / n_views:.2f} ms/view)")
-    if t_naive is not None:
-        print(f"accumulate (naive atomics):      {t_naive:7.3f} s  ({1000 * t_naive / n_views:.2f} ms/view); "
-              f"aggregation speed-up {t_naive / t_agg:.2f}x")
-    print(f"colour render, same views:       {t_render:7.3f} s  ({1000 * t_render / n_views:.2f} ms/view)")
-    print(f"accumulate / render:             {t_agg / t_render:7.3f}x")
+    for kind in kinds:
+        label = f"accumulate ({kind}{', default' if kind == DEFAULT_AGGREGATION else ''}):"
+        print(f"{label:34s} {seconds[kind]:7.3f} s  ({1000 * seconds[kind] / n_views:.2f} ms/view)")
+    print(f"{'colour render, same views:':34s} {t_render:7.3f} s  ({1000 * t_render / n_views:.2f} ms/view)")
+    print(f"{'accumulate / render:':34s} {t_agg / t_render:7.3f}x  "
+          + ", ".join(f"{k} {seconds[k] / t_render:.3f}x" for k in kinds[1:]))
     print(f"binning alone (project+sort+ranges): {t_bin:.3f} s ({100 * t_bin / t_agg:.0f}% of the accumulation); "
           f"{pairs / n_views:,.0f} tile/Gaussian pairs per view")
-    print(f"global atomics per view ({len(sample)} views): aggregated {stats_agg['global_atomics'] / len(sample):,.0f}"
-          f", naive {stats_naive['global_atomics'] / len(sample):,.0f} "
-          f"({stats_naive['global_atomics'] / max(1, stats_agg['global_atomics']):.1f}x fewer); "
-          f"tiles over the label slots: {stats_agg['overflow_tiles']}")
+    agg_atomics, naive_atomics = atomics["warp"]["global_atomics"], atomics["none"]["global_atomics"]
+    print(f"global atomics per view ({len(sample)} views): aggregated {agg_atomics / len(sample):,.0f}, "
+          f"none {naive_atomics / len(sample):,.0f} ({naive_atomics / max(1, agg_atomics):.1f}x fewer); "
+          f"tiles over the label slots: {atomics['warp']['overflow_tiles']}")
     print(f"peak device memory: CuPy pool {peak_pool / 2**20:,.0f} MiB (every allocation of the run, sort "
           f"buffers included); device in use after the run {peak_used / 2**20:,.0f} MiB (before it "
           f"{before / 2**20:,.0f} MiB: CUDA context, label masks); A = {n_labels * len(gaussians) * 4 / 2**20:.0f} MiB")

@@ -292,13 +292,14 @@ extern "C" __global__ void gsseg_tile_ranges64(int n_pairs, const unsigned long 
 
 // ---------------------------------------------------------------------------------------------------------
 // The per-pixel walk shared by all raster kernels: rasterize.py's rules, in its operation order.
-//   d = (mean - tile origin) - pixel-in-tile            (the shared batch holds mean - tile origin)
+//   d = mean - pixel (both absolute, as INRIA's renderCUDA and rasterize.py round it)
 //   power = -0.5 * (a dx dx + c dy dy) - b dx dy;        skipped unless power <= 0
 //   alpha = min(0.99, o * exp(power));                   skipped if alpha < 1/255
 //   stop before T * (1 - alpha) < 1e-4 (that Gaussian not added); else w = alpha * T, T *= 1 - alpha
 // Returns w (0 when skipped or stopped) and updates T and done.
-__device__ __forceinline__ float gsseg_weight(gs_float2 d, gs_float4 co, float fpx, float fpy, float& T, bool& done) {
-    const float dx = d.x - fpx, dy = d.y - fpy;
+__device__ __forceinline__ float gsseg_weight(gs_float2 mean, gs_float4 co, float fpx, float fpy, float& T,
+                                              bool& done) {
+    const float dx = mean.x - fpx, dy = mean.y - fpy;
     const float power = -0.5f * (co.x * dx * dx + co.z * dy * dy) - co.y * dx * dy;
     if (!(power <= 0.0f)) return 0.0f;
     const float alpha = fminf(GSSEG_MAX_ALPHA, co.w * expf(power));
@@ -318,11 +319,12 @@ __device__ __forceinline__ float gsseg_weight(gs_float2 d, gs_float4 co, float f
 //
 // One 16x16 block per tile, Gaussians fetched into shared memory 256 at a time (INRIA's renderCUDA).
 // aggregate = 0 (naive, as FlashSplat): one global atomicAdd per (pixel, Gaussian) contribution.
-// aggregate = 1: the block first finds its tile's distinct labels (up to GSSEG_MAX_SLOTS "slots"). For every
-// Gaussian of the batch each warp sums its lanes' weights per slot with __shfl_down_sync and lane 0 adds the sum
-// into a shared [slot][Gaussian-in-batch] table (one lane alone adds straight in). After the batch each thread
+// aggregate = 1 (warp) or 2 (shared): the block first finds its tile's distinct labels (up to GSSEG_MAX_SLOTS
+// "slots") and sums weights per (slot, Gaussian of the batch) in a shared table; after the batch each thread
 // flushes one Gaussian's non-zero slots to global memory. Global atomics per tile and batch drop from
-// (pixels x Gaussians) to (Gaussians x labels present). A tile with more distinct labels than slots uses the
+// (pixels x Gaussians) to (Gaussians x labels present). 1: each warp first sums its lanes' weights per slot with
+// __shfl_down_sync and lane 0 adds the sum (one lane alone adds straight in); 2: every contributing thread adds
+// its weight to the table with a shared-memory atomic. A tile with more distinct labels than slots uses the
 // naive path. stats (may be null): stats[0] += global atomics issued, stats[1] += tiles that fell back
 // to the naive path for want of slots.
 template <typename Acc>
@@ -380,8 +382,7 @@ __device__ __forceinline__ void gsseg_accumulate(const gs_int2* __restrict__ ran
     const gs_int2 range = ranges[tile_y * grid_x + tile_x];
     const int rounds = (range.y - range.x + GSSEG_BLOCK - 1) / GSSEG_BLOCK;
     int to_do = range.y - range.x;
-    const float fpx = (float)threadIdx.x, fpy = (float)threadIdx.y;
-    const float origin_x = (float)(tile_x * GSSEG_TILE), origin_y = (float)(tile_y * GSSEG_TILE);
+    const float fpx = (float)pix_x, fpy = (float)pix_y;  // d = mean - pixel, as INRIA and rasterize.py
     bool done = label < 0;
     float T = 1.0f;
     unsigned long long atomics = 0;
@@ -392,9 +393,8 @@ __device__ __forceinline__ void gsseg_accumulate(const gs_int2* __restrict__ ran
         const int fetch = range.x + round * GSSEG_BLOCK + tid;
         if (fetch < range.y) {
             const int gid = pair_gid[fetch];
-            const gs_float2 m = means2d[gid];
             s_gid[tid] = gid;
-            s_xy[tid] = gs_make_float2(m.x - origin_x, m.y - origin_y);
+            s_xy[tid] = means2d[gid];
             s_co[tid] = conic_opacity[gid];
         }
         __syncthreads();
@@ -407,6 +407,12 @@ __device__ __forceinline__ void gsseg_accumulate(const gs_int2* __restrict__ ran
                     atomicAdd(&weights[(size_t)label * n + s_gid[j]], (Acc)w);
                     atomics++;
                 }
+            }
+        } else if (aggregate == 2) {
+            // Shared-atomic aggregation: each thread walks on its own and adds into the shared table.
+            for (int j = 0; !done && j < count; j++) {
+                const float w = gsseg_weight(s_xy[j], s_co[j], fpx, fpy, T, done);
+                if (w > 0.0f) atomicAdd(&s_acc[slot][j], w);
             }
         } else {
             // Warp-uniform loop: all 32 lanes run the same j (the collectives need them all); done lanes add 0.
@@ -498,8 +504,7 @@ gsseg_render_colour(const gs_int2* __restrict__ ranges, const int* __restrict__ 
     const gs_int2 range = ranges[tile_y * grid_x + tile_x];
     const int rounds = (range.y - range.x + GSSEG_BLOCK - 1) / GSSEG_BLOCK;
     int to_do = range.y - range.x;
-    const float fpx = (float)threadIdx.x, fpy = (float)threadIdx.y;
-    const float origin_x = (float)(tile_x * GSSEG_TILE), origin_y = (float)(tile_y * GSSEG_TILE);
+    const float fpx = (float)pix_x, fpy = (float)pix_y;  // d = mean - pixel, as INRIA and rasterize.py
     bool done = !inside;
     float T = 1.0f, r = 0.0f, g = 0.0f, b = 0.0f, alpha_sum = 0.0f;
     for (int round = 0; round < rounds; round++, to_do -= GSSEG_BLOCK) {
@@ -507,8 +512,7 @@ gsseg_render_colour(const gs_int2* __restrict__ ranges, const int* __restrict__ 
         const int fetch = range.x + round * GSSEG_BLOCK + tid;
         if (fetch < range.y) {
             const int gid = pair_gid[fetch];
-            const gs_float2 m = means2d[gid];
-            s_xy[tid] = gs_make_float2(m.x - origin_x, m.y - origin_y);
+            s_xy[tid] = means2d[gid];
             s_co[tid] = conic_opacity[gid];
             s_rgb[0][tid] = colours[3 * (size_t)gid + 0];
             s_rgb[1][tid] = colours[3 * (size_t)gid + 1];
@@ -552,8 +556,7 @@ gsseg_render_alpha_depth(const gs_int2* __restrict__ ranges, const int* __restri
     const gs_int2 range = ranges[tile_y * grid_x + tile_x];
     const int rounds = (range.y - range.x + GSSEG_BLOCK - 1) / GSSEG_BLOCK;
     int to_do = range.y - range.x;
-    const float fpx = (float)threadIdx.x, fpy = (float)threadIdx.y;
-    const float origin_x = (float)(tile_x * GSSEG_TILE), origin_y = (float)(tile_y * GSSEG_TILE);
+    const float fpx = (float)pix_x, fpy = (float)pix_y;  // d = mean - pixel, as INRIA and rasterize.py
     bool done = !inside;
     float T = 1.0f, alpha_sum = 0.0f, depth_sum = 0.0f;
     for (int round = 0; round < rounds; round++, to_do -= GSSEG_BLOCK) {
@@ -561,8 +564,7 @@ gsseg_render_alpha_depth(const gs_int2* __restrict__ ranges, const int* __restri
         const int fetch = range.x + round * GSSEG_BLOCK + tid;
         if (fetch < range.y) {
             const int gid = pair_gid[fetch];
-            const gs_float2 m = means2d[gid];
-            s_xy[tid] = gs_make_float2(m.x - origin_x, m.y - origin_y);
+            s_xy[tid] = means2d[gid];
             s_co[tid] = conic_opacity[gid];
             s_z[tid] = depths[gid];
         }

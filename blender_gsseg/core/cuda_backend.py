@@ -162,10 +162,30 @@ class BinnedView:
     height: int
 
 
+# How the accumulation kernel sums a tile's weights before the global atomics (the kernel's `aggregate`).
+AGGREGATION = {"none": 0, "warp": 1, "shared": 2}
+# Measured by bench/gpu.py on an H200 (README): aggregation issues 11-22x fewer global atomics but runs 1.1-1.5x
+# longer, since Hopper's fire-and-forget global reductions are not the bottleneck of the walk; so none is the
+# default, and the others stay selectable for GPUs whose atomics cost more.
+DEFAULT_AGGREGATION = "none"
+
+
+def aggregation_mode(aggregate):
+    """The kernel's code for ``aggregate``: a name of AGGREGATION, True (the default kind) or False ("none")."""
+    if aggregate is True:
+        aggregate = DEFAULT_AGGREGATION
+    elif aggregate is False:
+        aggregate = "none"
+    if aggregate not in AGGREGATION:
+        raise ValueError(f"aggregate must be one of {', '.join(AGGREGATION)} (or True/False), not {aggregate!r}")
+    return AGGREGATION[aggregate]
+
+
 class CudaBackend:
-    """CUDA accumulation and renders. ``aggregate``: sum weights per (label, Gaussian) in shared memory before the
-    global atomics (False: one global atomicAdd per contribution, as FlashSplat). ``accum_dtype``: float32 (as the
-    CPU backend returns) or float64 for the device-side sums. ``max_weight_bytes``: bound on A's device memory."""
+    """CUDA accumulation and renders. ``aggregate``: how weights are summed per (label, Gaussian) in shared memory
+    before the global atomics: "warp" (warp shuffles), "shared" (shared-memory atomics) or "none" (one global
+    atomicAdd per contribution, as FlashSplat); True means the default. ``accum_dtype``: float32 (as the CPU
+    backend returns) or float64 for the device-side sums. ``max_weight_bytes``: bound on A's device memory."""
 
     name = "cuda"
 
@@ -183,7 +203,7 @@ class CudaBackend:
             raise CudaUnavailableError("CuPy found no CUDA device")
         self.cp = cp
         self.device = device
-        self.aggregate = bool(aggregate)
+        self.aggregate = aggregation_mode(aggregate)
         self.accum_dtype = np.dtype(accum_dtype)
         if self.accum_dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
             raise ValueError("accum_dtype must be float32 or float64")
@@ -301,7 +321,7 @@ class CudaBackend:
         the aggregation's slots, done the naive way), ``pairs`` (tile/Gaussian pairs) and ``label_chunks``.
         """
         cp = self.cp
-        aggregate = self.aggregate if aggregate is None else bool(aggregate)
+        aggregate = self.aggregate if aggregate is None else aggregation_mode(aggregate)
         views = list(views)
         n, n_labels = len(gaussians), int(n_labels)
         result = np.zeros((n_labels, n), dtype=np.float32)
@@ -330,7 +350,7 @@ class CudaBackend:
                             kernel(binned.grid, (TILE, TILE), (
                                 binned.ranges, binned.pair_gid, scene.means2d, scene.conic_opacity, labels,
                                 _i32(camera.width), _i32(camera.height), _i32(binned.grid[0]), _i32(lo),
-                                _i32(count), _i32(n), weights, _i32(1 if aggregate else 0), counter))
+                                _i32(count), _i32(n), weights, _i32(aggregate), counter))
                     done += 1
                     if progress is not None:
                         progress(done, total)
