@@ -169,7 +169,10 @@ def test_cuda_requested_without_cuda_exits_4(workspace, tmp_path, capsys):
     root, _ = workspace
     code = run("segment", root / "scene.ply", "--cameras", root / "lift.json", "--masks", root / "masks",
                "-o", tmp_path / "out.ply", "--backend", "cuda")
-    _assert_failed_cleanly(code, capsys, tmp_path, expected_code=4)
+    _assert_failed_cleanly(code, capsys, tmp_path, expected_code=4, phrase="CUDA")
+    code = run("render-masks", root / "scene.ply", "--cameras", root / "held.json", "-o", tmp_path / "out_masks",
+               "--backend", "cuda")
+    _assert_failed_cleanly(code, capsys, tmp_path, expected_code=4, phrase="CUDA")
 
 
 def test_console_entry_points():
