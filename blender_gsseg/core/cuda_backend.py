@@ -371,18 +371,21 @@ class CudaBackend:
         """Device arrays (sum w * colour float32 [H, W, 3], sum w float32 [H, W]) for a scene uploaded with
         colours, or for ``colours`` (device float32 [N, 3]) in their place; no background, no clipping (the
         benchmark's yardstick: nothing leaves the device)."""
-        cp = self.cp
         if colours is None:
             colours = scene.colours
         if colours is None:
             raise ValueError("the scene was uploaded without colours (upload(gaussians, colours=True))")
+        return self._render_binned_colour(scene, self.bin_view(scene, camera), colours)
+
+    def _render_binned_colour(self, scene, binned, colours):
+        """The colour kernel over a view binned by :meth:`bin_view` (the scene's projection for that view)."""
+        cp = self.cp
         # every pixel is written by the kernel (tiles without Gaussians too: empty ranges)
-        rgb = cp.empty((camera.height, camera.width, 3), dtype=np.float32)
-        alpha = cp.empty((camera.height, camera.width), dtype=np.float32)
-        binned = self.bin_view(scene, camera)
+        rgb = cp.empty((binned.height, binned.width, 3), dtype=np.float32)
+        alpha = cp.empty((binned.height, binned.width), dtype=np.float32)
         self.kernels["gsseg_render_colour"](binned.grid, (TILE, TILE), (
             binned.ranges, binned.pair_gid, scene.means2d, scene.conic_opacity, colours,
-            _i32(camera.width), _i32(camera.height), _i32(binned.grid[0]), rgb, alpha))
+            _i32(binned.width), _i32(binned.height), _i32(binned.grid[0]), rgb, alpha))
         return rgb, alpha
 
     def render_colour(self, gaussians, camera, background=(0.0, 0.0, 0.0)):
@@ -404,10 +407,11 @@ class CudaBackend:
         sums = np.zeros((n_groups, camera.height, camera.width), dtype=np.float32)
         with self._device_context():
             scene = self.upload(gaussians)
+            binned = self.bin_view(scene, camera)  # once: every pass walks the same sorted lists
             alpha = None
             for first in range(0, max(n_groups, 1), 3):
                 one_hot = (groups[:, None] == np.arange(first, first + 3)[None, :]).astype(np.float32)
-                rgb, alpha_device = self.render_colour_device(scene, camera, self.cp.asarray(one_hot))
+                rgb, alpha_device = self._render_binned_colour(scene, binned, self.cp.asarray(one_hot))
                 count = min(3, n_groups - first)
                 if count > 0:
                     sums[first:first + count] = np.moveaxis(self.cp.asnumpy(rgb), -1, 0)[:count]

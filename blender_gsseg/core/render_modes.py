@@ -11,9 +11,8 @@
 
 import numpy as np
 
-from . import projection
 from .rasterize import iter_contributions
-from .render import MASK_ALPHA_THRESHOLD, device_renderer, render_label_mask
+from .render import MASK_ALPHA_THRESHOLD, device_renderer, project_scene, render_label_mask
 
 RENDER_MODES = ("subset", "argmax")
 
@@ -65,9 +64,7 @@ def render_label_mask_argmax(gaussians, labels, camera, covariances=None, thresh
         ids, group = label_groups(labels)
         sums, alpha = device.render_label_weights(gaussians, camera, group, len(ids))
         return label_argmax(ids.astype(np.int32), sums, alpha, threshold=threshold)
-    if covariances is None:
-        covariances = projection.covariances_3d(gaussians.scales, gaussians.rotations)
-    projected = projection.project_gaussians(gaussians.means, covariances, gaussians.opacities, camera)
+    projected = project_scene(gaussians, camera, covariances)
     return label_argmax(*render_label_weights(projected, labels), threshold=threshold)
 
 
