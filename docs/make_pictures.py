@@ -104,10 +104,7 @@ def render(scene, path):
 def set_radius_scale(obj, value):
     from blender_gsseg.blender import display
 
-    modifier = obj.modifiers[display.MODIFIER_NAME]
-    for item in modifier.node_group.interface.items_tree:
-        if getattr(item, "in_out", None) == "INPUT" and item.name == "Radius Scale":
-            modifier[item.identifier] = value
+    assert display.set_modifier_input(obj.modifiers[display.MODIFIER_NAME], "Radius Scale", value)
     obj.update_tag()
 
 
@@ -195,3 +192,10 @@ def main(argv):
 
 if __name__ == "__main__":
     main(sys.argv)
+    import blender_gsseg
+
+    blender_gsseg.unregister()
+    # bpy 4.2 as a module crashes in Python's finalisation once Python classes were registered: leave first
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

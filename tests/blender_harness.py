@@ -6,6 +6,11 @@ The child script gets:
 - ``RESULT``: a dict it may fill; it comes back as the return value of :func:`run_bpy`;
 - with ``register="package"``: ``GSSEG`` = the ``blender_gsseg`` package, registered (the pip layout).
 Any exception or failed assert in the child fails the calling test with the child's output.
+
+The child runs on one of the Blender releases of ``BLENDER_RELEASES``: the bpy of the test environment (5.0) or
+one of the virtual environments that scripts/test.sh makes under .venv-blender/ (blender_releases.txt).
+``run_bpy(..., blender="5.3")`` picks one; ``GSSEG_BLENDER=5.3 pytest tests/test_blender*.py`` runs the whole
+Blender suite on another release.
 """
 
 import json
@@ -16,6 +21,42 @@ import textwrap
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULT_MARKER = "GSSEG_RESULT "
+HOST_BLENDER = "5.0"  # the bpy of the test environment (pyproject.toml's test extra)
+BLENDER_VENVS = os.path.join(REPO, ".venv-blender")
+
+
+def _read_releases():
+    """{release: Python version} of every Blender release the tests run on."""
+    releases = {HOST_BLENDER: "%d.%d" % sys.version_info[:2]}
+    with open(os.path.join(REPO, "tests", "blender_releases.txt"), encoding="utf-8") as handle:
+        for line in handle:
+            fields = line.split("#", 1)[0].split()
+            if fields:
+                releases[fields[0]] = fields[1]
+    return dict(sorted(releases.items(), key=lambda item: tuple(map(int, item[0].split(".")))))
+
+
+BLENDER_RELEASES = _read_releases()
+DEFAULT_BLENDER = os.environ.get("GSSEG_BLENDER", HOST_BLENDER)
+if DEFAULT_BLENDER not in BLENDER_RELEASES:
+    raise RuntimeError(f"GSSEG_BLENDER={DEFAULT_BLENDER}: not one of the tested releases {list(BLENDER_RELEASES)}")
+
+
+def blender_python(release=None):
+    """The Python interpreter that imports the bpy of Blender ``release`` (default: DEFAULT_BLENDER)."""
+    release = release or DEFAULT_BLENDER
+    if release == HOST_BLENDER:
+        return sys.executable
+    python = os.path.join(BLENDER_VENVS, f"bpy-{release}", "bin", "python")
+    if not os.path.exists(python):
+        raise AssertionError(f"no environment with the bpy of Blender {release} at {python}: "
+                             "./scripts/test.sh makes it")
+    return python
+
+
+def blender_user_dir(home, release=None):
+    """Blender's user folder (config, extensions) of ``release`` under HOME=``home``."""
+    return os.path.join(str(home), ".config", "blender", release or DEFAULT_BLENDER)
 
 _PRELUDE = """\
 import json, os, sys
@@ -29,8 +70,17 @@ import blender_gsseg as GSSEG
 GSSEG.register()
 """
 
+# Unregister as Blender does when it quits (wm_exit: addon_utils.disable_all()), so unregister code runs in every
+# test; then leave without Python's finalisation: bpy 4.2 as a module crashes there (SIGSEGV) once any Python
+# callback (an operator, an update function) has been registered, even after it was unregistered.
 _EPILOGUE = """
+import addon_utils
+addon_utils.disable_all()
+if "GSSEG" in globals():
+    GSSEG.unregister()
 print({marker!r} + json.dumps(RESULT), flush=True)
+sys.stderr.flush()
+os._exit(0)
 """
 
 
@@ -46,8 +96,16 @@ def bpy_env(home):
     return env
 
 
-def run_bpy(body, *, home, args=None, register="package", timeout=240, preamble=""):
-    """Run ``body`` in a new Python process with HOME=``home``; return its RESULT dict."""
+SCRIPTS = os.path.join(REPO, "tests", "blender_scripts")
+
+
+def run_bpy(body=None, *, home, args=None, register="package", timeout=240, preamble="", blender=None,
+            script=None):
+    """Run ``body`` (or the file ``script`` of tests/blender_scripts/) in a new Python process of Blender
+    release ``blender`` (default DEFAULT_BLENDER) with HOME=``home``; return its RESULT dict."""
+    if script is not None:
+        with open(os.path.join(SCRIPTS, script), encoding="utf-8") as handle:
+            body = handle.read()
     os.makedirs(home, exist_ok=True)
     parts = [_PRELUDE, textwrap.dedent(preamble)]
     if register == "package":
@@ -58,7 +116,7 @@ def run_bpy(body, *, home, args=None, register="package", timeout=240, preamble=
         handle.write("\n".join(parts))
     env = bpy_env(home)
     env["GSSEG_TEST_ARGS"] = json.dumps(args or {})
-    process = subprocess.run([sys.executable, script], cwd=str(home), env=env, stdout=subprocess.PIPE,
+    process = subprocess.run([blender_python(blender), script], cwd=str(home), env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True, timeout=timeout)
     output = process.stdout
     if process.returncode != 0:

@@ -5,14 +5,12 @@ Every bpy test runs in its own Python process (see blender_harness.py) with a te
 
 import importlib.util
 import os
-import subprocess
-import sys
 import tomllib
 
 import numpy as np
 import pytest
 
-from blender_harness import REPO, run_bpy
+from blender_harness import BLENDER_RELEASES, DEFAULT_BLENDER, REPO, blender_user_dir, run_bpy
 
 import blender_gsseg
 from blender_gsseg.core.cameras import Camera, write_cameras_json, write_transforms_json, write_colmap_text
@@ -110,18 +108,6 @@ def test_manifest_is_valid_and_matches_package():
     assert not any(w.startswith("numpy") for w in wheels), "Blender bundles numpy"
 
 
-@pytest.fixture(scope="module")
-def extension_zip(tmp_path_factory):
-    out = tmp_path_factory.mktemp("dist")
-    process = subprocess.run([sys.executable, os.path.join(REPO, "build.py"), "--platform", "current",
-                              "--python", "3.11", "--output-dir", str(out)],
-                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
-    assert process.returncode == 0, process.stdout
-    zips = [f for f in os.listdir(out) if f.endswith(".zip")]
-    assert zips == [f"gsseg-{blender_gsseg.__version__}.zip"], (zips, process.stdout)
-    return os.path.join(out, zips[0])
-
-
 # Before bpy is imported: make plyfile and PIL importable only from Blender's extension site-packages, as in a
 # Blender that does not ship them (this environment has both installed).
 BUNDLED_ONLY = """
@@ -181,13 +167,13 @@ def test_extension_installs_enables_and_uses_bundled_wheels(extension_zip, tmp_p
         assert not hasattr(bpy.types, "GSSEG_PT_main")
     """, home=tmp_path / "home", args={"zip": extension_zip, "ply": str(tmp_path / "tiny.ply")},
         register="none", preamble=BUNDLED_ONLY)
-    local = os.path.join(str(tmp_path / "home"), ".config", "blender", "5.0", "extensions", ".local", "lib",
-                         "python3.11", "site-packages")
+    user = blender_user_dir(tmp_path / "home")
+    local = os.path.join(user, "extensions", ".local", "lib", f"python{BLENDER_RELEASES[DEFAULT_BLENDER]}",
+                         "site-packages")
     assert result["plyfile"].startswith(local), result["plyfile"]
     assert result["PIL"].startswith(local), result["PIL"]
     assert result["extension_dir"].endswith(os.path.join("extensions", "user_default", "gsseg"))
-    assert result["site"] == os.path.join(str(tmp_path / "home"), ".config", "blender", "5.0", "extensions",
-                                          ".user", "user_default", "gsseg", "site-packages")
+    assert result["site"] == os.path.join(user, "extensions", ".user", "user_default", "gsseg", "site-packages")
     assert result["count"] == 5
 
 
@@ -560,15 +546,14 @@ def test_segment_solve_select_delete(tmp_path):
         from blender_gsseg.blender import display
         assert obj.gsseg.display == "LABELS"
         modifier = obj.modifiers[display.MODIFIER_NAME]
-        identifier = display._input_identifier(modifier.node_group, "Material")
-        assert modifier[identifier] == display.label_material()
+        assert display.get_modifier_input(modifier, "Material") == display.label_material()
         label_colors = np.empty(4 * len(labels), np.float32)
         mesh.color_attributes["gsseg_label_col"].data.foreach_get("color", label_colors)
         label_colors = label_colors.reshape(-1, 4)
         assert len({tuple(c) for c in label_colors}) == len(set(labels.tolist()))
         assert mesh.color_attributes.active_color_name == "Col"
         obj.gsseg.display = "COLOR"
-        assert modifier[identifier] == display.splat_material()
+        assert display.get_modifier_input(modifier, "Material") == display.splat_material()
 
         # the same through the core alone
         gaussians = read_gaussians(ARGS["ply"])

@@ -6,7 +6,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from blender_harness import labeled_scene, run_bpy
+from blender_harness import BLENDER_RELEASES, labeled_scene, run_bpy
 
 from blender_gsseg.core.gaussians import read_gaussians
 from blender_gsseg.core.pipeline import read_label_table
@@ -129,7 +129,8 @@ def test_instance_list_names_colours_and_header(scene, tmp_path):
     assert edited.vertex.tobytes() == source.vertex.tobytes()
 
 
-def test_editing_operators_and_exact_undo(scene, tmp_path):
+@pytest.mark.parametrize("release", list(BLENDER_RELEASES))
+def test_editing_operators_and_exact_undo(release, scene, tmp_path):
     """Every editing operator does what it says, and Ctrl+Z (ed.undo) brings back the exact previous state:
     attributes (bit for bit), custom properties, cache path, instance list, objects."""
     import shutil
@@ -301,7 +302,8 @@ def test_editing_operators_and_exact_undo(scene, tmp_path):
         label_list.write_attribute(raw.data, ".select_vert", np.arange(m) < 10, "BOOLEAN")
         op("assign_instance", new_instance=True)
         assert (int_attr(bpy.context.active_object, "gsseg_label") == (np.arange(m) < 10)).all()
-    """, preamble=SNAPSHOT, home=tmp_path / "home", args={"ply": str(ply), "raw": scene["scene.ply"]})
+    """, preamble=SNAPSHOT, home=tmp_path / "home", args={"ply": str(ply), "raw": scene["scene.ply"]},
+        blender=release)
     assert result["steps"] == 13
     assert result["halo_extra"] == shared.tolist(), result  # the halo: points shared with instance 2
     assert min(result["counts"][str(k)] for k in (1, 2, 3)) > 10

@@ -338,14 +338,13 @@ def test_preferences_and_cuda_install_plan(tmp_path):
 def test_make_pictures_script_runs(tmp_path):
     """docs/make_pictures.py end to end at a tiny size (the README pictures are made by the same code)."""
     import subprocess
-    import sys
 
-    from blender_harness import REPO, bpy_env
+    from blender_harness import REPO, blender_python, bpy_env
 
     out = tmp_path / "images"
     home = tmp_path / "home"
     home.mkdir()
-    process = subprocess.run([sys.executable, os.path.join(REPO, "docs", "make_pictures.py"), "--out", str(out),
+    process = subprocess.run([blender_python(), os.path.join(REPO, "docs", "make_pictures.py"), "--out", str(out),
                               "--size", "96x72", "--samples", "2", "--density", "60"], cwd=str(tmp_path),
                              env=bpy_env(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                              timeout=300)

@@ -113,6 +113,41 @@ def _input_identifier(group, name):
     return None
 
 
+def _modifier_input(modifier, name):
+    """(inputs, identifier) of the modifier input called ``name`` in its node group's interface, or None.
+    ``inputs`` is ``modifier.properties.inputs`` where Blender has it (5.3, which no longer accepts ID-property
+    subscripting of the modifier), else None (4.2-5.0: ``modifier[identifier]``)."""
+    if modifier.node_group is None:
+        return None
+    identifier = _input_identifier(modifier.node_group, name)
+    if identifier is None:
+        return None
+    return getattr(getattr(modifier, "properties", None), "inputs", None), identifier
+
+
+def set_modifier_input(modifier, name, value):
+    """Set the Geometry Nodes modifier input called ``name`` to ``value``, the supported way in each Blender
+    version. Returns False when the modifier has no node group or no such input."""
+    found = _modifier_input(modifier, name)
+    if found is None:
+        return False
+    inputs, identifier = found
+    if inputs is not None:
+        getattr(inputs, identifier).value = value
+    else:
+        modifier[identifier] = value
+    return True
+
+
+def get_modifier_input(modifier, name):
+    """The value of the Geometry Nodes modifier input called ``name`` (None when there is no such input)."""
+    found = _modifier_input(modifier, name)
+    if found is None:
+        return None
+    inputs, identifier = found
+    return getattr(inputs, identifier).value if inputs is not None else modifier[identifier]
+
+
 def add_point_display(obj):
     """Give ``obj`` the point display modifier (once) and the splat material; returns the modifier."""
     modifier = obj.modifiers.get(MODIFIER_NAME)
@@ -129,11 +164,10 @@ def add_point_display(obj):
 def set_display(obj, mode):
     """Show the splat colours ('COLOR') or the label colours ('LABELS') on a splat with the point display."""
     modifier = obj.modifiers.get(MODIFIER_NAME)
-    if modifier is None or modifier.node_group is None:
+    if modifier is None:
         return False
-    identifier = _input_identifier(modifier.node_group, MATERIAL_SOCKET)
-    if identifier is None:
+    material = label_material() if mode == "LABELS" else splat_material()
+    if not set_modifier_input(modifier, MATERIAL_SOCKET, material):
         return False
-    modifier[identifier] = label_material() if mode == "LABELS" else splat_material()
     obj.update_tag()
     return True

@@ -1,0 +1,114 @@
+"""An artist's first session, run by tests/test_blender_versions.py in each tested Blender release: install the
+extension zip, import the demo splat and its cameras, segment with its masks, select an instance, delete it,
+undo, redo and export. Runs in a child process of blender_harness.run_bpy (ARGS in, RESULT out)."""
+
+import hashlib
+import sys
+
+import bpy
+import numpy as np
+
+ARGS = globals()["ARGS"]  # set by the harness prelude
+RESULT = globals()["RESULT"]
+
+outcome = bpy.ops.extensions.package_install_files(filepath=ARGS["zip"], repo="user_default",
+                                                    enable_on_install=True)
+assert outcome == {"FINISHED"}, outcome
+assert "bl_ext.user_default.gsseg" in bpy.context.preferences.addons.keys()
+import bl_ext.user_default.gsseg as gsseg  # noqa: E402  (exists only once installed)
+
+RESULT["blender"] = bpy.app.version_string
+RESULT["python"] = "%d.%d" % sys.version_info[:2]
+display = gsseg.blender.display
+
+
+def attribute(obj, name, data_type="INT"):
+    mesh = obj.data
+    values = np.empty(len(mesh.vertices), bool if data_type == "BOOLEAN" else np.int32)
+    mesh.attributes[name].data.foreach_get("value", values)
+    return values
+
+
+def state(obj):
+    """A digest of every attribute of the splat mesh (bit for bit) and its point count."""
+    mesh = obj.data
+    digest = hashlib.sha1()
+    for attr in sorted(mesh.attributes, key=lambda a: a.name):
+        if attr.name.startswith(".") or attr.domain != "POINT":
+            continue
+        field = "vector" if attr.data_type == "FLOAT_VECTOR" else "color" if "COLOR" in attr.data_type else "value"
+        width = {"FLOAT_VECTOR": 3, "FLOAT_COLOR": 4, "BYTE_COLOR": 4}.get(attr.data_type, 1)
+        dtype = {"INT": np.int32, "BOOLEAN": bool, "INT8": np.int8}.get(attr.data_type, np.float32)
+        values = np.empty(width * len(mesh.vertices), dtype)
+        attr.data.foreach_get(field, values)
+        digest.update(attr.name.encode() + values.tobytes())
+    return len(mesh.vertices), digest.hexdigest()
+
+
+def points_drawn(obj):
+    """How many points the evaluated splat object draws (the Geometry Nodes point display)."""
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    for instance in depsgraph.object_instances:
+        if instance.object.type == "POINTCLOUD" and instance.object.original == obj:
+            return len(instance.object.data.points)
+    return None
+
+
+def op(name, **kwargs):
+    result = getattr(bpy.ops.gsseg, name)("EXEC_DEFAULT", True, **kwargs)  # True: push an undo step
+    assert result == {"FINISHED"}, (name, result)
+
+
+# import the splat: a point mesh with every property, shown as points
+assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"]) == {"FINISHED"}
+obj = bpy.context.active_object
+NAME = obj.name
+n = len(obj.data.vertices)
+assert n == ARGS["n"], n
+assert points_drawn(obj) == n, points_drawn(obj)
+modifier = obj.modifiers[display.MODIFIER_NAME]
+assert display.get_modifier_input(modifier, "Material") == display.splat_material()
+
+# its cameras, its masks: segment
+assert bpy.ops.gsseg.import_cameras(filepath=ARGS["cameras"]) == {"FINISHED"}
+settings = bpy.context.scene.gsseg
+settings.splat_object = obj
+settings.mask_dir = ARGS["masks"]
+settings.scale = ARGS["scale"]
+settings.backend = "cpu"
+bpy.context.view_layer.objects.active = obj
+assert bpy.ops.gsseg.segment() == {"FINISHED"}
+labels = attribute(obj, "gsseg_label")
+RESULT["labels"] = labels.tolist()
+# the label display: the modifier now shows the label material, and back
+assert obj.gsseg.display == "LABELS"
+assert display.get_modifier_input(modifier, "Material") == display.label_material()
+obj.gsseg.display = "COLOR"
+assert display.get_modifier_input(modifier, "Material") == display.splat_material()
+assert points_drawn(obj) == n
+
+# select an instance
+target = ARGS["instance"]
+op("select_instance", label=target)
+assert (attribute(obj, ".select_vert", "BOOLEAN") == (labels == target)).all()
+bpy.ops.ed.undo_push(message="selected")  # headless Blender starts without an undo stack
+before = state(obj)
+
+# delete it, undo, redo
+obj.gsseg.instance = target
+op("delete_instance")
+obj = bpy.data.objects[NAME]
+after = state(obj)
+assert after[0] == n - (labels == target).sum(), after[0]
+assert (attribute(obj, "gsseg_label") == labels[labels != target]).all()
+assert points_drawn(obj) == after[0]
+assert bpy.ops.ed.undo() == {"FINISHED"}
+obj = bpy.data.objects[NAME]
+assert state(obj) == before, "undo did not bring back the deleted instance exactly"
+assert bpy.ops.ed.redo() == {"FINISHED"}
+obj = bpy.data.objects[NAME]
+assert state(obj) == after, "redo did not delete it again"
+
+# export the edited splat with its labels
+assert bpy.ops.gsseg.export_splat(filepath=ARGS["out"], include_label=True) == {"FINISHED"}
+RESULT["exported"] = len(obj.data.vertices)

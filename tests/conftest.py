@@ -1,0 +1,25 @@
+"""Fixtures shared by the Blender test modules."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import blender_gsseg
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="session")
+def extension_zip(tmp_path_factory):
+    """The extension zip as `build.py` makes it for this platform, with the wheels of both Pythons Blender
+    embeds (3.11 for 4.2-5.0, 3.13 for 5.1+), as a user downloads it."""
+    out = tmp_path_factory.mktemp("dist")
+    process = subprocess.run([sys.executable, os.path.join(REPO, "build.py"), "--platform", "current",
+                              "--python", "3.11,3.13", "--output-dir", str(out)],
+                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
+    assert process.returncode == 0, process.stdout
+    zips = [f for f in os.listdir(out) if f.endswith(".zip")]
+    assert zips == [f"gsseg-{blender_gsseg.__version__}.zip"], (zips, process.stdout)
+    return os.path.join(out, zips[0])
