@@ -20,7 +20,9 @@ from blender_gsseg.core import projection
 from blender_gsseg.core.cameras import write_cameras_json
 from blender_gsseg.core.gaussians import write_gaussians
 from blender_gsseg.core.rasterize import iter_contributions
-from blender_gsseg.core.synthetic import make_scene
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # repo root, for synthetic/
+from synthetic.scene import make_scene  # noqa: E402
 
 
 def scene_for(n_gaussians, views, width, height):
@@ -82,7 +84,8 @@ def main():
     print(f"gsseg segment wall time: {wall:.2f} s   peak RSS: {peak_rss_mb:.0f} MB")
     print("timings:", {k: round(v, 3) for k, v in report["timings"].items()})
     if args.numpy_views:
-        from blender_gsseg.core.accumulate import CpuBackend, accumulate_weights
+        from blender_gsseg.core.accumulate import accumulate_weights
+        from blender_gsseg.core.backends import CpuBackend
 
         cameras = scene.cameras[:args.numpy_views]
         maps = [scene.mask(camera).astype(np.int32) for camera in cameras]

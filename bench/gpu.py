@@ -26,9 +26,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from blender_gsseg.core import synthetic  # noqa: E402
 from blender_gsseg.core.cuda_backend import (AGGREGATION, DEFAULT_AGGREGATION, CudaBackend,  # noqa: E402
                                              cuda_device_count)
+from synthetic import scene as synthetic  # noqa: E402
 
 GOAL_SECONDS = 3.0
 GOAL_RATIO = 1.3
@@ -101,7 +101,8 @@ def device_used_bytes(cp):
 
 def cpu_check(backend, gaussians, views, n_labels):
     """A from the CPU backend against the GPU's on ``views``, and the labels each solves to at gamma = 0."""
-    from blender_gsseg.core.accumulate import Accumulation, CpuBackend
+    from blender_gsseg.core.accumulate import Accumulation
+    from blender_gsseg.core.backends import CpuBackend
     from blender_gsseg.core.solver import Shares
 
     cpu_backend = CpuBackend()

@@ -13,7 +13,7 @@ torus lying on the ground -- and writes, into the output folder:
     cameras.json              N lifting views on a hemisphere (INRIA cameras.json, names lift_000, ...)
     cameras_heldout.json      M held-out views at other places on the hemisphere (held_000, ...)
     masks/lift_*.png          Cycles object-index masks of the lifting views (8-bit label maps)
-    masks_noisy/lift_*.png    the same with SAM-like noise (blender_gsseg.core.mask_noise, seeded)
+    masks_noisy/lift_*.png    the same with SAM-like noise (synthetic.mask_noise, seeded)
     truth/held_*.png          Cycles object-index masks of the held-out views
     scene_info.json           objects (label, name, colour, count), parameters, camera check figures
 
@@ -48,10 +48,10 @@ from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from blender_gsseg.core.cameras import Camera, load_cameras, write_cameras_json  # noqa: E402
+from blender_gsseg.core.cameras import Camera, load_cameras, look_at, write_cameras_json  # noqa: E402
 from blender_gsseg.core.gaussians import Gaussians, write_gaussians  # noqa: E402
-from blender_gsseg.core.mask_noise import MaskNoise, noisy_masks  # noqa: E402
-from blender_gsseg.core.synthetic import inria_vertex, look_at, tangent_frames  # noqa: E402
+from synthetic.mask_noise import MaskNoise, noisy_masks  # noqa: E402
+from synthetic.scene import inria_vertex, tangent_frames  # noqa: E402
 
 GROUND_SIZE = 5.0
 LOOK_AT = (0.0, 0.1, 0.45)

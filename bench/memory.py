@@ -20,7 +20,7 @@ def child(mode, n_gaussians, n_labels, n_views, out):
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
     from blender_gsseg.core.accumulate import accumulate_weights
     from blender_gsseg.core.solver import Shares
-    from blender_gsseg.core.synthetic import ring_cameras
+    from blender_gsseg.core.cameras import ring_cameras
     from scenes import gaussians_from_arrays
 
     rng = np.random.default_rng(0)

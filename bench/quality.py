@@ -2,7 +2,7 @@
 
 For each kind of scene (``clean``: opaque surface Gaussians; ``trained``: plus large faint Gaussians and
 floaters) and each kind of lifting mask (``clean`` Cycles masks; ``noisy``: SAM-like noise from
-blender_gsseg.core.mask_noise), it lifts the masks of the lifting views with
+synthetic.mask_noise), it lifts the masks of the lifting views with
 
 * the exact solver (FlashSplat's closed form), for a sweep of gamma;
 * centre-projection voting (each Gaussian takes the mask label under its projected centre, majority over the
@@ -38,16 +38,17 @@ from PIL import Image
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from blender_gsseg.core import projection  # noqa: E402
-from blender_gsseg.core.accumulate import accumulate_weights, get_backend  # noqa: E402
+from blender_gsseg.core.accumulate import accumulate_weights  # noqa: E402
+from blender_gsseg.core.backends import get_backend  # noqa: E402
 from blender_gsseg.core.cameras import load_cameras  # noqa: E402
 from blender_gsseg.core.gaussians import read_gaussians  # noqa: E402
-from blender_gsseg.core.mask_noise import MaskNoise, noisy_masks  # noqa: E402
 from blender_gsseg.core.metrics import segmentation_metrics  # noqa: E402
 from blender_gsseg.core.rasterize import iter_contributions  # noqa: E402
 from blender_gsseg.core.render import render_label_mask  # noqa: E402
 from blender_gsseg.core.refine import DEFAULT_SEAM_MARGIN, refine  # noqa: E402
-from blender_gsseg.core.render_modes import label_argmax, render_label_weights  # noqa: E402
+from blender_gsseg.core.render import label_argmax, render_label_weights  # noqa: E402
 from blender_gsseg.core.solver import Shares  # noqa: E402
+from synthetic.mask_noise import MaskNoise, noisy_masks  # noqa: E402
 
 MODES = ("subset", "argmax")
 
@@ -114,7 +115,7 @@ def render_heldout(gaussians, covariances, labels, cameras):
     """{mode: [label image per held-out view]}."""
     out = {mode: [] for mode in MODES}
     for camera in cameras:
-        out["subset"].append(render_label_mask(gaussians, labels, camera, covariances))
+        out["subset"].append(render_label_mask(gaussians, labels, camera))
         projected = projection.project_gaussians(gaussians.means, covariances, gaussians.opacities, camera)
         out["argmax"].append(label_argmax(*render_label_weights(projected, labels)))
     return out

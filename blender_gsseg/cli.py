@@ -113,9 +113,7 @@ def cmd_segment(args):
     if args.refine:
         from .core.refine import refine_segment_result
 
-        refine_segment_result(result, args.cameras, masks, args.refine, gamma=args.gamma, target=args.target,
-                              scale=args.scale, every=args.every, ignore_label=args.ignore_label,
-                              backend=args.backend, progress=Progress("refining"))
+        refine_segment_result(result, args.refine, backend=args.backend, progress=Progress("refining"))
     start = time.perf_counter()
     write_labeled(args.output, result.gaussians, result.accumulation, result.coarse_accumulations,
                   result.parents)
@@ -188,15 +186,17 @@ def overlay_labels(rgb, label_image, opacity=0.5):
 
 
 def cmd_render_masks(args):
-    from .core.accumulate import get_backend
+    from .core.backends import get_backend
     from .core.cameras import load_cameras
     from .core.pipeline import level_labels_of, read_labeled
-    from .core.render import render_colour
-    from .core.render_modes import render_labels
+    from .core.render import render_colour, render_labels
+    from .core.views import working_sizes
 
     backend = get_backend(args.backend)
     gaussians = read_labeled(args.scene)
-    cameras = [camera.scaled(args.scale) for camera in load_cameras(args.cameras)]
+    cameras = load_cameras(args.cameras)
+    working_sizes(cameras, args.scale)  # a clear error for a scale that leaves no pixel
+    cameras = [camera.scaled(args.scale) for camera in cameras]
     labels = level_labels_of(gaussians, args.level, args.scene)
     overlay_masks = None
     if args.overlay:

@@ -18,14 +18,13 @@ import time
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .core.accumulate import get_backend
+from .core.backends import get_backend
 from .core.cameras import load_cameras
 from .core.fileio import atomic_path
 from .core.gaussians import read_gaussians, write_gaussians
 from .core.metrics import segmentation_metrics
 from .core.pipeline import label_colour, segment_scene, selection, write_labeled
-from .core.render import render_colour
-from .core.render_modes import render_labels
+from .core.render import render_colour, render_labels
 from .core.solver import Shares
 
 DEMO_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "demo")
@@ -92,12 +91,6 @@ def contact_sheet(tiles, columns=2):
     return sheet
 
 
-def _total_weight(accumulation):
-    if hasattr(accumulation, "weights"):
-        return accumulation.weights.sum(axis=0, dtype=np.float64)
-    return np.asarray(accumulation.total, dtype=np.float64)
-
-
 def run_demo(output="gsseg-demo", backend="auto", progress=None, mode="subset"):
     """Run the demo into ``output``; returns a summary dict of the figures."""
     start = time.perf_counter()
@@ -156,7 +149,7 @@ def run_demo(output="gsseg-demo", backend="auto", progress=None, mode="subset"):
 
     seen = result.labels >= 0
     correct = result.labels == truth_labels
-    weight = _total_weight(result.accumulation)
+    weight = result.accumulation.total_weight()
     return {
         "output": output,
         "scene": "bundled: 7 objects on a ground plane, trained-like splat (faint Gaussians, floaters)",

@@ -18,7 +18,7 @@
 //   gsseg_render_colour      same walk, RGB + alpha          (the speed yardstick)
 //   gsseg_render_alpha_depth same walk, sum w and sum w * z  (novel-view masks)
 //
-// The host emulator in cuda/emulator/ compiles this file as plain C++ to run the kernels on a CPU in tests.
+// The host emulator in tests/cuda_emulator/ compiles this file as plain C++ to run the kernels on a CPU in tests.
 
 // ----- constants; the host passes projection.py's values with -D, these defaults are the same numbers
 #ifndef GSSEG_NEAR_PLANE

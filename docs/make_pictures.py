@@ -4,7 +4,7 @@
     blender -b -P docs/make_pictures.py -- [same options]
 
 Needs bpy (``pip install bpy==5.0.1``, or Blender's own Python). It builds the synthetic scene of
-``blender_gsseg.core.synthetic`` (three spheres on a ground plane, exact ray-cast masks), writes it to a
+``synthetic.scene`` (three spheres on a ground plane, exact ray-cast masks), writes it to a
 temporary folder as an artist would get it (scene.ply, cameras.json, masks/), then goes through the add-on's
 operators: import the splat and the cameras, segment, show the labels, name the instances, delete one, and
 renders the steps from a viewpoint camera. It also renders the label map of one view from proxy spheres
@@ -27,7 +27,7 @@ from PIL import Image  # noqa: E402
 from blender_gsseg.core.cameras import write_cameras_json  # noqa: E402
 from blender_gsseg.core.gaussians import write_gaussians  # noqa: E402
 from blender_gsseg.core.pipeline import label_colour  # noqa: E402
-from blender_gsseg.core.synthetic import make_scene  # noqa: E402
+from synthetic.scene import make_scene  # noqa: E402
 
 # Names and colours given in the instance list (sRGB): written to the PLY header on export.
 NAMES = {1: ("red ball", (1.0, 0.3, 0.15)), 2: ("green ball", (0.3, 0.85, 0.3)), 3: ("blue ball", (0.25, 0.5, 1.0))}

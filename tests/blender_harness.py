@@ -140,7 +140,7 @@ def labeled_scene(folder, *, levels=False, sh_degree=0, seed=2):
     from blender_gsseg.core.cameras import write_cameras_json
     from blender_gsseg.core.gaussians import write_gaussians
     from blender_gsseg.core.pipeline import segment_scene, write_labeled
-    from blender_gsseg.core.synthetic import make_scene
+    from synthetic.scene import make_scene
 
     folder = os.fspath(folder)
     os.makedirs(folder, exist_ok=True)

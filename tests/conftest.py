@@ -9,6 +9,7 @@ import pytest
 import blender_gsseg
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)  # the test-only `synthetic` package sits at the repo root and is not installed
 
 
 @pytest.fixture(scope="session")

@@ -372,7 +372,7 @@ def test_compressed_formats_import(tmp_path):
 def test_points_render_in_cycles(tmp_path):
     """The Geometry Nodes points and the Col material show in a Cycles render, in the splat's own colour."""
     from blender_gsseg.core.gaussians import Gaussians
-    from blender_gsseg.core.synthetic import look_at
+    from blender_gsseg.core.cameras import look_at
 
     rng = np.random.default_rng(0)
     n = 400
@@ -425,7 +425,7 @@ def test_points_render_in_cycles(tmp_path):
 # Cameras
 
 def _test_cameras():
-    from blender_gsseg.core.synthetic import look_at
+    from blender_gsseg.core.cameras import look_at
 
     cameras = []
     for k, (eye, size, fx, fy, cx, cy) in enumerate([
@@ -500,7 +500,7 @@ def test_cameras_project_like_the_core(tmp_path):
 def test_segment_solve_select_delete(tmp_path):
     from PIL import Image
 
-    from blender_gsseg.core.synthetic import make_scene
+    from synthetic.scene import make_scene
 
     scene = make_scene(n_spheres=2, points_per_unit_area=60, n_cameras=8, width=64, height=48, seed=2)
     write_gaussians(tmp_path / "scene.ply", scene.gaussians)
@@ -635,7 +635,7 @@ def test_segment_solve_select_delete(tmp_path):
         bounded = accumulate_weights(gaussians, [scaled[i] for i in mask_set.camera_indices],
                                      label_index_maps(mask_set), mask_set.label_ids, backend="cpu", mode="bounded")
         for full in (accumulation, bounded):
-            part = segment.subset_accumulation(full, keep)
+            part = full.subset(keep)
             assert part.n_gaussians == keep.sum()
             assert (Shares.from_accumulation(part).solve(0.2)[0]
                     == Shares.from_accumulation(full).solve(0.2)[0][keep]).all()

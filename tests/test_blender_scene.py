@@ -9,9 +9,8 @@ import pytest
 
 from blender_harness import run_bpy
 
-from blender_gsseg.core.cameras import Camera, write_cameras_json
+from blender_gsseg.core.cameras import Camera, look_at, write_cameras_json
 from blender_gsseg.core.gaussians import read_gaussians, write_gaussians
-from blender_gsseg.core.synthetic import look_at
 from blender_gsseg.core.transform import quaternion_to_matrix
 from test_transform import eval_sh_reference, random_scene, sh_of
 
@@ -194,7 +193,7 @@ def test_proxy_label_maps_match_the_core_projection(tmp_path):
 def test_masks_from_proxies_segment_the_splat(tmp_path):
     """Spheres of the synthetic scene as proxy meshes: 'Masks from Proxies' renders the label maps (they match
     the exact ray-cast masks), writes them as PNG masks if asked, and lifts them onto the splat."""
-    from blender_gsseg.core.synthetic import make_scene
+    from synthetic.scene import make_scene
 
     scene = make_scene(n_spheres=3, points_per_unit_area=40, n_cameras=6, width=64, height=48, seed=2)
     write_gaussians(tmp_path / "scene.ply", scene.gaussians)
@@ -260,45 +259,17 @@ def test_masks_from_proxies_segment_the_splat(tmp_path):
 # Preferences and the CUDA install
 
 def test_preferences_and_cuda_install_plan(tmp_path):
-    dist = tmp_path / "target" / "cupy_cuda12x-13.6.0.dist-info"
-    dist.mkdir(parents=True)
-    (dist / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: cupy-cuda12x\nVersion: 13.6.0\n"
-        "Requires-Dist: numpy<2.6,>=1.22\nRequires-Dist: fastrlock>=0.5\n"
-        "Requires-Dist: cuda-toolkit[cublas,nvrtc]==12.*; extra == \"ctk\"\n"
-        "Requires-Dist: scipy>=1.10; extra == \"all\"\n\nCuPy\n")
+    """The Blender side of the CuPy install: the preferences' choices, the operators, the install folder (the
+    planner itself, which needs no Blender, is tested in tests/test_cupy_install.py)."""
     result = run_bpy("""
         import bpy, sys
+        from blender_gsseg import cupy_install
         from blender_gsseg.blender import prefs
-        R = prefs.cupy_requirement
-        RESULT["requirements"] = {
-            "12.4/np1": R((12, 4), 1), "13.0/np1": R((13, 0), 1), "13.0/np2": R((13, 0), 2),
-            "12.8/np2": R((12, 8), 2), "11.8/np1": R((11, 8), 1), "choice13/np2": R(None, 2, "cupy-cuda13x"),
-        }
-        errors = {}
-        for key, args in {"none": (None, 1), "old": ((10, 2), 1), "13x/np1": (None, 1, "cupy-cuda13x")}.items():
-            try:
-                R(*args)
-            except ValueError as error:
-                errors[key] = str(error)
-        RESULT["errors"] = errors
-        RESULT["first"] = prefs.install_first_step("/bl/python", "/user/site-packages", "cupy-cuda12x>=13,<14")
-        RESULT["second"] = prefs.install_second_step("/bl/python", ARGS["target"], "cupy-cuda12x>=13,<14")
-        RESULT["second_ctk"] = prefs.install_second_step("/bl/python", ARGS["target"], "cupy-cuda12x[ctk]>=13")
-        RESULT["smi"] = prefs.parse_nvidia_smi(
-            "| NVIDIA-SMI 550.54.15   Driver Version: 550.54.15   CUDA Version: 12.4     |")
-        RESULT["detect"] = prefs.detect_cuda()  # whatever this machine has; must not raise
-        # the driver library path, with a stand-in for libcuda (cuDriverGetVersion -> 12040 = CUDA 12.4)
-        class FakeDriver:
-            def cuDriverGetVersion(self, pointer):
-                prefs.ctypes.cast(pointer, prefs.ctypes.POINTER(prefs.ctypes.c_int)).contents.value = 12040
-                return 0
-        real = prefs.ctypes.CDLL
-        prefs.ctypes.CDLL = lambda name: FakeDriver()
-        try:
-            RESULT["fake_driver"] = prefs.detect_cuda()
-        finally:
-            prefs.ctypes.CDLL = real
+        # the preferences offer the planner's choices of CuPy wheel, 'Detect' first
+        assert prefs.GSSEG_AP_preferences.is_registered
+        choice = prefs.GSSEG_AP_preferences.bl_rna.properties["cuda_choice"]
+        RESULT["choices"] = [item.identifier for item in choice.enum_items]
+        RESULT["choice_default"] = choice.default
         # offline (Blender's default): the install button is refused with a clear reason, nothing runs
         assert not bpy.app.online_access
         assert not bpy.ops.gsseg.install_cuda.poll()
@@ -307,29 +278,26 @@ def test_preferences_and_cuda_install_plan(tmp_path):
             raise AssertionError("install ran offline")
         except RuntimeError as error:
             RESULT["offline"] = str(error)
-        assert bpy.ops.gsseg.check_cuda() == {"FINISHED"}
+        # Check reports the driver and CuPy (driver detection stubbed: CUDA 12.4 from the driver library)
+        real = cupy_install.detect_cuda
+        cupy_install.detect_cuda = lambda: (12, 4, "driver")
+        try:
+            assert bpy.ops.gsseg.check_cuda() == {"FINISHED"}
+        finally:
+            cupy_install.detect_cuda = real
+        RESULT["cupy_status"] = cupy_install.cupy_status()
         # the scene's 'Default' backend is the preferences' (auto without the add-on system)
         assert prefs.resolve_backend(bpy.context, "DEFAULT") == "auto"
         assert prefs.resolve_backend(bpy.context, "cpu") == "cpu"
         RESULT["site"] = prefs.site_packages()
-    """, home=tmp_path / "home", args={"target": str(tmp_path / "target")})
-    req = result["requirements"]
-    assert req == {"12.4/np1": "cupy-cuda12x>=13,<14", "13.0/np1": "cupy-cuda12x>=13,<14",
-                   "13.0/np2": "cupy-cuda13x[ctk]>=14,<15", "12.8/np2": "cupy-cuda12x[ctk]>=14,<15",
-                   "11.8/np1": "cupy-cuda11x>=13,<14", "choice13/np2": "cupy-cuda13x[ctk]>=14,<15"}
-    assert "no NVIDIA driver" in result["errors"]["none"]
-    assert "11.2" in result["errors"]["old"]
-    assert "NumPy 2" in result["errors"]["13x/np1"]
-    assert result["first"] == ["/bl/python", "-m", "pip", "install", "--upgrade", "--disable-pip-version-check",
-                               "--no-input", "--target", "/user/site-packages", "--no-deps", "cupy-cuda12x>=13,<14"]
-    base = ["/bl/python", "-m", "pip", "install", "--upgrade", "--disable-pip-version-check", "--no-input",
-            "--target", str(tmp_path / "target")]
-    assert result["second"] == base + ["fastrlock>=0.5"]  # never numpy: Blender's own must stay in charge
-    assert result["second_ctk"] == base + ["fastrlock>=0.5", "cuda-toolkit[cublas,nvrtc]==12.*"]
-    assert result["smi"] == [12, 4]
-    assert result["fake_driver"] == [12, 4, "driver"]
+        RESULT["site_on_path"] = RESULT["site"] in sys.path
+    """, home=tmp_path / "home")
+    assert result["choices"] == ["AUTO", "cupy-cuda12x", "cupy-cuda13x", "cupy-cuda11x"]
+    assert result["choice_default"] == "AUTO"
     assert "Online access" in result["offline"]
+    assert f"gsseg: NVIDIA driver for CUDA 12.4 (driver); {result['cupy_status']}" in result["_output"]
     assert result["site"].startswith(str(tmp_path / "home")) and result["site"].endswith("site-packages")
+    assert not result["site_on_path"]  # not created yet: nothing to put on sys.path
 
 
 # ---------------------------------------------------------------------------------------------------------------

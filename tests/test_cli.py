@@ -13,7 +13,7 @@ from blender_gsseg.cli import main
 from blender_gsseg.core.accumulate import Accumulation, sidecar_path
 from blender_gsseg.core.cameras import write_cameras_json
 from blender_gsseg.core.gaussians import read_gaussians, write_gaussians
-from blender_gsseg.core.synthetic import make_scene
+from synthetic.scene import make_scene
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +162,7 @@ def test_bad_inputs_exit_2_and_write_nothing(workspace, tmp_path, capsys):
 
 
 def test_cuda_requested_without_cuda_exits_4(workspace, tmp_path, capsys):
-    from blender_gsseg.core.accumulate import cuda_available
+    from blender_gsseg.core.backends import cuda_available
 
     if cuda_available():
         pytest.skip("a CUDA device is present")

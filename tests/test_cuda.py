@@ -39,7 +39,8 @@ for _path in (str(ROOT), str(TESTS)):
         sys.path.insert(0, _path)
 
 from blender_gsseg.core import projection  # noqa: E402
-from blender_gsseg.core.accumulate import Accumulation, CpuBackend  # noqa: E402
+from blender_gsseg.core.accumulate import Accumulation  # noqa: E402
+from blender_gsseg.core.backends import CpuBackend  # noqa: E402
 from blender_gsseg.core.cameras import Camera  # noqa: E402
 from blender_gsseg.core.solver import Shares  # noqa: E402
 
@@ -198,7 +199,8 @@ def cpu_reference(scene, views, n_labels):
 
 
 def cpu_renders(scene, camera, include=None):
-    from blender_gsseg.core.render import render_colour, render_sums
+    from blender_gsseg.core.rasterize import render_sums
+    from blender_gsseg.core.render import render_colour
 
     rgb, alpha = render_colour(scene, camera)
     covs = projection.covariances_3d(scene.scales, scene.rotations)
@@ -249,8 +251,7 @@ RENDER_AGREEMENT = 0.999  # label pixels that must agree: float32 sums may cross
 def check_label_renders(backend, scene, cameras, seed, log=print):
     """render_labels (both modes) and render_colour with ``backend`` against the same calls on the CPU, for
     random per-Gaussian labels (some -1, unseen). Returns the agreement per mode."""
-    from blender_gsseg.core.render import render_colour
-    from blender_gsseg.core.render_modes import render_labels
+    from blender_gsseg.core.render import render_colour, render_labels
 
     rng = np.random.default_rng(seed)
     labels = rng.integers(-1, 5, len(scene)).astype(np.int32)
@@ -443,7 +444,7 @@ def test_kernel_constants_match_projection():
 
 def test_module_imports_without_cupy():
     from blender_gsseg.core import cuda_backend
-    from blender_gsseg.core.accumulate import get_backend
+    from blender_gsseg.core.backends import get_backend
 
     count = cuda_backend.cuda_device_count()
     assert isinstance(count, int) and count >= 0
@@ -745,7 +746,7 @@ def test_gpu_pipeline_matches_cpu_on_demo_scene(gpu_backend, tmp_path):
     """The user's path: segment_scene and the novel-view masks (CLI render-masks) on the bundled demo scene with
     --backend cuda against --backend cpu."""
     from blender_gsseg.cli import main
-    from blender_gsseg.core.accumulate import CpuBackend
+    from blender_gsseg.core.backends import CpuBackend
     from blender_gsseg.core.cameras import load_cameras, write_cameras_json
     from blender_gsseg.core.pipeline import segment_scene, write_labeled
     from blender_gsseg.demo import demo_paths

@@ -12,7 +12,7 @@ from blender_gsseg.core.cameras import write_cameras_json
 from blender_gsseg.core.errors import BadInputError
 from blender_gsseg.core.gaussians import read_gaussians, write_gaussians
 from blender_gsseg.core.levels import CodeLayout, parent_labels
-from blender_gsseg.core.synthetic import make_scene
+from synthetic.scene import make_scene
 
 
 def test_layout_packing_and_fields():

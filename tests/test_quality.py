@@ -12,13 +12,13 @@ from blender_gsseg.cli import main
 from blender_gsseg.core import projection
 from blender_gsseg.core.accumulate import Accumulation
 from blender_gsseg.core.cameras import Camera
-from blender_gsseg.core.mask_noise import MaskNoise, dilate, disc_offsets, erode, noisy_mask, noisy_masks
 from blender_gsseg.core.refine import (centre_labels, centre_vote, missing_object_maps, refine, refine_hidden,
                                        refine_seams, visibility_ratio)
 from blender_gsseg.core.render import render_label_mask
-from blender_gsseg.core.render_modes import (label_argmax, render_label_mask_argmax, render_label_weights,
+from blender_gsseg.core.render import (label_argmax, render_label_mask_argmax, render_label_weights,
                                              render_labels)
 from blender_gsseg.core.solver import Shares
+from synthetic.mask_noise import MaskNoise, dilate, disc_offsets, erode, noisy_mask, noisy_masks
 
 from reference_raster import reference_weights
 from scenes import front_camera, gaussians_from_arrays, random_scene, rotated_camera
@@ -204,7 +204,7 @@ def test_refine_seams_flips_only_ambiguous_gaussians():
 
 def test_refine_missing_ignores_views_that_lost_an_object():
     from blender_gsseg.core.accumulate import accumulate_weights
-    from blender_gsseg.core.synthetic import make_scene
+    from synthetic.scene import make_scene
 
     scene = make_scene(n_spheres=3, points_per_unit_area=250, n_cameras=10, width=96, height=72, seed=5)
     truth = [scene.mask(camera) for camera in scene.cameras]
@@ -316,7 +316,7 @@ def test_segment_refine_flag_runs_from_the_cli(tmp_path):
     from blender_gsseg.cli import main
     from blender_gsseg.core.cameras import write_cameras_json
     from blender_gsseg.core.gaussians import write_gaussians
-    from blender_gsseg.core.synthetic import make_scene
+    from synthetic.scene import make_scene
     from PIL import Image
 
     scene = make_scene(n_spheres=2, points_per_unit_area=300, n_cameras=6, width=96, height=72, seed=9)

@@ -5,7 +5,8 @@ import pytest
 
 from blender_gsseg.core import projection
 from blender_gsseg.core import cpu_kernels
-from blender_gsseg.core.accumulate import CpuBackend, accumulate_weights
+from blender_gsseg.core.accumulate import accumulate_weights
+from blender_gsseg.core.backends import CpuBackend
 from blender_gsseg.core.rasterize import iter_contributions
 from reference_raster import reference_weights
 from scenes import random_scene, rotated_camera, front_camera

@@ -20,7 +20,7 @@ from ..core.accumulate import Accumulation
 from ..core.errors import BadInputError
 from . import display, io_splat
 from . import labels as label_list
-from .segment import _ObjectMode, cache_path_for, keep_points, shares_for, subset_accumulation
+from .segment import _ObjectMode, cache_path_for, keep_points, shares_for
 
 SELECT_ATTRIBUTE = ".select_vert"
 HIDE_ATTRIBUTE = ".hide_vert"
@@ -136,7 +136,7 @@ def _keep(obj, keep, accumulation):
     keep_points(obj, keep)
     if accumulation is not None:
         path = cache_path_for(obj)
-        subset_accumulation(accumulation, keep).save(path)
+        accumulation.subset(keep).save(path)
         obj.gsseg.accumulation_path = path
 
 

@@ -1,38 +1,28 @@
 """Add-on preferences: the default backend, and installing CuPy (the CUDA backend) into the extension's user
-folder.
+folder -- the Blender side only.
 
-The CuPy wheel is chosen from the CUDA version the NVIDIA driver supports (``cuDriverGetVersion`` through
-ctypes, else the ``CUDA Version`` printed by ``nvidia-smi``) and from Blender's NumPy (CuPy 14 needs NumPy 2;
-Blender 4.2-5.0 ship NumPy 1.26, for which CuPy 13 is the newest; a driver newer than the wheel's CUDA runs it).
-pip runs in a subprocess with ``--target`` the folder ``extension_path_user(<add-on>, "site-packages")``,
-in two steps so that NumPy is never installed there (it would shadow Blender's own): first CuPy without its
-dependencies, then the dependencies listed in its metadata except NumPy. The folder is put on ``sys.path``
-when the add-on is enabled. Nothing is downloaded unless Blender allows online access
-(``bpy.app.online_access``, Preferences > System > Network); the extension declares the ``network``
-permission for this.
+Which CuPy wheel, the pip commands (two steps, never NumPy) and running them are planned without Blender in
+``blender_gsseg/cupy_install.py``; this module adds what needs ``bpy``: the install folder
+``extension_path_user(<add-on>, "site-packages")`` (put on ``sys.path`` when the add-on is enabled), the
+preferences UI, and the *Check* and *Install CUDA Acceleration* operators (pip runs in a worker thread). Nothing
+is downloaded unless Blender allows online access (``bpy.app.online_access``, Preferences > System > Network);
+the extension declares the ``network`` permission for this.
 """
 
-import ctypes
-import glob
-import importlib
-import importlib.util
 import os
-import re
-import subprocess
-import sys
 import threading
 
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
+from ..cupy_install import (CHOICES, SITE_FOLDER, add_to_sys_path, check_status, cupy_status, plan_requirement,
+                            remove_from_sys_path, run_install)
+
 ADDON_PACKAGE = __package__.rpartition(".")[0]  # the add-on root: blender_gsseg or bl_ext.<repo>.gsseg
-SITE_FOLDER = "site-packages"
-PIP_TIMEOUT = 1800
-NUMPY = "numpy"
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Where and what to install
+# Where to install
 
 def site_packages(create=False):
     """The folder CuPy is installed into: the extension's user folder (kept across extension updates), or, for
@@ -45,180 +35,11 @@ def site_packages(create=False):
 
 def add_site_packages():
     """Put the install folder on sys.path (after Blender's own folders, so Blender's NumPy stays first)."""
-    folder = site_packages()
-    if folder and os.path.isdir(folder) and folder not in sys.path:
-        sys.path.append(folder)
-        importlib.invalidate_caches()
-    return folder
+    return add_to_sys_path(site_packages())
 
 
 def remove_site_packages():
-    folder = site_packages()
-    if folder in sys.path:
-        sys.path.remove(folder)
-
-
-def parse_nvidia_smi(text):
-    """(major, minor) from nvidia-smi's header ('CUDA Version: 12.4'), or None."""
-    match = re.search(r"CUDA Version\s*:\s*(\d+)\.(\d+)", text or "")
-    return (int(match.group(1)), int(match.group(2))) if match else None
-
-
-def _driver_library_version():
-    names = {"win32": ["nvcuda.dll"], "darwin": []}.get(sys.platform, ["libcuda.so.1", "libcuda.so"])
-    for name in names:
-        try:
-            library = ctypes.CDLL(name)
-        except OSError:
-            continue
-        version = ctypes.c_int(0)
-        try:
-            if library.cuDriverGetVersion(ctypes.byref(version)) == 0 and version.value > 0:
-                return version.value // 1000, (version.value % 1000) // 10
-        except AttributeError:
-            continue
-    return None
-
-
-def detect_cuda():
-    """(major, minor, how) of the CUDA version the installed NVIDIA driver supports, or None."""
-    version = _driver_library_version()
-    if version is not None:
-        return version + ("driver",)
-    try:
-        result = subprocess.run(["nvidia-smi"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                timeout=20)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    version = parse_nvidia_smi(result.stdout)
-    return version + ("nvidia-smi",) if version is not None else None
-
-
-def numpy_major():
-    import numpy
-
-    return int(numpy.__version__.split(".")[0])
-
-
-CHOICES = (
-    ("AUTO", "Detect", "Choose the CuPy wheel from the CUDA version of the NVIDIA driver"),
-    ("cupy-cuda12x", "CUDA 12", "cupy-cuda12x (drivers for CUDA 12 or newer)"),
-    ("cupy-cuda13x", "CUDA 13", "cupy-cuda13x (drivers for CUDA 13; needs NumPy 2, Blender 5.1+)"),
-    ("cupy-cuda11x", "CUDA 11", "cupy-cuda11x (drivers for CUDA 11.2 or newer)"),
-)
-
-
-def cupy_requirement(cuda, numpy_version_major, choice="AUTO"):
-    """The pip requirement of the CuPy wheel for a driver supporting CUDA ``cuda`` = (major, minor), or for
-    the explicit ``choice`` (a package name); raises ValueError when there is none."""
-    numpy2 = numpy_version_major >= 2
-    if choice != "AUTO":
-        package = choice
-    elif cuda is None:
-        raise ValueError("no NVIDIA driver found (neither the CUDA driver library nor nvidia-smi); choose the "
-                         "CUDA version by hand if there is one")
-    elif cuda[0] >= 13:
-        package = "cupy-cuda13x" if numpy2 else "cupy-cuda12x"  # a CUDA 13 driver runs CUDA 12 builds
-    elif cuda[0] == 12:
-        package = "cupy-cuda12x"
-    elif cuda >= (11, 2):
-        package = "cupy-cuda11x"
-    else:
-        raise ValueError(f"the driver supports CUDA {cuda[0]}.{cuda[1]}; CuPy needs CUDA 11.2 or newer "
-                         f"(update the NVIDIA driver)")
-    if package == "cupy-cuda13x" and not numpy2:
-        raise ValueError("cupy-cuda13x needs NumPy 2 (CuPy 14); this Blender has NumPy 1 -- choose CUDA 12")
-    if package == "cupy-cuda11x":
-        if numpy2:
-            raise ValueError("no CuPy release supports CUDA 11 with NumPy 2; update the NVIDIA driver")
-        return "cupy-cuda11x>=13,<14"
-    return f"{package}[ctk]>=14,<15" if numpy2 else f"{package}>=13,<14"
-
-
-def pip_command(python, target, requirements, no_deps=False):
-    command = [python, "-m", "pip", "install", "--upgrade", "--disable-pip-version-check",
-               "--no-input", "--target", target]
-    if no_deps:
-        command.append("--no-deps")
-    return command + list(requirements)
-
-
-def install_first_step(python, target, requirement):
-    """The pip command that installs the CuPy wheel alone."""
-    return pip_command(python, target, [requirement], no_deps=True)
-
-
-def _requirement_name(text):
-    match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", text)
-    return match.group(1).lower().replace("_", "-") if match else ""
-
-
-def dependencies_from_metadata(target, package, extras=()):
-    """The requirements (strings) of ``package``'s dist-info METADATA in ``target``, markers evaluated for this
-    Python with ``extras``; NumPy is left out (Blender has its own)."""
-    stem = package.split("[")[0].replace("-", "_").lower()
-    found = [path for path in glob.glob(os.path.join(target, "*.dist-info"))
-             if os.path.basename(path).lower().startswith(stem + "-")]
-    if not found:
-        raise FileNotFoundError(f"no {package} metadata in {target}")
-    with open(os.path.join(sorted(found)[-1], "METADATA"), encoding="utf-8") as handle:
-        lines = [line.split(":", 1)[1].strip() for line in handle if line.startswith("Requires-Dist:")]
-    try:
-        from pip._vendor.packaging.requirements import Requirement
-    except ImportError:  # no pip here: keep the unconditional requirements
-        Requirement = None
-    result = []
-    for line in lines:
-        if Requirement is not None:
-            requirement = Requirement(line)
-            if requirement.marker is not None and not any(
-                    requirement.marker.evaluate({"extra": extra}) for extra in (tuple(extras) or ("",))):
-                continue
-            text = str(requirement).split(";")[0].strip()
-        else:
-            if ";" in line:
-                continue
-            text = line
-        if _requirement_name(text) != NUMPY:
-            result.append(text)
-    return result
-
-
-def second_step_dependencies(target, requirement):
-    """CuPy's own dependencies (NumPy left out) for ``requirement``, read from what the first step installed."""
-    extras = [e.strip() for group in re.findall(r"\[([^\]]*)\]", requirement) for e in group.split(",")
-              if e.strip()]
-    return dependencies_from_metadata(target, _requirement_name(requirement), extras)
-
-
-def install_second_step(python, target, requirement):
-    """The pip command for CuPy's own dependencies (NumPy left out), or None when there are none."""
-    dependencies = second_step_dependencies(target, requirement)
-    return pip_command(python, target, dependencies) if dependencies else None
-
-
-def pip_available():
-    return importlib.util.find_spec("pip") is not None
-
-
-def ensurepip_command(python):
-    return [python, "-m", "ensurepip", "--upgrade", "--user"]
-
-
-def cupy_status():
-    """One line on CuPy as this Blender sees it now."""
-    try:
-        import cupy
-    except ImportError:
-        return "CuPy is not installed: the CPU backend is used"
-    except Exception as error:  # a broken install
-        return f"CuPy does not load: {error}"
-    try:
-        count = int(cupy.cuda.runtime.getDeviceCount())
-        name = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode() if count else ""
-    except Exception as error:
-        return f"CuPy {cupy.__version__} is installed but finds no GPU ({error})"
-    return f"CuPy {cupy.__version__}: {count} GPU{'s' if count != 1 else ''} ({name})"
+    remove_from_sys_path(site_packages())
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -286,9 +107,7 @@ class GSSEG_OT_check_cuda(bpy.types.Operator):
 
     def execute(self, context):
         add_site_packages()
-        cuda = detect_cuda()
-        driver = (f"NVIDIA driver for CUDA {cuda[0]}.{cuda[1]} ({cuda[2]})" if cuda else "no NVIDIA driver found")
-        text = f"{driver}; {cupy_status()}"
+        text = check_status()
         _set_status(context, text)
         self.report({"INFO"}, text)
         return {"FINISHED"}
@@ -316,36 +135,11 @@ class GSSEG_OT_install_cuda(bpy.types.Operator):
     def _plan(self, context):
         prefs = preferences(context)
         choice = prefs.cuda_choice if prefs is not None else "AUTO"
-        cuda = detect_cuda() if choice == "AUTO" else None
-        return cupy_requirement(cuda, numpy_major(), choice), site_packages(create=True)
+        return plan_requirement(choice), site_packages(create=True)
 
     def _run(self, requirement, target, state):
         """Worker: ensurepip if needed, CuPy alone, then its dependencies; ``state`` gets the status text."""
-        python = sys.executable
-        try:
-            steps = []
-            if not pip_available():
-                steps.append(("setting up pip", ensurepip_command(python)))
-            steps.append((f"downloading {requirement}", install_first_step(python, target, requirement)))
-            for index, (what, command) in enumerate(steps):
-                state["status"] = f"Installing: {what} ..."
-                result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                        timeout=PIP_TIMEOUT)
-                if result.returncode != 0:
-                    raise RuntimeError(f"{what} failed: {result.stdout.strip().splitlines()[-1:]}")
-            dependencies = second_step_dependencies(target, requirement)
-            if dependencies:
-                state["status"] = f"Installing: CuPy's dependencies ({', '.join(dependencies)}) ..."
-                result = subprocess.run(pip_command(python, target, dependencies), stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, text=True, timeout=PIP_TIMEOUT)
-                if result.returncode != 0:
-                    raise RuntimeError(f"installing CuPy's dependencies failed: "
-                                       f"{result.stdout.strip().splitlines()[-1:]}")
-            state["status"] = f"Installed {requirement} into {target}"
-            state["ok"] = True
-        except Exception as error:
-            state["status"] = f"Install failed: {error}"
-            state["ok"] = False
+        run_install(requirement, target, state)
 
     def _finish(self, context, state):
         if state.get("ok"):

@@ -6,7 +6,6 @@ re-solves from the cached shares (:class:`~..core.solver.Shares`) and rewrites `
 ``gsseg_confidence`` (FLOAT) with foreach_set.
 """
 
-import dataclasses
 import os
 import tempfile
 import uuid
@@ -15,12 +14,12 @@ import warnings
 import bpy
 import numpy as np
 
-from ..core.accumulate import SIDECAR_SUFFIX, Accumulation, accumulate_weights, load_accumulation
+from ..core.accumulate import SIDECAR_SUFFIX, Accumulation
 from ..core.errors import BadInputError
-from ..core.masks import MaskSet, label_index_maps, load_masks
 from ..core.levels import CODE_PROPERTY
-from ..core.pipeline import default_memory_budget, label_colour, level_sidecar_path, solve_levels
+from ..core.pipeline import default_memory_budget, label_colour, level_sidecars, solve_level_sidecars
 from ..core.solver import Shares
+from ..core.views import build_views
 from . import display, io_splat
 from . import labels as label_list
 from .cameras import cameras_in_collection
@@ -120,15 +119,6 @@ def write_label_colors(mesh, labels, colours=None):
     attribute.data.foreach_set("color", rgba.ravel())
 
 
-def read_int_attribute(mesh, name):
-    attribute = mesh.attributes.get(name)
-    if attribute is None or attribute.domain != "POINT" or attribute.data_type != "INT":
-        return None
-    values = np.empty(len(mesh.vertices), dtype=np.int32)
-    attribute.data.foreach_get("value", values)
-    return values
-
-
 def apply_gamma(obj, gamma=None, new_ids=()):
     """Solve the cached accumulation at ``gamma`` (default: the object's slider), apply the object's merges and
     manual labels, write the attributes and refresh the instance list (``new_ids``: labels to list even when
@@ -160,13 +150,11 @@ class SegmentJob:
     (:meth:`run`, pure core, safe in a worker thread: it touches no bpy data), then :meth:`finish` in the main
     thread (cache file, solve, attributes)."""
 
-    def __init__(self, obj, gaussians, views, index_maps, label_ids, backend, warnings_seen):
+    def __init__(self, obj, gaussians, views, backend, warnings_seen):
         self.object_name = obj.name
         self.n_gaussians = len(gaussians)
         self.gaussians = gaussians
-        self.views = views
-        self.index_maps = index_maps
-        self.label_ids = label_ids
+        self.views = views.moved(np.array(obj.matrix_world, dtype=np.float64))  # the splats are in local space
         self.backend = backend
         self.warnings = warnings_seen
         self.done = 0
@@ -184,25 +172,12 @@ class SegmentJob:
         pairs = cameras_in_collection(collection, context.scene)
         if not pairs:
             raise BadInputError(f"collection '{collection.name}' holds no cameras")
-        cameras = [camera for _, camera in pairs]
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             with _ObjectMode(obj):
                 gaussians = io_splat.gaussians_from_object(obj)
-            scaled = [camera.scaled(scale) for camera in cameras]
-            mask_set = load_masks(bpy.path.abspath(mask_dir), cameras,
-                                  sizes=[(camera.width, camera.height) for camera in scaled])
-            index_maps = label_index_maps(mask_set)
-        views = cls.local_views(obj, [scaled[index] for index in mask_set.camera_indices])
-        return cls(obj, gaussians, views, index_maps, mask_set.label_ids, backend,
-                   [str(w.message) for w in caught])
-
-    @staticmethod
-    def local_views(obj, cameras):
-        """The splats live in the object's local space: fold its transform into each view."""
-        to_world = np.array(obj.matrix_world, dtype=np.float64)
-        return [dataclasses.replace(camera, world_to_camera=camera.world_to_camera @ to_world)
-                for camera in cameras]
+            views = build_views([camera for _, camera in pairs], bpy.path.abspath(mask_dir), scale=scale)
+        return cls(obj, gaussians, views, backend, [str(w.message) for w in caught])
 
     @classmethod
     def from_label_maps(cls, obj, cameras, label_maps, *, backend="auto"):
@@ -210,14 +185,7 @@ class SegmentJob:
         resolution (world space), ``label_maps`` int32 [H, W] (ids, 0 = background, -1 = ignore)."""
         with _ObjectMode(obj):
             gaussians = io_splat.gaussians_from_object(obj)
-        maps = [np.asarray(m, dtype=np.int32) for m in label_maps]
-        present = set()
-        for label_map in maps:
-            present |= {int(v) for v in np.unique(label_map) if v >= 0}
-        label_ids = np.array(sorted(present | {0}), dtype=np.int32)
-        mask_set = MaskSet(list(range(len(maps))), maps, label_ids, {}, [], [""] * len(maps))
-        return cls(obj, gaussians, cls.local_views(obj, cameras), label_index_maps(mask_set), label_ids, backend,
-                   [])
+        return cls(obj, gaussians, build_views(cameras, label_maps), backend, [])
 
     def _progress(self, done, total):
         self.done, self.total = done, total
@@ -228,13 +196,13 @@ class SegmentJob:
     def run(self):
         """Accumulate; exceptions are kept in ``self.error`` (re-raised by :meth:`finish`)."""
         try:
-            self.accumulation = accumulate_weights(
-                self.gaussians, self.views, self.index_maps, self.label_ids, backend=self.backend,
-                progress=self._progress, cancel=self._cancel, memory_budget=default_memory_budget())
+            self.accumulation = self.views.accumulate(
+                self.gaussians, backend=self.backend, progress=self._progress, cancel=self._cancel,
+                memory_budget=default_memory_budget())
         except BaseException as error:  # CancelledError included: finish() reports it
             self.error = error
         finally:
-            self.gaussians = self.index_maps = None  # free the inputs early
+            self.gaussians = None  # free the inputs early
 
     def finish(self):
         """Cache the accumulation, solve at the object's gamma and write the attributes; returns figures."""
@@ -252,7 +220,7 @@ class SegmentJob:
         return {
             "object": obj.name,
             "views": len(self.views),
-            "labels": [int(v) for v in self.label_ids],
+            "labels": [int(v) for v in self.views.label_ids],
             "label_count": label_count,
             "unseen": unseen,
             "path": path,
@@ -323,19 +291,6 @@ def keep_points(obj, keep):
     return count
 
 
-def subset_accumulation(accumulation, keep):
-    """The accumulation (dense or bounded form) of the Gaussians where ``keep`` is true."""
-    if hasattr(accumulation, "subset"):
-        return accumulation.subset(keep)
-    n = accumulation.n_gaussians
-    changes = {}
-    for field in dataclasses.fields(accumulation):
-        value = getattr(accumulation, field.name)
-        if field.name != "label_ids" and isinstance(value, np.ndarray) and value.ndim and value.shape[-1] == n:
-            changes[field.name] = value[..., keep]
-    return dataclasses.replace(accumulation, **changes)
-
-
 def _apply_gamma_levels(obj, layout, gamma):
     """γ on a multi-level scene: every level re-solved by the core (each finer level within its parents), then
     gsseg_label and gsseg_code rewritten together. Needs the coarser levels' sidecars beside the finest one
@@ -343,23 +298,16 @@ def _apply_gamma_levels(obj, layout, gamma):
     that the two attributes never disagree."""
     mesh = obj.data
     n = len(mesh.vertices)
-    path = bpy.path.abspath(obj.gsseg.accumulation_path)
-    base = path[:-len(SIDECAR_SUFFIX)] + ".ply" if path.endswith(SIDECAR_SUFFIX) else path
-    paths = [level_sidecar_path(base, k) for k in range(len(layout.bits) - 1)] + [path]
+    paths = level_sidecars(bpy.path.abspath(obj.gsseg.accumulation_path), len(layout.bits))
     try:
-        accumulations = [load_accumulation(p, n) for p in paths]
-        parents = [None]
-        for sidecar in paths[1:]:
-            with np.load(sidecar) as data:
-                parents.append(data["parent_ids"].astype(np.int32))
+        level_labels, confidence, label_ids = solve_level_sidecars(paths, n, gamma)
     except (BadInputError, KeyError, OSError) as error:
         raise BadInputError(f"'{obj.name}' is a multi-level scene: re-solving needs the sidecars of every level "
                             f"for its {n:,} points ({error})") from None
-    level_labels, confidence, _ = solve_levels(accumulations, parents, gamma)
     label_list.write_attribute(mesh, io_splat.LABEL_ATTRIBUTE, level_labels[-1], "INT")
     label_list.write_attribute(mesh, CODE_PROPERTY, layout.pack(level_labels), "INT")
     label_list.write_attribute(mesh, io_splat.CONFIDENCE_ATTRIBUTE, confidence, "FLOAT")
     label_list.sync(obj)
     label_list.refresh_display(obj)
     mesh.update()
-    return len(accumulations[-1].label_ids), int(np.count_nonzero(level_labels[-1] < 0))
+    return len(label_ids), int(np.count_nonzero(level_labels[-1] < 0))

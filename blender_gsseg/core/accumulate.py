@@ -1,18 +1,19 @@
-"""Accumulation of per-label weights A[e, i] = sum over views and pixels with label e of alpha_i * T_i.
-
-The backends share one signature: ``backend.accumulate(gaussians, views, n_labels, progress, cancel)`` where
-``views`` is a list of ``(camera, label_index_map)`` pairs (label indices into ``label_ids``, -1 = ignore) and
-the result is a float32 [L, N] array. The CPU backend here is the reference the CUDA backend is tested against.
+"""Accumulation of per-label weights A[e, i] = sum over views and pixels with label e of alpha_i * T_i, in the
+dense form (:class:`Accumulation`) or the bounded one for many labels (:class:`BoundedAccumulation`), and the
+sidecar file (.gsseg.npz) that keeps it beside a labelled scene. The passes over the views run on a backend
+(:mod:`.backends`).
 """
 
+import collections.abc
 import dataclasses
 import os
 
 import numpy as np
 
-from . import projection
-from .errors import BadInputError, CancelledError, MemoryBudgetError
-from .rasterize import DEFAULT_CHUNK_ENTRIES, iter_contributions, sorted_tile_pairs
+from .backends import get_backend
+from .errors import BadInputError, MemoryBudgetError
+from .rasterize import DEFAULT_CHUNK_ENTRIES
+from .solver import Shares
 
 SIDECAR_SUFFIX = ".gsseg.npz"
 DENSE_FORMAT_VERSION = 1
@@ -35,6 +36,18 @@ class Accumulation:
     @property
     def seen_any(self):
         return bool(np.any(self.weights))
+
+    def total_weight(self):
+        """float64 [N]: each Gaussian's weight summed over every label."""
+        return self.weights.sum(axis=0, dtype=np.float64)
+
+    def subset(self, keep):
+        """The accumulation of the Gaussians where ``keep`` (bool [N]) is true."""
+        return Accumulation(self.label_ids, self.weights[:, keep])
+
+    def shares(self):
+        """The L1-normalised shares (:class:`~.solver.Shares`, dense form)."""
+        return Shares.dense(self.weights, self.label_ids)
 
     def save(self, path, extra=None):
         """Write the sidecar (.gsseg.npz) atomically; ``extra`` arrays are stored beside the standard keys."""
@@ -73,6 +86,19 @@ class BoundedAccumulation:
     @property
     def seen_any(self):
         return bool(np.any(self.total))
+
+    def total_weight(self):
+        """float64 [N]: each Gaussian's weight summed over every label."""
+        return self.total.astype(np.float64)
+
+    def subset(self, keep):
+        """The accumulation of the Gaussians where ``keep`` (bool [N]) is true."""
+        return BoundedAccumulation(self.label_ids, self.total[keep], self.share_bg[keep], self.top_labels[:, keep],
+                                   self.top_shares[:, keep])
+
+    def shares(self):
+        """The shares (:class:`~.solver.Shares`, bounded form: the best labels per Gaussian)."""
+        return Shares.bounded_form(self.label_ids, self.total, self.share_bg, self.top_labels, self.top_shares)
 
     def save(self, path, extra=None):
         from .fileio import atomic_output
@@ -142,82 +168,6 @@ def estimate_memory(n_gaussians, n_labels, max_view_pixels, chunk_entries=DEFAUL
     return weights + per_gaussian + contributions + chunk_entries * 40
 
 
-class CpuBackend:
-    """The CPU backend: numba's compiled per-pixel walk when numba is installed, else the numpy path."""
-
-    name = "cpu"
-
-    def __init__(self, chunk_entries=DEFAULT_CHUNK_ENTRIES, use_numba=None):
-        from . import cpu_kernels
-
-        self.chunk_entries = chunk_entries
-        self.use_numba = cpu_kernels.available() if use_numba is None else use_numba
-        if self.use_numba and not cpu_kernels.available():
-            raise BadInputError("the compiled CPU path needs numba (pip install numba)")
-        self.flavour = "numba" if self.use_numba else "numpy"
-
-    def accumulate(self, gaussians, views, n_labels, progress=None, cancel=None):
-        from . import cpu_kernels
-
-        n = len(gaussians)
-        covs = projection.covariances_3d(gaussians.scales, gaussians.rotations)
-        if self.use_numba:
-            total = np.zeros((cpu_kernels.group_count(), n_labels, n), dtype=np.float64)
-        else:
-            total = np.zeros(n_labels * n, dtype=np.float64)
-        for done, (camera, index_map) in enumerate(views):
-            if cancel is not None and cancel():
-                raise CancelledError("cancelled")
-            projected = projection.project_gaussians(gaussians.means, covs, gaussians.opacities, camera)
-            if self.use_numba:
-                pair_ids, pair_tiles = sorted_tile_pairs(projected)
-                if len(pair_ids):
-                    cpu_kernels.accumulate_view(projected, index_map, n_labels, total, pair_ids, pair_tiles)
-            else:
-                self._accumulate_view_numpy(projected, index_map, n, n_labels, total)
-            if progress is not None:
-                progress(done + 1, len(views))
-        if self.use_numba:
-            return total.sum(axis=0).astype(np.float32)
-        return total.reshape(n_labels, n).astype(np.float32)
-
-    def _accumulate_view_numpy(self, projected, index_map, n, n_labels, total):
-        flat_labels = index_map.ravel()
-        keys, values = [], []
-        for gid, pixel, weight in iter_contributions(projected, pixel_mask=index_map >= 0,
-                                                     chunk_entries=self.chunk_entries):
-            keys.append(flat_labels[pixel].astype(np.int64) * n + gid)
-            values.append(weight)
-        if keys:
-            total += np.bincount(np.concatenate(keys), weights=np.concatenate(values), minlength=n_labels * n)
-
-
-def cuda_available():
-    try:
-        from .cuda_backend import cuda_device_count
-    except ImportError:
-        return False
-    return cuda_device_count() > 0
-
-
-def get_backend(name="auto"):
-    """'cpu', 'cuda' or 'auto' (CUDA when CuPy finds a device, else CPU); a backend object is returned as it is."""
-    if not isinstance(name, str):
-        return name
-    if name == "cpu":
-        return CpuBackend()
-    if name in ("cuda", "auto"):
-        try:
-            from .cuda_backend import CudaBackend
-            return CudaBackend()
-        except Exception as error:  # ImportError, no device, driver too old: all mean "no CUDA here"
-            if name == "cuda":
-                from .errors import CudaUnavailableError
-                raise CudaUnavailableError(f"CUDA backend unavailable: {error}") from None
-            return CpuBackend()
-    raise BadInputError(f"unknown backend {name!r} (choose auto, cpu or cuda)")
-
-
 def estimate_bounded_memory(n_gaussians, n_labels, max_view_pixels, chunk_entries=DEFAULT_CHUNK_ENTRIES):
     """Bytes the bounded form needs at its peak: the kept numbers, one pass of <= 32 labels and the merge."""
     per_pass = min(n_labels, LABELS_PER_PASS)
@@ -235,10 +185,8 @@ def accumulate_weights(gaussians, cameras, index_maps, label_ids, *, backend="au
     with :class:`MemoryBudgetError` before allocating when neither fits.
     """
     label_ids = np.asarray(label_ids, dtype=np.int32)
-    for camera, index_map in zip(cameras, index_maps):
-        if index_map.shape != (camera.height, camera.width):
-            raise ValueError(f"{camera.image_name}: label map {index_map.shape} does not match the camera "
-                             f"{camera.height}x{camera.width}")
+    if len(cameras) != len(index_maps):
+        raise ValueError(f"{len(index_maps)} label maps for {len(cameras)} cameras")
     if mode not in ("auto", "dense", "bounded"):
         raise ValueError(f"unknown accumulation mode {mode!r}")
     max_pixels = max((c.width * c.height for c in cameras), default=0)
@@ -254,11 +202,33 @@ def accumulate_weights(gaussians, cameras, index_maps, label_ids, *, backend="au
                 f"{need / 2**20:.0f} MB ({mode} form), over the memory budget of {memory_budget / 2**20:.0f} MB "
                 f"(raise --memory-budget or lower --scale)")
     backend = get_backend(backend)
-    views = list(zip(cameras, index_maps))
+    views = ViewPairs(cameras, index_maps)
     if mode == "dense":
         weights = backend.accumulate(gaussians, views, len(label_ids), progress, cancel)
         return Accumulation(label_ids, np.asarray(weights, dtype=np.float32))
     return _accumulate_bounded(gaussians, views, label_ids, backend, progress, cancel)
+
+
+class ViewPairs(collections.abc.Sequence):
+    """``(camera, label index map)`` per view, what backends iterate: a map is read (and passed through
+    ``lookup``, when given) only when its view is used, so the views of a long capture are never all in memory."""
+
+    def __init__(self, cameras, index_maps, lookup=None):
+        self.cameras = cameras
+        self.index_maps = index_maps
+        self.lookup = lookup
+
+    def __len__(self):
+        return len(self.cameras)
+
+    def __getitem__(self, view):
+        if isinstance(view, slice):
+            return [self[k] for k in range(*view.indices(len(self)))]
+        camera, index_map = self.cameras[view], np.asarray(self.index_maps[view])
+        if index_map.shape != (camera.height, camera.width):
+            raise ValueError(f"{camera.image_name}: label map {index_map.shape} does not match the camera "
+                             f"{camera.height}x{camera.width}")
+        return camera, index_map if self.lookup is None else self.lookup[index_map]
 
 
 def _accumulate_bounded(gaussians, views, label_ids, backend, progress, cancel):
@@ -274,7 +244,7 @@ def _accumulate_bounded(gaussians, views, label_ids, backend, progress, cancel):
         # label index -> index within this pass, -1 for the others (and for ignored pixels: last slot)
         lookup = np.full(len(label_ids) + 1, -1, dtype=np.int32)
         lookup[first:last] = np.arange(last - first, dtype=np.int32)
-        pass_views = [(camera, lookup[index_map]) for camera, index_map in views]
+        pass_views = ViewPairs(views.cameras, views.index_maps, lookup)
         pass_progress = None if progress is None else (
             lambda done, count, number=number: progress(number * count + done, len(passes) * count))
         weights = np.asarray(backend.accumulate(gaussians, pass_views, last - first, pass_progress, cancel),

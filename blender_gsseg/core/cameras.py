@@ -83,6 +83,33 @@ class Camera:
         return cls(w2c, float(fx), float(fy), float(cx), float(cy), int(width), int(height), str(image_name))
 
 
+def look_at(eye, target, up=(0.0, 0.0, 1.0)):
+    """World-to-camera 4x4 (OpenCV axes) for a camera at ``eye`` looking at ``target``."""
+    eye, target, up = (np.asarray(v, dtype=np.float64) for v in (eye, target, up))
+    forward = target - eye
+    forward /= np.linalg.norm(forward)
+    right = np.cross(forward, up)
+    right /= np.linalg.norm(right)
+    down = np.cross(forward, right)
+    rot = np.stack([right, down, forward])  # rows: camera axes in world coordinates
+    w2c = np.eye(4)
+    w2c[:3, :3] = rot
+    w2c[:3, 3] = -rot @ eye
+    return w2c
+
+
+def ring_cameras(count, width=160, height=120, radius=6.0, height_above=3.0, fov_x_deg=60.0, prefix="view"):
+    """Cameras on a circle around the origin, looking at the scene centre."""
+    fx = 0.5 * width / np.tan(np.radians(fov_x_deg) / 2)
+    cameras = []
+    for k in range(count):
+        angle = 2 * np.pi * (k + 0.37) / count
+        eye = (radius * np.cos(angle), radius * np.sin(angle), height_above + 0.6 * np.sin(3 * angle))
+        cameras.append(Camera(look_at(eye, (0, 0, 0.6)), fx, fx, width / 2, height / 2, width, height,
+                              f"{prefix}_{k:03d}"))
+    return cameras
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Maths helpers (vectorised over cameras)
 

@@ -17,6 +17,7 @@ labels are processed in chunks so that A stays within ``max_weight_bytes``. Impo
 CuPy; :class:`CudaBackend` raises :class:`.errors.CudaUnavailableError` when CuPy or a device is missing.
 """
 
+import collections.abc
 import dataclasses
 import os
 import weakref
@@ -322,7 +323,8 @@ class CudaBackend:
         """
         cp = self.cp
         aggregate = self.aggregate if aggregate is None else aggregation_mode(aggregate)
-        views = list(views)
+        if not isinstance(views, collections.abc.Sequence):
+            views = list(views)  # a sequence (e.g. ViewPairs) reads each view's map only when it is used
         n, n_labels = len(gaussians), int(n_labels)
         result = np.zeros((n_labels, n), dtype=np.float32)
         with self._device_context():
@@ -401,7 +403,7 @@ class CudaBackend:
     def render_label_weights(self, gaussians, camera, groups, n_groups):
         """(summed weights float32 [n_groups, H, W], alpha float32 [H, W]) over the whole scene: sums[g, p] =
         sum of w_i(p) over the Gaussians with ``groups[i] == g`` (groups int [N]; -1 counts in alpha only).
-        As :func:`.render_modes.render_label_weights`; the colour kernel carries three groups per pass as
+        As :meth:`.backends.CpuBackend.render_label_weights`; the colour kernel carries three groups per pass as
         one-hot colours."""
         groups = np.asarray(groups)
         sums = np.zeros((n_groups, camera.height, camera.width), dtype=np.float32)

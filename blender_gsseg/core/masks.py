@@ -21,6 +21,7 @@ Each image is decoded on its own terms:
 Label maps are int32 arrays at the working resolution (nearest neighbour), with -1 for ignored pixels.
 """
 
+import collections.abc
 import dataclasses
 import os
 import posixpath
@@ -77,34 +78,48 @@ class MaskSet:
 
 
 def label_index_maps(mask_set, dtype=None):
-    """Per view, the label map as indices into ``mask_set.label_ids`` (-1 stays -1).
+    """Per view, the label map as indices into ``mask_set.label_ids`` (-1 stays -1), converted when a view is
+    read (a sequence, like ``mask_set.label_maps``).
 
     ``dtype`` defaults to int16 when the indices fit (at most 32767 labels), else int32.
     """
-    label_ids = np.asarray(mask_set.label_ids, dtype=np.int64)
-    if dtype is None:
-        dtype = np.int16 if len(label_ids) <= np.iinfo(np.int16).max else np.int32
-    dtype = np.dtype(dtype)
-    if len(label_ids) - 1 > np.iinfo(dtype).max:
-        raise ValueError(f"{len(label_ids)} labels do not fit in {dtype.name} indices")
-    dense = None
-    if len(label_ids) and 0 <= label_ids[0] and label_ids[-1] < _BINCOUNT_LIMIT:
-        # Lookup table by label; its last slot (max + 1, never a label) is -1, so -1 wraps around to it.
-        # Values that are not in label_ids map to -1 too.
-        dense = np.full(int(label_ids[-1]) + 2, -1, dtype=dtype)
-        dense[label_ids] = np.arange(len(label_ids), dtype=dtype)
-    result = []
-    for label_map in mask_set.label_maps:
-        label_map = np.asarray(label_map)
-        if dense is not None and (label_map.size == 0 or (int(label_map.min()) >= -1
-                                                          and int(label_map.max()) <= label_ids[-1])):
-            result.append(np.take(dense, label_map, mode="wrap"))
-            continue
+    return IndexMaps(mask_set.label_maps, mask_set.label_ids, dtype)
+
+
+class IndexMaps(collections.abc.Sequence):
+    """``label_maps`` (label ids) as indices into ``label_ids``, each converted when it is read."""
+
+    def __init__(self, label_maps, label_ids, dtype=None):
+        self.label_maps = label_maps
+        self.label_ids = np.asarray(label_ids, dtype=np.int64)
+        if dtype is None:
+            dtype = np.int16 if len(self.label_ids) <= np.iinfo(np.int16).max else np.int32
+        self.dtype = np.dtype(dtype)
+        if len(self.label_ids) - 1 > np.iinfo(self.dtype).max:
+            raise ValueError(f"{len(self.label_ids)} labels do not fit in {self.dtype.name} indices")
+        self._dense = None
+        label_ids = self.label_ids
+        if len(label_ids) and 0 <= label_ids[0] and label_ids[-1] < _BINCOUNT_LIMIT:
+            # Lookup table by label; its last slot (max + 1, never a label) is -1, so -1 wraps around to it.
+            # Values that are not in label_ids map to -1 too.
+            self._dense = np.full(int(label_ids[-1]) + 2, -1, dtype=self.dtype)
+            self._dense[label_ids] = np.arange(len(label_ids), dtype=self.dtype)
+
+    def __len__(self):
+        return len(self.label_maps)
+
+    def __getitem__(self, view):
+        if isinstance(view, slice):
+            return [self[k] for k in range(*view.indices(len(self)))]
+        label_map = np.asarray(self.label_maps[view])
+        label_ids = self.label_ids
+        if self._dense is not None and (label_map.size == 0 or (int(label_map.min()) >= -1
+                                                                and int(label_map.max()) <= label_ids[-1])):
+            return np.take(self._dense, label_map, mode="wrap")
         index = np.searchsorted(label_ids, label_map)
         np.minimum(index, max(len(label_ids) - 1, 0), out=index)
         found = label_ids[index] == label_map if len(label_ids) else np.zeros(label_map.shape, bool)
-        result.append(np.where(found, index, -1).astype(dtype))
-    return result
+        return np.where(found, index, -1).astype(self.dtype)
 
 
 def load_masks(mask_dir, cameras, *, ignore_label=None, sizes=None):
@@ -144,10 +159,12 @@ def load_masks(mask_dir, cameras, *, ignore_label=None, sizes=None):
     unmatched = [rel for rel in mask_files if rel not in used]
 
     camera_indices = sorted(assignment)
-    files, kinds, maps = [], [], []
+    files, kinds, sizes_used = [], [], []
     resized = []
-    color_views = []  # (view number, local colour table)
+    color_views = []  # (view number, its colour table)
     present = []  # per view, the sorted labels in its map (colour views: filled in with the colour table)
+    # One pass decodes every mask to learn its labels (and colours); the maps themselves are decoded again
+    # when a view is used (LabelMaps), so a long capture never holds every map in memory.
     for view, camera_index in enumerate(camera_indices):
         camera = cameras[camera_index]
         rel = assignment[camera_index]
@@ -158,39 +175,75 @@ def load_masks(mask_dir, cameras, *, ignore_label=None, sizes=None):
             resized.append(f"{rel} ({width}x{height}, camera {int(camera.width)}x{int(camera.height)})")
         array = _resize_nearest(native, *sizes[camera_index])
         if kind == KIND_COLOR:
-            table, local = _unique_inverse(array)
-            color_views.append((view, table))
-            array = local
-        else:
-            if values is None or array is not native:
-                values = _present_values(array)
-            array = array.astype(np.int32)  # a copy: Pillow's arrays are read-only
+            color_views.append((view, _unique_inverse(array)[0]))
+        elif values is None or array is not native:
+            values = _present_values(array)
         files.append(path)
         kinds.append(kind)
-        maps.append(array)
+        sizes_used.append(sizes[camera_index])
         present.append(values)
     if resized:
         warnings.warn(f"{len(resized)} masks differ in size from their camera and were resized by nearest "
                       f"neighbour: {_name_list(resized)}", stacklevel=2)
 
-    color_map = {}
+    colors = np.zeros(0, dtype=np.uint32)
     if color_views:
-        color_map = _apply_color_table(maps, color_views, ignore_color, present)
+        colors = np.unique(np.concatenate([table for _, table in color_views]))
+        colors = colors[colors != 0]
+        if ignore_color is not None:
+            colors = colors[colors != ignore_color]
+        for view, table in color_views:
+            present[view] = np.sort(_color_lut(table, colors, ignore_color)).astype(np.int64)
+            present[view] = present[view][present[view] >= 0]
         if len(set(kinds)) > 1:
             warnings.warn(f"{mask_dir}: colour masks are mixed with {', '.join(sorted(set(kinds) - {KIND_COLOR}))}"
                           " masks; their ids share one number space", stacklevel=2)
+    color_map = {f"#{int(color):06x}": number for number, color in enumerate(colors.tolist(), start=1)}
 
     if ignore_value is not None:
-        for view, label_map in enumerate(maps):
-            if np.any(present[view] == ignore_value):
-                label_map[label_map == ignore_value] = -1
-                present[view] = present[view][present[view] != ignore_value]
+        present = [values[values != ignore_value] for values in present]
     label_ids = np.unique(np.concatenate([np.zeros(1, np.int64)] + [np.asarray(v, np.int64) for v in present]))
     if len(label_ids) > MAX_LABELS:
         raise BadInputError(f"{mask_dir}: the masks hold {len(label_ids)} distinct labels; "
                             f"at most {MAX_LABELS} are supported")
+    maps = LabelMaps(files, sizes_used, colors, ignore_value, ignore_color)
     return MaskSet(camera_indices=camera_indices, label_maps=maps, label_ids=label_ids.astype(np.int32),
                    color_map=color_map, unmatched_masks=unmatched, files=files, kinds=kinds)
+
+
+class LabelMaps(collections.abc.Sequence):
+    """The label maps of a mask folder's views, each decoded when it is read (int32 [H, W] at the working
+    resolution, -1 where ignored), by the rules :func:`load_masks` scanned them with. The last map read is kept,
+    so reading the same view twice in a row decodes it once."""
+
+    def __init__(self, files, sizes, colors, ignore_value=None, ignore_color=None):
+        self.files = list(files)
+        self.sizes = list(sizes)  # (width, height) per view
+        self.colors = colors  # uint32 [C]: the folder's colour table (colour k has id k + 1)
+        self.ignore_value = ignore_value
+        self.ignore_color = ignore_color
+        self._last = (None, None)
+
+    def __len__(self):
+        return len(self.files)
+
+    def __getitem__(self, view):
+        if isinstance(view, slice):
+            return [self[k] for k in range(*view.indices(len(self)))]
+        view = range(len(self))[view]
+        if self._last[0] == view:
+            return self._last[1]
+        kind, native, _values = _decode(self.files[view])
+        array = _resize_nearest(native, *self.sizes[view])
+        if kind == KIND_COLOR:
+            table, local = _unique_inverse(array)
+            array = np.take(_color_lut(table, self.colors, self.ignore_color), local)
+        else:
+            array = array.astype(np.int32)  # a copy: Pillow's arrays are read-only
+        if self.ignore_value is not None:
+            array[array == self.ignore_value] = -1
+        self._last = (view, array)
+        return array
 
 
 # --- finding and matching -------------------------------------------------------------------------------
@@ -420,21 +473,13 @@ def _unique_inverse(packed):
     return table, index.astype(np.int32).reshape(packed.shape)
 
 
-def _apply_color_table(maps, color_views, ignore_color, present):
-    """Replace each colour view's local indices by global colour ids (and fill in ``present`` for those views);
-    return {'#rrggbb': id}."""
-    colors = np.unique(np.concatenate([table for _, table in color_views]))
-    colors = colors[colors != 0]
+def _color_lut(table, colors, ignore_color):
+    """int32 id of each colour of ``table``: 0 for black, k + 1 for ``colors[k]``, -1 for the ignored colour."""
+    lut = (np.searchsorted(colors, table) + 1).astype(np.int32)
+    lut[table == 0] = 0
     if ignore_color is not None:
-        colors = colors[colors != ignore_color]
-    for view, table in color_views:
-        lut = (np.searchsorted(colors, table) + 1).astype(np.int32)
-        lut[table == 0] = 0
-        if ignore_color is not None:
-            lut[table == ignore_color] = -1
-        maps[view] = np.take(lut, maps[view])
-        present[view] = np.sort(lut[lut >= 0]).astype(np.int64)
-    return {f"#{int(color):06x}": number for number, color in enumerate(colors.tolist(), start=1)}
+        lut[table == ignore_color] = -1
+    return lut
 
 
 def _nearest_indices(source, target):

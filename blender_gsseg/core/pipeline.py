@@ -21,8 +21,8 @@ from .cameras import load_cameras
 from .errors import BadInputError
 from .gaussians import read_gaussians, write_gaussians
 from .levels import CODE_PROPERTY, LAYOUT_COMMENT, CodeLayout, parent_labels, solve_within_parents
-from .masks import label_index_maps, load_masks
 from .solver import UNSEEN, Shares
+from .views import Views, build_views
 
 LABEL_PROPERTY = "gsseg_label"
 LABEL_COMMENT = "gsseg_label"
@@ -36,6 +36,7 @@ class SegmentResult:
     confidence: np.ndarray  # float32 [N]
     accumulation: Accumulation  # the finest level's
     report: dict
+    views: Views  # the finest level's lifting views (cameras at the working size, masks, their source)
     coarse_accumulations: list = dataclasses.field(default_factory=list)  # levels 0..L-2, multi-level only
     parents: list = dataclasses.field(default_factory=list)  # per level: parent id per label id (None at 0)
 
@@ -78,14 +79,6 @@ def label_table_comments(label_ids, existing=None):
     return lines
 
 
-def select_views(cameras, every=1):
-    """Cameras whose index in image-name order is a multiple of ``every``."""
-    if every < 1:
-        raise BadInputError(f"--every {every}: must be at least 1")
-    ordered = sorted(cameras, key=lambda camera: camera.image_name)
-    return ordered[::every]
-
-
 def segment_scene(scene, cameras, masks_dir, *, gamma=0.0, target=None, scale=1.0, every=1, backend="auto",
                   memory_budget=None, ignore_label=None, progress=None, cancel=None, level_names=None):
     """Lift the masks in ``masks_dir`` onto ``scene`` (a path or :class:`Gaussians`) seen by ``cameras``
@@ -101,38 +94,30 @@ def segment_scene(scene, cameras, masks_dir, *, gamma=0.0, target=None, scale=1.
         raise BadInputError(f"{gaussians.path or 'scene'}: the scene holds 0 Gaussians")
     if isinstance(cameras, (str, os.PathLike)):
         cameras = load_cameras(cameras)
-    if not scale > 0:
-        raise BadInputError(f"--scale {scale}: must be positive")
     folders = [masks_dir] if isinstance(masks_dir, (str, os.PathLike)) else list(masks_dir)
     if target is not None and len(folders) > 1:
         raise BadInputError("--target (binary mode) takes a single --masks folder")
-    views = select_views(cameras, every)
-    sizes = [(round(scale * c.width), round(scale * c.height)) for c in views]
-    mask_sets = [load_masks(folder, views, ignore_label=ignore_label, sizes=sizes) for folder in folders]
-    for folder, masks in zip(folders, mask_sets):
-        if not np.any(masks.label_ids > 0):
-            raise BadInputError(f"{folder}: the masks hold only background (label 0): nothing to segment")
+    level_views = [build_views(cameras, folder, scale=scale, every=every, ignore_label=ignore_label)
+                   for folder in folders]
     timings["load_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
     backend = get_backend(backend)
     budget = default_memory_budget() if memory_budget is None else memory_budget
-    accumulations, used_views = [], []
-    for level, (folder, masks) in enumerate(zip(folders, mask_sets)):
-        used = [views[i].scaled(scale) for i in masks.camera_indices]
+    accumulations = []
+    for level, (folder, views) in enumerate(zip(folders, level_views)):
         level_progress = progress if progress is None or len(folders) == 1 else (
             lambda done, total, level=level: progress(level * total + done, len(folders) * total))
-        accumulation = accumulate_weights(gaussians, used, label_index_maps(masks), masks.label_ids,
-                                          backend=backend, progress=level_progress, cancel=cancel,
-                                          memory_budget=budget)
+        accumulation = views.accumulate(gaussians, backend=backend, progress=level_progress, cancel=cancel,
+                                        memory_budget=budget)
         if not accumulation.seen_any:
             raise BadInputError(f"{folder}: no camera sees any Gaussian of the scene (check the camera file "
                                 f"and the scene's coordinate frame)")
         accumulations.append(accumulation)
-        used_views.append(used)
     timings["accumulate_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
+    mask_sets = [views.masks for views in level_views]
     parents = [None] + [_parents_between(mask_sets[k], mask_sets[k - 1]) for k in range(1, len(folders))]
     level_labels, confidence, finest = solve_levels(accumulations, parents, gamma, target)
     labels = level_labels[-1]
@@ -144,8 +129,7 @@ def segment_scene(scene, cameras, masks_dir, *, gamma=0.0, target=None, scale=1.
         names = level_names or [os.path.basename(os.path.normpath(os.fspath(f))) for f in folders]
         layout = CodeLayout.for_levels(names, [int(m.label_ids.max()) for m in mask_sets])
         out = with_code(out, layout.pack(level_labels), layout)
-    ids, counts = np.unique(labels, return_counts=True)
-    masks = mask_sets[-1]
+    views = level_views[-1]
     report = {
         "scene": str(gaussians.path) if gaussians.path else None,
         "n_gaussians": len(gaussians),
@@ -154,13 +138,12 @@ def segment_scene(scene, cameras, masks_dir, *, gamma=0.0, target=None, scale=1.
         "gamma": gamma,
         "target": target,
         "scale": scale,
-        "views_used": [camera.image_name for camera in used_views[-1]],
-        "cameras_without_mask": [c.image_name for i, c in enumerate(views) if i not in set(masks.camera_indices)],
-        "masks_without_camera": list(masks.unmatched_masks),
-        "label_ids": [int(x) for x in masks.label_ids],
-        "gaussians_per_label": {str(int(i)): int(c) for i, c in zip(ids, counts) if i != UNSEEN},
-        "unseen": int(np.count_nonzero(labels == UNSEEN)),
-        "color_map": dict(masks.color_map or {}),
+        "views_used": [camera.image_name for camera in views.cameras],
+        "cameras_without_mask": views.without_mask,
+        "masks_without_camera": list(views.masks.unmatched_masks),
+        "label_ids": [int(x) for x in views.label_ids],
+        **label_counts(labels),
+        "color_map": dict(views.masks.color_map or {}),
         "timings": timings,
     }
     if layout is not None:
@@ -169,7 +152,14 @@ def segment_scene(scene, cameras, masks_dir, *, gamma=0.0, target=None, scale=1.
                              "parents": None if p is None else {str(int(i)): int(q) for i, q in
                                                                  zip(m.label_ids, p)}}
                             for name, m, p in zip(layout.names, mask_sets, parents)]
-    return SegmentResult(out, labels, confidence, accumulations[-1], report, accumulations[:-1], parents)
+    return SegmentResult(out, labels, confidence, accumulations[-1], report, views, accumulations[:-1], parents)
+
+
+def label_counts(labels):
+    """The report's ``gaussians_per_label`` ({id: count}, unseen left out) and ``unseen`` count."""
+    ids, counts = np.unique(labels, return_counts=True)
+    return {"gaussians_per_label": {str(int(i)): int(c) for i, c in zip(ids, counts) if i != UNSEEN},
+            "unseen": int(np.count_nonzero(labels == UNSEEN))}
 
 
 def _parents_between(fine, coarse):
@@ -177,8 +167,8 @@ def _parents_between(fine, coarse):
     common = sorted(set(fine.camera_indices) & set(coarse.camera_indices))
     if not common:
         raise BadInputError("the mask folders of two levels share no view")
-    fine_maps = [fine.label_maps[fine.camera_indices.index(i)] for i in common]
-    coarse_maps = [coarse.label_maps[coarse.camera_indices.index(i)] for i in common]
+    fine_maps = (fine.label_maps[fine.camera_indices.index(i)] for i in common)  # one view at a time
+    coarse_maps = (coarse.label_maps[coarse.camera_indices.index(i)] for i in common)
     return parent_labels(fine_maps, coarse_maps, fine.label_ids)
 
 
@@ -217,7 +207,7 @@ def with_labels(gaussians, labels, label_ids):
 
 
 def level_sidecar_path(path, level):
-    """OUT.ply -> OUT.level<k>.gsseg.npz: the accumulation of a coarser level of a multi-level run."""
+    """OUT.ply (or OUT) -> OUT.level<k>.gsseg.npz: the accumulation of a coarser level of a multi-level run."""
     base = os.fspath(path)
     if base.lower().endswith(".ply"):
         base = base[:-4]
@@ -264,21 +254,36 @@ def load_shares(path, gaussians):
 def sidecar_paths(path, gaussians):
     """Every sidecar a labelled scene has: one per coarser level of a multi-level run, then the finest."""
     layout = CodeLayout.from_comments(gaussians.comments, path)
-    levels = 1 if layout is None else len(layout.bits)
-    return [level_sidecar_path(path, k) for k in range(levels - 1)] + [sidecar_path(path)]
+    return level_sidecars(sidecar_path(path), 1 if layout is None else len(layout.bits))
 
 
-def relabel_scene(path, gaussians, gamma):
-    """The scene re-solved at ``gamma`` from its sidecars: gsseg_label, and gsseg_code for multi-level scenes."""
-    paths = sidecar_paths(path, gaussians)
-    accumulations = [load_accumulation(p, len(gaussians)) for p in paths]
+def level_sidecars(finest, levels):
+    """The sidecars of a run with ``levels`` levels, coarsest first, from the finest one's path (OUT.gsseg.npz):
+    OUT.level0.gsseg.npz, ..., OUT.gsseg.npz."""
+    finest = os.fspath(finest)
+    base = finest[:-len(SIDECAR_SUFFIX)] if finest.endswith(SIDECAR_SUFFIX) else finest
+    return [level_sidecar_path(base, k) for k in range(levels - 1)] + [finest]
+
+
+def solve_level_sidecars(paths, n_gaussians, gamma):
+    """Every level re-solved at ``gamma`` from its sidecar (``paths`` coarsest first, as :func:`level_sidecars`
+    gives them), each finer level within its parents. Returns (labels per level, the finest level's
+    confidence, the finest level's label ids)."""
+    accumulations = [load_accumulation(p, n_gaussians) for p in paths]
     parents = [None]
     for sidecar in paths[1:]:
         with np.load(sidecar) as data:
             if "parent_ids" not in data.files:
                 raise BadInputError(f"{sidecar}: no parent_ids for this level")
             parents.append(data["parent_ids"].astype(np.int32))
-    level_labels, _, _ = solve_levels(accumulations, parents, gamma)
+    level_labels, confidence, _ = solve_levels(accumulations, parents, gamma)
+    return level_labels, confidence, accumulations[-1].label_ids
+
+
+def relabel_scene(path, gaussians, gamma):
+    """The scene re-solved at ``gamma`` from its sidecars: gsseg_label, and gsseg_code for multi-level scenes."""
+    paths = sidecar_paths(path, gaussians)
+    level_labels, _, _ = solve_level_sidecars(paths, len(gaussians), gamma)
     out = gaussians.with_int_property(LABEL_PROPERTY, level_labels[-1])
     if len(paths) > 1:
         layout = CodeLayout.from_comments(gaussians.comments, path)

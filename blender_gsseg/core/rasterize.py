@@ -160,3 +160,35 @@ def iter_contributions(projected, include=None, pixel_mask=None, chunk_entries=D
         log_t = before - walk_base  # log T before this entry, within its pixel's walk
         keep = (log_t + log_keep) >= _LOG_MIN_T
         yield gid[keep], pixel[keep], alpha[keep] * np.exp(log_t[keep]).astype(f32)
+
+
+def render_sums(projected, values=None, include=None):
+    """Accumulated alpha float64 [H, W] and the sum of w * values float64 [H, W, K] (``values``: [N, K] per
+    Gaussian), drawing only the Gaussians where ``include`` (bool [N]) is true."""
+    n_pixels = projected.width * projected.height
+    alpha = np.zeros(n_pixels)
+    sums = np.zeros((values.shape[1] if values is not None else 0, n_pixels))
+    for gid, pixel, weight in iter_contributions(projected, include=include):
+        alpha += np.bincount(pixel, weights=weight, minlength=n_pixels)
+        for k in range(len(sums)):
+            sums[k] += np.bincount(pixel, weights=weight * values[gid, k], minlength=n_pixels)
+    shape = (projected.height, projected.width)
+    return alpha.reshape(shape), sums.T.reshape(shape + (len(sums),))
+
+
+def group_weights(projected, groups, n_groups):
+    """(summed weights float64 [n_groups, H, W], alpha float64 [H, W]) over the whole scene: sums[g, p] = sum
+    of w_i(p) over the Gaussians with ``groups[i] == g`` (int [N]; -1 counts in the alpha only)."""
+    n_pixels = projected.width * projected.height
+    groups = np.asarray(groups, dtype=np.int64)
+    sums = np.zeros(n_groups * n_pixels)
+    alpha = np.zeros(n_pixels)
+    for gid, pixel, weight in iter_contributions(projected):
+        alpha += np.bincount(pixel, weights=weight, minlength=n_pixels)
+        group = groups[gid]
+        known = group >= 0
+        if n_groups:
+            sums += np.bincount(group[known] * n_pixels + pixel[known], weights=weight[known],
+                                minlength=n_groups * n_pixels)
+    shape = (projected.height, projected.width)
+    return sums.reshape((n_groups,) + shape), alpha.reshape(shape)

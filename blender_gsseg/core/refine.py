@@ -33,12 +33,17 @@ trained-like one), per-view majority voting, squared or dominant-only weights, a
 pixel as evidence.
 """
 
-import os
+import collections.abc
 
 import numpy as np
 
 from . import projection
-from .solver import UNSEEN
+from .accumulate import accumulate_weights
+from .errors import BadInputError
+from .masks import IndexMaps
+from .pipeline import LABEL_PROPERTY, label_counts
+from .render import render_label_weights
+from .solver import UNSEEN, Shares
 
 REFINEMENTS = ("missing", "hidden", "seams")
 DEFAULT_SEAM_MARGIN = 0.2
@@ -125,10 +130,7 @@ def visibility_ratio(gaussians, accumulation, cameras, covariances=None):
     nothing occluded it (opacity times the area of its 2D footprint, summed over the views that frame it)."""
     if covariances is None:
         covariances = projection.covariances_3d(gaussians.scales, gaussians.rotations)
-    if hasattr(accumulation, "weights"):
-        total = accumulation.weights.sum(axis=0, dtype=np.float64)
-    else:
-        total = np.asarray(accumulation.total, dtype=np.float64)
+    total = accumulation.total_weight()
     potential = np.zeros(len(gaussians))
     for camera in cameras:
         projected = projection.project_gaussians(gaussians.means, covariances, gaussians.opacities, camera)
@@ -195,13 +197,11 @@ def missing_object_maps(gaussians, candidates, cameras, label_maps, *, ratio=0.2
     that many ``t`` pixels: SAM erased a thin part, or a tracker lost the object. Where the candidates of ``t``
     carry a weight of at least 0.5, such a view then says nothing, instead of "background".
     """
-    from .render_modes import render_label_weights
-
     if covariances is None:
         covariances = projection.covariances_3d(gaussians.scales, gaussians.rotations)
     if not np.any(candidates > 0):
-        return [np.asarray(m) for m in label_maps], []
-    out, missed = [], []
+        return label_maps, []
+    changed, missed = {}, []
     for index, (camera, label_map) in enumerate(zip(cameras, label_maps)):
         label_map = np.asarray(label_map)
         height, width = label_map.shape
@@ -216,8 +216,26 @@ def missing_object_maps(gaussians, candidates, cameras, label_maps, *, ratio=0.2
             for k in np.flatnonzero(lost):
                 label_map[sums[k] >= 0.5] = -1
                 missed.append((index, int(ids[k])))
-        out.append(label_map)
-    return out, missed
+            changed[index] = label_map
+    return ChangedMaps(label_maps, changed), missed
+
+
+class ChangedMaps(collections.abc.Sequence):
+    """``label_maps`` with the maps of a few views replaced (``changed``: {view: map}); the others are read from
+    ``label_maps`` when used, as the lifting views' are."""
+
+    def __init__(self, label_maps, changed):
+        self.label_maps = label_maps
+        self.changed = changed
+
+    def __len__(self):
+        return len(self.label_maps)
+
+    def __getitem__(self, view):
+        if isinstance(view, slice):
+            return [self[k] for k in range(*view.indices(len(self)))]
+        view = range(len(self))[view]
+        return self.changed[view] if view in self.changed else np.asarray(self.label_maps[view])
 
 
 # ----- the entry point
@@ -231,15 +249,11 @@ def refine(gaussians, accumulation, refinements, *, cameras, label_maps, gamma=0
     Returns ``(labels, confidence, accumulation, report)``: the accumulation is the input one, or after
     ``missing`` the one re-accumulated without the ignored pixels (what the sidecar should then hold).
     """
-    from .accumulate import accumulate_weights
-    from .solver import Shares
-
     unknown = [r for r in refinements if r not in REFINEMENTS]
     if unknown:
         raise ValueError(f"unknown refinement {unknown[0]!r} (choose from {', '.join(REFINEMENTS)})")
     if cameras is None or label_maps is None:
         raise ValueError("refinements need the lifting cameras and their masks")
-    label_maps = [np.asarray(m) for m in label_maps]
     shares = Shares.from_accumulation(accumulation, target)
     labels, confidence = shares.solve(gamma)
     report = {"steps": [r for r in REFINEMENTS if r in refinements]}
@@ -248,9 +262,8 @@ def refine(gaussians, accumulation, refinements, *, cameras, label_maps, gamma=0
         report["missing"] = [{"view": cameras[v].image_name, "label": t} for v, t in missed]
         if missed:
             label_ids = np.asarray(accumulation.label_ids)
-            index_maps = [np.where(m >= 0, np.searchsorted(label_ids, m), -1).astype(np.int32) for m in label_maps]
-            accumulation = accumulate_weights(gaussians, cameras, index_maps, label_ids, backend=backend,
-                                              progress=progress)
+            accumulation = accumulate_weights(gaussians, cameras, IndexMaps(label_maps, label_ids, np.int32),
+                                              label_ids, backend=backend, progress=progress)
             shares = Shares.from_accumulation(accumulation, target)
             labels, confidence = shares.solve(gamma)
     hidden = np.zeros(0, dtype=np.int64)
@@ -268,36 +281,22 @@ def refine(gaussians, accumulation, refinements, *, cameras, label_maps, gamma=0
     return labels, confidence, accumulation, report
 
 
-def refine_segment_result(result, cameras, masks_dir, refinements, *, gamma=0.0, target=None, scale=1.0, every=1,
-                          ignore_label=None, backend="auto", margin=DEFAULT_SEAM_MARGIN, progress=None):
-    """Refine a :class:`~blender_gsseg.core.pipeline.SegmentResult` in place: its ``labels``, the
-    ``gsseg_label`` property of its ``gaussians``, its ``accumulation`` (after ``missing``) and ``report``.
-    Same camera, mask, gamma, target, scale and ``every`` arguments as
-    :func:`~blender_gsseg.core.pipeline.segment_scene` (one mask folder). ``relabel`` later re-solves the exact
-    labels from the stored accumulation: ``seams`` is not kept by a relabel. Returns the result."""
-    from .cameras import load_cameras
-    from .errors import BadInputError
-    from .masks import load_masks
-    from .pipeline import LABEL_PROPERTY, select_views
-
+def refine_segment_result(result, refinements, *, backend="auto", margin=DEFAULT_SEAM_MARGIN, progress=None):
+    """Refine a :class:`~blender_gsseg.core.pipeline.SegmentResult` in place, over the lifting views it carries
+    (``result.views``) at its gamma and target: its ``labels``, the ``gsseg_label`` property of its
+    ``gaussians``, its ``accumulation`` (after ``missing``) and ``report``. ``relabel`` later re-solves the
+    exact labels from the stored accumulation: ``seams`` is not kept by a relabel. Returns the result."""
     if not refinements:
         return result
-    if not isinstance(masks_dir, (str, os.PathLike)):
+    if result.coarse_accumulations:
         raise BadInputError("--refine takes a single --masks folder")
-    if isinstance(cameras, (str, os.PathLike)):
-        cameras = load_cameras(cameras)
-    views = select_views(cameras, every)
-    sizes = [(round(scale * c.width), round(scale * c.height)) for c in views]
-    masks = load_masks(masks_dir, views, ignore_label=ignore_label, sizes=sizes)
-    used = [views[i].scaled(scale) for i in masks.camera_indices]
     labels, confidence, accumulation, report = refine(
-        result.gaussians, result.accumulation, refinements, cameras=used, label_maps=masks.label_maps,
-        gamma=gamma, target=target, backend=backend, margin=margin, progress=progress)
+        result.gaussians, result.accumulation, refinements, cameras=result.views.cameras,
+        label_maps=result.views.label_maps, gamma=result.report["gamma"], target=result.report["target"],
+        backend=backend, margin=margin, progress=progress)
     report["changed"] = int(np.count_nonzero(labels != result.labels))
     result.labels, result.confidence, result.accumulation = labels, confidence, accumulation
     result.gaussians = result.gaussians.with_int_property(LABEL_PROPERTY, labels)  # same ids, same comments
-    ids, counts = np.unique(labels, return_counts=True)
     result.report["refine"] = report
-    result.report["gaussians_per_label"] = {str(int(i)): int(c) for i, c in zip(ids, counts) if i != UNSEEN}
-    result.report["unseen"] = int(np.count_nonzero(labels == UNSEEN))
+    result.report.update(label_counts(labels))
     return result

@@ -1,83 +1,87 @@
 """Rendering with the same rasterization rules: colour (SH degree 0) and novel-view label masks.
 
+Two mask rules:
+
+* ``subset`` (FlashSplat, :func:`render_label_mask`): each foreground label's Gaussians are rendered alone; a
+  pixel takes a label whose own alpha reaches 0.5, the nearest when several do. Background Gaussians never
+  occlude, and faint Gaussians (opacity well below 0.5) vanish unless many overlap.
+* ``argmax`` (:func:`render_label_mask_argmax`): the whole scene is rendered once, as a viewer shows it; a pixel
+  whose total alpha reaches 0.5 takes the label with the largest summed weight ``sum_i w_i(p) [label_i = e]``
+  (background included, ties to the smaller id), else 0. Unseen Gaussians (label -1) occlude and count toward
+  the alpha, but take no part in the vote: they have no label to give.
+
 Each function takes ``backend``: None or "cpu" renders here with numpy; "cuda", "auto" or a backend object from
-:func:`.accumulate.get_backend` renders on the GPU when that backend is the CUDA one (same rules, float32 sums).
+:func:`.backends.get_backend` renders on that backend (the CUDA one: same rules, float32 sums).
 """
 
 import numpy as np
 
-from . import projection
-from .rasterize import iter_contributions
+from .backends import get_backend
+from .rasterize import group_weights
 
 MASK_ALPHA_THRESHOLD = 0.5  # a label covers a pixel where its Gaussians alone reach this accumulated alpha
+RENDER_MODES = ("subset", "argmax")
 
 
-def device_renderer(backend):
-    """The backend that renders on a device (the CUDA backend), or None to render here with numpy."""
-    if backend is None or backend == "cpu":
-        return None
-    from .accumulate import get_backend
-
-    backend = get_backend(backend)
-    return backend if hasattr(backend, "render_alpha_depth") else None
-
-
-def project_scene(gaussians, camera, covariances=None):
-    if covariances is None:
-        covariances = projection.covariances_3d(gaussians.scales, gaussians.rotations)
-    return projection.project_gaussians(gaussians.means, covariances, gaussians.opacities, camera)
-
-
-def render_sums(projected, values=None, include=None):
-    """Accumulated alpha [H, W] and sum of w * values [H, W, K] (values: [N, K] per Gaussian)."""
-    n_pixels = projected.width * projected.height
-    alpha = np.zeros(n_pixels)
-    sums = np.zeros((values.shape[1] if values is not None else 0, n_pixels))
-    for gid, pixel, weight in iter_contributions(projected, include=include):
-        alpha += np.bincount(pixel, weights=weight, minlength=n_pixels)
-        for k in range(len(sums)):
-            sums[k] += np.bincount(pixel, weights=weight * values[gid, k], minlength=n_pixels)
-    shape = (projected.height, projected.width)
-    return alpha.reshape(shape), sums.T.reshape(shape + (len(sums),))
-
-
-def render_colour(gaussians, camera, background=(0.0, 0.0, 0.0), covariances=None, backend=None):
+def render_colour(gaussians, camera, background=(0.0, 0.0, 0.0), backend=None):
     """RGB [H, W, 3] float32 in [0, 1] from SH degree 0 over ``background``, and alpha [H, W]."""
-    device = device_renderer(backend)
-    if device is not None:
-        return device.render_colour(gaussians, camera, background)
-    projected = project_scene(gaussians, camera, covariances)
-    alpha, rgb = render_sums(projected, gaussians.base_colors)
-    rgb = rgb + (1.0 - alpha)[..., None] * np.asarray(background, dtype=np.float64)
-    return np.clip(rgb, 0, 1).astype(np.float32), alpha.astype(np.float32)
+    return get_backend(backend).render_colour(gaussians, camera, background)
 
 
-def render_label_mask(gaussians, labels, camera, covariances=None, backend=None):
-    """Label image [H, W] int32 for ``camera`` (FlashSplat's novel-view rule).
+def render_labels(gaussians, labels, camera, mode="subset", backend=None):
+    """Label image [H, W] int32 for ``camera`` by ``mode`` ('subset': FlashSplat's rule, the default; 'argmax')."""
+    if mode == "subset":
+        return render_label_mask(gaussians, labels, camera, backend=backend)
+    if mode == "argmax":
+        return render_label_mask_argmax(gaussians, labels, camera, backend=backend)
+    raise ValueError(f"unknown render mode {mode!r} (choose {', '.join(RENDER_MODES)})")
 
-    Each foreground label's Gaussians are rendered alone (transmittance among that subset); a pixel takes a
-    label whose accumulated alpha reaches 0.5, the nearest one (alpha-weighted mean depth) when several do;
-    else 0.
-    """
-    device = device_renderer(backend)
-    if device is not None:
-        def alpha_and_depth(include):
-            return device.render_alpha_depth(gaussians, camera, include)
-    else:
-        projected = project_scene(gaussians, camera, covariances)
-        depths = projected.depths.astype(np.float64)[:, None]
 
-        def alpha_and_depth(include):
-            alpha, depth_sum = render_sums(projected, depths, include=include)
-            return alpha, depth_sum[..., 0]
+def render_label_mask(gaussians, labels, camera, backend=None):
+    """Label image [H, W] int32 for ``camera`` by the subset rule (see the module docstring)."""
+    backend = get_backend(backend)
     shape = (camera.height, camera.width)
     result = np.zeros(shape, dtype=np.int32)
     nearest = np.full(shape, np.inf)
     for label in np.unique(labels[labels > 0]):
-        alpha, depth_sum = alpha_and_depth(labels == label)
+        alpha, depth_sum = backend.render_alpha_depth(gaussians, camera, labels == label)
         covered = alpha >= MASK_ALPHA_THRESHOLD
         mean_depth = np.where(covered, depth_sum / np.maximum(alpha, 1e-12), np.inf)
         closer = covered & (mean_depth < nearest)
         result[closer] = label
         nearest[closer] = mean_depth[closer]
+    return result
+
+
+def render_label_mask_argmax(gaussians, labels, camera, threshold=MASK_ALPHA_THRESHOLD, backend=None):
+    """Label image [H, W] int32 for ``camera`` by the whole-scene argmax rule (see the module docstring)."""
+    ids, group = label_groups(labels)
+    sums, alpha = get_backend(backend).render_label_weights(gaussians, camera, group, len(ids))
+    return label_argmax(ids.astype(np.int32), sums, alpha, threshold=threshold)
+
+
+def label_groups(labels):
+    """(label ids [K] ascending, group index [N] into them; -1 for Gaussians labelled -1)."""
+    labels = np.asarray(labels)
+    ids = np.unique(labels[labels >= 0])
+    group = np.full(len(labels), -1, dtype=np.int64)
+    group[labels >= 0] = np.searchsorted(ids, labels[labels >= 0])
+    return ids, group
+
+
+def render_label_weights(projected, labels):
+    """(label ids [K] ascending, summed weights [K, H, W] per label, total alpha [H, W]) over the whole scene
+    projected in ``projected``; ``labels`` int [N], Gaussians labelled -1 count in the alpha only."""
+    ids, group = label_groups(labels)
+    sums, alpha = group_weights(projected, group, len(ids))
+    return ids.astype(np.int32), sums, alpha
+
+
+def label_argmax(ids, sums, alpha, threshold=MASK_ALPHA_THRESHOLD):
+    """The argmax rule over per-label weight images: label [H, W] int32."""
+    if len(ids) == 0:
+        return np.zeros(alpha.shape, dtype=np.int32)
+    best = np.argmax(sums, axis=0)  # first maximum: ties go to the smaller id
+    result = ids[best].astype(np.int32)
+    result[(alpha < threshold) | (sums.max(axis=0) <= 0)] = 0
     return result

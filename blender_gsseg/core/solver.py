@@ -52,13 +52,7 @@ class Shares:
             if not np.any(label_ids == target):
                 raise BadInputError(f"--target {target}: no mask pixel has that label "
                                     f"(labels present: {label_ids.tolist()[:20]})")
-        if hasattr(accumulation, "weights"):
-            shares = cls._dense(accumulation.weights, label_ids)
-        else:
-            seen = accumulation.total > 0
-            shares = cls(np.r_[np.int32(0), label_ids[label_ids != 0]].astype(np.int32),
-                         np.where(seen, accumulation.share_bg, 0).astype(np.float32),
-                         accumulation.top_shares, seen, accumulation.top_labels, BOUNDED_MEMBERSHIP_MIN_GAMMA)
+        shares = accumulation.shares()
         if target is None:
             return shares
         foreground = shares.share_of(target)
@@ -66,7 +60,18 @@ class Shares:
                    foreground[None], shares.seen, None, shares.membership_min_gamma)
 
     @classmethod
-    def _dense(cls, weights, label_ids):
+    def bounded_form(cls, label_ids, total, share_bg, top_labels, top_shares):
+        """From the bounded accumulation's arrays (see :class:`~.accumulate.BoundedAccumulation`)."""
+        label_ids = np.asarray(label_ids, dtype=np.int32)
+        seen = total > 0
+        return cls(np.r_[np.int32(0), label_ids[label_ids != 0]].astype(np.int32),
+                   np.where(seen, share_bg, 0).astype(np.float32), top_shares, seen, top_labels,
+                   BOUNDED_MEMBERSHIP_MIN_GAMMA)
+
+    @classmethod
+    def dense(cls, weights, label_ids):
+        """From a dense accumulation: ``weights`` float32 [L, N] of ``label_ids`` int32 [L]."""
+        label_ids = np.asarray(label_ids, dtype=np.int32)
         total = weights.sum(axis=0, dtype=np.float64).astype(np.float32)
         seen = total > 0
         inverse = np.zeros_like(total)

@@ -1,6 +1,6 @@
 // A CPU emulator for the gsseg kernels, for tests on machines without a GPU (tests/test_cuda.py).
 //
-// It compiles ../gsseg_kernels.cu (or the file named by GSSEG_EMU_SOURCE) as plain C++ and runs a launch block by
+// It compiles cuda/gsseg_kernels.cu (or the file named by GSSEG_EMU_SOURCE) as plain C++ and runs a launch block by
 // block; inside a block every CUDA thread is a fiber (ucontext) of one OS thread. Fibers switch only at
 // __syncthreads* and at warp collectives, so a kernel that reads shared memory another thread has not written yet
 // (a missing barrier) sees stale data, and a barrier that some threads never reach is reported as a deadlock.
@@ -332,7 +332,7 @@ static inline int atomicCAS(int* address, int compare, int value) {
 }
 
 #ifndef GSSEG_EMU_SOURCE
-#define GSSEG_EMU_SOURCE "../gsseg_kernels.cu"
+#define GSSEG_EMU_SOURCE "../../cuda/gsseg_kernels.cu"
 #endif
 #include GSSEG_EMU_SOURCE
 

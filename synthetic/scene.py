@@ -1,4 +1,4 @@
-"""A small synthetic scene with known labels, for the demo, tests and benchmarks.
+"""A small synthetic scene with known labels, for tests, benchmarks and docs (not shipped).
 
 Spheres (labels 1..K) on a ground plane (background 0), covered by flat Gaussians sampled on their surfaces.
 Masks come from exact ray casting against the analytic spheres and plane, not from our rasterizer, so they
@@ -9,8 +9,8 @@ import dataclasses
 
 import numpy as np
 
-from .cameras import Camera
-from .gaussians import SH_C0, Gaussians
+from blender_gsseg.core.cameras import ring_cameras
+from blender_gsseg.core.gaussians import SH_C0, Gaussians
 
 SPHERE_COLOURS = np.array([[0.85, 0.2, 0.2], [0.2, 0.7, 0.25], [0.2, 0.35, 0.9], [0.9, 0.75, 0.1],
                            [0.7, 0.2, 0.8], [0.1, 0.8, 0.8], [0.95, 0.5, 0.1], [0.5, 0.5, 0.5]])
@@ -121,33 +121,6 @@ def matrix_to_quaternion(rot):
     z = np.copysign(z, m[:, 1, 0] - m[:, 0, 1])
     q = np.stack([w, x, y, z], axis=1)
     return q / np.linalg.norm(q, axis=1, keepdims=True)
-
-
-def look_at(eye, target, up=(0.0, 0.0, 1.0)):
-    """World-to-camera 4x4 (OpenCV axes) for a camera at ``eye`` looking at ``target``."""
-    eye, target, up = (np.asarray(v, dtype=np.float64) for v in (eye, target, up))
-    forward = target - eye
-    forward /= np.linalg.norm(forward)
-    right = np.cross(forward, up)
-    right /= np.linalg.norm(right)
-    down = np.cross(forward, right)
-    rot = np.stack([right, down, forward])  # rows: camera axes in world coordinates
-    w2c = np.eye(4)
-    w2c[:3, :3] = rot
-    w2c[:3, 3] = -rot @ eye
-    return w2c
-
-
-def ring_cameras(count, width=160, height=120, radius=6.0, height_above=3.0, fov_x_deg=60.0, prefix="view"):
-    """Cameras on a circle around the origin, looking at the scene centre."""
-    fx = 0.5 * width / np.tan(np.radians(fov_x_deg) / 2)
-    cameras = []
-    for k in range(count):
-        angle = 2 * np.pi * (k + 0.37) / count
-        eye = (radius * np.cos(angle), radius * np.sin(angle), height_above + 0.6 * np.sin(3 * angle))
-        cameras.append(Camera(look_at(eye, (0, 0, 0.6)), fx, fx, width / 2, height / 2, width, height,
-                              f"{prefix}_{k:03d}"))
-    return cameras
 
 
 def make_scene(n_spheres=3, points_per_unit_area=900, n_cameras=24, width=160, height=120, seed=0,

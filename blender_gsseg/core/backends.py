@@ -1,0 +1,128 @@
+"""The backends: one interface, a CPU implementation here and a CUDA one in :mod:`.cuda_backend`.
+
+Every backend has a ``name`` and these methods (same rules, same shapes; the CPU one is the reference the
+CUDA one is tested against):
+
+* ``accumulate(gaussians, views, n_labels, progress=None, cancel=None)`` -> float32 [n_labels, N]:
+  A[e, i] = sum over ``views`` (a sequence of ``(camera, label index map)``, indices into the labels, -1 =
+  ignore) and pixels with label index e of w_i(pixel);
+* ``render_colour(gaussians, camera, background)`` -> (RGB float32 [H, W, 3] in [0, 1], alpha float32 [H, W]);
+* ``render_alpha_depth(gaussians, camera, include_mask=None)`` -> (alpha, sum of w * view depth), [H, W] each,
+  drawing only the Gaussians of ``include_mask`` (bool [N]);
+* ``render_label_weights(gaussians, camera, groups, n_groups)`` -> (sums [n_groups, H, W], alpha [H, W]) over
+  the whole scene, sums[g] = sum of w over the Gaussians of group g (``groups`` int [N], -1 in alpha only).
+"""
+
+import numpy as np
+
+from . import projection
+from .errors import BadInputError, CancelledError, CudaUnavailableError
+from .rasterize import DEFAULT_CHUNK_ENTRIES, group_weights, iter_contributions, render_sums, sorted_tile_pairs
+
+
+class CpuBackend:
+    """The CPU backend: numba's compiled per-pixel walk when numba is installed, else the numpy path (renders
+    always use the numpy path)."""
+
+    name = "cpu"
+
+    def __init__(self, chunk_entries=DEFAULT_CHUNK_ENTRIES, use_numba=None):
+        from . import cpu_kernels
+
+        self.chunk_entries = chunk_entries
+        self.use_numba = cpu_kernels.available() if use_numba is None else use_numba
+        if self.use_numba and not cpu_kernels.available():
+            raise BadInputError("the compiled CPU path needs numba (pip install numba)")
+        self.flavour = "numba" if self.use_numba else "numpy"
+        self._covariances = (None, None)  # (gaussians, [N, 6]) of the last scene drawn
+        self._projection = (None, None, None)  # (gaussians, camera, projected) of the last view drawn
+
+    def _covariances_of(self, gaussians):
+        if self._covariances[0] is not gaussians:
+            self._covariances = (gaussians, projection.covariances_3d(gaussians.scales, gaussians.rotations))
+        return self._covariances[1]
+
+    def _project(self, gaussians, camera):
+        """The scene projected into ``camera``; kept, since a label mask renders the same view per label."""
+        scene, last_camera, projected = self._projection
+        if scene is not gaussians or last_camera is not camera:
+            projected = projection.project_gaussians(gaussians.means, self._covariances_of(gaussians),
+                                                     gaussians.opacities, camera)
+            self._projection = (gaussians, camera, projected)
+        return projected
+
+    def accumulate(self, gaussians, views, n_labels, progress=None, cancel=None):
+        from . import cpu_kernels
+
+        n = len(gaussians)
+        covs = self._covariances_of(gaussians)
+        if self.use_numba:
+            total = np.zeros((cpu_kernels.group_count(), n_labels, n), dtype=np.float64)
+        else:
+            total = np.zeros(n_labels * n, dtype=np.float64)
+        for done, (camera, index_map) in enumerate(views):
+            if cancel is not None and cancel():
+                raise CancelledError("cancelled")
+            projected = projection.project_gaussians(gaussians.means, covs, gaussians.opacities, camera)
+            if self.use_numba:
+                pair_ids, pair_tiles = sorted_tile_pairs(projected)
+                if len(pair_ids):
+                    cpu_kernels.accumulate_view(projected, index_map, n_labels, total, pair_ids, pair_tiles)
+            else:
+                self._accumulate_view_numpy(projected, index_map, n, n_labels, total)
+            if progress is not None:
+                progress(done + 1, len(views))
+        if self.use_numba:
+            return total.sum(axis=0).astype(np.float32)
+        return total.reshape(n_labels, n).astype(np.float32)
+
+    def _accumulate_view_numpy(self, projected, index_map, n, n_labels, total):
+        flat_labels = index_map.ravel()
+        keys, values = [], []
+        for gid, pixel, weight in iter_contributions(projected, pixel_mask=index_map >= 0,
+                                                     chunk_entries=self.chunk_entries):
+            keys.append(flat_labels[pixel].astype(np.int64) * n + gid)
+            values.append(weight)
+        if keys:
+            total += np.bincount(np.concatenate(keys), weights=np.concatenate(values), minlength=n_labels * n)
+
+    def render_colour(self, gaussians, camera, background=(0.0, 0.0, 0.0)):
+        alpha, rgb = render_sums(self._project(gaussians, camera), gaussians.base_colors)
+        rgb = rgb + (1.0 - alpha)[..., None] * np.asarray(background, dtype=np.float64)
+        return np.clip(rgb, 0, 1).astype(np.float32), alpha.astype(np.float32)
+
+    def render_alpha_depth(self, gaussians, camera, include_mask=None):
+        projected = self._project(gaussians, camera)
+        alpha, depth_sum = render_sums(projected, projected.depths.astype(np.float64)[:, None], include=include_mask)
+        return alpha, depth_sum[..., 0]
+
+    def render_label_weights(self, gaussians, camera, groups, n_groups):
+        return group_weights(self._project(gaussians, camera), groups, n_groups)
+
+
+def cuda_available():
+    try:
+        from .cuda_backend import cuda_device_count
+    except ImportError:
+        return False
+    return cuda_device_count() > 0
+
+
+def get_backend(name="auto"):
+    """'cpu', 'cuda' or 'auto' (CUDA when CuPy finds a device, else CPU); a backend object is returned as it is,
+    and None means 'cpu'."""
+    if name is None:
+        name = "cpu"
+    if not isinstance(name, str):
+        return name
+    if name == "cpu":
+        return CpuBackend()
+    if name in ("cuda", "auto"):
+        try:
+            from .cuda_backend import CudaBackend
+            return CudaBackend()
+        except Exception as error:  # ImportError, no device, driver too old: all mean "no CUDA here"
+            if name == "cuda":
+                raise CudaUnavailableError(f"CUDA backend unavailable: {error}") from None
+            return CpuBackend()
+    raise BadInputError(f"unknown backend {name!r} (choose auto, cpu or cuda)")

@@ -1,0 +1,127 @@
+"""The lifting views: which cameras are used, at which working resolution, with which masks.
+
+:func:`build_views` is the one step from cameras and a mask source to the views every lift uses (`gsseg
+segment`, the refinements, the Blender add-on): select every ``every``-th camera (in image-name order), scale
+them, match and scan the masks at that resolution. The label maps are decoded when a view is used
+(:class:`~.masks.LabelMaps`), so a long capture is never held in memory whole.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import dataclasses
+import os
+
+import numpy as np
+
+from .accumulate import accumulate_weights
+from .cameras import Camera, load_cameras
+from .errors import BadInputError
+from .masks import MaskSet, label_index_maps, load_masks
+
+
+@dataclasses.dataclass
+class Views:
+    """The views that have a mask, ready to accumulate.
+
+    ``cameras`` are at the working resolution; ``masks.label_maps[k]`` (label ids, -1 ignored) belongs to
+    ``cameras[k]``; ``source`` is where the masks came from (a folder, or None for maps made in memory);
+    ``selected`` are all the cameras chosen (``every``), masked or not, at their own resolution."""
+
+    cameras: list[Camera]  # [V] at the working resolution
+    masks: MaskSet  # label maps of those views (decoded on access), label ids, colour map
+    source: str | None  # the mask folder
+    scale: float = 1.0
+    selected: list[Camera] = dataclasses.field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.cameras)
+
+    @property
+    def label_ids(self) -> np.ndarray:  # [L] int32, ascending, 0 first
+        return self.masks.label_ids
+
+    @property
+    def label_maps(self) -> collections.abc.Sequence:  # [V] of int32 [H, W] label ids, -1 ignored
+        return self.masks.label_maps
+
+    def index_maps(self) -> collections.abc.Sequence:  # [V] of int16/int32 [H, W] indices into label_ids
+        return label_index_maps(self.masks)
+
+    def accumulate(self, gaussians, **options):
+        """:func:`~.accumulate.accumulate_weights` over these views (``options``: backend, progress, cancel,
+        memory_budget, mode)."""
+        return accumulate_weights(gaussians, self.cameras, self.index_maps(), self.label_ids, **options)
+
+    @property
+    def without_mask(self) -> list[str]:
+        """Image names of the selected cameras that have no mask."""
+        used = set(self.masks.camera_indices)
+        return [camera.image_name for index, camera in enumerate(self.selected) if index not in used]
+
+    def moved(self, to_world: np.ndarray) -> Views:
+        """The same views of a scene stored in a local frame: ``to_world`` [4, 4] maps it to world space
+        (e.g. a Blender object's matrix_world)."""
+        to_world = np.asarray(to_world, dtype=np.float64)
+        cameras = [dataclasses.replace(camera, world_to_camera=camera.world_to_camera @ to_world)
+                   for camera in self.cameras]
+        return dataclasses.replace(self, cameras=cameras)
+
+
+def select_views(cameras: list[Camera], every: int = 1) -> list[Camera]:
+    """Cameras whose index in image-name order is a multiple of ``every``."""
+    if every < 1:
+        raise BadInputError(f"--every {every}: must be at least 1")
+    ordered = sorted(cameras, key=lambda camera: camera.image_name)
+    return ordered[::every]
+
+
+def working_sizes(cameras: list[Camera], scale: float) -> list[tuple[int, int]]:
+    """(width, height) of each camera at ``scale``; a clear error when a view would vanish."""
+    if not scale > 0:
+        raise BadInputError(f"--scale {scale}: must be positive")
+    sizes = [(round(scale * camera.width), round(scale * camera.height)) for camera in cameras]
+    for camera, (width, height) in zip(cameras, sizes):
+        if width < 1 or height < 1:
+            raise BadInputError(f"--scale {scale}: camera '{camera.image_name}' ({camera.width}x{camera.height}) "
+                                f"would be {width}x{height} pixels")
+    return sizes
+
+
+def build_views(cameras, masks, *, scale: float = 1.0, every: int = 1, ignore_label=None) -> Views:
+    """The views of ``cameras`` (a camera file or folder, or a list of :class:`Camera`) with ``masks``.
+
+    ``masks`` is a mask folder (matched to the cameras by image name, decoded as :mod:`.masks` says), or a list
+    of label maps made in memory, one int32 [H, W] per camera at the working resolution (ids, 0 background,
+    -1 ignored), e.g. rendered from Blender proxy objects. Raises :class:`BadInputError` when the masks hold
+    only background.
+    """
+    if isinstance(cameras, (str, os.PathLike)):
+        cameras = load_cameras(cameras)
+    selected = select_views(list(cameras), every)
+    sizes = working_sizes(selected, scale)
+    if isinstance(masks, (str, os.PathLike)):
+        source = os.fspath(masks)
+        mask_set = load_masks(source, selected, ignore_label=ignore_label, sizes=sizes)
+    else:
+        source = None
+        mask_set = _masks_in_memory(masks, sizes)
+    if not np.any(mask_set.label_ids > 0):
+        raise BadInputError(f"{source or 'the label maps'}: the masks hold only background (label 0): "
+                            "nothing to segment")
+    used = [selected[index].scaled(scale) for index in mask_set.camera_indices]
+    return Views(used, mask_set, source, scale, selected)
+
+
+def _masks_in_memory(label_maps, sizes):
+    maps = [np.asarray(label_map, dtype=np.int32) for label_map in label_maps]
+    if len(maps) != len(sizes):
+        raise ValueError(f"{len(maps)} label maps for {len(sizes)} cameras")
+    for label_map, (width, height) in zip(maps, sizes):
+        if label_map.shape != (height, width):
+            raise ValueError(f"label map {label_map.shape} for a {width}x{height} view")
+    present = {0}
+    for label_map in maps:
+        present |= {int(value) for value in np.unique(label_map) if value >= 0}
+    label_ids = np.array(sorted(present), dtype=np.int32)
+    return MaskSet(list(range(len(maps))), maps, label_ids, {}, [], [""] * len(maps))
