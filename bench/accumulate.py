@@ -17,8 +17,8 @@ import numpy as np
 from PIL import Image
 
 from blender_gsseg.core import projection
-from blender_gsseg.core.cameras import write_cameras_json
-from blender_gsseg.core.gaussians import write_gaussians
+from blender_gsseg.core.files.inria_cameras import write_cameras_json
+from blender_gsseg.core.files.splats import write_gaussians
 from blender_gsseg.core.rasterize import iter_contributions
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # repo root, for synthetic/

@@ -48,8 +48,11 @@ from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from blender_gsseg.core.cameras import Camera, load_cameras, look_at, write_cameras_json  # noqa: E402
-from blender_gsseg.core.gaussians import Gaussians, write_gaussians  # noqa: E402
+from blender_gsseg.core.cameras import Camera, look_at  # noqa: E402
+from blender_gsseg.core.files.cameras import load_cameras  # noqa: E402
+from blender_gsseg.core.files.inria_cameras import write_cameras_json  # noqa: E402
+from blender_gsseg.core.files.splats import write_gaussians  # noqa: E402
+from blender_gsseg.core.gaussians import Gaussians  # noqa: E402
 from synthetic.mask_noise import MaskNoise, noisy_masks  # noqa: E402
 from synthetic.scene import inria_vertex, tangent_frames  # noqa: E402
 

@@ -55,7 +55,7 @@ def _json_default(value):
 
 
 def _write_json(path, data):
-    from .core.fileio import atomic_output
+    from .core.files.atomic import atomic_output
 
     with atomic_output(path, "w") as handle:
         json.dump(data, handle, indent=2, default=_json_default)
@@ -66,7 +66,7 @@ def _write_json(path, data):
 
 
 def cmd_info(args):
-    from .core.gaussians import read_gaussians
+    from .core.files.splats import read_gaussians
 
     gaussians = read_gaussians(args.file)
     means = gaussians.means
@@ -131,7 +131,7 @@ def cmd_segment(args):
 def cmd_relabel(args):
     import shutil
 
-    from .core.fileio import atomic_path
+    from .core.files.atomic import atomic_path
     from .core.pipeline import read_labeled, relabel_scene, sidecar_paths, write_labeled
 
     gaussians = read_labeled(args.scene)
@@ -152,7 +152,7 @@ def cmd_relabel(args):
 def _save_label_png(path, label_image):
     from PIL import Image
 
-    from .core.fileio import atomic_path
+    from .core.files.atomic import atomic_path
 
     top = int(label_image.max()) if label_image.size else 0
     if top <= 255:
@@ -166,7 +166,7 @@ def _save_label_png(path, label_image):
 def _save_rgb_png(path, rgb):
     from PIL import Image
 
-    from .core.fileio import atomic_path
+    from .core.files.atomic import atomic_path
 
     with atomic_path(path) as tmp:
         Image.fromarray((np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)).save(tmp, format="PNG")
@@ -187,7 +187,7 @@ def overlay_labels(rgb, label_image, opacity=0.5):
 
 def cmd_render_masks(args):
     from .core.backends import get_backend
-    from .core.cameras import load_cameras
+    from .core.files.cameras import load_cameras
     from .core.pipeline import level_labels_of, read_labeled
     from .core.render import render_colour, render_labels
     from .core.views import working_sizes
@@ -200,7 +200,7 @@ def cmd_render_masks(args):
     labels = level_labels_of(gaussians, args.level, args.scene)
     overlay_masks = None
     if args.overlay:
-        from .core.masks import load_masks
+        from .core.files.masks import load_masks
         overlay_masks = load_masks(args.overlay, cameras, sizes=[(c.width, c.height) for c in cameras])
     os.makedirs(args.output, exist_ok=True)
     progress = Progress("rendering")
@@ -223,7 +223,7 @@ def cmd_render_masks(args):
 
 
 def _select(args, keep):
-    from .core.gaussians import write_gaussians
+    from .core.files.splats import write_gaussians
     from .core.pipeline import load_shares, read_labeled, selection
 
     _output_checks(args.output)
@@ -249,7 +249,7 @@ def cmd_extract(args):
 
 
 def cmd_split(args):
-    from .core.gaussians import write_gaussians
+    from .core.files.splats import write_gaussians
     from .core.pipeline import level_labels_of, read_labeled
 
     gaussians = read_labeled(args.scene)
@@ -268,7 +268,7 @@ def cmd_split(args):
 
 def _read_label_images(folder):
     """{stem: int array} for every image in ``folder`` (label maps as stored; binary {0,255} -> {0,1})."""
-    from .core.masks import read_label_image
+    from .core.files.masks import read_label_image
 
     found = {}
     for root, _dirs, files in os.walk(folder):

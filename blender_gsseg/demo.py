@@ -19,9 +19,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .core.backends import get_backend
-from .core.cameras import load_cameras
-from .core.fileio import atomic_path
-from .core.gaussians import read_gaussians, write_gaussians
+from .core.files.cameras import load_cameras
+from .core.files.atomic import atomic_path
+from .core.files.splats import read_gaussians, write_gaussians
 from .core.metrics import segmentation_metrics
 from .core.pipeline import label_colour, segment_scene, selection, write_labeled
 from .core.render import render_colour, render_labels

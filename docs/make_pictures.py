@@ -24,8 +24,8 @@ import bpy  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from blender_gsseg.core.cameras import write_cameras_json  # noqa: E402
-from blender_gsseg.core.gaussians import write_gaussians  # noqa: E402
+from blender_gsseg.core.files.inria_cameras import write_cameras_json  # noqa: E402
+from blender_gsseg.core.files.splats import write_gaussians  # noqa: E402
 from blender_gsseg.core.pipeline import label_colour  # noqa: E402
 from synthetic.scene import make_scene  # noqa: E402
 

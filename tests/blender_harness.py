@@ -1,10 +1,18 @@
-"""Run a script in a fresh headless-bpy Python process (bpy state is global and HOME must be set before
-``import bpy``), with a private HOME so Blender's user folders (extensions, config) start empty.
+"""Run a script of tests/blender_scripts/ in a fresh headless-bpy Python process (bpy state is global and HOME
+must be set before ``import bpy``), with a private HOME so Blender's user folders (extensions, config) start empty.
 
-The child script gets:
-- ``ARGS``: the JSON-able dict passed as ``args``;
-- ``RESULT``: a dict it may fill; it comes back as the return value of :func:`run_bpy`;
-- with ``register="package"``: ``GSSEG`` = the ``blender_gsseg`` package, registered (the pip layout).
+The child process runs ``tests/blender_scripts/runner.py`` in place, so that folder is first on its sys.path and
+the scripts import its helper modules by name (``import snapshot``). The child side of the contract is one module:
+
+- ``from child import ARGS, RESULT``: ``ARGS`` is the JSON-able dict passed as ``args``; ``RESULT`` is a dict the
+  script fills, returned by :func:`run_bpy` (plus ``_output``, the child's stdout and stderr);
+- with ``register="package"`` (the default) the runner imports bpy and registers the ``blender_gsseg`` package
+  (the pip layout) before the script runs; with ``register="none"`` nothing is imported for the script (it may
+  install the extension zip itself);
+- ``preamble="module"`` imports that module of tests/blender_scripts/ first, before ``import bpy``
+  (``bundled_only``: plyfile and PIL only from the extension's wheels);
+- after the script, the runner disables every add-on and unregisters the package, as Blender does when it quits,
+  prints RESULT and leaves with ``os._exit`` (bpy 4.2 crashes in Python's finalisation).
 Any exception or failed assert in the child fails the calling test with the child's output.
 
 The child runs on one of the Blender releases of ``BLENDER_RELEASES``: the bpy of the test environment (5.0) or
@@ -17,10 +25,9 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RESULT_MARKER = "GSSEG_RESULT "
+RESULT_MARKER = "GSSEG_RESULT "  # blender_scripts/runner.py prints RESULT after it
 HOST_BLENDER = "5.0"  # the bpy of the test environment (pyproject.toml's test extra)
 BLENDER_VENVS = os.path.join(REPO, ".venv-blender")
 
@@ -58,31 +65,6 @@ def blender_user_dir(home, release=None):
     """Blender's user folder (config, extensions) of ``release`` under HOME=``home``."""
     return os.path.join(str(home), ".config", "blender", release or DEFAULT_BLENDER)
 
-_PRELUDE = """\
-import json, os, sys
-ARGS = json.loads(os.environ["GSSEG_TEST_ARGS"])
-RESULT = {}
-"""
-
-_REGISTER_PACKAGE = """\
-import bpy
-import blender_gsseg as GSSEG
-GSSEG.register()
-"""
-
-# Unregister as Blender does when it quits (wm_exit: addon_utils.disable_all()), so unregister code runs in every
-# test; then leave without Python's finalisation: bpy 4.2 as a module crashes there (SIGSEGV) once any Python
-# callback (an operator, an update function) has been registered, even after it was unregistered.
-_EPILOGUE = """
-import addon_utils
-addon_utils.disable_all()
-if "GSSEG" in globals():
-    GSSEG.unregister()
-print({marker!r} + json.dumps(RESULT), flush=True)
-sys.stderr.flush()
-os._exit(0)
-"""
-
 
 def bpy_env(home):
     env = dict(os.environ)
@@ -97,27 +79,22 @@ def bpy_env(home):
 
 
 SCRIPTS = os.path.join(REPO, "tests", "blender_scripts")
+RUNNER = os.path.join(SCRIPTS, "runner.py")
 
 
-def run_bpy(body=None, *, home, args=None, register="package", timeout=240, preamble="", blender=None,
-            script=None):
-    """Run ``body`` (or the file ``script`` of tests/blender_scripts/) in a new Python process of Blender
-    release ``blender`` (default DEFAULT_BLENDER) with HOME=``home``; return its RESULT dict."""
-    if script is not None:
-        with open(os.path.join(SCRIPTS, script), encoding="utf-8") as handle:
-            body = handle.read()
+def run_bpy(script, *, home, args=None, register="package", timeout=240, preamble=None, blender=None):
+    """Run ``script``, a file of tests/blender_scripts/, in a new Python process of Blender release ``blender``
+    (default DEFAULT_BLENDER) with HOME=``home``; return its RESULT dict."""
+    if not os.path.isfile(os.path.join(SCRIPTS, script)):
+        raise FileNotFoundError(f"no script {script!r} in {SCRIPTS}")
+    if register not in ("package", "none"):
+        raise ValueError(f"register={register!r}: 'package' or 'none'")
     os.makedirs(home, exist_ok=True)
-    parts = [_PRELUDE, textwrap.dedent(preamble)]
-    if register == "package":
-        parts.append(_REGISTER_PACKAGE)
-    parts += [textwrap.dedent(body), _EPILOGUE.format(marker=RESULT_MARKER)]
-    script = os.path.join(home, "gsseg_test_script.py")
-    with open(script, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(parts))
     env = bpy_env(home)
     env["GSSEG_TEST_ARGS"] = json.dumps(args or {})
-    process = subprocess.run([blender_python(blender), script], cwd=str(home), env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True, timeout=timeout)
+    command = [blender_python(blender), RUNNER, script, register] + ([preamble] if preamble else [])
+    process = subprocess.run(command, cwd=str(home), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, timeout=timeout)
     output = process.stdout
     if process.returncode != 0:
         raise AssertionError(f"bpy child process failed (exit code {process.returncode}):\n{output[-6000:]}")
@@ -137,8 +114,8 @@ def labeled_scene(folder, *, levels=False, sh_degree=0, seed=2):
     import numpy as np
     from PIL import Image
 
-    from blender_gsseg.core.cameras import write_cameras_json
-    from blender_gsseg.core.gaussians import write_gaussians
+    from blender_gsseg.core.files.inria_cameras import write_cameras_json
+    from blender_gsseg.core.files.splats import write_gaussians
     from blender_gsseg.core.pipeline import segment_scene, write_labeled
     from synthetic.scene import make_scene
 

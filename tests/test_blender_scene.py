@@ -1,5 +1,6 @@
 """Transformed export (SH rotation), masks rendered from proxy objects, preferences and the CUDA install
-plan, in headless bpy. Each test runs in its own process (blender_harness.py)."""
+plan, in headless bpy. Each test runs its script of tests/blender_scripts/ in
+its own process (blender_harness.py)."""
 
 import importlib.util
 import os
@@ -9,8 +10,9 @@ import pytest
 
 from blender_harness import run_bpy
 
-from blender_gsseg.core.cameras import Camera, look_at, write_cameras_json
-from blender_gsseg.core.gaussians import read_gaussians, write_gaussians
+from blender_gsseg.core.cameras import Camera, look_at
+from blender_gsseg.core.files.inria_cameras import write_cameras_json
+from blender_gsseg.core.files.splats import read_gaussians, write_gaussians
 from blender_gsseg.core.transform import quaternion_to_matrix
 from test_transform import eval_sh_reference, random_scene, sh_of
 
@@ -25,37 +27,9 @@ def test_transformed_export_moves_everything_and_rotates_sh(tmp_path):
     rng = np.random.default_rng(11)
     scene = random_scene(400, 3, rng)
     write_gaussians(tmp_path / "sh3.ply", scene)
-    result = run_bpy("""
-        import bpy, math
-        assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"]) == {"FINISHED"}
-        obj = bpy.context.active_object
-        parent = bpy.data.objects.new("rig", None)
-        bpy.context.collection.objects.link(parent)
-        parent.location = (0.5, -2.0, 1.0)
-        parent.rotation_euler = (0.3, -0.7, 1.1)
-        parent.scale = (0.8, 0.8, 0.8)
-        obj.parent = parent
-        obj.location = (1.0, 2.0, -0.5)
-        obj.rotation_mode = "QUATERNION"
-        obj.rotation_quaternion = (0.8, 0.2, -0.5, 0.3)
-        obj.scale = (1.5, 1.5, 1.5)
-        bpy.context.view_layer.update()
-        RESULT["matrix"] = [list(row) for row in obj.matrix_world]
-        assert bpy.ops.gsseg.export_splat(filepath=ARGS["out"], include_label=True) == {"FINISHED"}
-        # object space on request
-        assert bpy.ops.gsseg.export_splat(filepath=ARGS["local"], apply_transform=False) == {"FINISHED"}
-        # a non-uniformly scaled parent of a rotated child: a shear, refused before anything is written
-        parent.scale = (1.0, 2.0, 1.0)
-        bpy.context.view_layer.update()
-        try:
-            bpy.ops.gsseg.export_splat(filepath=ARGS["sheared"])
-            raise AssertionError("a sheared export did not fail")
-        except RuntimeError as error:
-            RESULT["shear_error"] = str(error)
-        assert not os.path.exists(ARGS["sheared"])
-    """, home=tmp_path / "home", args={"ply": str(tmp_path / "sh3.ply"), "out": str(tmp_path / "out.ply"),
-                                       "local": str(tmp_path / "local.ply"),
-                                       "sheared": str(tmp_path / "sheared.ply")})
+    result = run_bpy("transformed_export.py", home=tmp_path / "home", args={
+        "ply": str(tmp_path / "sh3.ply"), "out": str(tmp_path / "out.ply"), "local": str(tmp_path / "local.ply"),
+        "sheared": str(tmp_path / "sheared.ply")})
     matrix = np.array(result["matrix"])
     linear, translation = matrix[:3, :3], matrix[:3, 3]
     scale = np.cbrt(np.linalg.det(linear))
@@ -138,35 +112,10 @@ def test_proxy_label_maps_match_the_core_projection(tmp_path):
     cubes = [((0.0, 0.0, 0.0), 2.0, 3), ((0.9, -2.0, 0.4), 1.2, 7)]  # the second is nearer the camera
     rng = np.random.default_rng(0)
     write_gaussians(tmp_path / "splat.ply", random_scene(200, 0, rng))
-    result = run_bpy("""
-        import bpy
-        import numpy as np
-        from blender_gsseg.blender import proxies
-        from blender_gsseg.core.cameras import Camera
-        assert bpy.ops.gsseg.import_splat(filepath=ARGS["splat"]) == {"FINISHED"}  # must not show
-        made = []
-        for centre, size, label in ARGS["cubes"]:
-            bpy.ops.mesh.primitive_cube_add(size=size, location=centre)
-            cube = bpy.context.active_object
-            cube.gsseg.proxy_instance = label
-            made.append(cube)
-        made[0].hide_render = True  # proxies often are hidden in renders: they render here anyway
-        made[1].pass_index = 42
-        bpy.ops.mesh.primitive_plane_add(size=0.6, location=(0.3, -4.0, 0.3), rotation=(1.5708, 0, 0))
-        blocker = bpy.context.active_object  # not a proxy: hidden from the label render
-        assert [o.name for o in proxies.proxy_objects(bpy.context.scene)] == sorted(o.name for o in made)
-        c = ARGS["camera"]
-        camera = Camera(np.array(c["w2c"]), c["fx"], c["fy"], c["cx"], c["cy"], c["w"], c["h"], "cam.png")
-        counts = (len(bpy.data.scenes), len(bpy.data.objects), len(bpy.data.images), len(bpy.data.node_groups),
-                  len(bpy.data.cameras))
-        maps = proxies.render_label_maps(bpy.context, [camera])
-        assert counts == (len(bpy.data.scenes), len(bpy.data.objects), len(bpy.data.images),
-                          len(bpy.data.node_groups), len(bpy.data.cameras))
-        assert made[0].hide_render and made[1].pass_index == 42 and made[0].pass_index == 0
-        RESULT["map"] = maps[0].tolist()
-    """, home=tmp_path / "home", args={"splat": str(tmp_path / "splat.ply"), "cubes": cubes, "camera": {
-        "w2c": camera.world_to_camera.tolist(), "fx": camera.fx, "fy": camera.fy, "cx": camera.cx,
-        "cy": camera.cy, "w": camera.width, "h": camera.height}})
+    result = run_bpy("proxy_label_maps.py", home=tmp_path / "home", args={
+        "splat": str(tmp_path / "splat.ply"), "cubes": cubes, "camera": {
+            "w2c": camera.world_to_camera.tolist(), "fx": camera.fx, "fy": camera.fy, "cx": camera.cx,
+            "cy": camera.cy, "w": camera.width, "h": camera.height}})
     label_map = np.array(result["map"])
     assert label_map.shape == (72, 96)
     v, u = np.mgrid[0:72, 0:96] + 0.5
@@ -200,30 +149,7 @@ def test_masks_from_proxies_segment_the_splat(tmp_path):
     write_cameras_json(tmp_path / "cameras.json", scene.cameras)
     truth_masks = np.stack([scene.mask(camera) for camera in scene.cameras])
     np.save(tmp_path / "truth_masks.npy", truth_masks)
-    result = run_bpy("""
-        import bpy, time
-        from blender_gsseg.blender import proxies, labels as label_list
-        from blender_gsseg.blender.cameras import cameras_in_collection
-        settings = bpy.context.scene.gsseg
-        assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"]) == {"FINISHED"}
-        splat = bpy.context.active_object
-        assert bpy.ops.gsseg.import_cameras(filepath=ARGS["cameras"]) == {"FINISHED"}
-        for k, (centre, radius) in enumerate(zip(ARGS["centres"], ARGS["radii"])):
-            bpy.ops.mesh.primitive_uv_sphere_add(radius=radius, location=centre, segments=48, ring_count=24)
-            bpy.context.active_object.gsseg.proxy_instance = k + 1
-        settings.scale = 1.0
-        settings.backend = "cpu"
-        settings.proxy_mask_dir = ARGS["masks"]
-        bpy.context.view_layer.objects.active = splat
-        start = time.perf_counter()
-        assert bpy.ops.gsseg.masks_from_proxies() == {"FINISHED"}
-        RESULT["seconds"] = time.perf_counter() - start
-        RESULT["labels"] = label_list.read_attribute(splat.data, "gsseg_label").tolist()
-        RESULT["rows"] = [(i.id, i.count) for i in splat.gsseg.labels]
-        cameras = [c for _, c in cameras_in_collection(settings.camera_collection)]
-        RESULT["maps"] = [m.tolist() for m in proxies.render_label_maps(bpy.context, cameras)]
-        RESULT["names"] = [c.image_name for c in cameras]
-    """, home=tmp_path / "home", args={
+    result = run_bpy("masks_from_proxies.py", home=tmp_path / "home", args={
         "ply": str(tmp_path / "scene.ply"), "cameras": str(tmp_path / "cameras.json"),
         "masks": str(tmp_path / "proxy_masks"), "centres": scene.centres.tolist(), "radii": scene.radii.tolist()})
     names = [c.image_name for c in scene.cameras]
@@ -261,37 +187,7 @@ def test_masks_from_proxies_segment_the_splat(tmp_path):
 def test_preferences_and_cuda_install_plan(tmp_path):
     """The Blender side of the CuPy install: the preferences' choices, the operators, the install folder (the
     planner itself, which needs no Blender, is tested in tests/test_cupy_install.py)."""
-    result = run_bpy("""
-        import bpy, sys
-        from blender_gsseg import cupy_install
-        from blender_gsseg.blender import prefs
-        # the preferences offer the planner's choices of CuPy wheel, 'Detect' first
-        assert prefs.GSSEG_AP_preferences.is_registered
-        choice = prefs.GSSEG_AP_preferences.bl_rna.properties["cuda_choice"]
-        RESULT["choices"] = [item.identifier for item in choice.enum_items]
-        RESULT["choice_default"] = choice.default
-        # offline (Blender's default): the install button is refused with a clear reason, nothing runs
-        assert not bpy.app.online_access
-        assert not bpy.ops.gsseg.install_cuda.poll()
-        try:
-            bpy.ops.gsseg.install_cuda()
-            raise AssertionError("install ran offline")
-        except RuntimeError as error:
-            RESULT["offline"] = str(error)
-        # Check reports the driver and CuPy (driver detection stubbed: CUDA 12.4 from the driver library)
-        real = cupy_install.detect_cuda
-        cupy_install.detect_cuda = lambda: (12, 4, "driver")
-        try:
-            assert bpy.ops.gsseg.check_cuda() == {"FINISHED"}
-        finally:
-            cupy_install.detect_cuda = real
-        RESULT["cupy_status"] = cupy_install.cupy_status()
-        # the scene's 'Default' backend is the preferences' (auto without the add-on system)
-        assert prefs.resolve_backend(bpy.context, "DEFAULT") == "auto"
-        assert prefs.resolve_backend(bpy.context, "cpu") == "cpu"
-        RESULT["site"] = prefs.site_packages()
-        RESULT["site_on_path"] = RESULT["site"] in sys.path
-    """, home=tmp_path / "home")
+    result = run_bpy("preferences_cuda_install.py", home=tmp_path / "home")
     assert result["choices"] == ["AUTO", "cupy-cuda12x", "cupy-cuda13x", "cupy-cuda11x"]
     assert result["choice_default"] == "AUTO"
     assert "Online access" in result["offline"]

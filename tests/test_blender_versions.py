@@ -11,7 +11,7 @@ import pytest
 from blender_harness import BLENDER_RELEASES, REPO, run_bpy
 
 import blender_gsseg
-from blender_gsseg.core.gaussians import read_gaussians
+from blender_gsseg.core.files.splats import read_gaussians
 from blender_gsseg.core.pipeline import segment_scene
 
 DEMO = os.path.join(REPO, "blender_gsseg", "data", "demo")

@@ -9,16 +9,11 @@ import warnings
 import numpy as np
 import pytest
 
-from blender_gsseg.core.cameras import (
-    Camera,
-    load_cameras,
-    quaternions_to_rotations,
-    rotations_to_quaternions,
-    write_cameras_json,
-    write_colmap_binary,
-    write_colmap_text,
-    write_transforms_json,
-)
+from blender_gsseg.core.cameras import Camera, quaternions_to_rotations, rotations_to_quaternions
+from blender_gsseg.core.files.cameras import load_cameras
+from blender_gsseg.core.files.colmap import write_colmap_binary, write_colmap_text
+from blender_gsseg.core.files.inria_cameras import write_cameras_json
+from blender_gsseg.core.files.transforms import write_transforms_json
 from blender_gsseg.core.errors import BadInputError
 
 TOLERANCE_PX = 1e-6

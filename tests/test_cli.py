@@ -11,8 +11,8 @@ from PIL import Image
 
 from blender_gsseg.cli import main
 from blender_gsseg.core.accumulate import Accumulation, sidecar_path
-from blender_gsseg.core.cameras import write_cameras_json
-from blender_gsseg.core.gaussians import read_gaussians, write_gaussians
+from blender_gsseg.core.files.inria_cameras import write_cameras_json
+from blender_gsseg.core.files.splats import read_gaussians, write_gaussians
 from synthetic.scene import make_scene
 
 

@@ -747,7 +747,8 @@ def test_gpu_pipeline_matches_cpu_on_demo_scene(gpu_backend, tmp_path):
     --backend cuda against --backend cpu."""
     from blender_gsseg.cli import main
     from blender_gsseg.core.backends import CpuBackend
-    from blender_gsseg.core.cameras import load_cameras, write_cameras_json
+    from blender_gsseg.core.files.cameras import load_cameras
+    from blender_gsseg.core.files.inria_cameras import write_cameras_json
     from blender_gsseg.core.pipeline import segment_scene, write_labeled
     from blender_gsseg.demo import demo_paths
 
@@ -768,7 +769,7 @@ def test_gpu_pipeline_matches_cpu_on_demo_scene(gpu_backend, tmp_path):
         for mode in ("subset", "argmax"):
             assert main(["render-masks", str(labeled), "--cameras", str(tmp_path / "held.json"), "-o",
                          str(tmp_path / f"{backend}_{mode}"), "--mode", mode, "--backend", backend]) == 0
-    from blender_gsseg.core.masks import read_label_image
+    from blender_gsseg.core.files.masks import read_label_image
 
     for mode in ("subset", "argmax"):
         for camera in held:

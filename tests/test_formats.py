@@ -21,8 +21,10 @@ import numpy as np
 import pytest
 
 from blender_gsseg.core.errors import BadInputError
-from blender_gsseg.core.formats import _sh_flip_signs, read_compressed_ply, read_dot_splat, read_spz, standard_dtype
-from blender_gsseg.core.gaussians import SH_C0, read_gaussians, read_ply_elements, write_gaussians
+from blender_gsseg.core.files.compressed import _sh_flip_signs, read_compressed_ply, read_dot_splat, read_spz, standard_dtype
+from blender_gsseg.core.files.ply import read_ply_elements
+from blender_gsseg.core.files.splats import read_gaussians, write_gaussians
+from blender_gsseg.core.gaussians import SH_C0
 
 try:
     import zstandard

@@ -5,7 +5,8 @@ import plyfile
 import pytest
 
 from blender_gsseg.core.errors import BadInputError
-from blender_gsseg.core.gaussians import SH_C0, read_gaussians, write_gaussians
+from blender_gsseg.core.files.splats import read_gaussians, write_gaussians
+from blender_gsseg.core.gaussians import SH_C0
 
 BASE = ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
 TAIL = ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]

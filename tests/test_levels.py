@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 from blender_gsseg.cli import main
-from blender_gsseg.core.cameras import write_cameras_json
+from blender_gsseg.core.files.inria_cameras import write_cameras_json
 from blender_gsseg.core.errors import BadInputError
-from blender_gsseg.core.gaussians import read_gaussians, write_gaussians
+from blender_gsseg.core.files.splats import read_gaussians, write_gaussians
 from blender_gsseg.core.levels import CodeLayout, parent_labels
 from synthetic.scene import make_scene
 

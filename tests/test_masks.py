@@ -12,7 +12,7 @@ from PIL import Image
 
 from blender_gsseg.core.cameras import Camera
 from blender_gsseg.core.errors import BadInputError
-from blender_gsseg.core.masks import MaskSet, label_index_maps, load_masks
+from blender_gsseg.core.files.masks import MaskSet, label_index_maps, load_masks
 
 
 def camera(name, width=4, height=3):

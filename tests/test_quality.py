@@ -257,7 +257,7 @@ def test_visibility_ratio_and_refine_hidden():
 
 
 def test_bundled_demo_data_load_and_fit_the_budget():
-    from blender_gsseg.core.masks import load_masks
+    from blender_gsseg.core.files.masks import load_masks
     from blender_gsseg.demo import DEMO_DATA, demo_paths, load_demo_scene
 
     total = sum(os.path.getsize(os.path.join(root, name)) for root, _, files in os.walk(DEMO_DATA)
@@ -314,8 +314,8 @@ def test_segment_refine_flag_runs_from_the_cli(tmp_path):
     import json
 
     from blender_gsseg.cli import main
-    from blender_gsseg.core.cameras import write_cameras_json
-    from blender_gsseg.core.gaussians import write_gaussians
+    from blender_gsseg.core.files.inria_cameras import write_cameras_json
+    from blender_gsseg.core.files.splats import write_gaussians
     from synthetic.scene import make_scene
     from PIL import Image
 

@@ -17,7 +17,8 @@ import bpy
 import numpy as np
 from mathutils import Matrix
 
-from ..core.cameras import Camera, load_cameras
+from ..core.cameras import Camera
+from ..core.files.cameras import load_cameras
 
 SENSOR_WIDTH = 36.0
 AXES_FLIP = np.diag([1.0, -1.0, -1.0, 1.0])  # OpenCV camera axes <-> Blender camera axes (self-inverse)

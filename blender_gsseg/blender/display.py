@@ -8,6 +8,9 @@ Hidden points: Geometry Nodes cannot read the edit-mode ``.hide_vert`` flags, so
 also write the BOOLEAN attribute ``gsseg_hidden``, and the node group leaves those points out."""
 
 import bpy
+import numpy as np
+
+from ..core.pipeline import label_colour
 
 NODE_GROUP_NAME = "gsseg Splat Points"
 MATERIAL_NAME = "gsseg Splat Colour"
@@ -171,3 +174,42 @@ def set_display(obj, mode):
         return False
     obj.update_tag()
     return True
+
+
+def srgb_to_linear(values):
+    """Splat colours are display (sRGB) values; Blender colour attributes are scene-linear."""
+    values = np.asarray(values, dtype=np.float32)
+    return np.where(values <= 0.04045, values / 12.92, ((values + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+UNSEEN_COLOUR = (20, 20, 20)  # sRGB 8-bit, for points no view saw
+
+
+def write_label_colors(mesh, labels, colours=None):
+    """``gsseg_label_col``: each label's colour (``colours``: {id: (r, g, b) sRGB in [0, 1]}, e.g. the instance
+    list's; else the CLI's label colours), for the label display."""
+    colours = colours or {}
+    labels = np.asarray(labels, dtype=np.int64)
+    low = int(labels.min(initial=0))
+    if len(labels) and int(labels.max()) - low < (1 << 22):  # a lookup table by label: O(N)
+        present = np.flatnonzero(np.bincount(labels - low))
+        lookup = np.zeros(int(present[-1]) + 1, dtype=np.int64)
+        lookup[present] = np.arange(len(present))
+        ids, inverse = present + low, lookup[labels - low]
+    else:
+        ids, inverse = np.unique(labels, return_inverse=True)
+    table = np.array([np.asarray(UNSEEN_COLOUR) / 255.0 if i < 0 else
+                      colours.get(int(i), np.asarray(label_colour(int(i))) / 255.0) for i in ids],
+                     dtype=np.float32).reshape(-1, 3)
+    rgba = np.ones((len(labels), 4), dtype=np.float32)
+    rgba[:, :3] = srgb_to_linear(table)[inverse.ravel()]
+    attribute = mesh.color_attributes.get(LABEL_COLOR_ATTRIBUTE)
+    if attribute is not None and (attribute.data_type != "FLOAT_COLOR" or attribute.domain != "POINT"):
+        mesh.color_attributes.remove(attribute)
+        attribute = None
+    if attribute is None:
+        active = mesh.color_attributes.active_color_name
+        attribute = mesh.color_attributes.new(LABEL_COLOR_ATTRIBUTE, "FLOAT_COLOR", "POINT")
+        if active and active in mesh.color_attributes:
+            mesh.color_attributes.active_color_name = active
+    attribute.data.foreach_set("color", rgba.ravel())

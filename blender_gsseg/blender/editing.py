@@ -18,21 +18,22 @@ import numpy as np
 
 from ..core.accumulate import Accumulation
 from ..core.errors import BadInputError
-from . import display, io_splat
+from . import display
 from . import labels as label_list
-from .segment import _ObjectMode, cache_path_for, keep_points, shares_for
+from .attributes import LABEL_ATTRIBUTE, ObjectMode, keep_points, read_attribute, write_attribute
+from .segment import cache_path_for, shares_for
 
 SELECT_ATTRIBUTE = ".select_vert"
 HIDE_ATTRIBUTE = ".hide_vert"
 
 
 def _bool(mesh, name):
-    values = label_list.read_attribute(mesh, name, "BOOLEAN")
+    values = read_attribute(mesh, name, "BOOLEAN")
     return np.zeros(len(mesh.vertices), dtype=bool) if values is None else values
 
 
 def _set_bool(mesh, name, values):
-    label_list.write_attribute(mesh, name, values, "BOOLEAN")
+    write_attribute(mesh, name, values, "BOOLEAN")
 
 
 def selection(obj):
@@ -68,14 +69,14 @@ def _pick(obj, label, level):
 
 def select_instance(obj, label, extend=False, level=None):
     """Select the points of ``label`` (edit-mode selection); returns how many points carry it."""
-    with _ObjectMode(obj):
+    with ObjectMode(obj):
         picked = _pick(obj, label, level)
         _write_selection(obj, picked | selection(obj) if extend else picked)
     return int(np.count_nonzero(picked))
 
 
 def deselect_instance(obj, label, level=None):
-    with _ObjectMode(obj):
+    with ObjectMode(obj):
         picked = _pick(obj, label, level)
         _write_selection(obj, selection(obj) & ~picked)
     return int(np.count_nonzero(picked))
@@ -88,14 +89,14 @@ def select_unseen(obj, extend=False):
 
 def invert_selection(obj):
     """Select the visible points that are not selected, and deselect the others; returns the new count."""
-    with _ObjectMode(obj):
+    with ObjectMode(obj):
         selected = ~selection(obj) & ~hidden(obj)
         _write_selection(obj, selected)
     return int(np.count_nonzero(selected))
 
 
 def hide_instance(obj, label, level=None):
-    with _ObjectMode(obj):
+    with ObjectMode(obj):
         picked = _pick(obj, label, level)
         _write_hidden(obj, hidden(obj) | picked)
     return int(np.count_nonzero(picked))
@@ -103,7 +104,7 @@ def hide_instance(obj, label, level=None):
 
 def isolate_instance(obj, label, level=None):
     """Hide every point but those of ``label`` (and show those); returns how many stay visible."""
-    with _ObjectMode(obj):
+    with ObjectMode(obj):
         picked = _pick(obj, label, level)
         _write_hidden(obj, ~picked)
     return int(np.count_nonzero(picked))
@@ -111,7 +112,7 @@ def isolate_instance(obj, label, level=None):
 
 def reveal(obj):
     """Show every point; returns how many were hidden."""
-    with _ObjectMode(obj):
+    with ObjectMode(obj):
         count = int(np.count_nonzero(hidden(obj)))
         _write_hidden(obj, np.zeros(len(obj.data.vertices), dtype=bool))
     return count
@@ -143,7 +144,7 @@ def _keep(obj, keep, accumulation):
 def delete_instance(obj, label, *, halo=False, gamma=None, level=None):
     """Delete the points of ``label``; with ``halo``, also every member at ``gamma`` (default: the object's
     slider) of the label (s_t > (1 + gamma) / 2: at negative gamma the shared halo). Returns how many."""
-    with _ObjectMode(obj, stay=True):
+    with ObjectMode(obj, stay=True):
         labels = label_list.require_labels(obj, level)
         picked = labels == label
         if halo:
@@ -166,7 +167,7 @@ def delete_instance(obj, label, *, halo=False, gamma=None, level=None):
 def separate_instance(context, obj, label, level=None):
     """Move the points of ``label`` into a new object (same attributes, header, display, cache subset) linked
     to the same collections; returns (count, new object)."""
-    with _ObjectMode(obj, stay=True):
+    with ObjectMode(obj, stay=True):
         picked = _pick(obj, label, level)
         count = int(np.count_nonzero(picked))
         if count == 0:
@@ -203,13 +204,13 @@ def assign_selection(obj, label=None):
     """Give the selected points the label ``label`` (None: a new instance, one above the largest id), as a
     manual label that re-solving at another gamma keeps. Returns (label, count)."""
     _refuse_multilevel(obj, "assigning labels")
-    with _ObjectMode(obj, stay=True):
+    with ObjectMode(obj, stay=True):
         mesh = obj.data
         picked = selection(obj)
         count = int(np.count_nonzero(picked))
         if count == 0:
             raise BadInputError(f"'{obj.name}': no points are selected (select some in edit mode)")
-        labels = label_list.read_attribute(mesh, io_splat.LABEL_ATTRIBUTE)
+        labels = read_attribute(mesh, LABEL_ATTRIBUTE)
         if labels is None:  # a splat never segmented: everything starts as background
             labels = np.zeros(len(mesh.vertices), dtype=np.int32)
         if label is None:
@@ -220,14 +221,14 @@ def assign_selection(obj, label=None):
         before = labels[picked]
         labels[picked] = label
         manual = _bool(mesh, label_list.MANUAL_ATTRIBUTE)
-        values = label_list.read_attribute(mesh, label_list.MANUAL_LABEL_ATTRIBUTE)
+        values = read_attribute(mesh, label_list.MANUAL_LABEL_ATTRIBUTE)
         if values is None:
             values = np.zeros(len(labels), dtype=np.int32)
         manual |= picked
         values[picked] = label
-        label_list.write_attribute(mesh, io_splat.LABEL_ATTRIBUTE, labels)
-        label_list.write_attribute(mesh, label_list.MANUAL_ATTRIBUTE, manual, "BOOLEAN")
-        label_list.write_attribute(mesh, label_list.MANUAL_LABEL_ATTRIBUTE, values)
+        write_attribute(mesh, LABEL_ATTRIBUTE, labels)
+        write_attribute(mesh, label_list.MANUAL_ATTRIBUTE, manual, "BOOLEAN")
+        write_attribute(mesh, label_list.MANUAL_LABEL_ATTRIBUTE, values)
         label_list.mark_table(obj)
         label_list.sync(obj, extra_ids=[label], drop_empty=np.unique(before[before != label]))
         label_list.refresh_display(obj)
@@ -243,18 +244,18 @@ def merge_instances(obj, source, target):
     if source < 0 or target < 0:
         raise BadInputError("merge instances with ids >= 0 (unseen points are not an instance)")
     _refuse_multilevel(obj, "merging labels")
-    with _ObjectMode(obj, stay=True):
+    with ObjectMode(obj, stay=True):
         mesh = obj.data
         labels = label_list.require_labels(obj, label_list.FINEST)
         picked = labels == source
         labels[picked] = target
         label_list.add_merge(obj, source, target)
         label_list.mark_table(obj)
-        values = label_list.read_attribute(mesh, label_list.MANUAL_LABEL_ATTRIBUTE)
+        values = read_attribute(mesh, label_list.MANUAL_LABEL_ATTRIBUTE)
         if values is not None:  # manual labels of the source follow it
             values[values == source] = target
-            label_list.write_attribute(mesh, label_list.MANUAL_LABEL_ATTRIBUTE, values)
-        label_list.write_attribute(mesh, io_splat.LABEL_ATTRIBUTE, labels)
+            write_attribute(mesh, label_list.MANUAL_LABEL_ATTRIBUTE, values)
+        write_attribute(mesh, LABEL_ATTRIBUTE, labels)
         label_list.sync(obj, extra_ids=[target], drop_empty=[source])
         label_list.refresh_display(obj)
         mesh.update()

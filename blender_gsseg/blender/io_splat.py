@@ -26,8 +26,12 @@ import numpy as np
 
 from ..core.accumulate import sidecar_path
 from ..core.errors import BadInputError
-from ..core.gaussians import PLY_TYPES, Gaussians, read_gaussians, write_gaussians
+from ..core.files.ply import PLY_TYPES
+from ..core.files.splats import read_gaussians, write_gaussians
+from ..core.gaussians import Gaussians
 from . import display
+from .attributes import CONFIDENCE_ATTRIBUTE, LABEL_ATTRIBUTE
+from .display import srgb_to_linear
 
 HEADER_KEY = "gsseg_header"
 ELEMENTS_KEY = "gsseg_elements"
@@ -36,8 +40,6 @@ HEADER_VERSION = 1
 POSITION_PROPERTIES = ("x", "y", "z")
 COLOR_ATTRIBUTE = "Col"
 RADIUS_ATTRIBUTE = "gsseg_radius"
-LABEL_ATTRIBUTE = "gsseg_label"
-CONFIDENCE_ATTRIBUTE = "gsseg_confidence"
 # Attributes we compute (never written back unless asked for).
 LABEL_COLOR_ATTRIBUTE = display.LABEL_COLOR_ATTRIBUTE
 DERIVED_ATTRIBUTES = (COLOR_ATTRIBUTE, RADIUS_ATTRIBUTE, CONFIDENCE_ATTRIBUTE, LABEL_COLOR_ATTRIBUTE,
@@ -63,12 +65,6 @@ class SplatImportResult:
         if self.sidecar:
             text += f"; cached segmentation found: {os.path.basename(self.sidecar)}"
         return text
-
-
-def srgb_to_linear(values):
-    """Splat colours are display (sRGB) values; Blender colour attributes are scene-linear."""
-    values = np.asarray(values, dtype=np.float32)
-    return np.where(values <= 0.04045, values / 12.92, ((values + 0.055) / 1.055) ** 2.4).astype(np.float32)
 
 
 def _attribute_kind(ply_type):
@@ -149,7 +145,7 @@ def _encode_elements(gaussians):
 def _decode_elements(text):
     if not text:
         return []
-    from ..core.gaussians import read_ply_elements, read_ply_header, PlyElementData
+    from ..core.files.ply import PlyElementData, read_ply_elements, read_ply_header
 
     folder = tempfile.mkdtemp(prefix="gsseg-")
     path = os.path.join(folder, "elements.ply")
@@ -262,12 +258,6 @@ def import_splat(context, path, *, collection=None, name=None, display_points=Tr
     (collection or context.collection).objects.link(obj)
     if display_points:
         display.add_point_display(obj)
-    from . import labels
-
-    if labels.layout_of(obj) is not None:
-        obj.gsseg.level = labels.FINEST  # a multi-level scene starts at its finest level (gsseg_label)
-    labels.sync(obj)  # the instance list, named from the header's gsseg_label comments
-    labels.refresh_display(obj)
     mesh.update()
     return SplatImportResult(obj, len(gaussians), rounded, renamed, sidecar, time.perf_counter() - start)
 
@@ -332,21 +322,23 @@ def is_identity(matrix, tolerance=1e-6):
     return all(abs(matrix[i][j] - (1.0 if i == j else 0.0)) <= tolerance for i in range(4) for j in range(4))
 
 
-def export_splat(obj, path, *, selected_only=False, include_label=False, apply_transform=True):
+def export_splat(obj, path, *, selected_only=False, include_label=False, apply_transform=True, header=None):
     """Write a splat object to a binary little-endian PLY (atomic). Returns the number of splats written.
 
     The instance list's names and colours become the gsseg_label header comments (when gsseg_label is
     written). With ``apply_transform`` a non-identity object transform is baked in by the core
     (:func:`~..core.transform.transform_gaussians`: positions, rotations, scales, normals and SH); a transform
-    a Gaussian cannot represent (non-uniform or negative scale, shear) is refused before anything is written."""
+    a Gaussian cannot represent (non-uniform or negative scale, shear) is refused before anything is written.
+    ``header``: a function that returns the Gaussians with the header comments to write (the instance list's
+    names and colours: :func:`.labels.with_label_comments`)."""
     from ..core.transform import transform_gaussians
-    from . import labels
 
     matrix = obj.matrix_world
     gaussians = gaussians_from_object(obj, selected_only=selected_only, include_label=include_label)
     if selected_only and len(gaussians) == 0:
         raise BadInputError(f"'{obj.name}': no points are selected (select some in edit mode)")
-    gaussians = labels.with_label_comments(obj, gaussians)
+    if header is not None:
+        gaussians = header(obj, gaussians)
     if apply_transform and not is_identity(matrix, tolerance=0.0):
         gaussians = transform_gaussians(gaussians, np.array(matrix, dtype=np.float64),
                                         where=f"'{obj.name}' (object transform)")

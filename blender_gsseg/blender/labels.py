@@ -21,7 +21,8 @@ import numpy as np
 from ..core.errors import BadInputError
 from ..core.levels import CODE_PROPERTY, CodeLayout
 from ..core.pipeline import LABEL_COMMENT, label_colour, label_table_comments, read_label_table
-from . import io_splat
+from . import display, io_splat
+from .attributes import LABEL_ATTRIBUTE, read_attribute
 
 FINEST = "LABEL"  # Object.gsseg.level of the gsseg_label level
 FINEST_LEVEL = -1  # item.level of the gsseg_label level
@@ -33,30 +34,6 @@ UNSEEN = -1
 
 # ---------------------------------------------------------------------------------------------------------------
 # Point attributes
-
-def read_attribute(mesh, name, kind="INT"):
-    attribute = mesh.attributes.get(name)
-    if attribute is None or attribute.domain != "POINT" or attribute.data_type != kind:
-        return None
-    values = np.empty(len(mesh.vertices), dtype=np.int32 if kind == "INT" else bool)
-    attribute.data.foreach_get("value", values)
-    return values
-
-
-_ATTRIBUTE_DTYPES = {"INT": np.int32, "FLOAT": np.float32, "BOOLEAN": bool}
-
-
-def write_attribute(mesh, name, values, kind="INT"):
-    """Write ``values`` into the POINT attribute ``name`` of type ``kind`` ('INT', 'FLOAT' or 'BOOLEAN'),
-    replacing an attribute of that name with another type or domain."""
-    attribute = mesh.attributes.get(name)
-    if attribute is not None and (attribute.data_type != kind or attribute.domain != "POINT"):
-        mesh.attributes.remove(attribute)
-        attribute = None
-    if attribute is None:
-        attribute = mesh.attributes.new(name, kind, "POINT")
-    attribute.data.foreach_set("value", np.ascontiguousarray(values, dtype=_ATTRIBUTE_DTYPES[kind]))
-
 
 # ---------------------------------------------------------------------------------------------------------------
 # Levels
@@ -100,7 +77,7 @@ def labels_at_level(obj, level=None):
     number = level_number(obj, level)
     mesh = obj.data
     if number == FINEST_LEVEL:
-        return read_attribute(mesh, io_splat.LABEL_ATTRIBUTE)
+        return read_attribute(mesh, LABEL_ATTRIBUTE)
     layout = layout_of(obj)
     codes = read_attribute(mesh, CODE_PROPERTY)
     if layout is None or codes is None:
@@ -111,7 +88,7 @@ def labels_at_level(obj, level=None):
 def require_labels(obj, level=None):
     labels = labels_at_level(obj, level)
     if labels is None:
-        raise BadInputError(f"'{obj.name}' has no {io_splat.LABEL_ATTRIBUTE} attribute; run Segment first")
+        raise BadInputError(f"'{obj.name}' has no {LABEL_ATTRIBUTE} attribute; run Segment first")
     return labels
 
 
@@ -249,7 +226,7 @@ def with_label_comments(obj, gaussians):
     """``gaussians`` with the header's gsseg_label comments replaced by :func:`label_comment_lines` (the
     original lines, in place, when nothing changed). Unchanged when the scene has no gsseg_label property, or
     when it came without a label table and no label was made or named in Blender."""
-    if io_splat.LABEL_ATTRIBUTE not in gaussians.property_names:
+    if LABEL_ATTRIBUTE not in gaussians.property_names:
         return gaussians
     table = read_label_table(gaussians.comments)
     if not table and not obj.get(TABLE_KEY):
@@ -265,14 +242,22 @@ def with_label_comments(obj, gaussians):
 # ---------------------------------------------------------------------------------------------------------------
 # Label display
 
+def after_import(obj):
+    """A newly imported splat: its instance list, named from the header's gsseg_label comments, and its label
+    colours; a multi-level scene starts at its finest level (gsseg_label)."""
+    if layout_of(obj) is not None:
+        obj.gsseg.level = FINEST
+    sync(obj)
+    refresh_display(obj)
+    obj.data.update()
+
+
 def refresh_display(obj):
     """Rewrite ``gsseg_label_col`` from the labels of the object's Level and the list's colours."""
-    from . import segment
-
     labels = labels_at_level(obj)
     if labels is None:
         return False
-    segment.write_label_colors(obj.data, labels, colour_table(obj, level_number(obj)))
+    display.write_label_colors(obj.data, labels, colour_table(obj, level_number(obj)))
     obj.data.update()
     return True
 

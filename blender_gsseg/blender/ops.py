@@ -59,6 +59,7 @@ class GSSEG_OT_import_splat(bpy.types.Operator, ImportHelper):
         for path in paths:
             try:
                 result = io_splat.import_splat(context, path, display_points=self.display_points)
+                label_list.after_import(result.object)
             except Exception as error:
                 failed.append(f"{os.path.basename(path)}: {_error_text(error)}")
                 continue
@@ -106,7 +107,8 @@ class GSSEG_OT_export_splat(bpy.types.Operator, ExportHelper):
         obj = _active_splat(context)
         try:
             count = io_splat.export_splat(obj, self.filepath, selected_only=self.selected_only,
-                                          include_label=self.include_label, apply_transform=self.apply_transform)
+                                          include_label=self.include_label, apply_transform=self.apply_transform,
+                                          header=label_list.with_label_comments)
         except Exception as error:
             self.report({"ERROR"}, _error_text(error))
             return {"CANCELLED"}

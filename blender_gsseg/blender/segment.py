@@ -17,11 +17,12 @@ import numpy as np
 from ..core.accumulate import SIDECAR_SUFFIX, Accumulation
 from ..core.errors import BadInputError
 from ..core.levels import CODE_PROPERTY
-from ..core.pipeline import default_memory_budget, label_colour, level_sidecars, solve_level_sidecars
+from ..core.pipeline import default_memory_budget, level_sidecars, solve_level_sidecars
 from ..core.solver import Shares
 from ..core.views import build_views
-from . import display, io_splat
+from . import io_splat
 from . import labels as label_list
+from .attributes import CONFIDENCE_ATTRIBUTE, LABEL_ATTRIBUTE, ObjectMode, write_attribute
 from .cameras import cameras_in_collection
 
 # path -> (modification time, size, Shares): moving the slider must not reload the file every time.
@@ -58,67 +59,6 @@ def shares_for(path, n_gaussians):
     return shares
 
 
-class _ObjectMode:
-    """Leave edit mode for the duration (mesh data written in edit mode is overwritten on exit).
-
-    ``stay=True``: do not go back to edit mode. Operators that change object-level state (the cache path,
-    the instance list, custom properties) use it: an undo step pushed in edit mode restores only the mesh,
-    one pushed in object mode restores everything."""
-
-    def __init__(self, obj, stay=False):
-        self.obj = obj
-        self.was_edit = obj.mode == "EDIT"
-        self.stay = stay
-
-    def __enter__(self):
-        if self.was_edit:
-            self._set_mode("OBJECT")
-        return self
-
-    def __exit__(self, *exc):
-        if self.was_edit and not self.stay:
-            self._set_mode("EDIT")
-        return False
-
-    def _set_mode(self, mode):
-        context = bpy.context
-        with context.temp_override(active_object=self.obj, object=self.obj):
-            bpy.ops.object.mode_set(mode=mode)
-
-
-UNSEEN_COLOUR = (20, 20, 20)  # sRGB 8-bit, for points no view saw
-
-
-def write_label_colors(mesh, labels, colours=None):
-    """``gsseg_label_col``: each label's colour (``colours``: {id: (r, g, b) sRGB in [0, 1]}, e.g. the instance
-    list's; else the CLI's label colours), for the label display."""
-    colours = colours or {}
-    labels = np.asarray(labels, dtype=np.int64)
-    low = int(labels.min(initial=0))
-    if len(labels) and int(labels.max()) - low < (1 << 22):  # a lookup table by label: O(N)
-        present = np.flatnonzero(np.bincount(labels - low))
-        lookup = np.zeros(int(present[-1]) + 1, dtype=np.int64)
-        lookup[present] = np.arange(len(present))
-        ids, inverse = present + low, lookup[labels - low]
-    else:
-        ids, inverse = np.unique(labels, return_inverse=True)
-    table = np.array([np.asarray(UNSEEN_COLOUR) / 255.0 if i < 0 else
-                      colours.get(int(i), np.asarray(label_colour(int(i))) / 255.0) for i in ids],
-                     dtype=np.float32).reshape(-1, 3)
-    rgba = np.ones((len(labels), 4), dtype=np.float32)
-    rgba[:, :3] = io_splat.srgb_to_linear(table)[inverse.ravel()]
-    attribute = mesh.color_attributes.get(display.LABEL_COLOR_ATTRIBUTE)
-    if attribute is not None and (attribute.data_type != "FLOAT_COLOR" or attribute.domain != "POINT"):
-        mesh.color_attributes.remove(attribute)
-        attribute = None
-    if attribute is None:
-        active = mesh.color_attributes.active_color_name
-        attribute = mesh.color_attributes.new(display.LABEL_COLOR_ATTRIBUTE, "FLOAT_COLOR", "POINT")
-        if active and active in mesh.color_attributes:
-            mesh.color_attributes.active_color_name = active
-    attribute.data.foreach_set("color", rgba.ravel())
-
-
 def apply_gamma(obj, gamma=None, new_ids=()):
     """Solve the cached accumulation at ``gamma`` (default: the object's slider), apply the object's merges and
     manual labels, write the attributes and refresh the instance list (``new_ids``: labels to list even when
@@ -129,7 +69,7 @@ def apply_gamma(obj, gamma=None, new_ids=()):
     if not settings.accumulation_path:
         raise BadInputError(f"'{obj.name}' has no segmentation yet; run Segment first")
     gamma = settings.gamma if gamma is None else gamma
-    with _ObjectMode(obj):
+    with ObjectMode(obj):
         mesh = obj.data
         layout = label_list.layout_of(obj)
         if layout is not None and len(layout.bits) > 1:
@@ -137,8 +77,8 @@ def apply_gamma(obj, gamma=None, new_ids=()):
         shares = shares_for(settings.accumulation_path, len(mesh.vertices))
         labels, confidence = shares.solve(gamma)
         labels = label_list.apply_edits(obj, labels)
-        label_list.write_attribute(mesh, io_splat.LABEL_ATTRIBUTE, labels, "INT")
-        label_list.write_attribute(mesh, io_splat.CONFIDENCE_ATTRIBUTE, confidence, "FLOAT")
+        write_attribute(mesh, LABEL_ATTRIBUTE, labels, "INT")
+        write_attribute(mesh, CONFIDENCE_ATTRIBUTE, confidence, "FLOAT")
         label_list.sync(obj, extra_ids=new_ids)
         label_list.refresh_display(obj)
         mesh.update()
@@ -174,7 +114,7 @@ class SegmentJob:
             raise BadInputError(f"collection '{collection.name}' holds no cameras")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            with _ObjectMode(obj):
+            with ObjectMode(obj):
                 gaussians = io_splat.gaussians_from_object(obj)
             views = build_views([camera for _, camera in pairs], bpy.path.abspath(mask_dir), scale=scale)
         return cls(obj, gaussians, views, backend, [str(w.message) for w in caught])
@@ -183,7 +123,7 @@ class SegmentJob:
     def from_label_maps(cls, obj, cameras, label_maps, *, backend="auto"):
         """A job for label maps made in Blender (e.g. rendered from proxy objects): ``cameras`` at the working
         resolution (world space), ``label_maps`` int32 [H, W] (ids, 0 = background, -1 = ignore)."""
-        with _ObjectMode(obj):
+        with ObjectMode(obj):
             gaussians = io_splat.gaussians_from_object(obj)
         return cls(obj, gaussians, build_views(cameras, label_maps), backend, [])
 
@@ -241,56 +181,6 @@ def segment(context, obj, *, collection, mask_dir, scale=1.0, backend="auto", pr
     return job.finish()
 
 
-def _attribute_buffers(mesh):
-    """Every generic POINT attribute of a vertex-only mesh as (name, data_type, numpy array, prop)."""
-    n = len(mesh.vertices)
-    layouts = {
-        "FLOAT": ("value", np.float32, 1), "INT": ("value", np.int32, 1), "BOOLEAN": ("value", bool, 1),
-        "FLOAT_VECTOR": ("vector", np.float32, 3), "FLOAT_COLOR": ("color", np.float32, 4),
-        "BYTE_COLOR": ("color", np.float32, 4), "FLOAT2": ("vector", np.float32, 2),
-        "INT8": ("value", np.int32, 1), "QUATERNION": ("value", np.float32, 4),
-        "INT32_2D": ("value", np.int32, 2),
-    }
-    buffers = []
-    for attribute in mesh.attributes:
-        if attribute.domain != "POINT":
-            continue
-        layout = layouts.get(attribute.data_type)
-        if layout is None:
-            raise BadInputError(f"attribute {attribute.name!r} of type {attribute.data_type} is not supported")
-        prop, dtype, width = layout
-        values = np.empty(n * width, dtype=dtype)
-        attribute.data.foreach_get(prop, values)
-        buffers.append((attribute.name, attribute.data_type, values.reshape(n, width), prop))
-    return buffers
-
-
-def keep_points(obj, keep):
-    """Rebuild ``obj``'s vertex-only mesh with the points where ``keep`` is true (all attributes kept)."""
-    mesh = obj.data
-    if len(mesh.edges) or len(mesh.polygons):
-        raise BadInputError(f"'{obj.name}' has edges or faces; deleting by label works on point meshes only")
-    buffers = _attribute_buffers(mesh)
-    active_color = mesh.color_attributes.active_color_name
-    render_index = mesh.color_attributes.render_color_index
-    render_name = mesh.color_attributes[render_index].name if 0 <= render_index < len(mesh.color_attributes) else None
-    mesh.clear_geometry()
-    count = int(np.count_nonzero(keep))
-    mesh.vertices.add(count)
-    for name, data_type, values, prop in buffers:
-        attribute = mesh.attributes.get(name)
-        if attribute is None:
-            attribute = mesh.attributes.new(name, data_type, "POINT")
-        attribute.data.foreach_set(prop, np.ascontiguousarray(values[keep]).ravel())
-    if active_color and active_color in mesh.color_attributes:
-        mesh.color_attributes.active_color_name = active_color
-    if render_name and render_name in mesh.color_attributes:
-        names = [a.name for a in mesh.color_attributes]
-        mesh.color_attributes.render_color_index = names.index(render_name)
-    mesh.update()
-    return count
-
-
 def _apply_gamma_levels(obj, layout, gamma):
     """γ on a multi-level scene: every level re-solved by the core (each finer level within its parents), then
     gsseg_label and gsseg_code rewritten together. Needs the coarser levels' sidecars beside the finest one
@@ -304,9 +194,9 @@ def _apply_gamma_levels(obj, layout, gamma):
     except (BadInputError, KeyError, OSError) as error:
         raise BadInputError(f"'{obj.name}' is a multi-level scene: re-solving needs the sidecars of every level "
                             f"for its {n:,} points ({error})") from None
-    label_list.write_attribute(mesh, io_splat.LABEL_ATTRIBUTE, level_labels[-1], "INT")
-    label_list.write_attribute(mesh, CODE_PROPERTY, layout.pack(level_labels), "INT")
-    label_list.write_attribute(mesh, io_splat.CONFIDENCE_ATTRIBUTE, confidence, "FLOAT")
+    write_attribute(mesh, LABEL_ATTRIBUTE, level_labels[-1], "INT")
+    write_attribute(mesh, CODE_PROPERTY, layout.pack(level_labels), "INT")
+    write_attribute(mesh, CONFIDENCE_ATTRIBUTE, confidence, "FLOAT")
     label_list.sync(obj)
     label_list.refresh_display(obj)
     mesh.update()

@@ -51,7 +51,7 @@ class Accumulation:
 
     def save(self, path, extra=None):
         """Write the sidecar (.gsseg.npz) atomically; ``extra`` arrays are stored beside the standard keys."""
-        from .fileio import atomic_output
+        from .files.atomic import atomic_output
 
         with atomic_output(path) as handle:
             np.savez(handle, format_version=np.int32(DENSE_FORMAT_VERSION),
@@ -101,7 +101,7 @@ class BoundedAccumulation:
         return Shares.bounded_form(self.label_ids, self.total, self.share_bg, self.top_labels, self.top_shares)
 
     def save(self, path, extra=None):
-        from .fileio import atomic_output
+        from .files.atomic import atomic_output
 
         with atomic_output(path) as handle:
             np.savez(handle, format_version=np.int32(BOUNDED_FORMAT_VERSION),

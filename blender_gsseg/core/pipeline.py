@@ -15,11 +15,11 @@ import warnings
 
 import numpy as np
 
-from .accumulate import (SIDECAR_SUFFIX, Accumulation, accumulate_weights, get_backend, load_accumulation,
-                         sidecar_path)
-from .cameras import load_cameras
+from .accumulate import SIDECAR_SUFFIX, Accumulation, load_accumulation, sidecar_path
+from .backends import get_backend
+from .files.cameras import load_cameras
 from .errors import BadInputError
-from .gaussians import read_gaussians, write_gaussians
+from .files.splats import read_gaussians, write_gaussians
 from .levels import CODE_PROPERTY, LAYOUT_COMMENT, CodeLayout, parent_labels, solve_within_parents
 from .solver import UNSEEN, Shares
 from .views import Views, build_views

@@ -40,7 +40,7 @@ import numpy as np
 from . import projection
 from .accumulate import accumulate_weights
 from .errors import BadInputError
-from .masks import IndexMaps
+from .files.masks import IndexMaps
 from .pipeline import LABEL_PROPERTY, label_counts
 from .render import render_label_weights
 from .solver import UNSEEN, Shares

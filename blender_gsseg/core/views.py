@@ -15,9 +15,10 @@ import os
 import numpy as np
 
 from .accumulate import accumulate_weights
-from .cameras import Camera, load_cameras
+from .cameras import Camera
+from .files.cameras import load_cameras
 from .errors import BadInputError
-from .masks import MaskSet, label_index_maps, load_masks
+from .files.masks import MaskSet, label_index_maps, load_masks
 
 
 @dataclasses.dataclass

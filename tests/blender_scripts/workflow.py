@@ -1,6 +1,6 @@
 """An artist's first session, run by tests/test_blender_versions.py in each tested Blender release: install the
 extension zip, import the demo splat and its cameras, segment with its masks, select an instance, delete it,
-undo, redo and export. Runs in a child process of blender_harness.run_bpy (ARGS in, RESULT out)."""
+undo, redo and export. Runs in a child process of blender_harness.run_bpy (ARGS in, RESULT out: child.py)."""
 
 import hashlib
 import sys
@@ -8,8 +8,7 @@ import sys
 import bpy
 import numpy as np
 
-ARGS = globals()["ARGS"]  # set by the harness prelude
-RESULT = globals()["RESULT"]
+from child import ARGS, RESULT
 
 outcome = bpy.ops.extensions.package_install_files(filepath=ARGS["zip"], repo="user_default",
                                                     enable_on_install=True)

@@ -22,8 +22,9 @@ import zlib
 
 import numpy as np
 
-from .errors import BadInputError
-from .gaussians import PLY_TYPES, SH_C0, Gaussians, PlyElementData, read_ply_elements, read_ply_header
+from ..errors import BadInputError
+from ..gaussians import SH_C0, Gaussians
+from .ply import PLY_TYPES, PlyElementData, read_ply_elements, read_ply_header
 
 CHUNK_SIZE = 256  # splats per chunk in the compressed PLY format
 SPZ_MAGIC = 0x5053474E  # "NGSP" read as a little-endian uint32

@@ -30,7 +30,7 @@ import warnings
 import numpy as np
 from PIL import Image
 
-from .errors import BadInputError
+from ..errors import BadInputError
 
 MASK_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 # Extensions stripped from camera image names before matching (an image name may be of any image type, and

@@ -1,0 +1,113 @@
+"""Point attributes of a splat mesh: read and write them in bulk (``foreach_get``/``foreach_set``), keep a subset
+of the points with every attribute, and leave edit mode while doing it. The operators, the editing functions and
+the instance list all go through here."""
+
+import bpy
+import numpy as np
+
+from ..core.errors import BadInputError
+
+LABEL_ATTRIBUTE = "gsseg_label"
+CONFIDENCE_ATTRIBUTE = "gsseg_confidence"
+
+
+def read_attribute(mesh, name, kind="INT"):
+    attribute = mesh.attributes.get(name)
+    if attribute is None or attribute.domain != "POINT" or attribute.data_type != kind:
+        return None
+    values = np.empty(len(mesh.vertices), dtype=np.int32 if kind == "INT" else bool)
+    attribute.data.foreach_get("value", values)
+    return values
+
+
+_ATTRIBUTE_DTYPES = {"INT": np.int32, "FLOAT": np.float32, "BOOLEAN": bool}
+
+
+def write_attribute(mesh, name, values, kind="INT"):
+    """Write ``values`` into the POINT attribute ``name`` of type ``kind`` ('INT', 'FLOAT' or 'BOOLEAN'),
+    replacing an attribute of that name with another type or domain."""
+    attribute = mesh.attributes.get(name)
+    if attribute is not None and (attribute.data_type != kind or attribute.domain != "POINT"):
+        mesh.attributes.remove(attribute)
+        attribute = None
+    if attribute is None:
+        attribute = mesh.attributes.new(name, kind, "POINT")
+    attribute.data.foreach_set("value", np.ascontiguousarray(values, dtype=_ATTRIBUTE_DTYPES[kind]))
+
+
+def attribute_buffers(mesh):
+    """Every generic POINT attribute of a vertex-only mesh as (name, data_type, numpy array, prop)."""
+    n = len(mesh.vertices)
+    layouts = {
+        "FLOAT": ("value", np.float32, 1), "INT": ("value", np.int32, 1), "BOOLEAN": ("value", bool, 1),
+        "FLOAT_VECTOR": ("vector", np.float32, 3), "FLOAT_COLOR": ("color", np.float32, 4),
+        "BYTE_COLOR": ("color", np.float32, 4), "FLOAT2": ("vector", np.float32, 2),
+        "INT8": ("value", np.int32, 1), "QUATERNION": ("value", np.float32, 4),
+        "INT32_2D": ("value", np.int32, 2),
+    }
+    buffers = []
+    for attribute in mesh.attributes:
+        if attribute.domain != "POINT":
+            continue
+        layout = layouts.get(attribute.data_type)
+        if layout is None:
+            raise BadInputError(f"attribute {attribute.name!r} of type {attribute.data_type} is not supported")
+        prop, dtype, width = layout
+        values = np.empty(n * width, dtype=dtype)
+        attribute.data.foreach_get(prop, values)
+        buffers.append((attribute.name, attribute.data_type, values.reshape(n, width), prop))
+    return buffers
+
+
+def keep_points(obj, keep):
+    """Rebuild ``obj``'s vertex-only mesh with the points where ``keep`` is true (all attributes kept)."""
+    mesh = obj.data
+    if len(mesh.edges) or len(mesh.polygons):
+        raise BadInputError(f"'{obj.name}' has edges or faces; deleting by label works on point meshes only")
+    buffers = attribute_buffers(mesh)
+    active_color = mesh.color_attributes.active_color_name
+    render_index = mesh.color_attributes.render_color_index
+    render_name = mesh.color_attributes[render_index].name if 0 <= render_index < len(mesh.color_attributes) else None
+    mesh.clear_geometry()
+    count = int(np.count_nonzero(keep))
+    mesh.vertices.add(count)
+    for name, data_type, values, prop in buffers:
+        attribute = mesh.attributes.get(name)
+        if attribute is None:
+            attribute = mesh.attributes.new(name, data_type, "POINT")
+        attribute.data.foreach_set(prop, np.ascontiguousarray(values[keep]).ravel())
+    if active_color and active_color in mesh.color_attributes:
+        mesh.color_attributes.active_color_name = active_color
+    if render_name and render_name in mesh.color_attributes:
+        names = [a.name for a in mesh.color_attributes]
+        mesh.color_attributes.render_color_index = names.index(render_name)
+    mesh.update()
+    return count
+
+
+class ObjectMode:
+    """Leave edit mode for the duration (mesh data written in edit mode is overwritten on exit).
+
+    ``stay=True``: do not go back to edit mode. Operators that change object-level state (the cache path,
+    the instance list, custom properties) use it: an undo step pushed in edit mode restores only the mesh,
+    one pushed in object mode restores everything."""
+
+    def __init__(self, obj, stay=False):
+        self.obj = obj
+        self.was_edit = obj.mode == "EDIT"
+        self.stay = stay
+
+    def __enter__(self):
+        if self.was_edit:
+            self._set_mode("OBJECT")
+        return self
+
+    def __exit__(self, *exc):
+        if self.was_edit and not self.stay:
+            self._set_mode("EDIT")
+        return False
+
+    def _set_mode(self, mode):
+        context = bpy.context
+        with context.temp_override(active_object=self.obj, object=self.obj):
+            bpy.ops.object.mode_set(mode=mode)

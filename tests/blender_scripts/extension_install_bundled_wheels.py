@@ -1,0 +1,45 @@
+"""Install the built extension zip into an empty Blender user folder with plyfile and PIL importable only from its
+wheels (preamble bundled_only): the extension enables, imports an ASCII PLY through the bundled plyfile, and
+its preferences and CuPy install folder work. Run by tests/test_blender.py
+(test_extension_installs_enables_and_uses_bundled_wheels) with register="none"."""
+
+import importlib
+import os
+import sys
+
+import bpy
+
+from child import ARGS, RESULT
+
+try:
+    importlib.import_module("plyfile")
+    raise AssertionError("plyfile importable before the extension is installed")
+except ModuleNotFoundError:
+    pass
+outcome = bpy.ops.extensions.package_install_files(filepath=ARGS["zip"], repo="user_default",
+                                                    enable_on_install=True)
+assert outcome == {"FINISHED"}, outcome
+assert "bl_ext.user_default.gsseg" in bpy.context.preferences.addons.keys()
+assert hasattr(bpy.ops.gsseg, "import_splat") and hasattr(bpy.types, "GSSEG_PT_main")
+assert hasattr(bpy.types, "GSSEG_FH_splat")  # drag and drop of .ply/.splat/.spz into the 3D View
+import bl_ext.user_default.gsseg as ext
+assert ext.blender.io_splat.__name__ == "bl_ext.user_default.gsseg.blender.io_splat"
+# The ASCII PLY goes through plyfile: the import proves the bundled wheel works.
+assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"]) == {"FINISHED"}
+obj = bpy.context.active_object
+RESULT["count"] = len(obj.data.vertices)
+import plyfile, PIL
+RESULT["plyfile"] = plyfile.__file__
+RESULT["PIL"] = PIL.__file__
+RESULT["extension_dir"] = os.path.dirname(ext.__file__)
+# preferences: the default backend, and CuPy's install folder in the extension's user folder
+prefs = bpy.context.preferences.addons["bl_ext.user_default.gsseg"].preferences
+assert prefs.default_backend == "auto"
+prefs.default_backend = "cpu"
+assert ext.blender.prefs.resolve_backend(bpy.context, "DEFAULT") == "cpu"
+site = ext.blender.prefs.site_packages(create=True)
+RESULT["site"] = site
+assert ext.blender.prefs.add_site_packages() == site and site in sys.path
+bpy.ops.preferences.addon_disable(module="bl_ext.user_default.gsseg")
+assert site not in sys.path
+assert not hasattr(bpy.types, "GSSEG_PT_main")
