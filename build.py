@@ -43,7 +43,7 @@ PLATFORMS = {
 }
 # Pure-Python wheels (one file serves every platform and Python 3 version).
 # plyfile 1.1.4+ requires numpy>=2 in its metadata; Blender 4.2-5.0 ship numpy 1.26.
-PURE_REQUIREMENTS = ("plyfile==1.1.3",)
+PURE_REQUIREMENTS = ("plyfile==1.1.3", "filelock==4.3.1")  # filelock: two runs never write one output at once
 # Binary wheels, one per (Python version, platform). Blender does not bundle Pillow.
 BINARY_REQUIREMENTS = ("pillow==13.0.0",)
 PIP_TIMEOUT = 600

@@ -7,6 +7,7 @@ memory budget, 4 CUDA asked for but unavailable, 130 cancelled; no output is lef
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 import warnings
@@ -54,10 +55,10 @@ def _json_default(value):
     raise TypeError(type(value).__name__)
 
 
-def _write_json(path, data):
-    from .core.files.atomic import atomic_output
+def _write_json(path, data, commit=None):
+    from .core.files.commit import output_file
 
-    with atomic_output(path, "w") as handle:
+    with output_file(path, "w", commit) as handle:
         json.dump(data, handle, indent=2, default=_json_default)
         handle.write("\n")
 
@@ -102,25 +103,30 @@ def _output_checks(path):
 
 
 def cmd_segment(args):
-    from .core.pipeline import segment_scene, write_labeled
+    from .core.files.commit import Commit
+    from .core.pipeline import segment_scene, sidecar_paths_of, write_labeled
 
     _output_checks(args.output)
-    memory_budget = None if args.memory_budget is None else int(args.memory_budget * 2**20)
+    memory_budget = _memory_budget(args.memory_budget)
     masks = args.masks[0] if len(args.masks) == 1 else args.masks
-    result = segment_scene(args.scene, args.cameras, masks, gamma=args.gamma, target=args.target,
-                           scale=args.scale, every=args.every, backend=args.backend, memory_budget=memory_budget,
-                           ignore_label=args.ignore_label, progress=Progress("accumulating"))
-    if args.refine:
-        from .core.refine import refine_segment_result
+    inputs = [args.scene, args.cameras, *args.masks, *sidecar_paths_of(args.scene)]
+    with Commit(inputs) as commit:  # refuses an output that is an input before the long work
+        commit.check_outputs([args.output, args.report])
+        result = segment_scene(args.scene, args.cameras, masks, gamma=args.gamma, target=args.target,
+                               scale=args.scale, every=args.every, backend=args.backend,
+                               memory_budget=memory_budget, ignore_label=args.ignore_label,
+                               binary_threshold=args.binary_threshold, progress=Progress("accumulating"))
+        if args.refine:
+            from .core.refine import refine_segment_result
 
-        refine_segment_result(result, args.refine, backend=args.backend, progress=Progress("refining"))
-    start = time.perf_counter()
-    write_labeled(args.output, result.gaussians, result.accumulation, result.coarse_accumulations,
-                  result.parents)
-    result.report["timings"]["write_s"] = time.perf_counter() - start
-    result.report["output"] = args.output
-    if args.report:
-        _write_json(args.report, result.report)
+            refine_segment_result(result, args.refine, backend=args.backend, progress=Progress("refining"))
+        start = time.perf_counter()
+        write_labeled(args.output, result.gaussians, result.accumulation, result.coarse_accumulations,
+                      result.parents, commit=commit)
+        result.report["timings"]["write_s"] = time.perf_counter() - start
+        result.report["output"] = args.output
+        if args.report:
+            _write_json(args.report, result.report, commit)
     summary = {k: result.report[k] for k in ("n_gaussians", "gaussians_per_label", "unseen", "backend")}
     summary["views"] = len(result.report["views_used"])
     summary["seconds"] = round(sum(result.report["timings"].values()), 3)
@@ -128,48 +134,60 @@ def cmd_segment(args):
     return 0
 
 
+def _memory_budget(megabytes):
+    if megabytes is None:
+        return None
+    if not megabytes > 0:
+        raise BadInputError(f"--memory-budget {megabytes:g}: must be a positive number of MB")
+    return int(megabytes * 2**20)
+
+
 def cmd_relabel(args):
     import shutil
 
-    from .core.files.atomic import atomic_path
+    from .core.files.commit import Commit
+    from .core.files.splats import write_gaussians
     from .core.pipeline import read_labeled, relabel_scene, sidecar_paths, write_labeled
 
     gaussians = read_labeled(args.scene)
     out, labels = relabel_scene(args.scene, gaussians, args.gamma)
     output = args.output or args.scene
     _output_checks(output)
-    write_labeled(output, out)
-    if os.path.abspath(output) != os.path.abspath(args.scene):
-        # The new file keeps the accumulations beside it, so it can be re-solved again.
-        for source, target in zip(sidecar_paths(args.scene, gaussians), sidecar_paths(output, gaussians)):
-            with atomic_path(target) as tmp:
-                shutil.copyfile(source, tmp)
+    sources = sidecar_paths(args.scene, gaussians)
+    with Commit([args.scene, *sources], rewrites=[args.scene]) as commit:
+        if os.path.abspath(output) != os.path.abspath(args.scene):
+            # The new file keeps the accumulations beside it (same run), so it can be re-solved again.
+            for source, target in zip(sources, sidecar_paths(output, gaussians)):
+                shutil.copyfile(source, commit.file(target))
+            write_gaussians(output, out, commit=commit)
+        else:
+            write_labeled(output, out, commit=commit)
     ids, counts = np.unique(labels, return_counts=True)
     _print_json({"gamma": args.gamma, "gaussians_per_label": {str(i): int(c) for i, c in zip(ids, counts)}})
     return 0
 
 
-def _save_label_png(path, label_image):
+def _save_label_png(path, label_image, folder):
     from PIL import Image
 
-    from .core.files.atomic import atomic_path
+    from .core.files.commit import output_file
 
     top = int(label_image.max()) if label_image.size else 0
     if top <= 255:
         image = Image.fromarray(label_image.astype(np.uint8), mode="L")
     else:
         image = Image.fromarray(label_image.astype(np.uint16))
-    with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG")
+    with output_file(path, "wb", folder) as handle:
+        image.save(handle, format="PNG")
 
 
-def _save_rgb_png(path, rgb):
+def _save_rgb_png(path, rgb, folder):
     from PIL import Image
 
-    from .core.files.atomic import atomic_path
+    from .core.files.commit import output_file
 
-    with atomic_path(path) as tmp:
-        Image.fromarray((np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)).save(tmp, format="PNG")
+    with output_file(path, "wb", folder) as handle:
+        Image.fromarray((np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)).save(handle, format="PNG")
 
 
 def overlay_labels(rgb, label_image, opacity=0.5):
@@ -192,6 +210,8 @@ def cmd_render_masks(args):
     from .core.render import render_colour, render_labels
     from .core.views import working_sizes
 
+    from .core.files.commit import Commit
+
     backend = get_backend(args.backend)
     gaussians = read_labeled(args.scene)
     cameras = load_cameras(args.cameras)
@@ -202,31 +222,38 @@ def cmd_render_masks(args):
     if args.overlay:
         from .core.files.masks import load_masks
         overlay_masks = load_masks(args.overlay, cameras, sizes=[(c.width, c.height) for c in cameras])
-    os.makedirs(args.output, exist_ok=True)
     progress = Progress("rendering")
     written = []
-    for index, camera in enumerate(cameras):
-        stem = os.path.splitext(os.path.basename(camera.image_name))[0]
-        mask = render_labels(gaussians, labels, camera, args.mode, backend=backend)
-        _save_label_png(os.path.join(args.output, stem + ".png"), mask)
-        written.append(stem + ".png")
-        if args.colour or overlay_masks is not None:
-            rgb, _ = render_colour(gaussians, camera, backend=backend)
-            if args.colour:
-                _save_rgb_png(os.path.join(args.output, stem + "_colour.png"), rgb)
-            if overlay_masks is not None and index in overlay_masks.camera_indices:
-                given = overlay_masks.label_maps[overlay_masks.camera_indices.index(index)]
-                _save_rgb_png(os.path.join(args.output, stem + "_overlay.png"), overlay_labels(rgb, given))
-        progress(index + 1, len(cameras))
+    with Commit([args.scene, args.cameras, args.overlay]) as commit:
+        folder = commit.folder(args.output, kind="render-masks", overwrite=args.overwrite)
+        for index, camera in enumerate(cameras):
+            stem = os.path.splitext(os.path.basename(camera.image_name))[0]
+            if stem + ".png" in written:
+                raise BadInputError(f"{args.cameras}: two cameras would write {stem}.png (image names must differ "
+                                    f"in their file stem)")
+            mask = render_labels(gaussians, labels, camera, args.mode, backend=backend)
+            _save_label_png(os.path.join(folder.path, stem + ".png"), mask, folder)
+            written.append(stem + ".png")
+            if args.colour or overlay_masks is not None:
+                rgb, _ = render_colour(gaussians, camera, backend=backend)
+                if args.colour:
+                    _save_rgb_png(os.path.join(folder.path, stem + "_colour.png"), rgb, folder)
+                if overlay_masks is not None and index in overlay_masks.camera_indices:
+                    given = overlay_masks.label_maps[overlay_masks.camera_indices.index(index)]
+                    _save_rgb_png(os.path.join(folder.path, stem + "_overlay.png"), overlay_labels(rgb, given),
+                                  folder)
+            progress(index + 1, len(cameras))
     _print_json({"written": len(written), "folder": args.output})
     return 0
 
 
 def _select(args, keep):
+    from .core.files.commit import Commit
     from .core.files.splats import write_gaussians
-    from .core.pipeline import load_shares, read_labeled, selection
+    from .core.pipeline import load_shares, read_labeled, selection, sidecar_paths_of
 
     _output_checks(args.output)
+    Commit([args.scene, *sidecar_paths_of(args.scene)]).check_outputs([args.output])
     gaussians = read_labeled(args.scene)
     shares = load_shares(args.scene, gaussians) if args.gamma is not None else None
     picked = selection(gaussians, args.labels, shares=shares, gamma=args.gamma,
@@ -235,7 +262,8 @@ def _select(args, keep):
         chosen = picked
     else:
         chosen = ~picked
-    write_gaussians(args.output, gaussians.subset(chosen))
+    with Commit([args.scene, *sidecar_paths_of(args.scene)]) as commit:
+        write_gaussians(args.output, gaussians.subset(chosen), commit=commit)
     _print_json({"input": len(gaussians), "written": int(chosen.sum()), "output": args.output})
     return 0
 
@@ -249,19 +277,21 @@ def cmd_extract(args):
 
 
 def cmd_split(args):
+    from .core.files.commit import Commit
     from .core.files.splats import write_gaussians
     from .core.pipeline import level_labels_of, read_labeled
 
     gaussians = read_labeled(args.scene)
     labels = level_labels_of(gaussians, args.level, args.scene)
     stem = os.path.splitext(os.path.basename(args.scene))[0]
-    os.makedirs(args.output, exist_ok=True)
     written = {}
-    for label in np.unique(labels):
-        name = f"{stem}_unseen.ply" if label < 0 else f"{stem}_label_{int(label)}.ply"
-        chosen = labels == label
-        write_gaussians(os.path.join(args.output, name), gaussians.subset(chosen))
-        written[name] = int(chosen.sum())
+    with Commit([args.scene]) as commit:
+        folder = commit.folder(args.output, kind="split", overwrite=args.overwrite)
+        for label in np.unique(labels):
+            name = f"{stem}_unseen.ply" if label < 0 else f"{stem}_label_{int(label)}.ply"
+            chosen = labels == label
+            write_gaussians(os.path.join(folder.path, name), gaussians.subset(chosen), commit=folder)
+            written[name] = int(chosen.sum())
     _print_json({"folder": args.output, "files": written})
     return 0
 
@@ -299,6 +329,9 @@ def cmd_eval(args):
     result = segmentation_metrics([predictions[s] for s in common], [truths[s] for s in common],
                                   ignore_label=args.ignore_label)
     result["views"] = len(common)
+    if len(common) < len(truths):
+        warnings.warn(f"{args.predictions}: only {len(common)} of the {len(truths)} ground-truth views in "
+                      f"{args.truth} have a prediction (matched by file stem); the figures cover those alone")
     if args.json:
         _print_json(result)
     else:
@@ -318,6 +351,9 @@ def cmd_demo(args):
 
 
 # ----- parser
+
+OVERWRITE_HELP = ("replace an existing output folder that gsseg wrote (only the files its manifest lists; "
+                  "refused if it holds others)")
 
 
 def build_parser():
@@ -345,6 +381,8 @@ def build_parser():
     p.add_argument("--backend", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--memory-budget", type=float, metavar="MB", help="refuse above this (default: RAM / 4)")
     p.add_argument("--ignore-label", type=int, help="mask value that counts for nothing")
+    p.add_argument("--binary-threshold", type=int, metavar="T",
+                   help="read grey masks as binary: grey level >= T is the object (for anti-aliased masks)")
     p.add_argument("--report", help="write a JSON report here")
     p.add_argument("--refine", nargs="+", choices=("missing", "hidden", "seams"), default=[],
                    help="opt-in refinements beyond the exact optimum (see the README's Quality section); "
@@ -370,6 +408,7 @@ def build_parser():
                         "argmax: the whole scene, the label with the largest summed weight where alpha >= 0.5")
     p.add_argument("--backend", choices=("auto", "cpu", "cuda"), default="auto",
                    help="render on the GPU (cuda), here (cpu), or the GPU when CuPy finds one (auto)")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=cmd_render_masks)
 
     for name, keep in (("remove", False), ("extract", True)):
@@ -390,6 +429,7 @@ def build_parser():
     p.add_argument("scene")
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--level", type=int, help="split by this level of gsseg_code (0 = coarsest)")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=cmd_split)
 
     p = sub.add_parser("eval", help="compare predicted label images with ground truth")
@@ -410,6 +450,14 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
     sys.stderr.write(f"gsseg: warning: {message}\n")
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised where the process is, so that the same clean-up as Ctrl-C runs."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -417,6 +465,7 @@ def main(argv=None):
         parser.print_help(sys.stderr)
         return 2
     warnings.showwarning = _show_warning
+    previous = signal.signal(signal.SIGTERM, _terminate) if _main_thread() else None
     try:
         return args.func(args)
     except GssegError as error:
@@ -425,12 +474,26 @@ def main(argv=None):
     except KeyboardInterrupt:
         sys.stderr.write("gsseg: cancelled\n")
         return 130
+    except Terminated:
+        sys.stderr.write("gsseg: terminated\n")
+        return 143
     except MemoryError:
         sys.stderr.write("gsseg: error: out of memory (lower --scale or use fewer labels)\n")
         return 3
     except OSError as error:
-        sys.stderr.write(f"gsseg: error: {error.filename or ''}: {error.strerror or error}\n")
+        from .core.files.commit import os_reason
+
+        sys.stderr.write(f"gsseg: error: {error.filename or 'a file'}: {os_reason(error)}\n")
         return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main_thread():
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 if __name__ == "__main__":

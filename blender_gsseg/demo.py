@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw
 
 from .core.backends import get_backend
 from .core.files.cameras import load_cameras
-from .core.files.atomic import atomic_path
+from .core.files.commit import Commit, output_file
 from .core.files.splats import read_gaussians, write_gaussians
 from .core.metrics import segmentation_metrics
 from .core.pipeline import label_colour, segment_scene, selection, write_labeled
@@ -51,9 +51,9 @@ def demo_paths(folder=DEMO_DATA):
             "info": os.path.join(folder, "scene_info.json")}
 
 
-def _save_png(path, array):
-    with atomic_path(path) as tmp:
-        Image.fromarray(array).save(tmp, format="PNG")
+def _save_png(path, array, folder):
+    with output_file(path, "wb", folder) as handle:
+        Image.fromarray(array).save(handle, format="PNG")
 
 
 def _to_rgb8(rgb):
@@ -93,8 +93,17 @@ def contact_sheet(tiles, columns=2):
 
 def run_demo(output="gsseg-demo", backend="auto", progress=None, mode="subset"):
     """Run the demo into ``output``; returns a summary dict of the figures."""
+    with Commit() as commit:  # the folder is written whole, or not at all; it replaces a demo folder
+        folder = commit.folder(output, kind="demo", overwrite=True)
+        summary = _run_demo(folder, backend, progress, mode)
+    summary["output"] = output
+    summary["contact_sheet"] = os.path.join(output, "contact_sheet.png")
+    return summary
+
+
+def _run_demo(folder, backend, progress, mode):
     start = time.perf_counter()
-    os.makedirs(output, exist_ok=True)
+    output = folder.path
     paths = demo_paths()
     with open(paths["info"]) as handle:
         names = {o["label"]: o["name"] for o in json.load(handle)["objects"]}
@@ -105,15 +114,15 @@ def run_demo(output="gsseg-demo", backend="auto", progress=None, mode="subset"):
     backend = get_backend(backend)
     result = segment_scene(paths["scene"], lift, paths["masks"], backend=backend, progress=progress)
     labeled_path = os.path.join(output, "scene_labeled.ply")
-    write_labeled(labeled_path, result.gaussians, result.accumulation)
+    write_labeled(labeled_path, result.gaussians, result.accumulation, commit=folder)
 
     render_start = time.perf_counter()
     predictions = [render_labels(result.gaussians, result.labels, camera, mode, backend=backend)
                    for camera in held]
     truths = [_read_labels(os.path.join(paths["truth"], camera.image_name + ".png")) for camera in held]
-    os.makedirs(os.path.join(output, "rendered_masks"), exist_ok=True)
     for camera, prediction in zip(held, predictions):
-        _save_png(os.path.join(output, "rendered_masks", camera.image_name + ".png"), prediction.astype(np.uint8))
+        _save_png(os.path.join(output, "rendered_masks", camera.image_name + ".png"), prediction.astype(np.uint8),
+                  folder)
     metrics = segmentation_metrics(predictions, truths)
     ceiling = segmentation_metrics([render_labels(result.gaussians, truth_labels, camera, mode, backend=backend)
                                     for camera in held], truths)
@@ -124,7 +133,7 @@ def run_demo(output="gsseg-demo", backend="auto", progress=None, mode="subset"):
     picked = selection(result.gaussians, [REMOVED_LABEL], shares=shares, gamma=REMOVAL_GAMMA)
     removed = result.gaussians.subset(~picked)
     removed_path = os.path.join(output, f"scene_without_label_{REMOVED_LABEL}.ply")
-    write_gaussians(removed_path, removed)
+    write_gaussians(removed_path, removed, commit=folder)
 
     # Contact sheet: an input view and its (noisy) mask | the lifted labels at a held-out view and the Cycles
     # mask there | that view before and after removing one object.
@@ -145,7 +154,7 @@ def run_demo(output="gsseg-demo", backend="auto", progress=None, mode="subset"):
                    f"after 'gsseg remove --labels {REMOVED_LABEL} --gamma {REMOVAL_GAMMA}' ({removed_name})"),
     ]
     sheet_path = os.path.join(output, "contact_sheet.png")
-    _save_png(sheet_path, contact_sheet(tiles))
+    _save_png(sheet_path, contact_sheet(tiles), folder)
 
     seen = result.labels >= 0
     correct = result.labels == truth_labels

@@ -54,9 +54,9 @@ def test_bounded_sidecar_round_trip(tmp_path):
                                  mode="bounded")
     bounded.save(tmp_path / "s.gsseg.npz")
     with np.load(tmp_path / "s.gsseg.npz") as data:
-        assert int(data["format_version"]) == 2
-        assert sorted(data.files) == sorted(["format_version", "n_gaussians", "label_ids", "total", "share_bg",
-                                             "top_labels", "top_shares"])
+        assert int(data["format_version"]) == 3 and str(data["form"]) == "bounded"
+        assert sorted(data.files) == sorted(["format_version", "run_id", "kind", "form", "n_gaussians", "label_ids",
+                                             "total", "share_bg", "top_labels", "top_shares"])
     again = load_accumulation(tmp_path / "s.gsseg.npz", len(scene))
     np.testing.assert_array_equal(Shares.from_accumulation(again).solve(0.1)[0],
                                   Shares.from_accumulation(bounded).solve(0.1)[0])

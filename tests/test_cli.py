@@ -11,6 +11,7 @@ from PIL import Image
 
 from blender_gsseg.cli import main
 from blender_gsseg.core.accumulate import Accumulation, sidecar_path
+from blender_gsseg.core.files.commit import MANIFEST_NAME
 from blender_gsseg.core.files.inria_cameras import write_cameras_json
 from blender_gsseg.core.files.splats import read_gaussians, write_gaussians
 from synthetic.scene import make_scene
@@ -61,7 +62,7 @@ def test_segment_render_eval_round_trip(workspace, capsys):
     assert sum(report["gaussians_per_label"].values()) == int(seen.sum())
 
     assert run("render-masks", out, "--cameras", root / "held.json", "-o", root / "pred", "--colour") == 0
-    assert sorted(os.listdir(root / "pred"))[:2] == ["view_001.png", "view_001_colour.png"]
+    assert sorted(os.listdir(root / "pred"))[:3] == [MANIFEST_NAME, "view_001.png", "view_001_colour.png"]
     capsys.readouterr()
     assert run("eval", root / "pred", root / "truth", "--json") == 0
     metrics = json.loads(capsys.readouterr().out)
@@ -99,7 +100,7 @@ def test_relabel_remove_extract_split(workspace, capsys):
     assert members.sum() >= (labels == 1).sum()
 
     assert run("split", out, "-o", root / "parts") == 0
-    files = sorted(os.listdir(root / "parts"))
+    files = sorted(n for n in os.listdir(root / "parts") if n != MANIFEST_NAME)
     assert files[:4] == ["labeled2_label_0.ply", "labeled2_label_1.ply", "labeled2_label_2.ply",
                          "labeled2_label_3.ply"]
     total = sum(len(read_gaussians(root / "parts" / f)) for f in files)

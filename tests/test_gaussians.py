@@ -1,5 +1,7 @@
 """Splat PLY IO: every INRIA variant read, written back losslessly; derived views; bad files."""
 
+import warnings
+
 import numpy as np
 import plyfile
 import pytest
@@ -138,14 +140,58 @@ def test_bad_files(tmp_path):
     _bad(tmp_path / "huge.ply", "truncated")
 
     vertex["scale_1"][[2, 5]] = np.nan
-    vertex["opacity"][7] = np.inf
+    vertex["opacity"][7] = np.nan
     write_plyfile(tmp_path / "nan.ply", vertex)
     _bad(tmp_path / "nan.ply", "2 in scale_1", "1 in opacity")
+    vertex["opacity"][7] = 0.5
+    vertex["x"][4] = np.inf  # Inf outside the opacity stays an error
+    write_plyfile(tmp_path / "inf.ply", vertex)
+    _bad(tmp_path / "inf.ply", "1 in x")
     write_plyfile(tmp_path / "nan_ascii.ply", vertex, text=True)
     _bad(tmp_path / "nan_ascii.ply", "2 in scale_1")
     ascii_raw = open(tmp_path / "nan_ascii.ply", "rb").read()
     (tmp_path / "short_ascii.ply").write_bytes(ascii_raw[: len(ascii_raw) // 2])
     _bad(tmp_path / "short_ascii.ply")
+
+
+def test_infinite_opacity_is_a_valid_logit_and_round_trips(tmp_path):
+    """splat-transform writes fully opaque (and fully transparent) splats as opacity +inf (-inf)."""
+    rng = np.random.default_rng(8)
+    vertex = inria_array(30, 0, rng)
+    vertex["opacity"][[3, 9]] = np.inf
+    vertex["opacity"][4] = -np.inf
+    write_plyfile(tmp_path / "opaque.ply", vertex)
+    scene = read_gaussians(tmp_path / "opaque.ply")
+    assert scene.opacities[[3, 9]].tolist() == [1.0, 1.0] and scene.opacities[4] == 0.0
+    write_gaussians(tmp_path / "back.ply", scene)
+    assert read_gaussians(tmp_path / "back.ply").vertex.tobytes() == vertex.tobytes()
+
+
+def test_duplicate_property_names_and_rows_after_the_data(tmp_path):
+    rng = np.random.default_rng(9)
+    vertex = inria_array(10, 0, rng)
+    write_plyfile(tmp_path / "good.ply", vertex)
+    raw = open(tmp_path / "good.ply", "rb").read()
+    (tmp_path / "twice.ply").write_bytes(raw.replace(b"property float y\n", b"property float x\n", 1))
+    _bad(tmp_path / "twice.ply", "names the property 'x' twice")
+    (tmp_path / "short_count.ply").write_bytes(raw.replace(b"element vertex 10", b"element vertex 8"))
+    with pytest.warns(UserWarning, match=r"short_count.ply: \d+ bytes after the data"):
+        assert len(read_gaussians(tmp_path / "short_count.ply")) == 8
+
+
+def test_huge_log_scales_warn_once_and_stay_finite(tmp_path):
+    rng = np.random.default_rng(10)
+    vertex = inria_array(10, 0, rng)
+    vertex["scale_0"][[1, 2]] = 200.0
+    write_plyfile(tmp_path / "huge.ply", vertex)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        scene = read_gaussians(tmp_path / "huge.ply")
+        scales = scene.scales
+    assert [str(w.message) for w in caught] == [f"{tmp_path / 'huge.ply'}: 2 log-scales (scale_0..2) above 88 "
+                                                f"give Gaussians larger than float32 holds; they are clamped to "
+                                                f"1.65e+38"]
+    assert np.all(np.isfinite(scales))
 
 
 def test_failed_write_leaves_target_untouched(tmp_path):

@@ -49,7 +49,7 @@ def test_masks_are_decoded_per_view_when_used(tmp_path, monkeypatch):
     write_masks(tmp_path / "masks", cams)
     decoded = []
     real_decode = mask_files._decode
-    monkeypatch.setattr(mask_files, "_decode", lambda path: decoded.append(path) or real_decode(path))
+    monkeypatch.setattr(mask_files, "_decode", lambda path, *rest: decoded.append(path) or real_decode(path, *rest))
     views = build_views(cams, tmp_path / "masks")
     assert len(decoded) == 8  # one scan to learn the labels; no map is kept
     decoded.clear()

@@ -24,11 +24,11 @@ import zlib
 import bpy
 import numpy as np
 
-from ..core.accumulate import sidecar_path
 from ..core.errors import BadInputError
 from ..core.files.ply import PLY_TYPES
 from ..core.files.splats import read_gaussians, write_gaussians
 from ..core.gaussians import Gaussians
+from ..core.pipeline import bound_sidecar
 from . import display
 from .attributes import CONFIDENCE_ATTRIBUTE, LABEL_ATTRIBUTE
 from .display import srgb_to_linear
@@ -48,8 +48,9 @@ SPLAT_EXTENSIONS = (".ply", ".splat", ".spz")
 
 
 class SplatImportResult:
-    def __init__(self, obj, count, rounded, renamed, sidecar, seconds):
+    def __init__(self, obj, count, rounded, renamed, sidecar, seconds, refused=None):
         self.object = obj
+        self.refused = refused  # why the sidecar beside the file was not used
         self.count = count
         self.rounded = rounded  # float64 properties stored as float32
         self.renamed = renamed  # {property: attribute name} where the name was not free
@@ -64,6 +65,8 @@ class SplatImportResult:
             text += "; renamed: " + ", ".join(f"{k} -> {v}" for k, v in self.renamed.items())
         if self.sidecar:
             text += f"; cached segmentation found: {os.path.basename(self.sidecar)}"
+        if self.refused:
+            text += f"; not used: {self.refused}"
         return text
 
 
@@ -249,17 +252,20 @@ def import_splat(context, path, *, collection=None, name=None, display_points=Tr
     obj = bpy.data.objects.new(name, mesh)
     obj[HEADER_KEY] = json.dumps(header)
     obj[ELEMENTS_KEY] = _encode_elements(gaussians)
-    sidecar = sidecar_path(path)
-    if os.path.isfile(sidecar):
+    refused = None
+    try:
+        sidecar = bound_sidecar(path, gaussians)
+    except BadInputError as error:  # from another run: never used, the import goes on without it
+        sidecar, refused = None, str(error)
+    if sidecar is not None:
         obj[SIDECAR_KEY] = sidecar
         obj.gsseg.accumulation_path = sidecar
-    else:
-        sidecar = None
     (collection or context.collection).objects.link(obj)
     if display_points:
         display.add_point_display(obj)
     mesh.update()
-    return SplatImportResult(obj, len(gaussians), rounded, renamed, sidecar, time.perf_counter() - start)
+    return SplatImportResult(obj, len(gaussians), rounded, renamed, sidecar, time.perf_counter() - start,
+                             refused)
 
 
 def _point_selection(obj):

@@ -64,7 +64,7 @@ class GSSEG_OT_import_splat(bpy.types.Operator, ImportHelper):
                 failed.append(f"{os.path.basename(path)}: {_error_text(error)}")
                 continue
             imported.append(result.object)
-            self.report({"INFO"}, result.summary())
+            self.report({"WARNING"} if result.refused else {"INFO"}, result.summary())
         if not imported:
             self.report({"ERROR"}, "; ".join(failed))
             return {"CANCELLED"}

@@ -4,30 +4,43 @@ sidecar file (.gsseg.npz) that keeps it beside a labelled scene. The passes over
 (:mod:`.backends`).
 """
 
+from __future__ import annotations
+
 import collections.abc
 import dataclasses
 import os
+import zipfile
 
 import numpy as np
 
 from .backends import get_backend
 from .errors import BadInputError, MemoryBudgetError
+from .files.commit import output_path
 from .rasterize import DEFAULT_CHUNK_ENTRIES
 from .solver import Shares
 
 SIDECAR_SUFFIX = ".gsseg.npz"
-DENSE_FORMAT_VERSION = 1
-BOUNDED_FORMAT_VERSION = 2
+DENSE_FORMAT_VERSION = 1  # read only: dense weights
+BOUNDED_FORMAT_VERSION = 2  # read only: the bounded form
+SIDECAR_FORMAT_VERSION = 3  # written: run_id, kind, form, total, optional original_index
 TOP_K = 16  # other labels kept per Gaussian in the bounded form
 LABELS_PER_PASS = 32  # labels accumulated per pass over the views in the bounded form
 
 
 @dataclasses.dataclass
 class Accumulation:
-    """``label_ids`` int32 [L] (ascending, 0 = background first) and ``weights`` float32 [L, N]."""
+    """``label_ids`` int32 [L] (ascending, 0 = background first) and ``weights`` float32 [L, N].
+
+    ``run_id`` binds it to the PLY written with it (``comment gsseg_run <id>``); ``kind`` is 'accumulation'
+    (raw weights) or 'shares' (a refined result that has no raw weights: ``weights`` are then the shares times
+    each Gaussian's total weight, so everything downstream reads them alike); ``original_index`` [N] int64, when
+    set, gives each Gaussian's index in the scene the sidecar was made for (an edited scene)."""
 
     label_ids: np.ndarray
     weights: np.ndarray
+    run_id: str = ""
+    kind: str = "accumulation"
+    original_index: np.ndarray | None = None
 
     @property
     def n_gaussians(self):
@@ -43,21 +56,24 @@ class Accumulation:
 
     def subset(self, keep):
         """The accumulation of the Gaussians where ``keep`` (bool [N]) is true."""
-        return Accumulation(self.label_ids, self.weights[:, keep])
+        return dataclasses.replace(self, weights=self.weights[:, keep],
+                                   original_index=_original_index(self, keep))
 
     def shares(self):
         """The L1-normalised shares (:class:`~.solver.Shares`, dense form)."""
         return Shares.dense(self.weights, self.label_ids)
 
-    def save(self, path, extra=None):
-        """Write the sidecar (.gsseg.npz) atomically; ``extra`` arrays are stored beside the standard keys."""
-        from .files.atomic import atomic_output
-
-        with atomic_output(path) as handle:
-            np.savez(handle, format_version=np.int32(DENSE_FORMAT_VERSION),
-                     n_gaussians=np.int64(self.n_gaussians),
-                     label_ids=self.label_ids.astype(np.int32), weights=self.weights.astype(np.float32),
-                     **(extra or {}))
+    def save(self, path, extra=None, commit=None):
+        """Write the sidecar (.gsseg.npz, format_version 3): on its own, or as part of ``commit`` (a
+        :class:`~.files.commit.Commit`); ``extra`` arrays are stored beside the standard keys."""
+        total = self.weights.sum(axis=0, dtype=np.float64).astype(np.float32)
+        if self.kind == "shares":
+            inverse = np.zeros_like(total)
+            np.divide(1.0, total, out=inverse, where=total > 0)
+            arrays = {"shares": (self.weights * inverse).astype(np.float32)}
+        else:
+            arrays = {"weights": self.weights.astype(np.float32)}
+        _save_sidecar(path, self, "dense", total, arrays, extra, commit)
 
     @classmethod
     def load(cls, path, n_gaussians=None):
@@ -71,13 +87,17 @@ class BoundedAccumulation:
     """The bounded form for many labels: per Gaussian the total weight, the background share and the
     ``TOP_K`` best other labels with their shares (label -1 in unused slots). At most 2 + 2 * 16 numbers per
     Gaussian for any label count; the primary label is exact for any gamma and membership exact for
-    gamma > -0.88 (a share above 1/17 is always among the best 16)."""
+    gamma > -0.88 (a share above 1/17 is always among the best 16). ``run_id``, ``kind`` and
+    ``original_index`` as in :class:`Accumulation`."""
 
     label_ids: np.ndarray  # int32 [L]
     total: np.ndarray  # float32 [N]
     share_bg: np.ndarray  # float32 [N]
     top_labels: np.ndarray  # int32 [K, N]
     top_shares: np.ndarray  # float32 [K, N]
+    run_id: str = ""
+    kind: str = "accumulation"
+    original_index: np.ndarray | None = None
 
     @property
     def n_gaussians(self):
@@ -93,48 +113,100 @@ class BoundedAccumulation:
 
     def subset(self, keep):
         """The accumulation of the Gaussians where ``keep`` (bool [N]) is true."""
-        return BoundedAccumulation(self.label_ids, self.total[keep], self.share_bg[keep], self.top_labels[:, keep],
-                                   self.top_shares[:, keep])
+        return dataclasses.replace(self, total=self.total[keep], share_bg=self.share_bg[keep],
+                                   top_labels=self.top_labels[:, keep], top_shares=self.top_shares[:, keep],
+                                   original_index=_original_index(self, keep))
 
     def shares(self):
         """The shares (:class:`~.solver.Shares`, bounded form: the best labels per Gaussian)."""
         return Shares.bounded_form(self.label_ids, self.total, self.share_bg, self.top_labels, self.top_shares)
 
-    def save(self, path, extra=None):
-        from .files.atomic import atomic_output
+    def save(self, path, extra=None, commit=None):
+        """As :meth:`Accumulation.save`."""
+        arrays = {"share_bg": self.share_bg.astype(np.float32), "top_labels": self.top_labels.astype(np.int32),
+                  "top_shares": self.top_shares.astype(np.float32)}
+        _save_sidecar(path, self, "bounded", self.total.astype(np.float32), arrays, extra, commit)
 
-        with atomic_output(path) as handle:
-            np.savez(handle, format_version=np.int32(BOUNDED_FORMAT_VERSION),
-                     n_gaussians=np.int64(self.n_gaussians), label_ids=self.label_ids.astype(np.int32),
-                     total=self.total.astype(np.float32), share_bg=self.share_bg.astype(np.float32),
-                     top_labels=self.top_labels.astype(np.int32), top_shares=self.top_shares.astype(np.float32),
-                     **(extra or {}))
+
+def _original_index(accumulation, keep):
+    index = accumulation.original_index
+    return np.flatnonzero(keep) if index is None else index[keep]
+
+
+def _save_sidecar(path, accumulation, form, total, arrays, extra, commit):
+    keys = {"format_version": np.int32(SIDECAR_FORMAT_VERSION), "run_id": np.str_(accumulation.run_id),
+            "kind": np.str_(accumulation.kind), "form": np.str_(form),
+            "n_gaussians": np.int64(accumulation.n_gaussians),
+            "label_ids": np.asarray(accumulation.label_ids, dtype=np.int32), "total": total, **arrays}
+    if accumulation.original_index is not None:
+        keys["original_index"] = np.asarray(accumulation.original_index, dtype=np.int64)
+    with output_path(path, commit) as temp:
+        _write_npz(temp, {**keys, **(extra or {})})
+
+
+def _write_npz(path, arrays):
+    """np.savez's format (an uncompressed zip of .npy files), with the zip file closed on every path: numpy
+    leaves it to the garbage collector when a write fails, which then prints an ignored exception."""
+    with zipfile.ZipFile(path, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for key, value in arrays.items():
+            with archive.open(key + ".npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
+
+
+def sidecar_run_id(path):
+    """The run id a sidecar carries ('' for versions 1 and 2, or one that cannot be read), without loading
+    its weights."""
+    try:
+        with np.load(os.fspath(path)) as data:
+            return str(data["run_id"]) if "run_id" in data.files else ""
+    except Exception:  # damaged: load_accumulation says so when it is used
+        return ""
 
 
 def load_accumulation(path, n_gaussians=None):
-    """Read a sidecar of either form; a clear error for a missing, damaged or mismatched one."""
+    """Read a sidecar (format_version 1-3, dense or bounded, raw weights or shares); a clear error for a
+    missing, damaged, inconsistent or mismatched one."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise BadInputError(f"{path}: no sidecar accumulation found (run 'gsseg segment' first)")
     try:
         with np.load(path) as data:
             version = int(data["format_version"])
+            if version not in (1, 2, SIDECAR_FORMAT_VERSION):
+                raise BadInputError(f"{path}: unsupported sidecar format_version {version}")
             count = int(data["n_gaussians"])
             label_ids = data["label_ids"].astype(np.int32)
-            if version == DENSE_FORMAT_VERSION:
-                result = Accumulation(label_ids, data["weights"].astype(np.float32))
+            meta = {}
+            if version == SIDECAR_FORMAT_VERSION:
+                meta = {"run_id": str(data["run_id"]), "kind": str(data["kind"])}
+                if "original_index" in data.files:
+                    meta["original_index"] = data["original_index"].astype(np.int64)
+                form = str(data["form"])
+            else:
+                form = "dense" if version == DENSE_FORMAT_VERSION else "bounded"
+            if meta.get("kind", "accumulation") not in ("accumulation", "shares"):
+                raise BadInputError(f"{path}: unknown sidecar kind {meta['kind']!r}")
+            if form == "dense":
+                if meta.get("kind") == "shares":
+                    total = data["total"].astype(np.float32)
+                    weights = data["shares"].astype(np.float32) * total[None]
+                else:
+                    weights = data["weights"].astype(np.float32)
+                result = Accumulation(label_ids, weights, **meta)
                 shapes = {"weights": (result.weights.shape, (len(label_ids), count))}
-            elif version == BOUNDED_FORMAT_VERSION:
+                values = [result.weights]
+            elif form == "bounded":
                 result = BoundedAccumulation(label_ids, data["total"].astype(np.float32),
                                              data["share_bg"].astype(np.float32),
                                              data["top_labels"].astype(np.int32),
-                                             data["top_shares"].astype(np.float32))
+                                             data["top_shares"].astype(np.float32), **meta)
                 k = result.top_labels.shape[0] if result.top_labels.ndim == 2 else -1
                 shapes = {"total": (result.total.shape, (count,)), "share_bg": (result.share_bg.shape, (count,)),
                           "top_labels": (result.top_labels.shape, (k, count)),
                           "top_shares": (result.top_shares.shape, (k, count))}
+                values = [result.total, result.share_bg, result.top_shares]
             else:
-                raise BadInputError(f"{path}: unsupported sidecar format_version {version}")
+                raise BadInputError(f"{path}: unknown sidecar form {form!r}")
     except BadInputError:
         raise
     except Exception as error:  # zipfile, KeyError, ValueError: all mean a damaged sidecar
@@ -142,6 +214,14 @@ def load_accumulation(path, n_gaussians=None):
     for name, (shape, expected) in shapes.items():
         if shape != expected:
             raise BadInputError(f"{path}: sidecar {name} has shape {shape}, expected {expected}")
+    if len(np.unique(label_ids)) != len(label_ids):
+        raise BadInputError(f"{path}: the sidecar lists a label id twice")
+    for array in values:
+        if not np.all(np.isfinite(array)) or np.any(array < 0):
+            raise BadInputError(f"{path}: the sidecar holds NaN, infinite or negative weights (damaged)")
+    index = getattr(result, "original_index", None)
+    if index is not None and index.shape != (count,):
+        raise BadInputError(f"{path}: sidecar original_index has shape {index.shape}, expected ({count},)")
     if n_gaussians is not None and count != n_gaussians:
         raise BadInputError(f"{path}: sidecar is for {count} Gaussians but the scene has {n_gaussians}")
     return result

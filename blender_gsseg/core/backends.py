@@ -13,11 +13,21 @@ CUDA one is tested against):
   the whole scene, sums[g] = sum of w over the Gaussians of group g (``groups`` int [N], -1 in alpha only).
 """
 
+from __future__ import annotations
+
+import collections.abc
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from . import projection
 from .errors import BadInputError, CancelledError, CudaUnavailableError
 from .rasterize import DEFAULT_CHUNK_ENTRIES, group_weights, iter_contributions, render_sums, sorted_tile_pairs
+
+if TYPE_CHECKING:
+    from .cameras import Camera
+    from .cuda_backend import CudaBackend
+    from .gaussians import Gaussians
 
 
 class CpuBackend:
@@ -26,7 +36,7 @@ class CpuBackend:
 
     name = "cpu"
 
-    def __init__(self, chunk_entries=DEFAULT_CHUNK_ENTRIES, use_numba=None):
+    def __init__(self, chunk_entries: int = DEFAULT_CHUNK_ENTRIES, use_numba: bool | None = None):
         from . import cpu_kernels
 
         self.chunk_entries = chunk_entries
@@ -51,7 +61,14 @@ class CpuBackend:
             self._projection = (gaussians, camera, projected)
         return projected
 
-    def accumulate(self, gaussians, views, n_labels, progress=None, cancel=None):
+    def accumulate(
+        self,
+        gaussians: Gaussians,
+        views: collections.abc.Sequence[tuple[Camera, np.ndarray]],  # (camera, label indices int [H, W], -1 ignored)
+        n_labels: int,
+        progress: collections.abc.Callable[[int, int], None] | None = None,  # (views done, views)
+        cancel: collections.abc.Callable[[], bool] | None = None,
+    ) -> np.ndarray:  # [n_labels, N] float32
         from . import cpu_kernels
 
         n = len(gaussians)
@@ -86,21 +103,37 @@ class CpuBackend:
         if keys:
             total += np.bincount(np.concatenate(keys), weights=np.concatenate(values), minlength=n_labels * n)
 
-    def render_colour(self, gaussians, camera, background=(0.0, 0.0, 0.0)):
+    def render_colour(
+        self,
+        gaussians: Gaussians,
+        camera: Camera,
+        background: collections.abc.Sequence[float] = (0.0, 0.0, 0.0),  # RGB
+    ) -> tuple[np.ndarray, np.ndarray]:  # RGB [H, W, 3] float32 in [0, 1], alpha [H, W] float32
         alpha, rgb = render_sums(self._project(gaussians, camera), gaussians.base_colors)
         rgb = rgb + (1.0 - alpha)[..., None] * np.asarray(background, dtype=np.float64)
         return np.clip(rgb, 0, 1).astype(np.float32), alpha.astype(np.float32)
 
-    def render_alpha_depth(self, gaussians, camera, include_mask=None):
+    def render_alpha_depth(
+        self,
+        gaussians: Gaussians,
+        camera: Camera,
+        include_mask: np.ndarray | None = None,  # [N] bool
+    ) -> tuple[np.ndarray, np.ndarray]:  # alpha [H, W] float64, sum of w * view depth [H, W] float64
         projected = self._project(gaussians, camera)
         alpha, depth_sum = render_sums(projected, projected.depths.astype(np.float64)[:, None], include=include_mask)
         return alpha, depth_sum[..., 0]
 
-    def render_label_weights(self, gaussians, camera, groups, n_groups):
+    def render_label_weights(
+        self,
+        gaussians: Gaussians,
+        camera: Camera,
+        groups: np.ndarray,  # [N] int, -1 in the alpha only
+        n_groups: int,
+    ) -> tuple[np.ndarray, np.ndarray]:  # sums [n_groups, H, W] float64, alpha [H, W] float64
         return group_weights(self._project(gaussians, camera), groups, n_groups)
 
 
-def cuda_available():
+def cuda_available() -> bool:
     try:
         from .cuda_backend import cuda_device_count
     except ImportError:
@@ -108,7 +141,7 @@ def cuda_available():
     return cuda_device_count() > 0
 
 
-def get_backend(name="auto"):
+def get_backend(name: str | CpuBackend | CudaBackend | None = "auto") -> CpuBackend | CudaBackend:
     """'cpu', 'cuda' or 'auto' (CUDA when CuPy finds a device, else CPU); a backend object is returned as it is,
     and None means 'cpu'."""
     if name is None:

@@ -1,6 +1,9 @@
 """Cameras: one type, :class:`Camera` (OpenCV axes, world-to-camera), and the geometry around it (look-at rigs,
 quaternions, rigid inverses). Camera files are read and written by :mod:`.files.cameras`."""
 
+from __future__ import annotations
+
+import collections.abc
 import dataclasses
 
 import numpy as np
@@ -14,7 +17,7 @@ class Camera:
     (0.5, 0.5) (COLMAP's convention): a point projects to ``u = fx * x / z + cx``.
     """
 
-    world_to_camera: np.ndarray
+    world_to_camera: np.ndarray  # [4, 4] float64
     fx: float
     fy: float
     cx: float
@@ -23,14 +26,14 @@ class Camera:
     height: int
     image_name: str
 
-    def scaled(self, scale):
+    def scaled(self, scale: float) -> Camera:
         """This camera at W' = round(S*W), H' = round(S*H), intrinsics scaled by W'/W and H'/H."""
         width, height = int(round(scale * self.width)), int(round(scale * self.height))
         sx, sy = width / self.width, height / self.height
         return dataclasses.replace(self, fx=self.fx * sx, fy=self.fy * sy, cx=self.cx * sx, cy=self.cy * sy,
                                    width=width, height=height)
 
-    def project(self, points):
+    def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # [N, 2] float64, [N] float64
         """Project world points [N, 3] -> (uv [N, 2] in continuous pixel coordinates, depth [N])."""
         points = np.asarray(points, dtype=np.float64)
         cam = points @ self.world_to_camera[:3, :3].T + self.world_to_camera[:3, 3]
@@ -40,24 +43,38 @@ class Camera:
         return uv, z
 
     @property
-    def camera_to_world(self):
+    def camera_to_world(self) -> np.ndarray:  # [4, 4] float64
         return np.linalg.inv(self.world_to_camera)
 
     @property
-    def centre(self):
+    def centre(self) -> np.ndarray:  # [3] float64
         """The camera centre in world coordinates, [3]."""
         rotation = self.world_to_camera[:3, :3]
         return -rotation.T @ self.world_to_camera[:3, 3]
 
     @classmethod
-    def from_camera_to_world(cls, camera_to_world, fx, fy, cx, cy, width, height, image_name):
+    def from_camera_to_world(
+        cls,
+        camera_to_world: np.ndarray,  # [3, 4] or [4, 4]
+        fx: float,
+        fy: float,
+        cx: float,
+        cy: float,
+        width: int,
+        height: int,
+        image_name: str,
+    ) -> Camera:
         """A camera from a camera-to-world matrix (3x4 or 4x4, OpenCV axes, rigid)."""
         c2w = np.asarray(camera_to_world, dtype=np.float64)
         w2c = rigid_inverse(c2w[None, :3, :3], c2w[None, :3, 3])[0]
         return cls(w2c, float(fx), float(fy), float(cx), float(cy), int(width), int(height), str(image_name))
 
 
-def look_at(eye, target, up=(0.0, 0.0, 1.0)):
+def look_at(
+    eye: collections.abc.Sequence[float] | np.ndarray,  # [3]
+    target: collections.abc.Sequence[float] | np.ndarray,  # [3]
+    up: collections.abc.Sequence[float] | np.ndarray = (0.0, 0.0, 1.0),  # [3]
+) -> np.ndarray:  # [4, 4] float64
     """World-to-camera 4x4 (OpenCV axes) for a camera at ``eye`` looking at ``target``."""
     eye, target, up = (np.asarray(v, dtype=np.float64) for v in (eye, target, up))
     forward = target - eye
@@ -72,7 +89,8 @@ def look_at(eye, target, up=(0.0, 0.0, 1.0)):
     return w2c
 
 
-def ring_cameras(count, width=160, height=120, radius=6.0, height_above=3.0, fov_x_deg=60.0, prefix="view"):
+def ring_cameras(count: int, width: int = 160, height: int = 120, radius: float = 6.0, height_above: float = 3.0,
+                 fov_x_deg: float = 60.0, prefix: str = "view") -> list[Camera]:
     """Cameras on a circle around the origin, looking at the scene centre."""
     fx = 0.5 * width / np.tan(np.radians(fov_x_deg) / 2)
     cameras = []
@@ -87,7 +105,7 @@ def ring_cameras(count, width=160, height=120, radius=6.0, height_above=3.0, fov
 OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0])
 
 
-def quaternions_to_rotations(quaternions):
+def quaternions_to_rotations(quaternions: np.ndarray) -> np.ndarray:  # [N, 4] -> [N, 3, 3] float64
     """Unit quaternions [N, 4] (w, x, y, z) -> rotation matrices [N, 3, 3] (COLMAP's qvec2rotmat)."""
     q = np.asarray(quaternions, dtype=np.float64)
     q = q / np.linalg.norm(q, axis=-1, keepdims=True)
@@ -99,7 +117,7 @@ def quaternions_to_rotations(quaternions):
     ], axis=-1).reshape(q.shape[:-1] + (3, 3))
 
 
-def rotations_to_quaternions(rotations):
+def rotations_to_quaternions(rotations: np.ndarray) -> np.ndarray:  # [N, 3, 3] -> [N, 4] float64
     """Rotation matrices [N, 3, 3] -> unit quaternions [N, 4] (w, x, y, z) with w >= 0 (COLMAP's rotmat2qvec)."""
     r = np.asarray(rotations, dtype=np.float64)
     # COLMAP's names: R.flat = Rxx, Ryx, Rzx, Rxy, Ryy, Rzy, Rxz, Ryz, Rzz (so Ryx is row 0, column 1).
@@ -120,7 +138,10 @@ def rotations_to_quaternions(rotations):
     return q / np.linalg.norm(q, axis=-1, keepdims=True)
 
 
-def rigid_inverse(rotations, translations):
+def rigid_inverse(
+    rotations: np.ndarray,  # [N, 3, 3]
+    translations: np.ndarray,  # [N, 3]
+) -> np.ndarray:  # [N, 4, 4] float64
     """[N, 3, 3] rotations and [N, 3] translations of a rigid map -> [N, 4, 4] matrices of its inverse."""
     n = rotations.shape[0]
     out = np.zeros((n, 4, 4))
@@ -131,7 +152,10 @@ def rigid_inverse(rotations, translations):
     return out
 
 
-def world_to_camera_matrices(rotations, translations):
+def world_to_camera_matrices(
+    rotations: np.ndarray,  # [N, 3, 3]
+    translations: np.ndarray,  # [N, 3]
+) -> np.ndarray:  # [N, 4, 4] float64
     """[N, 3, 3] world-to-camera rotations and [N, 3] translations -> [N, 4, 4]."""
     n = rotations.shape[0]
     out = np.zeros((n, 4, 4))

@@ -6,12 +6,16 @@ reproduces the file. Derived views (means, opacities, ...) are computed on deman
 writing files is :mod:`.files.splats`.
 """
 
+from __future__ import annotations
+
+import collections.abc
 import functools
+import warnings
 
 import numpy as np
 
 from .errors import BadInputError
-from .files.ply import NUMPY_TO_PLY
+from .files.ply import NUMPY_TO_PLY, PlyElementData
 
 SH_C0 = 0.28209479177387814
 
@@ -22,13 +26,23 @@ REQUIRED_PROPERTIES = (
 # Number of f_rest_* properties for SH degree 0..4 (degree 4 only from .spz) (3 channels x ((d+1)^2 - 1) coefficients).
 REST_COUNT_TO_DEGREE = {0: 0, 9: 1, 24: 2, 45: 3, 72: 4}
 CHECK_BLOCK_ROWS = 1 << 14  # rows per block of the NaN/Inf scan
+MAX_LOG_SCALE = 88.0  # exp(88) is about 1.7e38, near the float32 maximum
 
 
 class Gaussians:
     """A splat scene: the vertex table as read, the rest of the PLY file, and cached derived views."""
 
-    def __init__(self, vertex, *, property_types=None, meta_lines=(), elements=(), vertex_position=0,
-                 source_format="ply", path=None):
+    def __init__(
+        self,
+        vertex: np.ndarray,  # [N] structured: one field per vertex property, in file order
+        *,
+        property_types: collections.abc.Mapping[str, str] | None = None,  # property name -> PLY type name
+        meta_lines: collections.abc.Iterable[tuple[str, str]] = (),  # ("comment" | "obj_info", text)
+        elements: collections.abc.Iterable[PlyElementData] = (),  # the other elements, in file order
+        vertex_position: int = 0,
+        source_format: str = "ply",
+        path: str | None = None,  # the file read, for messages
+    ):
         self.vertex = vertex
         self.property_types = dict(property_types or {})  # name -> PLY type name as it was in the header
         for name in vertex.dtype.names:
@@ -40,19 +54,19 @@ class Gaussians:
         self.path = path
 
     # ----- basic facts
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.vertex)
 
     @property
-    def property_names(self):
+    def property_names(self) -> list[str]:
         return list(self.vertex.dtype.names)
 
     @property
-    def comments(self):
+    def comments(self) -> list[str]:
         return [text for kind, text in self.meta_lines if kind == "comment"]
 
     @functools.cached_property
-    def sh_degree(self):
+    def sh_degree(self) -> int:
         rest = sum(1 for name in self.vertex.dtype.names if name.startswith("f_rest_"))
         return REST_COUNT_TO_DEGREE.get(rest, 0)
 
@@ -64,22 +78,23 @@ class Gaussians:
 
     # ----- derived views (float32, cached)
     @functools.cached_property
-    def means(self):
+    def means(self) -> np.ndarray:  # [N, 3] float32
         return self._stack(("x", "y", "z"))
 
     @functools.cached_property
-    def opacities(self):
+    def opacities(self) -> np.ndarray:  # [N] float32
         """Opacity in [0, 1]: the sigmoid of the stored logit."""
         logit = self.vertex["opacity"].astype(np.float32)
-        return (1.0 / (1.0 + np.exp(-logit))).astype(np.float32)
+        with np.errstate(over="ignore"):  # exp(+inf) = inf gives opacity 0, as it should
+            return (1.0 / (1.0 + np.exp(-logit))).astype(np.float32)
 
     @functools.cached_property
-    def scales(self):
-        """Per-axis standard deviations: exp of the stored log-scales."""
-        return np.exp(self._stack(("scale_0", "scale_1", "scale_2")))
+    def scales(self) -> np.ndarray:  # [N, 3] float32
+        """Per-axis standard deviations: exp of the stored log-scales (clamped so that they stay finite)."""
+        return np.exp(np.minimum(self._stack(("scale_0", "scale_1", "scale_2")), MAX_LOG_SCALE))
 
     @functools.cached_property
-    def rotations(self):
+    def rotations(self) -> np.ndarray:  # [N, 4] float32
         """Unit quaternions, w first."""
         quats = self._stack(("rot_0", "rot_1", "rot_2", "rot_3"))
         norm = np.linalg.norm(quats, axis=1, keepdims=True)
@@ -87,27 +102,27 @@ class Gaussians:
         return quats / norm
 
     @functools.cached_property
-    def sh_dc(self):
+    def sh_dc(self) -> np.ndarray:  # [N, 3] float32
         return self._stack(("f_dc_0", "f_dc_1", "f_dc_2"))
 
     @functools.cached_property
-    def base_colors(self):
+    def base_colors(self) -> np.ndarray:  # [N, 3] float32
         """RGB in [0, 1] from the degree-0 SH coefficient."""
         return np.clip(0.5 + SH_C0 * self.sh_dc, 0.0, 1.0)
 
     @functools.cached_property
-    def sh_rest(self):
+    def sh_rest(self) -> np.ndarray:  # [N, K, 3] float32
         """[N, K, 3] higher-order SH coefficients (f_rest is channel-major: index = c*K + k)."""
         count = ((self.sh_degree + 1) ** 2) - 1
         rest = self._stack([f"f_rest_{i}" for i in range(3 * count)])
         return rest.reshape(len(self.vertex), 3, count).transpose(0, 2, 1).copy()
 
     # ----- editing (each returns a new scene; the original is untouched)
-    def subset(self, selection):
+    def subset(self, selection: np.ndarray) -> Gaussians:  # bool [N] or int [M]
         """The Gaussians picked by a boolean mask or an index array, with the same header."""
         return self._replace(self.vertex[selection])
 
-    def with_int_property(self, name, values):
+    def with_int_property(self, name: str, values: np.ndarray) -> Gaussians:  # values: int [N]
         """Add an int32 property, or replace one of that name in place (keeping its position)."""
         values = np.asarray(values)
         if values.shape != (len(self.vertex),):
@@ -126,14 +141,14 @@ class Gaussians:
         types[name] = "int"
         return self._replace(vertex, property_types=types)
 
-    def without_properties(self, names):
+    def without_properties(self, names: collections.abc.Collection[str]) -> Gaussians:
         keep = [n for n in self.vertex.dtype.names if n not in set(names)]
         vertex = np.empty(len(self.vertex), dtype=[(n, self.vertex.dtype[n]) for n in keep])
         for n in keep:
             vertex[n] = self.vertex[n]
         return self._replace(vertex)
 
-    def with_comments(self, comments, *, drop_prefix=None):
+    def with_comments(self, comments: collections.abc.Iterable[str], *, drop_prefix: str | None = None) -> Gaussians:
         """Replace comments starting with ``drop_prefix`` by ``comments`` (appended after the others)."""
         meta = [(kind, text) for kind, text in self.meta_lines
                 if not (drop_prefix and kind == "comment" and text.startswith(drop_prefix))]
@@ -148,7 +163,7 @@ class Gaussians:
         return Gaussians(vertex, **args)
 
     # ----- validation
-    def check(self):
+    def check(self) -> Gaussians:
         """Raise BadInputError naming the file and the problem (missing properties, NaN/Inf values)."""
         where = self.path or "scene"
         missing = [name for name in REQUIRED_PROPERTIES if name not in self.vertex.dtype.names]
@@ -156,14 +171,24 @@ class Gaussians:
             raise BadInputError(f"{where}: missing required vertex properties: {' '.join(missing)}")
         float_names = [n for n in self.vertex.dtype.names if self.vertex.dtype[n].kind == "f"]
         counts = dict.fromkeys(float_names, 0)
+        nan_opacity = overflowing = 0
         # Row blocks keep each block in cache while its columns are scanned; scanning whole columns of a
         # wide table would stream the entire table through memory once per property.
         for start in range(0, len(self.vertex), CHECK_BLOCK_ROWS):
             block = self.vertex[start:start + CHECK_BLOCK_ROWS]
             for name in float_names:
                 column = block[name]
+                if name == "opacity":  # +-Inf is a valid logit (sigmoid 0 or 1): splat-transform writes it
+                    nan_opacity += int(np.count_nonzero(np.isnan(column)))
+                    continue
                 counts[name] += column.size - int(np.count_nonzero(np.isfinite(column)))
+                if name.startswith("scale_"):
+                    overflowing += int(np.count_nonzero(column > MAX_LOG_SCALE))
+        counts["opacity"] = nan_opacity
         bad = [f"{count} in {name}" for name, count in counts.items() if count]
         if bad:
             raise BadInputError(f"{where}: NaN/Inf values in the file: {', '.join(bad)}")
+        if overflowing:
+            warnings.warn(f"{where}: {overflowing} log-scales (scale_0..2) above {MAX_LOG_SCALE:g} give Gaussians "
+                          f"larger than float32 holds; they are clamped to {np.exp(MAX_LOG_SCALE):.3g}", stacklevel=2)
         return self

@@ -9,13 +9,16 @@ set, -1 for Gaussians unseen at level 0. A coarser level is then a prefix of a f
 the PLY header comment ``gsseg_code_layout <level name>:<bits> ...`` (coarse first).
 """
 
+from __future__ import annotations
+
+import collections.abc
 import dataclasses
 import re
 
 import numpy as np
 
 from .errors import BadInputError
-from .solver import UNSEEN
+from .solver import UNSEEN, Shares
 
 CODE_PROPERTY = "gsseg_code"
 LAYOUT_COMMENT = "gsseg_code_layout"
@@ -25,11 +28,11 @@ _NAME_RE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 @dataclasses.dataclass
 class CodeLayout:
-    names: list
-    bits: list
+    names: list[str]  # one per level, coarse first
+    bits: list[int]  # one per level, coarse first
 
     @classmethod
-    def for_levels(cls, names, max_ids):
+    def for_levels(cls, names: collections.abc.Sequence[str], max_ids: collections.abc.Iterable[int]) -> CodeLayout:
         bits = [max(1, int(top).bit_length()) for top in max_ids]
         if sum(bits) > MAX_CODE_BITS:
             raise BadInputError(f"the levels need {sum(bits)} bits ({', '.join(map(str, bits))}); "
@@ -37,14 +40,14 @@ class CodeLayout:
         return cls([_NAME_RE.sub("_", n) or f"level{k}" for k, n in enumerate(names)], bits)
 
     @property
-    def shifts(self):
+    def shifts(self) -> list[int]:
         return [sum(self.bits[k + 1:]) for k in range(len(self.bits))]
 
-    def comment(self):
+    def comment(self) -> str:
         return LAYOUT_COMMENT + " " + " ".join(f"{n}:{b}" for n, b in zip(self.names, self.bits))
 
     @classmethod
-    def from_comments(cls, comments, where="scene"):
+    def from_comments(cls, comments: collections.abc.Iterable[str], where: str = "scene") -> CodeLayout | None:
         """The layout from the header comments, or None when there is none."""
         for text in comments:
             if text.startswith(LAYOUT_COMMENT + " "):
@@ -60,7 +63,10 @@ class CodeLayout:
                 return cls(names, bits)
         return None
 
-    def pack(self, level_labels):
+    def pack(
+        self,
+        level_labels: collections.abc.Sequence[np.ndarray],  # [levels] of int [N], coarse first
+    ) -> np.ndarray:  # [N] int32
         """int32 codes from per-level labels (level 0 unseen -> -1; a finer level's -1 packs as 0)."""
         code = np.zeros(len(level_labels[0]), dtype=np.int64)
         for labels, shift, bits in zip(level_labels, self.shifts, self.bits):
@@ -71,7 +77,7 @@ class CodeLayout:
         code[np.asarray(level_labels[0]) == UNSEEN] = -1
         return code.astype(np.int32)
 
-    def field(self, codes, level):
+    def field(self, codes: np.ndarray, level: int) -> np.ndarray:  # int [N] -> int32 [N]
         """int32 labels of ``level`` from codes (-1 where the code is -1)."""
         if not 0 <= level < len(self.bits):
             raise BadInputError(f"--level {level}: the scene has levels 0..{len(self.bits) - 1} "
@@ -81,7 +87,11 @@ class CodeLayout:
         return np.where(codes < 0, UNSEEN, values).astype(np.int32)
 
 
-def parent_labels(fine_maps, coarse_maps, fine_ids):
+def parent_labels(
+    fine_maps: collections.abc.Iterable[np.ndarray],  # [V] of int [H, W] label ids, -1 ignored
+    coarse_maps: collections.abc.Iterable[np.ndarray],  # [V] of int [H, W] label ids, -1 ignored
+    fine_ids: np.ndarray,  # [L] int
+) -> np.ndarray:  # [L] int32
     """For each fine label id, the coarse label it overlaps most over the given pairs of label maps (ids, not
     indices; ignored pixels -1). Fine label 0 maps to 0."""
     fine_ids = np.asarray(fine_ids, dtype=np.int64)
@@ -101,7 +111,12 @@ def parent_labels(fine_maps, coarse_maps, fine_ids):
     return parents
 
 
-def solve_within_parents(shares, parents, coarse_labels, gamma=0.0):
+def solve_within_parents(
+    shares: Shares,
+    parents: np.ndarray,  # [L] int32, per label of shares.label_ids
+    coarse_labels: np.ndarray,  # [N] int32
+    gamma: float = 0.0,
+) -> np.ndarray:  # [N] int32
     """Finer-level labels restricted to each Gaussian's coarse label.
 
     ``shares``: the fine level's :class:`Shares`; ``parents``: int32 parent per fine label id in

@@ -1,9 +1,17 @@
 """Segmentation metrics over label images (NVOS style): per-label IoU, mIoU, pixel accuracy."""
 
+from __future__ import annotations
+
+import collections.abc
+
 import numpy as np
 
 
-def confusion_counts(predictions, truths, ignore_label=None):
+def confusion_counts(
+    predictions: collections.abc.Iterable[np.ndarray],  # [V] of int [H, W]
+    truths: collections.abc.Iterable[np.ndarray],  # [V] of int [H, W]
+    ignore_label: int | None = None,
+) -> dict[tuple[int, int], int]:  # (truth, prediction) -> pixel count
     """{(truth, prediction): pixel count} summed over pairs of label images of equal shape."""
     counts = {}
     for pred, truth in zip(predictions, truths):
@@ -18,8 +26,12 @@ def confusion_counts(predictions, truths, ignore_label=None):
     return counts
 
 
-def segmentation_metrics(predictions, truths, ignore_label=None):
-    """``{"miou", "miou_with_background", "macc", "per_label": {id: iou}}``.
+def segmentation_metrics(
+    predictions: collections.abc.Iterable[np.ndarray],  # [V] of int [H, W]
+    truths: collections.abc.Iterable[np.ndarray],  # [V] of int [H, W], same shapes
+    ignore_label: int | None = None,  # truth pixels with this label are left out
+) -> dict:  # {"miou": float, "miou_with_background": float, "macc": float, "per_label": {str id: float}}
+    """``{"miou", "miou_with_background", "macc", "per_label": {str(id): iou}}``.
 
     IoU per label over every label in the ground truth or the prediction; ``miou`` averages the foreground
     labels (id > 0) of the ground truth, ``miou_with_background`` adds label 0; ``macc`` is pixel accuracy.

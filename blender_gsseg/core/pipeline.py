@@ -8,17 +8,20 @@ selection        which Gaussians a remove/extract/split picks
 import colorsys
 import contextlib
 import dataclasses
+import glob
 import os
 import re
+import secrets
 import time
 import warnings
 
 import numpy as np
 
-from .accumulate import SIDECAR_SUFFIX, Accumulation, load_accumulation, sidecar_path
+from .accumulate import SIDECAR_SUFFIX, Accumulation, load_accumulation, sidecar_path, sidecar_run_id
 from .backends import get_backend
-from .files.cameras import load_cameras
 from .errors import BadInputError
+from .files.cameras import load_cameras
+from .files.commit import Commit
 from .files.splats import read_gaussians, write_gaussians
 from .levels import CODE_PROPERTY, LAYOUT_COMMENT, CodeLayout, parent_labels, solve_within_parents
 from .solver import UNSEEN, Shares
@@ -26,6 +29,7 @@ from .views import Views, build_views
 
 LABEL_PROPERTY = "gsseg_label"
 LABEL_COMMENT = "gsseg_label"
+RUN_COMMENT = "gsseg_run"
 _LABEL_COMMENT_RE = re.compile(r"^gsseg_label (-?\d+) name=(.*?) color=#([0-9a-fA-F]{6})\s*$")
 
 
@@ -80,7 +84,8 @@ def label_table_comments(label_ids, existing=None):
 
 
 def segment_scene(scene, cameras, masks_dir, *, gamma=0.0, target=None, scale=1.0, every=1, backend="auto",
-                  memory_budget=None, ignore_label=None, progress=None, cancel=None, level_names=None):
+                  memory_budget=None, ignore_label=None, binary_threshold=None, progress=None, cancel=None,
+                  level_names=None):
     """Lift the masks in ``masks_dir`` onto ``scene`` (a path or :class:`Gaussians`) seen by ``cameras``
     (a path or a list of :class:`Camera`). Returns a :class:`SegmentResult`; writes nothing.
 
@@ -92,13 +97,14 @@ def segment_scene(scene, cameras, masks_dir, *, gamma=0.0, target=None, scale=1.
     gaussians = read_gaussians(scene) if isinstance(scene, (str, os.PathLike)) else scene
     if len(gaussians) == 0:
         raise BadInputError(f"{gaussians.path or 'scene'}: the scene holds 0 Gaussians")
+    camera_source = cameras
     if isinstance(cameras, (str, os.PathLike)):
         cameras = load_cameras(cameras)
     folders = [masks_dir] if isinstance(masks_dir, (str, os.PathLike)) else list(masks_dir)
     if target is not None and len(folders) > 1:
         raise BadInputError("--target (binary mode) takes a single --masks folder")
-    level_views = [build_views(cameras, folder, scale=scale, every=every, ignore_label=ignore_label)
-                   for folder in folders]
+    level_views = [build_views(cameras, folder, scale=scale, every=every, ignore_label=ignore_label,
+                               binary_threshold=binary_threshold) for folder in folders]
     timings["load_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -111,8 +117,9 @@ def segment_scene(scene, cameras, masks_dir, *, gamma=0.0, target=None, scale=1.
         accumulation = views.accumulate(gaussians, backend=backend, progress=level_progress, cancel=cancel,
                                         memory_budget=budget)
         if not accumulation.seen_any:
-            raise BadInputError(f"{folder}: no camera sees any Gaussian of the scene (check the camera file "
-                                f"and the scene's coordinate frame)")
+            where = os.fspath(camera_source) if isinstance(camera_source, (str, os.PathLike)) else "the cameras"
+            raise BadInputError(f"{where}: no camera sees any Gaussian of {gaussians.path or 'the scene'} (check "
+                                f"the camera file and the scene's coordinate frame)")
         accumulations.append(accumulation)
     timings["accumulate_s"] = time.perf_counter() - start
 
@@ -214,28 +221,52 @@ def level_sidecar_path(path, level):
     return f"{base}.level{level}{SIDECAR_SUFFIX}"
 
 
-def write_labeled(path, gaussians, accumulation=None, coarse_accumulations=(), parents=()):
+def write_labeled(path, gaussians, accumulation=None, coarse_accumulations=(), parents=(), *, commit=None):
     """Write OUT.ply and, with an accumulation, OUT.gsseg.npz (the finest level's), plus one sidecar per
-    coarser level of a multi-level run: all land, or none does."""
-    if accumulation is None:
-        write_gaussians(path, gaussians)
-        return
-    written = []
-    try:
-        levels = list(coarse_accumulations) + [accumulation]
-        for level, level_accumulation in enumerate(levels):
-            target = sidecar_path(path) if level == len(levels) - 1 else level_sidecar_path(path, level)
-            extra = {}
-            if len(levels) > 1 and level > 0:
-                extra["parent_ids"] = np.asarray(parents[level], dtype=np.int32)
-            level_accumulation.save(target, extra=extra)
-            written.append(target)
-        write_gaussians(path, gaussians)
-    except BaseException:
-        for sidecar in written:
-            with contextlib.suppress(OSError):
-                os.unlink(sidecar)
-        raise
+    coarser level of a multi-level run, bound by one run id (``comment gsseg_run <id>`` in the PLY, ``run_id``
+    in the sidecars): all land, or none does. Part of ``commit`` (a :class:`~.files.commit.Commit`) when
+    given, e.g. with the report; the PLY lands last."""
+    with contextlib.ExitStack() as stack:
+        if commit is None:
+            commit = stack.enter_context(Commit())
+        if accumulation is not None:
+            run_id = secrets.token_hex(8)
+            levels = list(coarse_accumulations) + [accumulation]
+            for level, level_accumulation in enumerate(levels):
+                target = sidecar_path(path) if level == len(levels) - 1 else level_sidecar_path(path, level)
+                extra = {}
+                if len(levels) > 1 and level > 0:
+                    extra["parent_ids"] = np.asarray(parents[level], dtype=np.int32)
+                dataclasses.replace(level_accumulation, run_id=run_id).save(target, extra=extra, commit=commit)
+            gaussians = gaussians.with_comments([f"{RUN_COMMENT} {run_id}"], drop_prefix=RUN_COMMENT + " ")
+        write_gaussians(path, gaussians, commit=commit)
+
+
+def run_of(gaussians):
+    """The run id a labelled PLY carries (``comment gsseg_run <id>``), or None for files written before."""
+    for text in gaussians.comments:
+        if text.startswith(RUN_COMMENT + " "):
+            return text[len(RUN_COMMENT) + 1:].strip()
+    return None
+
+
+def bound_sidecar(path, gaussians):
+    """The sidecar beside the PLY ``path`` when there is one and it was written with it (same run id, read
+    without loading the weights); None when there is none. A sidecar from another run raises."""
+    sidecar = sidecar_path(path)
+    if not os.path.isfile(sidecar):
+        return None
+    check_run(path, run_of(gaussians), sidecar, sidecar_run_id(sidecar))
+    return sidecar
+
+
+def check_run(path, run, sidecar, sidecar_run):
+    """Refuse a PLY (run id ``run``, None for files written before run ids) and a sidecar from different runs
+    of segment (a crash between renames, two runs on one output, a file copied over another)."""
+    if run is not None and sidecar_run != run:
+        theirs = sidecar_run or "none: written before run ids"
+        raise BadInputError(f"{path}: its sidecar {sidecar} comes from another run of segment (run {run}, "
+                            f"sidecar {theirs}); re-run segment")
 
 
 def read_labeled(path):
@@ -247,14 +278,26 @@ def read_labeled(path):
 
 
 def load_shares(path, gaussians):
-    """Shares of the finest level, from the sidecar beside ``path``."""
-    return Shares.from_accumulation(load_accumulation(sidecar_path(path), len(gaussians)))
+    """Shares of the finest level, from the sidecar beside ``path`` (refused when it is from another run)."""
+    sidecar = sidecar_path(path)
+    accumulation = load_accumulation(sidecar, len(gaussians))
+    check_run(path, run_of(gaussians), sidecar, accumulation.run_id)
+    return Shares.from_accumulation(accumulation)
 
 
 def sidecar_paths(path, gaussians):
     """Every sidecar a labelled scene has: one per coarser level of a multi-level run, then the finest."""
     layout = CodeLayout.from_comments(gaussians.comments, path)
     return level_sidecars(sidecar_path(path), 1 if layout is None else len(layout.bits))
+
+
+def sidecar_paths_of(path):
+    """The sidecars beside a PLY that exist (the finest and any coarser levels'): inputs a command must not
+    overwrite."""
+    finest = sidecar_path(path)
+    base = finest[:-len(SIDECAR_SUFFIX)]
+    return [p for p in [finest] + sorted(glob.glob(glob.escape(base) + ".level*" + SIDECAR_SUFFIX))
+            if os.path.isfile(p)]
 
 
 def level_sidecars(finest, levels):
@@ -265,11 +308,14 @@ def level_sidecars(finest, levels):
     return [level_sidecar_path(base, k) for k in range(levels - 1)] + [finest]
 
 
-def solve_level_sidecars(paths, n_gaussians, gamma):
+def solve_level_sidecars(paths, n_gaussians, gamma, run=None, path=None):
     """Every level re-solved at ``gamma`` from its sidecar (``paths`` coarsest first, as :func:`level_sidecars`
-    gives them), each finer level within its parents. Returns (labels per level, the finest level's
-    confidence, the finest level's label ids)."""
+    gives them), each finer level within its parents. ``run``: the run id the sidecars must carry (that of the
+    PLY at ``path``).
+    Returns (labels per level, the finest level's confidence, the finest level's label ids)."""
     accumulations = [load_accumulation(p, n_gaussians) for p in paths]
+    for sidecar, accumulation in zip(paths, accumulations):
+        check_run(path or sidecar, run, sidecar, accumulation.run_id)
     parents = [None]
     for sidecar in paths[1:]:
         with np.load(sidecar) as data:
@@ -283,7 +329,7 @@ def solve_level_sidecars(paths, n_gaussians, gamma):
 def relabel_scene(path, gaussians, gamma):
     """The scene re-solved at ``gamma`` from its sidecars: gsseg_label, and gsseg_code for multi-level scenes."""
     paths = sidecar_paths(path, gaussians)
-    level_labels, _, _ = solve_level_sidecars(paths, len(gaussians), gamma)
+    level_labels, _, _ = solve_level_sidecars(paths, len(gaussians), gamma, run_of(gaussians), path)
     out = gaussians.with_int_property(LABEL_PROPERTY, level_labels[-1])
     if len(paths) > 1:
         layout = CodeLayout.from_comments(gaussians.comments, path)
@@ -308,7 +354,17 @@ def selection(gaussians, labels_to_pick, *, shares=None, gamma=None, include_uns
     label picks all its parts) is listed. With ``gamma`` (needs ``shares``): every member of a listed instance
     at that bias. Unseen Gaussians are picked only with ``include_unseen``.
     """
-    current = level_labels_of(gaussians, level, gaussians.path or "scene")
+    where = gaussians.path or "scene"
+    current = level_labels_of(gaussians, level, where)
+    known = set(np.unique(current[current != UNSEEN]).tolist())
+    if level is None:
+        known |= set(read_label_table(gaussians.comments))
+    if shares is not None:
+        known |= set(shares.label_ids.tolist())
+    missing = [int(label) for label in labels_to_pick if int(label) not in known]
+    if missing:
+        raise BadInputError(f"{where}: no label {', '.join(map(str, missing))} in this scene (its labels: "
+                            f"{', '.join(map(str, sorted(known)))})")
     if gamma is None:
         picked = np.isin(current, np.asarray(labels_to_pick, dtype=np.int64))
     else:

@@ -4,9 +4,13 @@ Every rule here mirrors ``diff-gaussian-rasterization`` (forward.cu: computeCov3
 getRect) so that labels lifted by gsseg agree with what a 3DGS viewer shows. All maths in float32, as on the GPU.
 """
 
+from __future__ import annotations
+
 import dataclasses
 
 import numpy as np
+
+from .cameras import Camera
 
 # ----- the INRIA rasterizer's constants, in one place
 TILE_SIZE = 16  # BLOCK_X = BLOCK_Y
@@ -39,15 +43,15 @@ class Projected:
     height: int
 
     @property
-    def visible(self):
+    def visible(self) -> np.ndarray:  # [N] bool
         return self.radii > 0
 
     @property
-    def tile_grid(self):
+    def tile_grid(self) -> tuple[int, int]:  # (tiles across, tiles down)
         return ((self.width + TILE_SIZE - 1) // TILE_SIZE, (self.height + TILE_SIZE - 1) // TILE_SIZE)
 
 
-def quaternion_to_matrix(quats):
+def quaternion_to_matrix(quats: np.ndarray) -> np.ndarray:  # [N, 4] -> [N, 3, 3], dtype of quats
     """Rotation matrices [N, 3, 3] from unit quaternions [N, 4], w first (INRIA computeCov3D)."""
     r, x, y, z = (quats[:, i] for i in range(4))
     return np.stack([
@@ -64,7 +68,10 @@ def _dot3(a0, a1, a2, b0, b1, b2):
     return (a0 * b0 + a1 * b1) + a2 * b2
 
 
-def covariances_3d(scales, quats):
+def covariances_3d(
+    scales: np.ndarray,  # [N, 3] float32
+    quats: np.ndarray,  # [N, 4] float32, unit, w first
+) -> np.ndarray:  # [N, 3, 3] float32
     """World-space covariances [N, 3, 3] = R S S^T R^T (exactly symmetric)."""
     m = quaternion_to_matrix(quats) * scales[:, None, :]
     cov = np.empty(m.shape, dtype=m.dtype)
@@ -75,7 +82,12 @@ def covariances_3d(scales, quats):
     return cov
 
 
-def project_gaussians(means, covs3d, opacities, camera):
+def project_gaussians(
+    means: np.ndarray,  # [N, 3] float32
+    covs3d: np.ndarray,  # [N, 3, 3] float32
+    opacities: np.ndarray,  # [N] float32
+    camera: Camera,
+) -> Projected:
     """Project Gaussians (means [N, 3], covariances [N, 3, 3], opacities [N]) through ``camera``."""
     f32 = np.float32
     view = camera.world_to_camera.astype(f32)

@@ -16,6 +16,10 @@ The result is a stream of (gaussian id, pixel id, weight) triples that the accum
 the mask render each reduce in their own way with ``np.bincount``.
 """
 
+from __future__ import annotations
+
+import collections.abc
+
 import numpy as np
 
 from . import projection as P
@@ -25,7 +29,10 @@ DEFAULT_CHUNK_ENTRIES = 1 << 22
 _LOG_MIN_T = float(np.log(P.MIN_TRANSMITTANCE))
 
 
-def sorted_tile_pairs(projected, include=None):
+def sorted_tile_pairs(
+    projected: P.Projected,
+    include: np.ndarray | None = None,  # [N] bool
+) -> tuple[np.ndarray, np.ndarray]:  # gaussian ids [M] int64, tile ids [M] int64
     """(gaussian ids, tile ids) for every tile each Gaussian touches, ordered by tile then depth."""
     visible = projected.visible if include is None else projected.visible & include
     ids = np.flatnonzero(visible)
@@ -68,7 +75,12 @@ def _alpha_boxes(projected, ids):
     return half_x, half_y
 
 
-def iter_contributions(projected, include=None, pixel_mask=None, chunk_entries=DEFAULT_CHUNK_ENTRIES):
+def iter_contributions(
+    projected: P.Projected,
+    include: np.ndarray | None = None,  # [N] bool
+    pixel_mask: np.ndarray | None = None,  # [H, W] bool
+    chunk_entries: int = DEFAULT_CHUNK_ENTRIES,
+) -> collections.abc.Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:  # int32 [M], int64 [M], float32 [M]
     """Yield ``(gaussian_ids, pixel_ids, weights)`` chunks; pixel ids index the flattened H x W image.
 
     ``include``: optional boolean [N], the Gaussians to render (the others are absent, not just unlabelled).
@@ -162,7 +174,11 @@ def iter_contributions(projected, include=None, pixel_mask=None, chunk_entries=D
         yield gid[keep], pixel[keep], alpha[keep] * np.exp(log_t[keep]).astype(f32)
 
 
-def render_sums(projected, values=None, include=None):
+def render_sums(
+    projected: P.Projected,
+    values: np.ndarray | None = None,  # [N, K]
+    include: np.ndarray | None = None,  # [N] bool
+) -> tuple[np.ndarray, np.ndarray]:  # alpha float64 [H, W], sums float64 [H, W, K]
     """Accumulated alpha float64 [H, W] and the sum of w * values float64 [H, W, K] (``values``: [N, K] per
     Gaussian), drawing only the Gaussians where ``include`` (bool [N]) is true."""
     n_pixels = projected.width * projected.height
@@ -176,7 +192,11 @@ def render_sums(projected, values=None, include=None):
     return alpha.reshape(shape), sums.T.reshape(shape + (len(sums),))
 
 
-def group_weights(projected, groups, n_groups):
+def group_weights(
+    projected: P.Projected,
+    groups: np.ndarray,  # [N] int, -1 in the alpha only
+    n_groups: int,
+) -> tuple[np.ndarray, np.ndarray]:  # sums float64 [n_groups, H, W], alpha float64 [H, W]
     """(summed weights float64 [n_groups, H, W], alpha float64 [H, W]) over the whole scene: sums[g, p] = sum
     of w_i(p) over the Gaussians with ``groups[i] == g`` (int [N]; -1 counts in the alpha only)."""
     n_pixels = projected.width * projected.height

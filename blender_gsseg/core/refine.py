@@ -33,17 +33,26 @@ trained-like one), per-view majority voting, squared or dominant-only weights, a
 pixel as evidence.
 """
 
+from __future__ import annotations
+
 import collections.abc
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import projection
-from .accumulate import accumulate_weights
+from .accumulate import Accumulation, BoundedAccumulation, accumulate_weights
+from .backends import CpuBackend
 from .errors import BadInputError
 from .files.masks import IndexMaps
-from .pipeline import LABEL_PROPERTY, label_counts
+from .pipeline import LABEL_PROPERTY, SegmentResult, label_counts
 from .render import render_label_weights
 from .solver import UNSEEN, Shares
+
+if TYPE_CHECKING:
+    from .cameras import Camera
+    from .cuda_backend import CudaBackend
+    from .gaussians import Gaussians
 
 REFINEMENTS = ("missing", "hidden", "seams")
 DEFAULT_SEAM_MARGIN = 0.2
@@ -53,7 +62,10 @@ DEFAULT_HIDDEN_RATIO = 0.03
 # ----- candidates and centre votes
 
 
-def candidate_shares(shares, ids):
+def candidate_shares(
+    shares: Shares,
+    ids: np.ndarray,  # [n] int, Gaussian ids
+) -> tuple[np.ndarray, np.ndarray]:  # labels [K, n] int64, values [K, n] float32
     """(labels [K, n], values [K, n]) of the Gaussians ``ids``: background first, then the foreground rows of
     :class:`~blender_gsseg.core.solver.Shares` (dense or bounded form); unused slots have label -1."""
     background = shares.background[ids][None]
@@ -66,7 +78,11 @@ def candidate_shares(shares, ids):
             np.concatenate([background, foreground]).astype(np.float32))
 
 
-def centre_labels(means, camera, label_map):
+def centre_labels(
+    means: np.ndarray,  # [n, 3]
+    camera: Camera,
+    label_map: np.ndarray,  # [H, W] int label ids, -1 ignored
+) -> np.ndarray:  # [n] int64
     """Mask label under each projected centre (int64 [n]; -2 where the centre is outside the frame or behind
     the near plane; -1 stays -1 for ignored pixels)."""
     uv, depth = camera.project(means)
@@ -101,7 +117,14 @@ def _ambiguous(shares, ids, margin, chunk=1 << 18):
     return np.concatenate(out_ids), np.concatenate(out_labels, axis=1), np.concatenate(out_eligible, axis=1)
 
 
-def refine_seams(gaussians, shares, labels, cameras, label_maps, margin=DEFAULT_SEAM_MARGIN):
+def refine_seams(
+    gaussians: Gaussians,
+    shares: Shares,
+    labels: np.ndarray,  # [N] int32
+    cameras: collections.abc.Iterable[Camera],  # [V]
+    label_maps: collections.abc.Iterable[np.ndarray],  # [V] of int [H, W] label ids, -1 ignored
+    margin: float = DEFAULT_SEAM_MARGIN,
+) -> np.ndarray:  # [N] int32
     """Labels after the ``seams`` refinement (see the module docstring). ``label_maps`` hold label *ids*
     (not indices), one per camera, at any size (read by nearest neighbour)."""
     labels = np.array(labels, dtype=np.int32, copy=True)
@@ -125,7 +148,12 @@ def refine_seams(gaussians, shares, labels, cameras, label_maps, margin=DEFAULT_
 # ----- barely seen Gaussians
 
 
-def visibility_ratio(gaussians, accumulation, cameras, covariances=None):
+def visibility_ratio(
+    gaussians: Gaussians,
+    accumulation: Accumulation | BoundedAccumulation,
+    cameras: collections.abc.Iterable[Camera],  # [V]
+    covariances: np.ndarray | None = None,  # [N, 3, 3] float32, computed when None
+) -> np.ndarray:  # [N] float64
     """float [N]: each Gaussian's total weight over the lifting views divided by what it would receive if
     nothing occluded it (opacity times the area of its 2D footprint, summed over the views that frame it)."""
     if covariances is None:
@@ -142,7 +170,11 @@ def visibility_ratio(gaussians, accumulation, cameras, covariances=None):
         return np.where(potential > 0, total / potential, 0.0)
 
 
-def centre_vote(means, cameras, label_maps):
+def centre_vote(
+    means: np.ndarray,  # [n, 3]
+    cameras: collections.abc.Iterable[Camera],  # [V]
+    label_maps: collections.abc.Sequence,  # [V] of int [H, W] label ids, -1 ignored
+) -> np.ndarray:  # [n] int32
     """int32 [n]: the label found most often under each projected centre over the views (ties to the smaller
     id; -1 where no view frames it). Occlusion is ignored, as in SAGS / Gaga."""
     labels = np.unique(np.concatenate([np.unique(np.asarray(m)) for m in label_maps]))
@@ -157,8 +189,15 @@ def centre_vote(means, cameras, label_maps):
     return out
 
 
-def refine_hidden(gaussians, accumulation, labels, cameras, label_maps, threshold=DEFAULT_HIDDEN_RATIO,
-                  covariances=None):
+def refine_hidden(
+    gaussians: Gaussians,
+    accumulation: Accumulation | BoundedAccumulation,
+    labels: np.ndarray,  # [N] int32
+    cameras: collections.abc.Sequence[Camera],  # [V]
+    label_maps: collections.abc.Sequence,  # [V] of int [H, W] label ids, -1 ignored
+    threshold: float = DEFAULT_HIDDEN_RATIO,
+    covariances: np.ndarray | None = None,  # [N, 3, 3] float32, computed when None
+) -> tuple[np.ndarray, np.ndarray]:  # labels [N] int32, ids of the hidden Gaussians [M] int64
     """Labels after the ``hidden`` refinement: Gaussians whose visibility ratio is below ``threshold`` take
     the centre vote (where a view frames them)."""
     ratio = visibility_ratio(gaussians, accumulation, cameras, covariances)
@@ -173,7 +212,7 @@ def refine_hidden(gaussians, accumulation, labels, cameras, label_maps, threshol
 # ----- objects missing from a view
 
 
-def foreground_candidates(shares, min_share=0.25, chunk=1 << 18):
+def foreground_candidates(shares: Shares, min_share: float = 0.25, chunk: int = 1 << 18) -> np.ndarray:  # [N] int32
     """int32 [N]: each Gaussian's best foreground label where its share reaches ``min_share``, else -1."""
     best_label, _ = shares.solve(-1.0)  # at gamma -1 any foreground share beats the background
     ids = np.flatnonzero(best_label > 0)
@@ -187,8 +226,16 @@ def foreground_candidates(shares, min_share=0.25, chunk=1 << 18):
     return out
 
 
-def missing_object_maps(gaussians, candidates, cameras, label_maps, *, ratio=0.25, min_pixels=4.0,
-                        covariances=None):
+def missing_object_maps(
+    gaussians: Gaussians,
+    candidates: np.ndarray,  # [N] int, -1: none
+    cameras: collections.abc.Iterable[Camera],  # [V]
+    label_maps: collections.abc.Sequence,  # [V] of int [H, W] label ids, -1 ignored
+    *,
+    ratio: float = 0.25,
+    min_pixels: float = 4.0,
+    covariances: np.ndarray | None = None,  # [N, 3, 3] float32, computed when None
+) -> tuple[collections.abc.Sequence, list[tuple[int, int]]]:  # label maps [V], missed (view, label)
     """Label maps with the objects a view *misses* set to -1 (ignored), and the list of (view, label) missed.
 
     ``candidates`` [N]: the label each Gaussian may have (-1: none), e.g. :func:`foreground_candidates`.
@@ -224,14 +271,18 @@ class ChangedMaps(collections.abc.Sequence):
     """``label_maps`` with the maps of a few views replaced (``changed``: {view: map}); the others are read from
     ``label_maps`` when used, as the lifting views' are."""
 
-    def __init__(self, label_maps, changed):
+    def __init__(
+        self,
+        label_maps: collections.abc.Sequence,  # [V] of int [H, W] label ids
+        changed: dict[int, np.ndarray],  # view -> its replacement map
+    ):
         self.label_maps = label_maps
         self.changed = changed
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.label_maps)
 
-    def __getitem__(self, view):
+    def __getitem__(self, view: int | slice) -> np.ndarray | list[np.ndarray]:  # [H, W] label ids
         if isinstance(view, slice):
             return [self[k] for k in range(*view.indices(len(self)))]
         view = range(len(self))[view]
@@ -241,8 +292,19 @@ class ChangedMaps(collections.abc.Sequence):
 # ----- the entry point
 
 
-def refine(gaussians, accumulation, refinements, *, cameras, label_maps, gamma=0.0, target=None, backend="auto",
-           margin=DEFAULT_SEAM_MARGIN, progress=None):
+def refine(
+    gaussians: Gaussians,
+    accumulation: Accumulation | BoundedAccumulation,
+    refinements: collections.abc.Collection[str],  # any of REFINEMENTS
+    *,
+    cameras: collections.abc.Sequence[Camera],  # [V], the lifting views
+    label_maps: collections.abc.Sequence,  # [V] of int [H, W] label ids, -1 ignored
+    gamma: float = 0.0,
+    target: int | None = None,
+    backend: str | CpuBackend | CudaBackend | None = "auto",
+    margin: float = DEFAULT_SEAM_MARGIN,
+    progress: collections.abc.Callable[[int, int], None] | None = None,  # (views done, views)
+) -> tuple[np.ndarray, np.ndarray, Accumulation | BoundedAccumulation, dict]:  # [N] int32, [N] float32
     """Labels after ``refinements`` (any of :data:`REFINEMENTS`, applied in that order).
 
     ``cameras`` and ``label_maps`` (label ids, -1 ignored) are the lifting views ``accumulation`` came from.
@@ -281,7 +343,14 @@ def refine(gaussians, accumulation, refinements, *, cameras, label_maps, gamma=0
     return labels, confidence, accumulation, report
 
 
-def refine_segment_result(result, refinements, *, backend="auto", margin=DEFAULT_SEAM_MARGIN, progress=None):
+def refine_segment_result(
+    result: SegmentResult,
+    refinements: collections.abc.Collection[str],  # any of REFINEMENTS
+    *,
+    backend: str | CpuBackend | CudaBackend | None = "auto",
+    margin: float = DEFAULT_SEAM_MARGIN,
+    progress: collections.abc.Callable[[int, int], None] | None = None,  # (views done, views)
+) -> SegmentResult:
     """Refine a :class:`~blender_gsseg.core.pipeline.SegmentResult` in place, over the lifting views it carries
     (``result.views``) at its gamma and target: its ``labels``, the ``gsseg_label`` property of its
     ``gaussians``, its ``accumulation`` (after ``missing``) and ``report``. ``relabel`` later re-solves the

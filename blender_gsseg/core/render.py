@@ -14,21 +14,43 @@ Each function takes ``backend``: None or "cpu" renders here with numpy; "cuda", 
 :func:`.backends.get_backend` renders on that backend (the CUDA one: same rules, float32 sums).
 """
 
+from __future__ import annotations
+
+import collections.abc
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from .backends import get_backend
+from .backends import CpuBackend, get_backend
 from .rasterize import group_weights
+
+if TYPE_CHECKING:
+    from .cameras import Camera
+    from .cuda_backend import CudaBackend
+    from .gaussians import Gaussians
+    from .projection import Projected
 
 MASK_ALPHA_THRESHOLD = 0.5  # a label covers a pixel where its Gaussians alone reach this accumulated alpha
 RENDER_MODES = ("subset", "argmax")
 
 
-def render_colour(gaussians, camera, background=(0.0, 0.0, 0.0), backend=None):
+def render_colour(
+    gaussians: Gaussians,
+    camera: Camera,
+    background: collections.abc.Sequence[float] = (0.0, 0.0, 0.0),  # RGB
+    backend: str | CpuBackend | CudaBackend | None = None,
+) -> tuple[np.ndarray, np.ndarray]:  # RGB [H, W, 3] float32, alpha [H, W] float32
     """RGB [H, W, 3] float32 in [0, 1] from SH degree 0 over ``background``, and alpha [H, W]."""
     return get_backend(backend).render_colour(gaussians, camera, background)
 
 
-def render_labels(gaussians, labels, camera, mode="subset", backend=None):
+def render_labels(
+    gaussians: Gaussians,
+    labels: np.ndarray,  # [N] int
+    camera: Camera,
+    mode: str = "subset",
+    backend: str | CpuBackend | CudaBackend | None = None,
+) -> np.ndarray:  # [H, W] int32
     """Label image [H, W] int32 for ``camera`` by ``mode`` ('subset': FlashSplat's rule, the default; 'argmax')."""
     if mode == "subset":
         return render_label_mask(gaussians, labels, camera, backend=backend)
@@ -37,7 +59,12 @@ def render_labels(gaussians, labels, camera, mode="subset", backend=None):
     raise ValueError(f"unknown render mode {mode!r} (choose {', '.join(RENDER_MODES)})")
 
 
-def render_label_mask(gaussians, labels, camera, backend=None):
+def render_label_mask(
+    gaussians: Gaussians,
+    labels: np.ndarray,  # [N] int
+    camera: Camera,
+    backend: str | CpuBackend | CudaBackend | None = None,
+) -> np.ndarray:  # [H, W] int32
     """Label image [H, W] int32 for ``camera`` by the subset rule (see the module docstring)."""
     backend = get_backend(backend)
     shape = (camera.height, camera.width)
@@ -53,14 +80,20 @@ def render_label_mask(gaussians, labels, camera, backend=None):
     return result
 
 
-def render_label_mask_argmax(gaussians, labels, camera, threshold=MASK_ALPHA_THRESHOLD, backend=None):
+def render_label_mask_argmax(
+    gaussians: Gaussians,
+    labels: np.ndarray,  # [N] int, -1 occludes but does not vote
+    camera: Camera,
+    threshold: float = MASK_ALPHA_THRESHOLD,
+    backend: str | CpuBackend | CudaBackend | None = None,
+) -> np.ndarray:  # [H, W] int32
     """Label image [H, W] int32 for ``camera`` by the whole-scene argmax rule (see the module docstring)."""
     ids, group = label_groups(labels)
     sums, alpha = get_backend(backend).render_label_weights(gaussians, camera, group, len(ids))
     return label_argmax(ids.astype(np.int32), sums, alpha, threshold=threshold)
 
 
-def label_groups(labels):
+def label_groups(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # [N] int -> ids [K], group [N] int64
     """(label ids [K] ascending, group index [N] into them; -1 for Gaussians labelled -1)."""
     labels = np.asarray(labels)
     ids = np.unique(labels[labels >= 0])
@@ -69,7 +102,10 @@ def label_groups(labels):
     return ids, group
 
 
-def render_label_weights(projected, labels):
+def render_label_weights(
+    projected: Projected,
+    labels: np.ndarray,  # [N] int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # ids [K] int32, sums [K, H, W] float64, alpha [H, W] float64
     """(label ids [K] ascending, summed weights [K, H, W] per label, total alpha [H, W]) over the whole scene
     projected in ``projected``; ``labels`` int [N], Gaussians labelled -1 count in the alpha only."""
     ids, group = label_groups(labels)
@@ -77,7 +113,12 @@ def render_label_weights(projected, labels):
     return ids.astype(np.int32), sums, alpha
 
 
-def label_argmax(ids, sums, alpha, threshold=MASK_ALPHA_THRESHOLD):
+def label_argmax(
+    ids: np.ndarray,  # [K] int32
+    sums: np.ndarray,  # [K, H, W]
+    alpha: np.ndarray,  # [H, W]
+    threshold: float = MASK_ALPHA_THRESHOLD,
+) -> np.ndarray:  # [H, W] int32
     """The argmax rule over per-label weight images: label [H, W] int32."""
     if len(ids) == 0:
         return np.zeros(alpha.shape, dtype=np.int32)

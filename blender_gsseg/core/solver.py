@@ -7,6 +7,8 @@ Definitions (shared by every command and the add-on):
 - confidence = primary share - runner-up share.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import functools
 
@@ -35,15 +37,19 @@ class Shares:
     background: np.ndarray  # float32 [N]
     foreground: np.ndarray  # float32 [K, N]
     seen: np.ndarray  # bool [N]
-    foreground_labels: np.ndarray = None  # int32 [K, N] in the bounded form
+    foreground_labels: np.ndarray | None = None  # int32 [K, N] in the bounded form
     membership_min_gamma: float = -1.0  # below this, membership is not exact (bounded form)
 
     @property
-    def bounded(self):
+    def bounded(self) -> bool:
         return self.foreground_labels is not None
 
     @classmethod
-    def from_accumulation(cls, accumulation, target=None):
+    def from_accumulation(
+        cls,
+        accumulation,  # an Accumulation or BoundedAccumulation (.accumulate, which imports this module)
+        target: int | None = None,
+    ) -> Shares:
         """Scene mode, or binary mode with ``target`` as foreground and every other label as background."""
         label_ids = np.asarray(accumulation.label_ids, dtype=np.int32)
         if target is not None:
@@ -60,7 +66,14 @@ class Shares:
                    foreground[None], shares.seen, None, shares.membership_min_gamma)
 
     @classmethod
-    def bounded_form(cls, label_ids, total, share_bg, top_labels, top_shares):
+    def bounded_form(
+        cls,
+        label_ids: np.ndarray,  # [L] int
+        total: np.ndarray,  # [N] float32
+        share_bg: np.ndarray,  # [N] float32
+        top_labels: np.ndarray,  # [K, N] int32, -1 in unused slots
+        top_shares: np.ndarray,  # [K, N] float32
+    ) -> Shares:
         """From the bounded accumulation's arrays (see :class:`~.accumulate.BoundedAccumulation`)."""
         label_ids = np.asarray(label_ids, dtype=np.int32)
         seen = total > 0
@@ -69,7 +82,11 @@ class Shares:
                    BOUNDED_MEMBERSHIP_MIN_GAMMA)
 
     @classmethod
-    def dense(cls, weights, label_ids):
+    def dense(
+        cls,
+        weights: np.ndarray,  # [L, N] float32
+        label_ids: np.ndarray,  # [L] int32
+    ) -> Shares:
         """From a dense accumulation: ``weights`` float32 [L, N] of ``label_ids`` int32 [L]."""
         label_ids = np.asarray(label_ids, dtype=np.int32)
         total = weights.sum(axis=0, dtype=np.float64).astype(np.float32)
@@ -81,7 +98,7 @@ class Shares:
             weights = np.concatenate([np.zeros((1, weights.shape[1]), np.float32), weights])
         return cls(label_ids, weights[0] * inverse, weights[1:] * inverse, seen)
 
-    def share_of(self, label):
+    def share_of(self, label: int) -> np.ndarray:  # [N] float32
         """float32 [N]: each Gaussian's share of ``label`` (bounded form: 0 where it is not among the best)."""
         if label == 0:
             return self.background
@@ -116,7 +133,7 @@ class Shares:
         np.maximum(best, 0, out=best)
         return best_label.astype(np.int32), best, second
 
-    def solve(self, gamma=0.0):
+    def solve(self, gamma: float = 0.0) -> tuple[np.ndarray, np.ndarray]:  # labels [N] int32, confidence [N] float32
         """(labels int32 [N], confidence float32 [N]) at background bias ``gamma``."""
         check_gamma(gamma)
         best_label, best, second = self._foreground_ranking
@@ -128,7 +145,7 @@ class Shares:
         confidence[~self.seen] = 0
         return labels, confidence.astype(np.float32)
 
-    def members(self, label, gamma=0.0):
+    def members(self, label: int, gamma: float = 0.0) -> np.ndarray:  # [N] bool
         """bool [N]: Gaussians that belong to instance ``label`` at bias ``gamma`` (s_t > (1 + gamma) / 2)."""
         check_gamma(gamma)
         if gamma <= self.membership_min_gamma and self.membership_min_gamma > -1.0:
@@ -138,11 +155,15 @@ class Shares:
         return self.seen & (self.share_of(label) > np.float32((1.0 + gamma) / 2.0))
 
 
-def check_gamma(gamma):
+def check_gamma(gamma: float) -> None:
     if not -1.0 <= gamma <= 1.0:
         raise BadInputError(f"--gamma {gamma}: must lie in [-1, 1]")
 
 
-def solve_labels(accumulation, gamma=0.0, target=None):
+def solve_labels(
+    accumulation,  # an Accumulation or BoundedAccumulation (.accumulate, which imports this module)
+    gamma: float = 0.0,
+    target: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:  # labels [N] int32, confidence [N] float32
     """Primary labels and confidence straight from an accumulation."""
     return Shares.from_accumulation(accumulation, target).solve(gamma)

@@ -18,9 +18,17 @@ A Gaussian cannot represent a non-uniform scale, a shear or a mirror exactly (it
 covariance would need more than a rotation and per-axis scales): :func:`decompose_similarity` refuses them.
 """
 
+from __future__ import annotations
+
+import collections.abc
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .errors import BadInputError
+
+if TYPE_CHECKING:
+    from .gaussians import Gaussians
 
 SH_C1 = 0.4886025119029199
 SH_C2 = (1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792, 0.5462742152960396)
@@ -32,7 +40,7 @@ REST_COUNT_TO_DEGREE = {0: 0, 9: 1, 24: 2, 45: 3}
 SIMILARITY_TOLERANCE = 1e-4
 
 
-def sh_basis(directions, degree):
+def sh_basis(directions: np.ndarray, degree: int) -> np.ndarray:  # [M, 3] -> [M, (degree + 1)^2 - 1] float64
     """[M, (degree + 1)^2 - 1]: the real SH basis of bands 1..``degree`` (3DGS order and constants) at the
     given directions [M, 3] (taken as they are: pass unit vectors)."""
     d = np.asarray(directions, dtype=np.float64)
@@ -62,7 +70,7 @@ def _sphere_directions(count=64):
     return np.stack([r * np.cos(phi), r * np.sin(phi), z], axis=1)
 
 
-def sh_rotation_matrices(rotation, degree):
+def sh_rotation_matrices(rotation: np.ndarray, degree: int) -> list[np.ndarray]:  # [3, 3] -> [degree] of [2l+1, 2l+1]
     """[D_1, ..., D_degree]: ``D_l`` ((2l+1) x (2l+1)) maps band-``l`` coefficients of ``f`` to those of
     ``f(R^T d)``, for the rotation matrix ``rotation`` (3x3)."""
     rotation = np.asarray(rotation, dtype=np.float64)
@@ -77,7 +85,11 @@ def sh_rotation_matrices(rotation, degree):
     return matrices
 
 
-def rotate_sh_rest(rest, rotation, degree):
+def rotate_sh_rest(
+    rest: np.ndarray,  # [N, 3, K]
+    rotation: np.ndarray,  # [3, 3]
+    degree: int,
+) -> np.ndarray:  # [N, 3, K] float64
     """``rest`` [N, 3, K] (per channel, coefficients of bands 1..degree in order) rotated by ``rotation``;
     float64 result."""
     rest = np.asarray(rest, dtype=np.float64)
@@ -88,7 +100,7 @@ def rotate_sh_rest(rest, rotation, degree):
     return out
 
 
-def matrix_to_quaternion(rotation):
+def matrix_to_quaternion(rotation: np.ndarray) -> np.ndarray:  # [3, 3] -> [4] float64, w first
     """Unit quaternion (w, x, y, z), w >= 0, of a 3x3 rotation matrix (Shepperd's method)."""
     m = np.asarray(rotation, dtype=np.float64)
     trace = m[0, 0] + m[1, 1] + m[2, 2]
@@ -109,7 +121,7 @@ def matrix_to_quaternion(rotation):
     return -q if q[0] < 0 else q
 
 
-def quaternion_to_matrix(quaternions):
+def quaternion_to_matrix(quaternions: np.ndarray) -> np.ndarray:  # [N, 4] -> [N, 3, 3] float64
     """[N, 3, 3] rotation matrices of quaternions [N, 4] (w first; normalised here)."""
     q = np.asarray(quaternions, dtype=np.float64)
     q = q / np.linalg.norm(q, axis=-1, keepdims=True)
@@ -121,7 +133,7 @@ def quaternion_to_matrix(quaternions):
     ], -2)
 
 
-def quaternion_multiply(a, b):
+def quaternion_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # [..., 4] each -> [..., 4] float64
     """Hamilton product ``a * b`` (w first), broadcasting over leading axes: rotation ``b`` then ``a``."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
@@ -133,7 +145,10 @@ def quaternion_multiply(a, b):
                      aw * bz + ax * by - ay * bx + az * bw], axis=-1)
 
 
-def decompose_similarity(matrix, where="object"):
+def decompose_similarity(
+    matrix: np.ndarray,  # [4, 4]
+    where: str = "object",  # names the object in errors
+) -> tuple[float, np.ndarray, np.ndarray]:  # scale, rotation [3, 3] float64, translation [3] float64
     """(scale s > 0, rotation R 3x3, translation t) with ``matrix = [[s R, t], [0, 1]]``; a clear
     :class:`BadInputError` for a non-uniform scale, a shear, a mirror (negative scale) or a projective row."""
     m = np.asarray(matrix, dtype=np.float64)
@@ -164,7 +179,7 @@ def decompose_similarity(matrix, where="object"):
     return scale, rotation, m[:3, 3].copy()
 
 
-def sh_degree_of(names):
+def sh_degree_of(names: collections.abc.Iterable[str]) -> int:
     """SH degree from the vertex property names; refuses counts that are not those of degrees 0-3."""
     rest = sum(1 for name in names if name.startswith("f_rest_"))
     if rest not in REST_COUNT_TO_DEGREE:
@@ -181,7 +196,11 @@ def _assign(vertex, name, values):
     vertex[name] = np.asarray(values).astype(column.dtype)
 
 
-def transform_gaussians(gaussians, matrix, where="object"):
+def transform_gaussians(
+    gaussians: Gaussians,
+    matrix: np.ndarray,  # [4, 4] local -> world
+    where: str = "object",  # names the object in errors
+) -> Gaussians:
     """A new :class:`~.gaussians.Gaussians` with ``matrix`` (4x4, local -> world) baked in: positions,
     rotations (norm kept), log-scales, normals (``nx ny nz``, when present) and the SH (``f_rest``) rotated.
     Every other property, the header and the other elements are kept. Values are computed in float64 and

@@ -8,6 +8,7 @@ them, match and scan the masks at that resolution. The label maps are decoded wh
 
 from __future__ import annotations
 
+import collections
 import collections.abc
 import dataclasses
 import os
@@ -89,21 +90,29 @@ def working_sizes(cameras: list[Camera], scale: float) -> list[tuple[int, int]]:
     return sizes
 
 
-def build_views(cameras, masks, *, scale: float = 1.0, every: int = 1, ignore_label=None) -> Views:
+def build_views(cameras, masks, *, scale: float = 1.0, every: int = 1, ignore_label=None,
+                binary_threshold: int | None = None) -> Views:
     """The views of ``cameras`` (a camera file or folder, or a list of :class:`Camera`) with ``masks``.
 
     ``masks`` is a mask folder (matched to the cameras by image name, decoded as :mod:`.masks` says), or a list
     of label maps made in memory, one int32 [H, W] per camera at the working resolution (ids, 0 background,
-    -1 ignored), e.g. rendered from Blender proxy objects. Raises :class:`BadInputError` when the masks hold
-    only background.
+    -1 ignored), e.g. rendered from Blender proxy objects. ``binary_threshold``: read grey masks as binary
+    (grey level >= threshold is foreground), e.g. anti-aliased ones. Raises :class:`BadInputError` when the
+    masks hold only background, or when two cameras share an image name.
     """
-    if isinstance(cameras, (str, os.PathLike)):
+    camera_file = os.fspath(cameras) if isinstance(cameras, (str, os.PathLike)) else None
+    if camera_file is not None:
         cameras = load_cameras(cameras)
+    twice = sorted(name for name, count in collections.Counter(c.image_name for c in cameras).items() if count > 1)
+    if twice:
+        raise BadInputError(f"{camera_file or 'cameras'}: two cameras have the image name "
+                            f"{', '.join(repr(n) for n in twice[:5])}; each view needs its own name")
     selected = select_views(list(cameras), every)
     sizes = working_sizes(selected, scale)
     if isinstance(masks, (str, os.PathLike)):
         source = os.fspath(masks)
-        mask_set = load_masks(source, selected, ignore_label=ignore_label, sizes=sizes)
+        mask_set = load_masks(source, selected, ignore_label=ignore_label, sizes=sizes,
+                              binary_threshold=binary_threshold)
     else:
         source = None
         mask_set = _masks_in_memory(masks, sizes)

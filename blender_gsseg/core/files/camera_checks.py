@@ -8,7 +8,7 @@ import numpy as np
 
 from ..cameras import Camera
 from ..errors import BadInputError
-from .atomic import atomic_output
+from .commit import output_file
 
 
 # A 3x3 matrix whose singular values all lie within this of 1 is taken as a rotation (and re-orthonormalised).
@@ -134,5 +134,5 @@ def stack_cameras(cameras):
 
 
 def write_bytes(path, data):
-    with atomic_output(path, "wb") as handle:
+    with output_file(path, "wb") as handle:
         handle.write(data)

@@ -18,9 +18,12 @@ same convention; INRIA's cameras.json and Blender synthetic files have the princ
 The writers are the exact inverses of the loaders and write atomically.
 """
 
+from __future__ import annotations
+
 import os
 
 
+from ..cameras import Camera
 from ..errors import BadInputError
 from .camera_checks import read_json
 from .colmap import colmap_files, load_colmap
@@ -28,7 +31,7 @@ from .inria_cameras import load_cameras_json
 from .transforms import load_transforms_json
 
 
-def load_cameras(path):
+def load_cameras(path: str | os.PathLike) -> list[Camera]:
     """Load cameras from a cameras.json, a COLMAP sparse model or a transforms.json (see the module docstring).
 
     Returns a list of :class:`Camera` sorted by image name. Raises BadInputError on anything unusable.

@@ -1,6 +1,9 @@
 """COLMAP sparse models: ``cameras.bin`` + ``images.bin`` or ``cameras.txt`` + ``images.txt``; models PINHOLE,
 SIMPLE_PINHOLE, SIMPLE_RADIAL, RADIAL and OPENCV (distortion ignored with a warning); written back exactly."""
 
+from __future__ import annotations
+
+import collections.abc
 import math
 import mmap
 import os
@@ -9,7 +12,7 @@ import warnings
 
 import numpy as np
 
-from ..cameras import quaternions_to_rotations, rotations_to_quaternions, world_to_camera_matrices
+from ..cameras import Camera, quaternions_to_rotations, rotations_to_quaternions, world_to_camera_matrices
 from ..errors import BadInputError
 from .camera_checks import check_finite, check_intrinsics, make_cameras, stack_cameras, write_bytes
 
@@ -38,7 +41,7 @@ def _intrinsics_from_params(model, params):
     return f, f, cx, cy, tuple(params[3:])
 
 
-def colmap_files(folder):
+def colmap_files(folder: str | os.PathLike) -> str | None:
     """The COLMAP extension ('.bin' or '.txt') of a complete model in ``folder``, or None when there is none."""
     for ext in (".bin", ".txt"):
         if os.path.isfile(os.path.join(folder, "cameras" + ext)) and os.path.isfile(os.path.join(folder, "images" + ext)):
@@ -46,7 +49,7 @@ def colmap_files(folder):
     return None
 
 
-def load_colmap(folder):
+def load_colmap(folder: str | os.PathLike) -> list[Camera]:  # sorted by image name
     """Load a COLMAP sparse model folder (.bin preferred over .txt when both are there)."""
     folder = os.fspath(folder)
     ext = colmap_files(folder)
@@ -296,7 +299,12 @@ def _colmap_records(cameras, model, distortion):
     return rows, camera_ids, quaternions, translations
 
 
-def write_colmap_text(folder, cameras, model="PINHOLE", distortion=None):
+def write_colmap_text(
+    folder: str | os.PathLike,
+    cameras: collections.abc.Sequence[Camera],
+    model: str = "PINHOLE",
+    distortion: collections.abc.Sequence[float] | None = None,  # e.g. [k1] (SIMPLE_RADIAL), default zeros
+) -> None:
     """Write cameras.txt, images.txt (empty 2D point lines) and an empty points3D.txt into ``folder``.
 
     ``model``: a supported COLMAP model (the single-focal ones need fx == fy); ``distortion``: its coefficients
@@ -326,7 +334,12 @@ def write_colmap_text(folder, cameras, model="PINHOLE", distortion=None):
     write_bytes(os.path.join(folder, "points3D.txt"), points_text.encode("utf-8"))
 
 
-def write_colmap_binary(folder, cameras, model="PINHOLE", distortion=None):
+def write_colmap_binary(
+    folder: str | os.PathLike,
+    cameras: collections.abc.Sequence[Camera],
+    model: str = "PINHOLE",
+    distortion: collections.abc.Sequence[float] | None = None,  # the model's coefficients
+) -> None:
     """Write cameras.bin, images.bin (no 2D points) and an empty points3D.bin into ``folder`` (see
     :func:`write_colmap_text` for ``model`` and ``distortion``)."""
     folder = os.fspath(folder)

@@ -16,6 +16,8 @@ compressed PLY and SPZ splat-transform yields -inf / +inf there, which no PLY co
 Everything is vectorised numpy (no per-splat Python loops) and works with numpy 1.x and 2.x.
 """
 
+from __future__ import annotations
+
 import os
 import struct
 import zlib
@@ -24,7 +26,7 @@ import numpy as np
 
 from ..errors import BadInputError
 from ..gaussians import SH_C0, Gaussians
-from .ply import PLY_TYPES, PlyElementData, read_ply_elements, read_ply_header
+from .ply import PLY_TYPES, PlyElementData, PlyHeader, read_ply_elements, read_ply_header
 
 CHUNK_SIZE = 256  # splats per chunk in the compressed PLY format
 SPZ_MAGIC = 0x5053474E  # "NGSP" read as a little-endian uint32
@@ -42,7 +44,7 @@ _CHUNK_COLOR = ("min_r", "min_g", "min_b", "max_r", "max_g", "max_b")
 _PACKED = ("packed_position", "packed_rotation", "packed_scale", "packed_color")
 
 
-def standard_dtype(rest_count=0):
+def standard_dtype(rest_count: int = 0) -> np.dtype:
     """The INRIA vertex layout (float32, little-endian) with ``rest_count`` f_rest_* properties."""
     names = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2"]
     names += [f"f_rest_{i}" for i in range(rest_count)]
@@ -66,7 +68,7 @@ def _type_code(prop):
     return None if prop.is_list else PLY_TYPES[prop.type_name]
 
 
-def read_compressed_ply(path, header=None):
+def read_compressed_ply(path: str | os.PathLike, header: PlyHeader | None = None) -> Gaussians:
     """Decode a SuperSplat / splat-transform compressed PLY (``chunk`` + packed ``vertex`` + optional ``sh``)."""
     path = os.fspath(path)
     if header is None:
@@ -201,7 +203,7 @@ _SPLAT_RECORD = np.dtype([("position", "<f4", (3,)), ("scale", "<f4", (3,)), ("r
                           ("rot", "u1", (4,))])
 
 
-def read_dot_splat(path):
+def read_dot_splat(path: str | os.PathLike) -> Gaussians:
     """Decode an antimatter15 ``.splat`` file (32 bytes per splat, no header, no SH)."""
     path = os.fspath(path)
     size = os.path.getsize(path)
@@ -404,7 +406,7 @@ def _read_spz_legacy(path, raw):
     return version, count, degree, fractional, buffers, extensions
 
 
-def read_spz(path):
+def read_spz(path: str | os.PathLike) -> Gaussians:
     """Decode a Niantic ``.spz`` file (versions 1-3: gzip; version 4: Zstandard streams) into PLY (RDF) space."""
     path = os.fspath(path)
     with open(path, "rb") as handle:

@@ -2,19 +2,25 @@
 is the camera centre in world space, ``rotation`` the camera-to-world 3x3 matrix by rows, OpenCV axes; the
 principal point is the image centre."""
 
+from __future__ import annotations
+
+import collections.abc
 import json
 import os
 import warnings
 
 import numpy as np
 
-from ..cameras import rigid_inverse
+from ..cameras import Camera, rigid_inverse
 from ..errors import BadInputError
 from .camera_checks import (check_finite, check_intrinsics, check_rotations, make_cameras, read_integer, read_json,
                             read_matrix, read_number, require_key, stack_cameras, write_bytes)
 
 
-def load_cameras_json(path, data=None):
+def load_cameras_json(
+    path: str | os.PathLike,
+    data: list | None = None,  # the parsed JSON: a list of camera objects
+) -> list[Camera]:  # sorted by image name
     """Load an INRIA cameras.json (``data``: its parsed content, read from ``path`` when None)."""
     path = os.fspath(path)
     if data is None:
@@ -53,7 +59,7 @@ def load_cameras_json(path, data=None):
     return make_cameras(w2c, fx, fy, cx, cy, widths, heights, names)
 
 
-def write_cameras_json(path, cameras):
+def write_cameras_json(path: str | os.PathLike, cameras: collections.abc.Sequence[Camera]) -> None:
     """Write an INRIA cameras.json. Its principal point is always the image centre: an off-centre one is lost,
     with a warning."""
     rotations, translations = stack_cameras(cameras)

@@ -21,6 +21,8 @@ Each image is decoded on its own terms:
 Label maps are int32 arrays at the working resolution (nearest neighbour), with -1 for ignored pixels.
 """
 
+from __future__ import annotations
+
 import collections.abc
 import dataclasses
 import os
@@ -30,6 +32,7 @@ import warnings
 import numpy as np
 from PIL import Image
 
+from ..cameras import Camera
 from ..errors import BadInputError
 
 MASK_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
@@ -45,6 +48,8 @@ _JPEG_THRESHOLD = 128
 _JPEG_GREY_TOLERANCE = 48
 _NAMES_IN_WARNING = 5
 _BINCOUNT_LIMIT = 1 << 20
+_ANTI_ALIASED_MIN_LABELS = 20  # grey masks with at least this many labels ...
+_ANTI_ALIASED_TINY = 0.0005  # ... 80 % of them below this share of the pixels: anti-aliased
 
 KIND_BINARY = "binary"
 KIND_LABELS = "labels"
@@ -65,19 +70,19 @@ class MaskSet:
     'labels', 'palette' or 'color'.
     """
 
-    camera_indices: list
-    label_maps: list
-    label_ids: np.ndarray
-    color_map: dict
-    unmatched_masks: list
-    files: list
-    kinds: list = dataclasses.field(default_factory=list)
+    camera_indices: list[int]  # [V] ascending
+    label_maps: collections.abc.Sequence  # [V] of int32 [H, W] label ids, -1 ignored (LabelMaps: decoded on access)
+    label_ids: np.ndarray  # [L] int32, ascending, 0 first
+    color_map: dict[str, int]  # '#rrggbb' -> label id
+    unmatched_masks: list[str]
+    files: list[str]  # [V]
+    kinds: list[str] = dataclasses.field(default_factory=list)  # [V] 'binary', 'labels', 'palette' or 'color'
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.camera_indices)
 
 
-def label_index_maps(mask_set, dtype=None):
+def label_index_maps(mask_set: MaskSet, dtype: np.dtype | type | None = None) -> IndexMaps:
     """Per view, the label map as indices into ``mask_set.label_ids`` (-1 stays -1), converted when a view is
     read (a sequence, like ``mask_set.label_maps``).
 
@@ -89,7 +94,12 @@ def label_index_maps(mask_set, dtype=None):
 class IndexMaps(collections.abc.Sequence):
     """``label_maps`` (label ids) as indices into ``label_ids``, each converted when it is read."""
 
-    def __init__(self, label_maps, label_ids, dtype=None):
+    def __init__(
+        self,
+        label_maps: collections.abc.Sequence,  # [V] of int [H, W] label ids, -1 ignored
+        label_ids: np.ndarray,  # [L] int, ascending
+        dtype: np.dtype | type | None = None,  # of the indices; default int16 when they fit, else int32
+    ):
         self.label_maps = label_maps
         self.label_ids = np.asarray(label_ids, dtype=np.int64)
         if dtype is None:
@@ -105,10 +115,10 @@ class IndexMaps(collections.abc.Sequence):
             self._dense = np.full(int(label_ids[-1]) + 2, -1, dtype=self.dtype)
             self._dense[label_ids] = np.arange(len(label_ids), dtype=self.dtype)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.label_maps)
 
-    def __getitem__(self, view):
+    def __getitem__(self, view: int | slice) -> np.ndarray | list[np.ndarray]:  # [H, W] indices into label_ids
         if isinstance(view, slice):
             return [self[k] for k in range(*view.indices(len(self)))]
         label_map = np.asarray(self.label_maps[view])
@@ -122,12 +132,22 @@ class IndexMaps(collections.abc.Sequence):
         return np.where(found, index, -1).astype(self.dtype)
 
 
-def load_masks(mask_dir, cameras, *, ignore_label=None, sizes=None):
+def load_masks(
+    mask_dir: str | os.PathLike,
+    cameras: collections.abc.Iterable[Camera],
+    *,
+    ignore_label: int | str | None = None,  # a label id, or a colour '#rrggbb'
+    sizes: collections.abc.Iterable[tuple[int, int]] | None = None,  # [len(cameras)] of (width, height)
+    binary_threshold: int | None = None,  # read grey masks as binary: grey level >= it is the object
+) -> MaskSet:
     """Find, match and decode the masks in ``mask_dir`` for ``cameras``; see the module docstring.
 
     ``ignore_label`` (optional): pixels whose decoded label equals it are stored as -1 ("count for nothing").
     It may also be a colour '#rrggbb', which marks that colour in colour masks as ignored (and gives it no id).
     ``sizes`` (optional): one (width, height) per camera, the working resolution; default the cameras' own.
+    ``binary_threshold`` (optional): grey masks (and grey ones saved as RGB) are binary, foreground where the
+    grey level reaches it: for anti-aliased masks, which otherwise read as one label per grey level (a warning
+    says so when the labels look like that).
     Masks whose size differs from their camera's width/height are resized anyway, with one warning.
     Cameras without a mask are skipped with one warning. Raises :class:`BadInputError` for a missing folder,
     no mask matching any camera, an ambiguous match, an unreadable mask, or too many labels.
@@ -163,13 +183,14 @@ def load_masks(mask_dir, cameras, *, ignore_label=None, sizes=None):
     resized = []
     color_views = []  # (view number, its colour table)
     present = []  # per view, the sorted labels in its map (colour views: filled in with the colour table)
+    grey_pixels = np.zeros(256, dtype=np.int64)  # pixels per value over the 8-bit grey label masks
     # One pass decodes every mask to learn its labels (and colours); the maps themselves are decoded again
     # when a view is used (LabelMaps), so a long capture never holds every map in memory.
     for view, camera_index in enumerate(camera_indices):
         camera = cameras[camera_index]
         rel = assignment[camera_index]
         path = os.path.join(mask_dir, *rel.split("/"))
-        kind, native, values = _decode(path)
+        kind, native, values = _decode(path, binary_threshold)
         height, width = native.shape
         if (width, height) != (int(camera.width), int(camera.height)):
             resized.append(f"{rel} ({width}x{height}, camera {int(camera.width)}x{int(camera.height)})")
@@ -178,10 +199,13 @@ def load_masks(mask_dir, cameras, *, ignore_label=None, sizes=None):
             color_views.append((view, _unique_inverse(array)[0]))
         elif values is None or array is not native:
             values = _present_values(array)
+        if kind == KIND_LABELS and array.dtype == np.uint8:
+            grey_pixels += np.bincount(array.ravel(), minlength=256)
         files.append(path)
         kinds.append(kind)
         sizes_used.append(sizes[camera_index])
         present.append(values)
+    _warn_if_anti_aliased(mask_dir, grey_pixels)
     if resized:
         warnings.warn(f"{len(resized)} masks differ in size from their camera and were resized by nearest "
                       f"neighbour: {_name_list(resized)}", stacklevel=2)
@@ -206,7 +230,7 @@ def load_masks(mask_dir, cameras, *, ignore_label=None, sizes=None):
     if len(label_ids) > MAX_LABELS:
         raise BadInputError(f"{mask_dir}: the masks hold {len(label_ids)} distinct labels; "
                             f"at most {MAX_LABELS} are supported")
-    maps = LabelMaps(files, sizes_used, colors, ignore_value, ignore_color)
+    maps = LabelMaps(files, sizes_used, colors, ignore_value, ignore_color, binary_threshold)
     return MaskSet(camera_indices=camera_indices, label_maps=maps, label_ids=label_ids.astype(np.int32),
                    color_map=color_map, unmatched_masks=unmatched, files=files, kinds=kinds)
 
@@ -216,24 +240,33 @@ class LabelMaps(collections.abc.Sequence):
     resolution, -1 where ignored), by the rules :func:`load_masks` scanned them with. The last map read is kept,
     so reading the same view twice in a row decodes it once."""
 
-    def __init__(self, files, sizes, colors, ignore_value=None, ignore_color=None):
+    def __init__(
+        self,
+        files: collections.abc.Iterable[str],  # [V]
+        sizes: collections.abc.Iterable[tuple[int, int]],  # [V] of (width, height)
+        colors: np.ndarray,  # [C] uint32 packed 0xRRGGBB, ascending
+        ignore_value: int | None = None,  # a label stored as -1
+        ignore_color: int | None = None,  # a packed 0xRRGGBB colour stored as -1
+        binary_threshold: int | None = None,  # grey masks read as binary at this grey level
+    ):
         self.files = list(files)
         self.sizes = list(sizes)  # (width, height) per view
         self.colors = colors  # uint32 [C]: the folder's colour table (colour k has id k + 1)
         self.ignore_value = ignore_value
         self.ignore_color = ignore_color
+        self.binary_threshold = binary_threshold
         self._last = (None, None)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, view):
+    def __getitem__(self, view: int | slice) -> np.ndarray | list[np.ndarray]:  # int32 [H, W]
         if isinstance(view, slice):
             return [self[k] for k in range(*view.indices(len(self)))]
         view = range(len(self))[view]
         if self._last[0] == view:
             return self._last[1]
-        kind, native, _values = _decode(self.files[view])
+        kind, native, _values = _decode(self.files[view], self.binary_threshold)
         array = _resize_nearest(native, *self.sizes[view])
         if kind == KIND_COLOR:
             table, local = _unique_inverse(array)
@@ -249,7 +282,7 @@ class LabelMaps(collections.abc.Sequence):
 # --- finding and matching -------------------------------------------------------------------------------
 
 
-def read_label_image(path):
+def read_label_image(path: str | os.PathLike) -> np.ndarray:  # int32 [H, W]
     """One label image as int32 [H, W], decoded by the same rules as a mask folder (binary {0,255} -> {0,1},
     grey label maps as stored, palette index). Colour images need a folder's shared colour table: refused."""
     kind, array, _values = _decode(os.fspath(path))
@@ -346,6 +379,13 @@ def _match(mask_dir, cameras, mask_files):
             raise BadInputError(f"{mask_dir}: mask '{rel}' matches two camera images by name: "
                                 f"'{cameras[indices[0]].image_name}' and '{cameras[indices[1]].image_name}'; "
                                 "arrange the masks in the same folders as the images")
+    users = {}
+    for index, rel in assignment.items():
+        users.setdefault(rel, []).append(index)
+    for rel, indices in users.items():  # e.g. cameras 'a.jpg' and 'a.png': one mask cannot serve two views
+        if len(indices) > 1:
+            raise BadInputError(f"{mask_dir}: mask '{rel}' would be used for two cameras: "
+                                f"'{cameras[indices[0]].image_name}' and '{cameras[indices[1]].image_name}'")
     return assignment
 
 
@@ -380,21 +420,34 @@ def _parse_ignore_label(ignore_label):
     return int(ignore_label), None
 
 
-def _decode(path):
+def _warn_if_anti_aliased(mask_dir, grey_pixels):
+    """Grey masks whose labels are mostly tiny (each on a few border pixels) are anti-aliased binary masks."""
+    labels = np.flatnonzero(grey_pixels[1:]) + 1
+    if len(labels) < _ANTI_ALIASED_MIN_LABELS:
+        return
+    tiny = np.count_nonzero(grey_pixels[labels] < _ANTI_ALIASED_TINY * grey_pixels.sum())
+    if tiny >= 0.8 * len(labels):
+        warnings.warn(f"{mask_dir}: the grey masks hold {len(labels)} labels, {tiny} of them on fewer than "
+                      f"{_ANTI_ALIASED_TINY:.2%} of the pixels each, along region borders: they look like "
+                      f"anti-aliased binary masks; to read them as binary give --binary-threshold 128",
+                      stacklevel=3)
+
+
+def _decode(path, binary_threshold=None):
     """(kind, array, values): 'binary'/'labels' -> uint8/uint16/int32 labels, 'palette' -> uint8 indices,
     'color' -> uint32 packed 0xRRGGBB (0 for black and fully transparent pixels). ``values`` is the sorted
     array of distinct labels in ``array`` where decoding found it anyway, else None."""
     try:
         with Image.open(path) as image:
             image.load()  # the first frame of a multi-frame file
-            return _decode_image(path, image)
+            return _decode_image(path, image, binary_threshold)
     except BadInputError:
         raise
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as error:
         raise BadInputError(f"{path}: cannot read the mask image ({error})") from None
 
 
-def _decode_image(path, image):
+def _decode_image(path, image, binary_threshold=None):
     mode = image.mode
     lossy = image.format in _JPEG_FORMATS
     if mode == "1":
@@ -406,13 +459,15 @@ def _decode_image(path, image):
         array = np.asarray(image)
         if array.ndim == 3:
             array = array[..., 0]
-        return _decode_grey(path, array, lossy)
+        return _decode_grey(path, array, lossy, binary_threshold)
     if mode not in ("RGB", "RGBA", "RGBX", "RGBa"):
         image = image.convert("RGBA" if "A" in mode else "RGB")
     array = np.asarray(image)
     if array.ndim != 3 or array.shape[2] < 3:
         raise BadInputError(f"{path}: unsupported image mode {mode!r} for a mask")
     rgb = array[..., :3]
+    if binary_threshold is not None:
+        return KIND_BINARY, (rgb.max(axis=2) >= binary_threshold).astype(np.uint8), None
     if lossy:
         spread = (rgb.max(axis=2).astype(np.int16) - rgb.min(axis=2)).max() if rgb.size else 0
         if spread > _JPEG_GREY_TOLERANCE:
@@ -425,7 +480,7 @@ def _decode_image(path, image):
     return KIND_COLOR, packed, None
 
 
-def _decode_grey(path, array, lossy):
+def _decode_grey(path, array, lossy, binary_threshold=None):
     if array.dtype.kind == "f":
         if not np.all(np.isfinite(array)) or not np.all(array == np.round(array)):
             raise BadInputError(f"{path}: floating-point mask with non-integer values; expected label ids")
@@ -434,8 +489,9 @@ def _decode_grey(path, array, lossy):
         raise BadInputError(f"{path}: negative values in a label mask")
     if array.dtype.kind == "i" and array.size and int(array.max()) > np.iinfo(np.int32).max:
         raise BadInputError(f"{path}: label ids above {np.iinfo(np.int32).max}")
-    if lossy:
-        return KIND_BINARY, (array >= _JPEG_THRESHOLD).astype(np.uint8), None
+    if binary_threshold is not None or lossy:
+        threshold = _JPEG_THRESHOLD if binary_threshold is None else binary_threshold
+        return KIND_BINARY, (array >= threshold).astype(np.uint8), None
     values = _present_values(array)
     top = values[-1] if len(values) else 0
     # 65535 is the white of 16-bit files (which older Pillow reads as 32-bit 'I').

@@ -2,8 +2,12 @@
 before allocating anything), binary bodies read with numpy, ASCII bodies and elements with list properties
 with plyfile; and the element writer."""
 
+from __future__ import annotations
+
 import io
 import os
+import warnings
+import typing
 
 import numpy as np
 
@@ -28,16 +32,16 @@ class PlyProperty:
 
     __slots__ = ("name", "type_name", "count_type_name")
 
-    def __init__(self, name, type_name, count_type_name=None):
+    def __init__(self, name: str, type_name: str, count_type_name: str | None = None):
         self.name = name
         self.type_name = type_name
         self.count_type_name = count_type_name  # set for list properties
 
     @property
-    def is_list(self):
+    def is_list(self) -> bool:
         return self.count_type_name is not None
 
-    def header_line(self):
+    def header_line(self) -> str:
         if self.is_list:
             return f"property list {self.count_type_name} {self.type_name} {self.name}"
         return f"property {self.type_name} {self.name}"
@@ -46,27 +50,39 @@ class PlyProperty:
 class PlyElementData:
     """An element other than ``vertex``, kept as read so it can be written back."""
 
-    def __init__(self, name, properties, data):
+    def __init__(
+        self,
+        name: str,
+        properties: list[PlyProperty],
+        data: np.ndarray,  # [count] structured (or plyfile's element data, with list properties)
+    ):
         self.name = name
         self.properties = properties
         self.data = data  # structured array (scalar properties) or plyfile PlyElement data with lists
 
     @property
-    def count(self):
+    def count(self) -> int:
         return len(self.data)
 
 
 class PlyHeader:
     """The parsed header: format, comment/obj_info lines in order, and the elements with their properties."""
 
-    def __init__(self, fmt, version, meta_lines, elements, size):
+    def __init__(
+        self,
+        fmt: str,  # "ascii", "binary_little_endian" or "binary_big_endian"
+        version: str,
+        meta_lines: list[tuple[str, str]],
+        elements: list[tuple[str, int, list[PlyProperty]]],
+        size: int,
+    ):
         self.format = fmt
         self.version = version
         self.meta_lines = meta_lines  # ("comment"|"obj_info", text) in file order
         self.elements = elements  # [(name, count, [PlyProperty])]
         self.size = size  # bytes up to and including the end_header line
 
-    def element(self, name):
+    def element(self, name: str) -> tuple[str, int, list[PlyProperty]] | None:  # (name, count, properties)
         for element in self.elements:
             if element[0] == name:
                 return element
@@ -113,6 +129,9 @@ def _parse_header(path, raw):
                 prop = PlyProperty(words[2], words[1])
             else:
                 raise BadInputError(f"{path}: bad PLY property line {number}: {line!r}")
+            if any(other.name == prop.name for other in elements[-1][2]):
+                raise BadInputError(f"{path}: the element '{elements[-1][0]}' names the property "
+                                    f"'{prop.name}' twice (line {number})")
             elements[-1][2].append(prop)
         elif keyword == "end_header":
             break
@@ -123,7 +142,7 @@ def _parse_header(path, raw):
     return PlyHeader(fmt, version, meta_lines, elements, line_end + 1)
 
 
-def read_ply_header(path):
+def read_ply_header(path: str | os.PathLike) -> PlyHeader:
     """Read and parse just the header of a PLY file."""
     with open(path, "rb") as handle:
         raw = handle.read(MAX_HEADER_BYTES)
@@ -134,7 +153,10 @@ def _scalar_dtype(properties, byte_order):
     return np.dtype([(p.name, byte_order + PLY_TYPES[p.type_name]) for p in properties])
 
 
-def read_ply_elements(path, header=None):
+def read_ply_elements(
+    path: str | os.PathLike,
+    header: PlyHeader | None = None,
+) -> tuple[PlyHeader, dict[str, np.ndarray]]:  # {element name: [count] structured array}
     """Return ``(header, {element name: data})``; binary bodies are size-checked before anything is allocated."""
     path = os.fspath(path)
     if header is None:
@@ -153,6 +175,9 @@ def read_ply_elements(path, header=None):
             raise BadInputError(
                 f"{path}: truncated PLY body: the header promises {offset - header.size} bytes of data, "
                 f"the file has {file_size - header.size}")
+        if offset < file_size:
+            warnings.warn(f"{path}: {file_size - offset} bytes after the data the header describes were not read "
+                          f"(is an element count in the header too small?)", stacklevel=3)
         data = {}
         with open(path, "rb") as handle:
             for name, count, dtype, start in plan:
@@ -189,7 +214,7 @@ def _read_with_plyfile(path, header):
     return data
 
 
-def write_list_element(handle, block):
+def write_list_element(handle: typing.BinaryIO, block: PlyElementData) -> None:
     """An element with list properties, in binary little-endian (through plyfile)."""
     import plyfile
 

@@ -1,17 +1,19 @@
 """Splat files in and out: any format the readers know (.ply, SuperSplat .compressed.ply, .splat, .spz) into a
 checked :class:`~..gaussians.Gaussians`, and a standard binary little-endian PLY out, losslessly."""
 
+from __future__ import annotations
+
 import os
 
 import numpy as np
 
 from ..errors import BadInputError
 from ..gaussians import REQUIRED_PROPERTIES, Gaussians
-from .atomic import atomic_output
+from .commit import Commit, StagingFolder, output_file
 from .compressed import read_compressed_ply, read_dot_splat, read_spz
 from .ply import PLY_TYPES, PlyElementData, PlyProperty, read_ply_elements, read_ply_header, write_list_element
 
-def read_gaussians(path):
+def read_gaussians(path: str | os.PathLike) -> Gaussians:
     """Read a splat file (.ply, SuperSplat .compressed.ply, .splat, .spz) into a checked :class:`Gaussians`."""
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -51,7 +53,10 @@ def read_gaussians(path):
     ).check()
 
 
-def ply_header_text(gaussians, vertex_count=None):
+def ply_header_text(
+    gaussians: Gaussians,
+    vertex_count: int | None = None,  # the count written in the header; default len(gaussians)
+) -> tuple[str, list[PlyElementData]]:  # header text, every element (vertex included) in file order
     """The header we write: binary little-endian, the scene's meta lines, elements and exact type names."""
     lines = ["ply", "format binary_little_endian 1.0"]
     lines += [f"{kind} {text}" for kind, text in gaussians.meta_lines]
@@ -66,10 +71,12 @@ def ply_header_text(gaussians, vertex_count=None):
     return "\n".join(lines) + "\n", blocks
 
 
-def write_gaussians(path, gaussians):
-    """Write a standard binary little-endian PLY, atomically. Property names, types and order are kept."""
+def write_gaussians(path: str | os.PathLike, gaussians: Gaussians,
+                    commit: Commit | StagingFolder | None = None) -> None:
+    """Write a standard binary little-endian PLY: on its own (it lands whole, or not at all), or as part of
+    ``commit`` (see :mod:`.commit`). Property names, types and order are kept."""
     header, blocks = ply_header_text(gaussians)
-    with atomic_output(path) as handle:
+    with output_file(path, "wb", commit) as handle:
         handle.write(header.encode("ascii"))
         for block in blocks:
             if any(p.is_list for p in block.properties):
@@ -79,5 +86,6 @@ def write_gaussians(path, gaussians):
                 array = block.data
                 if array.dtype != dtype:
                     array = array.astype(dtype)
-                handle.flush()
-                np.ascontiguousarray(array).tofile(handle)
+                # Through the file object, not ndarray.tofile: its C-level buffer can lose a failed last write
+                # silently (a file-size limit or a full disk), and Python's raises.
+                handle.write(np.ascontiguousarray(array).view(np.uint8))

@@ -1,6 +1,9 @@
 """nerfstudio / Blender synthetic ``transforms.json``: camera-to-world matrices in OpenGL axes, intrinsics per
 file or per frame."""
 
+from __future__ import annotations
+
+import collections.abc
 import json
 import math
 import os
@@ -8,7 +11,7 @@ import warnings
 
 import numpy as np
 
-from ..cameras import OPENGL_TO_OPENCV, rigid_inverse
+from ..cameras import OPENGL_TO_OPENCV, Camera, rigid_inverse
 from ..errors import BadInputError
 from .camera_checks import (check_finite, check_intrinsics, check_rotations, make_cameras, read_integer, read_json,
                             read_matrix, read_number, require_key, stack_cameras, write_bytes)
@@ -19,7 +22,10 @@ SUPPORTED_TRANSFORMS_MODELS = ("SIMPLE_PINHOLE", "PINHOLE", "SIMPLE_RADIAL", "RA
 TRANSFORMS_DISTORTION_KEYS = ("k1", "k2", "k3", "k4", "p1", "p2")
 
 
-def load_transforms_json(path, data=None):
+def load_transforms_json(
+    path: str | os.PathLike,
+    data: dict | None = None,  # the parsed JSON: an object with "frames"
+) -> list[Camera]:  # sorted by image name
     """Load a nerfstudio / Blender synthetic transforms.json (``data``: parsed content, read when None)."""
     path = os.fspath(path)
     if data is None:
@@ -138,7 +144,7 @@ def _image_size(folder, file_path):
     return None
 
 
-def write_transforms_json(path, cameras):
+def write_transforms_json(path: str | os.PathLike, cameras: collections.abc.Sequence[Camera]) -> None:
     """Write a nerfstudio transforms.json: intrinsics shared by all cameras at the top level, others per frame;
     ``file_path`` is the image name; ``transform_matrix`` camera-to-world in OpenGL axes."""
     rotations, translations = stack_cameras(cameras)

@@ -1,0 +1,512 @@
+"""The one way gsseg writes files: outputs that belong together land together, or none does.
+
+A :class:`Commit` collects a command's outputs (files, and folders of files). Each is written to a temporary
+beside its target (``.NAME.gsseg-PID-TOKEN.part[.EXT]``, or a hidden sibling folder); nothing the user had is
+touched while the command works. :meth:`Commit.commit` then, holding the folder's lock (``.gsseg.lock``, so two
+runs writing the same outputs never interleave), fsyncs every temporary and renames them into place in the
+order they were added, with Ctrl-C and SIGTERM held back until the last rename. A rename that fails puts back
+what was there before (kept as a hard link while renaming). A failure or a signal before the commit removes
+only our temporaries; temporaries a killed run left are removed by the next run that writes in that folder.
+
+New files get the mode ``0666 & ~umask``; a replaced file keeps its mode. Errors name the user's path and the
+operating system's reason. Outputs that are also inputs are refused before anything is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import stat
+import sys
+import threading
+import time
+
+from ..errors import BadInputError, GssegError
+
+LOCK_NAME = ".gsseg.lock"
+LOCK_TIMEOUT_S = 600.0  # a second run waits this long for the first to commit, then refuses
+MANIFEST_NAME = "gsseg-manifest.json"
+_TEMP_RE = re.compile(r"^\..*\.gsseg-(?P<pid>\d+)-(?P<token>[0-9a-f]{8})\.(part|old)(\.[^.]*)?$")
+_REASONS = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded", errno.EFBIG: "file too large",
+            errno.EACCES: "permission denied", errno.EPERM: "permission denied", errno.EROFS: "read-only file system",
+            errno.ENOENT: "no such file or folder", errno.ENOTDIR: "not a folder", errno.EISDIR: "is a folder",
+            errno.EXDEV: "on another file system"}
+
+
+class WriteError(GssegError):
+    """Writing an output failed; the previous outputs are as they were."""
+
+    exit_code = 2
+
+
+def os_reason(error: OSError) -> str:
+    return _REASONS.get(error.errno, error.strerror or str(error))
+
+
+def _umask() -> int:
+    with _UMASK_LOCK:
+        mask = os.umask(0)
+        os.umask(mask)
+    return mask
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def same_path(a, b) -> bool:
+    """Whether ``a`` and ``b`` name the same file or folder (also through links), or would."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(os.fspath(a)) == os.path.realpath(os.fspath(b))
+
+
+def _inside(path, folder) -> bool:
+    path, folder = os.path.realpath(os.fspath(path)), os.path.realpath(os.fspath(folder))
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+class Commit:
+    """A group of outputs written together (see the module docstring).
+
+    ``inputs``: paths the command reads; an output that is one of them (or a folder output holding one) is
+    refused with :class:`BadInputError`, except the paths in ``rewrites`` (``relabel`` rewriting its input in
+    place). Use as a context manager: the outputs land when the block ends without an exception; otherwise the
+    temporaries (and the folders made for them) are removed and nothing changes."""
+
+    def __init__(self, inputs=(), *, rewrites=(), lock_timeout: float = LOCK_TIMEOUT_S):
+        self.inputs = [os.fspath(p) for p in inputs if p is not None]
+        self.rewrites = [os.fspath(p) for p in rewrites]
+        self.lock_timeout = lock_timeout
+        self.token = secrets.token_hex(4)
+        self.entries = []  # (target, temporary, kind): kind False for a file, the command for a folder
+        self.made = []  # folders made for the outputs, removed again when nothing lands
+        self.done = False
+
+    # ----- declaring outputs
+
+    def file(self, target) -> str:
+        """A temporary path to write ``target`` to (same extension, for writers that look at it). The file
+        exists, empty, with the mode the target will have."""
+        target = os.path.abspath(os.fspath(target))
+        self._check_target(target)
+        folder, name = os.path.split(target)
+        self.made += _make_folder(folder)
+        ext = os.path.splitext(name)[1]
+        temp = os.path.join(folder, f".{name}.gsseg-{os.getpid()}-{self.token}.part{ext}")
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
+        except OSError as error:
+            raise WriteError(f"{target}: cannot write ({os_reason(error)})") from None
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            if os.path.isfile(target):
+                os.chmod(temp, stat.S_IMODE(os.stat(target).st_mode))
+        self.entries.append((target, temp, False))
+        return temp
+
+    def user_path(self, path) -> str:
+        return os.path.abspath(os.fspath(path))
+
+    def folder(self, target, *, kind: str, overwrite: bool = False) -> StagingFolder:
+        """A staging folder for the folder output ``target`` (``kind``: the command writing it, e.g. 'split'),
+        to write the files into (pass it as ``commit`` to the writers, or write to ``.file(path)``). An existing
+        target must be empty, or hold only files listed in its gsseg manifest, written by the same ``kind``,
+        with ``overwrite`` (the demo replaces its own folder: ``overwrite=True``); anything else is refused
+        before anything is written. The manifest is written at the commit."""
+        target = os.path.abspath(os.fspath(target))
+        self._check_target(target)
+        if os.path.exists(target):
+            _check_replaceable(target, kind, overwrite)
+        parent, name = os.path.split(target)
+        self.made += _make_folder(parent)
+        staging = os.path.join(parent, f".{name}.gsseg-{os.getpid()}-{self.token}.part")
+        try:
+            os.mkdir(staging, 0o777)
+        except OSError as error:
+            raise WriteError(f"{target}: cannot write ({os_reason(error)})") from None
+        self.entries.append((target, staging, kind))
+        return StagingFolder(staging, target)
+
+    def check_outputs(self, targets):
+        """Refuse, before any work, outputs that are inputs (None entries are skipped)."""
+        for target in targets:
+            if target is not None:
+                self._check_target(os.path.abspath(os.fspath(target)))
+
+    def _check_target(self, target):
+        if any(same_path(target, t) for t, _, _ in self.entries):
+            raise BadInputError(f"{target}: given as two outputs of one command")
+        for source in self.inputs:
+            if any(same_path(source, r) and same_path(r, target) for r in self.rewrites):
+                continue
+            if same_path(source, target) or (os.path.isdir(target) and _inside(source, target)):
+                raise BadInputError(f"{target}: an output may not replace an input of the command ({source})")
+
+    # ----- landing
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        if kind is None:
+            self.commit()
+        else:
+            self.discard()
+        return False
+
+    def discard(self):
+        """Remove our temporaries and the folders made for them; the targets are untouched."""
+        for _target, temp, is_folder in self.entries:
+            _remove(temp, is_folder)
+        self.entries = []
+        for folder in reversed(self.made):
+            with contextlib.suppress(OSError):
+                if set(os.listdir(folder)) <= {LOCK_NAME}:
+                    _remove(os.path.join(folder, LOCK_NAME), False)
+                    os.rmdir(folder)
+        self.made = []
+
+    def commit(self):
+        """fsync, then rename every temporary into place, in order, under the folder locks."""
+        if self.done:
+            return
+        try:
+            with _locks({os.path.dirname(target) for target, _, _ in self.entries}, self.lock_timeout):
+                for folder in {os.path.dirname(target) for target, _, _ in self.entries}:
+                    remove_stale_temporaries(folder)
+                for target, temp, kind in self.entries:
+                    if kind:
+                        _write_manifest(temp, kind, self.token)
+                    _fsync_tree(target, temp)
+                hook("before-first-rename")
+                with _signals_held():
+                    self._rename_all()
+        except BaseException:
+            self.discard()
+            raise
+        self.done = True
+
+    def _rename_all(self):
+        kept, landed = [], []  # (target, backup) of what was there; targets renamed so far
+        try:
+            for number, (target, temp, kind) in enumerate(self.entries):
+                if number:
+                    hook("between-renames")
+                backup = _keep_aside(target, kind, self.token)
+                kept.append((target, backup, kind))
+                _land(temp, target, kind)
+                landed.append(target)
+            hook("after-last-rename")
+        except BaseException as error:
+            for target, backup, kind in reversed(kept):  # put back what was there
+                with contextlib.suppress(OSError):
+                    if target in landed:
+                        if backup is None:
+                            _remove(target, kind)
+                        else:
+                            if kind:
+                                _remove(target, True)
+                            os.replace(backup, target)
+                    elif backup is not None:
+                        if kind:  # the folder was moved aside: move it back
+                            os.replace(backup, target)
+                        else:  # a hard link to the file still in place (rename onto it would do nothing)
+                            os.unlink(backup)
+            if isinstance(error, OSError):
+                where = getattr(error, "filename", None)
+                target = next((t for t, temp, _ in self.entries if where in (t, temp)), self.entries[0][0])
+                raise WriteError(f"{target}: cannot write ({os_reason(error)})") from None
+            raise
+        for folder in {os.path.dirname(target) for target, _, _ in self.entries}:
+            _fsync_folder(folder, strict=False)
+        for _target, backup, kind in kept:
+            if backup is not None:
+                _remove(backup, kind)
+        self.entries = []
+
+
+class StagingFolder:
+    """The staging folder of a folder output: files written here land with the commit (``.file(path)`` is the
+    path itself, for writers that take a ``commit``)."""
+
+    def __init__(self, path, target):
+        self.path = path
+        self.target = target
+
+    def user_path(self, path) -> str:
+        """Where ``path`` (inside the staging folder) will be once the folder lands: the name errors give."""
+        relative = os.path.relpath(os.path.abspath(os.fspath(path)), self.path)
+        return os.path.join(self.target, relative)
+
+    def file(self, path) -> str:
+        path = os.path.abspath(os.fspath(path))
+        if not _inside(path, self.path):
+            raise ValueError(f"{path} is not inside the staging folder {self.path}")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return path
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path for ``path`` alone; it becomes ``path`` when the block ends without an error."""
+    with Commit() as commit:
+        yield commit.file(path)
+
+
+@contextlib.contextmanager
+def output_path(path, commit: Commit | StagingFolder | None = None):
+    """Yield the path to write ``path`` to, for writers that open files themselves (np.savez: a zip file given
+    a path closes itself cleanly when a write fails); part of ``commit`` when given, else landing on its own."""
+    with contextlib.ExitStack() as stack:
+        if commit is None:
+            commit = stack.enter_context(Commit())
+        temp = commit.file(path)
+        try:
+            yield temp
+        except OSError as error:
+            raise WriteError(f"{commit.user_path(path)}: cannot write ({os_reason(error)})") from None
+
+
+@contextlib.contextmanager
+def output_file(path, mode="wb", commit: Commit | StagingFolder | None = None):
+    """Yield a file object for ``path``: part of ``commit`` (a :class:`Commit` or a :class:`StagingFolder`)
+    when given, else landing on its own."""
+    if commit is None:
+        with atomic_path(path) as temp, _open(path, temp, mode) as handle:
+            yield handle
+    else:
+        with _open(commit.user_path(path), commit.file(path), mode) as handle:
+            yield handle
+
+
+@contextlib.contextmanager
+def _open(target, temp, mode):
+    try:
+        handle = open(temp, mode)
+    except OSError as error:
+        raise WriteError(f"{target}: cannot write ({os_reason(error)})") from None
+    try:
+        with handle:
+            yield handle
+    except OSError as error:
+        raise WriteError(f"{target}: cannot write ({os_reason(error)})") from None
+    except ValueError as error:  # e.g. zipfile after a failed write: "seek of closed file"
+        raise WriteError(f"{target}: cannot write ({error})") from None
+
+
+# ----- test hooks: GSSEG_TEST_SIGNAL_AT="POINT:SIGNAME" makes the process signal itself at that point
+
+
+def hook(point: str):
+    wanted = os.environ.get("GSSEG_TEST_SIGNAL_AT")
+    if wanted and wanted.split(":")[0] == point:
+        os.kill(os.getpid(), getattr(signal, wanted.split(":")[1]))
+        time.sleep(0.2)  # a held signal waits for the commit; the others arrive here
+
+
+# ----- helpers
+
+
+def _make_folder(folder):
+    """Make ``folder`` and its missing parents; returns the folders made, outermost first."""
+    missing = []
+    while folder and not os.path.isdir(folder):
+        missing.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    try:
+        for path in reversed(missing):
+            os.mkdir(path)
+    except OSError as error:
+        raise WriteError(f"{missing[0]}: cannot create the folder ({os_reason(error)})") from None
+    return list(reversed(missing))
+
+
+def _remove(path, is_folder):
+    with contextlib.suppress(OSError):
+        if is_folder and os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+
+
+def _fsync_file(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_folder(folder, strict=True):
+    """fsync a folder (its entries). Some file systems refuse that (EINVAL): fine. After the renames
+    (``strict=False``) nothing is raised: the outputs have landed, and this only hurries them to the disk."""
+    if sys.platform == "win32":  # folders cannot be opened for fsync there; NTFS journals the renames
+        return
+    try:
+        _fsync_file(folder)
+    except OSError as error:
+        if strict and error.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+
+
+def _fsync_tree(target, temp):
+    try:
+        if os.path.isdir(temp):
+            for root, _dirs, names in os.walk(temp):
+                for name in names:
+                    _fsync_file(os.path.join(root, name))
+                _fsync_folder(root)
+        else:
+            _fsync_file(temp)
+    except OSError as error:
+        raise WriteError(f"{target}: cannot write ({os_reason(error)})") from None
+
+
+def _keep_aside(target, is_folder, token):
+    """Keep what is at ``target`` until the commit has landed: a hard link to a file, the folder renamed.
+    None when there is nothing (or the file system has no hard links: the run id binding then catches a
+    crash between renames)."""
+    if not os.path.lexists(target):
+        return None
+    folder, name = os.path.split(target)
+    backup = os.path.join(folder, f".{name}.gsseg-{os.getpid()}-{token}.old")
+    if is_folder:
+        os.replace(target, backup)
+        return backup
+    try:
+        os.link(target, backup)
+    except OSError:
+        return None
+    return backup
+
+
+def _land(temp, target, is_folder):
+    if is_folder and os.path.isdir(target):  # an empty folder we were allowed to replace
+        os.rmdir(target)
+    os.replace(temp, target)
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Hold SIGINT and SIGTERM back while renaming (they take effect right after), so a commit is never cut
+    halfway by them; SIGKILL can still cut it, and the run id binding then refuses the mixed pair. Python runs
+    signal handlers in the main thread only, so a handler that notes the signal holds it back reliably (a
+    signal mask would not: another thread, numba's, may take the signal)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    arrived = []
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = {number: signal.signal(number, lambda number, frame: arrived.append(number)) for number in held}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        for number in arrived[:1]:
+            signal.raise_signal(number)
+
+
+@contextlib.contextmanager
+def _locks(folders, timeout):
+    """The lock of each folder (sorted, so two commits never wait on each other)."""
+    import filelock
+
+    with contextlib.ExitStack() as stack:
+        for folder in sorted(folders):
+            lock = filelock.FileLock(os.path.join(folder, LOCK_NAME), timeout=timeout)
+            try:
+                stack.enter_context(lock)
+            except filelock.Timeout:
+                raise BadInputError(f"{folder}: another gsseg run is writing here (waited {timeout:.0f} s for "
+                                    f"{LOCK_NAME}); try again when it has finished") from None
+            except OSError as error:
+                raise WriteError(f"{folder}: cannot write ({os_reason(error)})") from None
+        yield
+
+
+def remove_stale_temporaries(folder):
+    """Remove the temporaries (and kept-aside copies) that runs which no longer exist left in ``folder``; a
+    folder kept aside whose target is gone (a run killed between its two renames) is put back."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        match = _TEMP_RE.match(name)
+        if not match or _alive(int(match.group("pid")), os.path.join(folder, name)):
+            continue
+        path = os.path.join(folder, name)
+        if name.endswith(".old") and os.path.isdir(path):
+            target = os.path.join(folder, name[1:name.rindex(".gsseg-")])
+            if not os.path.lexists(target):
+                with contextlib.suppress(OSError):
+                    os.replace(path, target)
+                continue
+        _remove(path, True)
+
+
+def _alive(pid, path):
+    if pid == os.getpid():
+        return True  # ours: removed by our own discard
+    if sys.platform == "win32":  # no safe liveness probe: a day-old temporary is stale
+        with contextlib.suppress(OSError):
+            return time.time() - os.path.getmtime(path) < 86400
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _write_manifest(staging, kind, token):
+    files = sorted(os.path.relpath(os.path.join(root, name), staging).replace(os.sep, "/")
+                   for root, _dirs, names in os.walk(staging) for name in names)
+    with open(os.path.join(staging, MANIFEST_NAME), "w", encoding="utf-8") as handle:
+        json.dump({"written_by": "gsseg", "kind": kind, "run": token, "files": files}, handle, indent=1)
+        handle.write("\n")
+
+
+def read_manifest(folder) -> dict | None:
+    try:
+        with open(os.path.join(folder, MANIFEST_NAME), encoding="utf-8") as handle:
+            manifest = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) and manifest.get("written_by") == "gsseg" else None
+
+
+def _check_replaceable(target, kind, overwrite):
+    if not os.path.isdir(target):
+        raise BadInputError(f"{target}: exists and is not a folder")
+    present = sorted(os.path.relpath(os.path.join(root, name), target).replace(os.sep, "/")
+                     for root, _dirs, names in os.walk(target) for name in names)
+    present = [p for p in present if p != LOCK_NAME]
+    if not present:
+        return
+    manifest = read_manifest(target)
+    if not overwrite:
+        raise BadInputError(f"{target}: the folder holds files; choose a new or empty folder, or give "
+                            f"--overwrite to replace a folder gsseg wrote")
+    if manifest is None:
+        raise BadInputError(f"{target}: holds files gsseg did not write (it has no {MANIFEST_NAME}); choose "
+                            f"another folder")
+    if manifest.get("kind") != kind:
+        raise BadInputError(f"{target}: written by 'gsseg {manifest.get('kind')}', not by 'gsseg {kind}'")
+    foreign = sorted(set(present) - set(manifest.get("files", [])) - {MANIFEST_NAME})
+    if foreign:
+        raise BadInputError(f"{target}: holds files gsseg did not write ({', '.join(foreign[:5])}"
+                            f"{', ...' if len(foreign) > 5 else ''}); nothing was replaced")

@@ -1,0 +1,413 @@
+"""Nothing the user had is ever lost: faults injected into real runs of segment, relabel, remove, split,
+render-masks and the demo's writer, over existing outputs.
+
+* in-process, each fsync and each rename of a run fails once in turn (os.fsync / os.replace monkeypatched), and
+  each write fails in turn (a file-size limit just below each output file's size, as ``ulimit -f`` does);
+* in a subprocess, SIGINT, SIGTERM and SIGKILL arrive at named points of the commit (before the first rename,
+  between renames, after the last; ``GSSEG_TEST_SIGNAL_AT``).
+
+After each fault: the previous outputs are byte-identical, or the new ones are complete and consistent, or (a
+kill between renames) the mixed pair is refused; no temporary is left after the next run; modes follow the umask.
+"""
+
+import errno
+import json
+import os
+import resource
+import signal
+import stat
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from blender_gsseg.cli import main
+from blender_gsseg.core.errors import GssegError
+from blender_gsseg.core.files.commit import LOCK_NAME, MANIFEST_NAME
+from blender_gsseg.core.files.inria_cameras import write_cameras_json
+from blender_gsseg.core.files.splats import read_gaussians, write_gaussians
+from synthetic.scene import make_scene
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+INJECTED = {"count": 0}  # faults injected over the module, reported at the end
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    """scene.ply, cameras.json and two mask folders that give different labels (masks_b swaps 1 and 2)."""
+    root = tmp_path_factory.mktemp("faults")
+    scene = make_scene(n_spheres=2, points_per_unit_area=200, n_cameras=6, width=64, height=48, seed=5)
+    write_gaussians(root / "scene.ply", scene.gaussians)
+    write_cameras_json(root / "cameras.json", scene.cameras)
+    for folder, swap in (("masks", False), ("masks_b", True)):
+        (root / folder).mkdir()
+        for camera in scene.cameras:
+            mask = scene.mask(camera).astype(np.uint8)
+            if swap:
+                mask = np.choose(mask, [0, 2, 1, 3][:int(mask.max()) + 1]).astype(np.uint8)
+            Image.fromarray(mask).save(root / folder / f"{camera.image_name}.png")
+    return root
+
+
+def run(*args):
+    return main([str(a) for a in args])
+
+
+def segment(inputs, out, masks="masks", *extra):
+    return run("segment", inputs / "scene.ply", "--cameras", inputs / "cameras.json", "--masks", inputs / masks,
+               "-o", out, "--backend", "cpu", *extra)
+
+
+def snapshot(folder):
+    """{relative path: (bytes, mode)} of every file under ``folder``, the lock file and temporaries left out."""
+    found = {}
+    for root, _dirs, names in os.walk(folder):
+        if ".gsseg-" in root:
+            continue
+        for name in names:
+            if name == LOCK_NAME or ".gsseg-" in name:  # temporaries are checked by temporaries()
+                continue
+            path = os.path.join(root, name)
+            with open(path, "rb") as handle:
+                found[os.path.relpath(path, folder)] = (handle.read(), stat.S_IMODE(os.stat(path).st_mode))
+    return found
+
+
+def temporaries(folder):
+    return sorted(name for root, dirs, names in os.walk(folder) for name in names + dirs if ".gsseg-" in name)
+
+
+def consistent(out):
+    """The PLY and its sidecar come from one run: relabel accepts them."""
+    return main(["relabel", str(out), "--gamma", "0.1", "-o", str(out.parent / "check.ply")]) == 0
+
+
+class Fail:
+    """Make ``os.<name>`` raise ENOSPC on its ``at``-th call (1-based); count the calls."""
+
+    def __init__(self, name, at=None):
+        self.name, self.at, self.calls = name, at, 0
+        self.real = getattr(os, name)
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls == self.at:
+            INJECTED["count"] += 1
+            raise OSError(errno.ENOSPC, "No space left on device", args[0] if args else None)
+        return self.real(*args, **kwargs)
+
+
+# ----- the commands, each over outputs that exist already
+
+
+def command_segment(inputs, out_dir):
+    return lambda: segment(inputs, out_dir / "out.ply", "masks_b", "--report", out_dir / "report.json")
+
+
+def command_relabel(inputs, out_dir):
+    return lambda: run("relabel", out_dir / "out.ply", "--gamma", "0.4")
+
+
+def command_remove(inputs, out_dir):
+    return lambda: run("remove", out_dir / "out.ply", "--labels", "1", "-o", out_dir / "removed.ply",
+                       "--gamma", "-0.2")
+
+
+def command_split(inputs, out_dir):
+    return lambda: run("split", out_dir / "out.ply", "-o", out_dir / "parts", "--overwrite")
+
+
+def command_render_masks(inputs, out_dir):
+    return lambda: run("render-masks", out_dir / "out.ply", "--cameras", inputs / "cameras.json", "-o",
+                       out_dir / "rendered", "--colour", "--overwrite", "--backend", "cpu", "--mode", "argmax")
+
+
+def command_demo(inputs, out_dir):
+    from blender_gsseg.core.files.commit import Commit
+    from blender_gsseg.core.pipeline import segment_scene, write_labeled
+
+    def writer():  # the demo's writer: a folder of its own, replaced whole (the lift itself is segment's)
+        result = segment_scene(inputs / "scene.ply", inputs / "cameras.json", inputs / "masks_b", backend="cpu")
+        try:
+            with Commit() as commit:
+                folder = commit.folder(out_dir / "demo", kind="demo", overwrite=True)
+                write_labeled(os.path.join(folder.path, "scene_labeled.ply"), result.gaussians,
+                              result.accumulation, commit=folder)
+        except GssegError as error:  # as gsseg demo reports it
+            sys.stderr.write(f"gsseg: error: {error}\n")
+            return error.exit_code
+        return 0
+    return writer
+
+
+COMMANDS = {"segment": command_segment, "relabel": command_relabel, "remove": command_remove,
+            "split": command_split, "render-masks": command_render_masks, "demo": command_demo}
+
+
+def previous_outputs(inputs, out_dir):
+    """The outputs a user had: a segmentation (masks), its removal, split, rendered masks and a demo folder."""
+    out_dir.mkdir()
+    assert segment(inputs, out_dir / "out.ply", "masks", "--report", out_dir / "report.json") == 0
+    assert run("remove", out_dir / "out.ply", "--labels", "2", "-o", out_dir / "removed.ply") == 0
+    assert run("split", out_dir / "out.ply", "-o", out_dir / "parts") == 0
+    assert run("render-masks", out_dir / "out.ply", "--cameras", inputs / "cameras.json", "-o",
+               out_dir / "rendered", "--backend", "cpu") == 0
+    assert COMMANDS["demo"](inputs, out_dir)() == 0
+    os.chmod(out_dir / "out.ply", 0o640)  # a replaced file keeps its mode
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_each_fsync_and_rename_failing_in_turn(command, inputs, tmp_path, monkeypatch, capsys):
+    out_dir = tmp_path / "out"
+    previous_outputs(inputs, out_dir)
+    before = snapshot(out_dir)
+    counts, landed = {}, None
+    for name in ("fsync", "replace"):  # a clean run over copies of the outputs: how many calls to fail
+        probe = Fail(name)
+        copy = tmp_path / f"probe_{name}"
+        _copy_tree(out_dir, copy)
+        monkeypatch.setattr(os, name, probe)
+        assert COMMANDS[command](inputs, copy)() == 0
+        monkeypatch.undo()
+        counts[name] = probe.calls
+        landed = sorted(snapshot(copy))
+    assert counts["fsync"] >= 1 and counts["replace"] >= 1, counts
+    failed = 0
+    for name, calls in counts.items():
+        for at in range(1, calls + 1):
+            work = tmp_path / f"run_{name}_{at}"
+            _copy_tree(out_dir, work)
+            monkeypatch.setattr(os, name, Fail(name, at))
+            code = COMMANDS[command](inputs, work)()
+            monkeypatch.undo()
+            assert temporaries(work) == [], (command, name, at)
+            if code == 2:  # the previous outputs, byte for byte, modes too
+                failed += 1
+                assert snapshot(work) == before, (command, name, at)
+            else:  # a failure after the last rename (the folder's fsync): the new outputs, complete
+                assert code == 0 and sorted(snapshot(work)) == landed and consistent(work / "out.ply"), (name, at)
+    assert failed >= counts["replace"]
+    message = capsys.readouterr().err
+    assert "disk full" in message and str(tmp_path) in message and ".part" not in message
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_each_write_failing_in_turn(command, inputs, tmp_path, capsys):
+    """A file-size limit below each output file's new size in turn (the k-th file's last write fails)."""
+    out_dir = tmp_path / "out"
+    previous_outputs(inputs, out_dir)
+    before = snapshot(out_dir)
+    probe = tmp_path / "probe"
+    _copy_tree(out_dir, probe)
+    assert COMMANDS[command](inputs, probe)() == 0
+    new_sizes = sorted({len(data) for path, (data, _) in snapshot(probe).items()
+                        if snapshot(out_dir).get(path, (None,))[0] != data and len(data) > 0})
+    limits = [0] + [size - 1 for size in new_sizes]
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG)
+    try:
+        for limit in limits:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+            try:
+                code = COMMANDS[command](inputs, out_dir)()
+            finally:
+                resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+            INJECTED["count"] += 1
+            assert code == 2, limit
+            assert snapshot(out_dir) == before, (command, limit)
+            assert temporaries(out_dir) == [], (command, limit)
+    finally:
+        signal.signal(signal.SIGXFSZ, previous_handler)
+    message = capsys.readouterr().err
+    assert "file too large" in message and "Traceback" not in message
+
+
+def _copy_tree(source, target):
+    import shutil
+
+    shutil.copytree(source, target, copy_function=shutil.copy2)
+
+
+# ----- signals at the named points of the commit, in a subprocess
+
+
+POINTS = ("before-first-rename", "between-renames", "after-last-rename")
+SIGNALS = {"SIGINT": 130, "SIGTERM": 143, "SIGKILL": -9}
+
+
+@pytest.mark.parametrize("point", POINTS)
+@pytest.mark.parametrize("signame", sorted(SIGNALS))
+def test_signals_at_each_point_of_the_commit(point, signame, inputs, tmp_path):
+    out = tmp_path / "out.ply"
+    assert segment(inputs, out) == 0
+    before = snapshot(tmp_path)
+    env = dict(os.environ, GSSEG_TEST_SIGNAL_AT=f"{point}:{signame}", PYTHONPATH=REPO)
+    process = subprocess.run([sys.executable, "-m", "blender_gsseg", "segment", str(inputs / "scene.ply"),
+                              "--cameras", str(inputs / "cameras.json"), "--masks", str(inputs / "masks_b"),
+                              "-o", str(out), "--backend", "cpu"], env=env, capture_output=True, text=True,
+                             timeout=120)
+    INJECTED["count"] += 1
+    after = snapshot(tmp_path)
+    held_back = signame != "SIGKILL" and point != "before-first-rename"  # SIGINT/SIGTERM wait for the commit
+    if signame == "SIGKILL" or not held_back:
+        assert process.returncode == SIGNALS[signame], (process.returncode, process.stderr)
+    if not held_back and signame != "SIGKILL" or (signame == "SIGKILL" and point == "before-first-rename"):
+        assert after == before  # nothing landed
+    elif signame == "SIGKILL" and point == "between-renames":
+        # the new sidecar landed beside the old PLY: detected and refused, never used
+        assert after != before
+        assert main(["relabel", str(out), "--gamma", "0"]) == 2
+    else:
+        assert process.returncode in (0, SIGNALS[signame]), process.stderr
+        assert after != before and consistent(out)  # the new outputs, complete and consistent
+        labels = read_gaussians(out).vertex["gsseg_label"]
+        assert set(np.unique(labels).tolist()) <= {-1, 0, 1, 2, 3}
+    # the next run cleans up what a killed run left, and lands
+    assert segment(inputs, out) == 0
+    assert temporaries(tmp_path) == [] and consistent(out)
+
+
+# ----- concurrency, modes, the run binding
+
+
+def test_two_runs_on_one_output_never_interleave(inputs, tmp_path):
+    out = tmp_path / "out.ply"
+    command = [sys.executable, "-m", "blender_gsseg", "segment", str(inputs / "scene.ply"), "--cameras",
+               str(inputs / "cameras.json"), "-o", str(out), "--backend", "cpu"]
+    env = dict(os.environ, PYTHONPATH=REPO)
+    runs = [subprocess.Popen(command + ["--masks", str(inputs / masks)], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE) for masks in ("masks", "masks_b", "masks", "masks_b")]
+    for process in runs:
+        process.communicate(timeout=240)
+        assert process.returncode == 0
+    assert consistent(out) and temporaries(tmp_path) == []
+
+
+def test_modes_follow_the_umask_and_a_replaced_file_keeps_its_own(inputs, tmp_path):
+    old = os.umask(0o027)
+    try:
+        assert segment(inputs, tmp_path / "out.ply") == 0
+        assert stat.S_IMODE(os.stat(tmp_path / "out.ply").st_mode) == 0o640
+        assert stat.S_IMODE(os.stat(tmp_path / "out.gsseg.npz").st_mode) == 0o640
+        os.umask(0o022)
+        os.chmod(tmp_path / "out.ply", 0o604)
+        assert segment(inputs, tmp_path / "out.ply", "masks_b") == 0
+        assert stat.S_IMODE(os.stat(tmp_path / "out.ply").st_mode) == 0o604
+        assert run("split", tmp_path / "out.ply", "-o", tmp_path / "parts") == 0
+        assert {stat.S_IMODE(os.stat(tmp_path / "parts" / n).st_mode) for n in os.listdir(tmp_path / "parts")} \
+            == {0o644}
+    finally:
+        os.umask(old)
+
+
+def test_a_pair_from_two_runs_is_refused(inputs, tmp_path, capsys):
+    assert segment(inputs, tmp_path / "a.ply") == 0
+    assert segment(inputs, tmp_path / "b.ply", "masks_b") == 0
+    os.replace(tmp_path / "b.gsseg.npz", tmp_path / "a.gsseg.npz")
+    for command in (["relabel", tmp_path / "a.ply", "--gamma", "0.2"],
+                    ["remove", tmp_path / "a.ply", "--labels", "1", "--gamma", "0", "-o", tmp_path / "r.ply"]):
+        assert run(*command) == 2
+        assert "re-run segment" in capsys.readouterr().err
+    assert not (tmp_path / "r.ply").exists()
+
+
+# ----- one test per reported defect
+
+
+def test_a_failed_rerun_keeps_the_previous_sidecar(inputs, tmp_path, capsys):
+    out = tmp_path / "out.ply"
+    assert segment(inputs, out) == 0
+    before = snapshot(tmp_path)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1500, hard))
+    try:
+        code = segment(inputs, out, "masks_b")
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous_handler)
+    assert code == 2 and snapshot(tmp_path) == before
+    message = capsys.readouterr().err
+    assert f"{tmp_path}/out.gsseg.npz: cannot write (file too large)" in message  # the sidecar lands first
+    assert ".part" not in message and "Exception ignored" not in message
+    assert main(["relabel", str(out), "--gamma", "0"]) == 0
+
+
+def test_outputs_may_not_replace_inputs(inputs, tmp_path, capsys):
+    scene = tmp_path / "in.ply"
+    scene.write_bytes((inputs / "scene.ply").read_bytes())
+    original = scene.read_bytes()
+    assert run("segment", scene, "--cameras", inputs / "cameras.json", "--masks", inputs / "masks", "-o",
+               tmp_path / "out.ply", "--report", scene, "--backend", "cpu") == 2
+    assert "may not replace an input" in capsys.readouterr().err and scene.read_bytes() == original
+    assert not (tmp_path / "out.ply").exists()
+    assert segment(inputs, tmp_path / "out.ply") == 0
+    assert run("remove", tmp_path / "out.ply", "--labels", "1", "-o", tmp_path / "out.ply") == 2
+    assert run("split", tmp_path / "out.ply", "-o", inputs / "masks") == 2  # the folder holds the masks
+    assert run("render-masks", tmp_path / "out.ply", "--cameras", inputs / "cameras.json", "-o", tmp_path,
+               "--backend", "cpu") == 2  # the folder holds the scene
+    # relabel without -o rewrites its input in place, by design, through the same commit
+    assert run("relabel", tmp_path / "out.ply", "--gamma", "0.3") == 0 and consistent(tmp_path / "out.ply")
+
+
+def test_split_into_a_folder_that_holds_files(inputs, tmp_path, capsys):
+    assert segment(inputs, tmp_path / "out.ply") == 0
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    (folder / "mine.txt").write_text("keep me")
+    assert run("split", tmp_path / "out.ply", "-o", folder) == 2
+    assert run("split", tmp_path / "out.ply", "-o", folder, "--overwrite") == 2
+    assert sorted(os.listdir(folder)) == ["mine.txt"]
+    assert "did not write" in capsys.readouterr().err
+    (folder / "mine.txt").unlink()
+    assert run("split", tmp_path / "out.ply", "-o", folder) == 0  # empty: fine
+    first = sorted(os.listdir(folder))
+    assert MANIFEST_NAME in first
+    assert run("split", tmp_path / "out.ply", "-o", folder) == 2  # written: --overwrite replaces it
+    assert segment(inputs, tmp_path / "out.ply", "masks_b") == 0
+    assert run("split", tmp_path / "out.ply", "-o", folder, "--overwrite") == 0
+    manifest = json.loads((folder / MANIFEST_NAME).read_text())
+    assert sorted(manifest["files"] + [MANIFEST_NAME]) == sorted(os.listdir(folder))  # nothing stale mixed in
+    (folder / "extra.ply").write_bytes(b"x")
+    assert run("split", tmp_path / "out.ply", "-o", folder, "--overwrite") == 2
+    assert (folder / "extra.ply").read_bytes() == b"x"
+
+
+def test_a_cancelled_demo_leaves_no_folder(tmp_path, monkeypatch):
+    from blender_gsseg import demo
+
+    def cancel(done, total):
+        if done == 3:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        demo.run_demo(str(tmp_path / "demo"), backend="cpu", progress=cancel)
+    assert os.listdir(tmp_path) == []  # no partial folder, no temporaries, not even the lock
+
+
+def test_a_failed_write_leaves_no_folders_it_made(inputs, tmp_path, monkeypatch):
+    assert segment(inputs, tmp_path / "out.ply") == 0
+    monkeypatch.setattr(os, "replace", Fail("replace", 1))
+    assert run("remove", tmp_path / "out.ply", "--labels", "1", "-o", tmp_path / "new" / "deep" / "r.ply") == 2
+    monkeypatch.undo()
+    assert not (tmp_path / "new").exists()
+
+
+def test_temporaries_of_a_killed_run_are_removed_by_the_next(inputs, tmp_path):
+    assert segment(inputs, tmp_path / "out.ply") == 0
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)  # a process that no longer exists
+    stale = [tmp_path / f".out.ply.gsseg-{pid}-0123abcd.part.ply", tmp_path / f".out.gsseg.npz.gsseg-{pid}-0123abcd.old"]
+    for path in stale:
+        path.write_bytes(b"half")
+    (tmp_path / "unrelated.part").write_bytes(b"not ours")
+    assert segment(inputs, tmp_path / "out.ply", "masks_b") == 0
+    assert not any(path.exists() for path in stale)
+    assert (tmp_path / "unrelated.part").exists()
+
+
+def test_report_the_injected_faults():
+    """Runs last in this module: the count of faults injected above, none of which lost data."""
+    print(f"\ninjected faults: {INJECTED['count']}; previous outputs lost: 0")
+    assert INJECTED["count"] > 50
