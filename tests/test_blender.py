@@ -177,6 +177,26 @@ def test_float64_properties_are_rounded_and_said(tmp_path):
     assert result["precise"] == vertex["precise"].astype(np.float32).astype(np.float64).tolist()
 
 
+def test_import_uses_only_its_own_sidecar(tmp_path):
+    """A PLY beside a sidecar of another run of segment (a crash between renames, a copied file) is imported
+    without it, with a warning; its own sidecar is used."""
+    import shutil
+
+    from blender_harness import labeled_scene
+
+    scene = labeled_scene(tmp_path / "a")
+    labeled_scene(tmp_path / "b")
+    for name in ("own", "foreign"):
+        shutil.copy(scene["labeled.ply"], tmp_path / f"{name}.ply")
+    shutil.copy(os.path.join(tmp_path, "a", "labeled.gsseg.npz"), tmp_path / "own.gsseg.npz")
+    shutil.copy(os.path.join(tmp_path, "b", "labeled.gsseg.npz"), tmp_path / "foreign.gsseg.npz")
+    result = run_bpy("sidecar_binding.py", home=tmp_path / "home",
+                     args={"own": str(tmp_path / "own.ply"), "foreign": str(tmp_path / "foreign.ply")})
+    assert result["own"] == str(tmp_path / "own.gsseg.npz")
+    assert result["foreign"] == ""
+    assert "not used:" in result["_output"] and "re-run segment" in result["_output"]
+
+
 def test_compressed_formats_import(tmp_path):
     folder = os.path.join(REPO, "tests", "data", "formats")
     inputs = sorted(f for f in os.listdir(folder) if f.endswith((".splat", ".spz", ".compressed.ply")))

@@ -411,3 +411,71 @@ def test_report_the_injected_faults():
     """Runs last in this module: the count of faults injected above, none of which lost data."""
     print(f"\ninjected faults: {INJECTED['count']}; previous outputs lost: 0")
     assert INJECTED["count"] > 50
+
+
+def _last_error(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err and "Traceback" not in "\n".join(err)
+    return err[-1]
+
+
+def test_tracebacks_became_one_line_errors(inputs, tmp_path, capsys):
+    raw = (inputs / "scene.ply").read_bytes()
+    (tmp_path / "twice.ply").write_bytes(raw.replace(b"property float y\n", b"property float x\n", 1))
+    assert run("info", tmp_path / "twice.ply") == 2
+    assert "names the property 'x' twice" in _last_error(capsys)
+    assert run("segment", inputs / "scene.ply", "--cameras", inputs / "cameras.json", "--masks", inputs / "masks",
+               "-o", tmp_path / "o.ply", "--scale", "0.001") == 2
+    assert "--scale 0.001: camera" in _last_error(capsys) and not (tmp_path / "o.ply").exists()
+    assert run("segment", inputs / "scene.ply", "--cameras", inputs / "cameras.json", "--masks", inputs / "masks",
+               "-o", tmp_path / "o.ply", "--memory-budget", "-5") == 2
+    assert "--memory-budget -5" in _last_error(capsys)
+
+
+def test_silent_acceptance_became_errors_and_warnings(inputs, tmp_path, capsys):
+    cameras = json.loads((inputs / "cameras.json").read_text())
+    cameras[1]["img_name"] = cameras[0]["img_name"]
+    (tmp_path / "dup.json").write_text(json.dumps(cameras))
+    assert run("segment", inputs / "scene.ply", "--cameras", tmp_path / "dup.json", "--masks", inputs / "masks",
+               "-o", tmp_path / "o.ply") == 2
+    assert "two cameras have the image name" in _last_error(capsys)
+    # one mask claimed by two cameras ('view_000.jpg' and 'view_000.png' both want view_000.png)
+    cameras = json.loads((inputs / "cameras.json").read_text())
+    cameras[1]["img_name"] = cameras[0]["img_name"] + ".jpg"
+    cameras[0]["img_name"] = cameras[0]["img_name"] + ".png"
+    (tmp_path / "twice.json").write_text(json.dumps(cameras))
+    assert run("segment", inputs / "scene.ply", "--cameras", tmp_path / "twice.json", "--masks", inputs / "masks",
+               "-o", tmp_path / "o.ply") == 2
+    assert "would be used for two cameras" in _last_error(capsys)
+    # labels that do not exist
+    assert segment(inputs, tmp_path / "out.ply") == 0
+    capsys.readouterr()
+    for command in ("remove", "extract"):
+        assert run(command, tmp_path / "out.ply", "--labels", "42", "-o", tmp_path / "r.ply") == 2
+        assert "no label 42 in this scene (its labels: 0, 1, 2" in _last_error(capsys)
+    # eval over 1 of 6 truth views says so
+    (tmp_path / "pred").mkdir()
+    first = sorted(os.listdir(inputs / "masks"))[0]
+    (tmp_path / "pred" / first).write_bytes((inputs / "masks" / first).read_bytes())
+    assert run("eval", tmp_path / "pred", inputs / "masks") == 0
+    assert "only 1 of the 6 ground-truth views" in capsys.readouterr().err
+
+
+def test_anti_aliased_masks_warn_and_read_as_binary(inputs, tmp_path, capsys):
+    from PIL import ImageFilter
+
+    (tmp_path / "soft").mkdir()
+    for name in os.listdir(inputs / "masks"):
+        with Image.open(inputs / "masks" / name) as image:
+            binary = Image.fromarray((np.asarray(image) > 0).astype(np.uint8) * 255)
+        binary.resize((256, 192), Image.NEAREST).filter(ImageFilter.GaussianBlur(2)).save(tmp_path / "soft" / name)
+    assert run("segment", inputs / "scene.ply", "--cameras", inputs / "cameras.json", "--masks", tmp_path / "soft",
+               "-o", tmp_path / "soft.ply", "--backend", "cpu", "--report", tmp_path / "soft.json") == 0
+    err = capsys.readouterr().err
+    assert "look like anti-aliased binary masks" in err and "--binary-threshold 128" in err
+    assert len(json.loads((tmp_path / "soft.json").read_text())["label_ids"]) > 20
+    assert run("segment", inputs / "scene.ply", "--cameras", inputs / "cameras.json", "--masks", tmp_path / "soft",
+               "-o", tmp_path / "hard.ply", "--backend", "cpu", "--binary-threshold", "128", "--report",
+               tmp_path / "hard.json") == 0
+    assert "anti-aliased" not in capsys.readouterr().err
+    assert json.loads((tmp_path / "hard.json").read_text())["label_ids"] == [0, 1]

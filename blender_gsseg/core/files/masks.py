@@ -48,8 +48,9 @@ _JPEG_THRESHOLD = 128
 _JPEG_GREY_TOLERANCE = 48
 _NAMES_IN_WARNING = 5
 _BINCOUNT_LIMIT = 1 << 20
-_ANTI_ALIASED_MIN_LABELS = 20  # grey masks with at least this many labels ...
-_ANTI_ALIASED_TINY = 0.0005  # ... 80 % of them below this share of the pixels: anti-aliased
+_ANTI_ALIASED_MIN_LABELS = 20  # grey masks with at least this many grey levels, ...
+_ANTI_ALIASED_MAIN = 0.9  # ... two of them on this share of the pixels ...
+_ANTI_ALIASED_TINY = 0.001  # ... and the others' median below this share: anti-aliased
 
 KIND_BINARY = "binary"
 KIND_LABELS = "labels"
@@ -199,8 +200,8 @@ def load_masks(
             color_views.append((view, _unique_inverse(array)[0]))
         elif values is None or array is not native:
             values = _present_values(array)
-        if kind == KIND_LABELS and array.dtype == np.uint8:
-            grey_pixels += np.bincount(array.ravel(), minlength=256)
+        if kind == KIND_LABELS and native.dtype == np.uint8:  # the file as stored, before any resizing
+            grey_pixels += np.bincount(native.ravel(), minlength=256)
         files.append(path)
         kinds.append(kind)
         sizes_used.append(sizes[camera_index])
@@ -421,16 +422,17 @@ def _parse_ignore_label(ignore_label):
 
 
 def _warn_if_anti_aliased(mask_dir, grey_pixels):
-    """Grey masks whose labels are mostly tiny (each on a few border pixels) are anti-aliased binary masks."""
-    labels = np.flatnonzero(grey_pixels[1:]) + 1
-    if len(labels) < _ANTI_ALIASED_MIN_LABELS:
+    """Grey masks where two grey levels hold nearly every pixel and many others share the rest, each on a few
+    pixels (region borders), are anti-aliased binary masks, not label maps."""
+    present = np.flatnonzero(grey_pixels)
+    if len(present) < _ANTI_ALIASED_MIN_LABELS:
         return
-    tiny = np.count_nonzero(grey_pixels[labels] < _ANTI_ALIASED_TINY * grey_pixels.sum())
-    if tiny >= 0.8 * len(labels):
-        warnings.warn(f"{mask_dir}: the grey masks hold {len(labels)} labels, {tiny} of them on fewer than "
-                      f"{_ANTI_ALIASED_TINY:.2%} of the pixels each, along region borders: they look like "
-                      f"anti-aliased binary masks; to read them as binary give --binary-threshold 128",
-                      stacklevel=3)
+    counts = np.sort(grey_pixels[present])[::-1]
+    total = counts.sum()
+    if counts[:2].sum() >= _ANTI_ALIASED_MAIN * total and np.median(counts[2:]) < _ANTI_ALIASED_TINY * total:
+        warnings.warn(f"{mask_dir}: the grey masks hold {len(present) - 1} labels besides 0, all but one of them "
+                      f"on a few pixels along region borders: they look like anti-aliased binary masks; to read "
+                      f"them as binary give --binary-threshold 128", stacklevel=3)
 
 
 def _decode(path, binary_threshold=None):
