@@ -136,3 +136,15 @@ def stack_cameras(cameras):
 def write_bytes(path, data):
     with output_file(path, "wb") as handle:
         handle.write(data)
+
+
+def named_entry(path, kind, index, entry, key):
+    """(name, label) of entry ``index`` of a camera file: an object whose ``key`` holds its image name; the
+    label ('camera 3 ('IMG_3.jpg')') names it in errors."""
+    label = f"{kind} {index}"
+    if not isinstance(entry, dict):
+        raise BadInputError(f"{path}: {label}: not an object")
+    name = require_key(path, label, entry, key)
+    if not isinstance(name, str):
+        raise BadInputError(f"{path}: {label}: '{key}' must be a string, not {name!r}")
+    return name, f"{kind} {index} ({name!r})"

@@ -14,7 +14,7 @@ import numpy as np
 from ..cameras import Camera, rigid_inverse
 from ..errors import BadInputError
 from .camera_checks import (check_finite, check_intrinsics, check_rotations, make_cameras, read_integer, read_json,
-                            read_matrix, read_number, require_key, stack_cameras, write_bytes)
+                            named_entry, read_matrix, read_number, require_key, stack_cameras, write_bytes)
 
 
 def load_cameras_json(
@@ -35,13 +35,7 @@ def load_cameras_json(
     positions, rotations = np.empty((n, 3)), np.empty((n, 3, 3))
     labels = []
     for i, entry in enumerate(data):
-        label = f"camera {i}"
-        if not isinstance(entry, dict):
-            raise BadInputError(f"{path}: {label}: not an object")
-        name = require_key(path, label, entry, "img_name")
-        if not isinstance(name, str):
-            raise BadInputError(f"{path}: {label}: 'img_name' must be a string, not {name!r}")
-        label = f"camera {i} ({name!r})"
+        name, label = named_entry(path, "camera", i, entry, "img_name")
         labels.append(label)
         names.append(name)
         widths.append(read_integer(path, label, require_key(path, label, entry, "width"), "width"))

@@ -14,7 +14,7 @@ import numpy as np
 from ..cameras import OPENGL_TO_OPENCV, Camera, rigid_inverse
 from ..errors import BadInputError
 from .camera_checks import (check_finite, check_intrinsics, check_rotations, make_cameras, read_integer, read_json,
-                            read_matrix, read_number, require_key, stack_cameras, write_bytes)
+                            named_entry, read_matrix, read_number, require_key, stack_cameras, write_bytes)
 
 
 # Perspective camera models nerfstudio may name in transforms.json ("camera_model").
@@ -45,13 +45,7 @@ def load_transforms_json(
     matrices = np.empty((n, 3, 4))
     distorted = 0
     for i, frame in enumerate(frames):
-        label = f"frame {i}"
-        if not isinstance(frame, dict):
-            raise BadInputError(f"{path}: {label}: not an object")
-        file_path = require_key(path, label, frame, "file_path")
-        if not isinstance(file_path, str):
-            raise BadInputError(f"{path}: {label}: 'file_path' must be a string, not {file_path!r}")
-        label = f"frame {i} ({file_path!r})"
+        file_path, label = named_entry(path, "frame", i, frame, "file_path")
         labels.append(label)
         _check_transforms_model(path, label, frame)
         name = file_path
