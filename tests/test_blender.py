@@ -18,7 +18,7 @@ from blender_gsseg.core.cameras import Camera
 from blender_gsseg.core.files.colmap import write_colmap_text
 from blender_gsseg.core.files.inria_cameras import write_cameras_json
 from blender_gsseg.core.files.transforms import write_transforms_json
-from blender_gsseg.core.files.splats import write_gaussians
+from blender_gsseg.core.files.splats import read_gaussians, write_gaussians
 
 if importlib.util.find_spec("bpy") is None:  # never import bpy here: each test runs it in a child process
     pytest.skip("bpy (Blender as a Python module) is not installed", allow_module_level=True)
@@ -115,13 +115,16 @@ def test_manifest_is_valid_and_matches_package():
 def test_extension_installs_enables_and_uses_bundled_wheels(extension_zip, tmp_path):
     ascii_ply(tmp_path / "tiny.ply")
     result = run_bpy("extension_install_bundled_wheels.py", home=tmp_path / "home",
-                     args={"zip": extension_zip, "ply": str(tmp_path / "tiny.ply")}, register="none",
+                     args={"zip": extension_zip, "ply": str(tmp_path / "tiny.ply"),
+                           "out": str(tmp_path / "exported.ply")}, register="none",
                      preamble="bundled_only")
     user = blender_user_dir(tmp_path / "home")
     local = os.path.join(user, "extensions", ".local", "lib", f"python{BLENDER_RELEASES[DEFAULT_BLENDER]}",
                          "site-packages")
     assert result["plyfile"].startswith(local), result["plyfile"]
     assert result["PIL"].startswith(local), result["PIL"]
+    assert result["filelock"].startswith(local), result["filelock"]
+    assert len(read_gaussians(tmp_path / "exported.ply")) == 5
     assert result["extension_dir"].endswith(os.path.join("extensions", "user_default", "gsseg"))
     assert result["site"] == os.path.join(user, "extensions", ".user", "user_default", "gsseg", "site-packages")
     assert result["count"] == 5

@@ -1,4 +1,4 @@
-"""A preamble (``run_bpy(..., preamble="bundled_only")``, imported before bpy): make plyfile and PIL importable
+"""A preamble (``run_bpy(..., preamble="bundled_only")``, imported before bpy): make plyfile, PIL and filelock importable
 only from Blender's extension site-packages, as in a Blender that does not ship them (the test environments
 have both installed)."""
 
@@ -7,7 +7,7 @@ import importlib.machinery
 import os
 import sys
 
-BUNDLED = ("plyfile", "PIL")
+BUNDLED = ("plyfile", "PIL", "filelock")
 
 
 class OnlyBundled(importlib.abc.MetaPathFinder):

@@ -28,9 +28,12 @@ assert ext.blender.io_splat.__name__ == "bl_ext.user_default.gsseg.blender.io_sp
 assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"]) == {"FINISHED"}
 obj = bpy.context.active_object
 RESULT["count"] = len(obj.data.vertices)
-import plyfile, PIL
+# The export goes through the commit, which locks the folder with filelock: the bundled wheel again.
+assert bpy.ops.gsseg.export_splat(filepath=ARGS["out"]) == {"FINISHED"}
+import filelock, plyfile, PIL  # noqa: E401,E402  (only importable once the extension is installed)
 RESULT["plyfile"] = plyfile.__file__
 RESULT["PIL"] = PIL.__file__
+RESULT["filelock"] = filelock.__file__
 RESULT["extension_dir"] = os.path.dirname(ext.__file__)
 # preferences: the default backend, and CuPy's install folder in the extension's user folder
 prefs = bpy.context.preferences.addons["bl_ext.user_default.gsseg"].preferences
