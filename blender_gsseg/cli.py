@@ -112,7 +112,7 @@ def cmd_segment(args):
     inputs = [args.scene, args.cameras, *args.masks, *sidecar_paths_of(args.scene)]
     with Commit(inputs) as commit:  # refuses an output that is an input before the long work
         commit.check_outputs([args.output, args.report])
-        result = segment_scene(args.scene, args.cameras, masks, gamma=args.gamma, target=args.target,
+        result = segment_scene(args.scene, args.cameras, masks, gamma=args.gamma, target=args.target, folds=args.folds,
                                scale=args.scale, every=args.every, backend=args.backend,
                                memory_budget=memory_budget, ignore_label=args.ignore_label,
                                binary_threshold=args.binary_threshold, progress=Progress("accumulating"))
@@ -122,7 +122,7 @@ def cmd_segment(args):
             refine_segment_result(result, args.refine, backend=args.backend, progress=Progress("refining"))
         start = time.perf_counter()
         write_labeled(args.output, result.gaussians, result.accumulation, result.coarse_accumulations,
-                      result.parents, commit=commit)
+                      result.parents, commit=commit, gamma_choice=result.gamma_choice)
         result.report["timings"]["write_s"] = time.perf_counter() - start
         result.report["output"] = args.output
         if args.report:
@@ -132,6 +132,27 @@ def cmd_segment(args):
     summary["seconds"] = round(sum(result.report["timings"].values()), 3)
     _print_json(summary)
     return 0
+
+
+def _gamma(text):
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [-1, 1] or 'auto', not {text!r}") from None
+
+
+def _resolve_gamma(gamma, gaussians, path, rule="subset"):
+    """A number as it is; 'auto': the γ ``segment --gamma auto`` chose for ``rule`` (its PLY comment)."""
+    from .core.tune import read_gamma_comment
+
+    if gamma != "auto":
+        return gamma
+    chosen = read_gamma_comment(gaussians.comments)
+    if not chosen or rule not in chosen:
+        raise BadInputError(f"{path}: no γ chosen by 'segment --gamma auto' in this scene; give --gamma G")
+    return chosen[rule]
 
 
 def _memory_budget(megabytes):
@@ -150,6 +171,7 @@ def cmd_relabel(args):
     from .core.pipeline import read_labeled, relabel_scene, sidecar_paths, write_labeled
 
     gaussians = read_labeled(args.scene)
+    args.gamma = _resolve_gamma(args.gamma, gaussians, args.scene)
     out, labels = relabel_scene(args.scene, gaussians, args.gamma)
     output = args.output or args.scene
     _output_checks(output)
@@ -206,11 +228,11 @@ def overlay_labels(rgb, label_image, opacity=0.5):
 def cmd_render_masks(args):
     from .core.backends import get_backend
     from .core.files.cameras import load_cameras
-    from .core.pipeline import level_labels_of, read_labeled
-    from .core.render import render_colour, render_labels
-    from .core.views import working_sizes
-
     from .core.files.commit import Commit
+    from .core.pipeline import level_labels_of, load_shares, read_labeled
+    from .core.render import render_colour, render_labels
+    from .core.tune import read_gamma_comment
+    from .core.views import working_sizes
 
     backend = get_backend(args.backend)
     gaussians = read_labeled(args.scene)
@@ -218,6 +240,10 @@ def cmd_render_masks(args):
     working_sizes(cameras, args.scale)  # a clear error for a scale that leaves no pixel
     cameras = [camera.scaled(args.scale) for camera in cameras]
     labels = level_labels_of(gaussians, args.level, args.scene)
+    chosen = read_gamma_comment(gaussians.comments)
+    if chosen and args.level is None and chosen.get(args.mode, chosen.get("subset")) != chosen.get("subset"):
+        # gsseg_label holds the subset rule's γ; this rule had another one
+        labels = load_shares(args.scene, gaussians).solve(chosen[args.mode])[0]
     overlay_masks = None
     if args.overlay:
         from .core.files.masks import load_masks
@@ -255,6 +281,8 @@ def _select(args, keep):
     _output_checks(args.output)
     Commit([args.scene, *sidecar_paths_of(args.scene)]).check_outputs([args.output])
     gaussians = read_labeled(args.scene)
+    if args.gamma is not None:
+        args.gamma = _resolve_gamma(args.gamma, gaussians, args.scene)
     shares = load_shares(args.scene, gaussians) if args.gamma is not None else None
     picked = selection(gaussians, args.labels, shares=shares, gamma=args.gamma,
                        include_unseen=args.drop_unseen if not keep else False, level=args.level)
@@ -374,7 +402,10 @@ def build_parser():
                    help="folder of mask images, matched to cameras by name; give it once per level, coarsest "
                         "first, to pack hierarchical labels into gsseg_code")
     p.add_argument("-o", "--output", required=True, help="output .ply")
-    p.add_argument("--gamma", type=float, default=0.0, help="background bias in [-1, 1] (default 0)")
+    p.add_argument("--gamma", type=_gamma, default=0.0,
+                   help="background bias in [-1, 1] (default 0), or 'auto': chosen per render rule by "
+                        "cross-validation over the lifting views (stored for relabel, remove, render-masks)")
+    p.add_argument("--folds", type=int, default=3, help="with --gamma auto: folds of the lifting views (default 3)")
     p.add_argument("--target", type=int, help="binary mode: this label is foreground, all others background")
     p.add_argument("--scale", type=float, default=1.0, help="working resolution scale (default 1)")
     p.add_argument("--every", type=int, default=1, help="use every K-th camera in image-name order")
@@ -391,7 +422,8 @@ def build_parser():
 
     p = sub.add_parser("relabel", help="re-solve labels for a new gamma from the sidecar (no new pass)")
     p.add_argument("scene")
-    p.add_argument("--gamma", type=float, required=True)
+    p.add_argument("--gamma", type=_gamma, default="auto",
+                   help="the new bias; default (or 'auto'): the one segment --gamma auto chose")
     p.add_argument("-o", "--output", help="output .ply (default: overwrite the input)")
     p.set_defaults(func=cmd_relabel)
 
@@ -416,7 +448,8 @@ def build_parser():
         p.add_argument("scene")
         p.add_argument("--labels", type=int, nargs="+", required=True)
         p.add_argument("-o", "--output", required=True)
-        p.add_argument("--gamma", type=float, help="select members at this bias (needs the sidecar)")
+        p.add_argument("--gamma", type=_gamma, help="select members at this bias (needs the sidecar); 'auto': the "
+                       "one segment --gamma auto chose")
         p.add_argument("--level", type=int, help="select by this level of gsseg_code (0 = coarsest; a coarse "
                        "label takes all its parts)")
         if not keep:

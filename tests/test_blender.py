@@ -200,6 +200,23 @@ def test_import_uses_only_its_own_sidecar(tmp_path):
     assert "not used:" in result["_output"] and "re-run segment" in result["_output"]
 
 
+def test_gamma_slider_starts_at_the_chosen_gamma(tmp_path):
+    from blender_harness import labeled_scene
+
+    from blender_gsseg.cli import main
+    from blender_gsseg.core.tune import read_gamma_comment
+
+    scene = labeled_scene(tmp_path / "s")
+    out = tmp_path / "auto.ply"
+    assert main(["segment", scene["scene.ply"], "--cameras", scene["cameras.json"], "--masks", scene["masks"],
+                 "-o", str(out), "--gamma", "auto", "--backend", "cpu"]) == 0
+    chosen = read_gamma_comment(read_gaussians(out).comments)
+    result = run_bpy("gamma_start.py", home=tmp_path / "home", args={"ply": str(out)})
+    assert result["path"] == str(tmp_path / "auto.gsseg.npz")
+    assert abs(result["gamma"] - chosen["subset"]) < 1e-6
+    assert result["labels"] == read_gaussians(out).vertex["gsseg_label"].tolist()
+
+
 def test_compressed_formats_import(tmp_path):
     folder = os.path.join(REPO, "tests", "data", "formats")
     inputs = sorted(f for f in os.listdir(folder) if f.endswith((".splat", ".spz", ".compressed.ply")))

@@ -21,6 +21,7 @@ import numpy as np
 from ..core.errors import BadInputError
 from ..core.levels import CODE_PROPERTY, CodeLayout
 from ..core.pipeline import LABEL_COMMENT, label_colour, label_table_comments, read_label_table
+from ..core.tune import read_gamma_comment
 from . import display, io_splat
 from .attributes import LABEL_ATTRIBUTE, read_attribute
 
@@ -244,9 +245,13 @@ def with_label_comments(obj, gaussians):
 
 def after_import(obj):
     """A newly imported splat: its instance list, named from the header's gsseg_label comments, and its label
-    colours; a multi-level scene starts at its finest level (gsseg_label)."""
+    colours; a multi-level scene starts at its finest level (gsseg_label), the γ slider at the γ chosen by
+    ``segment --gamma auto`` when the file says one."""
     if layout_of(obj) is not None:
         obj.gsseg.level = FINEST
+    chosen = read_gamma_comment(header_comments(obj))
+    if chosen and "subset" in chosen:  # the γ slider starts where 'segment --gamma auto' chose
+        obj.gsseg.gamma = chosen["subset"]
     sync(obj)
     refresh_display(obj)
     obj.data.update()

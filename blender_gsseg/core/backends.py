@@ -52,7 +52,7 @@ class CpuBackend:
             self._covariances = (gaussians, projection.covariances_3d(gaussians.scales, gaussians.rotations))
         return self._covariances[1]
 
-    def _project(self, gaussians, camera):
+    def project(self, gaussians, camera):
         """The scene projected into ``camera``; kept, since a label mask renders the same view per label."""
         scene, last_camera, projected = self._projection
         if scene is not gaussians or last_camera is not camera:
@@ -109,7 +109,7 @@ class CpuBackend:
         camera: Camera,
         background: collections.abc.Sequence[float] = (0.0, 0.0, 0.0),  # RGB
     ) -> tuple[np.ndarray, np.ndarray]:  # RGB [H, W, 3] float32 in [0, 1], alpha [H, W] float32
-        alpha, rgb = render_sums(self._project(gaussians, camera), gaussians.base_colors)
+        alpha, rgb = render_sums(self.project(gaussians, camera), gaussians.base_colors)
         rgb = rgb + (1.0 - alpha)[..., None] * np.asarray(background, dtype=np.float64)
         return np.clip(rgb, 0, 1).astype(np.float32), alpha.astype(np.float32)
 
@@ -119,7 +119,7 @@ class CpuBackend:
         camera: Camera,
         include_mask: np.ndarray | None = None,  # [N] bool
     ) -> tuple[np.ndarray, np.ndarray]:  # alpha [H, W] float64, sum of w * view depth [H, W] float64
-        projected = self._project(gaussians, camera)
+        projected = self.project(gaussians, camera)
         alpha, depth_sum = render_sums(projected, projected.depths.astype(np.float64)[:, None], include=include_mask)
         return alpha, depth_sum[..., 0]
 
@@ -130,7 +130,7 @@ class CpuBackend:
         groups: np.ndarray,  # [N] int, -1 in the alpha only
         n_groups: int,
     ) -> tuple[np.ndarray, np.ndarray]:  # sums [n_groups, H, W] float64, alpha [H, W] float64
-        return group_weights(self._project(gaussians, camera), groups, n_groups)
+        return group_weights(self.project(gaussians, camera), groups, n_groups)
 
 
 def cuda_available() -> bool:

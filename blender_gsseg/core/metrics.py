@@ -36,7 +36,12 @@ def segmentation_metrics(
     IoU per label over every label in the ground truth or the prediction; ``miou`` averages the foreground
     labels (id > 0) of the ground truth, ``miou_with_background`` adds label 0; ``macc`` is pixel accuracy.
     """
-    counts = confusion_counts(predictions, truths, ignore_label)
+    return metrics_from_counts(confusion_counts(predictions, truths, ignore_label))
+
+
+def metrics_from_counts(counts: dict[tuple[int, int], int]) -> dict:
+    """:func:`segmentation_metrics` from confusion counts (:func:`confusion_counts`, possibly summed over
+    several calls)."""
     truth_labels = sorted({t for t, _ in counts})
     labels = sorted({t for t, _ in counts} | {p for _, p in counts})
     per_label = {}
@@ -56,3 +61,10 @@ def segmentation_metrics(
         "macc": correct / total if total else float("nan"),
         "per_label": {str(k): v for k, v in per_label.items()},
     }
+
+
+def add_counts(total: dict[tuple[int, int], int], counts: dict[tuple[int, int], int]) -> dict[tuple[int, int], int]:
+    """``total`` with ``counts`` added (in place); returns it."""
+    for key, value in counts.items():
+        total[key] = total.get(key, 0) + value
+    return total

@@ -9,6 +9,7 @@ import colorsys
 import contextlib
 import dataclasses
 import glob
+import json
 import os
 import re
 import secrets
@@ -24,6 +25,7 @@ from .files.cameras import load_cameras
 from .files.commit import Commit
 from .files.splats import read_gaussians, write_gaussians
 from .levels import CODE_PROPERTY, LAYOUT_COMMENT, CodeLayout, parent_labels, solve_within_parents
+from . import tune
 from .solver import UNSEEN, Shares
 from .views import Views, build_views
 
@@ -43,6 +45,7 @@ class SegmentResult:
     views: Views  # the finest level's lifting views (cameras at the working size, masks, their source)
     coarse_accumulations: list = dataclasses.field(default_factory=list)  # levels 0..L-2, multi-level only
     parents: list = dataclasses.field(default_factory=list)  # per level: parent id per label id (None at 0)
+    gamma_choice: tune.GammaChoice | None = None  # with gamma="auto"
 
 
 def default_memory_budget():
@@ -85,12 +88,14 @@ def label_table_comments(label_ids, existing=None):
 
 def segment_scene(scene, cameras, masks_dir, *, gamma=0.0, target=None, scale=1.0, every=1, backend="auto",
                   memory_budget=None, ignore_label=None, binary_threshold=None, progress=None, cancel=None,
-                  level_names=None):
+                  level_names=None, folds=tune.DEFAULT_FOLDS):
     """Lift the masks in ``masks_dir`` onto ``scene`` (a path or :class:`Gaussians`) seen by ``cameras``
     (a path or a list of :class:`Camera`). Returns a :class:`SegmentResult`; writes nothing.
 
     ``masks_dir`` may be a list of folders, one per level, coarsest first: each finer level is lifted among the
     Gaussians of each coarser label and the levels are packed into ``gsseg_code`` (see levels.py).
+    ``gamma="auto"``: γ chosen per render rule by ``folds``-fold cross-validation over the lifting views
+    (:mod:`.tune`); the labels use the subset rule's (the default one), ``result.gamma_choice`` holds both.
     """
     timings = {}
     start = time.perf_counter()
@@ -103,6 +108,8 @@ def segment_scene(scene, cameras, masks_dir, *, gamma=0.0, target=None, scale=1.
     folders = [masks_dir] if isinstance(masks_dir, (str, os.PathLike)) else list(masks_dir)
     if target is not None and len(folders) > 1:
         raise BadInputError("--target (binary mode) takes a single --masks folder")
+    if gamma == "auto" and len(folders) > 1:
+        raise BadInputError("--gamma auto takes a single --masks folder")
     level_views = [build_views(cameras, folder, scale=scale, every=every, ignore_label=ignore_label,
                                binary_threshold=binary_threshold) for folder in folders]
     timings["load_s"] = time.perf_counter() - start
@@ -114,14 +121,27 @@ def segment_scene(scene, cameras, masks_dir, *, gamma=0.0, target=None, scale=1.
     for level, (folder, views) in enumerate(zip(folders, level_views)):
         level_progress = progress if progress is None or len(folders) == 1 else (
             lambda done, total, level=level: progress(level * total + done, len(folders) * total))
-        accumulation = views.accumulate(gaussians, backend=backend, progress=level_progress, cancel=cancel,
-                                        memory_budget=budget)
+        if gamma == "auto":  # the folds, then their sum: no second pass over the views
+            fold_accumulations = tune.accumulate_folds(gaussians, views, folds, backend=backend,
+                                                       progress=level_progress, cancel=cancel, memory_budget=budget)
+            accumulation = tune.sum_folds(fold_accumulations)
+        else:
+            accumulation = views.accumulate(gaussians, backend=backend, progress=level_progress, cancel=cancel,
+                                            memory_budget=budget)
         if not accumulation.seen_any:
             where = os.fspath(camera_source) if isinstance(camera_source, (str, os.PathLike)) else "the cameras"
             raise BadInputError(f"{where}: no camera sees any Gaussian of {gaussians.path or 'the scene'} (check "
                                 f"the camera file and the scene's coordinate frame)")
         accumulations.append(accumulation)
     timings["accumulate_s"] = time.perf_counter() - start
+
+    gamma_choice = None
+    if gamma == "auto":
+        start = time.perf_counter()
+        gamma_choice = tune.choose_gamma(gaussians, level_views[0], fold_accumulations, target=target,
+                                         backend=backend, progress=progress)
+        gamma = gamma_choice.gamma["subset"]
+        timings["choose_gamma_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
     mask_sets = [views.masks for views in level_views]
@@ -159,7 +179,10 @@ def segment_scene(scene, cameras, masks_dir, *, gamma=0.0, target=None, scale=1.
                              "parents": None if p is None else {str(int(i)): int(q) for i, q in
                                                                  zip(m.label_ids, p)}}
                             for name, m, p in zip(layout.names, mask_sets, parents)]
-    return SegmentResult(out, labels, confidence, accumulations[-1], report, views, accumulations[:-1], parents)
+    if gamma_choice is not None:
+        report["gamma_auto"] = gamma_choice.report()
+    return SegmentResult(out, labels, confidence, accumulations[-1], report, views, accumulations[:-1], parents,
+                         gamma_choice)
 
 
 def label_counts(labels):
@@ -221,11 +244,13 @@ def level_sidecar_path(path, level):
     return f"{base}.level{level}{SIDECAR_SUFFIX}"
 
 
-def write_labeled(path, gaussians, accumulation=None, coarse_accumulations=(), parents=(), *, commit=None):
+def write_labeled(path, gaussians, accumulation=None, coarse_accumulations=(), parents=(), *, commit=None,
+                  gamma_choice=None):
     """Write OUT.ply and, with an accumulation, OUT.gsseg.npz (the finest level's), plus one sidecar per
     coarser level of a multi-level run, bound by one run id (``comment gsseg_run <id>`` in the PLY, ``run_id``
     in the sidecars): all land, or none does. Part of ``commit`` (a :class:`~.files.commit.Commit`) when
-    given, e.g. with the report; the PLY lands last."""
+    given, e.g. with the report; the PLY lands last. ``gamma_choice`` (``segment --gamma auto``): the γ chosen
+    per render rule, kept as the PLY comment ``gsseg_gamma`` and the sidecar's ``chosen_gamma``."""
     with contextlib.ExitStack() as stack:
         if commit is None:
             commit = stack.enter_context(Commit())
@@ -235,10 +260,15 @@ def write_labeled(path, gaussians, accumulation=None, coarse_accumulations=(), p
             for level, level_accumulation in enumerate(levels):
                 target = sidecar_path(path) if level == len(levels) - 1 else level_sidecar_path(path, level)
                 extra = {}
+                if gamma_choice is not None:
+                    extra["chosen_gamma"] = np.str_(json.dumps(gamma_choice.gamma))
                 if len(levels) > 1 and level > 0:
                     extra["parent_ids"] = np.asarray(parents[level], dtype=np.int32)
                 dataclasses.replace(level_accumulation, run_id=run_id).save(target, extra=extra, commit=commit)
             gaussians = gaussians.with_comments([f"{RUN_COMMENT} {run_id}"], drop_prefix=RUN_COMMENT + " ")
+            # a new run: its own chosen γ, or none (never a stale one from the scene it was made from)
+            gaussians = gaussians.with_comments([gamma_choice.comment()] if gamma_choice is not None else [],
+                                                drop_prefix=tune.GAMMA_COMMENT + " ")
         write_gaussians(path, gaussians, commit=commit)
 
 

@@ -196,14 +196,18 @@ def group_weights(
     projected: P.Projected,
     groups: np.ndarray,  # [N] int, -1 in the alpha only
     n_groups: int,
+    contributions: collections.abc.Iterable | None = None,  # iter_contributions(projected), e.g. kept in a list
 ) -> tuple[np.ndarray, np.ndarray]:  # sums float64 [n_groups, H, W], alpha float64 [H, W]
     """(summed weights float64 [n_groups, H, W], alpha float64 [H, W]) over the whole scene: sums[g, p] = sum
-    of w_i(p) over the Gaussians with ``groups[i] == g`` (int [N]; -1 counts in the alpha only)."""
+    of w_i(p) over the Gaussians with ``groups[i] == g`` (int [N]; -1 counts in the alpha only). The walk is
+    done here unless its ``contributions`` are given (the same view summed for several groupings)."""
     n_pixels = projected.width * projected.height
     groups = np.asarray(groups, dtype=np.int64)
     sums = np.zeros(n_groups * n_pixels)
     alpha = np.zeros(n_pixels)
-    for gid, pixel, weight in iter_contributions(projected):
+    if contributions is None:
+        contributions = iter_contributions(projected)
+    for gid, pixel, weight in contributions:
         alpha += np.bincount(pixel, weights=weight, minlength=n_pixels)
         group = groups[gid]
         known = group >= 0

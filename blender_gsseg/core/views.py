@@ -61,6 +61,16 @@ class Views:
         used = set(self.masks.camera_indices)
         return [camera.image_name for index, camera in enumerate(self.selected) if index not in used]
 
+    def subset(self, indices: collections.abc.Sequence[int]) -> Views:
+        """The views ``indices`` (positions in this list), their masks still read when used."""
+        indices = list(indices)
+        masks = self.masks
+        picked = MaskSet([masks.camera_indices[k] for k in indices], Picked(masks.label_maps, indices),
+                         masks.label_ids, masks.color_map, masks.unmatched_masks,
+                         [masks.files[k] for k in indices],
+                         [masks.kinds[k] for k in indices] if masks.kinds else [])
+        return dataclasses.replace(self, cameras=[self.cameras[k] for k in indices], masks=picked)
+
     def moved(self, to_world: np.ndarray) -> Views:
         """The same views of a scene stored in a local frame: ``to_world`` [4, 4] maps it to world space
         (e.g. a Blender object's matrix_world)."""
@@ -68,6 +78,22 @@ class Views:
         cameras = [dataclasses.replace(camera, world_to_camera=camera.world_to_camera @ to_world)
                    for camera in self.cameras]
         return dataclasses.replace(self, cameras=cameras)
+
+
+class Picked(collections.abc.Sequence):
+    """Some items of a sequence (by position), each read from it when used."""
+
+    def __init__(self, items: collections.abc.Sequence, indices: list[int]):
+        self.items = items
+        self.indices = indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, position):
+        if isinstance(position, slice):
+            return [self[k] for k in range(*position.indices(len(self)))]
+        return self.items[self.indices[position]]
 
 
 def select_views(cameras: list[Camera], every: int = 1) -> list[Camera]:

@@ -195,7 +195,7 @@ def load_masks(
         height, width = native.shape
         if (width, height) != (int(camera.width), int(camera.height)):
             resized.append(f"{rel} ({width}x{height}, camera {int(camera.width)}x{int(camera.height)})")
-        array = _resize_nearest(native, *sizes[camera_index])
+        array = resize_nearest(native, *sizes[camera_index])
         if kind == KIND_COLOR:
             color_views.append((view, _unique_inverse(array)[0]))
         elif values is None or array is not native:
@@ -268,7 +268,7 @@ class LabelMaps(collections.abc.Sequence):
         if self._last[0] == view:
             return self._last[1]
         kind, native, _values = _decode(self.files[view], self.binary_threshold)
-        array = _resize_nearest(native, *self.sizes[view])
+        array = resize_nearest(native, *self.sizes[view])
         if kind == KIND_COLOR:
             table, local = _unique_inverse(array)
             array = np.take(_color_lut(table, self.colors, self.ignore_color), local)
@@ -546,7 +546,7 @@ def _nearest_indices(source, target):
     return np.minimum((2 * t + 1) * source // (2 * target), source - 1)
 
 
-def _resize_nearest(array, width, height):
+def resize_nearest(array, width, height):
     if array.shape == (height, width):
         return array
     rows = _nearest_indices(array.shape[0], height)
