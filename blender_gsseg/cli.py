@@ -103,15 +103,17 @@ def _output_checks(path):
 
 
 def cmd_segment(args):
+    from .core.accumulate import sidecar_path
     from .core.files.commit import Commit
-    from .core.pipeline import segment_scene, sidecar_paths_of, write_labeled
+    from .core.pipeline import level_sidecars, segment_scene, sidecar_paths_of, write_labeled
 
     _output_checks(args.output)
     memory_budget = _memory_budget(args.memory_budget)
     masks = args.masks[0] if len(args.masks) == 1 else args.masks
     inputs = [args.scene, args.cameras, *args.masks, *sidecar_paths_of(args.scene)]
     with Commit(inputs) as commit:  # refuses an output that is an input before the long work
-        commit.check_outputs([args.output, args.report])
+        levels = len(args.masks)  # the sidecars segment writes beside OUT.ply, one per level
+        commit.check_outputs([args.output, args.report, *level_sidecars(sidecar_path(args.output), levels)])
         result = segment_scene(args.scene, args.cameras, masks, gamma=args.gamma, target=args.target, folds=args.folds,
                                scale=args.scale, every=args.every, backend=args.backend,
                                memory_budget=memory_budget, ignore_label=args.ignore_label,
@@ -166,21 +168,24 @@ def _memory_budget(megabytes):
 def cmd_relabel(args):
     import shutil
 
-    from .core.files.commit import Commit
+    from .core.files.commit import Commit, output_path
     from .core.files.splats import write_gaussians
-    from .core.pipeline import read_labeled, relabel_scene, sidecar_paths, write_labeled
+    from .core.pipeline import read_labeled, relabel_scene, sidecar_paths, sidecar_paths_of, write_labeled
 
+    output = args.output or args.scene
+    _output_checks(output)
+    # made before the input is read: it refuses to land if another run rewrote the input meanwhile
+    commit = Commit([args.scene, *sidecar_paths_of(args.scene)], rewrites=[args.scene])
     gaussians = read_labeled(args.scene)
     args.gamma = _resolve_gamma(args.gamma, gaussians, args.scene)
     out, labels = relabel_scene(args.scene, gaussians, args.gamma)
-    output = args.output or args.scene
-    _output_checks(output)
     sources = sidecar_paths(args.scene, gaussians)
-    with Commit([args.scene, *sources], rewrites=[args.scene]) as commit:
+    with commit:
         if os.path.abspath(output) != os.path.abspath(args.scene):
             # The new file keeps the accumulations beside it (same run), so it can be re-solved again.
             for source, target in zip(sources, sidecar_paths(output, gaussians)):
-                shutil.copyfile(source, commit.file(target))
+                with output_path(target, commit) as temp:
+                    shutil.copyfile(source, temp)
             write_gaussians(output, out, commit=commit)
         else:
             write_labeled(output, out, commit=commit)

@@ -154,7 +154,10 @@ def test_extension_zip_layout(extension_zip):
 def test_import_export_round_trip_is_bit_exact(tmp_path):
     source = tmp_path / "scene.ply"
     vertex = handmade_ply(source)
-    (tmp_path / "scene.gsseg.npz").write_bytes(b"")  # a sidecar beside the file is remembered
+    from blender_gsseg.core.accumulate import Accumulation
+
+    n = len(vertex)  # a sidecar beside the file (written before run ids, as the file) is remembered
+    Accumulation(np.array([0, 1], np.int32), np.ones((2, n), np.float32)).save(tmp_path / "scene.gsseg.npz")
     result = run_bpy("import_export_round_trip.py", home=tmp_path / "home", args={
         "ply": str(source), "out": str(tmp_path / "out.ply"), "out_selected": str(tmp_path / "selected.ply"),
         "out_moved": str(tmp_path / "moved.ply"), "sidecar": str(tmp_path / "scene.gsseg.npz")})

@@ -479,3 +479,84 @@ def test_anti_aliased_masks_warn_and_read_as_binary(inputs, tmp_path, capsys):
                tmp_path / "hard.json") == 0
     assert "anti-aliased" not in capsys.readouterr().err
     assert json.loads((tmp_path / "hard.json").read_text())["label_ids"] == [0, 1]
+
+
+# ----- found in review
+
+
+def test_a_folder_output_rechecks_its_target_under_the_lock(inputs, tmp_path):
+    from blender_gsseg.core.errors import BadInputError
+    from blender_gsseg.core.files.commit import Commit
+
+    target = tmp_path / "parts"
+    target.mkdir()
+    commit = Commit()
+    folder = commit.folder(target, kind="split")
+    (tmp_path / "parts" / "mine.txt").write_text("arrived while the run worked")
+    open(folder.file(os.path.join(folder.path, "a.ply")), "wb").close()
+    with pytest.raises(BadInputError, match="holds files"):
+        commit.commit()
+    assert sorted(os.listdir(target)) == ["mine.txt"] and temporaries(tmp_path) == []
+    (target / "mine.txt").unlink()
+    (target / "sub").mkdir()  # a folder (or a link) counts as content too
+    assert segment(inputs, tmp_path / "out.ply") == 0
+    assert run("split", tmp_path / "out.ply", "-o", target) == 2
+    assert os.path.isdir(target / "sub")
+
+
+def test_an_output_inside_an_input_folder_is_refused(inputs, tmp_path, capsys):
+    masks = tmp_path / "masks"
+    _copy_tree(inputs / "masks", masks)
+    victim = masks / sorted(os.listdir(masks))[0]
+    before = victim.read_bytes()
+    assert run("segment", inputs / "scene.ply", "--cameras", inputs / "cameras.json", "--masks", masks, "-o",
+               tmp_path / "out.ply", "--report", victim) == 2
+    assert "may not replace an input" in capsys.readouterr().err and victim.read_bytes() == before
+    assert run("segment", inputs / "scene.ply", "--cameras", inputs / "cameras.json", "--masks", masks, "-o",
+               tmp_path / "out.ply", "--report", tmp_path / "out.gsseg.npz") == 2  # the report over the sidecar
+    assert "two outputs" in capsys.readouterr().err and not (tmp_path / "out.ply").exists()
+
+
+def test_without_hard_links_a_failed_rename_still_restores(inputs, tmp_path, monkeypatch):
+    def no_links(*args, **kwargs):
+        raise OSError(errno.EPERM, "Operation not permitted")
+    assert segment(inputs, tmp_path / "out.ply") == 0
+    before = snapshot(tmp_path)
+    monkeypatch.setattr(os, "link", no_links)  # FAT, exFAT, some network shares
+    monkeypatch.setattr(os, "replace", Fail("replace", 2))  # the sidecar has landed, the PLY fails
+    assert segment(inputs, tmp_path / "out.ply", "masks_b") == 2
+    monkeypatch.undo()
+    assert snapshot(tmp_path) == before and temporaries(tmp_path) == []
+
+
+def test_relabel_refuses_to_land_over_an_input_another_run_rewrote(inputs, tmp_path, monkeypatch, capsys):
+    import blender_gsseg.core.pipeline as pipeline
+
+    out = tmp_path / "out.ply"
+    assert segment(inputs, out) == 0
+    real = pipeline.relabel_scene
+
+    def meanwhile(path, gaussians, gamma):  # a segment lands on the same output while relabel works
+        result = real(path, gaussians, gamma)
+        assert segment(inputs, out, "masks_b") == 0
+        return result
+    monkeypatch.setattr(pipeline, "relabel_scene", meanwhile)
+    code = run("relabel", out, "--gamma", "0.2")
+    monkeypatch.undo()
+    assert code == 2 and "changed while this command ran" in capsys.readouterr().err
+    assert consistent(out)  # the newer run's pair stays, bound (relabel's would have mixed them)
+
+
+def test_a_failed_copy_names_the_new_file(inputs, tmp_path, capsys):
+    assert segment(inputs, tmp_path / "out.ply") == 0
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1000, hard))
+    try:
+        code = run("relabel", tmp_path / "out.ply", "--gamma", "0.1", "-o", tmp_path / "copy.ply")
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous_handler)
+    assert code == 2
+    assert f"{tmp_path / 'copy.gsseg.npz'}: cannot write (file too large)" in capsys.readouterr().err
+    assert not (tmp_path / "copy.ply").exists() and temporaries(tmp_path) == []

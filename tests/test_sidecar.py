@@ -70,3 +70,18 @@ def test_damaged_sidecars_are_refused(dense, tmp_path, damage, message):
              label_ids=ids, weights=weights)
     with pytest.raises(BadInputError, match=message):
         load_accumulation(tmp_path / "bad.npz")
+
+
+def test_more_damage_is_refused(dense, tmp_path):
+    from blender_gsseg.core.accumulate import BoundedAccumulation
+
+    np.savez(tmp_path / "none.npz", format_version=np.int32(1), n_gaussians=np.int64(dense.n_gaussians),
+             label_ids=np.zeros(0, np.int32), weights=np.zeros((0, dense.n_gaussians), np.float32))
+    with pytest.raises(BadInputError, match="non-empty"):
+        load_accumulation(tmp_path / "none.npz")
+    n = dense.n_gaussians
+    bad = BoundedAccumulation(np.array([0, 1], np.int32), np.ones(n, np.float32), np.full(n, 0.5, np.float32),
+                              np.full((16, n), 7, np.int32), np.full((16, n), 0.01, np.float32))
+    bad.save(tmp_path / "bounded.npz")
+    with pytest.raises(BadInputError, match="do not add up"):
+        load_accumulation(tmp_path / "bounded.npz")

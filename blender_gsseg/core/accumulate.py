@@ -154,13 +154,13 @@ def _write_npz(path, arrays):
 
 
 def sidecar_run_id(path):
-    """The run id a sidecar carries ('' for versions 1 and 2, or one that cannot be read), without loading
-    its weights."""
+    """The run id a sidecar carries ('' for versions 1 and 2; None for one that cannot be read), without
+    loading its weights."""
     try:
         with np.load(os.fspath(path)) as data:
             return str(data["run_id"]) if "run_id" in data.files else ""
-    except Exception:  # damaged: load_accumulation says so when it is used
-        return ""
+    except Exception:  # damaged
+        return None
 
 
 def load_accumulation(path, n_gaussians=None):
@@ -214,8 +214,16 @@ def load_accumulation(path, n_gaussians=None):
     for name, (shape, expected) in shapes.items():
         if shape != expected:
             raise BadInputError(f"{path}: sidecar {name} has shape {shape}, expected {expected}")
+    if label_ids.ndim != 1 or len(label_ids) == 0:
+        raise BadInputError(f"{path}: the sidecar's label_ids must be a non-empty list (damaged)")
     if len(np.unique(label_ids)) != len(label_ids):
         raise BadInputError(f"{path}: the sidecar lists a label id twice")
+    if isinstance(result, BoundedAccumulation):
+        used = result.top_labels[result.top_labels >= 0]
+        if not np.all(np.isin(used, label_ids)) or np.any(result.share_bg > 1 + 1e-4) or \
+                np.any(result.top_shares.sum(axis=0) + result.share_bg > 1 + 1e-3):
+            raise BadInputError(f"{path}: the sidecar's shares do not add up (labels it does not list, or shares "
+                                f"above 1: damaged)")
     for array in values:
         if not np.all(np.isfinite(array)) or np.any(array < 0):
             raise BadInputError(f"{path}: the sidecar holds NaN, infinite or negative weights (damaged)")

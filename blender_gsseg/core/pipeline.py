@@ -293,7 +293,9 @@ def bound_sidecar(path, gaussians):
 def check_run(path, run, sidecar, sidecar_run):
     """Refuse a PLY (run id ``run``, None for files written before run ids) and a sidecar from different runs
     of segment (a crash between renames, two runs on one output, a file copied over another)."""
-    if run is not None and sidecar_run != run:
+    if sidecar_run is None:
+        raise BadInputError(f"{path}: its sidecar {sidecar} cannot be read (damaged); re-run segment")
+    if (run or sidecar_run) and sidecar_run != (run or ""):  # either side from a run with an id: both must be
         theirs = sidecar_run or "none: written before run ids"
         raise BadInputError(f"{path}: its sidecar {sidecar} comes from another run of segment (run {run}, "
                             f"sidecar {theirs}); re-run segment")
@@ -338,20 +340,29 @@ def level_sidecars(finest, levels):
     return [level_sidecar_path(base, k) for k in range(levels - 1)] + [finest]
 
 
-def solve_level_sidecars(paths, n_gaussians, gamma, run=None, path=None):
+UNCHECKED = object()  # solve_level_sidecars(run=UNCHECKED): sidecars already known to belong (Blender's caches)
+
+
+def solve_level_sidecars(paths, n_gaussians, gamma, run=UNCHECKED, path=None):
     """Every level re-solved at ``gamma`` from its sidecar (``paths`` coarsest first, as :func:`level_sidecars`
-    gives them), each finer level within its parents. ``run``: the run id the sidecars must carry (that of the
-    PLY at ``path``).
+    gives them), each finer level within its parents. ``run``: the run id of the PLY at ``path`` (None: written
+    before run ids), which the sidecars must carry.
     Returns (labels per level, the finest level's confidence, the finest level's label ids)."""
     accumulations = [load_accumulation(p, n_gaussians) for p in paths]
     for sidecar, accumulation in zip(paths, accumulations):
-        check_run(path or sidecar, run, sidecar, accumulation.run_id)
+        if run is not UNCHECKED:
+            check_run(path or sidecar, run, sidecar, accumulation.run_id)
     parents = [None]
     for sidecar in paths[1:]:
-        with np.load(sidecar) as data:
-            if "parent_ids" not in data.files:
-                raise BadInputError(f"{sidecar}: no parent_ids for this level")
-            parents.append(data["parent_ids"].astype(np.int32))
+        try:
+            with np.load(sidecar) as data:
+                if "parent_ids" not in data.files:
+                    raise BadInputError(f"{sidecar}: no parent_ids for this level")
+                parents.append(data["parent_ids"].astype(np.int32))
+        except BadInputError:
+            raise
+        except Exception as error:  # zipfile, CRC, ValueError: a damaged sidecar
+            raise BadInputError(f"{sidecar}: unreadable sidecar ({error})") from None
     level_labels, confidence, _ = solve_levels(accumulations, parents, gamma)
     return level_labels, confidence, accumulations[-1].label_ids
 

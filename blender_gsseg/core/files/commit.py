@@ -18,6 +18,7 @@ import contextlib
 import errno
 import json
 import os
+import posixpath
 import re
 import secrets
 import shutil
@@ -83,10 +84,12 @@ class Commit:
     def __init__(self, inputs=(), *, rewrites=(), lock_timeout: float = LOCK_TIMEOUT_S):
         self.inputs = [os.fspath(p) for p in inputs if p is not None]
         self.rewrites = [os.fspath(p) for p in rewrites]
+        self.rewrite_stamps = {path: _stamp(path) for path in self.rewrites}  # taken before the input is read
         self.lock_timeout = lock_timeout
         self.token = secrets.token_hex(4)
         self.entries = []  # (target, temporary, kind): kind False for a file, the command for a folder
         self.made = []  # folders made for the outputs, removed again when nothing lands
+        self.overwrites = {}  # folder target -> whether --overwrite was given
         self.done = False
 
     # ----- declaring outputs
@@ -132,13 +135,16 @@ class Commit:
         except OSError as error:
             raise WriteError(f"{target}: cannot write ({os_reason(error)})") from None
         self.entries.append((target, staging, kind))
+        self.overwrites[target] = overwrite
         return StagingFolder(staging, target)
 
     def check_outputs(self, targets):
-        """Refuse, before any work, outputs that are inputs (None entries are skipped)."""
-        for target in targets:
-            if target is not None:
-                self._check_target(os.path.abspath(os.fspath(target)))
+        """Refuse, before any work, outputs that are inputs or that are given twice (None entries skipped)."""
+        targets = [os.path.abspath(os.fspath(t)) for t in targets if t is not None]
+        for number, target in enumerate(targets):
+            if any(same_path(target, other) for other in targets[:number]):
+                raise BadInputError(f"{target}: given as two outputs of one command")
+            self._check_target(target)
 
     def _check_target(self, target):
         if any(same_path(target, t) for t, _, _ in self.entries):
@@ -146,7 +152,8 @@ class Commit:
         for source in self.inputs:
             if any(same_path(source, r) and same_path(r, target) for r in self.rewrites):
                 continue
-            if same_path(source, target) or (os.path.isdir(target) and _inside(source, target)):
+            inside_input = os.path.isdir(source) and _inside(target, source)  # a file among the masks, ...
+            if same_path(source, target) or inside_input or (os.path.isdir(target) and _inside(source, target)):
                 raise BadInputError(f"{target}: an output may not replace an input of the command ({source})")
 
     # ----- landing
@@ -163,6 +170,10 @@ class Commit:
 
     def discard(self):
         """Remove our temporaries and the folders made for them; the targets are untouched."""
+        with _signals_held():  # a second Ctrl-C does not leave half the clean-up undone
+            self._discard()
+
+    def _discard(self):
         for _target, temp, is_folder in self.entries:
             _remove(temp, is_folder)
         self.entries = []
@@ -181,9 +192,15 @@ class Commit:
             with _locks({os.path.dirname(target) for target, _, _ in self.entries}, self.lock_timeout):
                 for folder in {os.path.dirname(target) for target, _, _ in self.entries}:
                     remove_stale_temporaries(folder)
+                for path, stamp in self.rewrite_stamps.items():  # another run rewrote it meanwhile
+                    if _stamp(path) != stamp:
+                        raise BadInputError(f"{path}: changed while this command ran (another gsseg run?); "
+                                            f"nothing was written, run it again")
                 for target, temp, kind in self.entries:
                     if kind:
-                        _write_manifest(temp, kind, self.token)
+                        if os.path.lexists(target):  # again, under the lock: files may have come meanwhile
+                            _check_replaceable(target, kind, self.overwrites[target])
+                        _write_manifest(target, temp, kind, self.token)
                     _fsync_tree(target, temp)
                 hook("before-first-rename")
                 with _signals_held():
@@ -217,7 +234,7 @@ class Commit:
                     elif backup is not None:
                         if kind:  # the folder was moved aside: move it back
                             os.replace(backup, target)
-                        else:  # a hard link to the file still in place (rename onto it would do nothing)
+                        else:  # the file is still in place: drop the link (a rename onto it does nothing)
                             os.unlink(backup)
             if isinstance(error, OSError):
                 where = getattr(error, "filename", None)
@@ -249,7 +266,10 @@ class StagingFolder:
         path = os.path.abspath(os.fspath(path))
         if not _inside(path, self.path):
             raise ValueError(f"{path} is not inside the staging folder {self.path}")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        except OSError as error:
+            raise WriteError(f"{self.user_path(path)}: cannot write ({os_reason(error)})") from None
         return path
 
 
@@ -323,12 +343,17 @@ def _make_folder(folder):
         if parent == folder:
             break
         folder = parent
+    made = []
     try:
         for path in reversed(missing):
             os.mkdir(path)
+            made.append(path)
     except OSError as error:
+        for path in reversed(made):  # those made before the failure go again
+            with contextlib.suppress(OSError):
+                os.rmdir(path)
         raise WriteError(f"{missing[0]}: cannot create the folder ({os_reason(error)})") from None
-    return list(reversed(missing))
+    return made
 
 
 def _remove(path, is_folder):
@@ -339,8 +364,9 @@ def _remove(path, is_folder):
             os.unlink(path)
 
 
-def _fsync_file(path):
-    fd = os.open(path, os.O_RDONLY)
+def _fsync_file(path, folder=False):
+    # Windows' fsync (FlushFileBuffers) needs write access; a folder opens read-only (POSIX only)
+    fd = os.open(path, os.O_RDONLY if folder else os.O_RDWR)
     try:
         os.fsync(fd)
     finally:
@@ -353,7 +379,7 @@ def _fsync_folder(folder, strict=True):
     if sys.platform == "win32":  # folders cannot be opened for fsync there; NTFS journals the renames
         return
     try:
-        _fsync_file(folder)
+        _fsync_file(folder, folder=True)
     except OSError as error:
         if strict and error.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
             raise
@@ -373,9 +399,8 @@ def _fsync_tree(target, temp):
 
 
 def _keep_aside(target, is_folder, token):
-    """Keep what is at ``target`` until the commit has landed: a hard link to a file, the folder renamed.
-    None when there is nothing (or the file system has no hard links: the run id binding then catches a
-    crash between renames)."""
+    """Keep what is at ``target`` until the commit has landed: a hard link to a file (a copy where the file
+    system has none), the folder renamed. None when there is nothing."""
     if not os.path.lexists(target):
         return None
     folder, name = os.path.split(target)
@@ -385,8 +410,8 @@ def _keep_aside(target, is_folder, token):
         return backup
     try:
         os.link(target, backup)
-    except OSError:
-        return None
+    except OSError:  # no hard links here (FAT, exFAT, some network shares): a copy keeps it
+        shutil.copy2(target, backup)
     return backup
 
 
@@ -406,7 +431,8 @@ def _signals_held():
         yield
         return
     arrived = []
-    held = {signal.SIGINT, signal.SIGTERM}
+    # a handler installed outside Python (getsignal() is None, e.g. by an embedding host) cannot be put back
+    held = [number for number in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(number) is not None]
     previous = {number: signal.signal(number, lambda number, frame: arrived.append(number)) for number in held}
     try:
         yield
@@ -423,7 +449,7 @@ def _locks(folders, timeout):
     import filelock
 
     with contextlib.ExitStack() as stack:
-        for folder in sorted(folders):
+        for folder in sorted({os.path.realpath(folder) for folder in folders}):  # one folder, one lock
             lock = filelock.FileLock(os.path.join(folder, LOCK_NAME), timeout=timeout)
             try:
                 stack.enter_context(lock)
@@ -456,6 +482,15 @@ def remove_stale_temporaries(folder):
         _remove(path, True)
 
 
+def _stamp(path):
+    """What changes when a file is replaced or rewritten: (inode, size, mtime)."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_ino, status.st_size, status.st_mtime_ns
+
+
 def _alive(pid, path):
     if pid == os.getpid():
         return True  # ours: removed by our own discard
@@ -472,10 +507,10 @@ def _alive(pid, path):
     return True
 
 
-def _write_manifest(staging, kind, token):
+def _write_manifest(target, staging, kind, token):
     files = sorted(os.path.relpath(os.path.join(root, name), staging).replace(os.sep, "/")
                    for root, _dirs, names in os.walk(staging) for name in names)
-    with open(os.path.join(staging, MANIFEST_NAME), "w", encoding="utf-8") as handle:
+    with _open(os.path.join(target, MANIFEST_NAME), os.path.join(staging, MANIFEST_NAME), "w") as handle:
         json.dump({"written_by": "gsseg", "kind": kind, "run": token, "files": files}, handle, indent=1)
         handle.write("\n")
 
@@ -493,7 +528,7 @@ def _check_replaceable(target, kind, overwrite):
     if not os.path.isdir(target):
         raise BadInputError(f"{target}: exists and is not a folder")
     present = sorted(os.path.relpath(os.path.join(root, name), target).replace(os.sep, "/")
-                     for root, _dirs, names in os.walk(target) for name in names)
+                     for root, dirs, names in os.walk(target) for name in names + dirs)  # links and folders too
     present = [p for p in present if p != LOCK_NAME]
     if not present:
         return
@@ -506,7 +541,11 @@ def _check_replaceable(target, kind, overwrite):
                             f"another folder")
     if manifest.get("kind") != kind:
         raise BadInputError(f"{target}: written by 'gsseg {manifest.get('kind')}', not by 'gsseg {kind}'")
-    foreign = sorted(set(present) - set(manifest.get("files", [])) - {MANIFEST_NAME})
+    listed = set(manifest.get("files", []))
+    folders = {posixpath.dirname(name) for name in listed}
+    while {posixpath.dirname(f) for f in folders} - folders:  # and their parents, up to the top
+        folders |= {posixpath.dirname(f) for f in folders}
+    foreign = sorted(set(present) - listed - (folders - {""}) - {MANIFEST_NAME})
     if foreign:
         raise BadInputError(f"{target}: holds files gsseg did not write ({', '.join(foreign[:5])}"
                             f"{', ...' if len(foreign) > 5 else ''}); nothing was replaced")
