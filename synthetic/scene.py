@@ -7,6 +7,8 @@ are an independent ground truth for what the lifted labels should render to.
 
 import dataclasses
 
+import os
+
 import numpy as np
 
 from blender_gsseg.core.cameras import ring_cameras
@@ -163,3 +165,21 @@ def make_scene(n_spheres=3, points_per_unit_area=900, n_cameras=24, width=160, h
     gaussians = Gaussians(vertex, meta_lines=[("comment", "gsseg synthetic scene")], source_format="synthetic")
     cameras = ring_cameras(n_cameras, width, height)
     return SyntheticScene(gaussians, np.concatenate(labels).astype(np.int32), centres, radii, cameras)
+
+
+def write_inputs(root, scene, masks, cameras_name="cameras.json"):
+    """What ``gsseg segment`` reads, written under ``root``: scene.ply, the cameras file and one folder of PNG
+    masks per entry of ``masks`` ({folder name: function camera -> label image})."""
+    from PIL import Image
+
+    from blender_gsseg.core.files.inria_cameras import write_cameras_json
+    from blender_gsseg.core.files.splats import write_gaussians
+
+    root = os.fspath(root)
+    write_gaussians(os.path.join(root, "scene.ply"), scene.gaussians)
+    write_cameras_json(os.path.join(root, cameras_name), scene.cameras)
+    for folder, mask_of in masks.items():
+        os.makedirs(os.path.join(root, folder), exist_ok=True)
+        for camera in scene.cameras:
+            image = Image.fromarray(np.asarray(mask_of(camera)).astype(np.uint8))
+            image.save(os.path.join(root, folder, f"{camera.image_name}.png"))

@@ -26,9 +26,8 @@ from PIL import Image
 from blender_gsseg.cli import main
 from blender_gsseg.core.errors import GssegError
 from blender_gsseg.core.files.commit import LOCK_NAME, MANIFEST_NAME
-from blender_gsseg.core.files.inria_cameras import write_cameras_json
-from blender_gsseg.core.files.splats import read_gaussians, write_gaussians
-from synthetic.scene import make_scene
+from blender_gsseg.core.files.splats import read_gaussians
+from synthetic.scene import make_scene, write_inputs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INJECTED = {"count": 0}  # faults injected over the module, reported at the end
@@ -39,15 +38,8 @@ def inputs(tmp_path_factory):
     """scene.ply, cameras.json and two mask folders that give different labels (masks_b swaps 1 and 2)."""
     root = tmp_path_factory.mktemp("faults")
     scene = make_scene(n_spheres=2, points_per_unit_area=200, n_cameras=6, width=64, height=48, seed=5)
-    write_gaussians(root / "scene.ply", scene.gaussians)
-    write_cameras_json(root / "cameras.json", scene.cameras)
-    for folder, swap in (("masks", False), ("masks_b", True)):
-        (root / folder).mkdir()
-        for camera in scene.cameras:
-            mask = scene.mask(camera).astype(np.uint8)
-            if swap:
-                mask = np.choose(mask, [0, 2, 1, 3][:int(mask.max()) + 1]).astype(np.uint8)
-            Image.fromarray(mask).save(root / folder / f"{camera.image_name}.png")
+    swapped = np.array([0, 2, 1, 3])
+    write_inputs(root, scene, {"masks": scene.mask, "masks_b": lambda camera: swapped[scene.mask(camera)]})
     return root
 
 

@@ -7,16 +7,14 @@ import os
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from blender_gsseg.cli import main
 from blender_gsseg.core import tune
 from blender_gsseg.core.accumulate import load_accumulation, sidecar_path
-from blender_gsseg.core.files.inria_cameras import write_cameras_json
-from blender_gsseg.core.files.splats import read_gaussians, write_gaussians
+from blender_gsseg.core.files.splats import read_gaussians
 from blender_gsseg.core.views import build_views
 from synthetic.mask_noise import noisy_mask
-from synthetic.scene import make_scene
+from synthetic.scene import make_scene, write_inputs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -25,13 +23,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def small(tmp_path_factory):
     root = tmp_path_factory.mktemp("tune")
     scene = make_scene(n_spheres=2, points_per_unit_area=150, n_cameras=9, width=48, height=36, seed=4)
-    write_gaussians(root / "scene.ply", scene.gaussians)
-    write_cameras_json(root / "cameras.json", scene.cameras)
-    (root / "masks").mkdir()
     rng = np.random.default_rng(1)
-    for camera in scene.cameras:
-        mask = noisy_mask(scene.mask(camera), rng)
-        Image.fromarray(mask.astype(np.uint8)).save(root / "masks" / f"{camera.image_name}.png")
+    write_inputs(root, scene, {"masks": lambda camera: noisy_mask(scene.mask(camera), rng)})
     return root, scene
 
 
