@@ -10,6 +10,7 @@ import collections.abc
 import dataclasses
 import os
 import zipfile
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,6 +19,10 @@ from .errors import BadInputError, MemoryBudgetError
 from .files.commit import output_path
 from .rasterize import DEFAULT_CHUNK_ENTRIES
 from .solver import Shares
+
+if TYPE_CHECKING:
+    from .cameras import Camera
+    from .gaussians import Gaussians
 
 SIDECAR_SUFFIX = ".gsseg.npz"
 DENSE_FORMAT_VERSION = 1  # read only: dense weights
@@ -50,20 +55,20 @@ class Accumulation:
     def seen_any(self):
         return bool(np.any(self.weights))
 
-    def total_weight(self):
+    def total_weight(self) -> np.ndarray:  # [N] float64
         """float64 [N]: each Gaussian's weight summed over every label."""
         return self.weights.sum(axis=0, dtype=np.float64)
 
-    def subset(self, keep):
+    def subset(self, keep: np.ndarray) -> Accumulation:  # keep: [N] bool
         """The accumulation of the Gaussians where ``keep`` (bool [N]) is true."""
         return dataclasses.replace(self, weights=self.weights[:, keep],
                                    original_index=_original_index(self, keep))
 
-    def shares(self):
+    def shares(self) -> Shares:
         """The L1-normalised shares (:class:`~.solver.Shares`, dense form)."""
         return Shares.dense(self.weights, self.label_ids)
 
-    def save(self, path, extra=None, commit=None):
+    def save(self, path: str | os.PathLike, extra: dict | None = None, commit=None) -> None:
         """Write the sidecar (.gsseg.npz, format_version 3): on its own, or as part of ``commit`` (a
         :class:`~.files.commit.Commit`); ``extra`` arrays are stored beside the standard keys."""
         total = self.weights.sum(axis=0, dtype=np.float64).astype(np.float32)
@@ -107,21 +112,21 @@ class BoundedAccumulation:
     def seen_any(self):
         return bool(np.any(self.total))
 
-    def total_weight(self):
+    def total_weight(self) -> np.ndarray:  # [N] float64
         """float64 [N]: each Gaussian's weight summed over every label."""
         return self.total.astype(np.float64)
 
-    def subset(self, keep):
+    def subset(self, keep: np.ndarray) -> BoundedAccumulation:  # keep: [N] bool
         """The accumulation of the Gaussians where ``keep`` (bool [N]) is true."""
         return dataclasses.replace(self, total=self.total[keep], share_bg=self.share_bg[keep],
                                    top_labels=self.top_labels[:, keep], top_shares=self.top_shares[:, keep],
                                    original_index=_original_index(self, keep))
 
-    def shares(self):
+    def shares(self) -> Shares:
         """The shares (:class:`~.solver.Shares`, bounded form: the best labels per Gaussian)."""
         return Shares.bounded_form(self.label_ids, self.total, self.share_bg, self.top_labels, self.top_shares)
 
-    def save(self, path, extra=None, commit=None):
+    def save(self, path: str | os.PathLike, extra: dict | None = None, commit=None) -> None:
         """As :meth:`Accumulation.save`."""
         arrays = {"share_bg": self.share_bg.astype(np.float32), "top_labels": self.top_labels.astype(np.int32),
                   "top_shares": self.top_shares.astype(np.float32)}
@@ -153,7 +158,7 @@ def _write_npz(path, arrays):
                 np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
 
 
-def sidecar_run_id(path):
+def sidecar_run_id(path: str | os.PathLike) -> str | None:
     """The run id a sidecar carries ('' for versions 1 and 2; None for one that cannot be read), without
     loading its weights."""
     try:
@@ -163,7 +168,8 @@ def sidecar_run_id(path):
         return None
 
 
-def load_accumulation(path, n_gaussians=None):
+def load_accumulation(path: str | os.PathLike,
+                      n_gaussians: int | None = None) -> Accumulation | BoundedAccumulation:
     """Read a sidecar (format_version 1-3, dense or bounded, raw weights or shares); a clear error for a
     missing, damaged, inconsistent or mismatched one."""
     path = os.fspath(path)
@@ -235,7 +241,7 @@ def load_accumulation(path, n_gaussians=None):
     return result
 
 
-def sidecar_path(ply_path):
+def sidecar_path(ply_path: str | os.PathLike) -> str:
     """OUT.ply -> OUT.gsseg.npz"""
     base = os.fspath(ply_path)
     if base.lower().endswith(".ply"):
@@ -264,8 +270,18 @@ def estimate_bounded_memory(n_gaussians, n_labels, max_view_pixels, chunk_entrie
     return kept + merge + estimate_memory(n_gaussians, per_pass, max_view_pixels, chunk_entries)
 
 
-def accumulate_weights(gaussians, cameras, index_maps, label_ids, *, backend="auto", progress=None, cancel=None,
-                       memory_budget=None, mode="auto"):
+def accumulate_weights(
+    gaussians: Gaussians,
+    cameras: collections.abc.Sequence[Camera],  # [V] at the label maps' size
+    index_maps: collections.abc.Sequence[np.ndarray],  # [V] of int [H, W]: indices into label_ids, -1 ignored
+    label_ids: np.ndarray,  # [L] int32, ascending
+    *,
+    backend="auto",  # "auto", "cpu", "cuda" or a backend object
+    progress: collections.abc.Callable[[int, int], None] | None = None,
+    cancel: collections.abc.Callable[[], bool] | None = None,
+    memory_budget: int | None = None,  # bytes
+    mode: str = "auto",  # "auto", "dense" or "bounded"
+) -> Accumulation | BoundedAccumulation:
     """Accumulate A over the views ``zip(cameras, index_maps)``.
 
     Returns an :class:`Accumulation` (dense), or a :class:`BoundedAccumulation` when ``mode`` is "bounded",

@@ -5,6 +5,9 @@ write_labeled    labelled scene -> OUT.ply + OUT.gsseg.npz, both or neither
 selection        which Gaussians a remove/extract/split picks
 """
 
+from __future__ import annotations
+
+import collections.abc
 import colorsys
 import contextlib
 import dataclasses
@@ -18,12 +21,15 @@ import warnings
 
 import numpy as np
 
-from .accumulate import SIDECAR_SUFFIX, Accumulation, load_accumulation, sidecar_path, sidecar_run_id
+from .accumulate import (SIDECAR_SUFFIX, Accumulation, BoundedAccumulation, load_accumulation, sidecar_path,
+                         sidecar_run_id)
 from .backends import get_backend
 from .errors import BadInputError
 from .files.cameras import load_cameras
-from .files.commit import Commit
+from .cameras import Camera
+from .files.commit import Commit, StagingFolder
 from .files.splats import read_gaussians, write_gaussians
+from .gaussians import Gaussians
 from .levels import CODE_PROPERTY, LAYOUT_COMMENT, CodeLayout, parent_labels, solve_within_parents
 from . import tune
 from .solver import UNSEEN, Shares
@@ -48,7 +54,7 @@ class SegmentResult:
     gamma_choice: tune.GammaChoice | None = None  # with gamma="auto"
 
 
-def default_memory_budget():
+def default_memory_budget() -> int:
     """A quarter of physical RAM, in bytes."""
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
@@ -56,7 +62,7 @@ def default_memory_budget():
         return 4 << 30
 
 
-def label_colour(label):
+def label_colour(label: int) -> tuple[int, int, int]:
     """A stable, distinct colour per label id (0 = grey background)."""
     if label == 0:
         return (128, 128, 128)
@@ -65,7 +71,7 @@ def label_colour(label):
     return (int(r * 255), int(g * 255), int(b * 255))
 
 
-def read_label_table(comments):
+def read_label_table(comments: collections.abc.Iterable[str]) -> dict[int, tuple[str, str]]:
     """{id: (name, '#rrggbb')} from ``comment gsseg_label <id> name=<name> color=#rrggbb`` header lines."""
     table = {}
     for text in comments:
@@ -75,7 +81,7 @@ def read_label_table(comments):
     return table
 
 
-def label_table_comments(label_ids, existing=None):
+def label_table_comments(label_ids, existing: dict[int, tuple[str, str]] | None = None) -> list[str]:
     """Header comments naming every label; names and colours already in ``existing`` are kept."""
     existing = existing or {}
     lines = []
@@ -86,9 +92,24 @@ def label_table_comments(label_ids, existing=None):
     return lines
 
 
-def segment_scene(scene, cameras, masks_dir, *, gamma=0.0, target=None, scale=1.0, every=1, backend="auto",
-                  memory_budget=None, ignore_label=None, binary_threshold=None, progress=None, cancel=None,
-                  level_names=None, folds=tune.DEFAULT_FOLDS):
+def segment_scene(
+    scene: str | os.PathLike | Gaussians,
+    cameras: str | os.PathLike | list[Camera],
+    masks_dir: str | os.PathLike | list[str | os.PathLike],  # one folder, or one per level, coarsest first
+    *,
+    gamma: float | str = 0.0,  # in [-1, 1], or "auto"
+    target: int | None = None,  # binary mode: this label against all the others
+    scale: float = 1.0,  # working resolution / camera resolution
+    every: int = 1,  # every K-th camera in image-name order
+    backend="auto",  # "auto", "cpu", "cuda" or a backend object
+    memory_budget: int | None = None,  # bytes; default a quarter of RAM
+    ignore_label: int | str | None = None,  # a mask value (or '#rrggbb') that counts for nothing
+    binary_threshold: int | None = None,  # read grey masks as binary at this level
+    progress: collections.abc.Callable[[int, int], None] | None = None,  # progress(done, total)
+    cancel: collections.abc.Callable[[], bool] | None = None,  # True cancels (CancelledError)
+    level_names: list[str] | None = None,
+    folds: int = tune.DEFAULT_FOLDS,  # with gamma="auto"
+) -> SegmentResult:
     """Lift the masks in ``masks_dir`` onto ``scene`` (a path or :class:`Gaussians`) seen by ``cameras``
     (a path or a list of :class:`Camera`). Returns a :class:`SegmentResult`; writes nothing.
 
@@ -185,7 +206,7 @@ def segment_scene(scene, cameras, masks_dir, *, gamma=0.0, target=None, scale=1.
                          gamma_choice)
 
 
-def label_counts(labels):
+def label_counts(labels: np.ndarray) -> dict:  # labels: [N] int32
     """The report's ``gaussians_per_label`` ({id: count}, unseen left out) and ``unseen`` count."""
     ids, counts = np.unique(labels, return_counts=True)
     return {"gaussians_per_label": {str(int(i)): int(c) for i, c in zip(ids, counts) if i != UNSEEN},
@@ -202,7 +223,8 @@ def _parents_between(fine, coarse):
     return parent_labels(fine_maps, coarse_maps, fine.label_ids)
 
 
-def solve_levels(accumulations, parents, gamma=0.0, target=None):
+def solve_levels(accumulations: list, parents: list, gamma: float = 0.0,
+                 target: int | None = None) -> tuple[list[np.ndarray], np.ndarray, Shares]:
     """Labels per level (coarsest first), the finest level's confidence and its :class:`Shares`."""
     shares = Shares.from_accumulation(accumulations[0], target)
     labels, confidence = shares.solve(gamma)
@@ -236,7 +258,7 @@ def with_labels(gaussians, labels, label_ids):
         label_table_comments(label_ids, table), drop_prefix=LABEL_COMMENT + " ")
 
 
-def level_sidecar_path(path, level):
+def level_sidecar_path(path: str | os.PathLike, level: int) -> str:
     """OUT.ply (or OUT) -> OUT.level<k>.gsseg.npz: the accumulation of a coarser level of a multi-level run."""
     base = os.fspath(path)
     if base.lower().endswith(".ply"):
@@ -244,8 +266,16 @@ def level_sidecar_path(path, level):
     return f"{base}.level{level}{SIDECAR_SUFFIX}"
 
 
-def write_labeled(path, gaussians, accumulation=None, coarse_accumulations=(), parents=(), *, commit=None,
-                  gamma_choice=None):
+def write_labeled(
+    path: str | os.PathLike,
+    gaussians: Gaussians,
+    accumulation: Accumulation | BoundedAccumulation | None = None,  # the finest level's
+    coarse_accumulations: collections.abc.Sequence = (),  # levels 0..L-2 of a multi-level run
+    parents: collections.abc.Sequence = (),  # per level: parent id per label id (None at level 0)
+    *,
+    commit: Commit | StagingFolder | None = None,
+    gamma_choice: tune.GammaChoice | None = None,
+) -> None:
     """Write OUT.ply and, with an accumulation, OUT.gsseg.npz (the finest level's), plus one sidecar per
     coarser level of a multi-level run, bound by one run id (``comment gsseg_run <id>`` in the PLY, ``run_id``
     in the sidecars): all land, or none does. Part of ``commit`` (a :class:`~.files.commit.Commit`) when
@@ -272,7 +302,7 @@ def write_labeled(path, gaussians, accumulation=None, coarse_accumulations=(), p
         write_gaussians(path, gaussians, commit=commit)
 
 
-def run_of(gaussians):
+def run_of(gaussians: Gaussians) -> str | None:
     """The run id a labelled PLY carries (``comment gsseg_run <id>``), or None for files written before."""
     for text in gaussians.comments:
         if text.startswith(RUN_COMMENT + " "):
@@ -280,7 +310,7 @@ def run_of(gaussians):
     return None
 
 
-def bound_sidecar(path, gaussians):
+def bound_sidecar(path: str | os.PathLike, gaussians: Gaussians) -> str | None:
     """The sidecar beside the PLY ``path`` when there is one and it was written with it (same run id, read
     without loading the weights); None when there is none. A sidecar from another run raises."""
     sidecar = sidecar_path(path)
@@ -290,7 +320,7 @@ def bound_sidecar(path, gaussians):
     return sidecar
 
 
-def check_run(path, run, sidecar, sidecar_run):
+def check_run(path, run: str | None, sidecar, sidecar_run: str | None) -> None:
     """Refuse a PLY (run id ``run``, None for files written before run ids) and a sidecar from different runs
     of segment (a crash between renames, two runs on one output, a file copied over another)."""
     if sidecar_run is None:
@@ -301,7 +331,7 @@ def check_run(path, run, sidecar, sidecar_run):
                             f"sidecar {theirs}); re-run segment")
 
 
-def read_labeled(path):
+def read_labeled(path: str | os.PathLike) -> Gaussians:
     """A scene that carries ``gsseg_label``; a clear error otherwise."""
     gaussians = read_gaussians(path)
     if LABEL_PROPERTY not in gaussians.property_names:
@@ -309,7 +339,7 @@ def read_labeled(path):
     return gaussians
 
 
-def load_shares(path, gaussians):
+def load_shares(path: str | os.PathLike, gaussians: Gaussians) -> Shares:
     """Shares of the finest level, from the sidecar beside ``path`` (refused when it is from another run)."""
     sidecar = sidecar_path(path)
     accumulation = load_accumulation(sidecar, len(gaussians))
@@ -317,13 +347,13 @@ def load_shares(path, gaussians):
     return Shares.from_accumulation(accumulation)
 
 
-def sidecar_paths(path, gaussians):
+def sidecar_paths(path: str | os.PathLike, gaussians: Gaussians) -> list[str]:
     """Every sidecar a labelled scene has: one per coarser level of a multi-level run, then the finest."""
     layout = CodeLayout.from_comments(gaussians.comments, path)
     return level_sidecars(sidecar_path(path), 1 if layout is None else len(layout.bits))
 
 
-def sidecar_paths_of(path):
+def sidecar_paths_of(path: str | os.PathLike) -> list[str]:
     """The sidecars beside a PLY that exist (the finest and any coarser levels'): inputs a command must not
     overwrite."""
     finest = sidecar_path(path)
@@ -332,7 +362,7 @@ def sidecar_paths_of(path):
             if os.path.isfile(p)]
 
 
-def level_sidecars(finest, levels):
+def level_sidecars(finest: str | os.PathLike, levels: int) -> list[str]:
     """The sidecars of a run with ``levels`` levels, coarsest first, from the finest one's path (OUT.gsseg.npz):
     OUT.level0.gsseg.npz, ..., OUT.gsseg.npz."""
     finest = os.fspath(finest)
@@ -343,7 +373,8 @@ def level_sidecars(finest, levels):
 UNCHECKED = object()  # solve_level_sidecars(run=UNCHECKED): sidecars already known to belong (Blender's caches)
 
 
-def solve_level_sidecars(paths, n_gaussians, gamma, run=UNCHECKED, path=None):
+def solve_level_sidecars(paths: list[str], n_gaussians: int, gamma: float, run=UNCHECKED,
+                         path=None) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     """Every level re-solved at ``gamma`` from its sidecar (``paths`` coarsest first, as :func:`level_sidecars`
     gives them), each finer level within its parents. ``run``: the run id of the PLY at ``path`` (None: written
     before run ids), which the sidecars must carry.
@@ -367,7 +398,8 @@ def solve_level_sidecars(paths, n_gaussians, gamma, run=UNCHECKED, path=None):
     return level_labels, confidence, accumulations[-1].label_ids
 
 
-def relabel_scene(path, gaussians, gamma):
+def relabel_scene(path: str | os.PathLike, gaussians: Gaussians,
+                  gamma: float) -> tuple[Gaussians, np.ndarray]:  # labels: [N] int32
     """The scene re-solved at ``gamma`` from its sidecars: gsseg_label, and gsseg_code for multi-level scenes."""
     paths = sidecar_paths(path, gaussians)
     level_labels, _, _ = solve_level_sidecars(paths, len(gaussians), gamma, run_of(gaussians), path)
@@ -378,7 +410,7 @@ def relabel_scene(path, gaussians, gamma):
     return out, level_labels[-1]
 
 
-def level_labels_of(gaussians, level, where="scene"):
+def level_labels_of(gaussians: Gaussians, level: int | None, where="scene") -> np.ndarray:  # [N] int32
     """int32 labels of ``level`` (None: gsseg_label; else that level's field of gsseg_code)."""
     if level is None:
         return np.asarray(gaussians.vertex[LABEL_PROPERTY], dtype=np.int32)
@@ -388,7 +420,15 @@ def level_labels_of(gaussians, level, where="scene"):
     return layout.field(gaussians.vertex[CODE_PROPERTY], level)
 
 
-def selection(gaussians, labels_to_pick, *, shares=None, gamma=None, include_unseen=False, level=None):
+def selection(
+    gaussians: Gaussians,
+    labels_to_pick: collections.abc.Iterable[int],
+    *,
+    shares: Shares | None = None,
+    gamma: float | None = None,
+    include_unseen: bool = False,
+    level: int | None = None,
+) -> np.ndarray:  # [N] bool
     """bool [N]: the Gaussians a remove/extract picks.
 
     Without ``gamma``: those whose label (``gsseg_label``, or the field of ``level`` in ``gsseg_code``: a coarse
