@@ -22,7 +22,7 @@ and reports
 
 Usage: python bench/quality.py SCENE_DIR [--kinds clean trained] [--masks clean noisy] [--noise-seeds 0 1]
        [--gammas -0.4 -0.2 0 0.2 0.4] [--refine missing missing+seams missing+hidden+seams]
-       [--seam-margins 0.2] [--heldout-views K] [--json out.json]
+       [--seam-margins 0.2] [--heldout-views K] [--gamma-auto] [--json out.json]
 The README's table: python bench/quality.py SCENE --noise-seeds 0 1 --json bench/results/quality.json
 """
 
@@ -37,17 +37,17 @@ from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from blender_gsseg.core import projection  # noqa: E402
+from blender_gsseg.core import projection, tune  # noqa: E402
 from blender_gsseg.core.accumulate import accumulate_weights  # noqa: E402
 from blender_gsseg.core.backends import get_backend  # noqa: E402
 from blender_gsseg.core.files.cameras import load_cameras  # noqa: E402
 from blender_gsseg.core.files.splats import read_gaussians  # noqa: E402
 from blender_gsseg.core.metrics import segmentation_metrics  # noqa: E402
 from blender_gsseg.core.rasterize import iter_contributions  # noqa: E402
-from blender_gsseg.core.render import render_label_mask  # noqa: E402
 from blender_gsseg.core.refine import DEFAULT_SEAM_MARGIN, refine  # noqa: E402
-from blender_gsseg.core.render import label_argmax, render_label_weights  # noqa: E402
+from blender_gsseg.core.render import label_argmax, render_label_mask, render_label_weights  # noqa: E402
 from blender_gsseg.core.solver import Shares  # noqa: E402
+from blender_gsseg.core.views import build_views  # noqa: E402
 from synthetic.mask_noise import MaskNoise, noisy_masks  # noqa: E402
 
 MODES = ("subset", "argmax")
@@ -132,16 +132,22 @@ def gaussian_accuracy(labels, truth, observable, weight):
 
 
 def evaluate(name, labels, ctx):
-    rendered = render_heldout(ctx["gaussians"], ctx["covariances"], labels, ctx["heldout"])
+    """``labels``: int [N], or {mode: labels} when each render rule has its own (γ auto); the per-Gaussian
+    accuracy is then the subset rule's."""
+    per_mode = labels if isinstance(labels, dict) else {mode: labels for mode in MODES}
+    renders = {}  # one render per distinct labels array
     row = {"method": name}
     for mode in MODES:
-        metrics = segmentation_metrics(rendered[mode], ctx["truths"])
+        if id(per_mode[mode]) not in renders:
+            renders[id(per_mode[mode])] = render_heldout(ctx["gaussians"], ctx["covariances"], per_mode[mode],
+                                                         ctx["heldout"])
+        metrics = segmentation_metrics(renders[id(per_mode[mode])][mode], ctx["truths"])
         row[f"miou_{mode}"] = metrics["miou"]
         row[f"macc_{mode}"] = metrics["macc"]
         row[f"per_label_{mode}"] = metrics["per_label"]
         if "ceiling" in ctx:
             row[f"ratio_{mode}"] = metrics["miou"] / ctx["ceiling"][mode]
-    row.update(gaussian_accuracy(labels, ctx["truth_labels"], ctx["observable"], ctx["weight"]))
+    row.update(gaussian_accuracy(per_mode["subset"], ctx["truth_labels"], ctx["observable"], ctx["weight"]))
     return row
 
 
@@ -186,6 +192,14 @@ def run_kind(folder, kind, args, backend):
             methods = []
             for gamma in args.gammas:
                 methods.append((f"exact γ={gamma:+.1f}", shares.solve(gamma)[0]))
+            if args.gamma_auto:  # γ chosen by cross-validation over the lifting views (segment --gamma auto)
+                views = build_views(lift, maps)
+                folds = tune.accumulate_folds(gaussians, views, tune.DEFAULT_FOLDS, backend=backend)
+                choice = tune.choose_gamma(gaussians, views, folds, backend=backend)
+                auto = Shares.from_accumulation(tune.sum_folds(folds))
+                methods.append((f"exact γ=auto (subset {choice.gamma['subset']:+.2f}, argmax "
+                                f"{choice.gamma['argmax']:+.2f})",
+                                {mode: auto.solve(choice.gamma[mode])[0] for mode in MODES}))
             methods.append(("centre vote", centre_vote(lifting, maps, label_ids, len(gaussians))))
             methods.append(("centre vote, depth-tested",
                             centre_vote(lifting, maps, label_ids, len(gaussians), depth_test=True)))
@@ -236,6 +250,7 @@ def main(argv=None):
     parser.add_argument("--refine", nargs="+", default=["missing", "missing+seams", "missing+hidden+seams"],
                         help="refinements to add as methods (missing, hidden, seams or none; several joined with +)")
     parser.add_argument("--seam-margins", type=float, nargs="+", default=[DEFAULT_SEAM_MARGIN])
+    parser.add_argument("--gamma-auto", action="store_true", help="add γ chosen by cross-validation as a method")
     parser.add_argument("--heldout-views", type=int, help="use only the first K held-out views")
     parser.add_argument("--backend", default="cpu")
     parser.add_argument("--json", help="write every row (with per-label IoU) here")
