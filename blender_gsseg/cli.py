@@ -266,7 +266,7 @@ def cmd_render_masks(args):
             _save_label_png(os.path.join(folder.path, stem + ".png"), mask, folder)
             written.append(stem + ".png")
             if args.colour or overlay_masks is not None:
-                rgb, _ = render_colour(gaussians, camera, backend=backend)
+                rgb, _ = render_colour(gaussians, camera, backend=backend, sh_degree=None)  # every SH band
                 if args.colour:
                     _save_rgb_png(os.path.join(folder.path, stem + "_colour.png"), rgb, folder)
                 if overlay_masks is not None and index in overlay_masks.camera_indices:

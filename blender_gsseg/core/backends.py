@@ -6,7 +6,8 @@ CUDA one is tested against):
 * ``accumulate(gaussians, views, n_labels, progress=None, cancel=None)`` -> float32 [n_labels, N]:
   A[e, i] = sum over ``views`` (a sequence of ``(camera, label index map)``, indices into the labels, -1 =
   ignore) and pixels with label index e of w_i(pixel);
-* ``render_colour(gaussians, camera, background)`` -> (RGB float32 [H, W, 3] in [0, 1], alpha float32 [H, W]);
+* ``render_colour(gaussians, camera, background, colours=None)`` -> (RGB float32 [H, W, 3] in [0, 1], alpha
+  float32 [H, W]), ``colours`` [N, 3] per Gaussian (default the base colours);
 * ``render_alpha_depth(gaussians, camera, include_mask=None)`` -> (alpha, sum of w * view depth), [H, W] each,
   drawing only the Gaussians of ``include_mask`` (bool [N]);
 * ``render_label_weights(gaussians, camera, groups, n_groups)`` -> (sums [n_groups, H, W], alpha [H, W]) over
@@ -108,8 +109,10 @@ class CpuBackend:
         gaussians: Gaussians,
         camera: Camera,
         background: collections.abc.Sequence[float] = (0.0, 0.0, 0.0),  # RGB
+        colours: np.ndarray | None = None,  # [N, 3] per Gaussian (default: the base colours)
     ) -> tuple[np.ndarray, np.ndarray]:  # RGB [H, W, 3] float32 in [0, 1], alpha [H, W] float32
-        alpha, rgb = render_sums(self.project(gaussians, camera), gaussians.base_colors)
+        colours = gaussians.base_colors if colours is None else colours
+        alpha, rgb = render_sums(self.project(gaussians, camera), colours)
         rgb = rgb + (1.0 - alpha)[..., None] * np.asarray(background, dtype=np.float64)
         return np.clip(rgb, 0, 1).astype(np.float32), alpha.astype(np.float32)
 

@@ -390,12 +390,13 @@ class CudaBackend:
             _i32(binned.width), _i32(binned.height), _i32(binned.grid[0]), rgb, alpha))
         return rgb, alpha
 
-    def render_colour(self, gaussians, camera, background=(0.0, 0.0, 0.0)):
-        """As :func:`.render.render_colour`: (RGB float32 [H, W, 3] in [0, 1] = sum w * base colour over
-        ``background``, alpha float32 [H, W] = sum w)."""
+    def render_colour(self, gaussians, camera, background=(0.0, 0.0, 0.0), colours=None):
+        """As :func:`.render.render_colour`: (RGB float32 [H, W, 3] in [0, 1] = sum w * colour over
+        ``background``, alpha float32 [H, W] = sum w); ``colours`` [N, 3] (default: the base colours)."""
         with self._device_context():
-            scene = self.upload(gaussians, colours=True)
-            rgb, alpha = self.render_colour_device(scene, camera)
+            scene = self.upload(gaussians, colours=colours is None)
+            device_colours = None if colours is None else self.cp.asarray(np.ascontiguousarray(colours, np.float32))
+            rgb, alpha = self.render_colour_device(scene, camera, device_colours)
             rgb, alpha = self.cp.asnumpy(rgb), self.cp.asnumpy(alpha)
         rgb = rgb + (1.0 - alpha)[..., None] * np.asarray(background, dtype=np.float32)
         return np.clip(rgb, 0, 1).astype(np.float32), alpha

@@ -23,6 +23,7 @@ import numpy as np
 
 from .backends import CpuBackend, get_backend
 from .rasterize import group_weights
+from .sh import view_colours
 
 if TYPE_CHECKING:
     from .cameras import Camera
@@ -39,9 +40,12 @@ def render_colour(
     camera: Camera,
     background: collections.abc.Sequence[float] = (0.0, 0.0, 0.0),  # RGB
     backend: str | CpuBackend | CudaBackend | None = None,
+    sh_degree: int | None = 0,  # SH bands used (None: all the scene has); 0: the base colour
 ) -> tuple[np.ndarray, np.ndarray]:  # RGB [H, W, 3] float32, alpha [H, W] float32
-    """RGB [H, W, 3] float32 in [0, 1] from SH degree 0 over ``background``, and alpha [H, W]."""
-    return get_backend(backend).render_colour(gaussians, camera, background)
+    """RGB [H, W, 3] float32 in [0, 1] over ``background``, and alpha [H, W]; each Gaussian's colour from its
+    SH bands up to ``sh_degree`` seen from this camera (:func:`.sh.view_colours`)."""
+    colours = None if sh_degree == 0 else view_colours(gaussians, camera.centre, sh_degree)
+    return get_backend(backend).render_colour(gaussians, camera, background, colours)
 
 
 def render_labels(
