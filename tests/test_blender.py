@@ -220,6 +220,18 @@ def test_gamma_slider_starts_at_the_chosen_gamma(tmp_path):
     assert result["labels"] == read_gaussians(out).vertex["gsseg_label"].tolist()
 
 
+def test_segment_can_choose_gamma(tmp_path):
+    from blender_harness import labeled_scene
+
+    from blender_gsseg.core.tune import GAMMA_GRID
+
+    scene = labeled_scene(tmp_path / "s")
+    result = run_bpy("choose_gamma.py", home=tmp_path / "home", args={
+        "ply": scene["scene.ply"], "cameras": scene["cameras.json"], "masks": scene["masks"]})
+    assert min(abs(result["gamma"] - g) for g in GAMMA_GRID) < 1e-6, result["gamma"]
+    assert "γ chosen by cross-validation" in result["_output"]
+
+
 def test_compressed_formats_import(tmp_path):
     folder = os.path.join(REPO, "tests", "data", "formats")
     inputs = sorted(f for f in os.listdir(folder) if f.endswith((".splat", ".spz", ".compressed.ply")))

@@ -195,7 +195,7 @@ class GSSEG_OT_segment(bpy.types.Operator):
         if settings.camera_collection is None:
             raise GssegError("Choose the camera collection (import cameras first)")
         return obj, dict(collection=settings.camera_collection, mask_dir=settings.mask_dir, scale=settings.scale,
-                         backend=resolve_backend(context, settings.backend))
+                         backend=resolve_backend(context, settings.backend), choose_gamma=settings.choose_gamma)
 
     def _report_result(self, context, result):
         obj = bpy.data.objects.get(result["object"])
@@ -203,8 +203,11 @@ class GSSEG_OT_segment(bpy.types.Operator):
             obj.gsseg.display = "LABELS"
         for text in result["warnings"]:
             self.report({"WARNING"}, text)
+        chosen = "" if not result.get("gamma") else (
+            f"; γ chosen by cross-validation: {result['gamma']['subset']:+.2f} (argmax rule "
+            f"{result['gamma']['argmax']:+.2f})")
         self.report({"INFO"}, f"Segmented from {result['views']} views: {result['label_count']} labels, "
-                              f"{result['unseen']:,} points unseen")
+                              f"{result['unseen']:,} points unseen{chosen}")
 
     def execute(self, context):
         """Synchronous (scripts, and the redo panel)."""

@@ -64,6 +64,7 @@ class GSSEG_PT_main(bpy.types.Panel):
         row = box.row(align=True)
         row.prop(settings, "scale")
         row.prop(settings, "backend", text="")
+        box.prop(settings, "choose_gamma")
         row = box.row(align=True)
         row.operator("gsseg.segment", icon="PLAY")
         row.operator("gsseg.masks_from_proxies", text="Masks from Proxies", icon="MESH_CUBE")

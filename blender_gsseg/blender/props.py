@@ -131,6 +131,11 @@ class GSSEG_PG_scene(bpy.types.PropertyGroup):
                              subtype="DIR_PATH")
     scale: FloatProperty(name="Scale", description="Working resolution as a fraction of the camera images",
                          default=0.5, min=0.01, max=1.0, soft_min=0.1, precision=2)
+    choose_gamma: BoolProperty(
+        name="Choose γ", default=False,
+        description="Choose the background bias by cross-validation over the cameras (3 folds: lift from two "
+        "thirds, score the rendered masks at the rest); the γ slider starts there. Favours clean rendered masks "
+        "over per-point accuracy")
     backend: EnumProperty(name="Backend", items=(
         ("DEFAULT", "Default", "The default backend set in the add-on preferences"),
         ("auto", "Auto", "CUDA when CuPy finds a GPU, else CPU"),

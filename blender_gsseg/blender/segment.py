@@ -18,6 +18,7 @@ from ..core.accumulate import SIDECAR_SUFFIX, Accumulation
 from ..core.errors import BadInputError
 from ..core.levels import CODE_PROPERTY
 from ..core.pipeline import default_memory_budget, level_sidecars, solve_level_sidecars
+from ..core import tune
 from ..core.solver import Shares
 from ..core.views import build_views
 from . import io_splat
@@ -90,7 +91,7 @@ class SegmentJob:
     (:meth:`run`, pure core, safe in a worker thread: it touches no bpy data), then :meth:`finish` in the main
     thread (cache file, solve, attributes)."""
 
-    def __init__(self, obj, gaussians, views, backend, warnings_seen):
+    def __init__(self, obj, gaussians, views, backend, warnings_seen, choose_gamma=False):
         self.object_name = obj.name
         self.n_gaussians = len(gaussians)
         self.gaussians = gaussians
@@ -101,10 +102,12 @@ class SegmentJob:
         self.total = len(views)
         self.cancel_requested = False
         self.accumulation = None
+        self.choose_gamma = choose_gamma  # cross-validate γ after the accumulation (core.tune)
+        self.gamma_choice = None
         self.error = None
 
     @classmethod
-    def prepare(cls, context, obj, *, collection, mask_dir, scale=1.0, backend="auto"):
+    def prepare(cls, context, obj, *, collection, mask_dir, scale=1.0, backend="auto", choose_gamma=False):
         if not mask_dir or not os.path.isdir(bpy.path.abspath(mask_dir)):
             raise BadInputError(f"mask folder {mask_dir!r} does not exist")
         if collection is None:
@@ -117,7 +120,7 @@ class SegmentJob:
             with ObjectMode(obj):
                 gaussians = io_splat.gaussians_from_object(obj)
             views = build_views([camera for _, camera in pairs], bpy.path.abspath(mask_dir), scale=scale)
-        return cls(obj, gaussians, views, backend, [str(w.message) for w in caught])
+        return cls(obj, gaussians, views, backend, [str(w.message) for w in caught], choose_gamma)
 
     @classmethod
     def from_label_maps(cls, obj, cameras, label_maps, *, backend="auto"):
@@ -136,9 +139,17 @@ class SegmentJob:
     def run(self):
         """Accumulate; exceptions are kept in ``self.error`` (re-raised by :meth:`finish`)."""
         try:
-            self.accumulation = self.views.accumulate(
-                self.gaussians, backend=self.backend, progress=self._progress, cancel=self._cancel,
-                memory_budget=default_memory_budget())
+            if self.choose_gamma:  # the folds are the accumulation; then γ is scored on them
+                folds = tune.accumulate_folds(self.gaussians, self.views, tune.DEFAULT_FOLDS, backend=self.backend,
+                                              progress=self._progress, cancel=self._cancel,
+                                              memory_budget=default_memory_budget())
+                self.accumulation = tune.sum_folds(folds)
+                self.gamma_choice = tune.choose_gamma(self.gaussians, self.views, folds, backend=self.backend,
+                                                      progress=self._progress)
+            else:
+                self.accumulation = self.views.accumulate(
+                    self.gaussians, backend=self.backend, progress=self._progress, cancel=self._cancel,
+                    memory_budget=default_memory_budget())
         except BaseException as error:  # CancelledError included: finish() reports it
             self.error = error
         finally:
@@ -156,6 +167,8 @@ class SegmentJob:
         obj.gsseg.accumulation_path = path
         label_list.clear_edits(obj)  # a new segmentation: merges and manual labels referred to the old ids
         label_list.mark_table(obj)  # labels made here: export writes their names and colours, as the CLI does
+        if self.gamma_choice is not None:  # the slider starts at the chosen γ (its update re-solves below anyway)
+            obj.gsseg.gamma = self.gamma_choice.gamma["subset"]
         label_count, unseen = apply_gamma(obj, new_ids=self.accumulation.label_ids)
         return {
             "object": obj.name,
@@ -165,13 +178,15 @@ class SegmentJob:
             "unseen": unseen,
             "path": path,
             "warnings": self.warnings,
+            "gamma": None if self.gamma_choice is None else self.gamma_choice.gamma,
         }
 
 
-def segment(context, obj, *, collection, mask_dir, scale=1.0, backend="auto", progress=None):
+def segment(context, obj, *, collection, mask_dir, scale=1.0, backend="auto", progress=None, choose_gamma=False):
     """Accumulate the masks of ``mask_dir`` seen by the cameras of ``collection`` onto ``obj``; cache, solve and
     write the label attributes, synchronously. Returns a dict of figures and the warnings raised on the way."""
-    job = SegmentJob.prepare(context, obj, collection=collection, mask_dir=mask_dir, scale=scale, backend=backend)
+    job = SegmentJob.prepare(context, obj, collection=collection, mask_dir=mask_dir, scale=scale, backend=backend,
+                             choose_gamma=choose_gamma)
     if progress is not None:
         def report(done, total):
             job.done, job.total = done, total
