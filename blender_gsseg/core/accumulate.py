@@ -17,6 +17,7 @@ import numpy as np
 from .backends import get_backend
 from .errors import BadInputError, MemoryBudgetError
 from .files.commit import output_path
+from .files.lazy import ReadOnUse
 from .rasterize import DEFAULT_CHUNK_ENTRIES
 from .solver import Shares
 
@@ -313,7 +314,7 @@ def accumulate_weights(
     return _accumulate_bounded(gaussians, views, label_ids, backend, progress, cancel)
 
 
-class ViewPairs(collections.abc.Sequence):
+class ViewPairs(ReadOnUse):
     """``(camera, label index map)`` per view, what backends iterate: a map is read (and passed through
     ``lookup``, when given) only when its view is used, so the views of a long capture are never all in memory."""
 
@@ -325,9 +326,7 @@ class ViewPairs(collections.abc.Sequence):
     def __len__(self):
         return len(self.cameras)
 
-    def __getitem__(self, view):
-        if isinstance(view, slice):
-            return [self[k] for k in range(*view.indices(len(self)))]
+    def _read(self, view):
         camera, index_map = self.cameras[view], np.asarray(self.index_maps[view])
         if index_map.shape != (camera.height, camera.width):
             raise ValueError(f"{camera.image_name}: label map {index_map.shape} does not match the camera "

@@ -44,6 +44,7 @@ from . import projection
 from .accumulate import Accumulation, BoundedAccumulation, accumulate_weights
 from .backends import CpuBackend
 from .errors import BadInputError
+from .files.lazy import ReadOnUse
 from .files.masks import IndexMaps
 from .pipeline import LABEL_PROPERTY, SegmentResult, label_counts
 from .render import render_label_weights
@@ -267,7 +268,7 @@ def missing_object_maps(
     return ChangedMaps(label_maps, changed), missed
 
 
-class ChangedMaps(collections.abc.Sequence):
+class ChangedMaps(ReadOnUse):
     """``label_maps`` with the maps of a few views replaced (``changed``: {view: map}); the others are read from
     ``label_maps`` when used, as the lifting views' are."""
 
@@ -282,10 +283,7 @@ class ChangedMaps(collections.abc.Sequence):
     def __len__(self) -> int:
         return len(self.label_maps)
 
-    def __getitem__(self, view: int | slice) -> np.ndarray | list[np.ndarray]:  # [H, W] label ids
-        if isinstance(view, slice):
-            return [self[k] for k in range(*view.indices(len(self)))]
-        view = range(len(self))[view]
+    def _read(self, view: int) -> np.ndarray:  # [H, W] label ids
         return self.changed[view] if view in self.changed else np.asarray(self.label_maps[view])
 
 

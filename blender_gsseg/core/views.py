@@ -17,8 +17,9 @@ import numpy as np
 
 from .accumulate import accumulate_weights
 from .cameras import Camera
-from .files.cameras import load_cameras
 from .errors import BadInputError
+from .files.cameras import load_cameras
+from .files.lazy import ReadOnUse
 from .files.masks import MaskSet, label_index_maps, load_masks
 
 
@@ -80,7 +81,7 @@ class Views:
         return dataclasses.replace(self, cameras=cameras)
 
 
-class Picked(collections.abc.Sequence):
+class Picked(ReadOnUse):
     """Some items of a sequence (by position), each read from it when used."""
 
     def __init__(self, items: collections.abc.Sequence, indices: list[int]):
@@ -90,9 +91,7 @@ class Picked(collections.abc.Sequence):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, position):
-        if isinstance(position, slice):
-            return [self[k] for k in range(*position.indices(len(self)))]
+    def _read(self, position):
         return self.items[self.indices[position]]
 
 

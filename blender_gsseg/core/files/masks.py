@@ -34,6 +34,7 @@ from PIL import Image
 
 from ..cameras import Camera
 from ..errors import BadInputError
+from .lazy import ReadOnUse
 
 MASK_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 # Extensions stripped from camera image names before matching (an image name may be of any image type, and
@@ -92,7 +93,7 @@ def label_index_maps(mask_set: MaskSet, dtype: np.dtype | type | None = None) ->
     return IndexMaps(mask_set.label_maps, mask_set.label_ids, dtype)
 
 
-class IndexMaps(collections.abc.Sequence):
+class IndexMaps(ReadOnUse):
     """``label_maps`` (label ids) as indices into ``label_ids``, each converted when it is read."""
 
     def __init__(
@@ -119,9 +120,7 @@ class IndexMaps(collections.abc.Sequence):
     def __len__(self) -> int:
         return len(self.label_maps)
 
-    def __getitem__(self, view: int | slice) -> np.ndarray | list[np.ndarray]:  # [H, W] indices into label_ids
-        if isinstance(view, slice):
-            return [self[k] for k in range(*view.indices(len(self)))]
+    def _read(self, view: int) -> np.ndarray:  # [H, W] indices into label_ids
         label_map = np.asarray(self.label_maps[view])
         label_ids = self.label_ids
         if self._dense is not None and (label_map.size == 0 or (int(label_map.min()) >= -1
@@ -236,7 +235,7 @@ def load_masks(
                    color_map=color_map, unmatched_masks=unmatched, files=files, kinds=kinds)
 
 
-class LabelMaps(collections.abc.Sequence):
+class LabelMaps(ReadOnUse):
     """The label maps of a mask folder's views, each decoded when it is read (int32 [H, W] at the working
     resolution, -1 where ignored), by the rules :func:`load_masks` scanned them with. The last map read is kept,
     so reading the same view twice in a row decodes it once."""
@@ -261,10 +260,7 @@ class LabelMaps(collections.abc.Sequence):
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, view: int | slice) -> np.ndarray | list[np.ndarray]:  # int32 [H, W]
-        if isinstance(view, slice):
-            return [self[k] for k in range(*view.indices(len(self)))]
-        view = range(len(self))[view]
+    def _read(self, view: int) -> np.ndarray:  # int32 [H, W]
         if self._last[0] == view:
             return self._last[1]
         kind, native, _values = _decode(self.files[view], self.binary_threshold)
