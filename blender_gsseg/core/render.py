@@ -109,11 +109,12 @@ def label_groups(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # [N] in
 def render_label_weights(
     projected: Projected,
     labels: np.ndarray,  # [N] int
+    contributions=None,  # the walk of ``projected`` (iter_contributions), kept to sum several labellings
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # ids [K] int32, sums [K, H, W] float64, alpha [H, W] float64
     """(label ids [K] ascending, summed weights [K, H, W] per label, total alpha [H, W]) over the whole scene
     projected in ``projected``; ``labels`` int [N], Gaussians labelled -1 count in the alpha only."""
     ids, group = label_groups(labels)
-    sums, alpha = group_weights(projected, group, len(ids))
+    sums, alpha = group_weights(projected, group, len(ids), contributions)
     return ids.astype(np.int32), sums, alpha
 
 

@@ -20,8 +20,8 @@ from .backends import CpuBackend, get_backend
 from .errors import BadInputError
 from .files.masks import resize_nearest
 from .metrics import add_counts, confusion_counts, metrics_from_counts
-from .rasterize import group_weights, iter_contributions
-from .render import RENDER_MODES, label_argmax, label_groups, render_labels
+from .rasterize import iter_contributions
+from .render import RENDER_MODES, label_argmax, render_label_weights, render_labels
 from .solver import Shares
 
 GAMMA_GRID = (-0.6, -0.45, -0.3, -0.15, 0.0, 0.15, 0.3, 0.45, 0.6)
@@ -100,9 +100,7 @@ def choose_gamma(gaussians, views, fold_accumulations: list[Accumulation], *, ru
             for gamma in grid:
                 for rule in rules:
                     if rule == "argmax" and walk is not None:
-                        ids, group = label_groups(labels[gamma])
-                        sums, alpha = group_weights(walk[0], group, len(ids), walk[1])
-                        predicted = label_argmax(ids.astype(np.int32), sums, alpha)
+                        predicted = label_argmax(*render_label_weights(walk[0], labels[gamma], walk[1]))
                     else:
                         predicted = render_labels(gaussians, labels[gamma], camera, rule, backend=backend)
                     add_counts(counts[(rule, gamma)], confusion_counts([predicted], [truth], ignore_label=-1))
