@@ -114,8 +114,8 @@ def cmd_segment(args):
     with Commit(inputs) as commit:  # refuses an output that is an input before the long work
         levels = len(args.masks)  # the sidecars segment writes beside OUT.ply, one per level
         commit.check_outputs([args.output, args.report, *level_sidecars(sidecar_path(args.output), levels)])
-        result = segment_scene(args.scene, args.cameras, masks, gamma=args.gamma, target=args.target, folds=args.folds,
-                               scale=args.scale, every=args.every, backend=args.backend,
+        result = segment_scene(args.scene, args.cameras, masks, gamma=args.gamma, target=args.target,
+                               folds=args.folds, scale=args.scale, every=args.every, backend=args.backend,
                                memory_budget=memory_budget, ignore_label=args.ignore_label,
                                binary_threshold=args.binary_threshold, progress=Progress("accumulating"))
         if args.refine:
@@ -170,7 +170,7 @@ def cmd_relabel(args):
 
     from .core.files.commit import Commit, output_path
     from .core.files.splats import write_gaussians
-    from .core.pipeline import read_labeled, relabel_scene, sidecar_paths, sidecar_paths_of, write_labeled
+    from .core.pipeline import read_labeled, relabel_scene, sidecar_paths, sidecar_paths_of
 
     output = args.output or args.scene
     _output_checks(output)
@@ -186,9 +186,7 @@ def cmd_relabel(args):
             for source, target in zip(sources, sidecar_paths(output, gaussians)):
                 with output_path(target, commit) as temp:
                     shutil.copyfile(source, temp)
-            write_gaussians(output, out, commit=commit)
-        else:
-            write_labeled(output, out, commit=commit)
+        write_gaussians(output, out, commit=commit)
     ids, counts = np.unique(labels, return_counts=True)
     _print_json({"gamma": args.gamma, "gaussians_per_label": {str(i): int(c) for i, c in zip(ids, counts)}})
     return 0
@@ -246,7 +244,7 @@ def cmd_render_masks(args):
     cameras = [camera.scaled(args.scale) for camera in cameras]
     labels = level_labels_of(gaussians, args.level, args.scene)
     chosen = read_gamma_comment(gaussians.comments)
-    if chosen and args.level is None and chosen.get(args.mode, chosen.get("subset")) != chosen.get("subset"):
+    if chosen and args.level is None and args.mode in chosen and chosen[args.mode] != chosen.get("subset"):
         # gsseg_label holds the subset rule's γ; this rule had another one
         labels = load_shares(args.scene, gaussians).solve(chosen[args.mode])[0]
     overlay_masks = None
@@ -254,7 +252,7 @@ def cmd_render_masks(args):
         from .core.files.masks import load_masks
         overlay_masks = load_masks(args.overlay, cameras, sizes=[(c.width, c.height) for c in cameras])
     progress = Progress("rendering")
-    written = []
+    written = set()
     with Commit([args.scene, args.cameras, args.overlay]) as commit:
         folder = commit.folder(args.output, kind="render-masks", overwrite=args.overwrite)
         for index, camera in enumerate(cameras):
@@ -264,7 +262,7 @@ def cmd_render_masks(args):
                                     f"in their file stem)")
             mask = render_labels(gaussians, labels, camera, args.mode, backend=backend)
             _save_label_png(os.path.join(folder.path, stem + ".png"), mask, folder)
-            written.append(stem + ".png")
+            written.add(stem + ".png")
             if args.colour or overlay_masks is not None:
                 rgb, _ = render_colour(gaussians, camera, backend=backend, sh_degree=None)  # every SH band
                 if args.colour:
@@ -284,7 +282,8 @@ def _select(args, keep):
     from .core.pipeline import load_shares, read_labeled, selection, sidecar_paths_of
 
     _output_checks(args.output)
-    Commit([args.scene, *sidecar_paths_of(args.scene)]).check_outputs([args.output])
+    commit = Commit([args.scene, *sidecar_paths_of(args.scene)])
+    commit.check_outputs([args.output])  # before any work
     gaussians = read_labeled(args.scene)
     if args.gamma is not None:
         args.gamma = _resolve_gamma(args.gamma, gaussians, args.scene)
@@ -295,7 +294,7 @@ def _select(args, keep):
         chosen = picked
     else:
         chosen = ~picked
-    with Commit([args.scene, *sidecar_paths_of(args.scene)]) as commit:
+    with commit:
         write_gaussians(args.output, gaussians.subset(chosen), commit=commit)
     _print_json({"input": len(gaussians), "written": int(chosen.sum()), "output": args.output})
     return 0

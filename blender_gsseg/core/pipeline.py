@@ -23,15 +23,15 @@ import numpy as np
 
 from .accumulate import (SIDECAR_SUFFIX, Accumulation, BoundedAccumulation, load_accumulation, sidecar_path,
                          sidecar_run_id)
+from . import tune
 from .backends import get_backend
+from .cameras import Camera
 from .errors import BadInputError
 from .files.cameras import load_cameras
-from .cameras import Camera
 from .files.commit import Commit, StagingFolder
 from .files.splats import read_gaussians, write_gaussians
 from .gaussians import Gaussians
 from .levels import CODE_PROPERTY, LAYOUT_COMMENT, CodeLayout, parent_labels, solve_within_parents
-from . import tune
 from .solver import UNSEEN, Shares
 from .views import Views, build_views
 

@@ -44,7 +44,7 @@ def _intrinsics_from_params(model, params):
 def colmap_files(folder: str | os.PathLike) -> str | None:
     """The COLMAP extension ('.bin' or '.txt') of a complete model in ``folder``, or None when there is none."""
     for ext in (".bin", ".txt"):
-        if os.path.isfile(os.path.join(folder, "cameras" + ext)) and os.path.isfile(os.path.join(folder, "images" + ext)):
+        if all(os.path.isfile(os.path.join(folder, name + ext)) for name in ("cameras", "images")):
             return ext
     return None
 

@@ -50,16 +50,6 @@ def os_reason(error: OSError) -> str:
     return _REASONS.get(error.errno, error.strerror or str(error))
 
 
-def _umask() -> int:
-    with _UMASK_LOCK:
-        mask = os.umask(0)
-        os.umask(mask)
-    return mask
-
-
-_UMASK_LOCK = threading.Lock()
-
-
 def same_path(a, b) -> bool:
     """Whether ``a`` and ``b`` name the same file or folder (also through links), or would."""
     try:
@@ -189,8 +179,8 @@ class Commit:
         if self.done:
             return
         try:
-            with _locks({os.path.dirname(target) for target, _, _ in self.entries}, self.lock_timeout):
-                for folder in {os.path.dirname(target) for target, _, _ in self.entries}:
+            with _locks(self._folders(), self.lock_timeout):
+                for folder in self._folders():
                     remove_stale_temporaries(folder)
                 for path, stamp in self.rewrite_stamps.items():  # another run rewrote it meanwhile
                     if _stamp(path) != stamp:
@@ -209,6 +199,10 @@ class Commit:
             self.discard()
             raise
         self.done = True
+
+    def _folders(self) -> set[str]:
+        """The folders the outputs land in."""
+        return {os.path.dirname(target) for target, _, _ in self.entries}
 
     def _rename_all(self):
         kept, landed = [], []  # (target, backup) of what was there; targets renamed so far
@@ -241,7 +235,7 @@ class Commit:
                 target = next((t for t, temp, _ in self.entries if where in (t, temp)), self.entries[0][0])
                 raise WriteError(f"{target}: cannot write ({os_reason(error)})") from None
             raise
-        for folder in {os.path.dirname(target) for target, _, _ in self.entries}:
+        for folder in self._folders():
             _fsync_folder(folder, strict=False)
         for _target, backup, kind in kept:
             if backup is not None:
@@ -274,13 +268,6 @@ class StagingFolder:
 
 
 @contextlib.contextmanager
-def atomic_path(path):
-    """Yield a temporary path for ``path`` alone; it becomes ``path`` when the block ends without an error."""
-    with Commit() as commit:
-        yield commit.file(path)
-
-
-@contextlib.contextmanager
 def output_path(path, commit: Commit | StagingFolder | None = None):
     """Yield the path to write ``path`` to, for writers that open files themselves (np.savez: a zip file given
     a path closes itself cleanly when a write fails); part of ``commit`` when given, else landing on its own."""
@@ -291,19 +278,20 @@ def output_path(path, commit: Commit | StagingFolder | None = None):
         try:
             yield temp
         except OSError as error:
-            raise WriteError(f"{commit.user_path(path)}: cannot write ({os_reason(error)})") from None
+            raise WriteError(f"{_user_path(path, commit)}: cannot write ({os_reason(error)})") from None
 
 
 @contextlib.contextmanager
 def output_file(path, mode="wb", commit: Commit | StagingFolder | None = None):
     """Yield a file object for ``path``: part of ``commit`` (a :class:`Commit` or a :class:`StagingFolder`)
     when given, else landing on its own."""
-    if commit is None:
-        with atomic_path(path) as temp, _open(path, temp, mode) as handle:
-            yield handle
-    else:
-        with _open(commit.user_path(path), commit.file(path), mode) as handle:
-            yield handle
+    with output_path(path, commit) as temp, _open(_user_path(path, commit), temp, mode) as handle:
+        yield handle
+
+
+def _user_path(path, commit):
+    """The name an error gives: where ``path`` lands (a file of a staging folder: inside its target)."""
+    return os.path.abspath(os.fspath(path)) if commit is None else commit.user_path(path)
 
 
 @contextlib.contextmanager
