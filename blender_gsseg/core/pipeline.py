@@ -32,7 +32,7 @@ from .files.commit import Commit, StagingFolder
 from .files.splats import read_gaussians, write_gaussians
 from .gaussians import Gaussians
 from .levels import CODE_PROPERTY, LAYOUT_COMMENT, CodeLayout, parent_labels, solve_within_parents
-from .solver import UNSEEN, Shares
+from .solver import UNSEEN, Shares, check_gamma
 from .views import Views, build_views
 
 LABEL_PROPERTY = "gsseg_label"
@@ -131,6 +131,8 @@ def segment_scene(
         raise BadInputError("--target (binary mode) takes a single --masks folder")
     if gamma == "auto" and len(folders) > 1:
         raise BadInputError("--gamma auto takes a single --masks folder")
+    if gamma != "auto":
+        check_gamma(gamma)  # before the long work, not after it
     level_views = [build_views(cameras, folder, scale=scale, every=every, ignore_label=ignore_label,
                                binary_threshold=binary_threshold) for folder in folders]
     timings["load_s"] = time.perf_counter() - start
