@@ -1,4 +1,4 @@
-"""Render the pictures of the Blender workflow (docs/images/*.png) headless, with Cycles.
+"""Render the pictures of the Blender workflow (docs/images/*.png) headless, with EEVEE (the splat display).
 
     python docs/make_pictures.py [--out docs/images] [--size 480x360] [--samples 16]
     blender -b -P docs/make_pictures.py -- [same options]
@@ -68,11 +68,10 @@ def view_camera(scene):
 
 
 def render_settings(scene, width, height, samples):
-    scene.render.engine = "CYCLES"
-    scene.cycles.device = "CPU"
-    scene.cycles.samples = samples
-    scene.cycles.use_denoising = False
-    scene.cycles.use_adaptive_sampling = False
+    from blender_gsseg.blender.display import eevee_engine
+
+    scene.render.engine = eevee_engine()
+    scene.eevee.taa_render_samples = samples
     scene.render.resolution_x = width
     scene.render.resolution_y = height
     scene.render.resolution_percentage = 100
@@ -99,13 +98,6 @@ def render(scene, path):
         pixels = image.convert("RGB")
     pixels.save(path, optimize=True)
     print(f"make_pictures: {path} ({os.path.getsize(path) // 1024} KB)", flush=True)
-
-
-def set_radius_scale(obj, value):
-    from blender_gsseg.blender import display
-
-    assert display.set_modifier_input(obj.modifiers[display.MODIFIER_NAME], "Radius Scale", value)
-    obj.update_tag()
 
 
 def proxy_mask_picture(context, scene_data, path, size):
@@ -158,7 +150,6 @@ def main(argv):
         # 1. import the splat and the cameras
         assert bpy.ops.gsseg.import_splat(filepath=os.path.join(folder, "scene.ply")) == {"FINISHED"}
         splat = context.active_object
-        set_radius_scale(splat, 1.4)
         assert bpy.ops.gsseg.import_cameras(filepath=os.path.join(folder, "cameras.json"),
                                             set_resolution=False) == {"FINISHED"}
         scene.camera = view_camera(scene)
@@ -180,7 +171,7 @@ def main(argv):
 
         # 3. delete the red ball with its halo (the points that share it, down to a share of 7.5 %)
         splat.gsseg.gamma = HALO_GAMMA
-        splat.gsseg.display = "COLOR"
+        splat.gsseg.display = "SPLAT"
         assert bpy.ops.gsseg.delete_instance(label=1, halo="ON") == {"FINISHED"}
         render(scene, os.path.join(args.out, "03_removed.png"))
 

@@ -242,8 +242,9 @@ def test_compressed_formats_import(tmp_path):
     assert not any(name.endswith((".compressed", ".splat", ".spz")) for name in result["names"]), result["names"]
 
 
-def test_points_render_in_cycles(tmp_path):
-    """The Geometry Nodes points and the Col material show in a Cycles render, in the splat's own colour."""
+@pytest.mark.parametrize("display", ["SPLAT", "POINTS"])
+def test_display_renders_in_cycles(tmp_path, display):
+    """The splat display and the point display show in a Cycles render, in the splat's own colour."""
     from blender_gsseg.core.gaussians import Gaussians
     from blender_gsseg.core.cameras import look_at
 
@@ -265,9 +266,9 @@ def test_points_render_in_cycles(tmp_path):
     write_gaussians(tmp_path / "ball.ply", Gaussians(vertex))
     camera = Camera(look_at((0.0, -3.0, 0.0), (0.0, 0.0, 0.0)), 60.0, 60.0, 24.0, 24.0, 48, 48, "front.png")
     write_cameras_json(tmp_path / "cameras.json", [camera])
-    result = run_bpy("points_render_cycles.py", home=tmp_path / "home", args={
+    result = run_bpy("display_render_cycles.py", home=tmp_path / "home", args={
         "ply": str(tmp_path / "ball.ply"), "cameras": str(tmp_path / "cameras.json"),
-        "out": str(tmp_path / "render.png")})
+        "out": str(tmp_path / "render.png"), "display": display})
     assert 0.05 < result["coverage"] < 0.9, result
     assert np.allclose(result["centre"][:3], colour, atol=3 / 255), result["centre"]
 

@@ -6,8 +6,8 @@ stored bit for bit in the int32 attribute), x/y/z become the vertex positions. T
 PLY types and order, comment/obj_info lines, the position of the vertex element) is kept as JSON in the
 object's custom property ``gsseg_header``; other PLY elements are kept as a small PLY file (zero vertices,
 base64 of zlib) in ``gsseg_elements``. Derived attributes for display: ``Col`` (FLOAT_COLOR: the base colour,
-converted from sRGB to Blender's scene-linear, and the opacity as alpha) and ``gsseg_radius`` (mean of the
-three scales).
+converted from sRGB to Blender's scene-linear, and the opacity as alpha), ``gsseg_radius`` (mean of the
+three scales) and ``gsseg_rotation`` (the normalised quaternions, for the splat display).
 
 Export rebuilds the structured vertex array from the attributes in the stored order and types and writes it
 with the core writer (atomic), so unedited float32 and integer values come back bit for bit.
@@ -43,7 +43,7 @@ RADIUS_ATTRIBUTE = "gsseg_radius"
 # Attributes we compute (never written back unless asked for).
 LABEL_COLOR_ATTRIBUTE = display.LABEL_COLOR_ATTRIBUTE
 DERIVED_ATTRIBUTES = (COLOR_ATTRIBUTE, RADIUS_ATTRIBUTE, CONFIDENCE_ATTRIBUTE, LABEL_COLOR_ATTRIBUTE,
-                      display.HIDDEN_ATTRIBUTE, "gsseg_manual", "gsseg_manual_label")
+                      display.HIDDEN_ATTRIBUTE, display.ROTATION_ATTRIBUTE, "gsseg_manual", "gsseg_manual_label")
 SPLAT_EXTENSIONS = (".ply", ".splat", ".spz")
 
 
@@ -233,8 +233,9 @@ def build_mesh(mesh, gaussians):
     return header, rounded, renamed
 
 
-def import_splat(context, path, *, collection=None, name=None, display_points=True):
-    """Read a splat file and link a new mesh object for it; returns a :class:`SplatImportResult`."""
+def import_splat(context, path, *, collection=None, name=None, shown_as="SPLAT"):
+    """Read a splat file and link a new mesh object for it, shown as ``shown_as`` ('SPLAT', 'POINTS',
+    None: no display modifier); returns a :class:`SplatImportResult`."""
     import time
 
     start = time.perf_counter()
@@ -261,8 +262,12 @@ def import_splat(context, path, *, collection=None, name=None, display_points=Tr
         obj[SIDECAR_KEY] = sidecar
         obj.gsseg.accumulation_path = sidecar
     (collection or context.collection).objects.link(obj)
-    if display_points:
+    if shown_as == "SPLAT":
+        display.add_splat_display(obj, gaussians.rotations)
+    elif shown_as == "POINTS":
         display.add_point_display(obj)
+    if shown_as is not None:
+        obj.gsseg.display = shown_as
     mesh.update()
     return SplatImportResult(obj, len(gaussians), rounded, renamed, sidecar, time.perf_counter() - start,
                              refused)

@@ -37,8 +37,11 @@ class GSSEG_OT_import_splat(bpy.types.Operator, ImportHelper):
     filter_glob: StringProperty(default="*.ply;*.splat;*.spz", options={"HIDDEN"})
     directory: StringProperty(subtype="DIR_PATH", options={"HIDDEN", "SKIP_SAVE"})
     files: CollectionProperty(type=bpy.types.OperatorFileListElement, options={"HIDDEN", "SKIP_SAVE"})
-    display_points: BoolProperty(name="Show as Points", default=True,
-                                 description="Add the Geometry Nodes point display (viewport and Cycles)")
+    display: EnumProperty(name="Display", default="SPLAT", items=(
+        ("SPLAT", "Splat", "Each Gaussian as a splat: its shape, opacity and view-dependent colour (EEVEE, Cycles)"),
+        ("POINTS", "Points", "One point per Gaussian in its base colour (fast for huge scenes)"),
+        ("NONE", "None", "No display (a vertex-only mesh shows nothing in object mode)"),
+    ))
 
     def invoke(self, context, event):
         return self.invoke_popup(context)
@@ -58,7 +61,8 @@ class GSSEG_OT_import_splat(bpy.types.Operator, ImportHelper):
         imported, failed = [], []
         for path in paths:
             try:
-                result = io_splat.import_splat(context, path, display_points=self.display_points)
+                result = io_splat.import_splat(
+                    context, path, shown_as=None if self.display == "NONE" else self.display)
                 label_list.after_import(result.object)
             except Exception as error:
                 failed.append(f"{os.path.basename(path)}: {_error_text(error)}")

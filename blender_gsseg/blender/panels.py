@@ -85,8 +85,15 @@ class GSSEG_PT_main(bpy.types.Panel):
         state = obj.gsseg
         box = layout.box()
         box.label(text=obj.name, icon="OUTLINER_OB_POINTCLOUD")
-        if obj.modifiers.get(display.MODIFIER_NAME) is not None:
+        if obj.modifiers.get(display.SPLAT_MODIFIER_NAME) is not None or \
+                obj.modifiers.get(display.MODIFIER_NAME) is not None:
             box.row().prop(state, "display", expand=True)
+        if obj.modifiers.get(display.SPLAT_MODIFIER_NAME) is not None and state.display != "POINTS":
+            column = box.column(align=True)
+            column.prop(state, "sh_degree")
+            column.prop(state, "opacity_threshold", slider=True)
+            column.prop(state, "display_percentage", slider=True)
+            column.prop(state, "splat_size")
         if state.accumulation_path:
             row = box.row(align=True)
             row.prop(state, "gamma", slider=True)

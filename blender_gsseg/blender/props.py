@@ -27,7 +27,17 @@ def _gamma_update(self, context):
 def _display_update(self, context):
     from . import display
 
-    display.set_display(self.id_data, self.display)
+    display.set_display_mode(self.id_data, self.display)
+
+
+def _splat_setting_update(name, attribute):
+    def update(self, context):
+        from . import display
+
+        modifier = self.id_data.modifiers.get(display.SPLAT_MODIFIER_NAME)
+        if modifier is not None and display.set_modifier_input(modifier, name, getattr(self, attribute)):
+            self.id_data.update_tag()
+    return update
 
 
 def _refresh_labels(obj):
@@ -103,10 +113,25 @@ class GSSEG_PG_object(bpy.types.PropertyGroup):
     accumulation_path: StringProperty(
         name="Cached Accumulation", description="The .gsseg.npz file holding this splat's accumulated mask "
         "weights (re-solving for a new gamma reads it)", subtype="FILE_PATH")
-    display: EnumProperty(name="Display", items=(
-        ("COLOR", "Colours", "Show the splat colours"),
-        ("LABELS", "Labels", "Show one colour per segmentation label (the instance list's colours)"),
-    ), default="COLOR", update=_display_update)
+    display: EnumProperty(name="Display", items=(  # numbers kept from the two-mode list (0 points, 1 labels)
+        ("SPLAT", "Splat", "Each Gaussian as a splat (its shape, opacity and view-dependent colour)", 2),
+        ("POINTS", "Points", "One point per Gaussian in its base colour (fast for huge scenes)", 0),
+        ("LABELS", "Labels", "Splats in one colour per segmentation label (the instance list's colours)", 1),
+    ), default="SPLAT", update=_display_update)
+    sh_degree: IntProperty(name="SH Degree", default=3, min=0, max=3,
+                           description="Spherical harmonics bands of the splat colours (0: the base colour; "
+                           "view-dependent colour is computed for the scene camera)",
+                           update=_splat_setting_update("SH Degree", "sh_degree"))
+    opacity_threshold: FloatProperty(name="Opacity Threshold", default=0.0, min=0.0, max=1.0,
+                                     description="Hide Gaussians fainter than this while editing (floaters)",
+                                     update=_splat_setting_update("Opacity Threshold", "opacity_threshold"))
+    display_percentage: FloatProperty(name="Display Percentage", default=100.0, min=0.0, max=100.0,
+                                      subtype="PERCENTAGE", description="Show this share of the Gaussians "
+                                      "(a fixed random subset: faster viewport for huge scenes)",
+                                      update=_splat_setting_update("Display Percentage", "display_percentage"))
+    splat_size: FloatProperty(name="Splat Size", default=1.0, min=0.0, soft_max=4.0,
+                              description="Scale every Gaussian of the display by this (1: as rendered)",
+                              update=_splat_setting_update("Splat Size", "splat_size"))
     instance: IntProperty(name="Instance", description="Label of the instance to edit (the active row of the "
                           "instance list)", default=1, min=-1)
     labels: CollectionProperty(type=GSSEG_PG_label, name="Instances")

@@ -1,4 +1,4 @@
-"""Segmentation metrics over label images (NVOS style): per-label IoU, mIoU, pixel accuracy."""
+"""Segmentation metrics over label images (NVOS style): per-label IoU, mIoU, pixel accuracy; image fidelity (PSNR, SSIM)."""
 
 from __future__ import annotations
 
@@ -68,3 +68,41 @@ def add_counts(total: dict[tuple[int, int], int], counts: dict[tuple[int, int], 
     for key, value in counts.items():
         total[key] = total.get(key, 0) + value
     return total
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Image fidelity (the Blender splat display against the rasterizer)
+
+def psnr(image: np.ndarray, reference: np.ndarray) -> float:  # [H, W, C] in [0, 1] -> dB
+    """Peak signal-to-noise ratio of ``image`` against ``reference`` (peak 1); inf when they are equal."""
+    error = np.mean((np.asarray(image, np.float64) - np.asarray(reference, np.float64)) ** 2)
+    return float("inf") if error == 0 else float(10.0 * np.log10(1.0 / error))
+
+
+SSIM_SIGMA = 1.5  # Wang et al. 2004: an 11 x 11 Gaussian window of sigma 1.5, K1 = 0.01, K2 = 0.03
+SSIM_RADIUS = 5
+
+
+def _gaussian_blur(image: np.ndarray) -> np.ndarray:  # [H, W] -> [H - 10, W - 10] ('valid' window positions)
+    offsets = np.arange(-SSIM_RADIUS, SSIM_RADIUS + 1)
+    window = np.exp(-0.5 * (offsets / SSIM_SIGMA) ** 2)
+    window /= window.sum()
+    size = len(window)
+    rows = sum(window[k] * image[k:image.shape[0] - size + 1 + k] for k in range(size))
+    return sum(window[k] * rows[:, k:rows.shape[1] - size + 1 + k] for k in range(size))
+
+
+def ssim(image: np.ndarray, reference: np.ndarray) -> float:  # [H, W, C] in [0, 1]
+    """Mean structural similarity (Gaussian window, per channel, then averaged), peak 1."""
+    image = np.asarray(image, np.float64)
+    reference = np.asarray(reference, np.float64)
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    scores = []
+    for channel in range(image.shape[2]):
+        x, y = image[..., channel], reference[..., channel]
+        mx, my = _gaussian_blur(x), _gaussian_blur(y)
+        vx = _gaussian_blur(x * x) - mx * mx
+        vy = _gaussian_blur(y * y) - my * my
+        cov = _gaussian_blur(x * y) - mx * my
+        scores.append(((2 * mx * my + c1) * (2 * cov + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2)))
+    return float(np.mean(scores))

@@ -18,20 +18,41 @@ SH_C3 = (-0.5900435899266435, 2.890611442640554, -0.4570457994644658, 0.37317633
          1.445305721320277, -0.5900435899266435)
 
 
+# Each basis function as a polynomial in the unit direction (x, y, z): [(coefficient, (power x, power y,
+# power z)), ...], in the INRIA order and signs. One table for numpy (:func:`sh_basis`) and for the Blender
+# splat display, which builds the same sums as Geometry Nodes maths.
+SH_POLYNOMIALS = (
+    ((SH_C0, (0, 0, 0)),),
+    ((-SH_C1, (0, 1, 0)),), ((SH_C1, (0, 0, 1)),), ((-SH_C1, (1, 0, 0)),),
+    ((SH_C2[0], (1, 1, 0)),), ((SH_C2[1], (0, 1, 1)),),
+    ((2 * SH_C2[2], (0, 0, 2)), (-SH_C2[2], (2, 0, 0)), (-SH_C2[2], (0, 2, 0))),
+    ((SH_C2[3], (1, 0, 1)),), ((SH_C2[4], (2, 0, 0)), (-SH_C2[4], (0, 2, 0))),
+    ((3 * SH_C3[0], (2, 1, 0)), (-SH_C3[0], (0, 3, 0))),
+    ((SH_C3[1], (1, 1, 1)),),
+    ((4 * SH_C3[2], (0, 1, 2)), (-SH_C3[2], (2, 1, 0)), (-SH_C3[2], (0, 3, 0))),
+    ((2 * SH_C3[3], (0, 0, 3)), (-3 * SH_C3[3], (2, 0, 1)), (-3 * SH_C3[3], (0, 2, 1))),
+    ((4 * SH_C3[4], (1, 0, 2)), (-SH_C3[4], (3, 0, 0)), (-SH_C3[4], (1, 2, 0))),
+    ((SH_C3[5], (2, 0, 1)), (-SH_C3[5], (0, 2, 1))),
+    ((SH_C3[6], (3, 0, 0)), (-3 * SH_C3[6], (1, 2, 0))),
+)
+
+
 def sh_basis(directions: np.ndarray, degree: int) -> np.ndarray:  # [N, 3] unit -> [N, (degree + 1) ** 2]
     """The real SH basis of ``degree`` (0 to 3) at unit ``directions``, in the INRIA order and signs."""
-    x, y, z = (directions[:, k].astype(np.float64) for k in range(3))
-    columns = [np.full(len(directions), SH_C0)]
-    if degree > 0:
-        columns += [-SH_C1 * y, SH_C1 * z, -SH_C1 * x]
-    if degree > 1:
-        xx, yy, zz, xy, yz, xz = x * x, y * y, z * z, x * y, y * z, x * z
-        columns += [SH_C2[0] * xy, SH_C2[1] * yz, SH_C2[2] * (2 * zz - xx - yy), SH_C2[3] * xz,
-                    SH_C2[4] * (xx - yy)]
-    if degree > 2:
-        columns += [SH_C3[0] * y * (3 * xx - yy), SH_C3[1] * xy * z, SH_C3[2] * y * (4 * zz - xx - yy),
-                    SH_C3[3] * z * (2 * zz - 3 * xx - 3 * yy), SH_C3[4] * x * (4 * zz - xx - yy),
-                    SH_C3[5] * z * (xx - yy), SH_C3[6] * x * (xx - 3 * yy)]
+    xyz = directions.astype(np.float64)
+    powers = {}
+
+    def monomial(exponents):
+        if exponents not in powers:
+            value = np.ones(len(xyz))
+            for axis, power in enumerate(exponents):
+                if power:
+                    value = value * xyz[:, axis] ** power
+            powers[exponents] = value
+        return powers[exponents]
+
+    columns = [sum(coefficient * monomial(exponents) for coefficient, exponents in terms)
+               for terms in SH_POLYNOMIALS[:(degree + 1) ** 2]]
     return np.stack(columns, axis=1)
 
 

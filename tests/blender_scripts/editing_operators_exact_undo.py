@@ -10,7 +10,7 @@ from blender_gsseg.blender import labels as label_list
 from blender_gsseg.core.accumulate import load_accumulation
 from blender_gsseg.core.solver import Shares
 from child import ARGS, RESULT
-from snapshot import bool_attr, int_attr, op, points_drawn, snapshot
+from snapshot import bool_attr, int_attr, op, splats_drawn, snapshot
 
 assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"]) == {"FINISHED"}
 obj = bpy.context.active_object
@@ -42,17 +42,17 @@ states.append(snapshot(NAME))
 op("hide_instance", label=2)
 obj = fresh()
 assert (bool_attr(obj, ".hide_vert") == (L == 2)).all() and (bool_attr(obj, "gsseg_hidden") == (L == 2)).all()
-assert points_drawn(obj) == n - counts[2], (points_drawn(obj), n - counts[2])
+assert splats_drawn(obj) == n - counts[2], (splats_drawn(obj), n - counts[2])
 states.append(snapshot(NAME))
 op("isolate_instance", label=1)
 obj = fresh()
 assert (bool_attr(obj, ".hide_vert") == (L != 1)).all()
 assert (bool_attr(obj, ".select_vert") == (L == 1)).all()  # hidden points are deselected
-assert points_drawn(obj) == counts[1]
+assert splats_drawn(obj) == counts[1]
 states.append(snapshot(NAME))
 op("reveal")
 obj = fresh()
-assert not bool_attr(obj, ".hide_vert").any() and points_drawn(obj) == n
+assert not bool_attr(obj, ".hide_vert").any() and splats_drawn(obj) == n
 states.append(snapshot(NAME))
 # a manual fix: select some background points by hand and give them a new instance
 picked = (L == 0) & (np.arange(n) % 5 == 0)

@@ -57,7 +57,22 @@ assert header["meta_lines"] == [["comment", "made by hand"], ["obj_info", "scann
                                 ["comment", "second comment"]]
 assert obj["gsseg_elements"]
 assert obj["gsseg_sidecar"] == ARGS["sidecar"] and obj.gsseg.accumulation_path == ARGS["sidecar"]
-# point display: Geometry Nodes Mesh to Points + material reading Col
+# splat display (the default): one box per Gaussian, oriented by gsseg_rotation (the normalised quaternions)
+from blender_gsseg.blender import display
+from drawn import splats_drawn
+
+assert obj.gsseg.display == "SPLAT"
+rotations = np.empty(4 * n, np.float32)
+mesh.attributes[display.ROTATION_ATTRIBUTE].data.foreach_get("value", rotations)
+assert np.allclose(rotations.reshape(n, 4), source.rotations, atol=1e-7)
+visible = int(np.count_nonzero(source.opacities > 1.0 / 255.0))
+assert splats_drawn(obj) == visible, (splats_drawn(obj), visible)
+splat_mesh = next(inst.object.data for inst in bpy.context.evaluated_depsgraph_get().object_instances
+                  if inst.object.type == "MESH" and inst.object.original == obj)
+assert [m.original for m in splat_mesh.materials if m is not None] == [display.splat_shading()]
+assert display.splat_shading().surface_render_method == "BLENDED"
+# point display on request: Geometry Nodes Mesh to Points + material reading Col
+obj.gsseg.display = "POINTS"
 modifier = obj.modifiers["gsseg Points"]
 assert modifier.type == "NODES"
 idnames = {node.bl_idname for node in modifier.node_group.nodes}

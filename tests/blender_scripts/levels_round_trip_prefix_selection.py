@@ -8,7 +8,7 @@ import numpy as np
 
 from blender_gsseg.blender import labels as label_list
 from child import ARGS, RESULT
-from snapshot import bool_attr, int_attr, op, points_drawn
+from snapshot import bool_attr, int_attr, op, splats_drawn
 
 assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"]) == {"FINISHED"}
 obj = bpy.context.active_object
@@ -29,7 +29,7 @@ codes = int_attr(obj, "gsseg_code")
 op("select_instance", label=2)  # object 2: both its parts
 RESULT["selected"] = np.flatnonzero(bool_attr(obj, ".select_vert")).tolist()
 op("isolate_instance", label=3)
-assert points_drawn(bpy.data.objects[obj.name]) == int(RESULT["rows0"][-1][2])
+assert splats_drawn(bpy.data.objects[obj.name]) == int(RESULT["rows0"][-1][2])
 op("reveal")
 # the label display follows the level
 colours = np.empty(4 * len(codes), np.float32)

@@ -41,15 +41,32 @@ mesh.attributes["gsseg_confidence"].data.foreach_get("value", confidence)
 # the label display: one colour per label, shown through the modifier's material
 from blender_gsseg.blender import display
 assert obj.gsseg.display == "LABELS"
-modifier = obj.modifiers[display.MODIFIER_NAME]
-assert display.get_modifier_input(modifier, "Material") == display.label_material()
+modifier = obj.modifiers[display.SPLAT_MODIFIER_NAME]
+assert display.get_modifier_input(modifier, "Show Labels") is True
 label_colors = np.empty(4 * len(labels), np.float32)
 mesh.color_attributes["gsseg_label_col"].data.foreach_get("color", label_colors)
 label_colors = label_colors.reshape(-1, 4)
 assert len({tuple(c) for c in label_colors}) == len(set(labels.tolist()))
 assert mesh.color_attributes.active_color_name == "Col"
-obj.gsseg.display = "COLOR"
-assert display.get_modifier_input(modifier, "Material") == display.splat_material()
+obj.gsseg.display = "SPLAT"
+assert display.get_modifier_input(modifier, "Show Labels") is False
+# the display controls of the panel drive the modifier: faint Gaussians hidden, a share of them shown
+from drawn import splats_drawn
+from blender_gsseg.core.files.splats import read_gaussians as _read
+
+opacities = _read(ARGS["ply"]).opacities
+assert splats_drawn(obj) == int(np.count_nonzero(opacities > 1 / 255))
+threshold = float(np.median(opacities))
+obj.gsseg.opacity_threshold = threshold
+assert display.get_modifier_input(modifier, "Opacity Threshold") == np.float32(threshold)
+assert splats_drawn(obj) == int(np.count_nonzero(opacities > threshold))
+obj.gsseg.opacity_threshold = 0.0
+obj.gsseg.display_percentage = 25.0
+assert abs(splats_drawn(obj) / len(opacities) - 0.25) < 0.05, splats_drawn(obj)
+obj.gsseg.display_percentage = 100.0
+obj.gsseg.sh_degree = 0
+assert display.get_modifier_input(modifier, "SH Degree") == 0
+obj.gsseg.sh_degree = 3
 
 # the same through the core alone
 gaussians = read_gaussians(ARGS["ply"])
@@ -174,7 +191,8 @@ panel = types.SimpleNamespace(layout=Layout())
 bpy.context.view_layer.objects.active = obj
 bpy.types.GSSEG_PT_main.draw(panel, bpy.context)
 assert {"splat_object", "camera_collection", "mask_dir", "scale", "backend", "gamma", "display",
-        "instance", "delete_halo", "proxy_mask_dir"} <= set(panel.layout.props), panel.layout.props
+        "instance", "delete_halo", "proxy_mask_dir", "sh_degree", "opacity_threshold", "display_percentage",
+        "splat_size"} <= set(panel.layout.props), panel.layout.props
 assert {"gsseg.segment", "gsseg.masks_from_proxies", "gsseg.select_instance", "gsseg.deselect_instance",
         "gsseg.select_unseen", "gsseg.invert_selection", "gsseg.hide_instance", "gsseg.isolate_instance",
         "gsseg.reveal", "gsseg.delete_instance", "gsseg.separate_instance", "gsseg.assign_instance",

@@ -7,6 +7,7 @@ import bpy
 import numpy as np
 
 from blender_gsseg.blender import attributes as point_attributes
+from drawn import splats_drawn  # noqa: F401  (the scripts import it from here)
 
 
 def snapshot(name):
@@ -44,16 +45,6 @@ def bool_attr(obj, name):
             bpy.ops.object.mode_set(mode="EDIT")
     values = point_attributes.read_attribute(obj.data, name, "BOOLEAN")
     return np.zeros(len(obj.data.vertices), bool) if values is None else values
-
-def points_drawn(obj):
-    depsgraph = bpy.context.evaluated_depsgraph_get()
-    for inst in depsgraph.object_instances:
-        if inst.object.type == "POINTCLOUD" and inst.object.original == obj:
-            return len(inst.object.data.points)
-    for inst in depsgraph.object_instances:
-        if inst.object.type == "POINTCLOUD" and inst.object.name == obj.name:
-            return len(inst.object.data.points)
-    return None
 
 def op(name, **kwargs):
     result = getattr(bpy.ops.gsseg, name)("EXEC_DEFAULT", True, **kwargs)  # True: push an undo step

@@ -9,6 +9,7 @@ import bpy
 import numpy as np
 
 from child import ARGS, RESULT
+from drawn import splats_drawn
 
 outcome = bpy.ops.extensions.package_install_files(filepath=ARGS["zip"], repo="user_default",
                                                     enable_on_install=True)
@@ -36,21 +37,12 @@ def state(obj):
         if attr.name.startswith(".") or attr.domain != "POINT":
             continue
         field = "vector" if attr.data_type == "FLOAT_VECTOR" else "color" if "COLOR" in attr.data_type else "value"
-        width = {"FLOAT_VECTOR": 3, "FLOAT_COLOR": 4, "BYTE_COLOR": 4}.get(attr.data_type, 1)
+        width = {"FLOAT_VECTOR": 3, "FLOAT_COLOR": 4, "BYTE_COLOR": 4, "QUATERNION": 4}.get(attr.data_type, 1)
         dtype = {"INT": np.int32, "BOOLEAN": bool, "INT8": np.int8}.get(attr.data_type, np.float32)
         values = np.empty(width * len(mesh.vertices), dtype)
         attr.data.foreach_get(field, values)
         digest.update(attr.name.encode() + values.tobytes())
     return len(mesh.vertices), digest.hexdigest()
-
-
-def points_drawn(obj):
-    """How many points the evaluated splat object draws (the Geometry Nodes point display)."""
-    depsgraph = bpy.context.evaluated_depsgraph_get()
-    for instance in depsgraph.object_instances:
-        if instance.object.type == "POINTCLOUD" and instance.object.original == obj:
-            return len(instance.object.data.points)
-    return None
 
 
 def op(name, **kwargs):
@@ -64,9 +56,15 @@ obj = bpy.context.active_object
 NAME = obj.name
 n = len(obj.data.vertices)
 assert n == ARGS["n"], n
-assert points_drawn(obj) == n, points_drawn(obj)
-modifier = obj.modifiers[display.MODIFIER_NAME]
-assert display.get_modifier_input(modifier, "Material") == display.splat_material()
+assert obj.gsseg.display == "SPLAT"
+assert splats_drawn(obj) == n, splats_drawn(obj)
+modifier = obj.modifiers[display.SPLAT_MODIFIER_NAME]
+assert display.get_modifier_input(modifier, "Show Labels") is False
+obj.gsseg.display = "POINTS"  # the point display on request, and back
+points = obj.modifiers[display.MODIFIER_NAME]
+assert points.show_viewport and not modifier.show_viewport and splats_drawn(obj) == n
+obj.gsseg.display = "SPLAT"
+assert modifier.show_viewport and modifier.show_render and not points.show_viewport
 
 # its cameras, its masks: segment
 assert bpy.ops.gsseg.import_cameras(filepath=ARGS["cameras"]) == {"FINISHED"}
@@ -79,12 +77,12 @@ bpy.context.view_layer.objects.active = obj
 assert bpy.ops.gsseg.segment() == {"FINISHED"}
 labels = attribute(obj, "gsseg_label")
 RESULT["labels"] = labels.tolist()
-# the label display: the modifier now shows the label material, and back
+# the label display: the splats in label colours, and back
 assert obj.gsseg.display == "LABELS"
-assert display.get_modifier_input(modifier, "Material") == display.label_material()
-obj.gsseg.display = "COLOR"
-assert display.get_modifier_input(modifier, "Material") == display.splat_material()
-assert points_drawn(obj) == n
+assert display.get_modifier_input(modifier, "Show Labels") is True
+obj.gsseg.display = "SPLAT"
+assert display.get_modifier_input(modifier, "Show Labels") is False
+assert splats_drawn(obj) == n
 
 # select an instance
 target = ARGS["instance"]
@@ -100,7 +98,7 @@ obj = bpy.data.objects[NAME]
 after = state(obj)
 assert after[0] == n - (labels == target).sum(), after[0]
 assert (attribute(obj, "gsseg_label") == labels[labels != target]).all()
-assert points_drawn(obj) == after[0]
+assert splats_drawn(obj) == after[0]
 assert bpy.ops.ed.undo() == {"FINISHED"}
 obj = bpy.data.objects[NAME]
 assert state(obj) == before, "undo did not bring back the deleted instance exactly"
