@@ -80,3 +80,17 @@ def test_view_dependent_colour_follows_the_sh_bands(tmp_path):
     assert full >= GOAL_DB, full
     assert full > psnr(read_png(base_only), reference) + 3.0
     assert psnr(read_png(base_only), base_reference) >= GOAL_DB
+
+
+def test_boxes_are_drawn_back_to_front_for_every_camera_position(tmp_path):
+    """The display re-sorts when the scene camera moves: the boxes, in drawing order, go from far to near."""
+    from blender_gsseg.core.files.splats import write_gaussians
+    from synthetic.scene import make_scene
+
+    scene = make_scene(n_spheres=3, points_per_unit_area=40, n_cameras=2, width=64, height=48, seed=3)
+    write_gaussians(tmp_path / "scene.ply", scene.gaussians)
+    positions = [(4.0, 0.0, 2.0), (0.0, -4.0, 1.0), (-3.0, 3.0, 3.0)]
+    result = run_bpy("display_timing.py", home=tmp_path / "home", args={
+        "ply": str(tmp_path / "scene.ply"), "positions": positions, "target": (0.0, 0.0, 0.3)})
+    assert result["drawn"] == int(np.count_nonzero(scene.gaussians.opacities > 1 / 255)) > 1000
+    assert result["depth_order_ok"] == [True] * len(positions)

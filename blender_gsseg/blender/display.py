@@ -174,9 +174,12 @@ def srgb_to_linear(values):
 UNSEEN_COLOUR = (20, 20, 20)  # sRGB 8-bit, for points no view saw
 
 
-def write_label_colors(mesh, labels, colours=None):
+HIGHLIGHT = 0.45  # the active instance's colour is mixed this far towards white in the label display
+
+
+def write_label_colors(mesh, labels, colours=None, active=None):
     """``gsseg_label_col``: each label's colour (``colours``: {id: (r, g, b) sRGB in [0, 1]}, e.g. the instance
-    list's; else the CLI's label colours), for the label display."""
+    list's; else the CLI's label colours), for the label display; the ``active`` label's lightened."""
     colours = colours or {}
     labels = np.asarray(labels, dtype=np.int64)
     low = int(labels.min(initial=0))
@@ -190,6 +193,8 @@ def write_label_colors(mesh, labels, colours=None):
     table = np.array([np.asarray(UNSEEN_COLOUR) / 255.0 if i < 0 else
                       colours.get(int(i), np.asarray(label_colour(int(i))) / 255.0) for i in ids],
                      dtype=np.float32).reshape(-1, 3)
+    if active is not None and active >= 0:
+        table[ids == active] += HIGHLIGHT * (1.0 - table[ids == active])
     rgba = np.ones((len(labels), 4), dtype=np.float32)
     rgba[:, :3] = srgb_to_linear(table)[inverse.ravel()]
     attribute = mesh.color_attributes.get(LABEL_COLOR_ATTRIBUTE)
@@ -609,6 +614,21 @@ def sync_pixel_angle(scene):
 
 
 DISPLAY_MODES = ("SPLAT", "POINTS", "LABELS")
+
+
+def show_materials(context):
+    """Switch the 3D Views of the current screen from Solid to Material Preview shading: Solid draws the splat
+    display's boxes opaque. Returns how many views were switched (none headless)."""
+    switched = 0
+    screen = getattr(context, "screen", None)
+    for area in screen.areas if screen is not None else ():
+        if area.type != "VIEW_3D":
+            continue
+        for space in area.spaces:
+            if space.type == "VIEW_3D" and space.shading.type == "SOLID":
+                space.shading.type = "MATERIAL"
+                switched += 1
+    return switched
 
 
 def eevee_engine():

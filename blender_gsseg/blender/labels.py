@@ -73,6 +73,11 @@ def level_number(obj, level=None):
     return FINEST_LEVEL if level in (FINEST, "", None) else int(level)
 
 
+def has_labels(obj):
+    """Whether the splat has labels (gsseg_label or gsseg_code), without reading them (cheap enough to draw)."""
+    return LABEL_ATTRIBUTE in obj.data.attributes or CODE_PROPERTY in obj.data.attributes
+
+
 def labels_at_level(obj, level=None):
     """int32 labels of every point at ``level`` (default: the object's Level); None when there are none."""
     number = level_number(obj, level)
@@ -258,11 +263,12 @@ def after_import(obj):
 
 
 def refresh_display(obj):
-    """Rewrite ``gsseg_label_col`` from the labels of the object's Level and the list's colours."""
+    """Rewrite ``gsseg_label_col`` from the labels of the object's Level and the list's colours, the active
+    instance highlighted."""
     labels = labels_at_level(obj)
     if labels is None:
         return False
-    display.write_label_colors(obj.data, labels, colour_table(obj, level_number(obj)))
+    display.write_label_colors(obj.data, labels, colour_table(obj, level_number(obj)), active=obj.gsseg.instance)
     obj.data.update()
     return True
 

@@ -89,6 +89,11 @@ def _level_update(self, context):
 def _index_update(self, context):
     if 0 <= self.labels_index < len(self.labels):
         self["instance"] = self.labels[self.labels_index].id
+        _refresh_labels(self.id_data)  # the label display highlights the active instance
+
+
+def _instance_update(self, context):
+    _refresh_labels(self.id_data)
 
 
 class GSSEG_PG_label(bpy.types.PropertyGroup):
@@ -133,7 +138,7 @@ class GSSEG_PG_object(bpy.types.PropertyGroup):
                               description="Scale every Gaussian of the display by this (1: as rendered)",
                               update=_splat_setting_update("Splat Size", "splat_size"))
     instance: IntProperty(name="Instance", description="Label of the instance to edit (the active row of the "
-                          "instance list)", default=1, min=-1)
+                          "instance list)", default=1, min=-1, update=_instance_update)
     labels: CollectionProperty(type=GSSEG_PG_label, name="Instances")
     labels_index: IntProperty(name="Active Instance", default=0, update=_index_update)
     level: EnumProperty(name="Level", items=_level_items, update=_level_update,

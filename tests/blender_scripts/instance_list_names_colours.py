@@ -4,7 +4,7 @@ recoloured instance. Run by tests/test_blender_editing.py (test_instance_list_na
 import bpy
 import numpy as np
 
-from blender_gsseg.blender import labels as label_list
+from blender_gsseg.blender import display, labels as label_list
 from child import ARGS, RESULT
 from snapshot import int_attr
 
@@ -27,7 +27,12 @@ colours = colours.reshape(-1, 4)
 ids = int_attr(obj, "gsseg_label")
 assert np.allclose(colours[ids == 3, :3], [1.0, 0.0, 0.0]), colours[ids == 3][:2]
 assert not np.allclose(colours[ids == 2, :3], [1.0, 0.0, 0.0])
-# selecting a list row makes it the instance the buttons act on
+# selecting a list row makes it the instance the buttons act on, highlighted in the label display
 obj.gsseg.labels_index = [i.id for i in obj.gsseg.labels].index(2)
 assert obj.gsseg.instance == 2
+obj.data.color_attributes["gsseg_label_col"].data.foreach_get("color", colours.ravel())
+list_colour = display.srgb_to_linear(np.asarray(item2.color))
+lighter = display.srgb_to_linear(np.asarray(item2.color) + display.HIGHLIGHT * (1 - np.asarray(item2.color)))
+assert np.allclose(colours[ids == 2, :3], lighter, atol=1e-6) and (lighter > list_colour).all()
+assert np.allclose(colours[ids == 3, :3], [1.0, 0.0, 0.0])
 assert bpy.ops.gsseg.export_splat(filepath=ARGS["edited"]) == {"FINISHED"}
