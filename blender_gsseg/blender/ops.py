@@ -7,12 +7,12 @@ import threading
 import warnings
 
 import bpy
-from bpy.props import BoolProperty, CollectionProperty, EnumProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from ..core.errors import CancelledError, GssegError
 from . import cameras as camera_io
-from . import editing, io_splat, proxies, segment
+from . import display, editing, io_splat, proxies, segment
 from . import labels as label_list
 from .prefs import resolve_backend
 
@@ -81,6 +81,8 @@ class GSSEG_OT_import_splat(bpy.types.Operator, ImportHelper):
         context.view_layer.objects.active = imported[-1]
         if context.scene.gsseg.splat_object is None:
             context.scene.gsseg.splat_object = imported[-1]
+        if self.display == "SPLAT":
+            display.show_materials(context)
         return {"FINISHED"}
 
 
@@ -160,6 +162,53 @@ class GSSEG_OT_import_cameras(bpy.types.Operator, ImportHelper):
             text += f"; render size {camera.width}x{camera.height}"
         self.report({"INFO"}, text)
         return {"FINISHED"}
+
+
+class GSSEG_OT_add_view_cameras(bpy.types.Operator):
+    """Add a rig of cameras around the selected proxy objects (or the whole splat) for a splat that came without
+    its cameras"""
+
+    bl_idname = "gsseg.add_view_cameras"
+    bl_label = "Add View Cameras"
+    bl_options = {"REGISTER", "UNDO"}
+
+    count: IntProperty(name="Views", default=24, min=1, max=512, description="Number of cameras")
+    elevation_low: FloatProperty(name="Lowest Elevation", default=10.0, min=-89.0, max=89.0,
+                                 description="Degrees above the horizon of the lowest views")
+    elevation_high: FloatProperty(name="Highest Elevation", default=55.0, min=-89.0, max=89.0,
+                                  description="Degrees above the horizon of the highest views")
+    fov: FloatProperty(name="Field of View", default=60.0, min=5.0, max=150.0,
+                       description="Horizontal field of view in degrees")
+
+    @classmethod
+    def poll(cls, context):
+        if _splat_for_cameras(context) is None:
+            cls.poll_message_set("Import a splat first (or make one the active object)")
+            return False
+        return True
+
+    def execute(self, context):
+        splat = _splat_for_cameras(context)
+        proxies = [obj for obj in context.selected_objects
+                   if obj.type == "MESH" and not io_splat.is_splat_object(obj)]
+        try:
+            collection, cameras = camera_io.add_view_cameras(
+                context, splat, proxies, count=self.count, elevations=(self.elevation_low, self.elevation_high),
+                fov_x=self.fov)
+        except Exception as error:
+            self.report({"ERROR"}, _error_text(error))
+            return {"CANCELLED"}
+        around = f"{len(proxies)} proxies" if proxies else f"'{splat.name}'"
+        self.report({"INFO"}, f"Added {len(cameras)} cameras around {around} into '{collection.name}' "
+                    f"({cameras[0].width}x{cameras[0].height}); chosen for segmentation")
+        return {"FINISHED"}
+
+
+def _splat_for_cameras(context):
+    splat = context.scene.gsseg.splat_object
+    if splat is None and io_splat.is_splat_object(context.active_object):
+        splat = context.active_object
+    return splat
 
 
 class GSSEG_OT_use_camera(bpy.types.Operator):
@@ -547,6 +596,7 @@ CLASSES = (
     GSSEG_OT_import_splat,
     GSSEG_OT_export_splat,
     GSSEG_OT_import_cameras,
+    GSSEG_OT_add_view_cameras,
     GSSEG_OT_use_camera,
     GSSEG_OT_segment,
     GSSEG_OT_apply_gamma,

@@ -37,6 +37,23 @@ class GSSEG_UL_instances(bpy.types.UIList):
         return flags, []
 
 
+def next_step(context):
+    """One line: what the artist does next in the state the scene is in (None once there are labels)."""
+    settings = context.scene.gsseg
+    splat = settings.splat_object
+    if splat is None and io_splat.is_splat_object(context.active_object):
+        splat = context.active_object
+    if splat is None:
+        return "Next: Import Splat"
+    if label_list.has_labels(splat):
+        return None
+    if settings.camera_collection is None:
+        return "Next: Import Cameras, or Add View Cameras (no cameras: select proxies)"
+    if not settings.mask_dir:
+        return "Next: choose the Masks folder, or Masks from Proxies"
+    return "Next: Segment"
+
+
 class GSSEG_PT_main(bpy.types.Panel):
     bl_idname = "GSSEG_PT_main"
     bl_label = "gsseg"
@@ -53,8 +70,12 @@ class GSSEG_PT_main(bpy.types.Panel):
         row.operator("gsseg.export_splat", text="Export", icon="EXPORT")
         row = layout.row(align=True)
         row.operator("gsseg.import_cameras", text="Import Cameras", icon="OUTLINER_OB_CAMERA")
+        row.operator("gsseg.add_view_cameras", text="Add View Cameras", icon="CON_CAMERASOLVER")
         if context.active_object is not None and context.active_object.type == "CAMERA":
             row.operator("gsseg.use_camera", text="", icon="RESTRICT_RENDER_OFF")
+        step = next_step(context)
+        if step:
+            layout.label(text=step, icon="INFO")
 
         box = layout.box()
         box.label(text="Segment", icon="GROUP_VERTEX")

@@ -1,0 +1,42 @@
+"""From a bare splat file (no cameras, no masks) in Blender: the panel's next step and Add View Cameras."""
+
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+
+from blender_harness import REPO, run_bpy
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("bpy") is None,
+                                reason="bpy (Blender as a Python module) is absent")
+
+DEMO = os.path.join(REPO, "blender_gsseg", "data", "demo")
+
+
+def looks_at(world_to_camera, point):
+    """Pixel offset (normalised by the focal length) of ``point`` from the optical axis, and its depth."""
+    cam = np.asarray(world_to_camera)[:3, :3] @ point + np.asarray(world_to_camera)[:3, 3]
+    return np.hypot(cam[0], cam[1]) / cam[2], cam[2]
+
+
+def test_add_view_cameras_around_the_splat_and_a_proxy(tmp_path):
+    from blender_gsseg.core.files.splats import read_gaussians
+
+    ply = os.path.join(DEMO, "scene_trained.ply")
+    proxy = np.array([0.6, -0.4, 0.3])
+    result = run_bpy("view_cameras.py", home=tmp_path / "home", args={"ply": ply, "proxy": proxy.tolist()})
+    assert result["step_empty"] == "Next: Import Splat"
+    assert result["step_splat"].startswith("Next: Import Cameras, or Add View Cameras")
+    assert result["step_cameras"].startswith("Next: choose the Masks folder")
+    means = read_gaussians(ply).means
+    centre = (np.percentile(means, 2, axis=0) + np.percentile(means, 98, axis=0)) / 2
+    for matrix in result["whole"]:
+        offset, depth = looks_at(matrix, centre)
+        assert offset < 1e-5 and depth > 0
+    for matrix in result["proxy"]:
+        offset, depth = looks_at(matrix, proxy)
+        assert offset < 1e-5 and 0.4 < depth < 3.0  # framing a 0.5 m cube, not the whole scene
+    assert {tuple(i) for i in result["intrinsics"]} == {tuple(result["intrinsics"][0])}
+    fx, fy, cx, cy, width, height = result["intrinsics"][0]
+    assert (width, height, cx, cy) == (320, 240, 160.0, 120.0) and np.isclose(fx, 160 / np.tan(np.radians(30)))
