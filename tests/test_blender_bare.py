@@ -40,3 +40,29 @@ def test_add_view_cameras_around_the_splat_and_a_proxy(tmp_path):
     assert {tuple(i) for i in result["intrinsics"]} == {tuple(result["intrinsics"][0])}
     fx, fy, cx, cy, width, height = result["intrinsics"][0]
     assert (width, height, cx, cy) == (320, 240, 160.0, 120.0) and np.isclose(fx, 160 / np.tan(np.radians(30)))
+
+
+def test_select_inside_object_and_linked_instances(tmp_path):
+    from blender_harness import labeled_scene
+    from blender_gsseg.core.files.splats import read_gaussians
+
+    paths = labeled_scene(tmp_path / "scene")
+    gaussians = read_gaussians(paths["labeled.ply"])
+    labels = np.asarray(paths["labels"])
+    splat_location = np.array([0.3, -0.2, 0.1])
+    seeds = [int(np.flatnonzero(labels == 1)[0]), int(np.flatnonzero(labels == 3)[5])]
+    result = run_bpy("select_inside.py", home=tmp_path / "home", args={
+        "ply": paths["labeled.ply"], "splat_location": splat_location.tolist(), "box_location": [1.0, 0.4, 0.5],
+        "box_rotation": [0.3, 0.2, 0.9], "box_scale": [0.9, 0.6, 0.5], "seed_points": seeds})
+    # the truth: centres in the box's own frame within its half-size 1
+    box = np.asarray(result["box_world"])
+    assert np.allclose(result["splat_world"], np.block([[np.eye(3), splat_location[:, None]], [np.zeros(3), 1]]))
+    world = gaussians.means.astype(np.float64) + splat_location
+    local = (world - box[:3, 3]) @ np.linalg.inv(box[:3, :3]).T
+    truth = np.flatnonzero(np.all(np.abs(local) < 1.0, axis=1))
+    assert 50 < len(truth) < len(gaussians) // 2
+    assert result["inside"] == truth.tolist()
+    assert result["linked"] == np.flatnonzero(np.isin(labels, [1, 3])).tolist()
+    assert "menu_select" in result["menus"]["VIEW3D_MT_select_edit_mesh"]
+    assert "menu_select" in result["menus"]["VIEW3D_MT_edit_mesh_context_menu"]
+    assert "menu_add" in result["menus"]["VIEW3D_MT_add"]

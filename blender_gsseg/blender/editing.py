@@ -95,6 +95,61 @@ def invert_selection(obj):
     return int(np.count_nonzero(selected))
 
 
+def world_triangles(obj):
+    """[T, 3, 3] world-space triangles of a mesh object as evaluated (modifiers applied)."""
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    evaluated = obj.evaluated_get(depsgraph)
+    mesh = evaluated.to_mesh()
+    try:
+        mesh.calc_loop_triangles()
+        corners = np.empty(3 * len(mesh.vertices), dtype=np.float64)
+        mesh.vertices.foreach_get("co", corners)
+        indices = np.empty(3 * len(mesh.loop_triangles), dtype=np.int64)
+        mesh.loop_triangles.foreach_get("vertices", indices)
+    finally:
+        evaluated.to_mesh_clear()
+    matrix = np.array(obj.matrix_world, dtype=np.float64)
+    corners = corners.reshape(-1, 3) @ matrix[:3, :3].T + matrix[:3, 3]
+    return corners[indices.reshape(-1, 3)]
+
+
+def world_positions(obj):
+    bpy.context.evaluated_depsgraph_get()  # brings matrix_world up to date after a transform set from Python
+    mesh = obj.data
+    positions = np.empty(3 * len(mesh.vertices), dtype=np.float64)
+    mesh.vertices.foreach_get("co", positions)
+    matrix = np.array(obj.matrix_world, dtype=np.float64)
+    return positions.reshape(-1, 3) @ matrix[:3, :3].T + matrix[:3, 3]
+
+
+def select_inside(obj, volumes, extend=False):
+    """Select the points of ``obj`` whose centres lie inside any of the mesh objects ``volumes`` (closed meshes,
+    as evaluated, in world space); returns how many are inside."""
+    from ..core.proxy_geometry import points_inside
+
+    if not volumes:
+        raise BadInputError("select a mesh object to select inside (the splat active, in edit mode or not)")
+    with ObjectMode(obj):
+        positions = world_positions(obj)
+        inside = np.zeros(len(positions), dtype=bool)
+        for volume in volumes:
+            inside |= points_inside(positions, world_triangles(volume))
+        _write_selection(obj, inside | selection(obj) if extend else inside)
+    return int(np.count_nonzero(inside))
+
+
+def select_linked_instance(obj, level=None):
+    """Grow the selection to whole instances: every point of a label that a selected point carries (unseen
+    points, label -1, are not an instance); returns the labels and the new selection count."""
+    with ObjectMode(obj):
+        labels = label_list.require_labels(obj, level)
+        picked = np.unique(labels[selection(obj)])
+        picked = picked[picked >= 0]
+        grown = selection(obj) | np.isin(labels, picked)
+        _write_selection(obj, grown)
+    return picked.tolist(), int(np.count_nonzero(grown & ~hidden(obj)))
+
+
 def hide_instance(obj, label, level=None):
     with ObjectMode(obj):
         picked = _pick(obj, label, level)

@@ -413,6 +413,62 @@ class GSSEG_OT_select_instance(_InstanceOperator, bpy.types.Operator):
         return f"Selected {count:,} points of {self._name(obj, label)}"
 
 
+def _enter_edit_mode(context, obj):
+    """Selections are seen in edit mode: go there from object mode."""
+    if obj.mode != "EDIT":
+        with context.temp_override(active_object=obj, object=obj):
+            bpy.ops.object.mode_set(mode="EDIT")
+
+
+class GSSEG_OT_select_inside(_SplatOperator, bpy.types.Operator):
+    """Select the points inside the selected mesh objects (no cameras needed)"""
+
+    bl_idname = "gsseg.select_inside"
+    bl_label = "Select Inside Object"
+
+    extend: BoolProperty(name="Extend", default=False, description="Add to the current selection")
+
+    @classmethod
+    def poll(cls, context):
+        if _active_splat(context) is None:
+            cls.poll_message_set("Make the splat the active object")
+            return False
+        if not _volumes(context):
+            cls.poll_message_set("Select the mesh object(s) to select inside, then the splat (active)")
+            return False
+        return True
+
+    def run(self, context, obj):
+        volumes = _volumes(context)
+        count = editing.select_inside(obj, volumes, self.extend)
+        _enter_edit_mode(context, obj)
+        return f"Selected {count:,} points inside {', '.join(v.name for v in volumes)}"
+
+
+def _volumes(context):
+    return [obj for obj in context.selected_objects if obj.type == "MESH" and not io_splat.is_splat_object(obj)]
+
+
+class GSSEG_OT_select_linked_instance(_SplatOperator, bpy.types.Operator):
+    """Grow the selection to whole instances: every point of an instance a selected point belongs to"""
+
+    bl_idname = "gsseg.select_linked_instance"
+    bl_label = "Select Linked Instance"
+
+    @classmethod
+    def poll(cls, context):
+        obj = _active_splat(context)
+        if obj is None or not label_list.has_labels(obj):
+            cls.poll_message_set("Segment the splat first: instances come from its labels")
+            return False
+        return True
+
+    def run(self, context, obj):
+        labels, count = editing.select_linked_instance(obj, obj.gsseg.level)
+        _enter_edit_mode(context, obj)
+        return f"Selected {count:,} points of {len(labels)} instance{'s' if len(labels) != 1 else ''}"
+
+
 class GSSEG_OT_deselect_instance(_InstanceOperator, bpy.types.Operator):
     """Deselect the points of one instance"""
 
@@ -601,6 +657,8 @@ CLASSES = (
     GSSEG_OT_segment,
     GSSEG_OT_apply_gamma,
     GSSEG_OT_select_instance,
+    GSSEG_OT_select_inside,
+    GSSEG_OT_select_linked_instance,
     GSSEG_OT_deselect_instance,
     GSSEG_OT_select_unseen,
     GSSEG_OT_invert_selection,
@@ -625,15 +683,31 @@ def menu_export(self, context):
     self.layout.operator(GSSEG_OT_export_splat.bl_idname, text="Gaussian Splat (.ply)")
 
 
+def menu_select(self, context):
+    if io_splat.is_splat_object(context.active_object):
+        self.layout.separator()
+        self.layout.operator("gsseg.select_inside", icon="MESH_CUBE")
+        self.layout.operator("gsseg.select_linked_instance", icon="GROUP_VERTEX")
+
+
+def menu_add(self, context):
+    self.layout.operator("gsseg.import_splat", text="Gaussian Splat", icon="OUTLINER_OB_POINTCLOUD")
+
+
+MENUS = (("TOPBAR_MT_file_import", menu_import), ("TOPBAR_MT_file_export", menu_export),
+         ("VIEW3D_MT_select_edit_mesh", menu_select), ("VIEW3D_MT_edit_mesh_context_menu", menu_select),
+         ("VIEW3D_MT_add", menu_add))
+
+
 def register():
     for cls in CLASSES:
         bpy.utils.register_class(cls)
-    bpy.types.TOPBAR_MT_file_import.append(menu_import)
-    bpy.types.TOPBAR_MT_file_export.append(menu_export)
+    for menu, function in MENUS:
+        getattr(bpy.types, menu).append(function)
 
 
 def unregister():
-    bpy.types.TOPBAR_MT_file_export.remove(menu_export)
-    bpy.types.TOPBAR_MT_file_import.remove(menu_import)
+    for menu, function in reversed(MENUS):
+        getattr(bpy.types, menu).remove(function)
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)
