@@ -27,7 +27,7 @@ def test_add_view_cameras_around_the_splat_and_a_proxy(tmp_path):
     proxy = np.array([0.6, -0.4, 0.3])
     result = run_bpy("view_cameras.py", home=tmp_path / "home", args={"ply": ply, "proxy": proxy.tolist()})
     assert result["step_empty"] == "Next: Import Splat"
-    assert result["step_splat"].startswith("Next: Import Cameras, or Add View Cameras")
+    assert result["step_splat"].startswith("Next: Import Cameras, or put a box around each object")
     assert result["step_cameras"].startswith("Next: choose the Masks folder")
     means = read_gaussians(ply).means
     centre = (np.percentile(means, 2, axis=0) + np.percentile(means, 98, axis=0)) / 2
@@ -66,3 +66,45 @@ def test_select_inside_object_and_linked_instances(tmp_path):
     assert "menu_select" in result["menus"]["VIEW3D_MT_select_edit_mesh"]
     assert "menu_select" in result["menus"]["VIEW3D_MT_edit_mesh_context_menu"]
     assert "menu_add" in result["menus"]["VIEW3D_MT_add"]
+
+
+def test_segment_from_proxies_without_cameras(tmp_path):
+    """Box proxies as issue 14 defines them (each object's bounding box x1.15): Segment from Proxies labels every
+    object at least as well as the naive rule (centre inside the smallest box) on recall and precision, names
+    the instances after the proxies, and an object can then be removed."""
+    import sys
+
+    sys.path.insert(0, os.path.join(REPO, "bench"))
+    from proxies import box_proxies
+
+    from blender_gsseg.core.files.splats import read_gaussians
+    from blender_gsseg.core.proxy_segment import baseline_labels
+
+    ply = os.path.join(DEMO, "scene_trained.ply")
+    gaussians = read_gaussians(ply)
+    truth = np.load(os.path.join(DEMO, "gt_labels_trained.npy"))
+    proxies = box_proxies(gaussians, truth)
+    boxes = {}
+    for proxy in proxies:
+        corners = proxy.triangles.reshape(-1, 3)
+        low, high = corners.min(axis=0), corners.max(axis=0)
+        boxes[f"box {proxy.label}"] = (((low + high) / 2).tolist(), (high - low).tolist())
+    result = run_bpy("segment_proxies.py", home=tmp_path / "home", timeout=600,
+                     args={"ply": ply, "boxes": boxes, "remove": 3})
+    labels = np.asarray(result["labels"])
+    naive = baseline_labels(gaussians, proxies)
+    named = {int(label): name for label, name in result["items"].items() if int(label) > 0}
+    assert named == {proxy.label: f"box {proxy.label}" for proxy in proxies}
+    for proxy in proxies:
+        label = proxy.label
+        actual, ours, theirs = truth == label, labels == label, naive == label
+        recall, baseline_recall = (ours & actual).sum() / actual.sum(), (theirs & actual).sum() / actual.sum()
+        precision, baseline_precision = (ours & actual).sum() / ours.sum(), (theirs & actual).sum() / theirs.sum()
+        assert recall >= baseline_recall and precision >= baseline_precision, (label, recall, precision,
+                                                                               baseline_recall, baseline_precision)
+    # Gaussians whose 3-sigma footprint touches no box are never taken
+    from blender_gsseg.core.proxy_segment import footprint_points, touches
+    ends = footprint_points(gaussians)
+    outside = ~np.any([touches(ends, proxy.triangles) for proxy in proxies], axis=0)
+    assert outside.sum() > 1000 and (labels[outside] == 0).all()
+    assert result["after"] == len(gaussians) - int((labels == 3).sum())

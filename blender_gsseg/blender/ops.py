@@ -228,7 +228,78 @@ class GSSEG_OT_use_camera(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class GSSEG_OT_segment(bpy.types.Operator):
+class _JobModal:
+    """Run a job interactively: prepared in the main thread (:meth:`_prepare_job`), run in a worker thread,
+    finished in the main thread; progress in the status bar, Esc cancels. Without a window (scripts) the
+    operator's ``execute`` runs instead."""
+
+    _job = None
+    _thread = None
+    _timer = None
+    working = "working"  # the status bar's words
+
+    def _prepare_job(self, context):
+        raise NotImplementedError
+
+    def _report_result(self, context, result):
+        raise NotImplementedError
+
+    def invoke(self, context, event):
+        if context.window is None:
+            return self.execute(context)
+        try:
+            self._job = self._prepare_job(context)
+        except Exception as error:
+            self.report({"ERROR"}, _error_text(error))
+            return {"CANCELLED"}
+        self._thread = threading.Thread(target=self._job.run, name=f"gsseg-{self.working}", daemon=True)
+        self._thread.start()
+        window_manager = context.window_manager
+        self._timer = window_manager.event_timer_add(0.2, window=context.window)
+        window_manager.progress_begin(0, 1)
+        window_manager.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def _end(self, context):
+        window_manager = context.window_manager
+        if self._timer is not None:
+            window_manager.event_timer_remove(self._timer)
+            self._timer = None
+        window_manager.progress_end()
+        if context.workspace is not None:
+            context.workspace.status_text_set(None)
+
+    def modal(self, context, event):
+        job = self._job
+        if event.type == "ESC" and event.value == "PRESS":
+            job.cancel_requested = True
+        if event.type != "TIMER":
+            return {"RUNNING_MODAL"} if event.type == "ESC" else {"PASS_THROUGH"}
+        context.window_manager.progress_update(job.done / max(job.total, 1))
+        if context.workspace is not None:
+            state = "cancelling" if job.cancel_requested else f"step {job.done}/{job.total}"
+            context.workspace.status_text_set(f"gsseg: {self.working}, {state} (Esc to cancel)")
+        if self._thread.is_alive():
+            return {"RUNNING_MODAL"}
+        self._end(context)
+        try:
+            result = job.finish()
+        except CancelledError:
+            self.report({"WARNING"}, f"{self.bl_label} cancelled")
+            return {"CANCELLED"}
+        except Exception as error:
+            self.report({"ERROR"}, _error_text(error))
+            return {"CANCELLED"}
+        self._report_result(context, result)
+        return {"FINISHED"}
+
+    def cancel(self, context):
+        if self._job is not None:
+            self._job.cancel_requested = True
+        self._end(context)
+
+
+class GSSEG_OT_segment(_JobModal, bpy.types.Operator):
     """Lift the 2D masks onto the splat: accumulate each Gaussian's weight per label over the cameras, then
     solve for labels at the current gamma (Esc cancels)"""
 
@@ -236,9 +307,7 @@ class GSSEG_OT_segment(bpy.types.Operator):
     bl_label = "Segment"
     bl_options = {"REGISTER", "UNDO"}
 
-    _job = None
-    _thread = None
-    _timer = None
+    working = "accumulating masks"
 
     def _inputs(self, context):
         settings = context.scene.gsseg
@@ -280,61 +349,69 @@ class GSSEG_OT_segment(bpy.types.Operator):
         self._report_result(context, result)
         return {"FINISHED"}
 
-    def invoke(self, context, event):
-        """Interactive: accumulate in a worker thread, progress in the status bar, Esc cancels."""
-        if context.window is None:
-            return self.execute(context)
-        try:
-            obj, inputs = self._inputs(context)
-            self._job = segment.SegmentJob.prepare(context, obj, **inputs)
-        except Exception as error:
-            self.report({"ERROR"}, _error_text(error))
-            return {"CANCELLED"}
-        self._thread = threading.Thread(target=self._job.run, name="gsseg-accumulate", daemon=True)
-        self._thread.start()
-        window_manager = context.window_manager
-        self._timer = window_manager.event_timer_add(0.2, window=context.window)
-        window_manager.progress_begin(0, 1)
-        window_manager.modal_handler_add(self)
-        return {"RUNNING_MODAL"}
+    def _prepare_job(self, context):
+        obj, inputs = self._inputs(context)
+        return segment.SegmentJob.prepare(context, obj, **inputs)
 
-    def _end(self, context):
-        window_manager = context.window_manager
-        if self._timer is not None:
-            window_manager.event_timer_remove(self._timer)
-            self._timer = None
-        window_manager.progress_end()
-        if context.workspace is not None:
-            context.workspace.status_text_set(None)
 
-    def modal(self, context, event):
-        job = self._job
-        if event.type == "ESC" and event.value == "PRESS":
-            job.cancel_requested = True
-        if event.type != "TIMER":
-            return {"RUNNING_MODAL"} if event.type == "ESC" else {"PASS_THROUGH"}
-        context.window_manager.progress_update(job.done / max(job.total, 1))
-        if context.workspace is not None:
-            state = "cancelling" if job.cancel_requested else f"view {job.done}/{job.total}"
-            context.workspace.status_text_set(f"gsseg: accumulating masks, {state} (Esc to cancel)")
-        if self._thread.is_alive():
-            return {"RUNNING_MODAL"}
-        self._end(context)
+class GSSEG_OT_segment_proxies(_JobModal, bpy.types.Operator):
+    """Label the splat from proxy objects alone (no cameras, no masks): the selected meshes, or the meshes with
+    an instance id, each standing for one object (Esc cancels)"""
+
+    bl_idname = "gsseg.segment_proxies"
+    bl_label = "Segment from Proxies"
+    bl_options = {"REGISTER", "UNDO"}
+
+    working = "segmenting from proxies"
+
+    @classmethod
+    def poll(cls, context):
+        if _segment_target(context) is None:
+            cls.poll_message_set("Import a splat first (or make one the active object)")
+            return False
+        if not _proxies_for(context):
+            cls.poll_message_set("Select the proxy meshes (one around each object), or give meshes an instance id")
+            return False
+        return True
+
+    def _prepare_job(self, context):
+        obj = _segment_target(context)
+        return proxies.ProxyJob.prepare(context, obj, _proxies_for(context))
+
+    def execute(self, context):
+        window_manager = context.window_manager
         try:
-            result = job.finish()
-        except CancelledError:
-            self.report({"WARNING"}, "Segmentation cancelled")
-            return {"CANCELLED"}
+            job = self._prepare_job(context)
+            window_manager.progress_begin(0, 1)
+            try:
+                job.run()
+                result = job.finish()
+            finally:
+                window_manager.progress_end()
         except Exception as error:
             self.report({"ERROR"}, _error_text(error))
             return {"CANCELLED"}
         self._report_result(context, result)
         return {"FINISHED"}
 
-    def cancel(self, context):
-        if self._job is not None:
-            self._job.cancel_requested = True
-        self._end(context)
+    def _report_result(self, context, result):
+        obj = bpy.data.objects[result["object"]]
+        obj.gsseg.display = "LABELS"
+        context.view_layer.objects.active = obj
+        counts = ", ".join(f"{label}: {count:,}" for label, count in sorted(result["counts"].items()))
+        self.report({"INFO"}, f"Segmented '{obj.name}' from {result['proxies']} proxies ({counts} points)")
+
+
+def _segment_target(context):
+    settings = context.scene.gsseg
+    return settings.splat_object or _active_splat(context)
+
+
+def _proxies_for(context):
+    """The selected meshes that are not splats, else the scene's meshes with an instance id."""
+    selected = [obj for obj in context.selected_objects
+                if obj.type in proxies.RENDERABLE_TYPES and not io_splat.is_splat_object(obj)]
+    return selected or proxies.proxy_objects(context.scene)
 
 
 class GSSEG_OT_apply_gamma(bpy.types.Operator):
@@ -655,6 +732,7 @@ CLASSES = (
     GSSEG_OT_add_view_cameras,
     GSSEG_OT_use_camera,
     GSSEG_OT_segment,
+    GSSEG_OT_segment_proxies,
     GSSEG_OT_apply_gamma,
     GSSEG_OT_select_instance,
     GSSEG_OT_select_inside,

@@ -48,7 +48,7 @@ def next_step(context):
     if label_list.has_labels(splat):
         return None
     if settings.camera_collection is None:
-        return "Next: Import Cameras, or Add View Cameras (no cameras: select proxies)"
+        return "Next: Import Cameras, or put a box around each object and Segment from Proxies"
     if not settings.mask_dir:
         return "Next: choose the Masks folder, or Masks from Proxies"
     return "Next: Segment"
@@ -89,6 +89,7 @@ class GSSEG_PT_main(bpy.types.Panel):
         row = box.row(align=True)
         row.operator("gsseg.segment", icon="PLAY")
         row.operator("gsseg.masks_from_proxies", text="Masks from Proxies", icon="MESH_CUBE")
+        box.operator("gsseg.segment_proxies", text="Segment from Proxies (no cameras)", icon="MOD_BOOLEAN")
         box.prop(settings, "proxy_mask_dir")
 
         active = context.active_object

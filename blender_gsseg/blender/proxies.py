@@ -202,3 +202,98 @@ def segment_from_proxies(context, obj, *, collection, scale=1.0, backend="auto",
     result = job.finish()
     result["labels_rendered"] = sorted({int(v) for m in maps for v in np.unique(m)})
     return result
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Segmentation from proxies alone (no cameras, no masks): core.proxy_segment
+
+def proxy_colour(obj):
+    """sRGB colour an instance takes from its proxy: its material's viewport colour, else the object's colour
+    when it is not the default white; None when the proxy has neither."""
+    material = obj.active_material
+    if material is not None:
+        return tuple(float(c) for c in material.diffuse_color[:3])
+    if tuple(obj.color[:3]) != (1.0, 1.0, 1.0):
+        return tuple(float(c) for c in obj.color[:3])
+    return None
+
+
+def proxy_instances(proxies):
+    """[(proxy object, instance id)]: its ``proxy_instance`` where set, else the next free id (in name order)."""
+    taken = {obj.gsseg.proxy_instance for obj in proxies if obj.gsseg.proxy_instance > 0}
+    free = (i for i in range(1, 1 << 30) if i not in taken)
+    return [(obj, obj.gsseg.proxy_instance if obj.gsseg.proxy_instance > 0 else next(free))
+            for obj in sorted(proxies, key=lambda o: o.name)]
+
+
+class ProxyJob:
+    """One segmentation from proxies: inputs from Blender in the main thread (:meth:`prepare`), the labels
+    (:meth:`run`, pure core, safe in a worker thread), then :meth:`finish` in the main thread (attributes,
+    instance list named and coloured after the proxies)."""
+
+    def __init__(self, obj, gaussians, proxies, names, colours):
+        self.object_name = obj.name
+        self.gaussians = gaussians
+        self.proxies = proxies
+        self.names, self.colours = names, colours
+        self.done, self.total = 0, 1
+        self.cancel_requested = False
+        self.labels = None
+        self.error = None
+
+    @classmethod
+    def prepare(cls, context, obj, proxies):
+        from ..core.proxy_segment import Proxy
+        from .attributes import ObjectMode
+        from .editing import world_triangles
+
+        proxies = [proxy for proxy in proxies if proxy.type in RENDERABLE_TYPES and proxy != obj]
+        if not proxies:
+            raise BadInputError("select the proxy objects (meshes around the objects), or give meshes an "
+                                "instance id ('Proxy of Instance')")
+        with ObjectMode(obj):
+            gaussians = io_splat.gaussians_from_object(obj)
+        to_local = np.linalg.inv(np.array(obj.matrix_world, dtype=np.float64))  # proxies into the splat's frame
+        core_proxies, names, colours = [], {}, {}
+        for proxy, label in proxy_instances(proxies):
+            triangles = world_triangles(proxy)
+            triangles = triangles @ to_local[:3, :3].T + to_local[:3, 3]
+            core_proxies.append(Proxy(label, triangles, proxy.name))
+            names[label], colours[label] = proxy.name, proxy_colour(proxy)
+        return cls(obj, gaussians, core_proxies, names, colours)
+
+    def _progress(self, done, total):
+        self.done, self.total = done, total
+
+    def run(self):
+        from ..core.proxy_segment import proxy_labels
+
+        try:
+            self.labels = proxy_labels(self.gaussians, self.proxies, progress=self._progress,
+                                       cancel=lambda: self.cancel_requested)
+        except Exception as error:  # re-raised in the main thread by finish()
+            self.error = error
+
+    def finish(self):
+        from . import labels as label_list
+        from .attributes import LABEL_ATTRIBUTE, ObjectMode, write_attribute
+
+        if self.error is not None:
+            raise self.error
+        obj = bpy.data.objects.get(self.object_name)
+        if obj is None or len(obj.data.vertices) != len(self.labels):
+            raise BadInputError(f"'{self.object_name}' changed while it was being segmented")
+        with ObjectMode(obj, stay=True):
+            write_attribute(obj.data, LABEL_ATTRIBUTE, self.labels)
+            obj.gsseg.accumulation_path = ""  # these labels come from no accumulation: the γ slider has none
+            label_list.clear_edits(obj)
+            label_list.sync(obj)
+            for label, name in self.names.items():
+                item = label_list.find_item(obj, label)
+                if item is not None:
+                    item.name = name
+                    if self.colours[label] is not None:
+                        item.color = self.colours[label]
+            label_list.refresh_display(obj)
+        counts = {label: int(np.count_nonzero(self.labels == label)) for label in self.names}
+        return {"object": obj.name, "counts": counts, "proxies": len(self.proxies)}
