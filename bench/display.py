@@ -1,7 +1,7 @@
 """Fidelity and cost of the Blender splat display (issue 13).
 
     python bench/display.py [--views 6] [--samples 16] [--cycles-views 1] [--cycles-samples 32]
-                            [--timing-count 1000000] [--skip-timing] [--out bench/results]
+                            [--timing-count 1000000] [--skip-timing] [--skip-fidelity] [--out bench/results]
                             [--picture docs/images/display_vs_rasterizer.png]
 
 Fidelity: held-out views of the bundled demo (SH degree 0, with the faint Gaussians and floaters of a trained
@@ -53,6 +53,7 @@ def parse(argv):
     parser.add_argument("--cycles-samples", type=int, default=32)
     parser.add_argument("--timing-count", type=int, default=1_000_000)
     parser.add_argument("--skip-timing", action="store_true")
+    parser.add_argument("--skip-fidelity", action="store_true", help="keep the fidelity figures of --out")
     parser.add_argument("--out", default=os.path.join(REPO, "bench", "results"))
     parser.add_argument("--picture", default=os.path.join(REPO, "docs", "images", "display_vs_rasterizer.png"))
     return parser.parse_args(argv)
@@ -149,10 +150,18 @@ def main(argv):
     args = parse(argv)
     os.makedirs(args.out, exist_ok=True)
     work = tempfile.mkdtemp(prefix="gsseg-display-")
-    scenes = {"demo": (os.path.join(DEMO, "scene_trained.ply"), os.path.join(DEMO, "cameras_heldout.json")),
-              "sh3": sh3_scene(work)}
+    scenes = {} if args.skip_fidelity else {
+        "demo": (os.path.join(DEMO, "scene_trained.ply"), os.path.join(DEMO, "cameras_heldout.json")),
+        "sh3": sh3_scene(work)}
     report = {"goal": {"view_db": GOAL_VIEW_DB, "mean_db": GOAL_MEAN_DB, "sort_s": GOAL_SORT_S}, "fidelity": {}}
     rows = []
+    if args.skip_fidelity:
+        with open(os.path.join(args.out, "display.json"), encoding="utf-8") as handle:
+            kept = json.load(handle)
+        report["fidelity"], report["blender"] = kept["fidelity"], kept.get("blender", "?")
+        for key, value in kept["fidelity"].items():
+            rows += [tuple(key.split("/")) + (score,) for score in value["views"]]
+        scenes = {}
     for scene, (ply, cameras_path) in scenes.items():
         for engine, views, samples, displays in (("EEVEE", args.views, args.samples, ("SPLAT", "POINTS")),
                                                  ("CYCLES", args.cycles_views, args.cycles_samples, ("SPLAT",))):

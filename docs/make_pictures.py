@@ -132,6 +132,31 @@ def proxy_mask_picture(context, scene_data, path, size):
         bpy.data.objects.remove(proxy)
 
 
+def bare_file_picture(context, folder, scene_data, path):
+    """From a bare splat file: a loose box around each ball (named and coloured as in step 2; not rendered),
+    Segment from Proxies, the labels; rendered from the view camera."""
+    assert bpy.ops.gsseg.import_splat(filepath=os.path.join(folder, "scene.ply")) == {"FINISHED"}
+    splat = context.active_object
+    boxes = []
+    for k, (centre, radius) in enumerate(zip(scene_data.centres, scene_data.radii)):
+        bpy.ops.mesh.primitive_cube_add(size=2.3 * float(radius), location=tuple(centre))
+        box = context.active_object
+        box.name, colour = NAMES[k + 1]
+        box.color = (*colour, 1.0)  # the instance takes the box's name and colour
+        box.display_type = "WIRE"
+        box.hide_render = True
+        boxes.append(box)
+    bpy.ops.object.select_all(action="DESELECT")
+    for box in boxes:
+        box.select_set(True)
+    context.view_layer.objects.active = splat
+    assert bpy.ops.gsseg.segment_proxies() == {"FINISHED"}
+    print("make_pictures: from proxies", [(i.id, i.name, i.count) for i in splat.gsseg.labels], flush=True)
+    render(context.scene, path)
+    for box in boxes:
+        bpy.data.objects.remove(box)
+
+
 def main(argv):
     args = parse(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
@@ -177,6 +202,12 @@ def main(argv):
 
         # 4. masks from proxies: the label map of one view rendered from proxy spheres
         proxy_mask_picture(context, scene_data, os.path.join(args.out, "04_proxy_mask.png"), (width, height))
+
+        # 5. a bare splat file: boxes around the balls, Segment from Proxies (no cameras, no masks)
+        for obj in list(scene.objects):
+            if obj.type == "MESH":
+                bpy.data.objects.remove(obj)
+        bare_file_picture(context, folder, scene_data, os.path.join(args.out, "05_from_proxies.png"))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

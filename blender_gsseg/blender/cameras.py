@@ -166,18 +166,6 @@ def apply_render_settings(scene, obj):
 VIEW_COLLECTION = "gsseg view cameras"
 
 
-def splat_in_world(obj):
-    """The splat object's Gaussians in world space (its transform baked in by the core)."""
-    from ..core.transform import transform_gaussians
-    from .io_splat import gaussians_from_object, is_identity
-
-    gaussians = gaussians_from_object(obj)
-    if not is_identity(obj.matrix_world):
-        gaussians = transform_gaussians(gaussians, np.array(obj.matrix_world, dtype=np.float64),
-                                        where=f"'{obj.name}' (object transform)")
-    return gaussians
-
-
 def view_target(splat_gaussians, proxies):
     """(centre, radius) the view cameras frame: the world bounding box of the ``proxies`` (objects), or of the
     splat's Gaussians without the farthest 2 % on each side (floaters)."""
@@ -190,16 +178,15 @@ def view_target(splat_gaussians, proxies):
     return (low + high) / 2.0, max(float(np.linalg.norm(high - low)) / 2.0, 1e-3)
 
 
-def add_view_cameras(context, splat, proxies=(), count=24, elevations=(10.0, 55.0), fov_x=60.0):
-    """A rig of cameras (core.view_rig) around the ``proxies`` or the whole ``splat``, kept in front of the
-    splat's opaque Gaussians, at the scene's render size; in a new collection, chosen for segmentation.
-    Returns (collection, cameras)."""
+def add_view_cameras(context, gaussians, proxies=(), count=24, elevations=(10.0, 55.0), fov_x=60.0):
+    """A rig of cameras (core.view_rig) around the ``proxies`` or the whole splat (``gaussians``, in world
+    space), kept in front of its opaque Gaussians, at the scene's render size; in a new collection, chosen for
+    segmentation. Returns (collection, cameras)."""
     from ..core.view_rig import view_rig
 
     render = context.scene.render
     scale = render.resolution_percentage / 100.0
     width, height = max(int(render.resolution_x * scale), 8), max(int(render.resolution_y * scale), 8)
-    gaussians = splat_in_world(splat)
     centre, radius = view_target(gaussians, proxies)
     cameras = view_rig(centre, radius, count=count, elevations=elevations, width=width, height=height,
                        fov_x=fov_x, obstacles=gaussians)

@@ -546,16 +546,6 @@ def splat_shading():
     return material
 
 
-def scene_sh_degree(obj):
-    """SH degree of a splat object (from its stored PLY properties)."""
-    from ..core.gaussians import REST_COUNT_TO_DEGREE
-    from .io_splat import header_of
-
-    header = header_of(obj) or {"properties": []}
-    rest = sum(1 for name, _type, _attribute in header["properties"] if name.startswith("f_rest_"))
-    return REST_COUNT_TO_DEGREE.get(rest, 0)
-
-
 def write_rotations(mesh, rotations):
     """``gsseg_rotation``: the normalised quaternions (w, x, y, z) the splat display orients each box by."""
     attribute = mesh.attributes.get(ROTATION_ATTRIBUTE)
@@ -567,19 +557,13 @@ def write_rotations(mesh, rotations):
     attribute.data.foreach_set("value", np.ascontiguousarray(rotations, dtype=np.float32).ravel())
 
 
-def add_splat_display(obj, rotations=None):
-    """Give ``obj`` the splat display modifier (once); ``rotations``: the normalised quaternions [N, 4] when
-    the caller has them (else read from the object). Returns the modifier."""
-    if ROTATION_ATTRIBUTE not in obj.data.attributes or rotations is not None:
-        if rotations is None:
-            from .io_splat import gaussians_from_object
-
-            rotations = gaussians_from_object(obj).rotations
-        write_rotations(obj.data, rotations)
+def add_splat_display(obj, gaussians):
+    """Give ``obj`` (made from ``gaussians``) the splat display modifier (once); returns the modifier."""
+    write_rotations(obj.data, gaussians.rotations)
     modifier = obj.modifiers.get(SPLAT_MODIFIER_NAME)
     if modifier is None:
         modifier = obj.modifiers.new(SPLAT_MODIFIER_NAME, "NODES")
-    modifier.node_group = splat_node_group(scene_sh_degree(obj))
+    modifier.node_group = splat_node_group(gaussians.sh_degree)
     # The splat's light is in its colours: casting shadows would only add the boxes' shadows (and EEVEE's
     # shadow maps would draw every box again: a software-GL render takes 40 times longer)
     obj.visible_shadow = False

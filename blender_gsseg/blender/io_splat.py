@@ -263,7 +263,7 @@ def import_splat(context, path, *, collection=None, name=None, shown_as="SPLAT")
         obj.gsseg.accumulation_path = sidecar
     (collection or context.collection).objects.link(obj)
     if shown_as == "SPLAT":
-        display.add_splat_display(obj, gaussians.rotations)
+        display.add_splat_display(obj, gaussians)
     elif shown_as == "POINTS":
         display.add_point_display(obj)
     if shown_as is not None:
@@ -327,6 +327,17 @@ def gaussians_from_object(obj, *, selected_only=False, include_label=False):
     return Gaussians(vertex, property_types=types, meta_lines=[tuple(m) for m in header.get("meta_lines", [])],
                      elements=_decode_elements(obj.get(ELEMENTS_KEY, "")),
                      vertex_position=int(header.get("vertex_position", 0)), source_format="blender")
+
+
+def gaussians_in_world(obj):
+    """The splat object's Gaussians in world space (its transform baked in by the core)."""
+    from ..core.transform import transform_gaussians
+
+    gaussians = gaussians_from_object(obj)
+    if not is_identity(obj.matrix_world):
+        gaussians = transform_gaussians(gaussians, np.array(obj.matrix_world, dtype=np.float64),
+                                        where=f"'{obj.name}' (object transform)")
+    return gaussians
 
 
 def is_identity(matrix, tolerance=1e-6):

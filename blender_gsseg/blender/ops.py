@@ -22,6 +22,18 @@ def _active_splat(context):
     return obj if io_splat.is_splat_object(obj) else None
 
 
+NO_SPLAT = "Import a splat first (or make one the active object)"
+
+
+def _poll(cls, *checks):
+    """An operator's poll: False with the message of the first (condition, message) that fails."""
+    for passed, message in checks:
+        if not passed:
+            cls.poll_message_set(message)
+            return False
+    return True
+
+
 def _error_text(error):
     return str(error) if isinstance(error, GssegError) else f"{type(error).__name__}: {error}"
 
@@ -182,19 +194,16 @@ class GSSEG_OT_add_view_cameras(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        if _splat_for_cameras(context) is None:
-            cls.poll_message_set("Import a splat first (or make one the active object)")
-            return False
-        return True
+        return _poll(cls, (_segment_target(context) is not None, NO_SPLAT))
 
     def execute(self, context):
-        splat = _splat_for_cameras(context)
+        splat = _segment_target(context)
         proxies = [obj for obj in context.selected_objects
                    if obj.type == "MESH" and not io_splat.is_splat_object(obj)]
         try:
             collection, cameras = camera_io.add_view_cameras(
-                context, splat, proxies, count=self.count, elevations=(self.elevation_low, self.elevation_high),
-                fov_x=self.fov)
+                context, io_splat.gaussians_in_world(splat), proxies, count=self.count,
+                elevations=(self.elevation_low, self.elevation_high), fov_x=self.fov)
         except Exception as error:
             self.report({"ERROR"}, _error_text(error))
             return {"CANCELLED"}
@@ -202,13 +211,6 @@ class GSSEG_OT_add_view_cameras(bpy.types.Operator):
         self.report({"INFO"}, f"Added {len(cameras)} cameras around {around} into '{collection.name}' "
                     f"({cameras[0].width}x{cameras[0].height}); chosen for segmentation")
         return {"FINISHED"}
-
-
-def _splat_for_cameras(context):
-    splat = context.scene.gsseg.splat_object
-    if splat is None and io_splat.is_splat_object(context.active_object):
-        splat = context.active_object
-    return splat
 
 
 class GSSEG_OT_use_camera(bpy.types.Operator):
@@ -366,13 +368,9 @@ class GSSEG_OT_segment_proxies(_JobModal, bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        if _segment_target(context) is None:
-            cls.poll_message_set("Import a splat first (or make one the active object)")
-            return False
-        if not _proxies_for(context):
-            cls.poll_message_set("Select the proxy meshes (one around each object), or give meshes an instance id")
-            return False
-        return True
+        return _poll(cls, (_segment_target(context) is not None, NO_SPLAT),
+                     (bool(_proxies_for(context)),
+                      "Select the proxy meshes (one around each object), or give meshes an instance id"))
 
     def _prepare_job(self, context):
         obj = _segment_target(context)
@@ -507,13 +505,8 @@ class GSSEG_OT_select_inside(_SplatOperator, bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        if _active_splat(context) is None:
-            cls.poll_message_set("Make the splat the active object")
-            return False
-        if not _volumes(context):
-            cls.poll_message_set("Select the mesh object(s) to select inside, then the splat (active)")
-            return False
-        return True
+        return _poll(cls, (_active_splat(context) is not None, "Make the splat the active object"),
+                     (bool(_volumes(context)), "Select the mesh object(s) to select inside, then the splat"))
 
     def run(self, context, obj):
         volumes = _volumes(context)
@@ -535,10 +528,8 @@ class GSSEG_OT_select_linked_instance(_SplatOperator, bpy.types.Operator):
     @classmethod
     def poll(cls, context):
         obj = _active_splat(context)
-        if obj is None or not label_list.has_labels(obj):
-            cls.poll_message_set("Segment the splat first: instances come from its labels")
-            return False
-        return True
+        return _poll(cls, (obj is not None and label_list.has_labels(obj),
+                           "Segment the splat first: instances come from its labels"))
 
     def run(self, context, obj):
         labels, count = editing.select_linked_instance(obj, obj.gsseg.level)

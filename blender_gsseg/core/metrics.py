@@ -1,4 +1,5 @@
-"""Segmentation metrics over label images (NVOS style): per-label IoU, mIoU, pixel accuracy; image fidelity (PSNR, SSIM)."""
+"""Segmentation metrics over label images (NVOS style): per-label IoU, mIoU, pixel accuracy; image fidelity
+(PSNR, SSIM)."""
 
 from __future__ import annotations
 

@@ -2,8 +2,8 @@
 rasterizer (tests/test_blender_display.py, bench/display.py).
 
 ARGS: ``zip`` (install this extension zip first; else the package is registered by the runner), ``ply``,
-``cameras`` (INRIA cameras.json), ``views`` (camera object names: the image names without extension), ``engine`` ('EEVEE' or 'CYCLES'), ``samples``,
-``background`` (sRGB), ``settings`` (a list of {object property: value} dicts: one render of every view per
+``cameras`` (INRIA cameras.json), ``views`` (camera object names: the image names without extension),
+``engine`` ('EEVEE' or 'CYCLES'), ``samples``, ``background`` (sRGB), ``settings`` (a list of {object property: value} dicts: one render of every view per
 entry, e.g. [{"sh_degree": 3}, {"sh_degree": 0}]), ``out`` (folder). RESULT: ``renders`` [[path per view] per
 settings entry], ``seconds`` [per render], ``blender``, ``drawn`` (Gaussians the display draws)."""
 

@@ -1,0 +1,68 @@
+"""Labels from proxies alone (core.proxy_segment): the neighbour search against brute force, and the rules on a
+scene built for them (overlapping boxes, a floor inside a box, a halo, a floater)."""
+
+import numpy as np
+
+from blender_gsseg.core.proxy_segment import Proxy, baseline_labels, nearest_neighbours, proxy_labels
+from scenes import gaussians_from_arrays
+
+
+def box(label, low, high):
+    low, high = np.asarray(low, float), np.asarray(high, float)
+    corners = np.array([[high[0] if i & 1 else low[0], high[1] if i & 2 else low[1], high[2] if i & 4 else low[2]]
+                        for i in range(8)])
+    quads = [(0, 2, 3, 1), (4, 5, 7, 6), (0, 1, 5, 4), (2, 6, 7, 3), (0, 4, 6, 2), (1, 3, 7, 5)]
+    return Proxy(label, np.array([corners[[q[0], q[1], q[2]]] for q in quads]
+                                 + [corners[[q[0], q[2], q[3]]] for q in quads]))
+
+
+def test_nearest_neighbours_match_brute_force():
+    rng = np.random.default_rng(0)
+    surface = rng.normal(size=(3000, 3))
+    # a surface (as a splat's Gaussians lie) with some points in the air around it
+    points = np.concatenate([surface / np.linalg.norm(surface, axis=1, keepdims=True), rng.uniform(-1, 1, (500, 3))])
+    found = nearest_neighbours(points, 6)
+    distances = np.linalg.norm(points[:, None] - points[None], axis=2)
+    np.fill_diagonal(distances, np.inf)
+    truth = np.sort(distances, axis=1)[:, :6]
+    got = np.take_along_axis(distances, np.where(found >= 0, found, 0), axis=1)
+    complete = (found >= 0).all(axis=1)
+    exact = complete & np.isclose(np.sort(got, axis=1), truth).all(axis=1)
+    # the search looks in the 27 grid cells around a point: exact wherever the neighbours are that close, which
+    # is nearly everywhere on a surface; a point alone in the air may get farther ones, or fewer
+    assert exact[:3000].mean() > 0.99 and exact.mean() > 0.9
+    assert all(len(set(row[row >= 0])) == (row >= 0).sum() and i not in row for i, row in enumerate(found))
+
+
+def test_overlaps_floor_halo_and_floaters():
+    rng = np.random.default_rng(1)
+    floor = np.c_[rng.uniform(-2, 2, (4000, 2)), np.zeros(4000)]  # grey floor at z = 0
+    block = np.c_[rng.uniform(-0.5, 0.5, (1500, 2)), rng.uniform(0.0, 0.4, 1500)]  # red block on it
+    ball = rng.normal(size=(1500, 3))
+    ball = 0.3 * ball / np.linalg.norm(ball, axis=1, keepdims=True) + [0.0, 0.0, 0.7]  # green ball on the block
+    halo = 0.36 * rng.normal(size=(150, 3)) / 1.0
+    halo = 0.36 * halo / np.linalg.norm(halo, axis=1, keepdims=True) + [0.0, 0.0, 0.7]  # faint green, past the surface
+    floater = np.array([[0.0, 0.0, 1.5]])  # faint, above the ball's box
+    means = np.concatenate([floor, block, ball, halo, floater])
+    colours = np.concatenate([np.tile([0.5, 0.5, 0.5], (4000, 1)), np.tile([0.8, 0.2, 0.1], (1500, 1)),
+                              np.tile([0.2, 0.7, 0.2], (1650, 1)), [[0.2, 0.7, 0.2]]])
+    truth = np.concatenate([np.zeros(4000), np.ones(1500), np.full(1650, 2), [0]]).astype(int)
+    n = len(means)
+    scales = np.full((n, 3), np.log(0.02))
+    scales[5650:] = np.log(0.05)
+    opacity = np.full(n, 3.0)
+    opacity[5650:] = -1.5
+    gaussians = gaussians_from_arrays(means, scales, np.tile([1.0, 0, 0, 0], (n, 1)), opacity, colours)
+    # loose boxes: the block's reaches into the floor, the ball's down into the block, both overlap
+    proxies = [box(1, [-0.6, -0.6, -0.05], [0.6, 0.6, 0.45]), box(2, [-0.35, -0.35, 0.3], [0.35, 0.35, 1.08])]
+    labels = proxy_labels(gaussians, proxies)
+    naive = baseline_labels(gaussians, proxies)
+    for label in (1, 2):
+        recall = (labels[truth == label] == label).mean()
+        precision = (truth[labels == label] == label).mean()
+        naive_precision = (truth[naive == label] == label).mean()
+        assert recall >= 0.97 and precision >= naive_precision and precision > 0.97, (label, recall, precision)
+    assert (labels[5500:5650] == 2).mean() > 0.97  # the halo goes with the ball, though outside its box
+    assert labels[-1] == 0  # the floater spills into no box: never taken
+    far = np.linalg.norm(floor, axis=1) > 1.2
+    assert (labels[:4000][far] == 0).all()
