@@ -108,3 +108,27 @@ def test_segment_from_proxies_without_cameras(tmp_path):
     outside = ~np.any([touches(ends, proxy.triangles) for proxy in proxies], axis=0)
     assert outside.sum() > 1000 and (labels[outside] == 0).all()
     assert result["after"] == len(gaussians) - int((labels == 3).sum())
+
+
+def test_gamma_survives_blender_edits_and_saving(tmp_path):
+    from blender_harness import labeled_scene
+    from blender_gsseg.core.accumulate import Accumulation
+    from blender_gsseg.core.solver import Shares
+
+    paths = labeled_scene(tmp_path / "scene")
+    result = run_bpy("gamma_survives.py", home=tmp_path / "home", timeout=600, args={
+        "ply": paths["scene.ply"], "cameras": paths["cameras.json"], "masks": paths["masks"],
+        "gamma": 0.3, "gamma2": -0.4, "folder": str(tmp_path / "blends")})
+    index = np.asarray(result["index"])
+    n = paths["n"]
+    deleted = np.arange(n)[::3]
+    kept = np.setdiff1d(np.arange(n), deleted)
+    assert sorted(set(index.tolist())) == kept.tolist() and len(index) == len(kept) + 10  # ten duplicated
+    accumulation = Accumulation.load(result["cache"]).subset(index)
+    for gamma, key in ((0.3, "labels"), (-0.4, "labels2")):
+        expected, _ = Shares.from_accumulation(accumulation).solve(gamma)
+        assert (np.asarray(result[key]) == expected).all(), key
+    name = result["saved_path"]
+    assert name.startswith("//scene.") and name.endswith(".gsseg.npz") and "/" not in name[2:]
+    assert result["reopened_path"] == name and name[2:] in result["first_files"]
+    assert result["copy_path"].startswith("//") and result["copy_path"][2:] in result["copy_files"]

@@ -5,9 +5,9 @@ Only relative imports are used, so the same code runs as the ``blender_gsseg`` p
 extension module ``bl_ext.<repository>.gsseg``.
 """
 
-from . import display, ops, panels, prefs, props
+from . import display, ops, panels, prefs, props, segment
 
-_MODULES = (props, prefs, ops, panels, display)
+_MODULES = (props, prefs, ops, panels, display, segment)
 
 
 def register():

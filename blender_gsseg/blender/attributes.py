@@ -9,6 +9,7 @@ from ..core.errors import BadInputError
 
 LABEL_ATTRIBUTE = "gsseg_label"
 CONFIDENCE_ATTRIBUTE = "gsseg_confidence"
+INDEX_ATTRIBUTE = "gsseg_index"  # each point's index in its cached accumulation (follows Blender's own edits)
 
 
 def read_attribute(mesh, name, kind="INT"):

@@ -16,12 +16,11 @@ import os
 import bpy
 import numpy as np
 
-from ..core.accumulate import Accumulation
 from ..core.errors import BadInputError
 from . import display
 from . import labels as label_list
 from .attributes import LABEL_ATTRIBUTE, ObjectMode, keep_points, read_attribute, write_attribute
-from .segment import cache_path_for, shares_for
+from .segment import cache_path_for, cached_accumulation, shares_for, write_point_index
 
 SELECT_ATTRIBUTE = ".select_vert"
 HIDE_ATTRIBUTE = ".hide_vert"
@@ -177,11 +176,8 @@ def reveal(obj):
 # Removing points
 
 def _load_accumulation(obj):
-    path = obj.gsseg.accumulation_path
-    if not path or not os.path.isfile(bpy.path.abspath(path)):
-        return None
     try:
-        return Accumulation.load(bpy.path.abspath(path), len(obj.data.vertices))
+        return cached_accumulation(obj)
     except BadInputError:
         return None
 
@@ -194,6 +190,7 @@ def _keep(obj, keep, accumulation):
         path = cache_path_for(obj)
         accumulation.subset(keep).save(path)
         obj.gsseg.accumulation_path = path
+        write_point_index(obj)
 
 
 def delete_instance(obj, label, *, halo=False, gamma=None, level=None):
@@ -207,7 +204,7 @@ def delete_instance(obj, label, *, halo=False, gamma=None, level=None):
                 raise BadInputError("'with halo' works on the finest level (gsseg_label) only")
             if not obj.gsseg.accumulation_path:
                 raise BadInputError(f"'{obj.name}' has no cached segmentation: 'with halo' needs one")
-            shares = shares_for(obj.gsseg.accumulation_path, len(labels))
+            shares = shares_for(obj)
             gamma = obj.gsseg.gamma if gamma is None else gamma
             picked = label_list.members_with_edits(obj, shares, label, gamma, labels)
         removed = int(np.count_nonzero(picked))

@@ -30,7 +30,7 @@ from ..core.files.splats import read_gaussians, write_gaussians
 from ..core.gaussians import Gaussians
 from ..core.pipeline import bound_sidecar
 from . import display
-from .attributes import CONFIDENCE_ATTRIBUTE, LABEL_ATTRIBUTE
+from .attributes import CONFIDENCE_ATTRIBUTE, INDEX_ATTRIBUTE, LABEL_ATTRIBUTE
 from .display import srgb_to_linear
 
 HEADER_KEY = "gsseg_header"
@@ -43,7 +43,8 @@ RADIUS_ATTRIBUTE = "gsseg_radius"
 # Attributes we compute (never written back unless asked for).
 LABEL_COLOR_ATTRIBUTE = display.LABEL_COLOR_ATTRIBUTE
 DERIVED_ATTRIBUTES = (COLOR_ATTRIBUTE, RADIUS_ATTRIBUTE, CONFIDENCE_ATTRIBUTE, LABEL_COLOR_ATTRIBUTE,
-                      display.HIDDEN_ATTRIBUTE, display.ROTATION_ATTRIBUTE, "gsseg_manual", "gsseg_manual_label")
+                      display.HIDDEN_ATTRIBUTE, display.ROTATION_ATTRIBUTE, "gsseg_manual", "gsseg_manual_label",
+                      INDEX_ATTRIBUTE)
 SPLAT_EXTENSIONS = (".ply", ".splat", ".spz")
 
 

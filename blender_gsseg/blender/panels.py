@@ -2,7 +2,7 @@
 
 import bpy
 
-from . import display, io_splat
+from . import display, io_splat, segment
 from . import labels as label_list
 
 
@@ -117,9 +117,15 @@ class GSSEG_PT_main(bpy.types.Panel):
             column.prop(state, "display_percentage", slider=True)
             column.prop(state, "splat_size")
         if state.accumulation_path:
+            problem = segment.cache_problem(obj)
             row = box.row(align=True)
+            row.enabled = problem is None  # a slider that could not re-solve is greyed, with the reason below
             row.prop(state, "gamma", slider=True)
             row.operator("gsseg.apply_gamma", text="", icon="FILE_REFRESH")
+            if problem is not None:
+                box.label(text=problem, icon="ERROR")
+            elif segment.cache_is_temporary(obj):
+                box.label(text="The cache is kept beside the .blend once it is saved", icon="INFO")
         else:
             box.label(text="Not segmented yet", icon="INFO")
         if len(label_list.level_items(obj)) > 1:

@@ -6,7 +6,9 @@ re-solves from the cached shares (:class:`~..core.solver.Shares`) and rewrites `
 ``gsseg_confidence`` (FLOAT) with foreach_set.
 """
 
+import hashlib
 import os
+import shutil
 import tempfile
 import uuid
 import warnings
@@ -23,7 +25,8 @@ from ..core.solver import Shares
 from ..core.views import build_views
 from . import io_splat
 from . import labels as label_list
-from .attributes import CONFIDENCE_ATTRIBUTE, LABEL_ATTRIBUTE, ObjectMode, write_attribute
+from .attributes import (CONFIDENCE_ATTRIBUTE, INDEX_ATTRIBUTE, LABEL_ATTRIBUTE, ObjectMode, read_attribute,
+                         write_attribute)
 from .cameras import cameras_in_collection
 
 # path -> (modification time, size, Shares): moving the slider must not reload the file every time.
@@ -44,19 +47,73 @@ def cache_path_for(obj):
     return os.path.join(folder, f"{safe}-{tag}{SIDECAR_SUFFIX}")
 
 
-def shares_for(path, n_gaussians):
-    path = bpy.path.abspath(path)
-    stat = os.stat(path) if os.path.isfile(path) else None
+def cached_accumulation(obj):
+    """The object's cached accumulation for its points as they are now: through ``gsseg_index`` when it has
+    one, so Blender's own edits (delete, separate, duplicate vertices) keep the γ slider working."""
+    path = bpy.path.abspath(obj.gsseg.accumulation_path)
+    if not obj.gsseg.accumulation_path or not os.path.isfile(path):
+        raise BadInputError(f"{path}: the cached segmentation is gone; run Segment again")
+    mesh = obj.data
+    index = read_attribute(mesh, INDEX_ATTRIBUTE)
+    if index is None:
+        return Accumulation.load(path, len(mesh.vertices))
+    accumulation = Accumulation.load(path)
+    if len(index) and (index.min() < 0 or index.max() >= accumulation.n_gaussians):
+        raise BadInputError(f"'{obj.name}': its points no longer match the cached segmentation; run Segment again")
+    if len(index) == accumulation.n_gaussians and np.array_equal(index, np.arange(len(index))):
+        return accumulation
+    return accumulation.subset(index)
+
+
+_PROBLEMS = {}  # (path, modification time, point count) -> the cache's problem or None: the panel asks often
+
+
+def cache_problem(obj):
+    """One line saying why the object's cached accumulation cannot be used now, or None when it can."""
+    path = bpy.path.abspath(obj.gsseg.accumulation_path)
+    if not os.path.isfile(path):
+        return "The cached segmentation is gone: run Segment again"
+    key = (path, os.stat(path).st_mtime_ns, len(obj.data.vertices))
+    if key not in _PROBLEMS:
+        try:
+            cached_accumulation(obj)
+            _PROBLEMS[key] = None
+        except BadInputError:
+            _PROBLEMS[key] = "The points no longer match the cached segmentation: run Segment again"
+        if len(_PROBLEMS) > 16:
+            _PROBLEMS.pop(next(iter(_PROBLEMS)))
+    return _PROBLEMS[key]
+
+
+def cache_is_temporary(obj):
+    """Whether the object's cache waits in the temporary folder (a .blend not saved yet)."""
+    path = os.path.abspath(bpy.path.abspath(obj.gsseg.accumulation_path))
+    return os.path.dirname(path) == os.path.join(os.path.abspath(tempfile.gettempdir()), "gsseg")
+
+
+def write_point_index(obj):
+    """``gsseg_index`` = 0..N-1: the points and the cached accumulation match one to one."""
+    write_attribute(obj.data, INDEX_ATTRIBUTE, np.arange(len(obj.data.vertices), dtype=np.int32), "INT")
+
+
+def shares_for(obj):
+    """The solver's shares of the object's points (kept while neither the cache file nor the points change:
+    moving the slider must not reload the file every time)."""
+    path = bpy.path.abspath(obj.gsseg.accumulation_path)
+    stat = os.stat(path) if obj.gsseg.accumulation_path and os.path.isfile(path) else None
     if stat is None:
         raise BadInputError(f"{path}: the cached segmentation is gone; run Segment again")
+    index = read_attribute(obj.data, INDEX_ATTRIBUTE)
+    points = hashlib.blake2b(index.tobytes() if index is not None else str(len(obj.data.vertices)).encode(),
+                             digest_size=16).hexdigest()
+    stamp = (stat.st_mtime_ns, stat.st_size, points)
     cached = _SHARES_CACHE.get(path)
-    stamp = (stat.st_mtime_ns, stat.st_size)
-    if cached is not None and cached[0] == stamp and len(cached[1].seen) == n_gaussians:
+    if cached is not None and cached[0] == stamp:
         return cached[1]
-    shares = Shares.from_accumulation(Accumulation.load(path, n_gaussians))
+    shares = Shares.from_accumulation(cached_accumulation(obj))
     if len(_SHARES_CACHE) >= 2:  # [L, N] floats each: keep only the most recent
         _SHARES_CACHE.pop(next(iter(_SHARES_CACHE)))
-    _SHARES_CACHE[path] = ((stat.st_mtime_ns, stat.st_size), shares)
+    _SHARES_CACHE[path] = (stamp, shares)
     return shares
 
 
@@ -75,7 +132,7 @@ def apply_gamma(obj, gamma=None, new_ids=()):
         layout = label_list.layout_of(obj)
         if layout is not None and len(layout.bits) > 1:
             return _apply_gamma_levels(obj, layout, gamma)
-        shares = shares_for(settings.accumulation_path, len(mesh.vertices))
+        shares = shares_for(obj)
         labels, confidence = shares.solve(gamma)
         labels = label_list.apply_edits(obj, labels)
         write_attribute(mesh, LABEL_ATTRIBUTE, labels, "INT")
@@ -165,6 +222,7 @@ class SegmentJob:
         path = cache_path_for(obj)
         self.accumulation.save(path)
         obj.gsseg.accumulation_path = path
+        write_point_index(obj)
         label_list.clear_edits(obj)  # a new segmentation: merges and manual labels referred to the old ids
         label_list.mark_table(obj)  # labels made here: export writes their names and colours, as the CLI does
         if self.gamma_choice is not None:  # the slider starts at the chosen γ (its update re-solves below anyway)
@@ -216,3 +274,62 @@ def _apply_gamma_levels(obj, layout, gamma):
     label_list.refresh_display(obj)
     mesh.update()
     return len(label_ids), int(np.count_nonzero(level_labels[-1] < 0))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The caches travel with the .blend
+
+def keep_caches_beside(blend_path):
+    """Before saving to ``blend_path``: every object's cached accumulation beside that .blend, referred to by a
+    relative path. A cache elsewhere -- the temporary folder of a file not saved yet, or the folder of the .blend
+    this one is being saved as a copy of -- is copied there (atomically); the original stays, since undo or the
+    other .blend may still refer to it. Returns how many caches were copied."""
+    from ..core.files.commit import output_path
+    from ..core.pipeline import level_sidecars
+
+    folder = os.path.dirname(os.path.abspath(blend_path))
+    stem = os.path.splitext(os.path.basename(blend_path))[0]
+    copied = 0
+    for obj in bpy.data.objects:
+        settings = getattr(obj, "gsseg", None)
+        if settings is None or not settings.accumulation_path:
+            continue
+        source = os.path.abspath(bpy.path.abspath(settings.accumulation_path))  # as the current file reads it
+        if not os.path.isfile(source):
+            continue
+        target = source
+        if os.path.dirname(source) != folder:
+            name = os.path.basename(source)
+            target = os.path.join(folder, name if name.startswith(stem + ".") else f"{stem}.{name}")
+            layout = label_list.layout_of(obj)
+            levels = len(layout.bits) if layout is not None and len(layout.bits) > 1 else 1
+            for old, new in zip(level_sidecars(source, levels), level_sidecars(target, levels)):
+                if os.path.isfile(old) and not os.path.exists(new):
+                    with output_path(new) as temp:
+                        shutil.copy2(old, temp)
+            copied += 1
+        settings.accumulation_path = "//" + os.path.relpath(target, folder).replace(os.sep, "/")
+    return copied
+
+
+def _before_save(*args):
+    path = next((arg for arg in args if isinstance(arg, str) and arg), None) or bpy.data.filepath
+    if not path:
+        return
+    try:
+        keep_caches_beside(path)
+    except Exception as error:  # a handler must not raise into Blender; the save goes on
+        print(f"gsseg: the segmentation caches could not be copied beside {path}: {error}")
+
+
+def register():
+    from bpy.app.handlers import persistent
+
+    register.handler = persistent(_before_save)
+    bpy.app.handlers.save_pre.append(register.handler)
+
+
+def unregister():
+    handler = getattr(register, "handler", None)
+    if handler in bpy.app.handlers.save_pre:
+        bpy.app.handlers.save_pre.remove(handler)

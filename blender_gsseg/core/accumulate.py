@@ -60,8 +60,9 @@ class Accumulation:
         """float64 [N]: each Gaussian's weight summed over every label."""
         return self.weights.sum(axis=0, dtype=np.float64)
 
-    def subset(self, keep: np.ndarray) -> Accumulation:  # keep: [N] bool
-        """The accumulation of the Gaussians where ``keep`` (bool [N]) is true."""
+    def subset(self, keep: np.ndarray) -> Accumulation:  # keep: [N] bool, or [M] int indices
+        """The accumulation of the Gaussians where ``keep`` (bool [N]) is true, or at the indices ``keep`` (int
+        [M], repeats allowed: a duplicated point keeps its weights)."""
         return dataclasses.replace(self, weights=self.weights[:, keep],
                                    original_index=_original_index(self, keep))
 
@@ -117,8 +118,8 @@ class BoundedAccumulation:
         """float64 [N]: each Gaussian's weight summed over every label."""
         return self.total.astype(np.float64)
 
-    def subset(self, keep: np.ndarray) -> BoundedAccumulation:  # keep: [N] bool
-        """The accumulation of the Gaussians where ``keep`` (bool [N]) is true."""
+    def subset(self, keep: np.ndarray) -> BoundedAccumulation:  # keep: [N] bool, or [M] int indices
+        """As :meth:`Accumulation.subset`."""
         return dataclasses.replace(self, total=self.total[keep], share_bg=self.share_bg[keep],
                                    top_labels=self.top_labels[:, keep], top_shares=self.top_shares[:, keep],
                                    original_index=_original_index(self, keep))
@@ -135,8 +136,9 @@ class BoundedAccumulation:
 
 
 def _original_index(accumulation, keep):
+    positions = np.flatnonzero(keep) if np.asarray(keep).dtype == bool else np.asarray(keep, dtype=np.int64)
     index = accumulation.original_index
-    return np.flatnonzero(keep) if index is None else index[keep]
+    return positions if index is None else index[positions]
 
 
 def _save_sidecar(path, accumulation, form, total, arrays, extra, commit):
