@@ -162,8 +162,12 @@ class GSSEG_OT_import_cameras(bpy.types.Operator, ImportHelper):
             return {"CANCELLED"}
         for warning in caught:  # e.g. COLMAP lens distortion ignored
             self.report({"WARNING"}, str(warning.message))
-        context.scene.gsseg.camera_collection = collection
+        settings = context.scene.gsseg
+        previous = settings.camera_collection
+        settings.camera_collection = collection
         text = f"Imported {len(cameras)} cameras into '{collection.name}'"
+        if previous is not None and previous != collection:
+            text += f", now the cameras to segment with (instead of '{previous.name}')"
         sizes = {(c.width, c.height, c.fy / c.fx) for c in cameras}
         if self.set_resolution and len(sizes) == 1 and collection.objects:
             scene_camera = context.scene.camera
