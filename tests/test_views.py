@@ -96,5 +96,9 @@ def test_label_maps_in_memory_and_bad_inputs(tmp_path):
         build_views(cams, maps, scale=0.001)
     with pytest.raises(BadInputError, match="--every 0"):
         build_views(cams, maps, every=0)
-    with pytest.raises(ValueError, match="label map"):
-        build_views(cams, [np.zeros((4, 4), np.int32)] * 2)
+    with pytest.raises(ValueError, match="3 label maps for 2 cameras"):
+        build_views(cams, maps + maps[:1])
+    # maps at the cameras' own resolution are taken to the working one by nearest neighbour, as mask files are
+    half = build_views(cams, maps, scale=0.5)
+    assert [m.shape for m in half.label_maps] == [(4, 8), (4, 8)]
+    assert (half.label_maps[0][:, :2] == -1).all() and (half.label_maps[0][:, 2:] == 0).all()

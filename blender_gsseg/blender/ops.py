@@ -258,13 +258,17 @@ class _JobModal:
         except Exception as error:
             self.report({"ERROR"}, _error_text(error))
             return {"CANCELLED"}
-        self._thread = threading.Thread(target=self._job.run, name=f"gsseg-{self.working}", daemon=True)
-        self._thread.start()
+        if not hasattr(self._job, "step_in_main_thread"):
+            self._start_thread()
         window_manager = context.window_manager
         self._timer = window_manager.event_timer_add(0.2, window=context.window)
         window_manager.progress_begin(0, 1)
         window_manager.modal_handler_add(self)
         return {"RUNNING_MODAL"}
+
+    def _start_thread(self):
+        self._thread = threading.Thread(target=self._job.run, name=f"gsseg-{self.working}", daemon=True)
+        self._thread.start()
 
     def _end(self, context):
         window_manager = context.window_manager
@@ -285,15 +289,21 @@ class _JobModal:
         if context.workspace is not None:
             state = "cancelling" if job.cancel_requested else f"step {job.done}/{job.total}"
             context.workspace.status_text_set(f"gsseg: {self.working}, {state} (Esc to cancel)")
-        if self._thread.is_alive():
-            return {"RUNNING_MODAL"}
-        self._end(context)
         try:
+            if self._thread is None:  # steps that need the main thread (Blender's renderer) come first
+                if job.step_in_main_thread():
+                    return {"RUNNING_MODAL"}
+                self._start_thread()
+            if self._thread.is_alive():
+                return {"RUNNING_MODAL"}
+            self._end(context)
             result = job.finish()
         except CancelledError:
+            self._end(context)
             self.report({"WARNING"}, f"{self.bl_label} cancelled")
             return {"CANCELLED"}
         except Exception as error:
+            self._end(context)
             self.report({"ERROR"}, _error_text(error))
             return {"CANCELLED"}
         self._report_result(context, result)
@@ -674,39 +684,49 @@ class GSSEG_OT_merge_instances(_SplatOperator, bpy.types.Operator):
         return f"Merged instance {source} into {self.target} ({count:,} points)"
 
 
-class GSSEG_OT_masks_from_proxies(bpy.types.Operator):
-    """Render the proxy objects' instance ids from the cameras (Cycles object-index pass, the splat and every
-    non-proxy hidden) and lift these label maps onto the splat"""
+class GSSEG_OT_masks_from_proxies(_JobModal, bpy.types.Operator):
+    """Render the proxy objects' instance ids from the cameras at their full resolution (Cycles object-index
+    pass, the splat and every non-proxy hidden) and lift these label maps onto the splat (Esc cancels)"""
 
     bl_idname = "gsseg.masks_from_proxies"
     bl_label = "Masks from Proxies"
     bl_options = {"REGISTER", "UNDO"}
 
+    working = "masks from proxies"
+
     @classmethod
     def poll(cls, context):
-        return context.scene.gsseg.splat_object is not None or _active_splat(context) is not None
+        return _poll(cls, (_segment_target(context) is not None, NO_SPLAT))
+
+    def _prepare_job(self, context):
+        settings = context.scene.gsseg
+        return proxies.ProxyMaskJob(context, _segment_target(context), collection=settings.camera_collection,
+                                    scale=settings.scale, backend=resolve_backend(context, settings.backend),
+                                    save_dir=settings.proxy_mask_dir)
 
     def execute(self, context):
-        settings = context.scene.gsseg
-        obj = settings.splat_object or _active_splat(context)
         window_manager = context.window_manager
         try:
+            job = self._prepare_job(context)
             window_manager.progress_begin(0, 1)
             try:
-                result = proxies.segment_from_proxies(
-                    context, obj, collection=settings.camera_collection, scale=settings.scale,
-                    backend=resolve_backend(context, settings.backend), save_dir=settings.proxy_mask_dir,
-                    progress=lambda done, total: window_manager.progress_update(done / max(total, 1)))
+                while job.step_in_main_thread():
+                    window_manager.progress_update(job.done / max(job.total, 1))
+                job.run()
+                result = job.finish()
             finally:
                 window_manager.progress_end()
         except Exception as error:
             self.report({"ERROR"}, _error_text(error))
             return {"CANCELLED"}
-        obj.gsseg.display = "LABELS"
+        self._report_result(context, result)
+        return {"FINISHED"}
+
+    def _report_result(self, context, result):
+        bpy.data.objects[result["object"]].gsseg.display = "LABELS"
         self.report({"INFO"}, f"Rendered proxy masks for {result['views']} views (ids "
                               f"{', '.join(map(str, result['labels_rendered']))}); {result['label_count']} labels, "
                               f"{result['unseen']:,} points unseen")
-        return {"FINISHED"}
 
 
 class GSSEG_FH_splat(bpy.types.FileHandler):

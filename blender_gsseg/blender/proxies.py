@@ -164,44 +164,104 @@ def render_label_maps(context, cameras, proxies=None, progress=None):
 
 
 def save_label_maps(folder, cameras, maps):
-    """Write the label maps as PNG masks named after the camera images (8-bit, or 16-bit above 255), so the
-    command line can use them (``gsseg segment --masks folder``)."""
+    """Write the label maps as PNG masks named after the camera images (8-bit, or 16-bit above 255), all
+    together through the core's commit, so the command line can use them (``gsseg segment --masks folder``)."""
     from PIL import Image
 
+    from ..core.files.commit import Commit
+
     folder = bpy.path.abspath(folder)
-    os.makedirs(folder, exist_ok=True)
     written = []
-    for camera, label_map in zip(cameras, maps):
-        stem = os.path.splitext(camera.image_name)[0] or "view"
-        path = os.path.join(folder, stem + ".png")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        if label_map.max(initial=0) > 255:
-            image = Image.fromarray(label_map.astype(np.uint16))
-        else:
-            image = Image.fromarray(label_map.astype(np.uint8))
-        image.save(path)
-        written.append(path)
+    with Commit() as commit:
+        for camera, label_map in zip(cameras, maps):
+            stem = os.path.splitext(camera.image_name)[0] or "view"
+            path = os.path.join(folder, stem + ".png")
+            depth = np.uint16 if label_map.max(initial=0) > 255 else np.uint8
+            Image.fromarray(label_map.astype(depth)).save(commit.file(path), format="PNG")
+            written.append(path)
     return written
+
+
+class ProxyMaskJob:
+    """Masks from Proxies as a job: one proxy render per camera at the camera's full resolution
+    (:meth:`step_in_main_thread`, Blender's renderer: the main thread, one view per call, so Esc is seen between
+    views), the maps saved at full resolution when asked, then the lifting at the working scale (:meth:`run`,
+    a worker thread) and :meth:`finish` (cache, solve, attributes, as Segment)."""
+
+    def __init__(self, context, obj, *, collection, scale=1.0, backend="auto", proxies=None, save_dir=""):
+        if collection is None:
+            raise BadInputError("no camera collection chosen")
+        pairs = camera_io.cameras_in_collection(collection, context.scene)
+        if not pairs:
+            raise BadInputError(f"collection '{collection.name}' holds no cameras")
+        self.proxies = proxy_objects(context.scene) if proxies is None else list(proxies)
+        if not self.proxies:
+            raise BadInputError("no proxy objects: give mesh objects an instance id (Proxy of Instance) first")
+        self.context, self.object_name = context, obj.name
+        self.cameras = [camera for _, camera in pairs]
+        self.scale, self.backend, self.save_dir = scale, backend, save_dir
+        self.maps = []
+        self.done, self.total = 0, len(self.cameras)
+        self._cancel = False
+        self.lifting = None
+
+    @property
+    def cancel_requested(self):
+        return self._cancel
+
+    @cancel_requested.setter
+    def cancel_requested(self, value):  # Esc reaches the lifting too once it runs
+        self._cancel = value
+        if self.lifting is not None:
+            self.lifting.cancel_requested = value
+
+    def step_in_main_thread(self):
+        """Render the next view; False once every view is rendered (and saved when asked)."""
+        from ..core.errors import CancelledError
+
+        if self.cancel_requested:
+            raise CancelledError("Masks from Proxies cancelled")
+        if len(self.maps) < len(self.cameras):
+            camera = self.cameras[len(self.maps)]
+            self.maps += render_label_maps(self.context, [camera], self.proxies)
+            self.done = len(self.maps)
+            return True
+        if self.lifting is None:
+            if self.save_dir:
+                save_label_maps(self.save_dir, self.cameras, self.maps)
+            obj = bpy.data.objects.get(self.object_name)
+            if obj is None:
+                raise BadInputError(f"'{self.object_name}' was deleted")
+            self.lifting = SegmentJob.from_label_maps(obj, self.cameras, self.maps, backend=self.backend,
+                                                      scale=self.scale)
+            self.lifting.cancel_requested = self._cancel
+            self.done, self.total = 0, len(self.lifting.views)
+        return False
+
+    @property
+    def error(self):
+        return None if self.lifting is None else self.lifting.error
+
+    def run(self):
+        self.lifting.run()
+
+    def finish(self):
+        result = self.lifting.finish()
+        result["labels_rendered"] = sorted({int(v) for m in self.maps for v in np.unique(m)})
+        return result
 
 
 def segment_from_proxies(context, obj, *, collection, scale=1.0, backend="auto", proxies=None, save_dir="",
                          progress=None):
-    """Render the proxies' label maps from the cameras of ``collection`` at ``scale`` and lift them onto the
-    splat ``obj`` (cache, solve, attributes, as Segment does). Returns Segment's figures plus 'labels_rendered'."""
-    if collection is None:
-        raise BadInputError("no camera collection chosen")
-    pairs = camera_io.cameras_in_collection(collection, context.scene)
-    if not pairs:
-        raise BadInputError(f"collection '{collection.name}' holds no cameras")
-    cameras = [camera.scaled(scale) for _, camera in pairs]
-    maps = render_label_maps(context, cameras, proxies, progress=progress)
-    if save_dir:
-        save_label_maps(save_dir, cameras, maps)
-    job = SegmentJob.from_label_maps(obj, cameras, maps, backend=backend)
+    """Masks from Proxies in one call (scripts): every view rendered, then lifted (see :class:`ProxyMaskJob`).
+    Returns Segment's figures plus 'labels_rendered'."""
+    job = ProxyMaskJob(context, obj, collection=collection, scale=scale, backend=backend, proxies=proxies,
+                       save_dir=save_dir)
+    while job.step_in_main_thread():
+        if progress is not None:
+            progress(job.done, job.total)
     job.run()
-    result = job.finish()
-    result["labels_rendered"] = sorted({int(v) for m in maps for v in np.unique(m)})
-    return result
+    return job.finish()
 
 
 # ---------------------------------------------------------------------------------------------------------------

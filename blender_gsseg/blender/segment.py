@@ -180,12 +180,13 @@ class SegmentJob:
         return cls(obj, gaussians, views, backend, [str(w.message) for w in caught], choose_gamma)
 
     @classmethod
-    def from_label_maps(cls, obj, cameras, label_maps, *, backend="auto"):
-        """A job for label maps made in Blender (e.g. rendered from proxy objects): ``cameras`` at the working
-        resolution (world space), ``label_maps`` int32 [H, W] (ids, 0 = background, -1 = ignore)."""
+    def from_label_maps(cls, obj, cameras, label_maps, *, backend="auto", scale=1.0):
+        """A job for label maps made in Blender (e.g. rendered from proxy objects): ``cameras`` (world space),
+        ``label_maps`` int32 [H, W] at their resolution (ids, 0 = background, -1 = ignore), lifted at
+        ``scale``."""
         with ObjectMode(obj):
             gaussians = io_splat.gaussians_from_object(obj)
-        return cls(obj, gaussians, build_views(cameras, label_maps), backend, [])
+        return cls(obj, gaussians, build_views(cameras, label_maps, scale=scale), backend, [])
 
     def _progress(self, done, total):
         self.done, self.total = done, total

@@ -20,7 +20,7 @@ from .cameras import Camera
 from .errors import BadInputError
 from .files.cameras import load_cameras
 from .files.lazy import ReadOnUse
-from .files.masks import MaskSet, label_index_maps, load_masks
+from .files.masks import MaskSet, label_index_maps, load_masks, resize_nearest
 
 
 @dataclasses.dataclass
@@ -120,8 +120,8 @@ def build_views(cameras, masks, *, scale: float = 1.0, every: int = 1, ignore_la
     """The views of ``cameras`` (a camera file or folder, or a list of :class:`Camera`) with ``masks``.
 
     ``masks`` is a mask folder (matched to the cameras by image name, decoded as :mod:`.masks` says), or a list
-    of label maps made in memory, one int32 [H, W] per camera at the working resolution (ids, 0 background,
-    -1 ignored), e.g. rendered from Blender proxy objects. ``binary_threshold``: read grey masks as binary
+    of label maps made in memory, one int32 [H, W] per camera at its own or at the working resolution (ids,
+    0 background, -1 ignored), e.g. rendered from Blender proxy objects. ``binary_threshold``: read grey masks as binary
     (grey level >= threshold is foreground), e.g. anti-aliased ones. Raises :class:`BadInputError` when the
     masks hold only background, or when two cameras share an image name.
     """
@@ -149,12 +149,13 @@ def build_views(cameras, masks, *, scale: float = 1.0, every: int = 1, ignore_la
 
 
 def _masks_in_memory(label_maps, sizes):
+    """Label maps at the cameras' own resolution (or already at the working one), taken to the working size by
+    nearest neighbour, as mask files are."""
     maps = [np.asarray(label_map, dtype=np.int32) for label_map in label_maps]
     if len(maps) != len(sizes):
         raise ValueError(f"{len(maps)} label maps for {len(sizes)} cameras")
-    for label_map, (width, height) in zip(maps, sizes):
-        if label_map.shape != (height, width):
-            raise ValueError(f"label map {label_map.shape} for a {width}x{height} view")
+    maps = [label_map if label_map.shape == (height, width) else resize_nearest(label_map, width, height)
+            for label_map, (width, height) in zip(maps, sizes)]
     present = {0}
     for label_map in maps:
         present |= {int(value) for value in np.unique(label_map) if value >= 0}

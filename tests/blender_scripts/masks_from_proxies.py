@@ -18,7 +18,7 @@ assert bpy.ops.gsseg.import_cameras(filepath=ARGS["cameras"]) == {"FINISHED"}
 for k, (centre, radius) in enumerate(zip(ARGS["centres"], ARGS["radii"])):
     bpy.ops.mesh.primitive_uv_sphere_add(radius=radius, location=centre, segments=48, ring_count=24)
     bpy.context.active_object.gsseg.proxy_instance = k + 1
-settings.scale = 1.0
+settings.scale = ARGS["scale"]
 settings.backend = "cpu"
 settings.proxy_mask_dir = ARGS["masks"]
 bpy.context.view_layer.objects.active = splat
