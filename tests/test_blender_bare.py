@@ -118,7 +118,7 @@ def test_gamma_survives_blender_edits_and_saving(tmp_path):
     paths = labeled_scene(tmp_path / "scene")
     result = run_bpy("gamma_survives.py", home=tmp_path / "home", timeout=600, args={
         "ply": paths["scene.ply"], "cameras": paths["cameras.json"], "masks": paths["masks"],
-        "gamma": 0.3, "gamma2": -0.4, "folder": str(tmp_path / "blends")})
+        "gamma": 0.3, "gamma2": -0.4, "folder": str(tmp_path / "blends"), "delete": 1})
     index = np.asarray(result["index"])
     n = paths["n"]
     deleted = np.arange(n)[::3]
@@ -130,5 +130,6 @@ def test_gamma_survives_blender_edits_and_saving(tmp_path):
         assert (np.asarray(result[key]) == expected).all(), key
     name = result["saved_path"]
     assert name.startswith("//scene.") and name.endswith(".gsseg.npz") and "/" not in name[2:]
-    assert result["reopened_path"] == name and name[2:] in result["first_files"]
+    assert result["reopened_path"] == name  # and the slider worked there (the script checks the cache)
+    assert result["orphan_kept_until_open"] and result["orphan_removed"] and result["bound_kept"]
     assert result["copy_path"].startswith("//") and result["copy_path"][2:] in result["copy_files"]

@@ -14,6 +14,7 @@ from ..core.errors import CancelledError, GssegError
 from . import cameras as camera_io
 from . import display, editing, io_splat, proxies, segment
 from . import labels as label_list
+from .classes import register_classes, unregister_classes
 from .prefs import resolve_backend
 
 
@@ -586,7 +587,7 @@ class GSSEG_OT_invert_selection(_SplatOperator, bpy.types.Operator):
 
 
 class GSSEG_OT_hide_instance(_InstanceOperator, bpy.types.Operator):
-    """Hide the points of one instance (in edit mode and in the point display)"""
+    """Hide the points of one instance (in edit mode and in the display)"""
 
     bl_idname = "gsseg.hide_instance"
     bl_label = "Hide Instance"
@@ -793,8 +794,7 @@ MENUS = (("TOPBAR_MT_file_import", menu_import), ("TOPBAR_MT_file_export", menu_
 
 
 def register():
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
+    register_classes(CLASSES)
     for menu, function in MENUS:
         getattr(bpy.types, menu).append(function)
 
@@ -802,5 +802,4 @@ def register():
 def unregister():
     for menu, function in reversed(MENUS):
         getattr(bpy.types, menu).remove(function)
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+    unregister_classes(CLASSES)

@@ -4,6 +4,7 @@ import bpy
 
 from . import display, io_splat, segment
 from . import labels as label_list
+from .classes import register_classes, unregister_classes
 
 
 class GSSEG_UL_instances(bpy.types.UIList):
@@ -161,10 +162,8 @@ CLASSES = (GSSEG_UL_instances, GSSEG_PT_main)
 
 
 def register():
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
+    register_classes(CLASSES)
 
 
 def unregister():
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+    unregister_classes(CLASSES)

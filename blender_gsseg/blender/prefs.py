@@ -17,6 +17,7 @@ from bpy.props import EnumProperty, StringProperty
 
 from ..cupy_install import (CHOICES, SITE_FOLDER, add_to_sys_path, check_status, cupy_status, plan_requirement,
                             remove_from_sys_path, run_install)
+from .classes import register_classes, unregister_classes
 
 ADDON_PACKAGE = __package__.rpartition(".")[0]  # the add-on root: blender_gsseg or bl_ext.<repo>.gsseg
 
@@ -196,12 +197,10 @@ CLASSES = (GSSEG_AP_preferences, GSSEG_OT_check_cuda, GSSEG_OT_install_cuda)
 
 
 def register():
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
+    register_classes(CLASSES)
     add_site_packages()
 
 
 def unregister():
     remove_site_packages()
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+    unregister_classes(CLASSES)

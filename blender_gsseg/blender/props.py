@@ -6,6 +6,7 @@ from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProp
                        IntProperty, PointerProperty, StringProperty)
 
 from . import io_splat
+from .classes import register_classes, unregister_classes
 
 
 def _poll_splat(_self, obj):
@@ -182,8 +183,7 @@ CLASSES = (GSSEG_PG_label, GSSEG_PG_object, GSSEG_PG_scene)
 
 
 def register():
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
+    register_classes(CLASSES)
     bpy.types.Object.gsseg = PointerProperty(type=GSSEG_PG_object)
     bpy.types.Scene.gsseg = PointerProperty(type=GSSEG_PG_scene)
 
@@ -191,5 +191,4 @@ def register():
 def unregister():
     del bpy.types.Scene.gsseg
     del bpy.types.Object.gsseg
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+    unregister_classes(CLASSES)

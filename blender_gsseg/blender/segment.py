@@ -313,6 +313,44 @@ def keep_caches_beside(blend_path):
     return copied
 
 
+def remove_orphan_caches(blend_path):
+    """Remove the caches the add-on made beside ``blend_path`` (named ``STEM.OBJECT-TAG.gsseg.npz``, bound to
+    no PLY) that no object of the open file refers to. Called when a file is opened: no undo step can bring a
+    reference back then. A sidecar written by the command line (bound to its PLY) is never touched. Returns the
+    paths removed."""
+    import re
+
+    from ..core.accumulate import sidecar_run_id
+
+    folder = os.path.dirname(os.path.abspath(blend_path))
+    stem = os.path.splitext(os.path.basename(blend_path))[0]
+    made_here = re.compile(re.escape(stem) + r"\..+-[0-9a-f]{8}" + re.escape(SIDECAR_SUFFIX) + "$")
+    referenced = {os.path.abspath(bpy.path.abspath(obj.gsseg.accumulation_path))
+                  for obj in bpy.data.objects if getattr(obj, "gsseg", None) and obj.gsseg.accumulation_path}
+    removed = []
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else ():
+        path = os.path.join(folder, name)
+        if not made_here.match(name) or path in referenced:
+            continue
+        try:
+            if sidecar_run_id(path) == "":  # made by the add-on, bound to no PLY
+                os.remove(path)
+                removed.append(path)
+        except (OSError, BadInputError):
+            continue
+    return removed
+
+
+def _after_load(*args):
+    path = next((arg for arg in args if isinstance(arg, str) and arg), None) or bpy.data.filepath
+    if not path:
+        return
+    try:
+        remove_orphan_caches(path)
+    except Exception as error:  # a handler must not raise into Blender
+        print(f"gsseg: unused segmentation caches beside {path} not removed: {error}")
+
+
 def _before_save(*args):
     path = next((arg for arg in args if isinstance(arg, str) and arg), None) or bpy.data.filepath
     if not path:
@@ -323,14 +361,18 @@ def _before_save(*args):
         print(f"gsseg: the segmentation caches could not be copied beside {path}: {error}")
 
 
+HANDLERS = (("save_pre", _before_save), ("load_post", _after_load))
+
+
 def register():
     from bpy.app.handlers import persistent
 
-    register.handler = persistent(_before_save)
-    bpy.app.handlers.save_pre.append(register.handler)
+    register.handlers = [(kind, persistent(function)) for kind, function in HANDLERS]
+    for kind, handler in register.handlers:
+        getattr(bpy.app.handlers, kind).append(handler)
 
 
 def unregister():
-    handler = getattr(register, "handler", None)
-    if handler in bpy.app.handlers.save_pre:
-        bpy.app.handlers.save_pre.remove(handler)
+    for kind, handler in getattr(register, "handlers", ()):
+        if handler in getattr(bpy.app.handlers, kind):
+            getattr(bpy.app.handlers, kind).remove(handler)

@@ -56,6 +56,26 @@ assert not segment.cache_is_temporary(splat) and segment.cache_problem(splat) is
 splat.gsseg.gamma = ARGS["gamma2"]
 RESULT["labels2"] = int_attr(splat, "gsseg_label").tolist()
 
+# an edit by gsseg writes a new cache; the old one is orphaned but kept while undo could bring it back; opening
+# the file again removes it (and never a sidecar bound to a PLY)
+import dataclasses
+
+from blender_gsseg.core.accumulate import Accumulation
+
+first = os.path.dirname(blend)
+bound = os.path.join(first, "scene.cli-0123abcd.gsseg.npz")
+dataclasses.replace(Accumulation.load(bpy.path.abspath(splat.gsseg.accumulation_path)), run_id="cli-run").save(bound)
+old_cache = bpy.path.abspath(splat.gsseg.accumulation_path)
+assert bpy.ops.gsseg.delete_instance(label=ARGS["delete"]) == {"FINISHED"}
+splat = bpy.data.objects[name]
+bpy.ops.wm.save_mainfile()
+RESULT["orphan_kept_until_open"] = os.path.isfile(old_cache)
+bpy.ops.wm.open_mainfile(filepath=blend)
+splat = bpy.data.objects[name]
+RESULT["orphan_removed"] = not os.path.isfile(old_cache)
+RESULT["bound_kept"] = os.path.isfile(bound)
+assert segment.cache_problem(splat) is None
+
 # save as a copy in another folder: the cache is copied there as well
 copy = os.path.join(ARGS["folder"], "second", "copy.blend")
 os.makedirs(os.path.dirname(copy))

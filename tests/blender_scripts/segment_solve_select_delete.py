@@ -211,3 +211,7 @@ bpy.ops.mesh.primitive_cube_add()
 panel = types.SimpleNamespace(layout=Layout())
 bpy.types.GSSEG_PT_main.draw(panel, bpy.context)
 assert "proxy_instance" in panel.layout.props
+# every operator has a one-line tooltip
+for name in dir(bpy.ops.gsseg):
+    description = getattr(bpy.ops.gsseg, name).get_rna_type().description
+    assert description and "\n" not in description, (name, description)
