@@ -24,6 +24,7 @@ def _active_splat(context):
 
 
 NO_SPLAT = "Import a splat first (or make one the active object)"
+ACTIVE_SPLAT = "Make a splat (an imported Gaussian splat object) the active object"
 
 
 def _poll(cls, *checks):
@@ -120,7 +121,7 @@ class GSSEG_OT_export_splat(bpy.types.Operator, ExportHelper):
 
     @classmethod
     def poll(cls, context):
-        return _active_splat(context) is not None
+        return _poll(cls, (_active_splat(context) is not None, ACTIVE_SPLAT))
 
     def execute(self, context):
         obj = _active_splat(context)
@@ -227,7 +228,8 @@ class GSSEG_OT_use_camera(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return context.active_object is not None and context.active_object.type == "CAMERA"
+        camera = context.active_object
+        return _poll(cls, (camera is not None and camera.type == "CAMERA", "Make a camera the active object"))
 
     def execute(self, context):
         camera = camera_io.apply_render_settings(context.scene, context.active_object)
@@ -325,6 +327,14 @@ class GSSEG_OT_segment(_JobModal, bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     working = "accumulating masks"
+
+    @classmethod
+    def poll(cls, context):
+        settings = context.scene.gsseg
+        return _poll(cls, (_segment_target(context) is not None, NO_SPLAT),
+                     (settings.camera_collection is not None,
+                      "Choose the cameras: Import Cameras, or Add View Cameras"),
+                     (bool(settings.mask_dir), "Choose the mask folder (no masks: Segment from Proxies)"))
 
     def _inputs(self, context):
         settings = context.scene.gsseg
@@ -437,7 +447,8 @@ class GSSEG_OT_apply_gamma(bpy.types.Operator):
     @classmethod
     def poll(cls, context):
         obj = _active_splat(context)
-        return obj is not None and bool(obj.gsseg.accumulation_path)
+        return _poll(cls, (obj is not None, ACTIVE_SPLAT),
+                     (obj is not None and bool(obj.gsseg.accumulation_path), "Segment the splat first (no cache)"))
 
     def execute(self, context):
         obj = _active_splat(context)
@@ -455,7 +466,7 @@ class _SplatOperator:
 
     @classmethod
     def poll(cls, context):
-        return _active_splat(context) is not None
+        return _poll(cls, (_active_splat(context) is not None, ACTIVE_SPLAT))
 
     def run(self, context, obj):
         raise NotImplementedError
@@ -520,7 +531,7 @@ class GSSEG_OT_select_inside(_SplatOperator, bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return _poll(cls, (_active_splat(context) is not None, "Make the splat the active object"),
+        return _poll(cls, (_active_splat(context) is not None, ACTIVE_SPLAT),
                      (bool(_volumes(context)), "Select the mesh object(s) to select inside, then the splat"))
 
     def run(self, context, obj):

@@ -34,3 +34,7 @@ assert bpy.ops.gsseg.add_view_cameras(count=8) == {"FINISHED"}
 assert scene.gsseg.camera_collection != collection and len(scene.gsseg.camera_collection.objects) == 8
 RESULT["proxy"] = [camera_io.camera_from_object(obj, scene).world_to_camera.tolist()
                    for obj in scene.gsseg.camera_collection.objects]
+# operators that cannot run say why (greyed, with the reason)
+scene.gsseg.mask_dir = ""
+assert bpy.ops.gsseg.segment.poll() is False
+RESULT["segment_without_masks"] = True
