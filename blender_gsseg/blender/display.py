@@ -12,6 +12,7 @@ import bpy
 import numpy as np
 
 from ..core.pipeline import label_colour
+from .classes import register_handlers, unregister_handlers
 
 NODE_GROUP_NAME = "gsseg Splat Points"
 MATERIAL_NAME = "gsseg Splat Colour"
@@ -265,7 +266,7 @@ class _Nodes:
             node.name = node.label = name
         for key, value in properties.items():
             setattr(node, key, value)
-        sockets = [socket for socket in node.inputs if getattr(socket, "enabled", True)]
+        sockets = _available(node.inputs)  # after the properties, which decide the sockets
         items = inputs.items() if isinstance(inputs, dict) else enumerate(inputs)
         for key, value in items:
             socket = _pick(sockets, key)
@@ -278,7 +279,7 @@ class _Nodes:
         return node
 
     def out(self, node, key=0):
-        return _pick([socket for socket in node.outputs if getattr(socket, "enabled", True)], key)
+        return _pick(_available(node.outputs), key)
 
     def math(self, operation, *values):
         return self.out(self.node("ShaderNodeMath", values, operation=operation))
@@ -302,6 +303,10 @@ class _Nodes:
         for value in values[1:]:
             total = (self.vector if operation == "VECTOR" else self.math)("ADD", total, value)
         return total
+
+
+def _available(sockets):
+    return [socket for socket in sockets if getattr(socket, "enabled", True)]
 
 
 def _pick(sockets, key):
@@ -344,35 +349,20 @@ def _named(b, name, data_type):
 
 
 def _store(b, geometry, name, data_type, value, domain="POINT"):
-    node = b.node("GeometryNodeStoreNamedAttribute", data_type=data_type, domain=domain)
-    sockets = [socket for socket in node.inputs if getattr(socket, "enabled", True)]
-    b.links.new(geometry, sockets[0])
-    _pick(sockets, "Name").default_value = name
-    if isinstance(value, bpy.types.NodeSocket):
-        b.links.new(value, _pick(sockets, "Value"))
-    else:
-        _pick(sockets, "Value").default_value = value
+    node = b.node("GeometryNodeStoreNamedAttribute", {0: geometry, "Name": name, "Value": value},
+                  data_type=data_type, domain=domain)
     return b.out(node, 0)
 
 
 def _sample(b, geometry, value, data_type):
-    node = b.node("GeometryNodeSampleIndex", data_type=data_type, domain="POINT")
-    sockets = [socket for socket in node.inputs if getattr(socket, "enabled", True)]
-    b.links.new(geometry, sockets[0])
-    b.links.new(value, _pick(sockets, "Value"))
-    b.links.new(b.out(b.node("GeometryNodeInputIndex")), _pick(sockets, "Index"))
+    index = b.out(b.node("GeometryNodeInputIndex"))
+    node = b.node("GeometryNodeSampleIndex", {0: geometry, "Value": value, "Index": index}, data_type=data_type,
+                  domain="POINT")
     return b.out(node, "Value")
 
 
 def _switch(b, input_type, condition, false, true):
-    node = b.node("GeometryNodeSwitch", input_type=input_type)
-    sockets = [socket for socket in node.inputs if getattr(socket, "enabled", True)]
-    for socket, value in zip(sockets, (condition, false, true)):
-        if isinstance(value, bpy.types.NodeSocket):
-            b.links.new(value, socket)
-        else:
-            socket.default_value = value
-    return b.out(node, 0)
+    return b.out(b.node("GeometryNodeSwitch", (condition, false, true), input_type=input_type), 0)
 
 
 def _sh_colour(b, direction, degree, scene_degree):
@@ -650,15 +640,13 @@ def _on_depsgraph_update(scene, _depsgraph=None):
         print(f"gsseg: splat display not updated for the camera: {error}")
 
 
-def register():
-    from bpy.app.handlers import persistent
+_HANDLERS = []
 
-    handler = persistent(_on_depsgraph_update)
-    register.handler = handler
-    bpy.app.handlers.depsgraph_update_post.append(handler)
+
+def register():
+    _HANDLERS[:] = register_handlers([("depsgraph_update_post", _on_depsgraph_update)])
 
 
 def unregister():
-    handler = getattr(register, "handler", None)
-    if handler in bpy.app.handlers.depsgraph_update_post:
-        bpy.app.handlers.depsgraph_update_post.remove(handler)
+    unregister_handlers(_HANDLERS)
+    _HANDLERS.clear()

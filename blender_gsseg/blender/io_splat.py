@@ -330,15 +330,15 @@ def gaussians_from_object(obj, *, selected_only=False, include_label=False):
                      vertex_position=int(header.get("vertex_position", 0)), source_format="blender")
 
 
-def gaussians_in_world(obj):
-    """The splat object's Gaussians in world space (its transform baked in by the core)."""
+def in_world(obj, gaussians):
+    """``gaussians`` of the splat object ``obj`` in world space: its transform baked in by the core (positions,
+    rotations, scales, normals, SH); unchanged when the transform is exactly the identity."""
     from ..core.transform import transform_gaussians
 
-    gaussians = gaussians_from_object(obj)
-    if not is_identity(obj.matrix_world):
-        gaussians = transform_gaussians(gaussians, np.array(obj.matrix_world, dtype=np.float64),
-                                        where=f"'{obj.name}' (object transform)")
-    return gaussians
+    if is_identity(obj.matrix_world, tolerance=0.0):
+        return gaussians
+    return transform_gaussians(gaussians, np.array(obj.matrix_world, dtype=np.float64),
+                               where=f"'{obj.name}' (object transform)")
 
 
 def is_identity(matrix, tolerance=1e-6):
@@ -354,16 +354,12 @@ def export_splat(obj, path, *, selected_only=False, include_label=False, apply_t
     a Gaussian cannot represent (non-uniform or negative scale, shear) is refused before anything is written.
     ``header``: a function that returns the Gaussians with the header comments to write (the instance list's
     names and colours: :func:`.labels.with_label_comments`)."""
-    from ..core.transform import transform_gaussians
-
-    matrix = obj.matrix_world
     gaussians = gaussians_from_object(obj, selected_only=selected_only, include_label=include_label)
     if selected_only and len(gaussians) == 0:
         raise BadInputError(f"'{obj.name}': no points are selected (select some in edit mode)")
     if header is not None:
         gaussians = header(obj, gaussians)
-    if apply_transform and not is_identity(matrix, tolerance=0.0):
-        gaussians = transform_gaussians(gaussians, np.array(matrix, dtype=np.float64),
-                                        where=f"'{obj.name}' (object transform)")
+    if apply_transform:
+        gaussians = in_world(obj, gaussians)
     write_gaussians(path, gaussians)
     return len(gaussians)

@@ -208,7 +208,7 @@ class GSSEG_OT_add_view_cameras(bpy.types.Operator):
                    if obj.type == "MESH" and not io_splat.is_splat_object(obj)]
         try:
             collection, cameras = camera_io.add_view_cameras(
-                context, io_splat.gaussians_in_world(splat), proxies, count=self.count,
+                context, io_splat.in_world(splat, io_splat.gaussians_from_object(splat)), proxies, count=self.count,
                 elevations=(self.elevation_low, self.elevation_high), fov_x=self.fov)
         except Exception as error:
             self.report({"ERROR"}, _error_text(error))
@@ -242,6 +242,7 @@ class _JobModal:
     finished in the main thread; progress in the status bar, Esc cancels. Without a window (scripts) the
     operator's ``execute`` runs instead."""
 
+    bl_options = {"REGISTER", "UNDO"}
     _job = None
     _thread = None
     _timer = None
@@ -252,6 +253,25 @@ class _JobModal:
 
     def _report_result(self, context, result):
         raise NotImplementedError
+
+    def execute(self, context):
+        """Synchronous (scripts, the redo panel): the same job, every step in this thread."""
+        window_manager = context.window_manager
+        try:
+            job = self._prepare_job(context)
+            window_manager.progress_begin(0, 1)
+            try:
+                while getattr(job, "step_in_main_thread", lambda: False)():
+                    window_manager.progress_update(job.done / max(job.total, 1))
+                job.run()
+                result = job.finish()
+            finally:
+                window_manager.progress_end()
+        except Exception as error:
+            self.report({"ERROR"}, _error_text(error))
+            return {"CANCELLED"}
+        self._report_result(context, result)
+        return {"FINISHED"}
 
     def invoke(self, context, event):
         if context.window is None:
@@ -324,7 +344,6 @@ class GSSEG_OT_segment(_JobModal, bpy.types.Operator):
 
     bl_idname = "gsseg.segment"
     bl_label = "Segment"
-    bl_options = {"REGISTER", "UNDO"}
 
     working = "accumulating masks"
 
@@ -387,7 +406,6 @@ class GSSEG_OT_segment_proxies(_JobModal, bpy.types.Operator):
 
     bl_idname = "gsseg.segment_proxies"
     bl_label = "Segment from Proxies"
-    bl_options = {"REGISTER", "UNDO"}
 
     working = "segmenting from proxies"
 
@@ -400,22 +418,6 @@ class GSSEG_OT_segment_proxies(_JobModal, bpy.types.Operator):
     def _prepare_job(self, context):
         obj = _segment_target(context)
         return proxies.ProxyJob.prepare(context, obj, _proxies_for(context))
-
-    def execute(self, context):
-        window_manager = context.window_manager
-        try:
-            job = self._prepare_job(context)
-            window_manager.progress_begin(0, 1)
-            try:
-                job.run()
-                result = job.finish()
-            finally:
-                window_manager.progress_end()
-        except Exception as error:
-            self.report({"ERROR"}, _error_text(error))
-            return {"CANCELLED"}
-        self._report_result(context, result)
-        return {"FINISHED"}
 
     def _report_result(self, context, result):
         obj = bpy.data.objects[result["object"]]
@@ -702,7 +704,6 @@ class GSSEG_OT_masks_from_proxies(_JobModal, bpy.types.Operator):
 
     bl_idname = "gsseg.masks_from_proxies"
     bl_label = "Masks from Proxies"
-    bl_options = {"REGISTER", "UNDO"}
 
     working = "masks from proxies"
 
@@ -715,24 +716,6 @@ class GSSEG_OT_masks_from_proxies(_JobModal, bpy.types.Operator):
         return proxies.ProxyMaskJob(context, _segment_target(context), collection=settings.camera_collection,
                                     scale=settings.scale, backend=resolve_backend(context, settings.backend),
                                     save_dir=settings.proxy_mask_dir)
-
-    def execute(self, context):
-        window_manager = context.window_manager
-        try:
-            job = self._prepare_job(context)
-            window_manager.progress_begin(0, 1)
-            try:
-                while job.step_in_main_thread():
-                    window_manager.progress_update(job.done / max(job.total, 1))
-                job.run()
-                result = job.finish()
-            finally:
-                window_manager.progress_end()
-        except Exception as error:
-            self.report({"ERROR"}, _error_text(error))
-            return {"CANCELLED"}
-        self._report_result(context, result)
-        return {"FINISHED"}
 
     def _report_result(self, context, result):
         bpy.data.objects[result["object"]].gsseg.display = "LABELS"

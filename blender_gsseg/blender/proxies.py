@@ -2,11 +2,11 @@
 
 The artist gives mesh objects an instance id (``Object.gsseg.proxy_instance`` > 0). For each camera, Cycles
 renders the object-index pass of the proxies alone (a temporary scene holding only them and a temporary
-camera with the exact intrinsics of the view at the working resolution), 1 sample per pixel through a box
+camera with the exact intrinsics of the view at its full resolution), 1 sample per pixel through a box
 filter of width 0.01 px: each pixel is the proxy hit by the ray through its centre, and proxies occlude each
 other as the geometry says. The pass goes through the compositor into a 32-bit EXR, read back with
 ``bpy.data.images`` (ids are exact in float32). The label maps are then fed to the accumulator like mask
-images would be (:func:`segment_from_proxies`).
+images would be (:class:`ProxyMaskJob`).
 
 Nothing of the user's scene changes: proxies are linked into the temporary scene; their ``pass_index``,
 ``hide_render`` and camera visibility are set for the render and restored afterwards.
@@ -249,19 +249,6 @@ class ProxyMaskJob:
         result = self.lifting.finish()
         result["labels_rendered"] = sorted({int(v) for m in self.maps for v in np.unique(m)})
         return result
-
-
-def segment_from_proxies(context, obj, *, collection, scale=1.0, backend="auto", proxies=None, save_dir="",
-                         progress=None):
-    """Masks from Proxies in one call (scripts): every view rendered, then lifted (see :class:`ProxyMaskJob`).
-    Returns Segment's figures plus 'labels_rendered'."""
-    job = ProxyMaskJob(context, obj, collection=collection, scale=scale, backend=backend, proxies=proxies,
-                       save_dir=save_dir)
-    while job.step_in_main_thread():
-        if progress is not None:
-            progress(job.done, job.total)
-    job.run()
-    return job.finish()
 
 
 # ---------------------------------------------------------------------------------------------------------------

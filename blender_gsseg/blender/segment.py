@@ -28,6 +28,7 @@ from . import labels as label_list
 from .attributes import (CONFIDENCE_ATTRIBUTE, INDEX_ATTRIBUTE, LABEL_ATTRIBUTE, ObjectMode, read_attribute,
                          write_attribute)
 from .cameras import cameras_in_collection
+from .classes import register_handlers, unregister_handlers
 
 # path -> (modification time, size, Shares): moving the slider must not reload the file every time.
 _SHARES_CACHE = {}
@@ -286,7 +287,6 @@ def keep_caches_beside(blend_path):
     this one is being saved as a copy of -- is copied there (atomically); the original stays, since undo or the
     other .blend may still refer to it. Returns how many caches were copied."""
     from ..core.files.commit import output_path
-    from ..core.pipeline import level_sidecars
 
     folder = os.path.dirname(os.path.abspath(blend_path))
     stem = os.path.splitext(os.path.basename(blend_path))[0]
@@ -341,38 +341,31 @@ def remove_orphan_caches(blend_path):
     return removed
 
 
-def _after_load(*args):
-    path = next((arg for arg in args if isinstance(arg, str) and arg), None) or bpy.data.filepath
-    if not path:
-        return
-    try:
-        remove_orphan_caches(path)
-    except Exception as error:  # a handler must not raise into Blender
-        print(f"gsseg: unused segmentation caches beside {path} not removed: {error}")
+def _on_blend_file(function, failure):
+    """A save/load handler calling ``function(path of the .blend)``; a failure is printed, never raised into
+    Blender (the save or load goes on)."""
+    def handler(*args):
+        path = next((arg for arg in args if isinstance(arg, str) and arg), None) or bpy.data.filepath
+        if not path:
+            return
+        try:
+            function(path)
+        except Exception as error:
+            print(f"gsseg: {failure} ({path}): {error}")
+    return handler
 
 
-def _before_save(*args):
-    path = next((arg for arg in args if isinstance(arg, str) and arg), None) or bpy.data.filepath
-    if not path:
-        return
-    try:
-        keep_caches_beside(path)
-    except Exception as error:  # a handler must not raise into Blender; the save goes on
-        print(f"gsseg: the segmentation caches could not be copied beside {path}: {error}")
+HANDLERS = (("save_pre", _on_blend_file(keep_caches_beside, "the segmentation caches were not copied beside it")),
+            ("load_post", _on_blend_file(remove_orphan_caches, "unused segmentation caches were not removed")))
 
 
-HANDLERS = (("save_pre", _before_save), ("load_post", _after_load))
+_HANDLERS = []
 
 
 def register():
-    from bpy.app.handlers import persistent
-
-    register.handlers = [(kind, persistent(function)) for kind, function in HANDLERS]
-    for kind, handler in register.handlers:
-        getattr(bpy.app.handlers, kind).append(handler)
+    _HANDLERS[:] = register_handlers(HANDLERS)
 
 
 def unregister():
-    for kind, handler in getattr(register, "handlers", ()):
-        if handler in getattr(bpy.app.handlers, kind):
-            getattr(bpy.app.handlers, kind).remove(handler)
+    unregister_handlers(_HANDLERS)
+    _HANDLERS.clear()
