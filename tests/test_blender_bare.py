@@ -63,6 +63,10 @@ def test_select_inside_object_and_linked_instances(tmp_path):
     assert 50 < len(truth) < len(gaussians) // 2
     assert result["inside"] == truth.tolist()
     assert result["linked"] == np.flatnonzero(np.isin(labels, [1, 3])).tolist()
+    assert result["modes"] == {name: ["OBJECT", "EDIT"] for name in
+                               ("select_instance", "deselect_instance", "select_unseen", "invert_selection")}
+    # the last, invoked twice: inverting twice from the selection of unseen points gives it back
+    assert result["invoked_selection"] == np.flatnonzero(labels == -1).tolist()
     assert "menu_select" in result["menus"]["VIEW3D_MT_select_edit_mesh"]
     assert "menu_select" in result["menus"]["VIEW3D_MT_edit_mesh_context_menu"]
     assert "menu_add" in result["menus"]["VIEW3D_MT_add"]

@@ -502,7 +502,20 @@ class _InstanceOperator(_SplatOperator):
         return f"instance {label}" + (f" ({item.name})" if item is not None else "")
 
 
-class GSSEG_OT_select_instance(_InstanceOperator, bpy.types.Operator):
+class _ShowsSelection:
+    """A selection is seen in edit mode: clicked from object mode (invoked), the operator goes there. Run from a
+    script (executed), it leaves the mode to the script, whose reads and undo steps then stay in object mode."""
+
+    def invoke(self, context, event):
+        result = _SplatOperator.execute(self, context)
+        obj = _active_splat(context)
+        if "FINISHED" in result and obj.mode != "EDIT":
+            with context.temp_override(active_object=obj, object=obj):
+                bpy.ops.object.mode_set(mode="EDIT")
+        return result
+
+
+class GSSEG_OT_select_instance(_ShowsSelection, _InstanceOperator, bpy.types.Operator):
     """Select the points of one instance (edit-mode selection); at a coarse level, all its parts"""
 
     bl_idname = "gsseg.select_instance"
@@ -516,14 +529,7 @@ class GSSEG_OT_select_instance(_InstanceOperator, bpy.types.Operator):
         return f"Selected {count:,} points of {self._name(obj, label)}"
 
 
-def _enter_edit_mode(context, obj):
-    """Selections are seen in edit mode: go there from object mode."""
-    if obj.mode != "EDIT":
-        with context.temp_override(active_object=obj, object=obj):
-            bpy.ops.object.mode_set(mode="EDIT")
-
-
-class GSSEG_OT_select_inside(_SplatOperator, bpy.types.Operator):
+class GSSEG_OT_select_inside(_ShowsSelection, _SplatOperator, bpy.types.Operator):
     """Select the points inside the selected mesh objects (no cameras needed)"""
 
     bl_idname = "gsseg.select_inside"
@@ -539,7 +545,6 @@ class GSSEG_OT_select_inside(_SplatOperator, bpy.types.Operator):
     def run(self, context, obj):
         volumes = _volumes(context)
         count = editing.select_inside(obj, volumes, self.extend)
-        _enter_edit_mode(context, obj)
         return f"Selected {count:,} points inside {', '.join(v.name for v in volumes)}"
 
 
@@ -547,7 +552,7 @@ def _volumes(context):
     return [obj for obj in context.selected_objects if obj.type == "MESH" and not io_splat.is_splat_object(obj)]
 
 
-class GSSEG_OT_select_linked_instance(_SplatOperator, bpy.types.Operator):
+class GSSEG_OT_select_linked_instance(_ShowsSelection, _SplatOperator, bpy.types.Operator):
     """Grow the selection to whole instances: every point of an instance a selected point belongs to"""
 
     bl_idname = "gsseg.select_linked_instance"
@@ -561,11 +566,10 @@ class GSSEG_OT_select_linked_instance(_SplatOperator, bpy.types.Operator):
 
     def run(self, context, obj):
         labels, count = editing.select_linked_instance(obj, obj.gsseg.level)
-        _enter_edit_mode(context, obj)
         return f"Selected {count:,} points of {len(labels)} instance{'s' if len(labels) != 1 else ''}"
 
 
-class GSSEG_OT_deselect_instance(_InstanceOperator, bpy.types.Operator):
+class GSSEG_OT_deselect_instance(_ShowsSelection, _InstanceOperator, bpy.types.Operator):
     """Deselect the points of one instance"""
 
     bl_idname = "gsseg.deselect_instance"
@@ -577,7 +581,7 @@ class GSSEG_OT_deselect_instance(_InstanceOperator, bpy.types.Operator):
         return f"Deselected the {count:,} points of {self._name(obj, label)}"
 
 
-class GSSEG_OT_select_unseen(_SplatOperator, bpy.types.Operator):
+class GSSEG_OT_select_unseen(_ShowsSelection, _SplatOperator, bpy.types.Operator):
     """Select the points no camera saw (label -1)"""
 
     bl_idname = "gsseg.select_unseen"
@@ -589,7 +593,7 @@ class GSSEG_OT_select_unseen(_SplatOperator, bpy.types.Operator):
         return f"Selected {editing.select_unseen(obj, self.extend):,} unseen points"
 
 
-class GSSEG_OT_invert_selection(_SplatOperator, bpy.types.Operator):
+class GSSEG_OT_invert_selection(_ShowsSelection, _SplatOperator, bpy.types.Operator):
     """Invert the point selection (hidden points stay unselected)"""
 
     bl_idname = "gsseg.invert_selection"
