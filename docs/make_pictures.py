@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 import bpy  # noqa: E402
 import numpy as np  # noqa: E402
+from mathutils import Matrix  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from blender_gsseg.core.files.inria_cameras import write_cameras_json  # noqa: E402
@@ -157,6 +158,38 @@ def bare_file_picture(context, folder, scene_data, path):
         bpy.data.objects.remove(box)
 
 
+def view_cameras_picture(context, path):
+    """Add View Cameras around the whole splat (the one imported for step 5), each camera drawn as a small
+    pyramid pointing where it looks (cameras do not render); seen from farther back than the other steps."""
+    bpy.ops.object.select_all(action="DESELECT")
+    assert bpy.ops.gsseg.add_view_cameras() == {"FINISHED"}
+    scene = context.scene
+    rig = [obj for obj in scene.gsseg.camera_collection.objects if obj.type == "CAMERA"]
+    marker = bpy.data.materials.new("docs camera marker")
+    marker.diffuse_color = (1.0, 0.8, 0.2, 1.0)
+    if marker.node_tree is None:  # Blender < 5 makes the tree on request
+        marker.use_nodes = True
+    shader = marker.node_tree.nodes["Principled BSDF"]
+    shader.inputs["Emission Color"].default_value = (1.0, 0.75, 0.15, 1.0)
+    shader.inputs["Emission Strength"].default_value = 3.0
+    markers = []
+    for camera in rig:
+        # a four-sided cone whose apex is the camera centre and whose base lies ahead of it, along -Z
+        bpy.ops.mesh.primitive_cone_add(vertices=4, radius1=0.45, radius2=0.0, depth=0.7)
+        pyramid = context.active_object
+        pyramid.data.transform(Matrix.Translation((0.0, 0.0, -0.35)))
+        pyramid.matrix_world = camera.matrix_world.normalized()
+        pyramid.data.materials.append(marker)
+        markers.append(pyramid)
+    far = view_camera(scene)
+    far.location = far.location * 3.2
+    far.data.lens = 30
+    scene.camera = far
+    render(scene, path)
+    for obj in markers + [far]:
+        bpy.data.objects.remove(obj)
+
+
 def main(argv):
     args = parse(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
@@ -208,6 +241,9 @@ def main(argv):
             if obj.type == "MESH":
                 bpy.data.objects.remove(obj)
         bare_file_picture(context, folder, scene_data, os.path.join(args.out, "05_from_proxies.png"))
+
+        # 6. the same bare splat: Add View Cameras, the rig Masks from Proxies or masks made elsewhere can use
+        view_cameras_picture(context, os.path.join(args.out, "06_view_cameras.png"))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
