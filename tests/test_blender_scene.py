@@ -218,7 +218,7 @@ def test_make_pictures_script_runs(tmp_path):
     from PIL import Image
     names = sorted(os.listdir(out))
     assert names == ["01_imported.png", "02_labels.png", "03_removed.png", "04_proxy_mask.png",
-                     "05_from_proxies.png"]
+                     "05_from_proxies.png", "06_view_cameras.png"]
     for name in names[:3]:
         assert Image.open(out / name).size == (96, 72)
     imported, removed = (np.asarray(Image.open(out / n).convert("RGB")).astype(int) for n in names[0:3:2])
