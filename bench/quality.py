@@ -20,9 +20,9 @@ and reports
   of at least one pixel of some lifting view: the others cannot be known from masks), weighted by each
   Gaussian's total weight over the lifting views, and over all Gaussians (unseen count as wrong).
 
-Usage: python bench/quality.py SCENE_DIR [--kinds clean trained] [--masks clean noisy] [--noise-seeds 0 1]
-       [--gammas -0.4 -0.2 0 0.2 0.4] [--refine missing missing+seams missing+hidden+seams]
-       [--seam-margins 0.2] [--heldout-views K] [--gamma-auto] [--json out.json]
+Usage: python bench/quality.py SCENE_DIR [--kinds clean trained] [--masks clean noisy model] [--noise-seeds 0 1]
+       [--gammas -0.4 -0.2 0 0.2 0.4] [--refine missing missing+seams missing+hidden+seams opacity]
+       [--seam-margins 0.2] [--heldout-views K] [--gamma-auto] [--skip-vote] [--json out.json]
 The README's table: python bench/quality.py SCENE --noise-seeds 0 1 --json bench/results/quality.json
 """
 
@@ -46,11 +46,14 @@ from blender_gsseg.core.metrics import segmentation_metrics  # noqa: E402
 from blender_gsseg.core.rasterize import iter_contributions  # noqa: E402
 from blender_gsseg.core.refine import DEFAULT_SEAM_MARGIN, refine  # noqa: E402
 from blender_gsseg.core.render import label_argmax, render_label_mask, render_label_weights  # noqa: E402
+from blender_gsseg.core.render import render_labels  # noqa: E402
+from blender_gsseg.core.seg_opacity import with_seg_opacity  # noqa: E402
 from blender_gsseg.core.solver import Shares  # noqa: E402
 from blender_gsseg.core.views import build_views  # noqa: E402
 from synthetic.mask_noise import MaskNoise, noisy_masks  # noqa: E402
 
 MODES = ("subset", "argmax")
+SUZANNE = 3  # make_scene's label of Suzanne: the removal goal of the README
 
 
 def read_label_png(path):
@@ -131,16 +134,24 @@ def gaussian_accuracy(labels, truth, observable, weight):
     }
 
 
-def evaluate(name, labels, ctx):
+def removal(labels, truth, weight, label):
+    """(recall, precision) of removing ``label`` by its labels, each Gaussian weighted by its rendered
+    contribution in the lifting views."""
+    actual, picked = truth == label, labels == label
+    return (float(weight[actual & picked].sum() / max(weight[actual].sum(), 1e-30)),
+            float(weight[actual & picked].sum() / max(weight[picked].sum(), 1e-30)))
+
+
+def evaluate(name, labels, ctx, seg_opacity=None, seconds=None):
     """``labels``: int [N], or {mode: labels} when each render rule has its own (γ auto); the per-Gaussian
-    accuracy is then the subset rule's."""
+    accuracy is then the subset rule's. ``seg_opacity``: the masks are rendered with it (--refine opacity)."""
     per_mode = labels if isinstance(labels, dict) else {mode: labels for mode in MODES}
+    scene = with_seg_opacity(ctx["gaussians"], seg_opacity) if seg_opacity is not None else ctx["gaussians"]
     renders = {}  # one render per distinct labels array
-    row = {"method": name}
+    row = {"method": name, "seconds": seconds}
     for mode in MODES:
         if id(per_mode[mode]) not in renders:
-            renders[id(per_mode[mode])] = render_heldout(ctx["gaussians"], ctx["covariances"], per_mode[mode],
-                                                         ctx["heldout"])
+            renders[id(per_mode[mode])] = render_heldout(scene, ctx["covariances"], per_mode[mode], ctx["heldout"])
         metrics = segmentation_metrics(renders[id(per_mode[mode])][mode], ctx["truths"])
         row[f"miou_{mode}"] = metrics["miou"]
         row[f"macc_{mode}"] = metrics["macc"]
@@ -148,6 +159,8 @@ def evaluate(name, labels, ctx):
         if "ceiling" in ctx:
             row[f"ratio_{mode}"] = metrics["miou"] / ctx["ceiling"][mode]
     row.update(gaussian_accuracy(per_mode["subset"], ctx["truth_labels"], ctx["observable"], ctx["weight"]))
+    row["suzanne_recall"], row["suzanne_precision"] = removal(per_mode["subset"], ctx["truth_labels"],
+                                                              ctx["weight"], SUZANNE)
     return row
 
 
@@ -183,60 +196,117 @@ def run_kind(folder, kind, args, backend):
     for mask_kind in args.masks:
         seeds = args.noise_seeds if mask_kind == "noisy" else [None]
         for seed in seeds:
-            maps = clean_maps if seed is None else noisy_masks(clean_maps, seed=seed, noise=MaskNoise())
-            masks_name = "clean" if seed is None else f"noisy (seed {seed})"
+            mask_ctx = ctx
+            if mask_kind == "model":  # the true labels rendered by our rasterizer (argmax rule), lifting and held-out
+                maps = [render_labels(gaussians, truth_labels, c, "argmax") for c in lift]
+                mask_ctx = dict(ctx, truths=[render_labels(gaussians, truth_labels, c, "argmax") for c in held])
+                model_ceiling = evaluate("ground-truth labels", truth_labels, mask_ctx)
+                mask_ctx["ceiling"] = {mode: model_ceiling[f"miou_{mode}"] for mode in MODES}
+                rows.append(dict(model_ceiling, scene=kind, masks="model-consistent", ratio_subset=1.0,
+                                 ratio_argmax=1.0))
+            else:
+                maps = clean_maps if seed is None else noisy_masks(clean_maps, seed=seed, noise=MaskNoise())
+            masks_name = {"model": "model-consistent", "clean": "clean"}.get(mask_kind, f"noisy (seed {seed})")
             index_maps = [np.searchsorted(label_ids, m) for m in maps]
-            accumulation = clean_acc if seed is None else accumulate_weights(gaussians, lift, index_maps,
-                                                                             label_ids, backend=backend)
+            t0 = time.perf_counter()
+            accumulation = clean_acc if mask_kind == "clean" else accumulate_weights(gaussians, lift, index_maps,
+                                                                                     label_ids, backend=backend)
+            lift_seconds = time.perf_counter() - t0
             shares = Shares.from_accumulation(accumulation)
-            methods = []
+            methods = []  # (name, labels, segmentation opacity or None, seconds)
             for gamma in args.gammas:
-                methods.append((f"exact γ={gamma:+.1f}", shares.solve(gamma)[0]))
+                methods.append((f"exact γ={gamma:+.1f}", shares.solve(gamma)[0], None, lift_seconds))
             if args.gamma_auto:  # γ chosen by cross-validation over the lifting views (segment --gamma auto)
+                t0 = time.perf_counter()
                 views = build_views(lift, maps)
                 folds = tune.accumulate_folds(gaussians, views, tune.DEFAULT_FOLDS, backend=backend)
                 choice = tune.choose_gamma(gaussians, views, folds, backend=backend)
                 auto = Shares.from_accumulation(tune.sum_folds(folds))
                 methods.append((f"exact γ=auto (subset {choice.gamma['subset']:+.2f}, argmax "
                                 f"{choice.gamma['argmax']:+.2f})",
-                                {mode: auto.solve(choice.gamma[mode])[0] for mode in MODES}))
-            methods.append(("centre vote", centre_vote(lifting, maps, label_ids, len(gaussians))))
-            methods.append(("centre vote, depth-tested",
-                            centre_vote(lifting, maps, label_ids, len(gaussians), depth_test=True)))
+                                {mode: auto.solve(choice.gamma[mode])[0] for mode in MODES}, None,
+                                time.perf_counter() - t0))
+            if not args.skip_vote:
+                methods.append(("centre vote", centre_vote(lifting, maps, label_ids, len(gaussians)), None, None))
+                methods.append(("centre vote, depth-tested",
+                                centre_vote(lifting, maps, label_ids, len(gaussians), depth_test=True), None, None))
             for spec in args.refine:
                 if spec == "none":
                     continue
                 steps = spec.split("+")
                 for margin in args.seam_margins if "seams" in steps else [DEFAULT_SEAM_MARGIN]:
-                    labels, _, _, report = refine(gaussians, accumulation, steps, cameras=lift, label_maps=maps,
-                                                  backend=backend, margin=margin)
+                    t0 = time.perf_counter()
+                    labels, _, _, report, seg_opacity = refine(gaussians, accumulation, steps, cameras=lift,
+                                                               label_maps=maps, backend=backend, margin=margin)
+                    seconds = lift_seconds + time.perf_counter() - t0
                     note = f" (margin {margin:g})" if "seams" in steps and len(args.seam_margins) > 1 else ""
-                    methods.append((f"exact γ=+0.0, --refine {' '.join(steps)}{note}", labels))
+                    if "opacity" in steps:
+                        fitted = report["opacity"]
+                        note += f" (λ {fitted['penalty']:g}, {fitted['steps']} steps)"
+                    methods.append((f"exact γ=+0.0, --refine {' '.join(steps)}{note}", labels, seg_opacity, seconds))
                     if "missing" in steps:
                         print(f"[{kind}/{masks_name}] missing objects ignored in {len(report['missing'])} "
                               f"(view, label) pairs: {report['missing'][:6]}", file=sys.stderr)
-            for name, labels in methods:
+            if args.residue_picture and masks_name == args.residue_masks:
+                picked = [(name.split(" (")[0].replace("γ", "gamma "), labels) for name, labels, _, _ in methods]
+                residue_picture(args.residue_picture, gaussians, truth_labels, picked, held, ctx["truths"])
+            for name, labels, seg_opacity, seconds in methods:
                 t0 = time.perf_counter()
-                row = evaluate(name, labels, ctx)
+                row = evaluate(name, labels, mask_ctx, seg_opacity, seconds)
                 row.update(scene=kind, masks=masks_name)
                 rows.append(row)
                 print(f"[{kind}/{masks_name}] {name}: mIoU subset {row['miou_subset']:.4f} "
                       f"({row['ratio_subset']:.3f}x) argmax {row['miou_argmax']:.4f} ({row['ratio_argmax']:.3f}x) "
                       f"acc obs {row['acc_observable']:.4f} w {row['acc_weighted']:.4f} all {row['acc_all']:.4f} "
+                      f"Suzanne {row['suzanne_recall']:.4f}/{row['suzanne_precision']:.4f} "
                       f"({time.perf_counter() - t0:.1f}s)", file=sys.stderr)
     return rows
 
 
+def residue_picture(path, gaussians, truth_labels, methods, cameras, truths):
+    """After removing Suzanne: exactly her Gaussians, then by each method's labels (``methods``: [(title,
+    labels)]), side by side at twice the size, cropped around her in the held-out view where she covers most
+    pixels; what a removal leaves behind is the difference from the first panel."""
+    from PIL import ImageDraw
+
+    from blender_gsseg.core.render import render_colour
+
+    view = int(np.argmax([np.count_nonzero(t == SUZANNE) for t in truths]))
+    rows, cols = np.nonzero(truths[view] == SUZANNE)
+    pad = 12
+    box = (max(cols.min() - pad, 0), max(rows.min() - pad, 0), min(cols.max() + pad, truths[view].shape[1]),
+           min(rows.max() + pad, truths[view].shape[0]))
+    panels = []
+    for title, labels in [("truth", truth_labels)] + list(methods):
+        labels = labels["subset"] if isinstance(labels, dict) else labels
+        rgb, _ = render_colour(gaussians.subset(labels != SUZANNE), cameras[view], background=(0.3, 0.3, 0.3))
+        image = Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8)).crop(box)
+        image = image.resize((image.width * 2, image.height * 2), Image.NEAREST)
+        canvas = Image.new("RGB", (image.width, image.height + 16), (255, 255, 255))
+        canvas.paste(image, (0, 16))
+        ImageDraw.Draw(canvas).text((3, 2), title, fill=(0, 0, 0))
+        panels.append(canvas)
+    width = sum(panel.width for panel in panels) + 4 * (len(panels) - 1)
+    strip = Image.new("RGB", (width, panels[0].height), (255, 255, 255))
+    x = 0
+    for panel in panels:
+        strip.paste(panel, (x, 0))
+        x += panel.width + 4
+    strip.save(path, optimize=True)
+
+
 def markdown(rows):
     lines = ["| scene | masks | method | held-out mIoU subset (× ceiling) | mAcc subset | mIoU argmax (× ceiling) | "
-             "mAcc argmax | acc. observable | acc. weighted | acc. all |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "mAcc argmax | acc. observable | acc. weighted | acc. all | Suzanne removed (weighted recall / "
+             "precision) | time (s) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        seconds = f"{r['seconds']:.1f}" if r.get("seconds") is not None else "-"
         lines.append(f"| {r['scene']} | {r['masks']} | {r['method']} | "
                      f"{r['miou_subset']:.4f} ({r['ratio_subset']:.3f}) "
                      f"| {r['macc_subset']:.4f} | {r['miou_argmax']:.4f} ({r['ratio_argmax']:.3f}) | "
                      f"{r['macc_argmax']:.4f} | {r['acc_observable']:.4f} | {r['acc_weighted']:.4f} | "
-                     f"{r['acc_all']:.4f} |")
+                     f"{r['acc_all']:.4f} | {r['suzanne_recall']:.4f} / {r['suzanne_precision']:.4f} | {seconds} |")
     return "\n".join(lines)
 
 
@@ -244,13 +314,18 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("scene_dir")
     parser.add_argument("--kinds", nargs="+", choices=("clean", "trained"), default=["clean", "trained"])
-    parser.add_argument("--masks", nargs="+", choices=("clean", "noisy"), default=["clean", "noisy"])
+    parser.add_argument("--masks", nargs="+", choices=("clean", "noisy", "model"), default=["clean", "noisy"],
+                        help="model: the true labels rendered at the lifting and held-out views by the argmax rule")
     parser.add_argument("--noise-seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--gammas", type=float, nargs="+", default=[-0.4, -0.2, 0.0, 0.2, 0.4])
     parser.add_argument("--refine", nargs="+", default=["missing", "missing+seams", "missing+hidden+seams"],
                         help="refinements to add as methods (missing, hidden, seams or none; several joined with +)")
     parser.add_argument("--seam-margins", type=float, nargs="+", default=[DEFAULT_SEAM_MARGIN])
     parser.add_argument("--gamma-auto", action="store_true", help="add γ chosen by cross-validation as a method")
+    parser.add_argument("--skip-vote", action="store_true", help="leave out the centre-vote methods")
+    parser.add_argument("--residue-picture", help="PNG: the first held-out view after removing Suzanne by each "
+                                                  "method's labels (with the masks of --residue-masks)")
+    parser.add_argument("--residue-masks", default="noisy (seed 0)", help="which masks' methods to picture")
     parser.add_argument("--heldout-views", type=int, help="use only the first K held-out views")
     parser.add_argument("--backend", default="cpu")
     parser.add_argument("--json", help="write every row (with per-label IoU) here")

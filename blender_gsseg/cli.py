@@ -109,6 +109,10 @@ def cmd_segment(args):
 
     _output_checks(args.output)
     memory_budget = _memory_budget(args.memory_budget)
+    if "opacity" in args.refine:
+        from .core.seg_opacity import import_torch
+
+        import_torch()  # a clear message before the long work when PyTorch is missing
     masks = args.masks[0] if len(args.masks) == 1 else args.masks
     inputs = [args.scene, args.cameras, *args.masks, *sidecar_paths_of(args.scene)]
     with Commit(inputs) as commit:  # refuses an output that is an input before the long work
@@ -234,6 +238,7 @@ def cmd_render_masks(args):
     from .core.files.commit import Commit
     from .core.pipeline import level_labels_of, load_shares, read_labeled
     from .core.render import render_colour, render_labels
+    from .core.seg_opacity import with_seg_opacity
     from .core.tune import read_gamma_comment
     from .core.views import working_sizes
 
@@ -243,6 +248,7 @@ def cmd_render_masks(args):
     working_sizes(cameras, args.scale)  # a clear error for a scale that leaves no pixel
     cameras = [camera.scaled(args.scale) for camera in cameras]
     labels = level_labels_of(gaussians, args.level, args.scene)
+    masked = with_seg_opacity(gaussians)  # the masks see the segmentation opacity of --refine opacity, if any
     chosen = read_gamma_comment(gaussians.comments)
     if chosen and args.level is None and args.mode in chosen and chosen[args.mode] != chosen.get("subset"):
         # gsseg_label holds the subset rule's γ; this rule had another one
@@ -260,7 +266,7 @@ def cmd_render_masks(args):
             if stem + ".png" in written:
                 raise BadInputError(f"{args.cameras}: two cameras would write {stem}.png (image names must differ "
                                     f"in their file stem)")
-            mask = render_labels(gaussians, labels, camera, args.mode, backend=backend)
+            mask = render_labels(masked, labels, camera, args.mode, backend=backend)
             _save_label_png(os.path.join(folder.path, stem + ".png"), mask, folder)
             written.add(stem + ".png")
             if args.colour or overlay_masks is not None:
@@ -419,7 +425,7 @@ def build_parser():
     p.add_argument("--binary-threshold", type=int, metavar="T",
                    help="read grey masks as binary: grey level >= T is the object (for anti-aliased masks)")
     p.add_argument("--report", help="write a JSON report here")
-    p.add_argument("--refine", nargs="+", choices=("missing", "hidden", "seams"), default=[],
+    p.add_argument("--refine", nargs="+", choices=("missing", "opacity", "hidden", "seams"), default=[],
                    help="opt-in refinements beyond the exact optimum (see the README's Quality section); "
                         "a later relabel re-solves the exact labels")
     p.set_defaults(func=cmd_segment)

@@ -197,7 +197,7 @@ def test_refine_seams_flips_only_ambiguous_gaussians():
         refine(gaussians, accumulation, ["seams"], cameras=None, label_maps=None)
     with pytest.raises(ValueError):
         refine(gaussians, accumulation, ["smooth"], cameras=cameras, label_maps=[label_map] * 3)
-    labels, _, same, report = refine(gaussians, accumulation, ["seams"], cameras=cameras,
+    labels, _, same, report, _ = refine(gaussians, accumulation, ["seams"], cameras=cameras,
                                      label_maps=[label_map] * 3, margin=0.3)
     assert labels.tolist() == [0, 2, 0, 0] and same is accumulation and report["seams_changed"] == 1
 
@@ -213,7 +213,7 @@ def test_refine_missing_ignores_views_that_lost_an_object():
     ids = np.arange(4, dtype=np.int32)
     accumulation = accumulate_weights(scene.gaussians, scene.cameras, maps, ids, backend="cpu")
     exact, _ = Shares.from_accumulation(accumulation).solve(0.0)
-    labels, _, refined, report = refine(scene.gaussians, accumulation, ["missing"], cameras=scene.cameras,
+    labels, _, refined, report, _ = refine(scene.gaussians, accumulation, ["missing"], cameras=scene.cameras,
                                         label_maps=maps, backend="cpu")
     found = {(entry["view"], entry["label"]) for entry in report["missing"]}
     assert {(scene.cameras[k].image_name, 1) for k in erased if (truth[k] == 1).sum() > 20} <= found

@@ -124,21 +124,29 @@ class Gaussians:
 
     def with_int_property(self, name: str, values: np.ndarray) -> Gaussians:  # values: int [N]
         """Add an int32 property, or replace one of that name in place (keeping its position)."""
+        return self._with_property(name, values, "int")
+
+    def with_float_property(self, name: str, values: np.ndarray) -> Gaussians:  # values: float [N]
+        """Add a float32 property, or replace one of that name in place (keeping its position)."""
+        return self._with_property(name, values, "float")
+
+    def _with_property(self, name, values, kind):
+        dtype = np.dtype("<i4" if kind == "int" else "<f4")
         values = np.asarray(values)
         if values.shape != (len(self.vertex),):
             raise ValueError(f"{name}: expected {len(self.vertex)} values, got shape {values.shape}")
         fields = [(n, self.vertex.dtype[n]) for n in self.vertex.dtype.names]
         if name in self.vertex.dtype.names:
-            fields = [(n, np.dtype("<i4") if n == name else dt) for n, dt in fields]
+            fields = [(n, dtype if n == name else dt) for n, dt in fields]
         else:
-            fields.append((name, np.dtype("<i4")))
+            fields.append((name, dtype))
         vertex = np.empty(len(self.vertex), dtype=fields)
         for n in self.vertex.dtype.names:
             if n != name:
                 vertex[n] = self.vertex[n]
         vertex[name] = values
         types = dict(self.property_types)
-        types[name] = "int"
+        types[name] = kind
         return self._replace(vertex, property_types=types)
 
     def without_properties(self, names: collections.abc.Collection[str]) -> Gaussians:

@@ -80,8 +80,10 @@ def iter_contributions(
     include: np.ndarray | None = None,  # [N] bool
     pixel_mask: np.ndarray | None = None,  # [H, W] bool
     chunk_entries: int = DEFAULT_CHUNK_ENTRIES,
-) -> collections.abc.Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:  # int32 [M], int64 [M], float32 [M]
-    """Yield ``(gaussian_ids, pixel_ids, weights)`` chunks; pixel ids index the flattened H x W image.
+    with_falloff: bool = False,
+) -> collections.abc.Iterator[tuple[np.ndarray, ...]]:  # int32 [M], int64 [M], float32 [M] (, float32 [M])
+    """Yield ``(gaussian_ids, pixel_ids, weights)`` chunks; pixel ids index the flattened H x W image. Each
+    pixel's entries are consecutive, front to back (a pixel's walk never spans two chunks).
 
     ``include``: optional boolean [N], the Gaussians to render (the others are absent, not just unlabelled).
     ``pixel_mask``: optional boolean [H, W]; pixels outside it are not evaluated at all (each pixel's walk is
@@ -89,6 +91,9 @@ def iter_contributions(
 
     Only pixels inside each Gaussian's alpha box (see :func:`_alpha_boxes`) within each of its tiles are
     evaluated; the box is conservative, so the result is the same as testing every pixel of the tile.
+
+    ``with_falloff``: each chunk also carries G_i(p) = exp(power), the Gaussian's value before its opacity
+    (alpha = min(0.99, opacity * G)), for renders that change the opacity (:mod:`.seg_opacity`).
     """
     width, height = projected.width, projected.height
     grid_x, _ = projected.tile_grid
@@ -153,7 +158,8 @@ def iter_contributions(
         dy = pair_my[owner] - pix_y.astype(f32)
         power = f32(-0.5) * (pair_a[owner] * dx * dx + pair_c[owner] * dy * dy) - pair_b[owner] * dx * dy
         del dx, dy
-        alpha = np.minimum(f32(P.MAX_ALPHA), pair_opacity[owner] * np.exp(np.minimum(power, f32(0))))
+        falloff = np.exp(np.minimum(power, f32(0)))
+        alpha = np.minimum(f32(P.MAX_ALPHA), pair_opacity[owner] * falloff)
         counted = np.flatnonzero((power <= 0) & (alpha >= f32(P.MIN_ALPHA)))
         del power
         if len(counted) == 0:
@@ -171,7 +177,11 @@ def iter_contributions(
         walk_base = before[new_walk][np.cumsum(new_walk) - 1]
         log_t = before - walk_base  # log T before this entry, within its pixel's walk
         keep = (log_t + log_keep) >= _LOG_MIN_T
-        yield gid[keep], pixel[keep], alpha[keep] * np.exp(log_t[keep]).astype(f32)
+        weight = alpha[keep] * np.exp(log_t[keep]).astype(f32)
+        if with_falloff:
+            yield gid[keep], pixel[keep], weight, falloff[order][keep]
+        else:
+            yield gid[keep], pixel[keep], weight
 
 
 def render_sums(

@@ -10,6 +10,10 @@ the *rendered* masks in the lifting views, taking the masks as they are.
   view, and where a view's mask holds less than a quarter of the ``t`` pixels they render, ignores the pixels
   they cover in that view (they count for nothing, as with ``--ignore-label``); then it accumulates again and
   re-solves (twice the accumulation time).
+* ``opacity``: Binary-Gaussian's segmentation opacity (:mod:`.seg_opacity`): a per-Gaussian opacity for the
+  masks only, fitted with torch together with label distributions so that the masks rendered with it match the
+  given ones; strength and step count by cross-validation over the lifting views (never worse than the closed
+  form there: zero steps is one of the choices). Needs PyTorch (the ``refine`` extra).
 * ``hidden``: a Gaussian the lifting views barely see (its total weight is below 3% of what it would receive
   unoccluded: the underside of an object, the ground beneath it, the inside of an ear) takes its exact label
   from weight leaking through the Gaussians in front of it, which is close to noise. It takes instead the
@@ -48,14 +52,16 @@ from .files.lazy import ReadOnUse
 from .files.masks import IndexMaps
 from .pipeline import LABEL_PROPERTY, SegmentResult, label_counts
 from .render import render_label_weights
+from .seg_opacity import SEG_OPACITY_PROPERTY, refine_opacity, with_seg_opacity
 from .solver import UNSEEN, Shares
+from .tune import DEFAULT_FOLDS
 
 if TYPE_CHECKING:
     from .cameras import Camera
     from .cuda_backend import CudaBackend
     from .gaussians import Gaussians
 
-REFINEMENTS = ("missing", "hidden", "seams")
+REFINEMENTS = ("missing", "opacity", "hidden", "seams")
 DEFAULT_SEAM_MARGIN = 0.2
 DEFAULT_HIDDEN_RATIO = 0.03
 
@@ -301,13 +307,16 @@ def refine(
     target: int | None = None,
     backend: str | CpuBackend | CudaBackend | None = "auto",
     margin: float = DEFAULT_SEAM_MARGIN,
+    folds: int = DEFAULT_FOLDS,
     progress: collections.abc.Callable[[int, int], None] | None = None,  # (views done, views)
-) -> tuple[np.ndarray, np.ndarray, Accumulation | BoundedAccumulation, dict]:  # [N] int32, [N] float32
+) -> tuple[np.ndarray, np.ndarray, Accumulation | BoundedAccumulation, dict, np.ndarray | None]:
     """Labels after ``refinements`` (any of :data:`REFINEMENTS`, applied in that order).
 
     ``cameras`` and ``label_maps`` (label ids, -1 ignored) are the lifting views ``accumulation`` came from.
-    Returns ``(labels, confidence, accumulation, report)``: the accumulation is the input one, or after
-    ``missing`` the one re-accumulated without the ignored pixels (what the sidecar should then hold).
+    Returns ``(labels [N] int32, confidence [N] float32, accumulation, report, seg_opacity)``: the accumulation
+    is the input one, or after ``missing`` the one re-accumulated without the ignored pixels, or after
+    ``opacity`` the one of the scene seen with its segmentation opacity (what the sidecar should then hold);
+    ``seg_opacity`` is the fitted segmentation opacity logits [N] float32 (``opacity``), else None.
     """
     unknown = [r for r in refinements if r not in REFINEMENTS]
     if unknown:
@@ -326,6 +335,22 @@ def refine(
                                               label_ids, backend=backend, progress=progress)
             shares = Shares.from_accumulation(accumulation, target)
             labels, confidence = shares.solve(gamma)
+    seg_opacity = None
+    if "opacity" in refinements:
+        if target is not None or not isinstance(accumulation, Accumulation):
+            raise BadInputError("--refine opacity needs every label (no --target) and the dense accumulation "
+                                "(raise --memory-budget)")
+        fitted, seg_opacity, report["opacity"] = refine_opacity(
+            gaussians, accumulation, cameras, label_maps, gamma=gamma, folds=folds, device=_torch_device(backend),
+            backend=backend, progress=progress)
+        if fitted is not None:
+            label_ids = np.asarray(accumulation.label_ids)
+            accumulation = accumulate_weights(with_seg_opacity(gaussians, seg_opacity), cameras,
+                                              IndexMaps(label_maps, label_ids, np.int32), label_ids,
+                                              backend=backend, progress=progress)
+            shares = Shares.from_accumulation(accumulation, target)
+            confidence = shares.solve(gamma)[1]
+            labels = fitted
     hidden = np.zeros(0, dtype=np.int64)
     if "hidden" in refinements:
         before = labels
@@ -338,7 +363,13 @@ def refine(
         refined[hidden] = labels[hidden]  # the hidden ones are decided
         labels = refined
         report["seams_changed"] = int(np.count_nonzero(labels != before))
-    return labels, confidence, accumulation, report
+    return labels, confidence, accumulation, report, seg_opacity
+
+
+def _torch_device(backend) -> str | None:
+    """Where the opacity fit runs: on the GPU when the backend asked is CUDA, else torch's default."""
+    name = backend if isinstance(backend, str) or backend is None else getattr(backend, "name", None)
+    return "cpu" if name == "cpu" else None
 
 
 def refine_segment_result(
@@ -357,13 +388,15 @@ def refine_segment_result(
         return result
     if result.coarse_accumulations:
         raise BadInputError("--refine takes a single --masks folder")
-    labels, confidence, accumulation, report = refine(
+    labels, confidence, accumulation, report, seg_opacity = refine(
         result.gaussians, result.accumulation, refinements, cameras=result.views.cameras,
         label_maps=result.views.label_maps, gamma=result.report["gamma"], target=result.report["target"],
         backend=backend, margin=margin, progress=progress)
     report["changed"] = int(np.count_nonzero(labels != result.labels))
     result.labels, result.confidence, result.accumulation = labels, confidence, accumulation
     result.gaussians = result.gaussians.with_int_property(LABEL_PROPERTY, labels)  # same ids, same comments
+    if seg_opacity is not None:  # the photometric opacity stays as it was
+        result.gaussians = result.gaussians.with_float_property(SEG_OPACITY_PROPERTY, seg_opacity)
     result.report["refine"] = report
     result.report.update(label_counts(labels))
     return result
