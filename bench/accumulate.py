@@ -3,6 +3,11 @@
 Prints Gaussian-pixel alpha tests per second, seconds per view, the whole `gsseg segment` time and its peak RSS
 (with the default CPU path: numba when installed), then the numpy-only path's seconds per view.
 Usage: python bench/accumulate.py [--gaussians 200000] [--views 30] [--width 640] [--height 480]
+       python bench/accumulate.py --real guitar.compressed.ply biker.compressed.ply [--views 24]
+
+``--real``: real scans instead (PlayCanvas's public examples, examples/assets/splats/ of playcanvas/engine):
+a ring of views from the Add View Cameras rig (core.view_rig) at 640x480 and 8-label masks (vertical
+stripes: the labels' shapes do not change the walk's cost), timed for numba and numpy.
 """
 
 import argparse
@@ -42,6 +47,41 @@ def count_alpha_tests(scene):
     return int(tiles) * projection.TILE_SIZE ** 2, contributions
 
 
+def real_scene(path, views, width, height, numpy_views):
+    """Time the accumulation of a real scan (see the module docstring) with numba and with numpy."""
+    from blender_gsseg.core.accumulate import accumulate_weights
+    from blender_gsseg.core.backends import CpuBackend
+    from blender_gsseg.core.files.splats import read_gaussians
+    from blender_gsseg.core.view_rig import view_rig
+
+    gaussians = read_gaussians(path)
+    means = gaussians.means.astype(np.float64)
+    centre = np.median(means, axis=0)
+    radius = float(np.percentile(np.linalg.norm(means - centre, axis=1), 90))
+    cameras = view_rig(centre, radius, count=views, width=width, height=height, up=(0.0, -1.0, 0.0))
+    stripes = np.broadcast_to((np.arange(width) * 8 // width)[None, :], (height, width)).astype(np.int32)
+    maps, label_ids = [stripes] * views, np.arange(8)
+    covs = projection.covariances_3d(gaussians.scales, gaussians.rotations)
+    tests = 0
+    for camera in cameras:
+        projected = projection.project_gaussians(gaussians.means, covs, gaussians.opacities, camera)
+        tests += int(((projected.tile_max - projected.tile_min).prod(axis=1) * projected.visible).sum()) * 256
+    print(f"{os.path.basename(path)}: {len(gaussians):,} Gaussians, {views} views at {width}x{height}, "
+          f"{tests / views:,.0f} kernel-rule alpha tests per view")
+    if CpuBackend().use_numba:
+        accumulate_weights(gaussians, cameras[:1], maps[:1], label_ids, backend=CpuBackend())  # compile
+        start = time.perf_counter()
+        accumulate_weights(gaussians, cameras, maps, label_ids, backend=CpuBackend())
+        seconds = time.perf_counter() - start
+        print(f"  numba: {seconds:.2f} s ({seconds / views:.3f} s/view, {tests / seconds / 1e6:.0f} M tests/s)")
+    if numpy_views:
+        start = time.perf_counter()
+        accumulate_weights(gaussians, cameras[:numpy_views], maps[:numpy_views], label_ids,
+                           backend=CpuBackend(use_numba=False))
+        per_view = (time.perf_counter() - start) / numpy_views
+        print(f"  numpy: {per_view:.3f} s/view over {numpy_views} views (~{per_view * views:.0f} s for all)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--gaussians", type=int, default=200_000)
@@ -50,7 +90,12 @@ def main():
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--numpy-views", type=int, default=3, help="also time the numpy-only path on this many "
                         "views (0: skip)")
+    parser.add_argument("--real", nargs="+", metavar="SPLAT", help="time real scans instead (module docstring)")
     args = parser.parse_args()
+    if args.real:
+        for path in args.real:
+            real_scene(path, args.views if args.views != 30 else 24, args.width, args.height, args.numpy_views)
+        return
 
     scene = scene_for(args.gaussians, args.views, args.width, args.height)
     with tempfile.TemporaryDirectory() as folder:

@@ -20,43 +20,71 @@ def available():
 if numba is not None:
 
     @numba.njit(parallel=True, fastmath=False, cache=True)
-    def _accumulate_tiles(pair_ids, tile_starts, tile_ids, grid_x, width, height, pair_means, pair_conics,
-                          pair_opacities, index_map, out):
-        """out[thread group, label, gaussian] += w for every pixel of every tile (one group per thread)."""
+    def _accumulate_tiles(pair_ids, tile_starts, tile_ids, grid_x, width, height, mean_x, mean_y, conic_a,
+                          conic_b, conic_c, opacity, min_power, index_map, out):
+        """out[thread group, label, gaussian] += w for every pixel of every tile (one group per thread).
+
+        Same rules and order as the INRIA kernel per pixel; two things make it cheaper. A pair whose power lies
+        below ``min_power`` (a little under ln(1 / (255 opacity))) cannot reach alpha 1/255, so it is skipped
+        without its exp. And a tile's pixels are walked one label at a time, each pair's weights summed in a
+        per-tile buffer and written to ``out`` once per (label, pair) rather than once per pixel."""
         n_groups = out.shape[0]
         n_tiles = len(tile_ids)
+        longest = 0
+        for t in range(n_tiles):
+            longest = max(longest, tile_starts[t + 1] - tile_starts[t])
         for group in numba.prange(n_groups):
+            tile_sums = np.zeros(longest, dtype=np.float64)
+            labels_here = np.empty(256, dtype=np.int32)
             for t in range(group, n_tiles, n_groups):
                 tile = tile_ids[t]
                 start, end = tile_starts[t], tile_starts[t + 1]
                 x0 = (tile % grid_x) * 16
                 y0 = (tile // grid_x) * 16
-                for k in range(256):
-                    px = x0 + (k % 16)
-                    py = y0 + (k // 16)
-                    if px >= width or py >= height:
-                        continue
-                    label = index_map[py, px]
-                    if label < 0:
-                        continue
-                    pxf = np.float32(px)
-                    pyf = np.float32(py)
-                    transmittance = np.float32(1.0)
+                x1 = min(x0 + 16, width)
+                y1 = min(y0 + 16, height)
+                n_labels_here = 0
+                for py in range(y0, y1):
+                    for px in range(x0, x1):
+                        label = index_map[py, px]
+                        if label < 0:
+                            continue
+                        seen = False
+                        for k in range(n_labels_here):
+                            if labels_here[k] == label:
+                                seen = True
+                                break
+                        if not seen:
+                            labels_here[n_labels_here] = label
+                            n_labels_here += 1
+                for k in range(n_labels_here):
+                    label = labels_here[k]
+                    for py in range(y0, y1):
+                        for px in range(x0, x1):
+                            if index_map[py, px] != label:
+                                continue
+                            pxf = np.float32(px)
+                            pyf = np.float32(py)
+                            transmittance = np.float32(1.0)
+                            for j in range(start, end):
+                                dx = mean_x[j] - pxf
+                                dy = mean_y[j] - pyf
+                                power = (np.float32(-0.5) * (conic_a[j] * dx * dx + conic_c[j] * dy * dy)
+                                         - conic_b[j] * dx * dy)
+                                if power > np.float32(0.0) or power < min_power[j]:
+                                    continue
+                                alpha = min(np.float32(0.99), opacity[j] * np.exp(power))
+                                if alpha < np.float32(1.0 / 255.0):
+                                    continue
+                                test_t = transmittance * (np.float32(1.0) - alpha)
+                                if test_t < np.float32(1e-4):
+                                    break
+                                tile_sums[j - start] += alpha * transmittance
+                                transmittance = test_t
                     for j in range(start, end):
-                        dx = pair_means[j, 0] - pxf
-                        dy = pair_means[j, 1] - pyf
-                        power = (np.float32(-0.5) * (pair_conics[j, 0] * dx * dx + pair_conics[j, 2] * dy * dy)
-                                 - pair_conics[j, 1] * dx * dy)
-                        if power > np.float32(0.0):
-                            continue
-                        alpha = min(np.float32(0.99), pair_opacities[j] * np.exp(power))
-                        if alpha < np.float32(1.0 / 255.0):
-                            continue
-                        test_t = transmittance * (np.float32(1.0) - alpha)
-                        if test_t < np.float32(1e-4):
-                            break
-                        out[group, label, pair_ids[j]] += alpha * transmittance
-                        transmittance = test_t
+                        if tile_sums[j - start] != 0.0:
+                            out[group, label, pair_ids[j]] += tile_sums[j - start]
+                            tile_sums[j - start] = 0.0
 
 
 def accumulate_view(projected, index_map, n_labels, out, pair_ids, pair_tiles):
@@ -65,10 +93,17 @@ def accumulate_view(projected, index_map, n_labels, out, pair_ids, pair_tiles):
     starts = np.flatnonzero(np.r_[True, pair_tiles[1:] != pair_tiles[:-1]])
     tile_ids = pair_tiles[starts].astype(np.int64)
     tile_starts = np.r_[starts, len(pair_tiles)].astype(np.int64)
-    # Per-pair copies of the 2D Gaussians: the walk then reads memory in order instead of jumping around.
+    # Per-pair copies of the 2D Gaussians, one array per field: the walk reads memory in order.
+    opacity = projected.opacities[pair_ids]
+    with np.errstate(divide="ignore"):
+        # alpha >= 1/255 needs power >= ln(1 / (255 opacity)); 1e-3 below it leaves float32 rounding room
+        min_power = (np.log(1.0 / (255.0 * opacity.astype(np.float64))) - 1e-3).astype(np.float32)
+    means, conics = projected.means2d[pair_ids], projected.conics[pair_ids]
     _accumulate_tiles(pair_ids.astype(np.int64), tile_starts, tile_ids, projected.tile_grid[0],
-                      projected.width, projected.height, projected.means2d[pair_ids], projected.conics[pair_ids],
-                      projected.opacities[pair_ids], np.ascontiguousarray(index_map, dtype=np.int32), out)
+                      projected.width, projected.height, np.ascontiguousarray(means[:, 0]),
+                      np.ascontiguousarray(means[:, 1]), np.ascontiguousarray(conics[:, 0]),
+                      np.ascontiguousarray(conics[:, 1]), np.ascontiguousarray(conics[:, 2]), opacity, min_power,
+                      np.ascontiguousarray(index_map, dtype=np.int32), out)
 
 
 # Each thread group sums into its own float64 [L, N] slab: cap them so many-core machines do not multiply
