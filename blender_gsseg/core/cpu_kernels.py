@@ -36,6 +36,9 @@ if numba is not None:
         for group in numba.prange(n_groups):
             tile_sums = np.zeros(longest, dtype=np.float64)
             labels_here = np.empty(256, dtype=np.int32)
+            transmittance = np.empty(16, dtype=np.float32)
+            done = np.empty(16, dtype=np.bool_)
+            pxs = np.empty(16, dtype=np.float32)
             for t in range(group, n_tiles, n_groups):
                 tile = tile_ids[t]
                 start, end = tile_starts[t], tile_starts[t + 1]
@@ -43,6 +46,8 @@ if numba is not None:
                 y0 = (tile // grid_x) * 16
                 x1 = min(x0 + 16, width)
                 y1 = min(y0 + 16, height)
+                for i in range(16):
+                    pxs[i] = np.float32(x0 + i)
                 n_labels_here = 0
                 for py in range(y0, y1):
                     for px in range(x0, x1):
@@ -60,27 +65,45 @@ if numba is not None:
                 for k in range(n_labels_here):
                     label = labels_here[k]
                     for py in range(y0, y1):
-                        for px in range(x0, x1):
-                            if index_map[py, px] != label:
-                                continue
-                            pxf = np.float32(px)
-                            pyf = np.float32(py)
-                            transmittance = np.float32(1.0)
-                            for j in range(start, end):
-                                dx = mean_x[j] - pxf
-                                dy = mean_y[j] - pyf
-                                power = (np.float32(-0.5) * (conic_a[j] * dx * dx + conic_c[j] * dy * dy)
-                                         - conic_b[j] * dx * dy)
-                                if power > np.float32(0.0) or power < min_power[j]:
+                        # the row's 16 pixels walk the pairs together (the loop over them can use SIMD);
+                        # a pixel of another label, or past the image, or whose T ran out is done
+                        alive = 0
+                        for i in range(16):
+                            px = x0 + i
+                            done[i] = not (px < x1 and index_map[py, px] == label)
+                            transmittance[i] = np.float32(1.0)
+                            if not done[i]:
+                                alive += 1
+                        if alive == 0:
+                            continue
+                        pyf = np.float32(py)
+                        for j in range(start, end):
+                            dy = mean_y[j] - pyf
+                            cdy2 = conic_c[j] * dy * dy
+                            b = conic_b[j]
+                            a = conic_a[j]
+                            mx = mean_x[j]
+                            floor = min_power[j]
+                            o = opacity[j]
+                            added = 0.0
+                            for i in range(16):
+                                dx = mx - pxs[i]
+                                power = np.float32(-0.5) * (a * dx * dx + cdy2) - b * dx * dy  # as the kernel
+                                if done[i] or power > np.float32(0.0) or power < floor:
                                     continue
-                                alpha = min(np.float32(0.99), opacity[j] * np.exp(power))
+                                alpha = min(np.float32(0.99), o * np.exp(power))
                                 if alpha < np.float32(1.0 / 255.0):
                                     continue
-                                test_t = transmittance * (np.float32(1.0) - alpha)
+                                test_t = transmittance[i] * (np.float32(1.0) - alpha)
                                 if test_t < np.float32(1e-4):
-                                    break
-                                tile_sums[j - start] += alpha * transmittance
-                                transmittance = test_t
+                                    done[i] = True
+                                    alive -= 1
+                                    continue
+                                added += alpha * transmittance[i]
+                                transmittance[i] = test_t
+                            tile_sums[j - start] += added
+                            if alive == 0:
+                                break
                     for j in range(start, end):
                         if tile_sums[j - start] != 0.0:
                             out[group, label, pair_ids[j]] += tile_sums[j - start]
