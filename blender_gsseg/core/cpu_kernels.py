@@ -24,10 +24,12 @@ if numba is not None:
                           conic_b, conic_c, opacity, min_power, index_map, out):
         """out[thread group, label, gaussian] += w for every pixel of every tile (one group per thread).
 
-        Same rules and order as the INRIA kernel per pixel; two things make it cheaper. A pair whose power lies
-        below ``min_power`` (a little under ln(1 / (255 opacity))) cannot reach alpha 1/255, so it is skipped
-        without its exp. And a tile's pixels are walked one label at a time, each pair's weights summed in a
-        per-tile buffer and written to ``out`` once per (label, pair) rather than once per pixel."""
+        Same rules, order and float32 arithmetic as the INRIA kernel per pixel; three things make it cheaper. A
+        pair whose power lies below ``min_power`` (a little under ln(1 / (255 opacity))) cannot reach alpha
+        1/255, so it is skipped without its exp. A tile's pixels are walked one label at a time and a row's 16
+        pixels walk the pairs together (each pixel keeps its own transmittance and stops on its own), so a pair's
+        data is read once per row. And each pair's weights are summed in a per-tile buffer and written to ``out``
+        once per (label, pair) rather than once per pixel."""
         n_groups = out.shape[0]
         n_tiles = len(tile_ids)
         longest = 0
