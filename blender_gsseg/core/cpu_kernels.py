@@ -85,13 +85,26 @@ if numba is not None:
                             b = conic_b[j]
                             a = conic_a[j]
                             mx = mean_x[j]
-                            floor = min_power[j]
+                            lowest = min_power[j]
                             o = opacity[j]
+                            # the row's span where power can reach ``lowest``: a dx² + 2 b dy dx + c dy² <= r²
+                            # (float64, widened by 0.01 px; the exact test still runs inside)
+                            first, last = 0, 16
+                            ad, bd, cd, dyd = np.float64(a), np.float64(b), np.float64(conic_c[j]), np.float64(dy)
+                            if ad > 0.0 and ad * cd - bd * bd > 0.0:
+                                disc = (bd * dyd) ** 2 - ad * (cd * dyd * dyd + 2.0 * np.float64(lowest))
+                                if not disc >= 0.0:
+                                    continue  # the pair reaches no pixel of this row
+                                root = np.sqrt(disc)
+                                left = np.float64(mx) - (root - bd * dyd) / ad - x0 - 0.01
+                                right = np.float64(mx) + (root + bd * dyd) / ad - x0 + 0.01
+                                first = max(0, int(np.ceil(left)))
+                                last = min(16, int(np.floor(right)) + 1)
                             added = 0.0
-                            for i in range(16):
+                            for i in range(first, last):
                                 dx = mx - pxs[i]
                                 power = np.float32(-0.5) * (a * dx * dx + cdy2) - b * dx * dy  # as the kernel
-                                if done[i] or power > np.float32(0.0) or power < floor:
+                                if done[i] or power > np.float32(0.0) or power < lowest:
                                     continue
                                 alpha = min(np.float32(0.99), o * np.exp(power))
                                 if alpha < np.float32(1.0 / 255.0):
