@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from blender_gsseg.core import projection
-from blender_gsseg.core import cpu_kernels
+from blender_gsseg.core import cpu_kernels, rasterize
 from blender_gsseg.core.accumulate import accumulate_weights
 from blender_gsseg.core.backends import CpuBackend
 from blender_gsseg.core.rasterize import iter_contributions
@@ -24,10 +24,20 @@ def dense_fast(projected, chunk_entries=1 << 22, include=None):
     return out.reshape(len(projected.radii), projected.height, projected.width)
 
 
+@pytest.fixture(params=["default steps", "one pair per step"])
+def walk_steps(request, monkeypatch):
+    """The numpy walk with its own step sizes, or one pair of each tile per step (a pixel's walk then spans
+    many steps and chunks, carried by its transmittance between them)."""
+    if request.param == "one pair per step":
+        monkeypatch.setattr(rasterize, "LEVEL_PAIRS", 1)
+        monkeypatch.setattr(rasterize, "MIN_STEP_PAIRS", 1)
+    return request.param
+
+
 @pytest.mark.parametrize("seed,camera", [(0, front_camera()), (1, front_camera(cx=30.0, cy=31.0)),
                                          (2, rotated_camera(2)), (3, front_camera(width=33, height=17))])
 @pytest.mark.parametrize("chunk_entries", [1 << 22, 700])
-def test_weights_match_reference(seed, camera, chunk_entries):
+def test_weights_match_reference(seed, camera, chunk_entries, walk_steps):
     scene = random_scene(seed)
     projected = project(scene, camera)
     assert (projected.depths <= projection.NEAR_PLANE).any(), "scene should put some Gaussians behind"
@@ -41,7 +51,7 @@ def test_weights_match_reference(seed, camera, chunk_entries):
     np.testing.assert_allclose(fast.sum(axis=0), 1 - t_final, atol=1e-5)
 
 
-def test_subset_render_matches_reference():
+def test_subset_render_matches_reference(walk_steps):
     scene = random_scene(5)
     projected = project(scene, front_camera())
     include = np.arange(len(scene)) % 3 == 0

@@ -14,7 +14,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from blender_gsseg.cli import main  # noqa: E402
-from blender_gsseg.core import projection, seg_opacity  # noqa: E402
+from blender_gsseg.core import projection, rasterize, seg_opacity  # noqa: E402
 from blender_gsseg.core.files.splats import read_gaussians, write_gaussians  # noqa: E402
 from blender_gsseg.core.render import render_labels  # noqa: E402
 from blender_gsseg.core.seg_opacity import SEG_OPACITY_PROPERTY  # noqa: E402
@@ -40,9 +40,14 @@ def _projected(gaussians, camera):
     return projection.project_gaussians(gaussians.means, covariances, gaussians.opacities, camera)
 
 
-def test_lists_render_what_the_reference_renders():
+@pytest.mark.parametrize("level_pairs", [None, 1])
+def test_lists_render_what_the_reference_renders(level_pairs, monkeypatch):
     """With the photometric opacity, the lists' weights summed per pixel label are the accumulation of the
-    per-pixel reference rasterizer, and the loss with certain labels is −log of the reference's label mass."""
+    per-pixel reference rasterizer, and the loss with certain labels is −log of the reference's label mass
+    (also when the walk takes one pair of each tile per step, so a pixel's list is gathered from many chunks)."""
+    if level_pairs:
+        monkeypatch.setattr(rasterize, "LEVEL_PAIRS", level_pairs)
+        monkeypatch.setattr(rasterize, "MIN_STEP_PAIRS", 1)
     gaussians = random_scene(3, n=90)
     cameras, maps, lists = _views(gaussians)
     n, label_ids = len(gaussians), np.arange(3)

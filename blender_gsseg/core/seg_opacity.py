@@ -84,7 +84,7 @@ class ViewLists:
     consecutive, front to back."""
 
     gaussian: np.ndarray  # int32 [M]
-    pixel: np.ndarray  # int32 [M], ascending runs
+    pixel: np.ndarray  # int32 [M], ascending runs (each pixel's entries front to back)
     falloff: np.ndarray  # float32 [M]
     target: np.ndarray  # int64 [P], the label index (column of the accumulation) of each listed pixel
 
@@ -107,9 +107,11 @@ def view_lists(
     if not chunks:
         empty = np.zeros(0, dtype=np.int32)
         return ViewLists(empty, empty, np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64))
-    gid = np.concatenate([c[0] for c in chunks])
-    pixel_id = np.concatenate([c[1] for c in chunks])
-    falloff = np.concatenate([c[3] for c in chunks])
+    # the walk yields each pixel's entries front to back across its chunks: a stable sort gathers each walk
+    order = np.argsort(np.concatenate([c[1] for c in chunks]), kind="stable")
+    gid = np.concatenate([c[0] for c in chunks])[order]
+    pixel_id = np.concatenate([c[1] for c in chunks])[order]
+    falloff = np.concatenate([c[3] for c in chunks])[order]
     new_pixel = np.r_[True, pixel_id[1:] != pixel_id[:-1]]
     pixel = (np.cumsum(new_pixel) - 1).astype(np.int32)
     return ViewLists(gid, pixel, falloff, flat[pixel_id[new_pixel]].astype(np.int64))
