@@ -8,8 +8,8 @@
     python build.py --write-manifest        # download everything and rewrite the wheel list of
                                             # blender_manifest.toml to match
 
-Steps: download the wheels Blender lacks into ./wheels/ (cached; Blender bundles numpy, but neither plyfile
-nor Pillow), stage the contents of blender_gsseg/ at the root of a temporary folder together with the manifest
+Steps: download the wheels Blender lacks into ./wheels/ (cached; Blender bundles numpy, but not plyfile, Pillow
+or numba), stage the contents of blender_gsseg/ at the root of a temporary folder together with the manifest
 (version from blender_gsseg.__version__, wheels and platforms set to what is bundled), cuda/*.cu and the wheels,
 then run ``blender_ext.py validate`` and ``blender_ext.py build`` (from the bpy module, a Blender install, or
 --blender-ext PATH).
@@ -46,6 +46,15 @@ PLATFORMS = {
 PURE_REQUIREMENTS = ("plyfile==1.1.3", "filelock==4.3.1")  # filelock: two runs never write one output at once
 # Binary wheels, one per (Python version, platform). Blender does not bundle Pillow.
 BINARY_REQUIREMENTS = ("pillow==13.0.0",)
+# The compiled CPU walk (numba and its llvmlite), per platform: numba 0.68.1 accepts NumPy 1.22-2.5 (Blender
+# 4.2-5.0 ship 1.26); 0.62.1 is the last release with Intel-Mac wheels (NumPy up to 2.3). Where numba cannot load,
+# the add-on says so and runs the numpy path.
+COMPILED_WALK = {
+    "linux-x64": ("numba==0.68.1", "llvmlite==0.50.0"),
+    "windows-x64": ("numba==0.68.1", "llvmlite==0.50.0"),
+    "macos-arm64": ("numba==0.68.1", "llvmlite==0.50.0"),
+    "macos-x64": ("numba==0.62.1", "llvmlite==0.45.1"),
+}
 PIP_TIMEOUT = 600
 
 
@@ -129,9 +138,9 @@ def ensure_wheels(platforms, python_versions, offline=False):
     os.makedirs(WHEELS, exist_ok=True)
     wanted = [(requirement, None, None) for requirement in PURE_REQUIREMENTS]
     wanted += [(requirement, python_version, blender_platform)
-               for requirement in BINARY_REQUIREMENTS
-               for python_version in python_versions
-               for blender_platform in platforms]
+               for blender_platform in platforms
+               for requirement in BINARY_REQUIREMENTS + COMPILED_WALK[blender_platform]
+               for python_version in python_versions]
     names = []
     for requirement, python_version, blender_platform in wanted:
         def present():

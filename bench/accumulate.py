@@ -1,13 +1,16 @@
 """CPU accumulation benchmark: a 200k-Gaussian scene, 30 views at 640x480 (the engine issue's yardstick).
 
 Prints Gaussian-pixel alpha tests per second, seconds per view, the whole `gsseg segment` time and its peak RSS
-(with the default CPU path: numba when installed), then the numpy-only path's seconds per view.
+(with the default CPU path: numba when installed), the time of a plain C loop doing the same walk
+(bench/plain_walk.c, compiled here with cc and OpenMP; skipped without a compiler), then the numpy-only path's
+seconds per view.
 Usage: python bench/accumulate.py [--gaussians 200000] [--views 30] [--width 640] [--height 480]
        python bench/accumulate.py --real guitar.compressed.ply biker.compressed.ply [--views 24]
 
 ``--real``: real scans instead (PlayCanvas's public examples, examples/assets/splats/ of playcanvas/engine):
 a ring of views from the Add View Cameras rig (core.view_rig) at 640x480 and 8-label masks (vertical
-stripes: the labels' shapes do not change the walk's cost), timed for numba and numpy.
+stripes: the labels' shapes do not change the walk's cost), timed for numba, CUDA (when present) and numpy,
+with the estimate the Blender panel shows.
 """
 
 import argparse
@@ -47,10 +50,55 @@ def count_alpha_tests(scene):
     return int(tiles) * projection.TILE_SIZE ** 2, contributions
 
 
+def plain_walk_library(folder):
+    """bench/plain_walk.c compiled with the system's C compiler and OpenMP (ctypes), or None without one."""
+    import ctypes
+    import shutil
+
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        return None
+    library = os.path.join(folder, "plain_walk.so")
+    source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "plain_walk.c")
+    subprocess.run([compiler, "-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", source, "-o", library, "-lm"],
+                   check=True)
+    return ctypes.CDLL(library)
+
+
+def plain_walk_seconds(library, gaussians, cameras, maps, n_labels, threads):
+    """Seconds of the plain C walk over the views (the walk only, as issue 18 timed it), and its weights."""
+    import ctypes
+
+    from blender_gsseg.core.rasterize import sorted_tile_pairs
+
+    n = len(gaussians)
+    out = np.zeros((threads, n_labels, n))
+    covs = projection.covariances_3d(gaussians.scales, gaussians.rotations)
+    pointer = lambda a: a.ctypes.data_as(ctypes.c_void_p)  # noqa: E731
+    seconds = 0.0
+    for camera, index_map in zip(cameras, maps):
+        projected = projection.project_gaussians(gaussians.means, covs, gaussians.opacities, camera)
+        pair_ids, pair_tiles = sorted_tile_pairs(projected)
+        starts = np.flatnonzero(np.r_[True, pair_tiles[1:] != pair_tiles[:-1]])
+        arrays = [pair_tiles[starts].astype(np.int64), np.r_[starts, len(pair_tiles)].astype(np.int64)]
+        pair = [pair_ids.astype(np.int64)] + [np.ascontiguousarray(a, dtype=np.float32) for a in (
+            projected.means2d[pair_ids, 0], projected.means2d[pair_ids, 1], projected.conics[pair_ids, 0],
+            projected.conics[pair_ids, 1], projected.conics[pair_ids, 2], projected.opacities[pair_ids])]
+        labels = np.ascontiguousarray(index_map, dtype=np.int32)
+        start = time.perf_counter()
+        library.plain_walk(ctypes.c_int64(len(starts)), pointer(arrays[0]), pointer(arrays[1]),
+                           ctypes.c_int64(projected.tile_grid[0]), ctypes.c_int64(camera.width),
+                           ctypes.c_int64(camera.height), *[pointer(a) for a in pair], pointer(labels),
+                           ctypes.c_int64(n_labels), ctypes.c_int64(n), pointer(out))
+        seconds += time.perf_counter() - start
+    return seconds, out.sum(axis=0)
+
+
 def real_scene(path, views, width, height, numpy_views):
     """Time the accumulation of a real scan (see the module docstring) with numba and with numpy."""
     from blender_gsseg.core.accumulate import accumulate_weights
-    from blender_gsseg.core.backends import CpuBackend
+    from blender_gsseg.core.backends import CpuBackend, cuda_available, estimate_sample, expected_seconds, \
+        planned_backend
     from blender_gsseg.core.files.splats import read_gaussians
     from blender_gsseg.core.view_rig import view_rig
 
@@ -68,12 +116,35 @@ def real_scene(path, views, width, height, numpy_views):
         tests += int(((projected.tile_max - projected.tile_min).prod(axis=1) * projected.visible).sum()) * 256
     print(f"{os.path.basename(path)}: {len(gaussians):,} Gaussians, {views} views at {width}x{height}, "
           f"{tests / views:,.0f} kernel-rule alpha tests per view")
+    flavour, description = planned_backend("auto")
+    estimate = expected_seconds(estimate_sample(gaussians), len(gaussians), cameras, flavour)
+    print(f"  the panel's estimate: {estimate:.1f} s on {description}")
+    numba_seconds = None
     if CpuBackend().use_numba:
         accumulate_weights(gaussians, cameras[:1], maps[:1], label_ids, backend=CpuBackend())  # compile
         start = time.perf_counter()
-        accumulate_weights(gaussians, cameras, maps, label_ids, backend=CpuBackend())
+        accumulation = accumulate_weights(gaussians, cameras, maps, label_ids, backend=CpuBackend())
         seconds = time.perf_counter() - start
-        print(f"  numba: {seconds:.2f} s ({seconds / views:.3f} s/view, {tests / seconds / 1e6:.0f} M tests/s)")
+        numba_seconds = seconds
+        print(f"  numba: {seconds:.2f} s ({seconds / views:.3f} s/view, {tests / seconds / 1e6:.0f} M tests/s); "
+              f"total weight {accumulation.weights.sum():.6g}")
+    with tempfile.TemporaryDirectory() as folder:
+        library = plain_walk_library(folder)
+        if library is not None:
+            from blender_gsseg.core import cpu_kernels
+            threads = cpu_kernels.numba.get_num_threads() if cpu_kernels.available() else os.cpu_count()
+            seconds, plain = plain_walk_seconds(library, gaussians, cameras, maps, len(label_ids), threads)
+            print(f"  plain C loop (bench/plain_walk.c): {seconds:.2f} s ({seconds / views:.3f} s/view, "
+                  f"{tests / seconds / 1e6:.0f} M tests/s); its total weight {plain.sum():.6g}")
+            if numba_seconds:
+                print(f"  numba takes {numba_seconds / seconds:.2f}x the plain C loop's time")
+    if cuda_available():
+        from blender_gsseg.core.cuda_backend import CudaBackend
+        accumulate_weights(gaussians, cameras[:1], maps[:1], label_ids, backend=CudaBackend())  # compile
+        start = time.perf_counter()
+        accumulate_weights(gaussians, cameras, maps, label_ids, backend=CudaBackend())
+        seconds = time.perf_counter() - start
+        print(f"  cuda: {seconds:.2f} s ({seconds / views:.4f} s/view, {tests / seconds / 1e6:.0f} M tests/s)")
     if numpy_views:
         start = time.perf_counter()
         accumulate_weights(gaussians, cameras[:numpy_views], maps[:numpy_views], label_ids,
@@ -128,6 +199,16 @@ def main():
           f"{tests * args.views / accumulate / 1e6:.0f} M kernel-rule tests/s)")
     print(f"gsseg segment wall time: {wall:.2f} s   peak RSS: {peak_rss_mb:.0f} MB")
     print("timings:", {k: round(v, 3) for k, v in report["timings"].items()})
+    with tempfile.TemporaryDirectory() as folder:
+        library = plain_walk_library(folder)
+        if library is not None:
+            from blender_gsseg.core import cpu_kernels
+            maps = [scene.mask(camera).astype(np.int32) for camera in scene.cameras]
+            threads = cpu_kernels.numba.get_num_threads() if cpu_kernels.available() else os.cpu_count()
+            seconds, _ = plain_walk_seconds(library, scene.gaussians, scene.cameras, maps,
+                                            int(max(m.max() for m in maps)) + 1, threads)
+            print(f"plain C loop (bench/plain_walk.c, {threads} threads): {seconds:.2f} s; the accumulation takes "
+                  f"{accumulate / seconds:.2f}x its time")
     if args.numpy_views:
         from blender_gsseg.core.accumulate import accumulate_weights
         from blender_gsseg.core.backends import CpuBackend

@@ -110,6 +110,11 @@ def test_manifest_is_valid_and_matches_package():
         for platform, matches in platforms.items():
             assert any(w.startswith("pillow-") and f"-{tag}-" in w and matches(w) for w in wheels), (tag, platform)
     assert not any(w.startswith("numpy") for w in wheels), "Blender bundles numpy"
+    for tag in ("cp311", "cp313"):  # the compiled CPU walk on every platform
+        for platform, matches in platforms.items():
+            for package in ("numba-", "llvmlite-"):
+                assert any(w.startswith(package) and f"-{tag}-" in w and matches(w) for w in wheels), \
+                    (package, tag, platform)
 
 
 def test_extension_installs_enables_and_uses_bundled_wheels(extension_zip, tmp_path):
@@ -124,6 +129,12 @@ def test_extension_installs_enables_and_uses_bundled_wheels(extension_zip, tmp_p
     assert result["plyfile"].startswith(local), result["plyfile"]
     assert result["PIL"].startswith(local), result["PIL"]
     assert result["filelock"].startswith(local), result["filelock"]
+    # the compiled CPU walk from the bundled numba, giving the numpy path's weights
+    assert result["numba"].startswith(local), result["numba"]
+    assert result["flavour"] == "numba" and result["plan"][0] == "numba", result["plan"]
+    compiled, plain = np.asarray(result["compiled_weights"]), np.asarray(result["numpy_weights"])
+    assert compiled.sum() > 0.5
+    np.testing.assert_allclose(compiled, plain, rtol=1e-4, atol=1e-6)
     assert len(read_gaussians(tmp_path / "exported.ply")) == 5
     assert result["extension_dir"].endswith(os.path.join("extensions", "user_default", "gsseg"))
     assert result["site"] == os.path.join(user, "extensions", ".user", "user_default", "gsseg", "site-packages")

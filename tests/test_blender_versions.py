@@ -8,7 +8,7 @@ import tomllib
 import numpy as np
 import pytest
 
-from blender_harness import BLENDER_RELEASES, REPO, run_bpy
+from blender_harness import BLENDER_RELEASES, HOST_BLENDER, REPO, run_bpy
 
 import blender_gsseg
 from blender_gsseg.core.files.splats import read_gaussians
@@ -67,8 +67,11 @@ def test_workflow_from_the_zip(release, extension_zip, demo_labels, tmp_path):
         "masks": os.path.join(DEMO, "masks"), "scale": 0.5, "instance": suzanne, "out": str(tmp_path / "out.ply")})
     assert result["blender"].startswith(release + "."), result["blender"]
     assert result["python"] == BLENDER_RELEASES[release]
+    # the lift runs on the compiled walk of the bundled numba, and the panel says so with a time
+    assert result["plan"].startswith("CPU, compiled (numba ") and ": about " in result["plan"], result["plan"]
+    assert "extensions" in result["numba"] or release == HOST_BLENDER, result["numba"]
     labels = np.asarray(result["labels"])
-    # Blender's numpy path against the core's backend here: the same optimum, up to floating-point near-ties
+    # the lift in Blender against the core's backend here: the same optimum, up to floating-point near-ties
     agreement = (labels == demo_labels).mean()
     assert agreement > 0.999, agreement
     keep = labels != suzanne

@@ -81,3 +81,30 @@ def test_accumulation_sums_weights_per_label(use_numba, seed, camera):
     for e in range(3):
         expected = 2 * reference[:, index_map == e].sum(axis=1)
         np.testing.assert_allclose(acc.weights[e], expected, atol=2e-5, rtol=1e-5)
+
+
+def test_kernel_tests_count_every_pixel_of_every_touched_tile_and_sampling_estimates_them():
+    """The time estimate's count: with every Gaussian and every view, exactly 256 tests per (tile, Gaussian) pair
+    of the walk; from a sample of a tenth of the Gaussians and 3 of 8 views, within 15% of it."""
+    from blender_gsseg.core.backends import estimate_sample, kernel_tests
+
+    scene = random_scene(11, n=4000)
+    cams = [rotated_camera(seed, 96, 64) for seed in range(8)]
+    exact = sum(len(rasterize.sorted_tile_pairs(project(scene, camera))[0]) for camera in cams) * 256
+    assert exact > 0
+    assert kernel_tests(estimate_sample(scene, size=len(scene)), cams, sample_views=len(cams)) == exact
+    sample = estimate_sample(scene, size=400)
+    assert len(sample) == 400
+    estimate = kernel_tests(sample, cams) * len(scene) / len(sample)
+    assert abs(estimate / exact - 1) < 0.15, estimate / exact
+
+
+def test_planned_backend_says_why_the_compiled_walk_is_not_used(monkeypatch):
+    from blender_gsseg.core import backends
+
+    monkeypatch.setattr(backends, "cuda_available", lambda: False)
+    monkeypatch.setattr(cpu_kernels, "numba", None)
+    monkeypatch.setattr(cpu_kernels, "WHY_UNAVAILABLE", "Numba needs NumPy 2.3 or less. Got NumPy 2.5.")
+    assert backends.planned_backend("auto") == (
+        "numpy", "CPU, numpy (numba unavailable: Numba needs NumPy 2.3 or less. Got NumPy 2.5.)")
+    assert backends.planned_backend("cuda")[0] == "none"

@@ -87,6 +87,7 @@ class GSSEG_PT_main(bpy.types.Panel):
         row.prop(settings, "scale")
         row.prop(settings, "backend", text="")
         box.prop(settings, "choose_gamma")
+        box.label(text=segment.run_plan(context), icon="TIME")
         row = box.row(align=True)
         row.operator("gsseg.segment", icon="PLAY")
         row.operator("gsseg.masks_from_proxies", text="Masks from Proxies", icon="MESH_CUBE")

@@ -66,7 +66,7 @@ class GSSEG_AP_preferences(bpy.types.AddonPreferences):
 
     default_backend: EnumProperty(name="Default Backend", items=(
         ("auto", "Auto", "CUDA when CuPy finds a GPU, else CPU"),
-        ("cpu", "CPU", "Vectorised CPU rasterisation (numba when installed)"),
+        ("cpu", "CPU", "The compiled walk (numba, bundled), else the numpy path"),
         ("cuda", "CUDA", "CuPy kernels (needs an NVIDIA GPU and CuPy)"),
     ), default="auto", description="Backend of the accumulation when the scene setting is 'Default'")
     cuda_choice: EnumProperty(name="CUDA", items=CHOICES, default="AUTO",

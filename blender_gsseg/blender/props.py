@@ -170,7 +170,7 @@ class GSSEG_PG_scene(bpy.types.PropertyGroup):
     backend: EnumProperty(name="Backend", items=(
         ("DEFAULT", "Default", "The default backend set in the add-on preferences"),
         ("auto", "Auto", "CUDA when CuPy finds a GPU, else CPU"),
-        ("cpu", "CPU", "Vectorised numpy rasterisation"),
+        ("cpu", "CPU", "The compiled walk (numba, bundled), else the numpy path"),
         ("cuda", "CUDA", "CuPy kernels (needs an NVIDIA GPU and CuPy)"),
     ), default="DEFAULT")
     proxy_mask_dir: StringProperty(

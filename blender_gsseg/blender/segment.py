@@ -17,6 +17,7 @@ import bpy
 import numpy as np
 
 from ..core.accumulate import SIDECAR_SUFFIX, Accumulation
+from ..core.backends import estimate_sample, expected_seconds, planned_backend
 from ..core.errors import BadInputError
 from ..core.levels import CODE_PROPERTY
 from ..core.pipeline import default_memory_budget, level_sidecars, solve_level_sidecars
@@ -28,6 +29,7 @@ from . import labels as label_list
 from .attributes import (CONFIDENCE_ATTRIBUTE, INDEX_ATTRIBUTE, LABEL_ATTRIBUTE, ObjectMode, read_attribute,
                          write_attribute)
 from .cameras import cameras_in_collection
+from .prefs import resolve_backend
 from .classes import register_handlers, unregister_handlers
 
 # path -> (modification time, size, Shares): moving the slider must not reload the file every time.
@@ -240,6 +242,35 @@ class SegmentJob:
             "warnings": self.warnings,
             "gamma": None if self.gamma_choice is None else self.gamma_choice.gamma,
         }
+
+
+_ESTIMATE_SAMPLE = {}  # (object name, point count) -> (a sample of its Gaussians, point count), for run_plan
+
+
+def run_plan(context):
+    """One line for the Segment panel: the backend the lift will run on (and why not a faster one), and about
+    how long it takes for the chosen splat, cameras and scale."""
+    settings = context.scene.gsseg
+    flavour, description = planned_backend(resolve_backend(context, settings.backend))
+    obj, collection = settings.splat_object, settings.camera_collection
+    if flavour == "none" or obj is None or collection is None or not io_splat.is_splat_object(obj):
+        return description
+    key = (obj.name, len(obj.data.vertices))
+    if key not in _ESTIMATE_SAMPLE:
+        if obj.mode == "EDIT":  # the mesh is read once edit mode is left
+            return description
+        _ESTIMATE_SAMPLE.clear()
+        _ESTIMATE_SAMPLE[key] = (estimate_sample(io_splat.gaussians_from_object(obj)), key[1])
+    sample, n = _ESTIMATE_SAMPLE[key]
+    to_world = np.array(obj.matrix_world, dtype=np.float64)
+    cameras = [camera.scaled(settings.scale).moved(to_world)
+               for _, camera in cameras_in_collection(collection, context.scene)]
+    if not cameras:
+        return description
+    seconds = expected_seconds(sample, n, cameras, flavour)
+    about = f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min" if seconds < 5400 else \
+        f"{seconds / 3600:.1f} h"
+    return f"{description}: about {about} for {len(cameras)} views"
 
 
 def segment(context, obj, *, collection, mask_dir, scale=1.0, backend="auto", progress=None, choose_gamma=False):

@@ -162,3 +162,63 @@ def get_backend(name: str | CpuBackend | CudaBackend | None = "auto") -> CpuBack
                 raise CudaUnavailableError(f"CUDA backend unavailable: {error}") from None
             return CpuBackend()
     raise BadInputError(f"unknown backend {name!r} (choose auto, cpu or cuda)")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# What will run, and for how long
+
+# Kernel-rule alpha tests (every pixel of every tile a Gaussian touches) per second, as bench/accumulate.py and
+# bench/gpu.py measure them (README, benchmarks): the numba walk per thread (750-1060 M/s on 2 threads), the numpy
+# path (280-360 M/s on real scans) and the CUDA kernel (2.6e11/s on an H200), each rounded down.
+TESTS_PER_SECOND = {"numba": 4e8, "numpy": 2.8e8, "cuda": 1e11}
+
+
+def planned_backend(name: str = "auto") -> tuple[str, str]:
+    """(flavour, description) of what ``get_backend(name)`` would run: flavour 'cuda', 'numba' or 'numpy'; the
+    description says why when a faster path is out of reach (e.g. numba cannot load beside this NumPy)."""
+    from . import cpu_kernels
+
+    if name in ("cuda", "auto") and cuda_available():
+        return "cuda", "CUDA (CuPy)"
+    if name == "cuda":
+        return "none", "CUDA unavailable (no NVIDIA GPU or no CuPy)"
+    if cpu_kernels.available():
+        numba = cpu_kernels.numba
+        return "numba", f"CPU, compiled (numba {numba.__version__}, {numba.get_num_threads()} threads)"
+    return "numpy", f"CPU, numpy (numba unavailable: {cpu_kernels.WHY_UNAVAILABLE})"
+
+
+def estimate_sample(gaussians: Gaussians, size: int = 20_000) -> Gaussians:
+    """A random (seeded) sample of ``size`` Gaussians, all of them in a smaller scene: what the estimate reads."""
+    if len(gaussians) <= size:
+        return gaussians
+    return gaussians.subset(np.sort(np.random.default_rng(0).choice(len(gaussians), size=size, replace=False)))
+
+
+def kernel_tests(sample: Gaussians, cameras: collections.abc.Sequence[Camera], sample_views: int = 3) -> float:
+    """The kernel-rule alpha tests of the Gaussians of ``sample`` (:func:`estimate_sample`) over ``cameras``,
+    estimated from ``sample_views`` evenly spaced cameras (milliseconds for any scene)."""
+    if len(sample) == 0 or not cameras:
+        return 0.0
+    covariances = projection.covariances_3d(sample.scales, sample.rotations)
+    views = [cameras[int(k)] for k in np.linspace(0, len(cameras) - 1, min(sample_views, len(cameras)))]
+    tests = 0.0
+    for camera in views:
+        projected = projection.project_gaussians(sample.means, covariances, sample.opacities, camera)
+        tiles = (projected.tile_max - projected.tile_min).astype(np.float64).prod(axis=1)
+        tests += float(tiles[projected.visible].sum()) * projection.TILE_SIZE ** 2
+    return tests / len(views) * len(cameras)
+
+
+def expected_seconds(
+    sample: Gaussians,  # estimate_sample(gaussians)
+    n_gaussians: int,  # of the whole scene
+    cameras: collections.abc.Sequence[Camera],
+    flavour: str,  # planned_backend()[0]
+) -> float:
+    """Roughly how long the accumulation of a scene of ``n_gaussians`` takes on ``flavour``."""
+    rate = TESTS_PER_SECOND[flavour]
+    if flavour == "numba":
+        from . import cpu_kernels
+        rate *= cpu_kernels.numba.get_num_threads()
+    return kernel_tests(sample, cameras) * n_gaussians / max(len(sample), 1) / rate

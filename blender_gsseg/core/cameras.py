@@ -33,6 +33,11 @@ class Camera:
         return dataclasses.replace(self, fx=self.fx * sx, fy=self.fy * sy, cx=self.cx * sx, cy=self.cy * sy,
                                    width=width, height=height)
 
+    def moved(self, to_world: np.ndarray) -> Camera:
+        """This camera looking at a scene stored in a local frame: ``to_world`` [4, 4] maps it to world space
+        (e.g. a Blender object's matrix_world)."""
+        return dataclasses.replace(self, world_to_camera=self.world_to_camera @ np.asarray(to_world, np.float64))
+
     def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # [N, 2] float64, [N] float64
         """Project world points [N, 3] -> (uv [N, 2] in continuous pixel coordinates, depth [N])."""
         points = np.asarray(points, dtype=np.float64)

@@ -7,10 +7,12 @@ does the same job more slowly. Both follow the same rules and are tested against
 import numpy as np
 
 
-try:  # numba is optional
+try:  # numba is optional; it refuses to load beside a NumPy it does not support
     import numba
-except ImportError:  # pragma: no cover - exercised where numba is missing
+    WHY_UNAVAILABLE = None
+except Exception as error:  # ImportError, or llvmlite's library failing to load
     numba = None
+    WHY_UNAVAILABLE = str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 def available():

@@ -75,10 +75,7 @@ class Views:
     def moved(self, to_world: np.ndarray) -> Views:
         """The same views of a scene stored in a local frame: ``to_world`` [4, 4] maps it to world space
         (e.g. a Blender object's matrix_world)."""
-        to_world = np.asarray(to_world, dtype=np.float64)
-        cameras = [dataclasses.replace(camera, world_to_camera=camera.world_to_camera @ to_world)
-                   for camera in self.cameras]
-        return dataclasses.replace(self, cameras=cameras)
+        return dataclasses.replace(self, cameras=[camera.moved(to_world) for camera in self.cameras])
 
 
 class Picked(ReadOnUse):

@@ -1,13 +1,13 @@
-"""A preamble (``run_bpy(..., preamble="bundled_only")``, imported before bpy): make plyfile, PIL and filelock importable
-only from Blender's extension site-packages, as in a Blender that does not ship them (the test environments
-have both installed)."""
+"""A preamble (``run_bpy(..., preamble="bundled_only")``, imported before bpy): make plyfile, PIL, filelock and numba
+(with llvmlite) importable only from Blender's extension site-packages, as in a Blender that does not ship them
+(the test environments have them installed)."""
 
 import importlib.abc
 import importlib.machinery
 import os
 import sys
 
-BUNDLED = ("plyfile", "PIL", "filelock")
+BUNDLED = ("plyfile", "PIL", "filelock", "numba", "llvmlite")
 
 
 class OnlyBundled(importlib.abc.MetaPathFinder):

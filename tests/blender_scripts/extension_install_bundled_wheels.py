@@ -1,6 +1,6 @@
 """Install the built extension zip into an empty Blender user folder with plyfile and PIL importable only from its
-wheels (preamble bundled_only): the extension enables, imports an ASCII PLY through the bundled plyfile, and
-its preferences and CuPy install folder work. Run by tests/test_blender.py
+wheels (preamble bundled_only): the extension enables, imports an ASCII PLY through the bundled plyfile, lifts
+on the compiled walk of the bundled numba, and its preferences and CuPy install folder work. Run by tests/test_blender.py
 (test_extension_installs_enables_and_uses_bundled_wheels) with register="none"."""
 
 import importlib
@@ -35,6 +35,19 @@ RESULT["plyfile"] = plyfile.__file__
 RESULT["PIL"] = PIL.__file__
 RESULT["filelock"] = filelock.__file__
 RESULT["extension_dir"] = os.path.dirname(ext.__file__)
+# The compiled CPU walk: numba from the bundled wheels, and the lift runs on it (numba compiles it here).
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+RESULT["numba"] = numba.__file__
+RESULT["plan"] = ext.core.backends.planned_backend("cpu")
+backend = ext.core.backends.CpuBackend()
+RESULT["flavour"] = backend.flavour
+gaussians = ext.blender.io_splat.gaussians_from_object(obj)
+camera = ext.core.cameras.ring_cameras(1, width=64, height=48)[0]
+weights = backend.accumulate(gaussians, [(camera, np.zeros((48, 64), np.int32))], 1)
+RESULT["compiled_weights"] = weights[0].tolist()
+RESULT["numpy_weights"] = ext.core.backends.CpuBackend(use_numba=False).accumulate(
+    gaussians, [(camera, np.zeros((48, 64), np.int32))], 1)[0].tolist()
 # preferences: the default backend, and CuPy's install folder in the extension's user folder
 prefs = bpy.context.preferences.addons["bl_ext.user_default.gsseg"].preferences
 assert prefs.default_backend == "auto"

@@ -74,6 +74,9 @@ settings.mask_dir = ARGS["masks"]
 settings.scale = ARGS["scale"]
 settings.backend = "cpu"
 bpy.context.view_layer.objects.active = obj
+RESULT["plan"] = gsseg.blender.segment.run_plan(bpy.context)  # what the Segment panel says will run
+import numba  # noqa: E402  (the bundled wheel where the release's Python has none)
+RESULT["numba"] = numba.__file__
 assert bpy.ops.gsseg.segment() == {"FINISHED"}
 labels = attribute(obj, "gsseg_label")
 RESULT["labels"] = labels.tolist()
