@@ -5,6 +5,7 @@ memory budget, 4 CUDA asked for but unavailable, 130 cancelled; no output is lef
 """
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -102,30 +103,59 @@ def _output_checks(path):
         raise BadInputError(f"{path}: the output must be a .ply file")
 
 
-def cmd_segment(args):
-    from .core.accumulate import sidecar_path
-    from .core.files.commit import Commit
-    from .core.pipeline import level_sidecars, segment_scene, sidecar_paths_of, write_labeled
+@contextlib.contextmanager
+def _backend_of(args, scene_path=None):
+    """(backend, memory budget per process): ``--backend`` here, or a cluster backend on ``--workers N`` (a
+    local cluster, closed afterwards) or ``--cluster ADDRESS``, running ``--backend`` on each worker."""
+    budget = _memory_budget(getattr(args, "memory_budget", None))
+    if not (args.workers or args.cluster):
+        yield args.backend, budget
+        return
+    if args.workers is not None and args.workers < 1:
+        raise BadInputError(f"--workers {args.workers}: must be at least 1")
+    from .core.backends import cuda_available
+    from .core.cluster import ClusterBackend, open_cluster, worker_memory_budget
 
+    gpus = bool(args.workers) and (args.backend == "cuda" or (args.backend == "auto" and cuda_available()))
+    if gpus:
+        from .core.cuda_backend import cuda_device_count
+
+        if args.workers > cuda_device_count():
+            raise BadInputError(f"--workers {args.workers}: this machine has {cuda_device_count()} GPUs (one "
+                                f"worker per GPU; use --backend cpu for CPU workers)")
+    with open_cluster(args.workers, args.cluster, gpus=gpus) as client:
+        backend = ClusterBackend(client, args.backend, scene_path=scene_path)
+        yield backend, budget or worker_memory_budget(client, args.workers)
+
+
+def cmd_segment(args):
     _output_checks(args.output)
-    memory_budget = _memory_budget(args.memory_budget)
     if "opacity" in args.refine:
         from .core.seg_opacity import import_torch
 
         import_torch()  # a clear message before the long work when PyTorch is missing
+    with _backend_of(args, scene_path=args.scene) as (backend, memory_budget):
+        return _segment(args, backend, memory_budget)
+
+
+def _segment(args, backend, memory_budget):
+    from .core.accumulate import sidecar_path
+    from .core.files.commit import Commit
+    from .core.pipeline import level_sidecars, segment_scene, sidecar_paths_of, write_labeled
+
     masks = args.masks[0] if len(args.masks) == 1 else args.masks
     inputs = [args.scene, args.cameras, *args.masks, *sidecar_paths_of(args.scene)]
     with Commit(inputs) as commit:  # refuses an output that is an input before the long work
         levels = len(args.masks)  # the sidecars segment writes beside OUT.ply, one per level
         commit.check_outputs([args.output, args.report, *level_sidecars(sidecar_path(args.output), levels)])
         result = segment_scene(args.scene, args.cameras, masks, gamma=args.gamma, target=args.target,
-                               folds=args.folds, scale=args.scale, every=args.every, backend=args.backend,
+                               folds=args.folds, scale=args.scale, every=args.every, backend=backend,
                                memory_budget=memory_budget, ignore_label=args.ignore_label,
                                binary_threshold=args.binary_threshold, progress=Progress("accumulating"))
         if args.refine:
             from .core.refine import refine_segment_result
 
-            refine_segment_result(result, args.refine, backend=args.backend, progress=Progress("refining"))
+            refine_segment_result(result, args.refine, backend=backend, progress=Progress("refining"))
         start = time.perf_counter()
         write_labeled(args.output, result.gaussians, result.accumulation, result.coarse_accumulations,
                       result.parents, commit=commit, gamma_choice=result.gamma_choice)
@@ -138,6 +168,15 @@ def cmd_segment(args):
     summary["seconds"] = round(sum(result.report["timings"].values()), 3)
     _print_json(summary)
     return 0
+
+
+def _cluster_arguments(p):
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--workers", type=int, metavar="N",
+                       help="shard the views over a local Dask cluster of N worker processes (one per GPU with "
+                            "the CUDA backend); needs the 'cluster' extra")
+    group.add_argument("--cluster", metavar="tcp://HOST:PORT",
+                       help="shard the views over the workers of a running Dask scheduler")
 
 
 def _gamma(text):
@@ -234,19 +273,25 @@ def overlay_labels(rgb, label_image, opacity=0.5):
 
 def cmd_render_masks(args):
     from .core.backends import get_backend
+    from .core.cluster import ClusterBackend, map_in_order
     from .core.files.cameras import load_cameras
     from .core.files.commit import Commit
     from .core.pipeline import level_labels_of, load_shares, read_labeled
-    from .core.render import render_colour, render_labels
+    from .core.render import render_view
     from .core.seg_opacity import with_seg_opacity
     from .core.tune import read_gamma_comment
     from .core.views import working_sizes
 
-    backend = get_backend(args.backend)
+    here = None if args.workers or args.cluster else get_backend(args.backend)  # a missing CUDA says so first
     gaussians = read_labeled(args.scene)
     cameras = load_cameras(args.cameras)
     working_sizes(cameras, args.scale)  # a clear error for a scale that leaves no pixel
     cameras = [camera.scaled(args.scale) for camera in cameras]
+    stems = [os.path.splitext(os.path.basename(camera.image_name))[0] for camera in cameras]
+    twice = sorted({stem for stem in stems if stems.count(stem) > 1})
+    if twice:
+        raise BadInputError(f"{args.cameras}: two cameras would write {twice[0]}.png (image names must differ in "
+                            f"their file stem)")
     labels = level_labels_of(gaussians, args.level, args.scene)
     masked = with_seg_opacity(gaussians)  # the masks see the segmentation opacity of --refine opacity, if any
     chosen = read_gamma_comment(gaussians.comments)
@@ -257,28 +302,25 @@ def cmd_render_masks(args):
     if args.overlay:
         from .core.files.masks import load_masks
         overlay_masks = load_masks(args.overlay, cameras, sizes=[(c.width, c.height) for c in cameras])
+    colour_scene = gaussians if args.colour or overlay_masks is not None else None
     progress = Progress("rendering")
-    written = set()
-    with Commit([args.scene, args.cameras, args.overlay]) as commit:
+    with Commit([args.scene, args.cameras, args.overlay]) as commit, _backend_of(args) as (backend, _):
         folder = commit.folder(args.output, kind="render-masks", overwrite=args.overwrite)
-        for index, camera in enumerate(cameras):
-            stem = os.path.splitext(os.path.basename(camera.image_name))[0]
-            if stem + ".png" in written:
-                raise BadInputError(f"{args.cameras}: two cameras would write {stem}.png (image names must differ "
-                                    f"in their file stem)")
-            mask = render_labels(masked, labels, camera, args.mode, backend=backend)
-            _save_label_png(os.path.join(folder.path, stem + ".png"), mask, folder)
-            written.add(stem + ".png")
-            if args.colour or overlay_masks is not None:
-                rgb, _ = render_colour(gaussians, camera, backend=backend, sh_degree=None)  # every SH band
+        # on the workers of --workers / --cluster, each running --backend; here otherwise
+        renders = contextlib.closing(map_in_order(
+            backend, render_view, cameras, masked, labels, args.mode, colour_scene,
+            backend.inner if isinstance(backend, ClusterBackend) else here))
+        with renders:
+            for index, (stem, (mask, rgb)) in enumerate(zip(stems, renders.thing)):
+                _save_label_png(os.path.join(folder.path, stem + ".png"), mask, folder)
                 if args.colour:
                     _save_rgb_png(os.path.join(folder.path, stem + "_colour.png"), rgb, folder)
                 if overlay_masks is not None and index in overlay_masks.camera_indices:
                     given = overlay_masks.label_maps[overlay_masks.camera_indices.index(index)]
                     _save_rgb_png(os.path.join(folder.path, stem + "_overlay.png"), overlay_labels(rgb, given),
                                   folder)
-            progress(index + 1, len(cameras))
-    _print_json({"written": len(written), "folder": args.output})
+                progress(index + 1, len(cameras))
+    _print_json({"written": len(stems), "folder": args.output})
     return 0
 
 
@@ -419,8 +461,11 @@ def build_parser():
     p.add_argument("--target", type=int, help="binary mode: this label is foreground, all others background")
     p.add_argument("--scale", type=float, default=1.0, help="working resolution scale (default 1)")
     p.add_argument("--every", type=int, default=1, help="use every K-th camera in image-name order")
-    p.add_argument("--backend", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--memory-budget", type=float, metavar="MB", help="refuse above this (default: RAM / 4)")
+    p.add_argument("--backend", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where the lift runs (on each worker with --workers / --cluster)")
+    p.add_argument("--memory-budget", type=float, metavar="MB",
+                   help="refuse above this, per process (default: RAM / 4; with --workers N: RAM / 4 / N)")
+    _cluster_arguments(p)
     p.add_argument("--ignore-label", type=int, help="mask value that counts for nothing")
     p.add_argument("--binary-threshold", type=int, metavar="T",
                    help="read grey masks as binary: grey level >= T is the object (for anti-aliased masks)")
@@ -450,6 +495,7 @@ def build_parser():
                         "argmax: the whole scene, the label with the largest summed weight where alpha >= 0.5")
     p.add_argument("--backend", choices=("auto", "cpu", "cuda"), default="auto",
                    help="render on the GPU (cuda), here (cpu), or the GPU when CuPy finds one (auto)")
+    _cluster_arguments(p)
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=cmd_render_masks)
 

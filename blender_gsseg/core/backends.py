@@ -3,7 +3,7 @@
 Every backend has a ``name`` and these methods (same rules, same shapes; the CPU one is the reference the
 CUDA one is tested against):
 
-* ``accumulate(gaussians, views, n_labels, progress=None, cancel=None)`` -> float32 [n_labels, N]:
+* ``accumulate(gaussians, views, n_labels, progress=None, cancel=None, dtype=float32)`` -> [n_labels, N]:
   A[e, i] = sum over ``views`` (a sequence of ``(camera, label index map)``, indices into the labels, -1 =
   ignore) and pixels with label index e of w_i(pixel);
 * ``render_colour(gaussians, camera, background, colours=None)`` -> (RGB float32 [H, W, 3] in [0, 1], alpha
@@ -69,6 +69,7 @@ class CpuBackend:
         n_labels: int,
         progress: collections.abc.Callable[[int, int], None] | None = None,  # (views done, views)
         cancel: collections.abc.Callable[[], bool] | None = None,
+        dtype=np.float32,  # of the result; the sum is float64 (a cluster worker returns it as it is)
     ) -> np.ndarray:  # [n_labels, N] float32
         from . import cpu_kernels
 
@@ -91,8 +92,8 @@ class CpuBackend:
             if progress is not None:
                 progress(done + 1, len(views))
         if self.use_numba:
-            return total.sum(axis=0).astype(np.float32)
-        return total.reshape(n_labels, n).astype(np.float32)
+            return total.sum(axis=0).astype(dtype)
+        return total.reshape(n_labels, n).astype(dtype)
 
     def _accumulate_view_numpy(self, projected, index_map, n, n_labels, total):
         flat_labels = index_map.ravel()

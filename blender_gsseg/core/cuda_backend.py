@@ -313,7 +313,8 @@ class CudaBackend:
         return int(max(1, min(n_labels, limit // per_label)))
 
     # ----- the backend interface
-    def accumulate(self, gaussians, views, n_labels, progress=None, cancel=None, *, aggregate=None, stats=None):
+    def accumulate(self, gaussians, views, n_labels, progress=None, cancel=None, dtype=np.float32, *, aggregate=None,
+                   stats=None):
         """float32 [n_labels, N]: A[e, i] = sum over views and pixels with label index e of w_i(pixel).
 
         ``progress(done, total)`` after each view (per label chunk), ``cancel()`` before each: True raises
@@ -366,7 +367,7 @@ class CudaBackend:
                 stats["overflow_tiles"] = int(counts[1])
                 stats["pairs"] = pairs
                 stats["label_chunks"] = len(chunks) if n_labels else 0
-        return result
+        return result.astype(dtype, copy=False)
 
     # ----- renders
     def render_colour_device(self, scene, camera, colours=None):

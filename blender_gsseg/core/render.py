@@ -48,6 +48,22 @@ def render_colour(
     return get_backend(backend).render_colour(gaussians, camera, background, colours)
 
 
+def render_view(
+    camera: Camera,
+    gaussians: Gaussians,
+    labels: np.ndarray,  # [N] int
+    mode: str = "subset",
+    colour_scene: Gaussians | None = None,  # also render this scene in colour, every SH band it has
+    backend: str | CpuBackend | CudaBackend | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:  # label image [H, W] int32, RGB [H, W, 3] float32 or None
+    """What ``render-masks`` writes for one view: its label image by ``mode`` and, with ``colour_scene``, its
+    colour render (one function, so a cluster worker renders a view as the client would)."""
+    backend = get_backend(backend)  # one for both renders: the view is projected once
+    mask = render_labels(gaussians, labels, camera, mode, backend=backend)
+    rgb = None if colour_scene is None else render_colour(colour_scene, camera, backend=backend, sh_degree=None)[0]
+    return mask, rgb
+
+
 def render_labels(
     gaussians: Gaussians,
     labels: np.ndarray,  # [N] int

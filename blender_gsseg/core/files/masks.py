@@ -257,6 +257,9 @@ class LabelMaps(ReadOnUse):
         self.binary_threshold = binary_threshold
         self._last = (None, None)
 
+    def __getstate__(self):  # sent to another process (a cluster worker): without the map decoded last
+        return {**self.__dict__, "_last": (None, None)}
+
     def __len__(self) -> int:
         return len(self.files)
 
