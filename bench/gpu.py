@@ -13,6 +13,8 @@ Usage: python bench/gpu.py [--small] [--gaussians N] [--views V] [--width W] [--
                            [--default-only] [--cpu-check K]
 ``--gaussian-scale F`` multiplies every Gaussian's scales by F (larger splats: more pixels per Gaussian, more
 atomics on the same entries).
+``--large``: 10M Gaussians, 2000 views at 1008x756, the default aggregation only, no CPU check (issue 17's
+single-GPU case; goal <= 60 s within bounded device memory): the label maps are ray-cast when a view is used.
 ``--small``: 50k Gaussians, 12 views at 320x240. Either size ends with a comparison with the CPU backend on the
 first ``--cpu-check`` views (default 3; 0 skips it): entries within 1e-5, total, and solved labels.
 """
@@ -28,6 +30,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from blender_gsseg.core.cuda_backend import (AGGREGATION, DEFAULT_AGGREGATION, CudaBackend,  # noqa: E402
                                              cuda_device_count)
+from blender_gsseg.core.accumulate import ViewPairs  # noqa: E402
+from blender_gsseg.core.files.lazy import ReadOnUse  # noqa: E402
 from synthetic import scene as synthetic  # noqa: E402
 
 GOAL_SECONDS = 3.0
@@ -68,6 +72,21 @@ def _label_maps(xp, scene, cameras):
             label[closer] = k + 1
         maps.append(label if xp is np else xp.asnumpy(label))
     return maps
+
+
+class LazyLabelMaps(ReadOnUse):
+    """The label maps ray-cast on the GPU when a view is used (2000 views at 1008x756 would take 3 GB)."""
+
+    def __init__(self, scene, cameras):
+        self.scene, self.cameras = scene, cameras
+
+    def __len__(self):
+        return len(self.cameras)
+
+    def _read(self, view):
+        import cupy as cp
+
+        return label_maps(cp, self.scene, [self.cameras[view]])[0]
 
 
 class ScaledGaussians:
@@ -123,6 +142,7 @@ def cpu_check(backend, gaussians, views, n_labels):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--small", action="store_true", help="a quick sanity run")
+    parser.add_argument("--large", action="store_true", help="10M Gaussians x 2000 views at 1008x756")
     parser.add_argument("--gaussians", type=int)
     parser.add_argument("--views", type=int)
     parser.add_argument("--width", type=int)
@@ -134,8 +154,10 @@ def main():
     parser.add_argument("--cpu-check", type=int, default=3, metavar="K",
                         help="compare with the CPU backend on the first K views (default 3; 0: skip)")
     args = parser.parse_args()
-    n_target = args.gaussians or (50_000 if args.small else 1_000_000)
-    n_views = args.views or (12 if args.small else 200)
+    if args.large:
+        args.default_only, args.cpu_check = True, 0
+    n_target = args.gaussians or (50_000 if args.small else 10_000_000 if args.large else 1_000_000)
+    n_views = args.views or (12 if args.small else 2000 if args.large else 200)
     width = args.width or (320 if args.small else 1008)
     height = args.height or (240 if args.small else 756)
 
@@ -155,8 +177,10 @@ def main():
     if args.gaussian_scale != 1.0:
         gaussians = ScaledGaussians(gaussians, args.gaussian_scale)
     n_labels = 8
-    maps = label_maps(cp, scene, cameras)
-    views = list(zip(cameras, maps))
+    if args.large:
+        views = ViewPairs(cameras, LazyLabelMaps(scene, cameras))
+    else:
+        views = list(zip(cameras, label_maps(cp, scene, cameras)))
     print(f"scene: {len(gaussians):,} Gaussians (scales x{args.gaussian_scale:g}), {n_views} views at "
           f"{width}x{height}, {n_labels} labels (built in {time.perf_counter() - start:.1f} s)")
     if args.small:
@@ -238,7 +262,8 @@ def main():
         cpu_check(backend, gaussians, views[:args.cpu_check], n_labels)
 
     print()
-    goals = [("accumulate <= 3 s", t_agg <= GOAL_SECONDS), ("<= 1.3x the render", t_agg <= GOAL_RATIO * t_render),
+    goal_seconds = 60.0 if args.large else GOAL_SECONDS
+    goals = [(f"accumulate <= {goal_seconds:g} s", t_agg <= goal_seconds), ("<= 1.3x the render", t_agg <= GOAL_RATIO * t_render),
              ("<= 4 GB device memory (CuPy pool peak)", peak_pool <= GOAL_BYTES)]
     scale = "" if (len(gaussians) >= 900_000 and n_views >= 200 and width * height >= 1008 * 756) else \
         " (not the full-size scene: goals are for 1M Gaussians, 200 views, 1008x756)"
