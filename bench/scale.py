@@ -77,8 +77,8 @@ def main():
               f"({t_single / t_cluster:.2f}x one process); start-up {t_start:.1f} s, then each worker reads the "
               f"scene from its path once")
         shards = len(backend.bytes_sent)
-        print(f"{shards} shards of about {len(views) / shards:.1f} views: each sends {np.mean(backend.bytes_sent):,.0f} "
-              f"bytes (cameras and mask readers) and returns {np.mean(backend.bytes_returned) / 2**20:,.1f} MiB "
+        print(f"{shards} shards of about {len(views) / shards:.1f} views: each sends "
+              f"{np.mean(backend.bytes_sent):,.0f} bytes (cameras and mask readers) and returns {np.mean(backend.bytes_returned) / 2**20:,.1f} MiB "
               f"(its float64 partial sum, {n_labels} x {len(gaussians):,} x 8 bytes)")
         difference = np.abs(clustered.weights - single.weights).max() / np.abs(single.weights).max()
         same = (clustered.shares().solve(0.0)[0] == single.shares().solve(0.0)[0]).all()

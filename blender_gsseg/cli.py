@@ -67,6 +67,23 @@ def _write_json(path, data, commit=None):
 # ----- commands
 
 
+def cmd_convert(args):
+    from .core.files.commit import Commit
+    from .core.files.splats import output_format, read_gaussians, write_splat_file
+
+    kind = output_format(args.output)  # a clear error for an unknown format before any reading
+    with Commit([args.input]) as commit:
+        commit.check_outputs([args.output])
+        gaussians = read_gaussians(args.input)
+        if args.sh_degree is not None:
+            gaussians = gaussians.with_sh_degree(args.sh_degree)
+        for problem in write_splat_file(args.output, gaussians, commit):
+            warnings.warn(f"{args.output}: {problem}")
+    _print_json({"input": args.input, "output": args.output, "format": kind, "splats": len(gaussians),
+                 "sh_degree": gaussians.sh_degree})
+    return 0
+
+
 def cmd_info(args):
     from .core.files.splats import read_gaussians
 
@@ -446,6 +463,12 @@ def build_parser():
     p.add_argument("file")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("convert", help="write a splat file in another format (from OUT's name: .ply, .glb, .splat)")
+    p.add_argument("input", help="splat file (.ply, .compressed.ply, .splat, .spz, .glb)")
+    p.add_argument("output", help="the file to write; .glb keeps labels (KHR_gaussian_splatting, EXT_mesh_features)")
+    p.add_argument("--sh-degree", type=int, metavar="D", help="keep the SH bands up to D (default: all)")
+    p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("segment", help="lift masks onto a scene: writes OUT.ply with gsseg_label and OUT.gsseg.npz")
     p.add_argument("scene", help="splat file (.ply, .compressed.ply, .splat, .spz)")

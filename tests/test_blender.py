@@ -253,6 +253,15 @@ def test_compressed_formats_import(tmp_path):
     assert not any(name.endswith((".compressed", ".splat", ".spz")) for name in result["names"]), result["names"]
 
 
+def test_glb_import(tmp_path):
+    """splat-transform's KHR_gaussian_splatting .glb through Import Splat (the file browser lists .glb; drops of
+    .glb stay with Blender's glTF importer)."""
+    folder = os.path.join(REPO, "tests", "data", "gltf")
+    result = run_bpy("compressed_formats_import.py", home=tmp_path / "home",
+                     args={"folder": folder, "inputs": ["st_sh3.glb"]})
+    assert result["names"] == ["st_sh3"]
+
+
 @pytest.mark.parametrize("display", ["SPLAT", "POINTS"])
 def test_display_renders_in_cycles(tmp_path, display):
     """The splat display and the point display show in a Cycles render, in the splat's own colour."""

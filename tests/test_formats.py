@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from blender_gsseg.core.errors import BadInputError
-from blender_gsseg.core.files.compressed import _sh_flip_signs, read_compressed_ply, read_dot_splat, read_spz, standard_dtype
+from blender_gsseg.core.files.compressed import sh_flip_signs, read_compressed_ply, read_dot_splat, read_spz, standard_dtype
 from blender_gsseg.core.files.ply import read_ply_elements
 from blender_gsseg.core.files.splats import read_gaussians, write_gaussians
 from blender_gsseg.core.gaussians import SH_C0
@@ -214,7 +214,7 @@ def spz_streams(scene, version, signs=SPZ_FLIP, fractional_bits=12):
     if rest:
         sh = scene["f_rest"].reshape(count, 3, rest).transpose(0, 2, 1)  # [N, coeff, channel]
         degree = {3: 1, 8: 2, 15: 3, 24: 4}[rest]
-        sh = sh * _sh_flip_signs(degree, tuple(int(s) for s in signs))[None, :, None]
+        sh = sh * sh_flip_signs(degree, tuple(int(s) for s in signs))[None, :, None]
         sh = to_u8(sh * 128 + 128)
     else:
         sh = np.zeros((count, 0), dtype=np.uint8)

@@ -41,14 +41,14 @@ def _error_text(error):
 
 
 class GSSEG_OT_import_splat(bpy.types.Operator, ImportHelper):
-    """Import Gaussian splats (.ply, SuperSplat .compressed.ply, .splat, .spz) as a point mesh, every vertex
-    property kept as an attribute"""
+    """Import Gaussian splats (.ply, SuperSplat .compressed.ply, .splat, .spz, KHR_gaussian_splatting .glb) as a
+    point mesh, every vertex property kept as an attribute"""
 
     bl_idname = "gsseg.import_splat"
     bl_label = "Import Gaussian Splat"
     bl_options = {"REGISTER", "UNDO"}
 
-    filter_glob: StringProperty(default="*.ply;*.splat;*.spz", options={"HIDDEN"})
+    filter_glob: StringProperty(default="*.ply;*.splat;*.spz;*.glb", options={"HIDDEN"})
     directory: StringProperty(subtype="DIR_PATH", options={"HIDDEN", "SKIP_SAVE"})
     files: CollectionProperty(type=bpy.types.OperatorFileListElement, options={"HIDDEN", "SKIP_SAVE"})
     display: EnumProperty(name="Display", default="SPLAT", items=(
@@ -767,7 +767,7 @@ CLASSES = (
 
 
 def menu_import(self, context):
-    self.layout.operator(GSSEG_OT_import_splat.bl_idname, text="Gaussian Splat (.ply/.splat/.spz)")
+    self.layout.operator(GSSEG_OT_import_splat.bl_idname, text="Gaussian Splat (.ply/.splat/.spz/.glb)")
     self.layout.operator(GSSEG_OT_import_cameras.bl_idname, text="Splat Cameras (cameras.json/COLMAP/transforms)")
 
 

@@ -163,6 +163,29 @@ class Gaussians:
         meta += [("comment", text) for text in comments]
         return self._replace(self.vertex, meta_lines=meta)
 
+    def with_sh_degree(self, degree: int) -> Gaussians:
+        """The scene with its view-dependent colour cut to ``degree`` bands (the f_rest_* of the higher ones
+        dropped, the others renumbered channel-major as the format wants); the same scene when it has no more."""
+        if degree < 0:
+            raise BadInputError(f"SH degree {degree}: must be 0 or more")
+        if degree >= self.sh_degree:
+            return self
+        count, kept = (self.sh_degree + 1) ** 2 - 1, (degree + 1) ** 2 - 1
+        names = list(self.vertex.dtype.names)
+        first = names.index("f_rest_0")
+        rest = [f"f_rest_{c * count + k}" for c in range(3) for k in range(kept)]  # the kept ones, new order
+        others = [n for n in names if not n.startswith("f_rest_")]
+        order = others[:first] + [f"f_rest_{i}" for i in range(len(rest))] + others[first:]
+        vertex = np.empty(len(self.vertex), dtype=[(n, self.vertex.dtype[n if not n.startswith("f_rest_") else
+                                                                         "f_rest_0"]) for n in order])
+        for n in others:
+            vertex[n] = self.vertex[n]
+        for i, old in enumerate(rest):
+            vertex[f"f_rest_{i}"] = self.vertex[old]
+        types = dict(self.property_types)
+        types.update({f"f_rest_{i}": self.property_types.get("f_rest_0", "float") for i in range(len(rest))})
+        return self._replace(vertex, property_types=types)
+
     def _replace(self, vertex, **changes):
         args = dict(property_types=self.property_types, meta_lines=self.meta_lines, elements=self.elements,
                     vertex_position=self.vertex_position, source_format=self.source_format, path=self.path)

@@ -240,6 +240,24 @@ def read_dot_splat(path: str | os.PathLike) -> Gaussians:
     return Gaussians(out, source_format="splat", path=path)
 
 
+def write_dot_splat(path: str | os.PathLike, gaussians: Gaussians, commit=None) -> None:
+    """Write an antimatter15 ``.splat``: float32 position and linear scale, 8-bit RGBA (base colour and
+    sigmoid(opacity)) and 8-bit quaternion (normalised, w first), as splat-transform reads it."""
+    from .commit import output_file
+
+    v = gaussians.vertex
+    records = np.zeros(len(gaussians), dtype=_SPLAT_RECORD)
+    records["position"] = np.stack([v[a] for a in "xyz"], axis=1)
+    records["scale"] = np.exp(np.stack([v[f"scale_{k}"] for k in range(3)], axis=1).astype(np.float64))
+    alpha = 1.0 / (1.0 + np.exp(-v["opacity"].astype(np.float64)))
+    rgba = np.concatenate([gaussians.base_colors.astype(np.float64), alpha[:, None]], axis=1)
+    records["rgba"] = np.clip(np.round(rgba * 255.0), 0, 255)
+    q = gaussians.rotations.astype(np.float64)  # normalised, w first
+    records["rot"] = np.clip(np.round(q * 128.0 + 128.0), 0, 255)
+    with output_file(path, "wb", commit) as handle:
+        handle.write(records.tobytes())
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Niantic .spz
 
@@ -263,7 +281,7 @@ _SPZ_SH_FLIP_AXES = ("y", "z", "x",
                      "xy", "yz", "xy", "yz", "", "xz", "", "xz", "y")
 
 
-def _sh_flip_signs(degree, signs):
+def sh_flip_signs(degree, signs):
     """Per-coefficient SH signs (bands 1..degree) for a flip of the axes by ``signs`` (x, y, z each +1 or -1)."""
     flips = dict(zip("xyz", signs))
     table = [int(np.prod([flips[a] for a in axes])) for axes in _SPZ_SH_FLIP_AXES]
@@ -503,7 +521,7 @@ def read_spz(path: str | os.PathLike) -> Gaussians:
     if sh_dim:
         sh = np.frombuffer(buffers["sh"], dtype=np.uint8).reshape(count, sh_dim, 3).astype(np.float32)
         sh = (sh - f32(128.0)) / f32(128.0)
-        sh = sh * _sh_flip_signs(degree, signs)[None, :, None]
+        sh = sh * sh_flip_signs(degree, signs)[None, :, None]
         for channel in range(3):
             for k in range(sh_dim):
                 out[f"f_rest_{channel * sh_dim + k}"] = sh[:, k, channel]

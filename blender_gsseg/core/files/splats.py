@@ -1,5 +1,6 @@
-"""Splat files in and out: any format the readers know (.ply, SuperSplat .compressed.ply, .splat, .spz) into a
-checked :class:`~..gaussians.Gaussians`, and a standard binary little-endian PLY out, losslessly."""
+"""Splat files in and out: any format the readers know (.ply, SuperSplat .compressed.ply, .splat, .spz, .glb) into
+a checked :class:`~..gaussians.Gaussians`; out, a standard binary little-endian PLY (losslessly), .glb
+(KHR_gaussian_splatting, labels included) or .splat (:func:`write_splat_file` picks by the name)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from .compressed import read_compressed_ply, read_dot_splat, read_spz
 from .ply import PLY_TYPES, PlyElementData, PlyProperty, read_ply_elements, read_ply_header, write_list_element
 
 def read_gaussians(path: str | os.PathLike) -> Gaussians:
-    """Read a splat file (.ply, SuperSplat .compressed.ply, .splat, .spz) into a checked :class:`Gaussians`."""
+    """Read a splat file (.ply, SuperSplat .compressed.ply, .splat, .spz, .glb) into a checked :class:`Gaussians`."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise BadInputError(f"{path}: no such file")
@@ -23,6 +24,10 @@ def read_gaussians(path: str | os.PathLike) -> Gaussians:
         return read_dot_splat(path).check()
     if lower.endswith(".spz"):
         return read_spz(path).check()
+    if lower.endswith(".glb"):
+        from .gltf import read_glb
+
+        return read_glb(path).check()
     header = read_ply_header(path)
     vertex_element = header.element("vertex")
     if vertex_element is None:
@@ -89,3 +94,45 @@ def write_gaussians(path: str | os.PathLike, gaussians: Gaussians,
                 # Through the file object, not ndarray.tofile: its C-level buffer can lose a failed last write
                 # silently (a file-size limit or a full disk), and Python's raises.
                 handle.write(np.ascontiguousarray(array).view(np.uint8))
+
+
+# Output formats by file name ending, and whether they carry gsseg's labels.
+WRITTEN_FORMATS = {".ply": True, ".glb": True, ".splat": False}
+NOT_WRITTEN_YET = (".compressed.ply", ".spz", ".sog")
+
+
+def output_format(path: str | os.PathLike) -> str:
+    """The format ``path``'s name asks for (a key of WRITTEN_FORMATS); a clear error for any other."""
+    lower = os.fspath(path).lower()
+    for ending in NOT_WRITTEN_YET:
+        if lower.endswith(ending):
+            raise BadInputError(f"{path}: gsseg does not write {ending} yet (write .ply, .glb or .splat)")
+    for ending in WRITTEN_FORMATS:
+        if lower.endswith(ending):
+            return ending
+    raise BadInputError(f"{path}: unknown output format (the name must end in {', '.join(WRITTEN_FORMATS)})")
+
+
+def write_splat_file(path: str | os.PathLike, gaussians: Gaussians, commit: Commit | StagingFolder | None = None
+                     ) -> list[str]:
+    """Write ``gaussians`` in the format ``path``'s name asks for (:func:`output_format`); returns what the
+    format cannot keep (e.g. labels in a .splat), for the caller to say."""
+    from ..pipeline import LABEL_PROPERTY
+
+    kind = output_format(path)
+    lost = []
+    if LABEL_PROPERTY in gaussians.property_names and not WRITTEN_FORMATS[kind]:
+        lost.append(f"{kind} cannot carry labels: {LABEL_PROPERTY} is not written")
+    if kind == ".ply":
+        write_gaussians(path, gaussians, commit)
+    elif kind == ".glb":
+        from .gltf import write_glb
+
+        write_glb(path, gaussians, commit)
+    else:
+        from .compressed import write_dot_splat
+
+        if gaussians.sh_degree:
+            lost.append(f".splat holds no view-dependent colour: SH degree {gaussians.sh_degree} is dropped")
+        write_dot_splat(path, gaussians, commit)
+    return lost

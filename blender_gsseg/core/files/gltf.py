@@ -1,0 +1,327 @@
+"""glTF binary (.glb) with the KHR_gaussian_splatting extension, in and out, with gsseg's labels.
+
+Layout as PlayCanvas's splat-transform 3.7.0 writes it (checked on its output): one POINTS primitive with
+``POSITION``, ``COLOR_0`` (RGBA8, the base colour and the opacity), and ``KHR_gaussian_splatting:ROTATION`` (xyzw,
+as stored: not normalised), ``:SCALE`` (linear), ``:OPACITY`` (after the sigmoid) and ``:SH_DEGREE_l_COEF_n``
+(RGB per coefficient). glTF is +Y up: the scene is turned 180° about Z, (x, y, z) -> (-x, -y, z), quaternions and
+SH coefficients with it, and reading undoes it.
+
+What the standard attributes cannot give back bit for bit (the log-scales and opacity logits, through exp and the
+sigmoid in float32) travels beside them as ``_GSSEG_LOG_SCALE`` and ``_GSSEG_OPACITY_LOGIT`` (glTF's
+application-specific attributes), so PLY -> .glb -> PLY is exact; other readers ignore them. A file without them
+(splat-transform's) is read through the standard attributes, to float32 precision.
+
+Labels: ``gsseg_label`` as per-splat feature ids (EXT_mesh_features, ``_FEATURE_ID_0``: the row of the instance
+in an EXT_structural_metadata property table holding each instance's label id, name and colour; unseen splats
+carry the null feature id).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+
+import numpy as np
+
+from ..errors import BadInputError
+from ..gaussians import REST_COUNT_TO_DEGREE, SH_C0, Gaussians
+from .commit import output_file
+
+EXTENSION = "KHR_gaussian_splatting"
+PREFIX = EXTENSION + ":"
+LOG_SCALE = "_GSSEG_LOG_SCALE"
+OPACITY_LOGIT = "_GSSEG_OPACITY_LOGIT"
+FEATURE_ID = "_FEATURE_ID_0"
+LABEL_PROPERTY = "gsseg_label"
+INSTANCE_CLASS = "gsseg_instance"
+GLB_MAGIC, JSON_CHUNK, BIN_CHUNK = 0x46546C67, 0x4E4F534A, 0x004E4942
+FLOAT, UBYTE, USHORT, UINT, INT = 5126, 5121, 5123, 5125, 5124
+ARRAY_BUFFER = 34962
+_COMPONENTS = {FLOAT: np.float32, UBYTE: np.uint8, USHORT: np.uint16, UINT: np.uint32, 5120: np.int8,
+               5122: np.int16}
+_WIDTH = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4}
+# A 180° turn about Z flips x and y.
+Z_TURN = (-1, -1, 1)
+
+
+def _sh_signs(count):
+    """The sign each of ``count`` higher SH coefficients takes under the turn."""
+    from .compressed import SPZ_SH_DIM, sh_flip_signs
+
+    degree = {dim: degree for degree, dim in SPZ_SH_DIM.items()}[count]
+    return sh_flip_signs(degree, Z_TURN)
+
+
+class _Writer:
+    """The binary chunk and the accessors/bufferViews that describe it."""
+
+    def __init__(self):
+        self.blob = bytearray()
+        self.views, self.accessors = [], []
+
+    def view(self, data: bytes, target=None) -> int:
+        self.blob += b"\0" * (-len(self.blob) % 4)
+        view = {"buffer": 0, "byteOffset": len(self.blob), "byteLength": len(data)}
+        if target:
+            view["target"] = target
+        self.blob += data
+        self.views.append(view)
+        return len(self.views) - 1
+
+    def accessor(self, array: np.ndarray, kind: str, normalized=False, bounds=False) -> int:
+        array = np.ascontiguousarray(array)
+        component = {np.dtype(v): k for k, v in _COMPONENTS.items()}[array.dtype.newbyteorder("=")]
+        accessor = {"bufferView": self.view(array.astype(array.dtype.newbyteorder("<")).tobytes(), ARRAY_BUFFER),
+                    "componentType": component, "count": len(array), "type": kind}
+        if normalized:
+            accessor["normalized"] = True
+        if bounds:
+            flat = array.reshape(len(array), -1)
+            accessor["min"] = [float(v) for v in flat.min(axis=0)]
+            accessor["max"] = [float(v) for v in flat.max(axis=0)]
+        self.accessors.append(accessor)
+        return len(self.accessors) - 1
+
+
+def write_glb(path: str | os.PathLike, gaussians: Gaussians, commit=None) -> None:
+    """Write ``gaussians`` as a .glb (module docstring), on its own or as part of ``commit``."""
+    from ..pipeline import read_label_table
+
+    v = gaussians.vertex
+    n = len(gaussians)
+    if n == 0:
+        raise BadInputError(f"{path}: a .glb needs at least one splat")
+    writer = _Writer()
+    attributes = {}
+    f64 = lambda name: v[name].astype(np.float64)  # noqa: E731
+    position = np.stack([-f64("x"), -f64("y"), f64("z")], axis=1).astype(np.float32)
+    attributes["POSITION"] = writer.accessor(position, "VEC3", bounds=True)
+    alpha = 1.0 / (1.0 + np.exp(-f64("opacity")))
+    rgb = np.clip(0.5 + SH_C0 * np.stack([f64(f"f_dc_{c}") for c in range(3)], axis=1), 0.0, 1.0)
+    colour = np.round(np.concatenate([rgb, alpha[:, None]], axis=1) * 255.0).astype(np.uint8)
+    attributes["COLOR_0"] = writer.accessor(colour, "VEC4", normalized=True)
+    w, x, y, z = (v[f"rot_{k}"] for k in range(4))
+    attributes[PREFIX + "ROTATION"] = writer.accessor(np.stack([-y, x, w, -z], axis=1).astype(np.float32), "VEC4")
+    log_scale = np.stack([v[f"scale_{k}"] for k in range(3)], axis=1).astype(np.float32)
+    attributes[PREFIX + "SCALE"] = writer.accessor(np.exp(log_scale.astype(np.float64)).astype(np.float32), "VEC3")
+    attributes[PREFIX + "OPACITY"] = writer.accessor(alpha.astype(np.float32), "SCALAR")
+    attributes[PREFIX + "SH_DEGREE_0_COEF_0"] = writer.accessor(
+        np.stack([v[f"f_dc_{c}"] for c in range(3)], axis=1).astype(np.float32), "VEC3")
+    degree = gaussians.sh_degree
+    if degree > 3:
+        raise BadInputError(f"{path}: KHR_gaussian_splatting holds SH up to degree 3; this scene has degree "
+                            f"{degree} (convert with --sh-degree 3)")
+    rest = gaussians.sh_rest * _sh_signs(gaussians.sh_rest.shape[1])[None, :, None]  # [N, K, 3]
+    for k in range(rest.shape[1]):
+        band = int(np.sqrt(k + 1))
+        attributes[f"{PREFIX}SH_DEGREE_{band}_COEF_{k + 1 - band * band}"] = writer.accessor(
+            rest[:, k].astype(np.float32), "VEC3")
+    attributes[LOG_SCALE] = writer.accessor(log_scale, "VEC3")
+    attributes[OPACITY_LOGIT] = writer.accessor(v["opacity"].astype(np.float32), "SCALAR")
+
+    primitive = {"attributes": attributes, "mode": 0, "extensions": {EXTENSION: {
+        "kernel": "ellipse", "colorSpace": "srgb_rec709_display", "sortingMethod": "cameraDistance",
+        "projection": "perspective"}}}
+    document = {"asset": {"version": "2.0", "generator": "gsseg"}, "extensionsUsed": [EXTENSION],
+                "scene": 0, "scenes": [{"nodes": [0]}], "nodes": [{"mesh": 0}],
+                "meshes": [{"primitives": [primitive]}]}
+    if LABEL_PROPERTY in v.dtype.names:
+        _write_labels(writer, document, primitive, v[LABEL_PROPERTY].astype(np.int64),
+                      read_label_table(gaussians.comments))
+    document["buffers"] = [{"byteLength": len(writer.blob)}]
+    document["bufferViews"] = writer.views
+    document["accessors"] = writer.accessors
+    text = json.dumps(document, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 4)
+    blob = bytes(writer.blob) + b"\0" * (-len(writer.blob) % 4)
+    with output_file(path, "wb", commit) as handle:
+        handle.write(struct.pack("<III", GLB_MAGIC, 2, 12 + 8 + len(text) + 8 + len(blob)))
+        handle.write(struct.pack("<II", len(text), JSON_CHUNK) + text)
+        handle.write(struct.pack("<II", len(blob), BIN_CHUNK) + blob)
+
+
+def _write_labels(writer, document, primitive, labels, table):
+    """Feature ids (rows of the instance table) and the table: label id, name and colour per instance."""
+    from ..pipeline import label_table_comments, read_label_table
+
+    ids = np.unique(labels[labels >= 0])
+    rows = read_label_table(label_table_comments(ids, table))  # every label named, as a PLY header would
+    null = len(ids)
+    feature = np.full(len(labels), null, dtype=np.int64)
+    feature[labels >= 0] = np.searchsorted(ids, labels[labels >= 0])
+    # float32: a vertex attribute's elements are 4-byte aligned, and floats hold ids exactly up to 2^24
+    primitive["attributes"][FEATURE_ID] = writer.accessor(feature.astype(np.float32), "SCALAR")
+    primitive["extensions"]["EXT_mesh_features"] = {"featureIds": [{
+        "featureCount": int(len(ids)), "attribute": 0, "propertyTable": 0, "nullFeatureId": int(null),
+        "label": LABEL_PROPERTY}]}
+    names = [rows[int(i)][0].encode("utf-8") for i in ids]
+    offsets = np.cumsum([0] + [len(name) for name in names]).astype(np.uint32)
+    colours = np.array([[int(rows[int(i)][1][k:k + 2], 16) for k in (1, 3, 5)] for i in ids], dtype=np.uint8)
+    document["extensionsUsed"] += ["EXT_mesh_features", "EXT_structural_metadata"]
+    document["extensions"] = {"EXT_structural_metadata": {
+        "schema": {"id": "gsseg", "classes": {INSTANCE_CLASS: {"properties": {
+            "label": {"type": "SCALAR", "componentType": "INT32"},
+            "name": {"type": "STRING"},
+            "colour": {"type": "VEC3", "componentType": "UINT8"}}}}},
+        "propertyTables": [{"class": INSTANCE_CLASS, "count": int(len(ids)), "properties": {
+            "label": {"values": writer.view(ids.astype("<i4").tobytes())},
+            "name": {"values": writer.view(b"".join(names)), "stringOffsets": writer.view(offsets.tobytes()),
+                     "stringOffsetType": "UINT32"},
+            "colour": {"values": writer.view(colours.tobytes())}}}]}}
+
+
+def read_glb(path: str | os.PathLike) -> Gaussians:
+    """Read a KHR_gaussian_splatting .glb (ours: exact; splat-transform's: to float32 precision), with labels."""
+    from ..pipeline import label_table_comments
+
+    from .compressed import standard_dtype
+
+    path = os.fspath(path)
+    document, blob = _read_chunks(path)
+    try:
+        primitive = next(p for mesh in document.get("meshes", []) for p in mesh.get("primitives", [])
+                         if EXTENSION in p.get("extensions", {}) or PREFIX + "SCALE" in p.get("attributes", {}))
+    except StopIteration:
+        raise BadInputError(f"{path}: no {EXTENSION} primitive in this glTF file") from None
+    attributes = primitive["attributes"]
+    read = lambda name: _accessor(path, document, blob, attributes[name])  # noqa: E731
+    missing = [name for name in ("POSITION", PREFIX + "ROTATION", PREFIX + "SCALE", PREFIX + "OPACITY")
+               if name not in attributes]
+    if missing:
+        raise BadInputError(f"{path}: the splat primitive lacks {', '.join(missing)}")
+    position = read("POSITION").astype(np.float32)
+    n = len(position)
+    coefficients = sorted((int(name.split("_")[-3]), int(name.split("_")[-1]), name) for name in attributes
+                          if name.startswith(PREFIX + "SH_DEGREE_"))
+    rest = [name for band, _, name in coefficients if band > 0]
+    if 3 * len(rest) not in REST_COUNT_TO_DEGREE:
+        raise BadInputError(f"{path}: {len(rest)} higher SH coefficients do not make whole bands")
+    out = np.empty(n, dtype=standard_dtype(3 * len(rest)))
+    out["x"], out["y"], out["z"] = -position[:, 0], -position[:, 1], position[:, 2]
+    if PREFIX + "SH_DEGREE_0_COEF_0" in attributes:
+        dc = read(PREFIX + "SH_DEGREE_0_COEF_0")
+    elif "COLOR_0" in attributes:
+        dc = (read("COLOR_0")[:, :3] - 0.5) / SH_C0
+    else:
+        raise BadInputError(f"{path}: the splat primitive has no colour (SH_DEGREE_0_COEF_0 or COLOR_0)")
+    for c in range(3):
+        out[f"f_dc_{c}"] = dc[:, c]
+    signs = _sh_signs(len(rest))
+    for k, name in enumerate(rest):
+        values = read(name) * signs[k]
+        for c in range(3):
+            out[f"f_rest_{c * len(rest) + k}"] = values[:, c]
+    if OPACITY_LOGIT in attributes:
+        out["opacity"] = read(OPACITY_LOGIT)[:, 0]
+    else:
+        alpha = np.clip(read(PREFIX + "OPACITY")[:, 0].astype(np.float64), 1e-7, 1 - 1e-7)
+        out["opacity"] = np.log(alpha / (1.0 - alpha))
+    if LOG_SCALE in attributes:
+        log_scale = read(LOG_SCALE)
+    else:
+        scale = read(PREFIX + "SCALE").astype(np.float64)
+        if not np.all(scale > 0):
+            raise BadInputError(f"{path}: {int(np.sum(~np.all(scale > 0, axis=1)))} splats have a zero or "
+                                f"negative scale")
+        log_scale = np.log(scale)
+    for k in range(3):
+        out[f"scale_{k}"] = log_scale[:, k]
+    x, y, z, w = read(PREFIX + "ROTATION").T  # as written: (-y, x, w, -z) of the PLY's (w, x, y, z)
+    out["rot_0"], out["rot_1"], out["rot_2"], out["rot_3"] = z, y, -x, -w
+    comments = []
+    features = primitive.get("extensions", {}).get("EXT_mesh_features", {}).get("featureIds", [])
+    labelled = [f for f in features if f.get("label") == LABEL_PROPERTY and "attribute" in f]
+    if labelled:
+        labels, names = _read_labels(path, document, blob, attributes, labelled[0])
+        out = _with_column(out, LABEL_PROPERTY, labels)
+        table = {label: names[label] for label in names}
+        comments = label_table_comments(sorted(table), table)
+    return Gaussians(out, meta_lines=[("comment", c) for c in comments], source_format="glb", path=path)
+
+
+def _with_column(array, name, values):
+    dtype = np.dtype(array.dtype.descr + [(name, "<i4")])
+    out = np.empty(len(array), dtype=dtype)
+    for field in array.dtype.names:
+        out[field] = array[field]
+    out[name] = values
+    return out
+
+
+def _read_labels(path, document, blob, attributes, feature_ids):
+    """gsseg_label per splat, and {label: (name, '#rrggbb')} from the instance table."""
+    name = f"_FEATURE_ID_{feature_ids['attribute']}"
+    if name not in attributes:
+        raise BadInputError(f"{path}: the feature ids name {name}, which the primitive lacks")
+    feature = _accessor(path, document, blob, attributes[name])[:, 0].astype(np.int64)
+    try:
+        table = document["extensions"]["EXT_structural_metadata"]["propertyTables"][feature_ids["propertyTable"]]
+        properties = table["properties"]
+        count = int(table["count"])
+        view = lambda key: _view(path, document, blob, key)  # noqa: E731
+        ids = np.frombuffer(view(properties["label"]["values"]), "<i4", count).astype(np.int64)
+        raw = view(properties["name"]["values"])
+        offsets = np.frombuffer(view(properties["name"]["stringOffsets"]), "<u4", count + 1)
+        names = [raw[offsets[k]:offsets[k + 1]].decode("utf-8") for k in range(count)]
+        colours = np.frombuffer(view(properties["colour"]["values"]), np.uint8, 3 * count).reshape(count, 3)
+    except (KeyError, IndexError, TypeError, ValueError) as error:
+        raise BadInputError(f"{path}: unreadable gsseg instance table ({error})") from None
+    labels = np.full(len(feature), -1, dtype=np.int32)
+    known = (feature >= 0) & (feature < count)
+    labels[known] = ids[feature[known]]
+    return labels, {int(i): (n, "#%02x%02x%02x" % tuple(int(c) for c in rgb))
+                    for i, n, rgb in zip(ids, names, colours)}
+
+
+def _read_chunks(path):
+    with open(path, "rb") as handle:
+        data = handle.read()
+    if len(data) < 20 or struct.unpack_from("<I", data)[0] != GLB_MAGIC:
+        raise BadInputError(f"{path}: not a binary glTF (.glb) file")
+    version, length = struct.unpack_from("<II", data, 4)
+    if version != 2 or length > len(data):
+        raise BadInputError(f"{path}: glTF version {version}, or truncated ({len(data)} of {length} bytes)")
+    chunks, offset = {}, 12
+    while offset + 8 <= length:
+        size, kind = struct.unpack_from("<II", data, offset)
+        chunks.setdefault(kind, data[offset + 8:offset + 8 + size])
+        offset += 8 + size
+    if JSON_CHUNK not in chunks:
+        raise BadInputError(f"{path}: the .glb has no JSON chunk")
+    try:
+        document = json.loads(chunks[JSON_CHUNK])
+    except ValueError as error:
+        raise BadInputError(f"{path}: unreadable glTF JSON ({error})") from None
+    return document, chunks.get(BIN_CHUNK, b"")
+
+
+def _view(path, document, blob, index):
+    view = document["bufferViews"][index]
+    if view.get("buffer", 0) != 0 or "uri" in document["buffers"][view.get("buffer", 0)]:
+        raise BadInputError(f"{path}: buffers outside the .glb's binary chunk are not read")
+    start = view.get("byteOffset", 0)
+    if start + view["byteLength"] > len(blob):
+        raise BadInputError(f"{path}: a bufferView runs past the binary chunk (truncated file)")
+    return blob[start:start + view["byteLength"]]
+
+
+def _accessor(path, document, blob, index) -> np.ndarray:
+    """An accessor as float32 [count, width] (normalised integers scaled to [0, 1] or [-1, 1])."""
+    accessor = document["accessors"][index]
+    dtype = np.dtype(_COMPONENTS[accessor["componentType"]]).newbyteorder("<")
+    width = _WIDTH[accessor["type"]]
+    count = accessor["count"]
+    view = document["bufferViews"][accessor["bufferView"]]
+    data = _view(path, document, blob, accessor["bufferView"])
+    stride = view.get("byteStride") or dtype.itemsize * width
+    start = accessor.get("byteOffset", 0)
+    if start + stride * (count - 1) + dtype.itemsize * width > len(data):
+        raise BadInputError(f"{path}: accessor {index} runs past its bufferView (truncated file)")
+    rows = np.lib.stride_tricks.as_strided(np.frombuffer(data, np.uint8, offset=start),
+                                           shape=(count, dtype.itemsize * width), strides=(stride, 1))
+    values = np.ascontiguousarray(rows).view(dtype).reshape(count, width)
+    if accessor.get("normalized"):
+        info = np.iinfo(dtype)
+        values = np.maximum(values.astype(np.float64) / info.max, -1.0)
+    return values.astype(np.float32)

@@ -1,0 +1,146 @@
+"""Formats out: `gsseg convert`, the .glb (KHR_gaussian_splatting, labels through EXT_mesh_features and
+EXT_structural_metadata) against splat-transform 3.7.0's own .glb, and the .splat writer against splat-transform's
+decoding of it (fixtures in tests/data/gltf/, made as its README says)."""
+
+import os
+
+import numpy as np
+import pytest
+
+from blender_gsseg.cli import main
+from blender_gsseg.core.files.gltf import read_glb
+from blender_gsseg.core.files.splats import read_gaussians, write_gaussians, write_splat_file
+from blender_gsseg.core.pipeline import label_table_comments, read_label_table
+
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "gltf")
+SOURCE = os.path.join(DATA, "source_sh3.ply")
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
+
+
+def quat_angle(a, b):
+    dot = np.clip(np.abs(np.sum(a * b, axis=1)), 0.0, 1.0)
+    return 2.0 * np.arccos(dot)
+
+
+def test_reads_splat_transforms_glb_as_the_source():
+    """splat-transform turned the scene 180° about Z and wrote linear scales and sigmoid opacities: reading undoes
+    all of it. What goes through no exp or sigmoid comes back bit for bit, SH bands 1-3 with their signs."""
+    source, glb = read_gaussians(SOURCE), read_gaussians(os.path.join(DATA, "st_sh3.glb"))
+    assert glb.property_names == source.property_names and glb.sh_degree == 3
+    for name in source.property_names:
+        want, got = source.vertex[name], glb.vertex[name]
+        if name.startswith("scale_"):
+            np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7, err_msg=name)
+        elif name == "opacity":  # through float32 sigmoid: equal alphas
+            np.testing.assert_allclose(sigmoid(got), sigmoid(want), rtol=0, atol=1e-7)
+        else:
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-12, err_msg=name)
+
+
+def test_ply_glb_ply_is_exact_and_carries_labels_names_and_colours(tmp_path):
+    source = read_gaussians(SOURCE)
+    labels = np.random.default_rng(0).integers(-1, 5, len(source)).astype(np.int32)
+    labels[:3] = (-1, 70000, 3)  # unseen, a large id
+    table = {0: ("background", "#808080"), 3: ("Suzanne left", "#ff0000"), 70000: ("far", "#0a0b0c")}
+    labelled = source.with_int_property("gsseg_label", labels).with_comments(
+        label_table_comments(np.unique(labels[labels >= 0]), table))
+    write_gaussians(tmp_path / "labelled.ply", labelled)
+    assert main(["convert", str(tmp_path / "labelled.ply"), str(tmp_path / "scene.glb")]) == 0
+    assert main(["convert", str(tmp_path / "scene.glb"), str(tmp_path / "back.ply")]) == 0
+    back = read_gaussians(tmp_path / "back.ply")
+    assert back.property_names == labelled.property_names
+    for name in labelled.property_names:
+        assert back.vertex[name].tobytes() == labelled.vertex[name].tobytes(), name
+    assert read_label_table(back.comments) == read_label_table(labelled.comments)
+    assert read_label_table(back.comments)[3] == ("Suzanne left", "#ff0000")
+
+
+def test_glb_is_what_other_readers_read(tmp_path):
+    """The standard attributes alone (as a viewer reads them, without gsseg's exact extras) give the scene."""
+    import json
+    import struct
+
+    write_splat_file(tmp_path / "scene.glb", read_gaussians(SOURCE))
+    data = (tmp_path / "scene.glb").read_bytes()
+    size = struct.unpack_from("<I", data, 12)[0]
+    document = json.loads(data[20:20 + size])
+    attributes = document["meshes"][0]["primitives"][0]["attributes"]
+    assert document["extensionsUsed"] == ["KHR_gaussian_splatting"]
+    assert {"POSITION", "COLOR_0", "KHR_gaussian_splatting:ROTATION", "KHR_gaussian_splatting:SCALE",
+            "KHR_gaussian_splatting:OPACITY", "KHR_gaussian_splatting:SH_DEGREE_3_COEF_6"} <= set(attributes)
+    del attributes["_GSSEG_LOG_SCALE"], attributes["_GSSEG_OPACITY_LOGIT"]
+    text = json.dumps(document).encode()
+    text += b" " * (-len(text) % 4)
+    rest = data[20 + size:]
+    stripped = struct.pack("<III", 0x46546C67, 2, 20 + len(text) + len(rest)) + struct.pack(
+        "<II", len(text), 0x4E4F534A) + text + rest
+    (tmp_path / "standard.glb").write_bytes(stripped)
+    source, plain = read_gaussians(SOURCE), read_glb(tmp_path / "standard.glb")
+    np.testing.assert_allclose(sigmoid(plain.vertex["opacity"]), sigmoid(source.vertex["opacity"]), atol=1e-7)
+    for k in range(3):
+        np.testing.assert_allclose(plain.vertex[f"scale_{k}"], source.vertex[f"scale_{k}"], rtol=1e-6, atol=1e-7)
+
+
+def test_our_splat_decodes_in_splat_transform_within_the_format_steps(tmp_path):
+    """ours.splat is what convert writes today; splat-transform decoded it to ours.splat.st.ply: positions and
+    scales as float32, colour and alpha within half an 8-bit step, rotations within the 8-bit quaternion's."""
+    source = read_gaussians(SOURCE)
+    assert main(["convert", SOURCE, str(tmp_path / "ours.splat")]) == 0
+    assert (tmp_path / "ours.splat").read_bytes() == open(os.path.join(DATA, "ours.splat"), "rb").read()
+    decoded = read_gaussians(os.path.join(DATA, "ours.splat.st.ply"))
+    assert len(decoded) == len(source)
+    for axis in "xyz":
+        assert decoded.vertex[axis].tobytes() == source.vertex[axis].tobytes()
+    for k in range(3):
+        np.testing.assert_allclose(decoded.vertex[f"scale_{k}"], source.vertex[f"scale_{k}"], atol=1e-6)
+    assert np.abs(decoded.base_colors - source.base_colors).max() <= 0.5 / 255 + 1e-6
+    assert np.abs(sigmoid(decoded.vertex["opacity"]) - sigmoid(source.vertex["opacity"])).max() <= 0.5 / 255 + 1e-6
+    angles = quat_angle(decoded.rotations.astype(np.float64), source.rotations.astype(np.float64))
+    assert angles.max() < 0.03  # radians: 8 bits per component
+
+
+def test_convert_says_what_a_format_cannot_keep(tmp_path, capsys):
+    labelled = read_gaussians(SOURCE).with_int_property("gsseg_label", np.zeros(40, np.int32))
+    write_gaussians(tmp_path / "labelled.ply", labelled)
+    assert main(["convert", str(tmp_path / "labelled.ply"), str(tmp_path / "out.splat")]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"gsseg: warning: {tmp_path / 'out.splat'}: .splat cannot carry labels: gsseg_label is not written",
+                   f"gsseg: warning: {tmp_path / 'out.splat'}: .splat holds no view-dependent colour: SH degree 3 "
+                   f"is dropped"]
+    assert len(read_gaussians(tmp_path / "out.splat")) == 40
+
+
+@pytest.mark.parametrize("name, phrase", [("out.compressed.ply", "does not write .compressed.ply yet"),
+                                          ("out.spz", "does not write .spz yet"),
+                                          ("out.obj", "unknown output format")])
+def test_convert_refuses_a_format_it_does_not_write_before_any_work(tmp_path, capsys, name, phrase):
+    assert main(["convert", SOURCE, str(tmp_path / name)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"gsseg: error: {tmp_path / name}: ") and phrase in err and "\n" not in err
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("degree", [0, 1, 2])
+def test_sh_degree_keeps_the_lower_bands(tmp_path, degree):
+    source = read_gaussians(SOURCE)
+    assert main(["convert", SOURCE, str(tmp_path / "cut.ply"), "--sh-degree", str(degree)]) == 0
+    cut = read_gaussians(tmp_path / "cut.ply")
+    assert cut.sh_degree == degree
+    kept = (degree + 1) ** 2 - 1
+    np.testing.assert_array_equal(cut.sh_rest, source.sh_rest[:, :kept])
+    assert [n for n in cut.property_names if not n.startswith("f_rest_")] == \
+        [n for n in source.property_names if not n.startswith("f_rest_")]
+
+
+def test_a_damaged_glb_is_one_clear_line(tmp_path, capsys):
+    write_splat_file(tmp_path / "scene.glb", read_gaussians(SOURCE))
+    data = (tmp_path / "scene.glb").read_bytes()
+    (tmp_path / "cut.glb").write_bytes(data[:len(data) // 2])
+    (tmp_path / "notglb.glb").write_bytes(b"not a glb at all, really")
+    for name in ("cut.glb", "notglb.glb"):
+        assert main(["info", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"gsseg: error: {tmp_path / name}: ") and "\n" not in err, err
