@@ -77,8 +77,7 @@ def cmd_convert(args):
         gaussians = read_gaussians(args.input)
         if args.sh_degree is not None:
             gaussians = gaussians.with_sh_degree(args.sh_degree)
-        for problem in write_splat_file(args.output, gaussians, commit):
-            warnings.warn(f"{args.output}: {problem}")
+        _say_lost(args.output, write_splat_file(args.output, gaussians, commit))
     _print_json({"input": args.input, "output": args.output, "format": kind, "splats": len(gaussians),
                  "sh_degree": gaussians.sh_degree})
     return 0
@@ -343,10 +342,10 @@ def cmd_render_masks(args):
 
 def _select(args, keep):
     from .core.files.commit import Commit
-    from .core.files.splats import write_gaussians
+    from .core.files.splats import output_format, write_splat_file
     from .core.pipeline import load_shares, read_labeled, selection, sidecar_paths_of
 
-    _output_checks(args.output)
+    output_format(args.output)  # any format gsseg writes, from the name
     commit = Commit([args.scene, *sidecar_paths_of(args.scene)])
     commit.check_outputs([args.output])  # before any work
     gaussians = read_labeled(args.scene)
@@ -360,7 +359,7 @@ def _select(args, keep):
     else:
         chosen = ~picked
     with commit:
-        write_gaussians(args.output, gaussians.subset(chosen), commit=commit)
+        _say_lost(args.output, write_splat_file(args.output, gaussians.subset(chosen), commit=commit))
     _print_json({"input": len(gaussians), "written": int(chosen.sum()), "output": args.output})
     return 0
 
@@ -373,9 +372,15 @@ def cmd_extract(args):
     return _select(args, keep=True)
 
 
+def _say_lost(path, lost):
+    """One warning per thing the output's format could not keep (labels in a .splat, ...)."""
+    for problem in lost:
+        warnings.warn(f"{path}: {problem}")
+
+
 def cmd_split(args):
     from .core.files.commit import Commit
-    from .core.files.splats import write_gaussians
+    from .core.files.splats import write_splat_file
     from .core.pipeline import level_labels_of, read_labeled
 
     gaussians = read_labeled(args.scene)
@@ -384,11 +389,13 @@ def cmd_split(args):
     written = {}
     with Commit([args.scene]) as commit:
         folder = commit.folder(args.output, kind="split", overwrite=args.overwrite)
+        lost = []
         for label in np.unique(labels):
-            name = f"{stem}_unseen.ply" if label < 0 else f"{stem}_label_{int(label)}.ply"
+            name = f"{stem}_unseen.{args.format}" if label < 0 else f"{stem}_label_{int(label)}.{args.format}"
             chosen = labels == label
-            write_gaussians(os.path.join(folder.path, name), gaussians.subset(chosen), commit=folder)
+            lost = write_splat_file(os.path.join(folder.path, name), gaussians.subset(chosen), commit=folder)
             written[name] = int(chosen.sum())
+        _say_lost(args.output, lost)
     _print_json({"folder": args.output, "files": written})
     return 0
 
@@ -526,7 +533,8 @@ def build_parser():
         p = sub.add_parser(name, help=("drop" if not keep else "keep only") + " the Gaussians of some labels")
         p.add_argument("scene")
         p.add_argument("--labels", type=int, nargs="+", required=True)
-        p.add_argument("-o", "--output", required=True)
+        p.add_argument("-o", "--output", required=True, help="the file to write, in the format its name asks for "
+                       "(.ply, .glb, .splat)")
         p.add_argument("--gamma", type=_gamma, help="select members at this bias (needs the sidecar); 'auto': the "
                        "one segment --gamma auto chose")
         p.add_argument("--level", type=int, help="select by this level of gsseg_code (0 = coarsest; a coarse "
@@ -537,9 +545,10 @@ def build_parser():
             p.set_defaults(drop_unseen=False)
         p.set_defaults(func=cmd_remove if not keep else cmd_extract)
 
-    p = sub.add_parser("split", help="write one PLY per label (and the unseen ones)")
+    p = sub.add_parser("split", help="write one file per label (and the unseen ones)")
     p.add_argument("scene")
     p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument("--format", choices=("ply", "glb", "splat"), default="ply", help="of the files (default ply)")
     p.add_argument("--level", type=int, help="split by this level of gsseg_code (0 = coarsest)")
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=cmd_split)

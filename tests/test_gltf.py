@@ -144,3 +144,22 @@ def test_a_damaged_glb_is_one_clear_line(tmp_path, capsys):
         assert main(["info", str(tmp_path / name)]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith(f"gsseg: error: {tmp_path / name}: ") and "\n" not in err, err
+
+
+def test_remove_extract_and_split_write_any_format(tmp_path, capsys):
+    source = read_gaussians(SOURCE)
+    labels = np.arange(len(source), dtype=np.int32) % 3 - 1  # -1, 0, 1
+    labelled = source.with_int_property("gsseg_label", labels).with_comments(label_table_comments([0, 1], {}))
+    write_gaussians(tmp_path / "scene.ply", labelled)
+    assert main(["remove", str(tmp_path / "scene.ply"), "--labels", "1", "-o", str(tmp_path / "kept.glb")]) == 0
+    kept = read_gaussians(tmp_path / "kept.glb")
+    assert kept.vertex.tobytes() == labelled.subset(labels != 1).vertex.tobytes()
+    assert main(["extract", str(tmp_path / "scene.ply"), "--labels", "1", "-o", str(tmp_path / "one.splat")]) == 0
+    assert len(read_gaussians(tmp_path / "one.splat")) == int((labels == 1).sum())
+    assert "cannot carry labels" in capsys.readouterr().err
+    assert main(["split", str(tmp_path / "scene.ply"), "-o", str(tmp_path / "parts"), "--format", "glb"]) == 0
+    files = sorted(f for f in os.listdir(tmp_path / "parts") if not f.startswith("gsseg-"))
+    assert files == ["scene_label_0.glb", "scene_label_1.glb", "scene_unseen.glb"]
+    for name, label in zip(files, (0, 1, -1)):
+        part = read_gaussians(tmp_path / "parts" / name)
+        assert (part.vertex["gsseg_label"] == label).all() and len(part) == int((labels == label).sum())
