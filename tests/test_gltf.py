@@ -113,7 +113,7 @@ def test_convert_says_what_a_format_cannot_keep(tmp_path, capsys):
     assert len(read_gaussians(tmp_path / "out.splat")) == 40
 
 
-@pytest.mark.parametrize("name, phrase", [("out.compressed.ply", "does not write .compressed.ply yet"),
+@pytest.mark.parametrize("name, phrase", [("out.sog", "does not write .sog yet"),
                                           ("out.spz", "does not write .spz yet"),
                                           ("out.obj", "unknown output format")])
 def test_convert_refuses_a_format_it_does_not_write_before_any_work(tmp_path, capsys, name, phrase):
@@ -163,3 +163,27 @@ def test_remove_extract_and_split_write_any_format(tmp_path, capsys):
     for name, label in zip(files, (0, 1, -1)):
         part = read_gaussians(tmp_path / "parts" / name)
         assert (part.vertex["gsseg_label"] == label).all() and len(part) == int((labels == label).sum())
+
+
+@pytest.mark.parametrize("source, reference", [("source_sh3.ply", "st_sh3.compressed.ply"),
+                                               ("source_sh1_300.ply", "st_sh1_300.compressed.ply")])
+def test_compressed_ply_is_splat_transforms_to_the_byte(tmp_path, source, reference):
+    """The same Morton order, chunk ranges and packing as splat-transform 3.7.0: the same bytes after the header
+    (which names the writer)."""
+    assert main(["convert", os.path.join(DATA, source), str(tmp_path / "ours.compressed.ply")]) == 0
+    ours = (tmp_path / "ours.compressed.ply").read_bytes()
+    theirs = open(os.path.join(DATA, reference), "rb").read()
+    body = lambda data: data[data.index(b"end_header\n") + len(b"end_header\n"):]  # noqa: E731
+    assert len(body(ours)) == len(body(theirs)) and body(ours) == body(theirs)
+    assert ours.replace(b"gsseg", b"splat-transform 3.7.0") == theirs
+
+
+def test_compressed_ply_keeps_labels(tmp_path):
+    source = read_gaussians(os.path.join(DATA, "source_sh1_300.ply"))
+    labels = np.arange(len(source), dtype=np.int32) % 4 - 1
+    write_gaussians(tmp_path / "labelled.ply", source.with_int_property("gsseg_label", labels))
+    assert main(["convert", str(tmp_path / "labelled.ply"), str(tmp_path / "out.compressed.ply")]) == 0
+    back = read_gaussians(tmp_path / "out.compressed.ply")
+    from blender_gsseg.core.files.compressed import morton_order
+
+    np.testing.assert_array_equal(back.vertex["gsseg_label"], labels[morton_order(source.means)])

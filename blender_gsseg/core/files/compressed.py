@@ -196,6 +196,113 @@ def read_compressed_ply(path: str | os.PathLike, header: PlyHeader | None = None
                      vertex_position=vertex_position, source_format="compressed-ply", path=path)
 
 
+def morton_order(positions: np.ndarray) -> np.ndarray:  # [N, 3] -> int64 [N]
+    """The splats in Morton (Z-order) order of their positions quantised to 10 bits per axis over the scene's
+    bounds: neighbours share a chunk, so the chunks' ranges are tight (what splat-transform does)."""
+    positions = np.asarray(positions, dtype=np.float64)
+    low, high = positions.min(axis=0), positions.max(axis=0)
+    span = np.where(high > low, high - low, 1.0)
+    cells = np.clip(((positions - low) / span * 1024).astype(np.int64), 0, 1023)
+    code = np.zeros(len(positions), dtype=np.int64)
+    for bit in range(10):
+        for axis in range(3):
+            code |= ((cells[:, axis] >> bit) & 1) << (3 * bit + axis)
+    return np.argsort(code, kind="stable")
+
+
+def _unorm(value, bits):
+    """[0, 1] -> the nearest of 2^bits levels."""
+    top = (1 << bits) - 1
+    return np.clip(np.floor(np.asarray(value, dtype=np.float64) * top + 0.5), 0, top).astype(np.uint32)
+
+
+def _in_range(values, low, high):
+    """Each value's place between its chunk's low and high (0 where the range is empty), float64."""
+    span = high - low
+    t = np.where(span < 1e-5, 0.0, (values - low) / np.where(span == 0, 1.0, span))
+    return np.clip(t, 0.0, 1.0)
+
+
+def write_compressed_ply(path: str | os.PathLike, gaussians: Gaussians, commit=None) -> None:
+    """Write SuperSplat's compressed PLY: the splats in Morton order, in chunks of 256 with their position, scale
+    and colour ranges; 11-10-11-bit positions and log-scales, a 2 + 3 x 10-bit quaternion (the largest component
+    left out), 8-bit colour and alpha, 8-bit SH. ``gsseg_label`` rides along as an int vertex property, which our
+    reader keeps."""
+    from ..pipeline import LABEL_PROPERTY
+    from .commit import output_file
+
+    order = morton_order(gaussians.means)
+    source = gaussians.vertex
+    count = len(source)
+    chunks = -(-count // CHUNK_SIZE)
+    chunk_of = np.arange(count) // CHUNK_SIZE
+    starts = np.arange(chunks) * CHUNK_SIZE
+
+    def ranges(values):  # [N, K] -> per chunk float32 low, high [C, K] and per splat float64 low, high
+        low = np.minimum.reduceat(values, starts, axis=0).astype(np.float32)
+        high = np.maximum.reduceat(values, starts, axis=0).astype(np.float32)
+        return low, high, low.astype(np.float64)[chunk_of], high.astype(np.float64)[chunk_of]
+
+    def column(name):  # one property in Morton order, float64 as splat-transform computes
+        return source[name][order].astype(np.float64)
+
+    def stack(names):
+        return np.stack([column(name) for name in names], axis=1)
+
+    def pack_11_10_11(t):
+        return (_unorm(t[:, 0], 11) << 21) | (_unorm(t[:, 1], 10) << 11) | _unorm(t[:, 2], 11)
+
+    position, log_scale = stack(("x", "y", "z")), np.clip(stack(("scale_0", "scale_1", "scale_2")), -20, 20)
+    rgb = 0.5 + SH_C0 * stack(("f_dc_0", "f_dc_1", "f_dc_2"))
+    p_low, p_high, p_lo, p_hi = ranges(position)
+    s_low, s_high, s_lo, s_hi = ranges(log_scale)
+    c_low, c_high, c_lo, c_hi = ranges(rgb)
+    colour = _in_range(rgb, c_lo, c_hi)
+    alpha = 1.0 / (1.0 + np.exp(-column("opacity")))
+    quat = stack(("rot_0", "rot_1", "rot_2", "rot_3"))
+    quat /= np.maximum(np.linalg.norm(quat, axis=1, keepdims=True), 1e-30)
+    largest = np.argmax(np.abs(quat), axis=1)
+    rows = np.arange(count)
+    quat *= np.where(quat[rows, largest] < 0, -1.0, 1.0)[:, None]
+    rotation = largest.astype(np.uint32)
+    for slot in range(4):  # the three others, in order, 10 bits each
+        rotation = np.where(largest != slot, (rotation << 10) | _unorm(quat[:, slot] * (np.sqrt(2) * 0.5) + 0.5, 10),
+                            rotation)
+    vertex_fields = [("packed_position", "<u4"), ("packed_rotation", "<u4"), ("packed_scale", "<u4"),
+                     ("packed_color", "<u4")]
+    labelled = LABEL_PROPERTY in source.dtype.names
+    if labelled:
+        vertex_fields.append((LABEL_PROPERTY, "<i4"))
+    vertex = np.empty(count, dtype=vertex_fields)
+    vertex["packed_position"] = pack_11_10_11(_in_range(position, p_lo, p_hi))
+    vertex["packed_rotation"] = rotation
+    vertex["packed_scale"] = pack_11_10_11(_in_range(log_scale, s_lo, s_hi))
+    vertex["packed_color"] = ((_unorm(colour[:, 0], 8) << 24) | (_unorm(colour[:, 1], 8) << 16)
+                              | (_unorm(colour[:, 2], 8) << 8) | _unorm(alpha, 8))
+    if labelled:
+        vertex[LABEL_PROPERTY] = source[LABEL_PROPERTY][order]
+    chunk_names = [f"{e}_{a}" for e in ("min", "max") for a in "xyz"]
+    chunk_names += [f"{e}_scale_{a}" for e in ("min", "max") for a in "xyz"]
+    chunk_names += [f"{e}_{c}" for e in ("min", "max") for c in "rgb"]
+    chunk_data = np.concatenate([p_low, p_high, s_low, s_high, c_low, c_high], axis=1).astype("<f4")
+    rest = [name for name in source.dtype.names if name.startswith("f_rest_")]
+    lines = ["ply", "format binary_little_endian 1.0", "comment Generated by gsseg",
+             *[f"{kind} {text}" for kind, text in gaussians.meta_lines], f"element chunk {chunks}",
+             *[f"property float {name}" for name in chunk_names], f"element vertex {count}",
+             *[f"property {'int' if kind == '<i4' else 'uint'} {name}" for name, kind in vertex_fields]]
+    if rest:
+        lines += [f"element sh {count}", *[f"property uchar {name}" for name in rest]]
+    with output_file(path, "wb", commit) as handle:
+        handle.write(("\n".join(lines) + "\nend_header\n").encode("ascii"))
+        handle.write(chunk_data.tobytes())
+        handle.write(vertex.tobytes())
+        if rest:
+            codes = np.empty((count, len(rest)), dtype=np.uint8)
+            for index, name in enumerate(rest):
+                codes[:, index] = np.clip(np.trunc((column(name) / 8.0 + 0.5) * 256.0), 0, 255)
+            handle.write(codes.tobytes())
+
+
 # --------------------------------------------------------------------------------------------------------------
 # antimatter15 .splat
 

@@ -97,8 +97,8 @@ def write_gaussians(path: str | os.PathLike, gaussians: Gaussians,
 
 
 # Output formats by file name ending, and whether they carry gsseg's labels.
-WRITTEN_FORMATS = {".ply": True, ".glb": True, ".splat": False}
-NOT_WRITTEN_YET = (".compressed.ply", ".spz", ".sog")
+WRITTEN_FORMATS = {".compressed.ply": True, ".ply": True, ".glb": True, ".splat": False}
+NOT_WRITTEN_YET = (".spz", ".sog")
 
 
 def output_format(path: str | os.PathLike) -> str:
@@ -106,7 +106,8 @@ def output_format(path: str | os.PathLike) -> str:
     lower = os.fspath(path).lower()
     for ending in NOT_WRITTEN_YET:
         if lower.endswith(ending):
-            raise BadInputError(f"{path}: gsseg does not write {ending} yet (write .ply, .glb or .splat)")
+            raise BadInputError(f"{path}: gsseg does not write {ending} yet (write .ply, .compressed.ply, .glb or "
+                                f".splat)")
     for ending in WRITTEN_FORMATS:
         if lower.endswith(ending):
             return ending
@@ -123,7 +124,13 @@ def write_splat_file(path: str | os.PathLike, gaussians: Gaussians, commit: Comm
     lost = []
     if LABEL_PROPERTY in gaussians.property_names and not WRITTEN_FORMATS[kind]:
         lost.append(f"{kind} cannot carry labels: {LABEL_PROPERTY} is not written")
-    if kind == ".ply":
+    if kind == ".compressed.ply":
+        from .compressed import write_compressed_ply
+
+        if gaussians.sh_degree > 3:
+            raise BadInputError(f"{path}: compressed PLY holds SH up to degree 3 (convert with --sh-degree 3)")
+        write_compressed_ply(path, gaussians, commit)
+    elif kind == ".ply":
         write_gaussians(path, gaussians, commit)
     elif kind == ".glb":
         from .gltf import write_glb
