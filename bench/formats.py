@@ -2,7 +2,8 @@
 
 For each scene (e.g. the public guitar and biker examples of playcanvas/engine, examples/assets/splats/) and each
 format gsseg writes, the scene is written by `gsseg convert` and (where it writes the format) by splat-transform,
-each file is decoded by splat-transform where it reads the format (else by gsseg), and the decoded splats are
+each file is decoded by splat-transform where it reads the format (else by gsseg; .spz by its writer, see
+FORMATS), and the decoded splats are
 compared with the source: RMS error of the position (relative to the largest side of the bounding box), f_dc,
 opacity after the sigmoid, log-scale, and rotation angle (degrees). Both writers put compressed PLYs in the same
 Morton order (checked: every decoded splat lies within its quantisation of the source's in that order).
@@ -24,8 +25,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from blender_gsseg.core.files.compressed import morton_order  # noqa: E402
 from blender_gsseg.core.files.splats import read_gaussians, write_gaussians  # noqa: E402
 
-# format -> (splat-transform writes it, splat-transform reads it, the writer reorders the splats)
-FORMATS = {".compressed.ply": (True, True, True), ".splat": (False, True, False), ".glb": (True, False, False)}
+# format -> (splat-transform writes it, who decodes the files, the writer reorders the splats). .spz files are
+# decoded by their own writer: splat-transform 3.7.0 stores PLY axes as they are, gsseg (as the SPZ library and
+# splat-transform 2.7.1) stores RUB, so each reads the other's files with y and z flipped.
+FORMATS = {".compressed.ply": (True, "splat-transform", True), ".spz": (True, "own", False),
+           ".splat": (False, "splat-transform", False), ".glb": (True, "gsseg", False)}
 GOALS = "error <= 1.25x splat-transform's, size <= 1.10x, time <= splat-transform's"
 
 
@@ -81,7 +85,8 @@ def main():
     st = ["node", args.splat_transform, "-q", "-w"]
     gsseg = [sys.executable, "-m", "blender_gsseg", "convert"]
     print(f"goals: {GOALS}\n")
-    print("| scene | format | writer | size (MB) | encode (s) | position | f_dc | opacity | log-scale | rotation (°) |")
+    print("| scene | format | writer | size (MB) | encode (s) | position | f_dc | opacity | log-scale "
+          "| rotation (°) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     scenes = list(args.scenes) + ([f"synthetic:{args.synthetic}"] if args.synthetic else [])
     for scene in scenes:
@@ -91,12 +96,12 @@ def main():
             source_ply = os.path.join(folder, "source.ply")
             write_gaussians(source_ply, source)
             order = morton_order(source.means)
-            for kind, (st_writes, st_reads, reorders) in FORMATS.items():
+            for kind, (st_writes, decoder, reorders) in FORMATS.items():
                 writers = [("gsseg", gsseg)] + ([("splat-transform", st)] if st_writes else [])
                 for name, command in writers:
                     out = os.path.join(folder, f"{name}{kind}")
                     seconds = timed(command + [source_ply, out])
-                    if st_reads:
+                    if (decoder if decoder != "own" else name) == "splat-transform":
                         decoded_path = os.path.join(folder, f"{name}{kind}.decoded.ply")
                         timed(st + [out, decoded_path])
                     else:

@@ -472,7 +472,7 @@ def build_parser():
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("convert", help="write a splat file in another format (from OUT's name: .ply, "
-                                       ".compressed.ply, .glb, .splat)")
+                                       ".compressed.ply, .glb, .spz, .splat)")
     p.add_argument("input", help="splat file (.ply, .compressed.ply, .splat, .spz, .glb)")
     p.add_argument("output", help="the file to write; .glb keeps labels (KHR_gaussian_splatting, EXT_mesh_features)")
     p.add_argument("--sh-degree", type=int, metavar="D", help="keep the SH bands up to D (default: all)")
@@ -535,7 +535,7 @@ def build_parser():
         p.add_argument("scene")
         p.add_argument("--labels", type=int, nargs="+", required=True)
         p.add_argument("-o", "--output", required=True, help="the file to write, in the format its name asks for "
-                       "(.ply, .compressed.ply, .glb, .splat)")
+                       "(.ply, .compressed.ply, .glb, .spz, .splat)")
         p.add_argument("--gamma", type=_gamma, help="select members at this bias (needs the sidecar); 'auto': the "
                        "one segment --gamma auto chose")
         p.add_argument("--level", type=int, help="select by this level of gsseg_code (0 = coarsest; a coarse "
@@ -549,7 +549,7 @@ def build_parser():
     p = sub.add_parser("split", help="write one file per label (and the unseen ones)")
     p.add_argument("scene")
     p.add_argument("-o", "--output", required=True, help="output folder")
-    p.add_argument("--format", choices=("ply", "compressed.ply", "glb", "splat"), default="ply",
+    p.add_argument("--format", choices=("ply", "compressed.ply", "glb", "spz", "splat"), default="ply",
                    help="of the files (default ply)")
     p.add_argument("--level", type=int, help="split by this level of gsseg_code (0 = coarsest)")
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)

@@ -114,7 +114,6 @@ def test_convert_says_what_a_format_cannot_keep(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("name, phrase", [("out.sog", "does not write .sog yet"),
-                                          ("out.spz", "does not write .spz yet"),
                                           ("out.obj", "unknown output format")])
 def test_convert_refuses_a_format_it_does_not_write_before_any_work(tmp_path, capsys, name, phrase):
     assert main(["convert", SOURCE, str(tmp_path / name)]) == 2
@@ -187,3 +186,34 @@ def test_compressed_ply_keeps_labels(tmp_path):
     from blender_gsseg.core.files.compressed import morton_order
 
     np.testing.assert_array_equal(back.vertex["gsseg_label"], labels[morton_order(source.means)])
+
+
+@pytest.mark.parametrize("source, reference", [("source_sh3.ply", "st_sh3.spz"),
+                                               ("source_sh1_300.ply", "st_sh1_300.spz")])
+def test_spz_against_splat_transforms(tmp_path, source, reference):
+    """SPZ version 4 with 5/4-bit SH, as splat-transform writes it, at most 1.10x its size. splat-transform 3.7.0
+    stores PLY axes as they are (its comment: 'no coordinate conversion'), where the SPZ library and earlier
+    splat-transform (2.7.1, tests/data/formats) store RUB: we keep the library's RUB. So the colour, alpha and
+    scale streams are byte-identical, positions are its with y and z negated, and the decoded scene is the source
+    within the format's steps."""
+    from blender_gsseg.core.files.compressed import _read_spz_v4
+
+    assert main(["convert", os.path.join(DATA, source), str(tmp_path / "ours.spz")]) == 0
+    ours_raw, theirs_raw = (tmp_path / "ours.spz").read_bytes(), open(os.path.join(DATA, reference), "rb").read()
+    assert len(ours_raw) <= 1.10 * len(theirs_raw)
+    ours, theirs = (_read_spz_v4(name, raw)[4] for name, raw in (("ours", ours_raw), ("theirs", theirs_raw)))
+    for stream in ("alphas", "colors", "scales"):
+        assert ours[stream] == theirs[stream], stream
+
+    def fixed(buffer):
+        b = np.frombuffer(buffer, np.uint8).reshape(-1, 3, 3).astype(np.int64)
+        value = b[..., 0] | (b[..., 1] << 8) | (b[..., 2] << 16)
+        return np.where(value & 0x800000, value - (1 << 24), value)
+
+    np.testing.assert_allclose(fixed(ours["positions"]), fixed(theirs["positions"]) * [1, -1, -1], atol=1)
+    scene, decoded = read_gaussians(os.path.join(DATA, source)), read_gaussians(tmp_path / "ours.spz")
+    np.testing.assert_allclose(decoded.means, scene.means, atol=0.5 / 4096 + 1e-6)
+    assert quat_angle(decoded.rotations.astype(np.float64), scene.rotations.astype(np.float64)).max() < 0.01
+    step = np.full(scene.sh_rest.shape[1], 16 / 128)
+    step[:3] = 8 / 128
+    assert (np.abs(decoded.sh_rest - scene.sh_rest) <= step[None, :, None] / 2 + 1 / 128 + 1e-6).all()

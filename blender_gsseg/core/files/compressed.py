@@ -531,6 +531,66 @@ def _read_spz_legacy(path, raw):
     return version, count, degree, fractional, buffers, extensions
 
 
+SPZ_WRITE_LEVEL = 12  # zstd level of the streams we write
+SPZ_SH1_BITS, SPZ_SH_REST_BITS = 5, 4  # what the SPZ library keeps of the SH bands (splat-transform's default)
+
+
+def spz_streams(gaussians: Gaussians, fractional_bits: int = 12) -> list[bytes]:
+    """The six SPZ attribute streams of a scene (positions, alphas, colours, scales, rotations, SH), packed as the
+    SPZ library packs them, in its stored coordinate system RUB (PLY is RDF: y and z flip)."""
+    v = gaussians.vertex
+    count = len(gaussians)
+    signs = np.array(_SPZ_COORDINATES[4][1], dtype=np.float64)
+    to_u8 = lambda values: np.clip(np.round(values), 0, 255).astype(np.uint8)  # noqa: E731
+    column = lambda name: v[name].astype(np.float64)  # noqa: E731
+    xyz = np.stack([column(a) for a in "xyz"], axis=1) * signs
+    fixed = np.round(xyz * (1 << fractional_bits)).astype(np.int64) & 0xFFFFFF
+    positions = np.stack([fixed & 0xFF, (fixed >> 8) & 0xFF, (fixed >> 16) & 0xFF], axis=-1).astype(np.uint8)
+    alphas = to_u8(255.0 / (1.0 + np.exp(-column("opacity"))))
+    colours = to_u8(np.stack([column(f"f_dc_{c}") for c in range(3)], axis=1) * (0.15 * 255) + 0.5 * 255)
+    scales = to_u8((np.stack([column(f"scale_{k}") for k in range(3)], axis=1) + 10.0) * 16.0)
+    quat = np.stack([column(f"rot_{k}") for k in (1, 2, 3, 0)], axis=1)  # x y z w
+    quat /= np.maximum(np.linalg.norm(quat, axis=1, keepdims=True), 1e-30)
+    quat[:, :3] *= signs * np.prod(signs)  # a quaternion's xyz is an axial vector
+    largest = np.argmax(np.abs(quat), axis=1)
+    negate = quat[np.arange(count), largest] < 0
+    packed = largest.astype(np.uint64)
+    for i in range(4):  # the other three, smallest-three, each a sign bit and 9 bits of magnitude
+        magnitude = np.floor(511 * (np.abs(quat[:, i]) / np.sqrt(0.5)) + 0.5).astype(np.uint64)
+        sign = ((quat[:, i] < 0) ^ negate).astype(np.uint64)
+        packed = np.where(largest != i, (packed << 10) | (sign << 9) | magnitude, packed)
+    rotations = packed.astype("<u4").view(np.uint8).reshape(count, 4)
+    degree = gaussians.sh_degree
+    sh = b""
+    if degree:
+        rest = gaussians.sh_rest.astype(np.float64) * sh_flip_signs(degree, tuple(int(x) for x in signs))[None, :, None]
+        codes = np.clip(np.round(rest * 128.0 + 128.0), 0, 255).astype(np.int64)  # [N, coeff, channel]
+        bucket = np.full(rest.shape[1], 1 << (8 - SPZ_SH_REST_BITS))
+        bucket[:3] = 1 << (8 - SPZ_SH1_BITS)
+        bucket = bucket[None, :, None]
+        sh = np.clip((codes + bucket // 2) // bucket * bucket, 0, 255).astype(np.uint8).tobytes()
+    return [positions.tobytes(), alphas.tobytes(), colours.tobytes(), scales.tobytes(), rotations.tobytes(), sh]
+
+
+def write_spz(path: str | os.PathLike, gaussians: Gaussians, commit=None) -> None:
+    """Write a Niantic ``.spz``, version 4 (a 32-byte header, a table of contents, one Zstandard stream per
+    attribute), as the SPZ library (through splat-transform) writes it."""
+    import zstandard
+
+    from .commit import output_file
+
+    fractional_bits = 12
+    streams = [stream for stream in spz_streams(gaussians, fractional_bits) if stream]
+    compressor = zstandard.ZstdCompressor(level=SPZ_WRITE_LEVEL)
+    compressed = [compressor.compress(stream) for stream in streams]
+    header = struct.pack("<IIIBBBBI", SPZ_MAGIC, 4, len(gaussians), gaussians.sh_degree, fractional_bits, 0,
+                         len(streams), 32)
+    header += b"\0" * (32 - len(header))
+    toc = b"".join(struct.pack("<QQ", len(packed), len(stream)) for packed, stream in zip(compressed, streams))
+    with output_file(path, "wb", commit) as handle:
+        handle.write(header + toc + b"".join(compressed))
+
+
 def read_spz(path: str | os.PathLike) -> Gaussians:
     """Decode a Niantic ``.spz`` file (versions 1-3: gzip; version 4: Zstandard streams) into PLY (RDF) space."""
     path = os.fspath(path)

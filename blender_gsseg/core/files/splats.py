@@ -97,8 +97,8 @@ def write_gaussians(path: str | os.PathLike, gaussians: Gaussians,
 
 
 # Output formats by file name ending, and whether they carry gsseg's labels.
-WRITTEN_FORMATS = {".compressed.ply": True, ".ply": True, ".glb": True, ".splat": False}
-NOT_WRITTEN_YET = (".spz", ".sog")
+WRITTEN_FORMATS = {".compressed.ply": True, ".ply": True, ".glb": True, ".splat": False, ".spz": False}
+NOT_WRITTEN_YET = (".sog",)
 
 
 def output_format(path: str | os.PathLike) -> str:
@@ -106,8 +106,8 @@ def output_format(path: str | os.PathLike) -> str:
     lower = os.fspath(path).lower()
     for ending in NOT_WRITTEN_YET:
         if lower.endswith(ending):
-            raise BadInputError(f"{path}: gsseg does not write {ending} yet (write .ply, .compressed.ply, .glb or "
-                                f".splat)")
+            raise BadInputError(f"{path}: gsseg does not write {ending} yet (write .ply, .compressed.ply, .glb, "
+                                f".spz or .splat)")
     for ending in WRITTEN_FORMATS:
         if lower.endswith(ending):
             return ending
@@ -136,6 +136,10 @@ def write_splat_file(path: str | os.PathLike, gaussians: Gaussians, commit: Comm
         from .gltf import write_glb
 
         write_glb(path, gaussians, commit)
+    elif kind == ".spz":
+        from .compressed import write_spz
+
+        write_spz(path, gaussians, commit)
     else:
         from .compressed import write_dot_splat
 
