@@ -44,8 +44,8 @@ PLATFORMS = {
 # Pure-Python wheels (one file serves every platform and Python 3 version).
 # plyfile 1.1.4+ requires numpy>=2 in its metadata; Blender 4.2-5.0 ship numpy 1.26.
 PURE_REQUIREMENTS = ("plyfile==1.1.3", "filelock==4.3.1")  # filelock: two runs never write one output at once
-# Binary wheels, one per (Python version, platform). Blender does not bundle Pillow.
-BINARY_REQUIREMENTS = ("pillow==13.0.0",)
+# Binary wheels, one per (Python version, platform). Blender does not bundle Pillow, nor Zstandard (SPZ version 4).
+BINARY_REQUIREMENTS = ("pillow==13.0.0", "zstandard==0.25.0")
 # The compiled CPU walk (numba and its llvmlite), per platform: numba 0.68.1 accepts NumPy 1.22-2.5 (Blender
 # 4.2-5.0 ship 1.26); 0.62.1 is the last release with Intel-Mac wheels (NumPy up to 2.3). Where numba cannot load,
 # the add-on says so and runs the numpy path.

@@ -129,6 +129,7 @@ def test_extension_installs_enables_and_uses_bundled_wheels(extension_zip, tmp_p
     assert result["plyfile"].startswith(local), result["plyfile"]
     assert result["PIL"].startswith(local), result["PIL"]
     assert result["filelock"].startswith(local), result["filelock"]
+    assert result["zstandard"].startswith(local) and result["spz_count"] == 5, result["zstandard"]
     # the compiled CPU walk from the bundled numba, giving the numpy path's weights
     assert result["numba"].startswith(local), result["numba"]
     assert result["flavour"] == "numba" and result["plan"][0] == "numba", result["plan"]
@@ -251,6 +252,22 @@ def test_compressed_formats_import(tmp_path):
     result = run_bpy("compressed_formats_import.py", home=tmp_path / "home", args={"folder": folder, "inputs": inputs})
     assert len(result["names"]) == len(inputs)
     assert not any(name.endswith((".compressed", ".splat", ".spz")) for name in result["names"]), result["names"]
+
+
+def test_export_formats(tmp_path):
+    """Export to .spz (and every other offered format): the file decodes to the scene within its format's steps."""
+    source_path = os.path.join(REPO, "tests", "data", "gltf", "source_sh3.ply")
+    run_bpy("export_formats.py", home=tmp_path / "home", args={"ply": source_path, "stem": str(tmp_path / "out")})
+    source = read_gaussians(source_path)
+    assert sorted(f for f in os.listdir(tmp_path) if f.startswith("out")) == [
+        "out.compressed.ply", "out.glb", "out.ply", "out.splat", "out.spz"]
+    for name in ("out.ply", "out.glb"):  # exact
+        assert read_gaussians(tmp_path / name).vertex.tobytes() == source.vertex.tobytes(), name
+    spz = read_gaussians(tmp_path / "out.spz")
+    np.testing.assert_allclose(spz.means, source.means, atol=0.5 / 4096 + 1e-6)
+    assert spz.sh_degree == 3 and len(read_gaussians(tmp_path / "out.splat")) == len(source)
+    compressed = read_gaussians(tmp_path / "out.compressed.ply")
+    assert len(compressed) == len(source) and compressed.sh_degree == 3
 
 
 def test_glb_import(tmp_path):

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..core.errors import BadInputError
 from ..core.files.ply import PLY_TYPES
-from ..core.files.splats import read_gaussians, write_gaussians
+from ..core.files.splats import read_gaussians, write_gaussians, write_splat_file
 from ..core.gaussians import Gaussians
 from ..core.pipeline import bound_sidecar
 from . import display
@@ -346,7 +346,9 @@ def is_identity(matrix, tolerance=1e-6):
 
 
 def export_splat(obj, path, *, selected_only=False, include_label=False, apply_transform=True, header=None):
-    """Write a splat object to a binary little-endian PLY (atomic). Returns the number of splats written.
+    """Write a splat object (atomic) in the format ``path``'s name asks for (a binary little-endian PLY, or any
+    of :func:`~..core.files.splats.write_splat_file`'s). Returns (splats written, what the format could not
+    keep).
 
     The instance list's names and colours become the gsseg_label header comments (when gsseg_label is
     written). With ``apply_transform`` a non-identity object transform is baked in by the core
@@ -361,5 +363,5 @@ def export_splat(obj, path, *, selected_only=False, include_label=False, apply_t
         gaussians = header(obj, gaussians)
     if apply_transform:
         gaussians = in_world(obj, gaussians)
-    write_gaussians(path, gaussians)
-    return len(gaussians)
+    lost = write_splat_file(path, gaussians)
+    return len(gaussians), lost

@@ -100,6 +100,26 @@ class GSSEG_OT_import_splat(bpy.types.Operator, ImportHelper):
         return {"FINISHED"}
 
 
+EXPORT_FORMATS = (
+    ("PLY", "PLY (.ply)", "The 3DGS PLY, every property kept, exactly"),
+    ("COMPRESSED_PLY", "Compressed PLY (.compressed.ply)", "SuperSplat's compressed PLY, about 4x smaller"),
+    ("GLB", "glTF (.glb)", "glTF binary with KHR_gaussian_splatting, labels as feature ids"),
+    ("SPZ", "SPZ (.spz)", "Niantic's compressed splats, about 10x smaller"),
+    ("SPLAT", "Splat (.splat)", "antimatter15's 32 bytes per splat, no SH and no labels"),
+)
+_FORMAT_ENDINGS = {"PLY": ".ply", "COMPRESSED_PLY": ".compressed.ply", "GLB": ".glb", "SPZ": ".spz", "SPLAT": ".splat"}
+
+
+def _with_format_ending(path, file_format):
+    """``path`` ending in the format's extension (any other known ending replaced)."""
+    stem = path
+    for ending in sorted(_FORMAT_ENDINGS.values(), key=len, reverse=True):
+        if stem.lower().endswith(ending):
+            stem = stem[:-len(ending)]
+            break
+    return stem + _FORMAT_ENDINGS[file_format]
+
+
 class GSSEG_OT_export_splat(bpy.types.Operator, ExportHelper):
     """Export the active splat object as a binary PLY with the properties, types, order and comments of the
     file it came from"""
@@ -109,7 +129,9 @@ class GSSEG_OT_export_splat(bpy.types.Operator, ExportHelper):
     bl_options = {"REGISTER"}
 
     filename_ext = ".ply"
-    filter_glob: StringProperty(default="*.ply", options={"HIDDEN"})
+    filter_glob: StringProperty(default="*.ply;*.glb;*.spz;*.splat", options={"HIDDEN"})
+    file_format: EnumProperty(name="Format", items=EXPORT_FORMATS, default="PLY",
+                              description="File format (labels travel in PLY, compressed PLY and glTF)")
     selected_only: BoolProperty(name="Selected Only", default=False,
                                 description="Write only the selected points (edit-mode selection)")
     include_label: BoolProperty(name="Include gsseg_label", default=False,
@@ -123,16 +145,27 @@ class GSSEG_OT_export_splat(bpy.types.Operator, ExportHelper):
     def poll(cls, context):
         return _poll(cls, (_active_splat(context) is not None, ACTIVE_SPLAT))
 
+    def check(self, context):
+        """Keep the file name's ending in step with the chosen format (as Blender's glTF exporter does)."""
+        path = _with_format_ending(self.filepath, self.file_format)
+        changed = path != self.filepath
+        self.filepath = path
+        return changed
+
     def execute(self, context):
         obj = _active_splat(context)
+        path = _with_format_ending(self.filepath, self.file_format)
         try:
-            count = io_splat.export_splat(obj, self.filepath, selected_only=self.selected_only,
-                                          include_label=self.include_label, apply_transform=self.apply_transform,
-                                          header=label_list.with_label_comments)
+            count, lost = io_splat.export_splat(obj, path, selected_only=self.selected_only,
+                                                include_label=self.include_label,
+                                                apply_transform=self.apply_transform,
+                                                header=label_list.with_label_comments)
         except Exception as error:
             self.report({"ERROR"}, _error_text(error))
             return {"CANCELLED"}
-        self.report({"INFO"}, f"Wrote {count:,} splats to {self.filepath}")
+        for problem in lost:
+            self.report({"WARNING"}, problem)
+        self.report({"INFO"}, f"Wrote {count:,} splats to {path}")
         return {"FINISHED"}
 
 

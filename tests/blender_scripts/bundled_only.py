@@ -1,5 +1,5 @@
-"""A preamble (``run_bpy(..., preamble="bundled_only")``, imported before bpy): make plyfile, PIL, filelock and numba
-(with llvmlite) importable only from Blender's extension site-packages, as in a Blender that does not ship them
+"""A preamble (``run_bpy(..., preamble="bundled_only")``, imported before bpy): make plyfile, PIL, filelock, zstandard
+and numba (with llvmlite) importable only from Blender's extension site-packages, as in a Blender that does not ship them
 (the test environments have them installed)."""
 
 import importlib.abc
@@ -7,7 +7,7 @@ import importlib.machinery
 import os
 import sys
 
-BUNDLED = ("plyfile", "PIL", "filelock", "numba", "llvmlite")
+BUNDLED = ("plyfile", "PIL", "filelock", "numba", "llvmlite", "zstandard")
 
 
 class OnlyBundled(importlib.abc.MetaPathFinder):

@@ -35,6 +35,11 @@ RESULT["plyfile"] = plyfile.__file__
 RESULT["PIL"] = PIL.__file__
 RESULT["filelock"] = filelock.__file__
 RESULT["extension_dir"] = os.path.dirname(ext.__file__)
+# SPZ version 4 through the bundled Zstandard: export one and read it back
+assert bpy.ops.gsseg.export_splat(filepath=ARGS["out"], file_format="SPZ") == {"FINISHED"}
+import zstandard  # noqa: E402
+RESULT["zstandard"] = zstandard.__file__
+RESULT["spz_count"] = len(ext.core.files.splats.read_gaussians(ARGS["out"][:-len(".ply")] + ".spz"))
 # The compiled CPU walk: numba from the bundled wheels, and the lift runs on it (numba compiles it here).
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
