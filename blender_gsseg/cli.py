@@ -276,7 +276,7 @@ def _save_rgb_png(path, rgb, folder):
 
 def overlay_labels(rgb, label_image, opacity=0.5):
     """The colour render with each label's colour blended over it (background left as it is)."""
-    from .core.pipeline import label_colour
+    from .core.files.labels import label_colour
 
     out = rgb.copy()
     for label in np.unique(label_image):

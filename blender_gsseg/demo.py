@@ -23,7 +23,8 @@ from .core.files.cameras import load_cameras
 from .core.files.commit import Commit, output_file
 from .core.files.splats import read_gaussians, write_gaussians
 from .core.metrics import segmentation_metrics
-from .core.pipeline import label_colour, segment_scene, selection, write_labeled
+from .core.files.labels import label_colour
+from .core.pipeline import segment_scene, selection, write_labeled
 from .core.render import render_colour, render_labels
 from .core.solver import Shares
 

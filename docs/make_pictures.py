@@ -27,7 +27,7 @@ from PIL import Image  # noqa: E402
 
 from blender_gsseg.core.files.inria_cameras import write_cameras_json  # noqa: E402
 from blender_gsseg.core.files.splats import write_gaussians  # noqa: E402
-from blender_gsseg.core.pipeline import label_colour  # noqa: E402
+from blender_gsseg.core.files.labels import label_colour  # noqa: E402
 from synthetic.scene import make_scene  # noqa: E402
 
 # Names and colours given in the instance list (sRGB): written to the PLY header on export.

@@ -10,7 +10,7 @@ import pytest
 from blender_harness import BLENDER_RELEASES, labeled_scene, run_bpy
 
 from blender_gsseg.core.files.splats import read_gaussians
-from blender_gsseg.core.pipeline import read_label_table
+from blender_gsseg.core.files.labels import read_label_table
 
 if importlib.util.find_spec("bpy") is None:
     pytest.skip("bpy (Blender as a Python module) is not installed", allow_module_level=True)

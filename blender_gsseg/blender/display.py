@@ -11,7 +11,7 @@ also write the BOOLEAN attribute ``gsseg_hidden``, and the node group leaves tho
 import bpy
 import numpy as np
 
-from ..core.pipeline import label_colour
+from ..core.files.labels import label_colour
 from .classes import register_handlers, unregister_handlers
 
 NODE_GROUP_NAME = "gsseg Splat Points"

@@ -8,13 +8,11 @@ selection        which Gaussians a remove/extract/split picks
 from __future__ import annotations
 
 import collections.abc
-import colorsys
 import contextlib
 import dataclasses
 import glob
 import json
 import os
-import re
 import secrets
 import time
 import warnings
@@ -25,6 +23,7 @@ from .accumulate import (SIDECAR_SUFFIX, Accumulation, BoundedAccumulation, load
                          sidecar_run_id)
 from . import tune
 from .backends import get_backend
+from .files.labels import LABEL_COMMENT, LABEL_PROPERTY, label_table_comments, read_label_table
 from .cameras import Camera
 from .errors import BadInputError
 from .files.cameras import load_cameras
@@ -35,10 +34,7 @@ from .levels import CODE_PROPERTY, LAYOUT_COMMENT, CodeLayout, parent_labels, so
 from .solver import UNSEEN, Shares, check_gamma
 from .views import Views, build_views
 
-LABEL_PROPERTY = "gsseg_label"
-LABEL_COMMENT = "gsseg_label"
 RUN_COMMENT = "gsseg_run"
-_LABEL_COMMENT_RE = re.compile(r"^gsseg_label (-?\d+) name=(.*?) color=#([0-9a-fA-F]{6})\s*$")
 
 
 @dataclasses.dataclass
@@ -60,36 +56,6 @@ def default_memory_budget() -> int:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
     except (ValueError, OSError, AttributeError):
         return 4 << 30
-
-
-def label_colour(label: int) -> tuple[int, int, int]:
-    """A stable, distinct colour per label id (0 = grey background)."""
-    if label == 0:
-        return (128, 128, 128)
-    hue = (label * 0.618033988749895) % 1.0
-    r, g, b = colorsys.hsv_to_rgb(hue, 0.75, 0.95)
-    return (int(r * 255), int(g * 255), int(b * 255))
-
-
-def read_label_table(comments: collections.abc.Iterable[str]) -> dict[int, tuple[str, str]]:
-    """{id: (name, '#rrggbb')} from ``comment gsseg_label <id> name=<name> color=#rrggbb`` header lines."""
-    table = {}
-    for text in comments:
-        match = _LABEL_COMMENT_RE.match(text)
-        if match:
-            table[int(match.group(1))] = (match.group(2), "#" + match.group(3).lower())
-    return table
-
-
-def label_table_comments(label_ids, existing: dict[int, tuple[str, str]] | None = None) -> list[str]:
-    """Header comments naming every label; names and colours already in ``existing`` are kept."""
-    existing = existing or {}
-    lines = []
-    for label in sorted(int(x) for x in label_ids):
-        name, colour = existing.get(label, ("background" if label == 0 else f"label_{label}",
-                                            "#%02x%02x%02x" % label_colour(label)))
-        lines.append(f"{LABEL_COMMENT} {label} name={name} color={colour}")
-    return lines
 
 
 def segment_scene(

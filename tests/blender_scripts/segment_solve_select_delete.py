@@ -200,7 +200,7 @@ assert {"gsseg.segment", "gsseg.masks_from_proxies", "gsseg.select_instance", "g
 assert panel.layout.lists == [("GSSEG_UL_instances", "labels", "labels_index")]
 # the list rows: the labels of the segmentation but the deleted one, default names, the CLI's colours,
 # point counts
-from blender_gsseg.core.pipeline import label_colour
+from blender_gsseg.core.files.labels import label_colour
 rows = [(i.level, i.id, i.name, i.count) for i in obj.gsseg.labels]
 counts = dict(zip(*np.unique(labels_of(obj.data), return_counts=True)))
 assert rows == [(-1, k, "background" if k == 0 else f"label_{k}", int(counts.get(k, 0)))

@@ -228,7 +228,7 @@ def write_compressed_ply(path: str | os.PathLike, gaussians: Gaussians, commit=N
     and colour ranges; 11-10-11-bit positions and log-scales, a 2 + 3 x 10-bit quaternion (the largest component
     left out), 8-bit colour and alpha, 8-bit SH. ``gsseg_label`` rides along as an int vertex property, which our
     reader keeps."""
-    from ..pipeline import LABEL_PROPERTY
+    from .labels import LABEL_PROPERTY
     from .commit import output_file
 
     order = morton_order(gaussians.means)

@@ -86,7 +86,7 @@ class _Writer:
 
 def write_glb(path: str | os.PathLike, gaussians: Gaussians, commit=None) -> None:
     """Write ``gaussians`` as a .glb (module docstring), on its own or as part of ``commit``."""
-    from ..pipeline import read_label_table
+    from .labels import read_label_table
 
     v = gaussians.vertex
     n = len(gaussians)
@@ -143,7 +143,7 @@ def write_glb(path: str | os.PathLike, gaussians: Gaussians, commit=None) -> Non
 
 def _write_labels(writer, document, primitive, labels, table):
     """Feature ids (rows of the instance table) and the table: label id, name and colour per instance."""
-    from ..pipeline import label_table_comments, read_label_table
+    from .labels import label_table_comments, read_label_table
 
     ids = np.unique(labels[labels >= 0])
     rows = read_label_table(label_table_comments(ids, table))  # every label named, as a PLY header would
@@ -173,7 +173,7 @@ def _write_labels(writer, document, primitive, labels, table):
 
 def read_glb(path: str | os.PathLike) -> Gaussians:
     """Read a KHR_gaussian_splatting .glb (ours: exact; splat-transform's: to float32 precision), with labels."""
-    from ..pipeline import label_table_comments
+    from .labels import label_table_comments
 
     from .compressed import standard_dtype
 

@@ -118,7 +118,7 @@ def write_splat_file(path: str | os.PathLike, gaussians: Gaussians, commit: Comm
                      ) -> list[str]:
     """Write ``gaussians`` in the format ``path``'s name asks for (:func:`output_format`); returns what the
     format cannot keep (e.g. labels in a .splat), for the caller to say."""
-    from ..pipeline import LABEL_PROPERTY
+    from .labels import LABEL_PROPERTY
 
     kind = output_format(path)
     lost = []
