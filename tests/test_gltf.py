@@ -217,3 +217,28 @@ def test_spz_against_splat_transforms(tmp_path, source, reference):
     step = np.full(scene.sh_rest.shape[1], 16 / 128)
     step[:3] = 8 / 128
     assert (np.abs(decoded.sh_rest - scene.sh_rest) <= step[None, :, None] / 2 + 1 / 128 + 1e-6).all()
+
+
+def test_glb_keeps_every_other_property_and_the_header(tmp_path):
+    """Normals, gsseg_code with its layout comment, a double, a uchar, a uint and any comment: PLY -> .glb -> PLY
+    gives the same file, byte for byte."""
+    from blender_gsseg.core.gaussians import Gaussians
+
+    v = read_gaussians(SOURCE).vertex
+    extra = [("gsseg_code", "<i4"), ("weight", "<f8"), ("flag", "u1"), ("big", "<u4")]
+    names = ["x", "y", "z", "nx", "ny", "nz"] + [n for n in v.dtype.names if n not in "xyz"]
+    table = np.zeros(len(v), dtype=[(n, "<f4") for n in names] + extra)
+    for name in v.dtype.names:
+        table[name] = v[name]
+    rng = np.random.default_rng(1)
+    table["nx"] = rng.normal(size=len(v))
+    table["gsseg_code"] = rng.integers(-1, 2 ** 30, len(v))
+    table["weight"] = rng.normal(size=len(v))
+    table["flag"] = rng.integers(0, 256, len(v))
+    table["big"] = rng.integers(0, 2 ** 32, len(v), dtype=np.uint64)
+    scene = Gaussians(table, meta_lines=[("comment", "gsseg_code_layout objects:3 parts:4"),
+                                         ("comment", "made by a test")])
+    write_gaussians(tmp_path / "scene.ply", scene)
+    assert main(["convert", str(tmp_path / "scene.ply"), str(tmp_path / "scene.glb")]) == 0
+    assert main(["convert", str(tmp_path / "scene.glb"), str(tmp_path / "back.ply")]) == 0
+    assert (tmp_path / "back.ply").read_bytes() == (tmp_path / "scene.ply").read_bytes()

@@ -35,6 +35,7 @@ OPACITY_LOGIT = "_GSSEG_OPACITY_LOGIT"
 FEATURE_ID = "_FEATURE_ID_0"
 LABEL_PROPERTY = "gsseg_label"
 INSTANCE_CLASS = "gsseg_instance"
+EXTRAS = "gsseg"  # in the primitive's extras: the other properties, the property order and the header comments
 GLB_MAGIC, JSON_CHUNK, BIN_CHUNK = 0x46546C67, 0x4E4F534A, 0x004E4942
 FLOAT, UBYTE, USHORT, UINT, INT = 5126, 5121, 5123, 5125, 5124
 ARRAY_BUFFER = 34962
@@ -119,10 +120,11 @@ def write_glb(path: str | os.PathLike, gaussians: Gaussians, commit=None) -> Non
             rest[:, k].astype(np.float32), "VEC3")
     attributes[LOG_SCALE] = writer.accessor(log_scale, "VEC3")
     attributes[OPACITY_LOGIT] = writer.accessor(v["opacity"].astype(np.float32), "SCALAR")
+    kept = _write_other_properties(writer, attributes, gaussians)
 
     primitive = {"attributes": attributes, "mode": 0, "extensions": {EXTENSION: {
         "kernel": "ellipse", "colorSpace": "srgb_rec709_display", "sortingMethod": "cameraDistance",
-        "projection": "perspective"}}}
+        "projection": "perspective"}}, "extras": {EXTRAS: kept}}
     document = {"asset": {"version": "2.0", "generator": "gsseg"}, "extensionsUsed": [EXTENSION],
                 "scene": 0, "scenes": [{"nodes": [0]}], "nodes": [{"mesh": 0}],
                 "meshes": [{"primitives": [primitive]}]}
@@ -139,6 +141,34 @@ def write_glb(path: str | os.PathLike, gaussians: Gaussians, commit=None) -> Non
         handle.write(struct.pack("<III", GLB_MAGIC, 2, 12 + 8 + len(text) + 8 + len(blob)))
         handle.write(struct.pack("<II", len(text), JSON_CHUNK) + text)
         handle.write(struct.pack("<II", len(blob), BIN_CHUNK) + blob)
+
+
+def _write_other_properties(writer, attributes, gaussians):
+    """The scene's other vertex properties (normals, gsseg_code, a tool's own), each as ``_GSSEG_P<k>``: float
+    ones as floats, the others as their bytes in unsigned shorts (vertex attributes have no 32-bit integers);
+    returned with the property order, types and header comments for the primitive's extras, so that reading
+    gives the PLY back as it was."""
+    from .compressed import standard_dtype
+
+    v = gaussians.vertex
+    standard = set(standard_dtype(3 * gaussians.sh_rest.shape[1]).names) | {LABEL_PROPERTY}
+    properties = []
+    for name in v.dtype.names:
+        if name in standard:
+            continue
+        semantic = f"_GSSEG_P{len(properties)}"
+        kind = v.dtype[name]
+        if kind == np.float32:
+            attributes[semantic] = writer.accessor(v[name].astype(np.float32), "SCALAR")
+        else:  # the value's bytes, little-endian, padded to 4 (integers) or 8 (doubles)
+            width = 8 if kind.itemsize == 8 else 4
+            values = v[name].astype(kind.newbyteorder("<"))
+            raw = values.astype(values.dtype.newbyteorder("<")).view(np.uint8).reshape(len(v), kind.itemsize)
+            padded = np.zeros((len(v), width), dtype=np.uint8)
+            padded[:, :kind.itemsize] = raw
+            attributes[semantic] = writer.accessor(padded.view("<u2"), "VEC2" if width == 4 else "VEC4")
+        properties.append({"name": name, "type": gaussians.property_types[name], "attribute": semantic})
+    return {"properties": properties, "order": list(v.dtype.names), "comments": gaussians.comments}
 
 
 def _write_labels(writer, document, primitive, labels, table):
@@ -229,7 +259,7 @@ def read_glb(path: str | os.PathLike) -> Gaussians:
         out[f"scale_{k}"] = log_scale[:, k]
     x, y, z, w = read(PREFIX + "ROTATION").T  # as written: (-y, x, w, -z) of the PLY's (w, x, y, z)
     out["rot_0"], out["rot_1"], out["rot_2"], out["rot_3"] = z, y, -x, -w
-    comments = []
+    comments, types = [], {}
     features = primitive.get("extensions", {}).get("EXT_mesh_features", {}).get("featureIds", [])
     labelled = [f for f in features if f.get("label") == LABEL_PROPERTY and "attribute" in f]
     if labelled:
@@ -237,7 +267,40 @@ def read_glb(path: str | os.PathLike) -> Gaussians:
         out = _with_column(out, LABEL_PROPERTY, labels)
         table = {label: names[label] for label in names}
         comments = label_table_comments(sorted(table), table)
-    return Gaussians(out, meta_lines=[("comment", c) for c in comments], source_format="glb", path=path)
+    kept = primitive.get("extras", {}).get(EXTRAS)
+    if isinstance(kept, dict):  # written by gsseg: the other properties, the order and the comments as they were
+        out, types = _read_other_properties(path, document, blob, attributes, out, kept)
+        comments = [str(c) for c in kept.get("comments", comments)]
+    return Gaussians(out, property_types=types, meta_lines=[("comment", c) for c in comments], source_format="glb",
+                     path=path)
+
+
+def _read_other_properties(path, document, blob, attributes, out, kept):
+    from .ply import PLY_TYPES
+
+    columns = {name: out[name] for name in out.dtype.names}
+    types = {}
+    try:
+        for entry in kept.get("properties", []):
+            name, ply_type, semantic = entry["name"], entry["type"], entry["attribute"]
+            kind = np.dtype("<" + PLY_TYPES[ply_type])
+            accessor = document["accessors"][attributes[semantic]]
+            if kind == np.float32:
+                columns[name] = _accessor(path, document, blob, attributes[semantic])[:, 0]
+            else:
+                width = 2 * _WIDTH[accessor["type"]]
+                raw = np.frombuffer(_view(path, document, blob, accessor["bufferView"]), np.uint8,
+                                    accessor["count"] * width, accessor.get("byteOffset", 0))
+                columns[name] = raw.reshape(-1, width)[:, :kind.itemsize].copy().view(kind)[:, 0]
+            types[name] = ply_type
+        order = [name for name in kept.get("order", out.dtype.names) if name in columns]
+        order += [name for name in columns if name not in order]
+    except (KeyError, TypeError, ValueError) as error:
+        raise BadInputError(f"{path}: unreadable gsseg properties in the glTF extras ({error})") from None
+    table = np.empty(len(out), dtype=[(name, columns[name].dtype.newbyteorder("<")) for name in order])
+    for name in order:
+        table[name] = columns[name]
+    return table, types
 
 
 def _with_column(array, name, values):
