@@ -271,12 +271,12 @@ def test_export_formats(tmp_path):
 
 
 def test_glb_import(tmp_path):
-    """splat-transform's KHR_gaussian_splatting .glb through Import Splat (the file browser lists .glb; drops of
-    .glb stay with Blender's glTF importer)."""
+    """splat-transform's KHR_gaussian_splatting .glb and .sog through Import Splat (the file browser lists .glb;
+    drops of .glb stay with Blender's glTF importer, drops of .sog come here)."""
     folder = os.path.join(REPO, "tests", "data", "gltf")
     result = run_bpy("compressed_formats_import.py", home=tmp_path / "home",
-                     args={"folder": folder, "inputs": ["st_sh3.glb"]})
-    assert result["names"] == ["st_sh3"]
+                     args={"folder": folder, "inputs": ["st_sh3.glb", "st_sh1_300.sog"]})
+    assert sorted(result["names"]) == ["st_sh1_300", "st_sh3"]
 
 
 @pytest.mark.parametrize("display", ["SPLAT", "POINTS"])

@@ -242,3 +242,29 @@ def test_glb_keeps_every_other_property_and_the_header(tmp_path):
     assert main(["convert", str(tmp_path / "scene.ply"), str(tmp_path / "scene.glb")]) == 0
     assert main(["convert", str(tmp_path / "scene.glb"), str(tmp_path / "back.ply")]) == 0
     assert (tmp_path / "back.ply").read_bytes() == (tmp_path / "scene.ply").read_bytes()
+
+
+@pytest.mark.parametrize("name", ["st_sh3", "st_sh1_300"])
+def test_reads_sog_as_splat_transform_decodes_it(name):
+    """SOG version 2 (WebP images, codebooks, the SH palette) decoded to splat-transform's own decoding, bit for
+    bit (its writer reorders the splats: both decodings are in its order)."""
+    ours = read_gaussians(os.path.join(DATA, f"{name}.sog"))
+    theirs = read_gaussians(os.path.join(DATA, f"{name}.sog.st.ply"))
+    assert sorted(ours.property_names) == sorted(theirs.property_names) and len(ours) == len(theirs)
+    for prop in theirs.property_names:
+        assert ours.vertex[prop].tobytes() == theirs.vertex[prop].tobytes(), prop
+
+
+def test_a_damaged_sog_is_one_clear_line(tmp_path, capsys):
+    import zipfile
+
+    with zipfile.ZipFile(os.path.join(DATA, "st_sh3.sog")) as source, \
+            zipfile.ZipFile(tmp_path / "nosh0.sog", "w") as damaged:
+        for item in source.namelist():
+            if item != "sh0.webp":
+                damaged.writestr(item, source.read(item))
+    (tmp_path / "notzip.sog").write_bytes(b"not a zip")
+    for name, phrase in (("nosh0.sog", "lacks sh0.webp"), ("notzip.sog", "not a SOG file")):
+        assert main(["info", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"gsseg: error: {tmp_path / name}: ") and phrase in err and "\n" not in err, err

@@ -41,14 +41,14 @@ def _error_text(error):
 
 
 class GSSEG_OT_import_splat(bpy.types.Operator, ImportHelper):
-    """Import Gaussian splats (.ply, SuperSplat .compressed.ply, .splat, .spz, KHR_gaussian_splatting .glb) as a
-    point mesh, every vertex property kept as an attribute"""
+    """Import Gaussian splats (.ply, SuperSplat .compressed.ply, .splat, .spz, .sog, KHR_gaussian_splatting .glb)
+    as a point mesh, every vertex property kept as an attribute"""
 
     bl_idname = "gsseg.import_splat"
     bl_label = "Import Gaussian Splat"
     bl_options = {"REGISTER", "UNDO"}
 
-    filter_glob: StringProperty(default="*.ply;*.splat;*.spz;*.glb", options={"HIDDEN"})
+    filter_glob: StringProperty(default="*.ply;*.splat;*.spz;*.sog;*.glb", options={"HIDDEN"})
     directory: StringProperty(subtype="DIR_PATH", options={"HIDDEN", "SKIP_SAVE"})
     files: CollectionProperty(type=bpy.types.OperatorFileListElement, options={"HIDDEN", "SKIP_SAVE"})
     display: EnumProperty(name="Display", default="SPLAT", items=(
@@ -765,7 +765,7 @@ class GSSEG_FH_splat(bpy.types.FileHandler):
     bl_idname = "GSSEG_FH_splat"
     bl_label = "Gaussian Splat"
     bl_import_operator = "gsseg.import_splat"
-    bl_file_extensions = ".ply;.splat;.spz"
+    bl_file_extensions = ".ply;.splat;.spz;.sog"
 
     @classmethod
     def poll_drop(cls, context):
@@ -800,7 +800,7 @@ CLASSES = (
 
 
 def menu_import(self, context):
-    self.layout.operator(GSSEG_OT_import_splat.bl_idname, text="Gaussian Splat (.ply/.splat/.spz/.glb)")
+    self.layout.operator(GSSEG_OT_import_splat.bl_idname, text="Gaussian Splat (.ply/.splat/.spz/.sog/.glb)")
     self.layout.operator(GSSEG_OT_import_cameras.bl_idname, text="Splat Cameras (cameras.json/COLMAP/transforms)")
 
 

@@ -15,7 +15,7 @@ from .compressed import read_compressed_ply, read_dot_splat, read_spz
 from .ply import PLY_TYPES, PlyElementData, PlyProperty, read_ply_elements, read_ply_header, write_list_element
 
 def read_gaussians(path: str | os.PathLike) -> Gaussians:
-    """Read a splat file (.ply, SuperSplat .compressed.ply, .splat, .spz, .glb) into a checked :class:`Gaussians`."""
+    """Read a splat file (.ply, SuperSplat .compressed.ply, .splat, .spz, .glb, .sog) into a checked :class:`Gaussians`."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise BadInputError(f"{path}: no such file")
@@ -28,6 +28,10 @@ def read_gaussians(path: str | os.PathLike) -> Gaussians:
         from .gltf import read_glb
 
         return read_glb(path).check()
+    if lower.endswith(".sog"):
+        from .sog import read_sog
+
+        return read_sog(path).check()
     header = read_ply_header(path)
     vertex_element = header.element("vertex")
     if vertex_element is None:
