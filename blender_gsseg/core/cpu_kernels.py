@@ -134,10 +134,10 @@ def accumulate_view(projected, index_map, n_labels, out, pair_ids, pair_tiles):
     tile_ids = pair_tiles[starts].astype(np.int64)
     tile_starts = np.r_[starts, len(pair_tiles)].astype(np.int64)
     # Per-pair copies of the 2D Gaussians, one array per field: the walk reads memory in order.
+    from .rasterize import min_powers
+
     opacity = projected.opacities[pair_ids]
-    with np.errstate(divide="ignore"):
-        # alpha >= 1/255 needs power >= ln(1 / (255 opacity)); 1e-3 below it leaves float32 rounding room
-        min_power = (np.log(1.0 / (255.0 * opacity.astype(np.float64))) - 1e-3).astype(np.float32)
+    min_power = min_powers(opacity)  # alpha >= 1/255 needs power >= ln(1 / (255 opacity)), less float32 room
     means, conics = projected.means2d[pair_ids], projected.conics[pair_ids]
     _accumulate_tiles(pair_ids.astype(np.int64), tile_starts, tile_ids, projected.tile_grid[0],
                       projected.width, projected.height, np.ascontiguousarray(means[:, 0]),

@@ -162,10 +162,9 @@ def iter_contributions(
 
     The walk takes each tile's depth-sorted pairs ``LEVEL_PAIRS`` at a time, all tiles at once, keeping each
     pixel's transmittance between steps; a pixel whose walk stopped (INRIA: before T would fall below 1e-4)
-    takes no part in later steps. A pair is evaluated only on the rows of its tile that its alpha box reaches
-    (:func:`span_coefficients`) and on the span of each row where its power can reach 1/255
-    (:func:`span_coefficients`, float64, widened by ``SPAN_MARGIN``); the kernel's exact per-pixel test runs
-    inside, so the result is that of testing every pixel of the tile.
+    takes no part in later steps. A pair is evaluated only on the rows of its tile and, on each row, the span
+    where its power can reach 1/255 (:func:`span_coefficients`, float64, widened by ``SPAN_MARGIN``); the
+    kernel's exact per-pixel test runs inside, so the result is that of testing every pixel of the tile.
 
     ``with_falloff``: each chunk also carries G_i(p) = exp(power), the Gaussian's value before its opacity
     (alpha = min(0.99, opacity * G)), for renders that change the opacity (:mod:`.seg_opacity`).
@@ -225,7 +224,6 @@ def _walk_chunk(pairs, chunk, row_bits, grid_x, width, log_t, with_falloff):
     if len(reach) == 0:
         return
     row_pair, row_y, row_dy, bits, counts = (v[reach] for v in (row_pair, row_y, row_dy, bits, counts))
-    # the live pixels of the spans: the k-th set bit of each row's bits
     # the live pixels of the spans (the k-th set bit of each row's bits); entries come row by row, so what
     # they read of their row is expanded with np.repeat rather than gathered
     def per_entry(row_values):

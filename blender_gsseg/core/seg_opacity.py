@@ -108,9 +108,10 @@ def view_lists(
         empty = np.zeros(0, dtype=np.int32)
         return ViewLists(empty, empty, np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64))
     # the walk yields each pixel's entries front to back across its chunks: a stable sort gathers each walk
-    order = np.argsort(np.concatenate([c[1] for c in chunks]), kind="stable")
+    pixel_id = np.concatenate([c[1] for c in chunks])
+    order = np.argsort(pixel_id, kind="stable")
+    pixel_id = pixel_id[order]
     gid = np.concatenate([c[0] for c in chunks])[order]
-    pixel_id = np.concatenate([c[1] for c in chunks])[order]
     falloff = np.concatenate([c[3] for c in chunks])[order]
     new_pixel = np.r_[True, pixel_id[1:] != pixel_id[:-1]]
     pixel = (np.cumsum(new_pixel) - 1).astype(np.int32)
