@@ -124,15 +124,13 @@ def _backend_of(args, scene_path=None):
     """(backend, memory budget per process): ``--backend`` here, or a cluster backend on ``--workers N`` (a
     local cluster, closed afterwards) or ``--cluster ADDRESS``, running ``--backend`` on each worker."""
     budget = _memory_budget(getattr(args, "memory_budget", None))
-    if not (args.workers or args.cluster):
+    if args.workers is None and args.cluster is None:
         yield args.backend, budget
         return
-    if args.workers is not None and args.workers < 1:
-        raise BadInputError(f"--workers {args.workers}: must be at least 1")
     from .core.backends import cuda_available
     from .core.cluster import ClusterBackend, open_cluster, worker_memory_budget
 
-    gpus = bool(args.workers) and (args.backend == "cuda" or (args.backend == "auto" and cuda_available()))
+    gpus = (args.workers or 0) > 0 and (args.backend == "cuda" or (args.backend == "auto" and cuda_available()))
     if gpus:
         from .core.cuda_backend import cuda_device_count
 
@@ -289,7 +287,7 @@ def overlay_labels(rgb, label_image, opacity=0.5):
 
 def cmd_render_masks(args):
     from .core.backends import get_backend
-    from .core.cluster import ClusterBackend, map_in_order
+    from .core.cluster import map_in_order
     from .core.files.cameras import load_cameras
     from .core.files.commit import Commit
     from .core.pipeline import level_labels_of, load_shares, read_labeled
@@ -298,7 +296,8 @@ def cmd_render_masks(args):
     from .core.tune import read_gamma_comment
     from .core.views import working_sizes
 
-    here = None if args.workers or args.cluster else get_backend(args.backend)  # a missing CUDA says so first
+    local = args.workers is None and args.cluster is None
+    here = get_backend(args.backend) if local else None  # a missing CUDA says so first
     gaussians = read_labeled(args.scene)
     cameras = load_cameras(args.cameras)
     working_sizes(cameras, args.scale)  # a clear error for a scale that leaves no pixel
@@ -323,11 +322,9 @@ def cmd_render_masks(args):
     with Commit([args.scene, args.cameras, args.overlay]) as commit, _backend_of(args) as (backend, _):
         folder = commit.folder(args.output, kind="render-masks", overwrite=args.overwrite)
         # on the workers of --workers / --cluster, each running --backend; here otherwise
-        renders = contextlib.closing(map_in_order(
-            backend, render_view, cameras, masked, labels, args.mode, colour_scene,
-            backend.inner if isinstance(backend, ClusterBackend) else here))
-        with renders:
-            for index, (stem, (mask, rgb)) in enumerate(zip(stems, renders.thing)):
+        with contextlib.closing(map_in_order(backend, render_view, cameras, masked, labels, args.mode, colour_scene,
+                                             here if local else backend.inner)) as renders:
+            for index, (stem, (mask, rgb)) in enumerate(zip(stems, renders)):
                 _save_label_png(os.path.join(folder.path, stem + ".png"), mask, folder)
                 if args.colour:
                     _save_rgb_png(os.path.join(folder.path, stem + "_colour.png"), rgb, folder)

@@ -175,3 +175,10 @@ def test_the_memory_budget_is_per_worker(client):
     assert worker_memory_budget(client, workers=2) == default_memory_budget() // 2
     limits = [w["memory_limit"] for w in client.scheduler_info()["workers"].values()]
     assert worker_memory_budget(client) == min(limits) // 4 > 0
+
+
+@pytest.mark.parametrize("workers", ["0", "-2"])
+def test_a_worker_count_below_one_is_one_clear_line(tmp_path, capsys, workers):
+    assert main([*SEGMENT, "-o", str(tmp_path / "out.ply"), "--workers", workers]) == 2
+    assert capsys.readouterr().err.strip() == f"gsseg: error: --workers {workers}: must be at least 1"
+    assert os.listdir(tmp_path) == []

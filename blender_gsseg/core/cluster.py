@@ -124,9 +124,6 @@ class ClusterBackend:
     def n_workers(self) -> int:
         return len(self.client.scheduler_info().get("workers", {}))
 
-    def describe(self) -> str:
-        return f"cluster of {self.n_workers} workers ({self.inner})"
-
     def _scene_on_workers(self, gaussians):
         """What a task names the scene by: its path, when every worker can read that very file, or the
         scattered geometry (one copy per worker)."""
@@ -141,8 +138,7 @@ class ClusterBackend:
             if seen and all(found == digest for found in seen.values()):
                 reference = ("path", stamp)
         if reference is None:
-            slim = gaussians.without_properties([n for n in gaussians.property_names if n not in GEOMETRY])
-            [future] = self.client.scatter([slim], broadcast=True, hash=False)
+            [future] = self.client.scatter([_geometry_of(gaussians)], broadcast=True, hash=False)
             reference = ("scattered", future)
         self._scenes = {id(gaussians): (gaussians, reference)}  # one scene at a time
         return reference
@@ -152,8 +148,6 @@ class ClusterBackend:
         (camera, label index map), e.g. :class:`.accumulate.ViewPairs`) done in shards on the workers."""
         import pickle
 
-        from .views import Picked
-
         count = len(views)
         n = len(gaussians)
         total = np.zeros((int(n_labels), n), dtype=np.float64)
@@ -162,7 +156,7 @@ class ClusterBackend:
         scene = self._scene_on_workers(gaussians)
         n_shards = min(count, max(1, self.n_workers) * SHARDS_PER_WORKER)
         bounds = np.linspace(0, count, n_shards + 1).round().astype(int)
-        shards = [_ViewShard(views, Picked, int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:])]
+        shards = [_ViewShard(views, int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:])]
         futures = [self.client.submit(_accumulate_shard, scene, shard, int(n_labels), self.inner, pure=False,
                                       retries=RETRIES, key=f"gsseg-accumulate-{k}-{os.urandom(4).hex()}")
                    for k, shard in enumerate(shards)]
@@ -246,12 +240,12 @@ def _completed(client, futures, cancel):
 class _ViewShard(collections.abc.Sequence):
     """Views ``lo`` to ``hi`` of a view sequence, pickled with only those views' cameras and map readers."""
 
-    def __init__(self, views, picked, lo, hi):
+    def __init__(self, views, lo, hi):
         from .accumulate import ViewPairs
+        from .views import Picked
 
         if isinstance(views, ViewPairs):
-            positions = list(range(lo, hi))
-            self.views = ViewPairs(views.cameras[lo:hi], picked(views.index_maps, positions), views.lookup)
+            self.views = ViewPairs(views.cameras[lo:hi], Picked(views.index_maps, list(range(lo, hi))), views.lookup)
         else:
             self.views = [views[k] for k in range(lo, hi)]
 
@@ -296,7 +290,11 @@ def _loaded(path, size, mtime_ns):
     """The scene at ``path`` (geometry only), read once per process for a given file state."""
     from .files.splats import read_gaussians
 
-    gaussians = read_gaussians(path)
+    return _geometry_of(read_gaussians(path))
+
+
+def _geometry_of(gaussians):
+    """The scene with only what the walk reads (positions, opacities, scales, rotations)."""
     return gaussians.without_properties([n for n in gaussians.property_names if n not in GEOMETRY])
 
 
