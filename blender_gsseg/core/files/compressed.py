@@ -196,6 +196,11 @@ def read_compressed_ply(path: str | os.PathLike, header: PlyHeader | None = None
                      vertex_position=vertex_position, source_format="compressed-ply", path=path)
 
 
+def sigmoid64(logits: np.ndarray) -> np.ndarray:  # [N] -> float64 [N]
+    """Opacity from its logit in float64, as splat-transform computes it before quantising."""
+    return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
+
+
 def morton_order(positions: np.ndarray) -> np.ndarray:  # [N, 3] -> int64 [N]
     """The splats in Morton (Z-order) order of their positions quantised to 10 bits per axis over the scene's
     bounds: neighbours share a chunk, so the chunks' ranges are tight (what splat-transform does)."""
@@ -258,7 +263,7 @@ def write_compressed_ply(path: str | os.PathLike, gaussians: Gaussians, commit=N
     s_low, s_high, s_lo, s_hi = ranges(log_scale)
     c_low, c_high, c_lo, c_hi = ranges(rgb)
     colour = _in_range(rgb, c_lo, c_hi)
-    alpha = 1.0 / (1.0 + np.exp(-column("opacity")))
+    alpha = sigmoid64(column("opacity"))
     quat = stack(("rot_0", "rot_1", "rot_2", "rot_3"))
     quat /= np.maximum(np.linalg.norm(quat, axis=1, keepdims=True), 1e-30)
     largest = np.argmax(np.abs(quat), axis=1)
@@ -356,7 +361,7 @@ def write_dot_splat(path: str | os.PathLike, gaussians: Gaussians, commit=None) 
     records = np.zeros(len(gaussians), dtype=_SPLAT_RECORD)
     records["position"] = np.stack([v[a] for a in "xyz"], axis=1)
     records["scale"] = np.exp(np.stack([v[f"scale_{k}"] for k in range(3)], axis=1).astype(np.float64))
-    alpha = 1.0 / (1.0 + np.exp(-v["opacity"].astype(np.float64)))
+    alpha = sigmoid64(v["opacity"])
     rgba = np.concatenate([gaussians.base_colors.astype(np.float64), alpha[:, None]], axis=1)
     records["rgba"] = np.clip(np.round(rgba * 255.0), 0, 255)
     q = gaussians.rotations.astype(np.float64)  # normalised, w first

@@ -89,16 +89,20 @@ def write_glb(path: str | os.PathLike, gaussians: Gaussians, commit=None) -> Non
     """Write ``gaussians`` as a .glb (module docstring), on its own or as part of ``commit``."""
     from .labels import read_label_table
 
+    from .compressed import sigmoid64
+
     v = gaussians.vertex
-    n = len(gaussians)
-    if n == 0:
+    if len(gaussians) == 0:
         raise BadInputError(f"{path}: a .glb needs at least one splat")
+    if gaussians.sh_degree > 3:
+        raise BadInputError(f"{path}: KHR_gaussian_splatting holds SH up to degree 3; this scene has degree "
+                            f"{gaussians.sh_degree} (convert with --sh-degree 3)")
     writer = _Writer()
     attributes = {}
     f64 = lambda name: v[name].astype(np.float64)  # noqa: E731
     position = np.stack([-f64("x"), -f64("y"), f64("z")], axis=1).astype(np.float32)
     attributes["POSITION"] = writer.accessor(position, "VEC3", bounds=True)
-    alpha = 1.0 / (1.0 + np.exp(-f64("opacity")))
+    alpha = sigmoid64(v["opacity"])
     rgb = np.clip(0.5 + SH_C0 * np.stack([f64(f"f_dc_{c}") for c in range(3)], axis=1), 0.0, 1.0)
     colour = np.round(np.concatenate([rgb, alpha[:, None]], axis=1) * 255.0).astype(np.uint8)
     attributes["COLOR_0"] = writer.accessor(colour, "VEC4", normalized=True)
@@ -109,10 +113,6 @@ def write_glb(path: str | os.PathLike, gaussians: Gaussians, commit=None) -> Non
     attributes[PREFIX + "OPACITY"] = writer.accessor(alpha.astype(np.float32), "SCALAR")
     attributes[PREFIX + "SH_DEGREE_0_COEF_0"] = writer.accessor(
         np.stack([v[f"f_dc_{c}"] for c in range(3)], axis=1).astype(np.float32), "VEC3")
-    degree = gaussians.sh_degree
-    if degree > 3:
-        raise BadInputError(f"{path}: KHR_gaussian_splatting holds SH up to degree 3; this scene has degree "
-                            f"{degree} (convert with --sh-degree 3)")
     rest = gaussians.sh_rest * _sh_signs(gaussians.sh_rest.shape[1])[None, :, None]  # [N, K, 3]
     for k in range(rest.shape[1]):
         band = int(np.sqrt(k + 1))
@@ -162,8 +162,7 @@ def _write_other_properties(writer, attributes, gaussians):
             attributes[semantic] = writer.accessor(v[name].astype(np.float32), "SCALAR")
         else:  # the value's bytes, little-endian, padded to 4 (integers) or 8 (doubles)
             width = 8 if kind.itemsize == 8 else 4
-            values = v[name].astype(kind.newbyteorder("<"))
-            raw = values.astype(values.dtype.newbyteorder("<")).view(np.uint8).reshape(len(v), kind.itemsize)
+            raw = v[name].astype(kind.newbyteorder("<")).view(np.uint8).reshape(len(v), kind.itemsize)
             padded = np.zeros((len(v), width), dtype=np.uint8)
             padded[:, :kind.itemsize] = raw
             attributes[semantic] = writer.accessor(padded.view("<u2"), "VEC2" if width == 4 else "VEC4")

@@ -56,31 +56,34 @@ def _decode(path, archive, meta):
     if count <= 0:
         raise BadInputError(f"{path}: the SOG file holds no splats")
 
-    def image(name):  # [count, 4] uint8, the first ``count`` pixels in row order
+    def rgba(name):  # uint8 [pixels, 4] in row order, and the image's width
         try:
             with Image.open(io.BytesIO(archive.read(name))) as picture:
-                pixels = np.asarray(picture.convert("RGBA"), dtype=np.uint8).reshape(-1, 4)
+                return np.asarray(picture.convert("RGBA"), dtype=np.uint8).reshape(-1, 4), picture.size[0]
         except KeyError:
             raise BadInputError(f"{path}: the SOG bundle lacks {name}") from None
         except OSError as error:
             raise BadInputError(f"{path}: {name} is not a readable image ({error})") from None
+
+    def image(name):  # uint8 [count, 4]: one pixel per splat
+        pixels, _ = rgba(name)
         if len(pixels) < count:
             raise BadInputError(f"{path}: {name} has {len(pixels)} pixels for {count} splats")
-        return pixels
+        return pixels[:count]
 
     shn = meta.get("shN") or {}
     bands = int(shn.get("bands", 0)) if shn else 0
     coefficients = SH_COEFFICIENTS[bands]
     out = np.empty(count, dtype=standard_dtype(3 * coefficients))
 
-    low, high = (image(name)[:count].astype(np.int64) for name in meta["means"]["files"][:2])
+    low, high = (image(name).astype(np.int64) for name in meta["means"]["files"][:2])
     mins, maxs = np.asarray(meta["means"]["mins"], np.float64), np.asarray(meta["means"]["maxs"], np.float64)
     span = np.where(maxs - mins != 0, maxs - mins, 1.0)
     for axis, name in enumerate("xyz"):
         value = mins[axis] + span[axis] * ((low[:, axis] | (high[:, axis] << 8)) / 65535.0)
         out[name] = np.sign(value) * (np.exp(np.abs(value)) - 1.0)
 
-    quats = image(meta["quats"]["files"][0])[:count]
+    quats = image(meta["quats"]["files"][0])
     tag = quats[:, 3].astype(np.int64)
     valid = (tag >= 252) & (tag <= 255)
     largest = np.where(valid, tag - 252, 0)
@@ -96,12 +99,12 @@ def _decode(path, archive, meta):
         out[f"rot_{k}"] = quat[:, k]
 
     scale_book = np.asarray(meta["scales"]["codebook"], dtype=np.float32)
-    scales = image(meta["scales"]["files"][0])[:count]
+    scales = image(meta["scales"]["files"][0])
     for k in range(3):
         out[f"scale_{k}"] = scale_book[scales[:, k]]
 
     colour_book = np.asarray(meta["sh0"]["codebook"], dtype=np.float32)
-    sh0 = image(meta["sh0"]["files"][0])[:count]
+    sh0 = image(meta["sh0"]["files"][0])
     for k in range(3):
         out[f"f_dc_{k}"] = colour_book[sh0[:, k]]
     alpha = np.clip(sh0[:, 3] / 255.0, 1e-6, 1.0 - 1e-6)
@@ -110,13 +113,11 @@ def _decode(path, archive, meta):
     if coefficients:
         sh_book = np.asarray(shn["codebook"], dtype=np.float32)
         centroids_name, labels_name = shn["files"][:2]
-        with Image.open(io.BytesIO(archive.read(centroids_name))) as picture:
-            width = picture.size[0]
-            centroids = np.asarray(picture.convert("RGBA"), dtype=np.uint8).reshape(-1, 4)
+        centroids, width = rgba(centroids_name)
         if width != 64 * coefficients:
             raise BadInputError(f"{path}: {centroids_name} is {width} pixels wide, not {64 * coefficients} for "
                                 f"{bands} SH bands")
-        labels = image(labels_name)[:count].astype(np.int64)
+        labels = image(labels_name).astype(np.int64)
         entry = labels[:, 0] | (labels[:, 1] << 8)
         known = entry < int(shn["count"])
         for j in range(coefficients):
