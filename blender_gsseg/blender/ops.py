@@ -121,8 +121,8 @@ def _with_format_ending(path, file_format):
 
 
 class GSSEG_OT_export_splat(bpy.types.Operator, ExportHelper):
-    """Export the active splat object as a binary PLY with the properties, types, order and comments of the
-    file it came from"""
+    """Export the active splat object in the chosen format; a PLY keeps the properties, types, order and comments
+    of the file it came from"""
 
     bl_idname = "gsseg.export_splat"
     bl_label = "Export Gaussian Splat"

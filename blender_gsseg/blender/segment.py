@@ -244,7 +244,9 @@ class SegmentJob:
         }
 
 
-_ESTIMATE_SAMPLE = {}  # (object name, point count) -> (a sample of its Gaussians, point count), for run_plan
+# For run_plan, which the panel calls at every redraw: one entry each, replaced when what it depends on changes.
+_ESTIMATE_SAMPLE = {}  # (object name, point count) -> a sample of its Gaussians
+_ESTIMATE_SECONDS = {}  # (object name, point count, flavour, the cameras as they are) -> expected seconds
 
 
 def run_plan(context):
@@ -260,14 +262,19 @@ def run_plan(context):
         if obj.mode == "EDIT":  # the mesh is read once edit mode is left
             return description
         _ESTIMATE_SAMPLE.clear()
-        _ESTIMATE_SAMPLE[key] = (estimate_sample(io_splat.gaussians_from_object(obj)), key[1])
-    sample, n = _ESTIMATE_SAMPLE[key]
+        _ESTIMATE_SAMPLE[key] = estimate_sample(io_splat.gaussians_from_object(obj))
     to_world = np.array(obj.matrix_world, dtype=np.float64)
     cameras = [camera.scaled(settings.scale).moved(to_world)
                for _, camera in cameras_in_collection(collection, context.scene)]
     if not cameras:
         return description
-    seconds = expected_seconds(sample, n, cameras, flavour)
+    # projecting the sample takes milliseconds: only when the scene, the backend or a camera changed
+    seconds_key = (*key, flavour, *((c.width, c.height, c.fx, c.fy, c.cx, c.cy, c.world_to_camera.tobytes())
+                                    for c in cameras))
+    if seconds_key not in _ESTIMATE_SECONDS:
+        _ESTIMATE_SECONDS.clear()
+        _ESTIMATE_SECONDS[seconds_key] = expected_seconds(_ESTIMATE_SAMPLE[key], key[1], cameras, flavour)
+    seconds = _ESTIMATE_SECONDS[seconds_key]
     about = f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min" if seconds < 5400 else \
         f"{seconds / 3600:.1f} h"
     return f"{description}: about {about} for {len(cameras)} views"
