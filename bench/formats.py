@@ -4,9 +4,9 @@ For each scene (e.g. the public guitar and biker examples of playcanvas/engine, 
 format gsseg writes, the scene is written by `gsseg convert` and (where it writes the format) by splat-transform,
 each file is decoded by splat-transform where it reads the format (else by gsseg; .spz by its writer, see
 FORMATS), and the decoded splats are
-compared with the source: RMS error of the position (relative to the largest side of the bounding box), f_dc,
-opacity after the sigmoid, log-scale, and rotation angle (degrees). Both writers put compressed PLYs in the same
-Morton order (checked: every decoded splat lies within its quantisation of the source's in that order).
+compared with the source (core.metrics.splat_errors): RMS error of the position (relative to the largest side of
+the bounding box), f_dc, opacity after the sigmoid, log-scale, rotation angle (degrees) and the SH bands 1-3. Both
+writers put compressed PLYs and SOG files in the same Morton order (the compressed PLYs are the same bytes).
 
 Usage: python bench/formats.py SCENE... --splat-transform /tmp/st/node_modules/@playcanvas/splat-transform/bin/cli.mjs
 """
@@ -24,34 +24,15 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from blender_gsseg.core.files.compressed import morton_order  # noqa: E402
 from blender_gsseg.core.files.splats import read_gaussians, write_gaussians  # noqa: E402
+from blender_gsseg.core.metrics import splat_errors  # noqa: E402
 
 # format -> (splat-transform writes it, who decodes the files, the writer reorders the splats). .spz files are
 # decoded by their own writer: splat-transform 3.7.0 stores PLY axes as they are, gsseg (as the SPZ library and
 # splat-transform 2.7.1) stores RUB, so each reads the other's files with y and z flipped.
-FORMATS = {".compressed.ply": (True, "splat-transform", True), ".spz": (True, "own", False),
+FORMATS = {".compressed.ply": (True, "splat-transform", True), ".sog": (True, "splat-transform", True),
+           ".spz": (True, "own", False),
            ".splat": (False, "splat-transform", False), ".glb": (True, "gsseg", False)}
 GOALS = "error <= 1.25x splat-transform's, size <= 1.10x, time <= splat-transform's"
-
-
-def errors(source, decoded, order):
-    """RMS errors of ``decoded`` against ``source`` taken in ``order``."""
-    s = source.vertex[order]
-    d = decoded.vertex
-    side = float((source.means.max(axis=0) - source.means.min(axis=0)).max())
-    rms = lambda a: float(np.sqrt(np.mean(np.square(a))))  # noqa: E731
-    column = lambda v, names: np.stack([v[n].astype(np.float64) for n in names], axis=1)  # noqa: E731
-    sigmoid = lambda x: 1.0 / (1.0 + np.exp(-x.astype(np.float64)))  # noqa: E731
-    qs = column(s, ["rot_0", "rot_1", "rot_2", "rot_3"])
-    qd = column(d, ["rot_0", "rot_1", "rot_2", "rot_3"])
-    qs /= np.linalg.norm(qs, axis=1, keepdims=True)
-    qd /= np.linalg.norm(qd, axis=1, keepdims=True)
-    angle = np.degrees(2 * np.arccos(np.clip(np.abs(np.sum(qs * qd, axis=1)), 0, 1)))
-    return {"position": rms(column(d, "xyz") - column(s, "xyz")) / side,
-            "f_dc": rms(column(d, ["f_dc_0", "f_dc_1", "f_dc_2"]) - column(s, ["f_dc_0", "f_dc_1", "f_dc_2"])),
-            "opacity": rms(sigmoid(d["opacity"]) - sigmoid(s["opacity"])),
-            "log_scale": rms(column(d, ["scale_0", "scale_1", "scale_2"])
-                             - column(s, ["scale_0", "scale_1", "scale_2"])),
-            "rotation_deg": rms(angle)}
 
 
 def synthetic_scene(count):
@@ -70,9 +51,13 @@ def synthetic_scene(count):
     return Gaussians(vertex)
 
 
-def timed(command):
+def timed(command, limit=None):
+    """Seconds ``command`` took, or None when it ran past ``limit`` seconds (and was stopped)."""
     start = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=limit)
+    except subprocess.TimeoutExpired:
+        return None
     return time.perf_counter() - start
 
 
@@ -81,13 +66,17 @@ def main():
     parser.add_argument("scenes", nargs="*")
     parser.add_argument("--synthetic", type=int, metavar="N", help="also a random SH3 scene of N Gaussians")
     parser.add_argument("--splat-transform", required=True, help="path of splat-transform's bin/cli.mjs")
+    parser.add_argument("--limit", type=float, default=900.0, metavar="S",
+                        help="stop a writer after S seconds (splat-transform's CPU k-means for SOG's SH palette "
+                             "takes minutes for 20k splats); its row then says so")
     args = parser.parse_args()
-    st = ["node", args.splat_transform, "-q", "-w"]
+    # -g cpu: the SOG writer's SH k-means otherwise asks for a GPU device
+    st = ["node", args.splat_transform, "-q", "-w", "-g", "cpu"]
     gsseg = [sys.executable, "-m", "blender_gsseg", "convert"]
     print(f"goals: {GOALS}\n")
     print("| scene | format | writer | size (MB) | encode (s) | position | f_dc | opacity | log-scale "
-          "| rotation (°) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| rotation (°) | SH bands 1-3 |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     scenes = list(args.scenes) + ([f"synthetic:{args.synthetic}"] if args.synthetic else [])
     for scene in scenes:
         with tempfile.TemporaryDirectory() as folder:
@@ -100,7 +89,11 @@ def main():
                 writers = [("gsseg", gsseg)] + ([("splat-transform", st)] if st_writes else [])
                 for name, command in writers:
                     out = os.path.join(folder, f"{name}{kind}")
-                    seconds = timed(command + [source_ply, out])
+                    seconds = timed(command + [source_ply, out], args.limit)
+                    if seconds is None:
+                        print(f"| {os.path.basename(scene)} | {kind} | {name} | | > {args.limit:.0f} (stopped) "
+                              f"| | | | | | |", flush=True)
+                        continue
                     if (decoder if decoder != "own" else name) == "splat-transform":
                         decoded_path = os.path.join(folder, f"{name}{kind}.decoded.ply")
                         timed(st + [out, decoded_path])
@@ -108,10 +101,11 @@ def main():
                         decoded_path = out
                     decoded = read_gaussians(decoded_path)
                     assert len(decoded) == len(source), (kind, name, len(decoded))
-                    e = errors(source, decoded, order if reorders else np.arange(len(source)))
+                    e = splat_errors(source.subset(order if reorders else np.arange(len(source))), decoded)
                     print(f"| {os.path.basename(scene)} | {kind} | {name} | {os.path.getsize(out) / 1e6:.2f} | "
                           f"{seconds:.2f} | {e['position']:.2e} | {e['f_dc']:.2e} | {e['opacity']:.2e} | "
-                          f"{e['log_scale']:.2e} | {e['rotation_deg']:.3f} |", flush=True)
+                          f"{e['log_scale']:.2e} | {e['rotation_deg']:.3f} | "
+                          f"{format(e['sh_rest'], '.2e') if 'sh_rest' in e else '—'} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ def cmd_convert(args):
         gaussians = read_gaussians(args.input)
         if args.sh_degree is not None:
             gaussians = gaussians.with_sh_degree(args.sh_degree)
-        _say_lost(args.output, write_splat_file(args.output, gaussians, commit))
+        _say_lost(args.output, write_splat_file(args.output, gaussians, commit, sog_palette=args.sog_palette))
     _print_json({"input": args.input, "output": args.output, "format": kind, "splats": len(gaussians),
                  "sh_degree": gaussians.sh_degree})
     return 0
@@ -469,14 +469,17 @@ def build_parser():
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("convert", help="write a splat file in another format (from OUT's name: .ply, "
-                                       ".compressed.ply, .glb, .spz, .splat)")
-    p.add_argument("input", help="splat file (.ply, .compressed.ply, .splat, .spz, .glb)")
+                                       ".compressed.ply, .glb, .sog, .spz, .splat)")
+    p.add_argument("input", help="splat file (.ply, .compressed.ply, .splat, .spz, .glb, .sog)")
     p.add_argument("output", help="the file to write; .glb keeps labels (KHR_gaussian_splatting, EXT_mesh_features)")
     p.add_argument("--sh-degree", type=int, metavar="D", help="keep the SH bands up to D (default: all)")
+    p.add_argument("--sog-palette", type=int, metavar="N",
+                   help=".sog: entries of the SH palette, 1-65536 (default: splat-transform's, 1024 x the largest "
+                        "power of two up to splats/1024, at most 65536)")
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("segment", help="lift masks onto a scene: writes OUT.ply with gsseg_label and OUT.gsseg.npz")
-    p.add_argument("scene", help="splat file (.ply, .compressed.ply, .splat, .spz, .glb)")
+    p.add_argument("scene", help="splat file (.ply, .compressed.ply, .splat, .spz, .glb, .sog)")
     p.add_argument("--cameras", required=True, help="cameras.json, COLMAP sparse folder or transforms.json")
     p.add_argument("--masks", required=True, action="append",
                    help="folder of mask images, matched to cameras by name; give it once per level, coarsest "
@@ -546,7 +549,7 @@ def build_parser():
     p = sub.add_parser("split", help="write one file per label (and the unseen ones)")
     p.add_argument("scene")
     p.add_argument("-o", "--output", required=True, help="output folder")
-    p.add_argument("--format", choices=("ply", "compressed.ply", "glb", "spz", "splat"), default="ply",
+    p.add_argument("--format", choices=("ply", "compressed.ply", "glb", "sog", "spz", "splat"), default="ply",
                    help="of the files (default ply)")
     p.add_argument("--level", type=int, help="split by this level of gsseg_code (0 = coarsest)")
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)

@@ -104,10 +104,12 @@ EXPORT_FORMATS = (
     ("PLY", "PLY (.ply)", "The 3DGS PLY, every property kept, exactly"),
     ("COMPRESSED_PLY", "Compressed PLY (.compressed.ply)", "SuperSplat's compressed PLY, about 4x smaller"),
     ("GLB", "glTF (.glb)", "glTF binary with KHR_gaussian_splatting, labels as feature ids"),
+    ("SOG", "SOG (.sog)", "PlayCanvas's WebP-packed splats, the smallest of these; no labels"),
     ("SPZ", "SPZ (.spz)", "Niantic's compressed splats, about 10x smaller"),
     ("SPLAT", "Splat (.splat)", "antimatter15's 32 bytes per splat, no SH and no labels"),
 )
-_FORMAT_ENDINGS = {"PLY": ".ply", "COMPRESSED_PLY": ".compressed.ply", "GLB": ".glb", "SPZ": ".spz", "SPLAT": ".splat"}
+_FORMAT_ENDINGS = {"PLY": ".ply", "COMPRESSED_PLY": ".compressed.ply", "GLB": ".glb", "SOG": ".sog", "SPZ": ".spz",
+                   "SPLAT": ".splat"}
 
 
 def _with_format_ending(path, file_format):

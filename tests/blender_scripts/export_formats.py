@@ -7,6 +7,6 @@ from child import ARGS, RESULT
 
 assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"]) == {"FINISHED"}
 RESULT["written"] = {}
-for file_format in ("PLY", "COMPRESSED_PLY", "GLB", "SPZ", "SPLAT"):
+for file_format in ("PLY", "COMPRESSED_PLY", "GLB", "SOG", "SPZ", "SPLAT"):
     # the name given ends in .ply: the operator writes the format's own ending
     assert bpy.ops.gsseg.export_splat(filepath=ARGS["stem"] + ".ply", file_format=file_format) == {"FINISHED"}

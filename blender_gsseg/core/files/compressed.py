@@ -203,16 +203,38 @@ def sigmoid64(logits: np.ndarray) -> np.ndarray:  # [N] -> float64 [N]
 
 def morton_order(positions: np.ndarray) -> np.ndarray:  # [N, 3] -> int64 [N]
     """The splats in Morton (Z-order) order of their positions quantised to 10 bits per axis over the scene's
-    bounds: neighbours share a chunk, so the chunks' ranges are tight (what splat-transform does)."""
+    bounds, and a run of more than 256 splats in one cell ordered again over its own bounds: neighbours share a
+    chunk, so the chunks' ranges are tight (what splat-transform does, cell for cell)."""
     positions = np.asarray(positions, dtype=np.float64)
+    order = np.arange(len(positions))
+    pending = [(0, len(order))]
+    while pending:
+        start, end = pending.pop()
+        members = order[start:end]
+        code = _morton_code(positions[members])
+        if code is None:
+            continue
+        ranked = np.argsort(code, kind="stable")
+        order[start:end] = members[ranked]
+        code = code[ranked]
+        bounds = np.concatenate(([0], np.flatnonzero(code[1:] != code[:-1]) + 1, [len(code)]))
+        crowded = np.flatnonzero(np.diff(bounds) > 256)
+        pending += [(start + int(bounds[k]), start + int(bounds[k + 1])) for k in crowded]
+    return order
+
+
+def _morton_code(positions):  # [M, 3] float64 -> int64 [M], or None when the points have no finite extent
     low, high = positions.min(axis=0), positions.max(axis=0)
-    span = np.where(high > low, high - low, 1.0)
-    cells = np.clip(((positions - low) / span * 1024).astype(np.int64), 0, 1023)
+    span = high - low
+    if not np.all(np.isfinite(span)) or not np.any(span):
+        return None
+    scale = np.where(span > 0, 1024.0 / np.where(span > 0, span, 1.0), 0.0)
+    cells = np.minimum(1023, (positions - low) * scale).astype(np.int64)
     code = np.zeros(len(positions), dtype=np.int64)
     for bit in range(10):
         for axis in range(3):
             code |= ((cells[:, axis] >> bit) & 1) << (3 * bit + axis)
-    return np.argsort(code, kind="stable")
+    return code
 
 
 def _unorm(value, bits):

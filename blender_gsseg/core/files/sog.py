@@ -1,5 +1,8 @@
-"""PlayCanvas SOG (version 2), in: a zip of ``meta.json`` and lossless WebP images, decoded as splat-transform
-3.7.0 decodes it (its reader, checked on files it wrote).
+"""PlayCanvas SOG (version 2), in and out: a zip of lossless WebP images and ``meta.json``, decoded as
+splat-transform 3.7.0 decodes it (its reader, checked on files it wrote) and written as its writer lays it out
+(splats in Morton order, one pixel each, the same images and meta.json), with two differences for a smaller
+error: values are rounded to their steps where splat-transform truncates, and the scale and colour codebooks are
+the least-squares ones (Lloyd-Max) where splat-transform weights sparse values up.
 
 - positions: ``means_l``/``means_u`` hold the low and high bytes of 16-bit values between ``means.mins`` and
   ``means.maxs`` of the log-transformed positions (sign(x) log(|x| + 1));
@@ -13,6 +16,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import io
 import json
 import os
@@ -25,6 +29,12 @@ from ..gaussians import Gaussians
 from .compressed import standard_dtype
 
 SH_COEFFICIENTS = {0: 0, 1: 3, 2: 8, 3: 15}
+# The three quaternion components kept, by the index of the largest one (left out).
+QUAT_OTHERS = np.array([[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]])
+MAX_SIDE = 16383  # WebP's largest image side
+SH_ITERATIONS = 10  # splat-transform's default (-i)
+# Lossless WebP effort (Pillow's quality 0-100 and method 0-6 in lossless mode), chosen on the bench's real scenes.
+WEBP_EFFORT, WEBP_METHOD = 75, 4
 
 
 def read_sog(path: str | os.PathLike) -> Gaussians:
@@ -127,3 +137,115 @@ def _decode(path, archive, meta):
             for channel in range(3):
                 out[f"f_rest_{j + channel * coefficients}"] = np.where(inside, sh_book[rgb[:, channel]], 0.0)
     return Gaussians(out, source_format="sog", path=path)
+
+
+def default_palette_size(count: int) -> int:
+    """splat-transform's SH palette size for ``count`` splats: 1024 times the largest power of two not above
+    count / 1024, at most 65536 (the labels image holds 16-bit entries)."""
+    return int(min(64.0, 2.0 ** np.floor(np.log2(count / 1024.0))) * 1024)
+
+
+def write_sog(path: str | os.PathLike, gaussians: Gaussians, commit=None, palette_size: int | None = None,
+              iterations: int = SH_ITERATIONS) -> None:
+    """Write a bundled ``.sog``: 16-bit log positions, largest-three quaternions, 256-entry codebooks for the
+    log-scales and colours, the opacity in the colour image's alpha, and the higher SH bands as a k-means
+    palette of ``palette_size`` entries (default :func:`default_palette_size`)."""
+    from .commit import output_file
+    from .compressed import morton_order, sigmoid64
+    from .quantize import codebook_1d, kmeans_palette
+
+    count, degree = len(gaussians), gaussians.sh_degree
+    if count == 0:
+        raise BadInputError(f"{path}: a SOG file cannot be empty (no splats to write)")
+    if degree > 3:
+        raise BadInputError(f"{path}: SOG holds SH up to degree 3 (convert with --sh-degree 3)")
+    width = int(np.ceil(np.sqrt(count) / 4) * 4)
+    height = int(np.ceil(count / width / 4) * 4)
+    if max(width, height) > MAX_SIDE:
+        raise BadInputError(f"{path}: {count} splats need {width}x{height} images, past WebP's {MAX_SIDE} a side")
+    palette = default_palette_size(count) if palette_size is None else int(palette_size)
+    if degree and not 1 <= palette <= 65536:
+        raise BadInputError(f"{path}: the SH palette must hold 1 to 65536 entries, not {palette}")
+
+    vertex = gaussians.vertex[morton_order(gaussians.means)]
+    column = lambda names: np.stack([vertex[n].astype(np.float64) for n in names], axis=1)  # noqa: E731
+
+    def image(channels, rows=height, side=width):  # up to 4 uint8 [M] -> RGBA [rows, side, 4], zeros after M
+        pixels = np.zeros((rows * side, 4), dtype=np.uint8)
+        for k, values in enumerate(channels):
+            pixels[:len(values), k] = values
+        return pixels.reshape(rows, side, 4)
+
+    # The codebooks, the SH palette and the WebP encodes run side by side (numpy and libwebp release the GIL);
+    # each image is encoded as soon as it is ready.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        scales_job = pool.submit(codebook_1d, column(["scale_0", "scale_1", "scale_2"]).T.ravel())
+        colours_job = pool.submit(codebook_1d, column(["f_dc_0", "f_dc_1", "f_dc_2"]).T.ravel())
+        if degree:
+            coefficients = SH_COEFFICIENTS[degree]
+            palette_job = pool.submit(kmeans_palette, column([f"f_rest_{k}" for k in range(3 * coefficients)]),
+                                      palette, iterations)
+        encoded = {}
+
+        def encode(name, channels, **shape):
+            encoded[name] = pool.submit(_lossless_webp, image(channels, **shape))
+
+        opaque = np.full(count, 255, dtype=np.uint8)
+        position = column("xyz")
+        logged = np.sign(position) * np.log1p(np.abs(position))
+        mins, maxs = logged.min(axis=0), logged.max(axis=0)
+        span = maxs - mins
+        steps = np.rint((logged - mins) / np.where(span > 0, span, 1.0) * 65535.0).astype(np.uint32)
+        encode("means_l.webp", [*(steps & 0xFF).T, opaque])
+        encode("means_u.webp", [*(steps >> 8).T, opaque])
+
+        quat = column(["rot_0", "rot_1", "rot_2", "rot_3"])
+        length = np.linalg.norm(quat, axis=1, keepdims=True)
+        quat = np.where(length > 0, quat / np.where(length > 0, length, 1.0), [1.0, 0.0, 0.0, 0.0])
+        largest = np.argmax(np.abs(quat), axis=1)
+        rows = np.arange(count)
+        quat *= np.where(quat[rows, largest] < 0, -np.sqrt(2.0), np.sqrt(2.0))[:, None]
+        kept = quat[rows[:, None], QUAT_OTHERS[largest]]
+        quat_bytes = np.clip(np.rint(255.0 * (kept * 0.5 + 0.5)), 0, 255).astype(np.uint8)
+        encode("quats.webp", [*quat_bytes.T, (252 + largest).astype(np.uint8)])
+
+        scale_book, scale_entry = scales_job.result()
+        encode("scales.webp", [*scale_entry.reshape(3, count).astype(np.uint8), opaque])
+        colour_book, colour_entry = colours_job.result()
+        alpha = np.clip(np.rint(sigmoid64(vertex["opacity"]) * 255.0), 0, 255).astype(np.uint8)
+        encode("sh0.webp", [*colour_entry.reshape(3, count).astype(np.uint8), alpha])
+        meta = {"version": 2, "asset": {"generator": "gsseg"}, "count": count,
+                "means": {"mins": mins.tolist(), "maxs": maxs.tolist(), "files": ["means_l.webp", "means_u.webp"]},
+                "scales": {"codebook": scale_book.tolist(), "files": ["scales.webp"]},
+                "quats": {"files": ["quats.webp"]},
+                "sh0": {"codebook": colour_book.tolist(), "files": ["sh0.webp"]}}
+
+        if degree:
+            centroids, entry = palette_job.result()
+            sh_book, sh_entry = codebook_1d(centroids.ravel())
+            # a palette entry's row in PLY order is channel-major (f_rest_{c * K + j}); its pixels go by coefficient
+            sh_entry = sh_entry.reshape(len(centroids), 3, coefficients).transpose(0, 2, 1).reshape(-1, 3)
+            encode("shN_centroids.webp", [*sh_entry.T.astype(np.uint8), np.full(len(sh_entry), 255, np.uint8)],
+                   rows=-(-len(centroids) // 64), side=64 * coefficients)
+            encode("shN_labels.webp", [(entry & 0xFF).astype(np.uint8), (entry >> 8).astype(np.uint8),
+                                       np.zeros(count, np.uint8), opaque])
+            meta["shN"] = {"count": palette, "bands": degree, "codebook": sh_book.tolist(),
+                           "files": ["shN_centroids.webp", "shN_labels.webp"]}
+        images = {name: job.result() for name, job in encoded.items()}
+
+    with output_file(path, "wb", commit) as handle:
+        with zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED) as archive:
+            for name, webp in images.items():
+                archive.writestr(name, webp)
+            archive.writestr("meta.json", json.dumps(meta))
+
+
+def _lossless_webp(pixels):  # uint8 [H, W, 4] -> WebP bytes
+    from PIL import Image
+
+    out = io.BytesIO()
+    # exact: keep the colour of transparent pixels (the colour of a splat whose opacity rounds to 0)
+    Image.fromarray(pixels, "RGBA").save(out, format="WEBP", lossless=True, exact=True, quality=WEBP_EFFORT,
+                                         method=WEBP_METHOD)
+    return out.getvalue()
+

@@ -1,6 +1,7 @@
-"""Splat files in and out: any format the readers know (.ply, SuperSplat .compressed.ply, .splat, .spz, .glb) into
-a checked :class:`~..gaussians.Gaussians`; out, a standard binary little-endian PLY (losslessly), .glb
-(KHR_gaussian_splatting, labels included) or .splat (:func:`write_splat_file` picks by the name)."""
+"""Splat files in and out: any format the readers know (.ply, SuperSplat .compressed.ply, .splat, .spz, .glb, .sog)
+into a checked :class:`~..gaussians.Gaussians`; out, a standard binary little-endian PLY (losslessly), .glb
+(KHR_gaussian_splatting, labels included), .compressed.ply, .sog, .spz or .splat (:func:`write_splat_file` picks
+by the name)."""
 
 from __future__ import annotations
 
@@ -101,27 +102,24 @@ def write_gaussians(path: str | os.PathLike, gaussians: Gaussians,
 
 
 # Output formats by file name ending, and whether they carry gsseg's labels.
-WRITTEN_FORMATS = {".compressed.ply": True, ".ply": True, ".glb": True, ".splat": False, ".spz": False}
-NOT_WRITTEN_YET = (".sog",)
+WRITTEN_FORMATS = {".compressed.ply": True, ".ply": True, ".glb": True, ".sog": False, ".splat": False,
+                   ".spz": False}
 
 
 def output_format(path: str | os.PathLike) -> str:
     """The format ``path``'s name asks for (a key of WRITTEN_FORMATS); a clear error for any other."""
     lower = os.fspath(path).lower()
-    for ending in NOT_WRITTEN_YET:
-        if lower.endswith(ending):
-            raise BadInputError(f"{path}: gsseg does not write {ending} yet (write .ply, .compressed.ply, .glb, "
-                                f".spz or .splat)")
     for ending in WRITTEN_FORMATS:
         if lower.endswith(ending):
             return ending
     raise BadInputError(f"{path}: unknown output format (the name must end in {', '.join(WRITTEN_FORMATS)})")
 
 
-def write_splat_file(path: str | os.PathLike, gaussians: Gaussians, commit: Commit | StagingFolder | None = None
-                     ) -> list[str]:
+def write_splat_file(path: str | os.PathLike, gaussians: Gaussians, commit: Commit | StagingFolder | None = None,
+                     sog_palette: int | None = None) -> list[str]:
     """Write ``gaussians`` in the format ``path``'s name asks for (:func:`output_format`); returns what the
-    format cannot keep (e.g. labels in a .splat), for the caller to say."""
+    format cannot keep (e.g. labels in a .splat), for the caller to say. ``sog_palette``: the SH palette size
+    of a .sog (default: splat-transform's for the splat count)."""
     from .labels import LABEL_PROPERTY
 
     kind = output_format(path)
@@ -140,6 +138,10 @@ def write_splat_file(path: str | os.PathLike, gaussians: Gaussians, commit: Comm
         from .gltf import write_glb
 
         write_glb(path, gaussians, commit)
+    elif kind == ".sog":
+        from .sog import write_sog
+
+        write_sog(path, gaussians, commit, palette_size=sog_palette)
     elif kind == ".spz":
         from .compressed import write_spz
 
