@@ -470,7 +470,7 @@ def build_parser():
 
     p = sub.add_parser("convert", help="write a splat file in another format (from OUT's name: .ply, "
                                        ".compressed.ply, .glb, .sog, .spz, .splat)")
-    p.add_argument("input", help="splat file (.ply, .compressed.ply, .splat, .spz, .glb, .sog)")
+    p.add_argument("input", help="splat file (.ply, .compressed.ply, .splat, .spz, .glb, .sog, .ksplat)")
     p.add_argument("output", help="the file to write; .glb keeps labels (KHR_gaussian_splatting, EXT_mesh_features)")
     p.add_argument("--sh-degree", type=int, metavar="D", help="keep the SH bands up to D (default: all)")
     p.add_argument("--sog-palette", type=int, metavar="N",
@@ -479,7 +479,7 @@ def build_parser():
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("segment", help="lift masks onto a scene: writes OUT.ply with gsseg_label and OUT.gsseg.npz")
-    p.add_argument("scene", help="splat file (.ply, .compressed.ply, .splat, .spz, .glb, .sog)")
+    p.add_argument("scene", help="splat file (.ply, .compressed.ply, .splat, .spz, .glb, .sog, .ksplat)")
     p.add_argument("--cameras", required=True, help="cameras.json, COLMAP sparse folder or transforms.json")
     p.add_argument("--masks", required=True, action="append",
                    help="folder of mask images, matched to cameras by name; give it once per level, coarsest "

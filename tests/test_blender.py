@@ -273,12 +273,13 @@ def test_export_formats(tmp_path):
 
 
 def test_glb_import(tmp_path):
-    """splat-transform's KHR_gaussian_splatting .glb and .sog through Import Splat (the file browser lists .glb;
-    drops of .glb stay with Blender's glTF importer, drops of .sog come here)."""
+    """splat-transform's KHR_gaussian_splatting .glb and .sog, and GaussianSplats3D's .ksplat, through Import
+    Splat (the file browser lists .glb; drops of .glb stay with Blender's glTF importer, drops of .sog and .ksplat
+    come here)."""
     folder = os.path.join(REPO, "tests", "data", "gltf")
     result = run_bpy("compressed_formats_import.py", home=tmp_path / "home",
-                     args={"folder": folder, "inputs": ["st_sh3.glb", "st_sh1_300.sog"]})
-    assert sorted(result["names"]) == ["st_sh1_300", "st_sh3"]
+                     args={"folder": folder, "inputs": ["st_sh3.glb", "st_sh1_300.sog", "gs3d_sh1_300_l1.ksplat"]})
+    assert sorted(result["names"]) == ["gs3d_sh1_300_l1", "st_sh1_300", "st_sh3"]
 
 
 @pytest.mark.parametrize("display", ["SPLAT", "POINTS"])

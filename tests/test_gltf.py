@@ -371,3 +371,44 @@ def test_sog_palette_size_is_the_option(tmp_path):
     assert meta["shN"]["count"] == 16 and meta["shN"]["bands"] == 1 and meta["count"] == 300
     rest = read_gaussians(tmp_path / "small.sog").sh_rest.reshape(300, -1)
     assert len(np.unique(rest, axis=0)) <= 16
+
+
+@pytest.mark.parametrize("name", ["gs3d_sh2_l0", "gs3d_sh2_l2", "gs3d_sh1_300_l1"])
+def test_reads_ksplat_as_splat_transform_decodes_it(name):
+    """GaussianSplats3D 0.4.7 wrote these (compression levels 0, 1 and 2; SH bands 1-2): our decoding is
+    splat-transform's own, bit for bit."""
+    ours = read_gaussians(os.path.join(DATA, f"{name}.ksplat"))
+    theirs = read_gaussians(os.path.join(DATA, f"{name}.ksplat.st.ply"))
+    assert sorted(ours.property_names) == sorted(theirs.property_names) and len(ours) == len(theirs)
+    assert ours.sh_degree == theirs.sh_degree == (1 if "sh1" in name else 2)
+    for prop in theirs.property_names:
+        assert ours.vertex[prop].tobytes() == theirs.vertex[prop].tobytes(), prop
+
+
+def test_ksplat_of_floats_is_the_source():
+    """Level 0 keeps float32 positions, scales, quaternions and SH: matched by position, each splat of the file
+    is the source's (GaussianSplats3D dropped the one splat whose alpha is 0), SH bands 1-2 exactly, the base
+    colour within its 8-bit step."""
+    source = read_gaussians(SOURCE).with_sh_degree(2)
+    ksplat = read_gaussians(os.path.join(DATA, "gs3d_sh2_l0.ksplat"))
+    where = {tuple(p): i for i, p in enumerate(source.means.tolist())}
+    match = source.subset(np.array([where[tuple(p)] for p in ksplat.means.tolist()]))
+    assert len(ksplat) == len(source) - 1 and (sigmoid(source.vertex["opacity"]) < 1 / 255).sum() == 1
+    np.testing.assert_array_equal(ksplat.sh_rest, match.sh_rest)
+    np.testing.assert_allclose(ksplat.vertex["scale_0"], match.vertex["scale_0"], rtol=0, atol=1e-6)
+    assert quat_angle(ksplat.rotations.astype(np.float64), match.rotations.astype(np.float64)).max() < 1e-3
+    assert np.abs(ksplat.sh_dc - match.sh_dc).max() <= 1 / 255 / 0.28209479177387814 + 1e-6
+
+
+def test_a_damaged_ksplat_is_one_clear_line(tmp_path, capsys):
+    good = open(os.path.join(DATA, "gs3d_sh1_300_l1.ksplat"), "rb").read()
+    level = bytearray(good)
+    level[20] = 7
+    cases = {"small.ksplat": (good[:1000], "too small to be a .ksplat file"),
+             "level.ksplat": (bytes(level), "unknown .ksplat compression level 7"),
+             "cut.ksplat": (good[:len(good) - 600], "damaged .ksplat file")}
+    for name, (data, phrase) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        assert main(["info", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"gsseg: error: {tmp_path / name}: ") and phrase in err and "\n" not in err, err

@@ -45,7 +45,7 @@ LABEL_COLOR_ATTRIBUTE = display.LABEL_COLOR_ATTRIBUTE
 DERIVED_ATTRIBUTES = (COLOR_ATTRIBUTE, RADIUS_ATTRIBUTE, CONFIDENCE_ATTRIBUTE, LABEL_COLOR_ATTRIBUTE,
                       display.HIDDEN_ATTRIBUTE, display.ROTATION_ATTRIBUTE, "gsseg_manual", "gsseg_manual_label",
                       INDEX_ATTRIBUTE)
-SPLAT_EXTENSIONS = (".ply", ".splat", ".spz", ".glb", ".sog")
+SPLAT_EXTENSIONS = (".ply", ".splat", ".spz", ".glb", ".sog", ".ksplat")
 
 
 class SplatImportResult:

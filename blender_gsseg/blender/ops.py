@@ -41,14 +41,14 @@ def _error_text(error):
 
 
 class GSSEG_OT_import_splat(bpy.types.Operator, ImportHelper):
-    """Import Gaussian splats (.ply, SuperSplat .compressed.ply, .splat, .spz, .sog, KHR_gaussian_splatting .glb)
-    as a point mesh, every vertex property kept as an attribute"""
+    """Import Gaussian splats (.ply, SuperSplat .compressed.ply, .splat, .spz, .sog, .ksplat, KHR_gaussian_splatting
+    .glb) as a point mesh, every vertex property kept as an attribute"""
 
     bl_idname = "gsseg.import_splat"
     bl_label = "Import Gaussian Splat"
     bl_options = {"REGISTER", "UNDO"}
 
-    filter_glob: StringProperty(default="*.ply;*.splat;*.spz;*.sog;*.glb", options={"HIDDEN"})
+    filter_glob: StringProperty(default="*.ply;*.splat;*.spz;*.sog;*.ksplat;*.glb", options={"HIDDEN"})
     directory: StringProperty(subtype="DIR_PATH", options={"HIDDEN", "SKIP_SAVE"})
     files: CollectionProperty(type=bpy.types.OperatorFileListElement, options={"HIDDEN", "SKIP_SAVE"})
     display: EnumProperty(name="Display", default="SPLAT", items=(
@@ -131,7 +131,7 @@ class GSSEG_OT_export_splat(bpy.types.Operator, ExportHelper):
     bl_options = {"REGISTER"}
 
     filename_ext = ".ply"
-    filter_glob: StringProperty(default="*.ply;*.glb;*.spz;*.splat", options={"HIDDEN"})
+    filter_glob: StringProperty(default="*.ply;*.glb;*.sog;*.spz;*.splat", options={"HIDDEN"})
     file_format: EnumProperty(name="Format", items=EXPORT_FORMATS, default="PLY",
                               description="File format (labels travel in PLY, compressed PLY and glTF)")
     selected_only: BoolProperty(name="Selected Only", default=False,
@@ -767,7 +767,7 @@ class GSSEG_FH_splat(bpy.types.FileHandler):
     bl_idname = "GSSEG_FH_splat"
     bl_label = "Gaussian Splat"
     bl_import_operator = "gsseg.import_splat"
-    bl_file_extensions = ".ply;.splat;.spz;.sog"
+    bl_file_extensions = ".ply;.splat;.spz;.sog;.ksplat"
 
     @classmethod
     def poll_drop(cls, context):
@@ -802,12 +802,12 @@ CLASSES = (
 
 
 def menu_import(self, context):
-    self.layout.operator(GSSEG_OT_import_splat.bl_idname, text="Gaussian Splat (.ply/.splat/.spz/.sog/.glb)")
+    self.layout.operator(GSSEG_OT_import_splat.bl_idname, text="Gaussian Splat (.ply/.splat/.spz/.sog/.ksplat/.glb)")
     self.layout.operator(GSSEG_OT_import_cameras.bl_idname, text="Splat Cameras (cameras.json/COLMAP/transforms)")
 
 
 def menu_export(self, context):
-    self.layout.operator(GSSEG_OT_export_splat.bl_idname, text="Gaussian Splat (.ply)")
+    self.layout.operator(GSSEG_OT_export_splat.bl_idname, text="Gaussian Splat (.ply/.glb/.sog/.spz/.splat)")
 
 
 def menu_select(self, context):

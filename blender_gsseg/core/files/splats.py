@@ -1,5 +1,5 @@
-"""Splat files in and out: any format the readers know (.ply, SuperSplat .compressed.ply, .splat, .spz, .glb, .sog)
-into a checked :class:`~..gaussians.Gaussians`; out, a standard binary little-endian PLY (losslessly), .glb
+"""Splat files in and out: any format the readers know (.ply, SuperSplat .compressed.ply, .splat, .spz, .glb, .sog,
+.ksplat) into a checked :class:`~..gaussians.Gaussians`; out, a standard binary little-endian PLY (losslessly), .glb
 (KHR_gaussian_splatting, labels included), .compressed.ply, .sog, .spz or .splat (:func:`write_splat_file` picks
 by the name)."""
 
@@ -16,7 +16,8 @@ from .compressed import read_compressed_ply, read_dot_splat, read_spz
 from .ply import PLY_TYPES, PlyElementData, PlyProperty, read_ply_elements, read_ply_header, write_list_element
 
 def read_gaussians(path: str | os.PathLike) -> Gaussians:
-    """Read a splat file (.ply, SuperSplat .compressed.ply, .splat, .spz, .glb, .sog) into a checked :class:`Gaussians`."""
+    """Read a splat file (.ply, SuperSplat .compressed.ply, .splat, .spz, .glb, .sog, .ksplat) into a checked
+    :class:`Gaussians`."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise BadInputError(f"{path}: no such file")
@@ -33,6 +34,10 @@ def read_gaussians(path: str | os.PathLike) -> Gaussians:
         from .sog import read_sog
 
         return read_sog(path).check()
+    if lower.endswith(".ksplat"):
+        from .ksplat import read_ksplat
+
+        return read_ksplat(path).check()
     header = read_ply_header(path)
     vertex_element = header.element("vertex")
     if vertex_element is None:
