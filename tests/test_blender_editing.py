@@ -79,7 +79,7 @@ def test_editing_operators_and_exact_undo(release, scene, tmp_path):
 def test_levels_round_trip_and_prefix_selection(scene, tmp_path):
     """A multi-level PLY: the level selector lists each level's instances; a coarse label selects all its
     parts; the packed code round-trips bit for bit; merges are refused (they would leave codes stale)."""
-    from blender_gsseg.core.levels import CodeLayout
+    from blender_gsseg.core.files.labels import CodeLayout
 
     source = read_gaussians(scene["multi.ply"])
     layout = CodeLayout.from_comments(source.comments)

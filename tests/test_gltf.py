@@ -412,3 +412,66 @@ def test_a_damaged_ksplat_is_one_clear_line(tmp_path, capsys):
         assert main(["info", str(tmp_path / name)]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith(f"gsseg: error: {tmp_path / name}: ") and phrase in err and "\n" not in err, err
+
+
+def _glb_document(path):
+    """(JSON document, binary chunk) of a .glb, read here with struct alone."""
+    import json
+    import struct
+
+    data = open(path, "rb").read()
+    size = struct.unpack_from("<I", data, 12)[0]
+    return json.loads(data[20:20 + size]), data[20 + size + 8:]
+
+
+def _float_accessor(document, blob, index):
+    accessor = document["accessors"][index]
+    view = document["bufferViews"][accessor["bufferView"]]
+    assert accessor["componentType"] == 5126 and accessor["type"] == "SCALAR"
+    return np.frombuffer(blob, "<f4", accessor["count"], view["byteOffset"] + accessor.get("byteOffset", 0))
+
+
+def test_glb_carries_each_level_as_feature_ids_and_the_layout_as_a_table(tmp_path):
+    """gsseg_code with levels objects:3 parts:4: each level's labels are feature ids of their own (null for unseen
+    splats) and the layout is the gsseg_code_level property table; a reader that keeps only the standard parts
+    (no gsseg extras, no _GSSEG_P attributes) packs the same gsseg_code and layout from them."""
+    import json
+    import struct
+
+    from blender_gsseg.core.files.labels import CodeLayout
+
+    source = read_gaussians(SOURCE)
+    rng = np.random.default_rng(3)
+    objects, parts = rng.integers(-1, 6, len(source)), rng.integers(0, 12, len(source))
+    layout = CodeLayout(["objects", "parts"], [3, 4])
+    codes = layout.pack([objects, parts])
+    scene = source.with_int_property("gsseg_code", codes).with_comments([layout.comment()])
+    write_gaussians(tmp_path / "levels.ply", scene)
+    assert main(["convert", str(tmp_path / "levels.ply"), str(tmp_path / "levels.glb")]) == 0
+    document, blob = _glb_document(tmp_path / "levels.glb")
+    primitive = document["meshes"][0]["primitives"][0]
+    features = {f["label"]: f for f in primitive["extensions"]["EXT_mesh_features"]["featureIds"]}
+    assert set(features) == {"gsseg_code:objects", "gsseg_code:parts"}
+    for name, labels, null in (("objects", objects, 8), ("parts", parts, 16)):
+        ids = features[f"gsseg_code:{name}"]
+        assert ids["nullFeatureId"] == null
+        got = _float_accessor(document, blob, primitive["attributes"][f"_FEATURE_ID_{ids['attribute']}"])
+        want = np.where(objects < 0, null, labels)  # a splat unseen at the coarse level is unseen at every level
+        np.testing.assert_array_equal(got, want)
+        assert ids["featureCount"] == len(np.unique(want[want != null]))
+    metadata = document["extensions"]["EXT_structural_metadata"]
+    table = next(t for t in metadata["propertyTables"] if t["class"] == "gsseg_code_level")
+    assert table["count"] == 2 and set(metadata["schema"]["classes"]) == {"gsseg_code_level"}
+
+    # keep only the standard parts: no extras, no _GSSEG_* attributes
+    del primitive["extras"]
+    for name in [a for a in primitive["attributes"] if a.startswith("_GSSEG_")]:
+        del primitive["attributes"][name]
+    text = json.dumps(document).encode()
+    text += b" " * (-len(text) % 4)
+    stripped = struct.pack("<III", 0x46546C67, 2, 28 + len(text) + len(blob)) + struct.pack(
+        "<II", len(text), 0x4E4F534A) + text + struct.pack("<II", len(blob), 0x004E4942) + blob
+    (tmp_path / "standard.glb").write_bytes(stripped)
+    plain = read_gaussians(tmp_path / "standard.glb")
+    np.testing.assert_array_equal(plain.vertex["gsseg_code"], codes)
+    assert CodeLayout.from_comments(plain.comments) == layout

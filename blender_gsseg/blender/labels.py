@@ -19,7 +19,7 @@ import json
 import numpy as np
 
 from ..core.errors import BadInputError
-from ..core.levels import CODE_PROPERTY, CodeLayout
+from ..core.files.labels import CODE_PROPERTY, CodeLayout
 from ..core.files.labels import LABEL_COMMENT, label_colour, label_table_comments, read_label_table
 from ..core.tune import read_gamma_comment
 from . import display, io_splat

@@ -19,7 +19,7 @@ import numpy as np
 from ..core.accumulate import SIDECAR_SUFFIX, Accumulation
 from ..core.backends import estimate_sample, expected_seconds, planned_backend
 from ..core.errors import BadInputError
-from ..core.levels import CODE_PROPERTY
+from ..core.files.labels import CODE_PROPERTY
 from ..core.pipeline import default_memory_budget, level_sidecars, solve_level_sidecars
 from ..core import tune
 from ..core.solver import Shares

@@ -23,14 +23,15 @@ from .accumulate import (SIDECAR_SUFFIX, Accumulation, BoundedAccumulation, load
                          sidecar_run_id)
 from . import tune
 from .backends import get_backend
-from .files.labels import LABEL_COMMENT, LABEL_PROPERTY, label_table_comments, read_label_table
+from .files.labels import (CODE_PROPERTY, LABEL_COMMENT, LABEL_PROPERTY, LAYOUT_COMMENT, CodeLayout,
+                           label_table_comments, read_label_table)
 from .cameras import Camera
 from .errors import BadInputError
 from .files.cameras import load_cameras
 from .files.commit import Commit, StagingFolder
 from .files.splats import read_gaussians, write_gaussians
 from .gaussians import Gaussians
-from .levels import CODE_PROPERTY, LAYOUT_COMMENT, CodeLayout, parent_labels, solve_within_parents
+from .levels import parent_labels, solve_within_parents
 from .solver import UNSEEN, Shares, check_gamma
 from .views import Views, build_views
 

@@ -15,8 +15,7 @@ import functools
 import numpy as np
 
 from .errors import BadInputError
-
-UNSEEN = -1
+from .files.labels import UNSEEN  # -1, the files' convention too
 
 
 # In the bounded form only the 16 best non-background labels are kept; a share above 1/17 is always among

@@ -13,7 +13,9 @@ application-specific attributes), so PLY -> .glb -> PLY is exact; other readers 
 
 Labels: ``gsseg_label`` as per-splat feature ids (EXT_mesh_features, ``_FEATURE_ID_0``: the row of the instance
 in an EXT_structural_metadata property table holding each instance's label id, name and colour; unseen splats
-carry the null feature id).
+carry the null feature id). Levels (``gsseg_code`` with its layout): each level's labels as feature ids of their
+own (``_FEATURE_ID_1``, ``_FEATURE_ID_2``, ... coarse first, labelled ``gsseg_code:<level>``) and the layout as
+the ``gsseg_code_level`` property table (each level's name and bits), from which a reader packs the code again.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ OPACITY_LOGIT = "_GSSEG_OPACITY_LOGIT"
 FEATURE_ID = "_FEATURE_ID_0"
 LABEL_PROPERTY = "gsseg_label"
 INSTANCE_CLASS = "gsseg_instance"
+LEVEL_CLASS = "gsseg_code_level"
+LEVEL_PREFIX = "gsseg_code:"  # the label of a level's feature ids, before the level's name
 EXTRAS = "gsseg"  # in the primitive's extras: the other properties, the property order and the header comments
 GLB_MAGIC, JSON_CHUNK, BIN_CHUNK = 0x46546C67, 0x4E4F534A, 0x004E4942
 FLOAT, UBYTE, USHORT, UINT, INT = 5126, 5121, 5123, 5125, 5124
@@ -87,9 +91,8 @@ class _Writer:
 
 def write_glb(path: str | os.PathLike, gaussians: Gaussians, commit=None) -> None:
     """Write ``gaussians`` as a .glb (module docstring), on its own or as part of ``commit``."""
-    from .labels import read_label_table
-
     from .compressed import sigmoid64
+    from .labels import CODE_PROPERTY, CodeLayout, read_label_table
 
     v = gaussians.vertex
     if len(gaussians) == 0:
@@ -131,6 +134,10 @@ def write_glb(path: str | os.PathLike, gaussians: Gaussians, commit=None) -> Non
     if LABEL_PROPERTY in v.dtype.names:
         _write_labels(writer, document, primitive, v[LABEL_PROPERTY].astype(np.int64),
                       read_label_table(gaussians.comments))
+    layout = CodeLayout.from_comments(gaussians.comments, where=str(path)) if CODE_PROPERTY in v.dtype.names \
+        else None
+    if layout is not None:
+        _write_levels(writer, primitive, _metadata(document), v[CODE_PROPERTY].astype(np.int64), layout)
     document["buffers"] = [{"byteLength": len(writer.blob)}]
     document["bufferViews"] = writer.views
     document["accessors"] = writer.accessors
@@ -181,28 +188,66 @@ def _write_labels(writer, document, primitive, labels, table):
     feature[labels >= 0] = np.searchsorted(ids, labels[labels >= 0])
     # float32: a vertex attribute's elements are 4-byte aligned, and floats hold ids exactly up to 2^24
     primitive["attributes"][FEATURE_ID] = writer.accessor(feature.astype(np.float32), "SCALAR")
-    primitive["extensions"]["EXT_mesh_features"] = {"featureIds": [{
-        "featureCount": int(len(ids)), "attribute": 0, "propertyTable": 0, "nullFeatureId": int(null),
-        "label": LABEL_PROPERTY}]}
-    names = [rows[int(i)][0].encode("utf-8") for i in ids]
-    offsets = np.cumsum([0] + [len(name) for name in names]).astype(np.uint32)
+    names = [rows[int(i)][0] for i in ids]
     colours = np.array([[int(rows[int(i)][1][k:k + 2], 16) for k in (1, 3, 5)] for i in ids], dtype=np.uint8)
-    document["extensionsUsed"] += ["EXT_mesh_features", "EXT_structural_metadata"]
-    document["extensions"] = {"EXT_structural_metadata": {
-        "schema": {"id": "gsseg", "classes": {INSTANCE_CLASS: {"properties": {
-            "label": {"type": "SCALAR", "componentType": "INT32"},
-            "name": {"type": "STRING"},
-            "colour": {"type": "VEC3", "componentType": "UINT8"}}}}},
-        "propertyTables": [{"class": INSTANCE_CLASS, "count": int(len(ids)), "properties": {
-            "label": {"values": writer.view(ids.astype("<i4").tobytes())},
-            "name": {"values": writer.view(b"".join(names)), "stringOffsets": writer.view(offsets.tobytes()),
-                     "stringOffsetType": "UINT32"},
-            "colour": {"values": writer.view(colours.tobytes())}}}]}}
+    metadata = _metadata(document)
+    metadata["schema"]["classes"][INSTANCE_CLASS] = {"properties": {
+        "label": {"type": "SCALAR", "componentType": "INT32"},
+        "name": {"type": "STRING"},
+        "colour": {"type": "VEC3", "componentType": "UINT8"}}}
+    metadata["propertyTables"].append({"class": INSTANCE_CLASS, "count": int(len(ids)), "properties": {
+        "label": {"values": writer.view(ids.astype("<i4").tobytes())},
+        **_string_property(writer, names),
+        "colour": {"values": writer.view(colours.tobytes())}}})
+    primitive["extensions"].setdefault("EXT_mesh_features", {"featureIds": []})["featureIds"].append({
+        "featureCount": int(len(ids)), "attribute": 0, "propertyTable": len(metadata["propertyTables"]) - 1,
+        "nullFeatureId": int(null), "label": LABEL_PROPERTY})
+
+
+def _metadata(document):
+    """The document's EXT_structural_metadata (a schema and property tables), made on first use."""
+    if "EXT_structural_metadata" not in document.setdefault("extensions", {}):
+        document["extensionsUsed"] += ["EXT_mesh_features", "EXT_structural_metadata"]
+        document["extensions"]["EXT_structural_metadata"] = {"schema": {"id": "gsseg", "classes": {}},
+                                                             "propertyTables": []}
+    return document["extensions"]["EXT_structural_metadata"]
+
+
+def _string_property(writer, names, key="name"):  # UTF-8 strings -> a property table's STRING property
+    encoded = [name.encode("utf-8") for name in names]
+    offsets = np.cumsum([0] + [len(name) for name in encoded]).astype(np.uint32)
+    return {key: {"values": writer.view(b"".join(encoded)), "stringOffsets": writer.view(offsets.tobytes()),
+                  "stringOffsetType": "UINT32"}}
+
+
+def _write_levels(writer, primitive, metadata, codes, layout):
+    """Each level of ``gsseg_code`` as feature ids of its own (``_FEATURE_ID_<1 + level>``: the level's label id,
+    the null id 2^bits for an unseen splat), and the layout, each level's name and bits coarse first, as the
+    ``gsseg_code_level`` property table: what a reader needs to pack the code again."""
+    metadata["schema"]["classes"][LEVEL_CLASS] = {
+        "description": f"the levels of gsseg_code, coarse first; the feature ids labelled '{LEVEL_PREFIX}<name>' "
+                       f"hold each level's labels",
+        "properties": {"name": {"type": "STRING"}, "bits": {"type": "SCALAR", "componentType": "UINT8"}}}
+    metadata["propertyTables"].append({"class": LEVEL_CLASS, "count": len(layout.names), "properties": {
+        **_string_property(writer, layout.names),
+        "bits": {"values": writer.view(np.asarray(layout.bits, np.uint8).tobytes())}}})
+    features = primitive["extensions"].setdefault("EXT_mesh_features", {"featureIds": []})["featureIds"]
+    for level, name in enumerate(layout.names):
+        field = layout.field(codes, level).astype(np.int64)
+        null = 1 << layout.bits[level]
+        # float32, as _FEATURE_ID_0: holds ids exactly up to 2^24 (a level has at most 30 bits: refuse beyond 24)
+        if null > 1 << 24:
+            raise BadInputError(f"gsseg_code level {name!r} has {layout.bits[level]} bits; a .glb feature id "
+                                f"holds 24")
+        primitive["attributes"][f"_FEATURE_ID_{1 + level}"] = writer.accessor(
+            np.where(field < 0, null, field).astype(np.float32), "SCALAR")
+        features.append({"featureCount": int(len(np.unique(field[field >= 0]))), "attribute": 1 + level,
+                         "nullFeatureId": int(null), "label": f"{LEVEL_PREFIX}{name}"})
 
 
 def read_glb(path: str | os.PathLike) -> Gaussians:
     """Read a KHR_gaussian_splatting .glb (ours: exact; splat-transform's: to float32 precision), with labels."""
-    from .labels import label_table_comments
+    from .labels import CODE_PROPERTY, label_table_comments
 
     from .compressed import standard_dtype
 
@@ -270,6 +315,11 @@ def read_glb(path: str | os.PathLike) -> Gaussians:
     if isinstance(kept, dict):  # written by gsseg: the other properties, the order and the comments as they were
         out, types = _read_other_properties(path, document, blob, attributes, out, kept)
         comments = [str(c) for c in kept.get("comments", comments)]
+    if CODE_PROPERTY not in out.dtype.names:  # a file that kept the standard parts only: the levels' feature ids
+        levels = _read_levels(path, document, blob, attributes, features)
+        if levels is not None:
+            out = _with_column(out, CODE_PROPERTY, levels[0])
+            comments = comments + [levels[1].comment()]
     return Gaussians(out, property_types=types, meta_lines=[("comment", c) for c in comments], source_format="glb",
                      path=path)
 
@@ -334,6 +384,36 @@ def _read_labels(path, document, blob, attributes, feature_ids):
     labels[known] = ids[feature[known]]
     return labels, {int(i): (n, "#%02x%02x%02x" % tuple(int(c) for c in rgb))
                     for i, n, rgb in zip(ids, names, colours)}
+
+
+def _read_levels(path, document, blob, attributes, features):
+    """``gsseg_code`` packed again from the levels' feature ids and the ``gsseg_code_level`` table, with its
+    layout; None when the file has no levels."""
+    from .labels import CodeLayout
+
+    tables = document.get("extensions", {}).get("EXT_structural_metadata", {}).get("propertyTables", [])
+    table = next((t for t in tables if t.get("class") == LEVEL_CLASS), None)
+    if table is None:
+        return None
+    try:
+        count = int(table["count"])
+        properties = table["properties"]
+        raw = _view(path, document, blob, properties["name"]["values"])
+        offsets = np.frombuffer(_view(path, document, blob, properties["name"]["stringOffsets"]), "<u4", count + 1)
+        names = [raw[offsets[k]:offsets[k + 1]].decode("utf-8") for k in range(count)]
+        bits = [int(b) for b in np.frombuffer(_view(path, document, blob, properties["bits"]["values"]), np.uint8,
+                                              count)]
+        by_label = {f.get("label"): f for f in features}
+        fields = []
+        for name in names:
+            ids = by_label[LEVEL_PREFIX + name]
+            feature = _accessor(path, document, blob, attributes[f"_FEATURE_ID_{ids['attribute']}"])[:, 0]
+            feature = feature.astype(np.int64)
+            fields.append(np.where(feature == int(ids["nullFeatureId"]), -1, feature))
+        layout = CodeLayout(names, bits)
+        return layout.pack(fields), layout
+    except (KeyError, IndexError, TypeError, ValueError) as error:
+        raise BadInputError(f"{path}: unreadable gsseg_code levels ({error!r})") from None
 
 
 def _read_chunks(path):
