@@ -52,7 +52,9 @@ def synthetic_scene(count):
 
 
 def timed(command, limit=None):
-    """Seconds ``command`` took, or None when it ran past ``limit`` seconds (and was stopped)."""
+    """Seconds ``command`` took, or None when it ran past ``limit`` seconds (and was stopped). The disk's dirty
+    pages are flushed first, so that no writer pays for the previous one's (or the source's) write-back."""
+    os.sync()
     start = time.perf_counter()
     try:
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=limit)
@@ -65,6 +67,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("scenes", nargs="*")
     parser.add_argument("--synthetic", type=int, metavar="N", help="also a random SH3 scene of N Gaussians")
+    parser.add_argument("--synthetic-degree", type=int, default=3, metavar="D",
+                        help="its SH degree (default 3; 0 lets splat-transform write .sog without its slow CPU "
+                             "k-means)")
+    parser.add_argument("--repeat", type=int, default=1, metavar="R",
+                        help="time each writer R times and report the fastest (the disk makes single runs vary "
+                             "by up to 2x on this machine)")
+    parser.add_argument("--formats", nargs="+", default=list(FORMATS), choices=list(FORMATS),
+                        help="only these formats (default all)")
     parser.add_argument("--splat-transform", required=True, help="path of splat-transform's bin/cli.mjs")
     parser.add_argument("--limit", type=float, default=900.0, metavar="S",
                         help="stop a writer after S seconds (splat-transform's CPU k-means for SOG's SH palette "
@@ -77,19 +87,26 @@ def main():
     print("| scene | format | writer | size (MB) | encode (s) | position | f_dc | opacity | log-scale "
           "| rotation (°) | SH bands 1-3 |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    scenes = list(args.scenes) + ([f"synthetic:{args.synthetic}"] if args.synthetic else [])
+    scenes = list(args.scenes) + ([f"synthetic:{args.synthetic}:sh{args.synthetic_degree}"] if args.synthetic
+                                  else [])
     for scene in scenes:
         with tempfile.TemporaryDirectory() as folder:
-            source = synthetic_scene(int(scene.split(":")[1])) if scene.startswith("synthetic:") else \
+            source = synthetic_scene(int(scene.split(":")[1])).with_sh_degree(args.synthetic_degree) \
+                if scene.startswith("synthetic:") else \
                 read_gaussians(scene)
             source_ply = os.path.join(folder, "source.ply")
             write_gaussians(source_ply, source)
             order = morton_order(source.means)
             for kind, (st_writes, decoder, reorders) in FORMATS.items():
+                if kind not in args.formats:
+                    continue
                 writers = [("gsseg", gsseg)] + ([("splat-transform", st)] if st_writes else [])
                 for name, command in writers:
                     out = os.path.join(folder, f"{name}{kind}")
                     seconds = timed(command + [source_ply, out], args.limit)
+                    for _ in range(args.repeat - 1):
+                        if seconds is not None:
+                            seconds = min(seconds, timed(command + [source_ply, out], args.limit) or seconds)
                     if seconds is None:
                         print(f"| {os.path.basename(scene)} | {kind} | {name} | | > {args.limit:.0f} (stopped) "
                               f"| | | | | | |", flush=True)
