@@ -72,6 +72,8 @@ def cmd_convert(args):
     from .core.files.splats import output_format, read_gaussians, write_splat_file
 
     kind = output_format(args.output)  # a clear error for an unknown format before any reading
+    if args.sog_palette is not None and kind != ".sog":
+        raise BadInputError(f"{args.output}: --sog-palette is for .sog outputs, not {kind}")
     with Commit([args.input]) as commit:
         commit.check_outputs([args.output])
         gaussians = read_gaussians(args.input)

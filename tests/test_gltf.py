@@ -351,12 +351,17 @@ def test_sog_says_what_it_cannot_keep_and_refuses_what_it_cannot_write(tmp_path,
     assert capsys.readouterr().err.splitlines() == [
         f"gsseg: warning: {tmp_path / 'out.sog'}: .sog cannot carry labels: gsseg_label is not written"]
     assert len(read_gaussians(tmp_path / "out.sog")) == 40
-    for args, phrase in ((["--sog-palette", "0"], "palette must hold 1 to 65536 entries"),
-                         (["--sog-palette", "70000"], "palette must hold 1 to 65536 entries")):
-        assert main(["convert", SOURCE, str(tmp_path / "bad.sog")] + args) == 2
+    no_sh = str(tmp_path / "no_sh.ply")
+    write_gaussians(no_sh, source.with_sh_degree(0))
+    for scene, out, args, phrase in (
+            (SOURCE, "bad.sog", ["--sog-palette", "0"], "palette must hold 1 to 65536 entries"),
+            (SOURCE, "bad.sog", ["--sog-palette", "70000"], "palette must hold 1 to 65536 entries"),
+            (no_sh, "bad.sog", ["--sog-palette", "0"], "palette must hold 1 to 65536 entries"),
+            (SOURCE, "bad.spz", ["--sog-palette", "16"], "--sog-palette is for .sog outputs, not .spz")):
+        assert main(["convert", scene, str(tmp_path / out)] + args) == 2
         err = capsys.readouterr().err.strip()
-        assert err.startswith(f"gsseg: error: {tmp_path / 'bad.sog'}: ") and phrase in err and "\n" not in err
-        assert not (tmp_path / "bad.sog").exists()
+        assert err.startswith(f"gsseg: error: {tmp_path / out}: ") and phrase in err and "\n" not in err, err
+        assert not (tmp_path / out).exists()
 
 
 def test_sog_palette_size_is_the_option(tmp_path):
@@ -401,17 +406,29 @@ def test_ksplat_of_floats_is_the_source():
 
 
 def test_a_damaged_ksplat_is_one_clear_line(tmp_path, capsys):
+    import struct
+
     good = open(os.path.join(DATA, "gs3d_sh1_300_l1.ksplat"), "rb").read()
-    level = bytearray(good)
-    level[20] = 7
+
+    def patched(offset, fmt, value):
+        data = bytearray(good)
+        struct.pack_into(fmt, data, offset, value)
+        return bytes(data)
+
     cases = {"small.ksplat": (good[:1000], "too small to be a .ksplat file"),
-             "level.ksplat": (bytes(level), "unknown .ksplat compression level 7"),
-             "cut.ksplat": (good[:len(good) - 600], "damaged .ksplat file")}
+             "level.ksplat": (patched(20, "<H", 7), "unknown .ksplat compression level 7"),
+             "cut.ksplat": (good[:len(good) - 600], "damaged .ksplat file"),
+             # counts that would allocate gigabytes if believed: checked against the sections and the file first
+             "count.ksplat": (patched(16, "<I", 0xFFFFFFF0), "header says 4294967280 splats, its sections hold 299"),
+             "section.ksplat": (patched(4096, "<I", 0xFFFFFFF0), "header says 299 splats, its sections hold")}
     for name, (data, phrase) in cases.items():
         (tmp_path / name).write_bytes(data)
         assert main(["info", str(tmp_path / name)]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith(f"gsseg: error: {tmp_path / name}: ") and phrase in err and "\n" not in err, err
+    # a partial bucket claiming 2^32 - 1 splats: its splats are placed by cumulative sizes, nothing is expanded
+    (tmp_path / "bucket.ksplat").write_bytes(patched(4096 + 1024, "<I", 0xFFFFFFFF))
+    assert len(read_gaussians(tmp_path / "bucket.ksplat")) == 299
 
 
 def _glb_document(path):
@@ -452,6 +469,7 @@ def test_glb_carries_each_level_as_feature_ids_and_the_layout_as_a_table(tmp_pat
     primitive = document["meshes"][0]["primitives"][0]
     features = {f["label"]: f for f in primitive["extensions"]["EXT_mesh_features"]["featureIds"]}
     assert set(features) == {"gsseg_code:objects", "gsseg_code:parts"}
+    assert [f["attribute"] for f in features.values()] == [0, 1]  # _FEATURE_ID_n from 0, consecutive
     for name, labels, null in (("objects", objects, 8), ("parts", parts, 16)):
         ids = features[f"gsseg_code:{name}"]
         assert ids["nullFeatureId"] == null
@@ -475,3 +493,70 @@ def test_glb_carries_each_level_as_feature_ids_and_the_layout_as_a_table(tmp_pat
     plain = read_gaussians(tmp_path / "standard.glb")
     np.testing.assert_array_equal(plain.vertex["gsseg_code"], codes)
     assert CodeLayout.from_comments(plain.comments) == layout
+
+
+def test_glb_levels_beside_labels_and_a_level_too_wide_for_feature_ids(tmp_path, capsys):
+    """With gsseg_label the labels are _FEATURE_ID_0 and the levels follow; a level of 25 bits cannot be float
+    feature ids: it is left out with a warning, and the code still comes back exactly through gsseg's extras."""
+    from blender_gsseg.core.files.labels import CodeLayout
+
+    source = read_gaussians(SOURCE)
+    rng = np.random.default_rng(4)
+    objects, parts = rng.integers(0, 3, len(source)), rng.integers(0, 1 << 25, len(source))
+    layout = CodeLayout(["objects", "parts"], [2, 25])
+    scene = source.with_int_property("gsseg_label", objects.astype(np.int32)).with_int_property(
+        "gsseg_code", layout.pack([objects, parts])).with_comments([layout.comment()])
+    write_gaussians(tmp_path / "wide.ply", scene)
+    assert main(["convert", str(tmp_path / "wide.ply"), str(tmp_path / "wide.glb")]) == 0
+    assert capsys.readouterr().err.splitlines() == [
+        f"gsseg: warning: {tmp_path / 'wide.glb'}: gsseg_code level 'parts' needs more than 24 bits: written "
+        f"without its feature ids (readers other than gsseg see no such level)"]
+    document, _ = _glb_document(tmp_path / "wide.glb")
+    features = document["meshes"][0]["primitives"][0]["extensions"]["EXT_mesh_features"]["featureIds"]
+    assert [(f["label"], f["attribute"]) for f in features] == [("gsseg_label", 0), ("gsseg_code:objects", 1)]
+    back = read_gaussians(tmp_path / "wide.glb")
+    assert back.vertex["gsseg_code"].tobytes() == scene.vertex["gsseg_code"].tobytes()
+
+
+def test_glb_layout_that_gsseg_could_not_have_written_is_one_line(tmp_path, capsys):
+    """A gsseg_code_level table whose levels need more than 31 bits, read without gsseg's extras: one line."""
+    import json
+    import struct
+
+    from blender_gsseg.core.files.labels import CodeLayout
+
+    source = read_gaussians(SOURCE)
+    layout = CodeLayout(["objects", "parts"], [3, 4])
+    scene = source.with_int_property("gsseg_code", layout.pack([np.ones(len(source), int)] * 2)).with_comments(
+        [layout.comment()])
+    write_gaussians(tmp_path / "levels.ply", scene)
+    assert main(["convert", str(tmp_path / "levels.ply"), str(tmp_path / "levels.glb")]) == 0
+    document, blob = _glb_document(tmp_path / "levels.glb")
+    primitive = document["meshes"][0]["primitives"][0]
+    del primitive["extras"]
+    table = next(t for t in document["extensions"]["EXT_structural_metadata"]["propertyTables"]
+                 if t["class"] == "gsseg_code_level")
+    view = document["bufferViews"][table["properties"]["bits"]["values"]]
+    blob = bytearray(blob)
+    blob[view["byteOffset"]:view["byteOffset"] + 2] = bytes([30, 30])  # 60 bits
+    text = json.dumps(document).encode()
+    text += b" " * (-len(text) % 4)
+    (tmp_path / "bad.glb").write_bytes(struct.pack("<III", 0x46546C67, 2, 28 + len(text) + len(blob))
+                                       + struct.pack("<II", len(text), 0x4E4F534A) + text
+                                       + struct.pack("<II", len(blob), 0x004E4942) + bytes(blob))
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "bad.glb")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"gsseg: error: {tmp_path / 'bad.glb'}: bad gsseg_code layout") and "\n" not in err
+
+
+def test_morton_order_places_a_nan_position_as_splat_transform_does():
+    """Bounds over the other splats, the NaN coordinate in cell 0 (JavaScript's NaN >>> 0): the others keep
+    their order, the NaN splat sorts with cell 0 (first here)."""
+    from blender_gsseg.core.files.compressed import morton_order
+
+    positions = np.random.default_rng(8).normal(size=(500, 3))
+    with_nan = np.vstack(([np.nan, np.nan, np.nan], positions))
+    order = morton_order(with_nan)
+    assert order[0] == 0
+    np.testing.assert_array_equal(order[1:], morton_order(positions) + 1)

@@ -117,7 +117,7 @@ def splat_errors(source, decoded) -> dict:  # two Gaussians of equal length, spl
     sigmoid = lambda x: 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))  # noqa: E731
     log_scale = lambda g: np.stack([g.vertex[f"scale_{k}"].astype(np.float64) for k in range(3)], axis=1)  # noqa: E731
     source_means = source.means.astype(np.float64)
-    side = float((source_means.max(axis=0) - source_means.min(axis=0)).max())
+    side = float((source_means.max(axis=0) - source_means.min(axis=0)).max()) or 1.0  # one splat: absolute
     qs, qd = source.rotations.astype(np.float64), decoded.rotations.astype(np.float64)
     qs /= np.linalg.norm(qs, axis=1, keepdims=True)
     qd /= np.linalg.norm(qd, axis=1, keepdims=True)

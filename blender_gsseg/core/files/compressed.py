@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import struct
+import warnings
 import zlib
 
 import numpy as np
@@ -224,12 +225,15 @@ def morton_order(positions: np.ndarray) -> np.ndarray:  # [N, 3] -> int64 [N]
 
 
 def _morton_code(positions):  # [M, 3] float64 -> int64 [M], or None when the points have no finite extent
-    low, high = positions.min(axis=0), positions.max(axis=0)
+    """Cells as splat-transform computes them: bounds over the non-NaN values, a NaN coordinate in cell 0."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN axis
+        low, high = np.nanmin(positions, axis=0), np.nanmax(positions, axis=0)
     span = high - low
     if not np.all(np.isfinite(span)) or not np.any(span):
         return None
     scale = np.where(span > 0, 1024.0 / np.where(span > 0, span, 1.0), 0.0)
-    cells = np.minimum(1023, (positions - low) * scale).astype(np.int64)
+    cells = np.nan_to_num(np.minimum(1023, (positions - low) * scale), nan=0.0).astype(np.int64)
     code = np.zeros(len(positions), dtype=np.int64)
     for bit in range(10):
         for axis in range(3):
@@ -337,6 +341,21 @@ _SPLAT_RECORD = np.dtype([("position", "<f4", (3,)), ("scale", "<f4", (3,)), ("r
                           ("rot", "u1", (4,))])
 
 
+def logit_from_alpha8(alpha: np.ndarray) -> np.ndarray:  # uint8 [N] -> float64 [N]
+    """The opacity logit of an 8-bit alpha after the sigmoid, as splat-transform decodes .splat, .ksplat and .sog
+    (alpha clamped to [1e-6, 1 - 1e-6])."""
+    value = np.clip(np.asarray(alpha, dtype=np.float64) / 255.0, _EPSILON, 1.0 - _EPSILON)
+    return np.log(value / (1.0 - value))
+
+
+def decode_rgba8(out: np.ndarray, rgba: np.ndarray) -> None:  # out: structured [N]; rgba: uint8 [N, 4]
+    """``f_dc_*`` and ``opacity`` of ``out`` from 8-bit base colour and alpha, as splat-transform decodes .splat and
+    .ksplat."""
+    for index in range(3):
+        out[f"f_dc_{index}"] = (rgba[:, index].astype(np.float64) / 255.0 - 0.5) / SH_C0
+    out["opacity"] = logit_from_alpha8(rgba[:, 3])
+
+
 def read_dot_splat(path: str | os.PathLike) -> Gaussians:
     """Decode an antimatter15 ``.splat`` file (32 bytes per splat, no header, no SH)."""
     path = os.fspath(path)
@@ -357,11 +376,7 @@ def read_dot_splat(path: str | os.PathLike) -> Gaussians:
     for index, axis in enumerate("xyz"):
         out[axis] = records["position"][:, index]
         out[f"scale_{index}"] = np.log(scale[:, index])
-    rgba = records["rgba"].astype(np.float64)
-    for index in range(3):
-        out[f"f_dc_{index}"] = (rgba[:, index] / 255.0 - 0.5) / SH_C0
-    alpha = np.clip(rgba[:, 3] / 255.0, _EPSILON, 1.0 - _EPSILON)
-    out["opacity"] = np.log(alpha / (1.0 - alpha))
+    decode_rgba8(out, records["rgba"])
     q = records["rot"].astype(np.float64) / 255.0 * 2.0 - 1.0
     length = np.sqrt(q[:, 0] * q[:, 0] + q[:, 1] * q[:, 1] + q[:, 2] * q[:, 2] + q[:, 3] * q[:, 3])
     # (v / 255) * 2 - 1 is never 0 for an integer v, so length > 0; keep splat-transform's identity fallback anyway

@@ -89,8 +89,9 @@ class _Writer:
         return len(self.accessors) - 1
 
 
-def write_glb(path: str | os.PathLike, gaussians: Gaussians, commit=None) -> None:
-    """Write ``gaussians`` as a .glb (module docstring), on its own or as part of ``commit``."""
+def write_glb(path: str | os.PathLike, gaussians: Gaussians, commit=None) -> list[str]:
+    """Write ``gaussians`` as a .glb (module docstring), on its own or as part of ``commit``; returns what other
+    readers cannot get from it (for the caller to say)."""
     from .compressed import sigmoid64
     from .labels import CODE_PROPERTY, CodeLayout, read_label_table
 
@@ -136,8 +137,11 @@ def write_glb(path: str | os.PathLike, gaussians: Gaussians, commit=None) -> Non
                       read_label_table(gaussians.comments))
     layout = CodeLayout.from_comments(gaussians.comments, where=str(path)) if CODE_PROPERTY in v.dtype.names \
         else None
+    lost = []
     if layout is not None:
-        _write_levels(writer, primitive, _metadata(document), v[CODE_PROPERTY].astype(np.int64), layout)
+        skipped = _write_levels(writer, primitive, _metadata(document), v[CODE_PROPERTY].astype(np.int64), layout)
+        lost += [f"gsseg_code level {name!r} needs more than 24 bits: written without its feature ids (readers "
+                 f"other than gsseg see no such level)" for name in skipped]
     document["buffers"] = [{"byteLength": len(writer.blob)}]
     document["bufferViews"] = writer.views
     document["accessors"] = writer.accessors
@@ -148,6 +152,7 @@ def write_glb(path: str | os.PathLike, gaussians: Gaussians, commit=None) -> Non
         handle.write(struct.pack("<III", GLB_MAGIC, 2, 12 + 8 + len(text) + 8 + len(blob)))
         handle.write(struct.pack("<II", len(text), JSON_CHUNK) + text)
         handle.write(struct.pack("<II", len(blob), BIN_CHUNK) + blob)
+    return lost
 
 
 def _write_other_properties(writer, attributes, gaussians):
@@ -187,7 +192,8 @@ def _write_labels(writer, document, primitive, labels, table):
     feature = np.full(len(labels), null, dtype=np.int64)
     feature[labels >= 0] = np.searchsorted(ids, labels[labels >= 0])
     # float32: a vertex attribute's elements are 4-byte aligned, and floats hold ids exactly up to 2^24
-    primitive["attributes"][FEATURE_ID] = writer.accessor(feature.astype(np.float32), "SCALAR")
+    features = primitive["extensions"].setdefault("EXT_mesh_features", {"featureIds": []})["featureIds"]
+    primitive["attributes"][f"_FEATURE_ID_{len(features)}"] = writer.accessor(feature.astype(np.float32), "SCALAR")
     names = [rows[int(i)][0] for i in ids]
     colours = np.array([[int(rows[int(i)][1][k:k + 2], 16) for k in (1, 3, 5)] for i in ids], dtype=np.uint8)
     metadata = _metadata(document)
@@ -199,9 +205,9 @@ def _write_labels(writer, document, primitive, labels, table):
         "label": {"values": writer.view(ids.astype("<i4").tobytes())},
         **_string_property(writer, names),
         "colour": {"values": writer.view(colours.tobytes())}}})
-    primitive["extensions"].setdefault("EXT_mesh_features", {"featureIds": []})["featureIds"].append({
-        "featureCount": int(len(ids)), "attribute": 0, "propertyTable": len(metadata["propertyTables"]) - 1,
-        "nullFeatureId": int(null), "label": LABEL_PROPERTY})
+    features.append({  # featureCount is at least 1 (the schema's minimum), even when every splat is unseen
+        "featureCount": max(1, int(len(ids))), "attribute": len(features),
+        "propertyTable": len(metadata["propertyTables"]) - 1, "nullFeatureId": int(null), "label": LABEL_PROPERTY})
 
 
 def _metadata(document):
@@ -221,9 +227,11 @@ def _string_property(writer, names, key="name"):  # UTF-8 strings -> a property 
 
 
 def _write_levels(writer, primitive, metadata, codes, layout):
-    """Each level of ``gsseg_code`` as feature ids of its own (``_FEATURE_ID_<1 + level>``: the level's label id,
-    the null id 2^bits for an unseen splat), and the layout, each level's name and bits coarse first, as the
-    ``gsseg_code_level`` property table: what a reader needs to pack the code again."""
+    """Each level of ``gsseg_code`` as feature ids of their own (the next ``_FEATURE_ID_<n>``: the level's label
+    id, the null id 2^bits for an unseen splat), and the layout, each level's name and bits coarse first, as the
+    ``gsseg_code_level`` property table: what a reader needs to pack the code again. Returns the names of levels
+    too wide for feature ids (left out)."""
+    skipped = []
     metadata["schema"]["classes"][LEVEL_CLASS] = {
         "description": f"the levels of gsseg_code, coarse first; the feature ids labelled '{LEVEL_PREFIX}<name>' "
                        f"hold each level's labels",
@@ -235,14 +243,16 @@ def _write_levels(writer, primitive, metadata, codes, layout):
     for level, name in enumerate(layout.names):
         field = layout.field(codes, level).astype(np.int64)
         null = 1 << layout.bits[level]
-        # float32, as _FEATURE_ID_0: holds ids exactly up to 2^24 (a level has at most 30 bits: refuse beyond 24)
+        # float32, as the labels' ids: exact up to 2^24. A wider level (over 16M labels) is left out: the
+        # caller says so, and the code itself still travels exactly in gsseg's extras.
         if null > 1 << 24:
-            raise BadInputError(f"gsseg_code level {name!r} has {layout.bits[level]} bits; a .glb feature id "
-                                f"holds 24")
-        primitive["attributes"][f"_FEATURE_ID_{1 + level}"] = writer.accessor(
+            skipped.append(name)
+            continue
+        primitive["attributes"][f"_FEATURE_ID_{len(features)}"] = writer.accessor(
             np.where(field < 0, null, field).astype(np.float32), "SCALAR")
-        features.append({"featureCount": int(len(np.unique(field[field >= 0]))), "attribute": 1 + level,
-                         "nullFeatureId": int(null), "label": f"{LEVEL_PREFIX}{name}"})
+        features.append({"featureCount": max(1, int(len(np.unique(field[field >= 0])))),
+                         "attribute": len(features), "nullFeatureId": int(null), "label": f"{LEVEL_PREFIX}{name}"})
+    return skipped
 
 
 def read_glb(path: str | os.PathLike) -> Gaussians:
@@ -410,7 +420,7 @@ def _read_levels(path, document, blob, attributes, features):
             feature = _accessor(path, document, blob, attributes[f"_FEATURE_ID_{ids['attribute']}"])[:, 0]
             feature = feature.astype(np.int64)
             fields.append(np.where(feature == int(ids["nullFeatureId"]), -1, feature))
-        layout = CodeLayout(names, bits)
+        layout = CodeLayout.checked(names, bits, where=path)
         return layout.pack(fields), layout
     except (KeyError, IndexError, TypeError, ValueError) as error:
         raise BadInputError(f"{path}: unreadable gsseg_code levels ({error!r})") from None

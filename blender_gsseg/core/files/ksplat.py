@@ -1,5 +1,7 @@
 """GaussianSplats3D's ``.ksplat``, in: decoded as splat-transform 3.7.0 decodes it (its reader, checked on files
-written by GaussianSplats3D 0.4.7, the format's own writer).
+written by GaussianSplats3D 0.4.7, the format's own writer). Two layouts that writer does not make are read as
+the format means them where splat-transform differs: sections of different SH degrees (each section's
+coefficients go to their own PLY columns) and empty partial buckets (skipped).
 
 A 4096-byte main header (version 0.1+, section count, splat count, compression level 0-2, the range of 8-bit SH),
 then one 1024-byte header per section, then each section's buckets and splats. A splat's position is float32
@@ -14,14 +16,14 @@ import os
 import numpy as np
 
 from ..errors import BadInputError
-from ..gaussians import SH_C0, Gaussians
-from .compressed import standard_dtype
+from ..gaussians import REST_COUNT_TO_DEGREE, Gaussians
+from .compressed import decode_rgba8, standard_dtype
 
 MAIN_HEADER, SECTION_HEADER = 4096, 1024
 # Per compression level: bytes of the centre, scale, rotation, colour and one SH component; the default position
 # quantisation range.
 LEVELS = {0: (12, 12, 16, 4, 4, 1), 1: (6, 6, 8, 4, 2, 32767), 2: (6, 6, 8, 4, 1, 32767)}
-SH_COMPONENTS = (0, 9, 24, 45)
+SH_COMPONENTS = {degree: rest for rest, degree in REST_COUNT_TO_DEGREE.items()}  # SH values per splat by degree
 _SECTION = np.dtype([("count", "<u4"), ("capacity", "<u4"), ("bucket_size", "<u4"), ("buckets", "<u4"),
                      ("block_size", "<f4"), ("bucket_storage", "<u2"), ("pad", "<u2"), ("range", "<u4"),
                      ("pad2", "<u4"), ("full_buckets", "<u4"), ("partial_buckets", "<u4"), ("sh_degree", "<u2")])
@@ -38,8 +40,9 @@ def read_ksplat(path: str | os.PathLike) -> Gaussians:
         raise BadInputError(f"{path}: .ksplat version {raw[0]}.{raw[1]} is not read (0.1 and later are)")
     sections, count = (int(v) for v in raw[4:20].view("<u4")[[0, 3]])
     level = int(raw[20:22].view("<u2")[0])
-    sh_low, sh_high = (float(v) for v in raw[36:44].view("<f4"))
-    sh_low, sh_high = sh_low or -1.5, sh_high or 1.5  # as splat-transform: a zero range means the default
+    # as splat-transform (JavaScript's `value || default`): a zero or NaN bound means the default
+    sh_low, sh_high = ((float(v) if v == v and v != 0 else default)
+                       for v, default in zip(raw[36:44].view("<f4"), (-1.5, 1.5)))
     if level not in LEVELS:
         raise BadInputError(f"{path}: unknown .ksplat compression level {level} (0, 1 and 2 exist)")
     if count == 0:
@@ -52,34 +55,45 @@ def read_ksplat(path: str | os.PathLike) -> Gaussians:
     degree = int(max((h["sh_degree"] for h in headers if h["count"]), default=0))
     if degree > 3:
         raise BadInputError(f"{path}: a .ksplat section claims SH degree {degree}")
+    # Check the sections against the header and the file before allocating anything from their numbers.
+    held = int(sum(int(h["count"]) for h in headers))
+    if held != count:
+        raise BadInputError(f"{path}: the .ksplat header says {count} splats, its sections hold {held}")
+    end = data_start + sum(_section_size(h, level) for h in headers)
+    if any(h["count"] > h["capacity"] for h in headers) or end > len(raw):
+        raise BadInputError(f"{path}: damaged .ksplat file (its sections need {end} bytes, the file has "
+                            f"{len(raw)})")
     out = np.zeros(count, dtype=standard_dtype(SH_COMPONENTS[degree]))
     try:
-        done = _decode_sections(raw, headers, level, (sh_low, sh_high), out, data_start)
+        _decode_sections(raw, headers, level, (sh_low, sh_high), out, data_start)
     except (ValueError, IndexError) as error:
         raise BadInputError(f"{path}: damaged .ksplat file ({error})") from None
-    if done != count:
-        raise BadInputError(f"{path}: the .ksplat header says {count} splats, its sections hold {done}")
     return Gaussians(out, source_format="ksplat", path=path)
 
 
+def _stride(header, level):  # bytes per splat of a section
+    centre, scale, rotation, colour, sh, _ = LEVELS[level]
+    return centre + scale + rotation + colour + SH_COMPONENTS.get(int(header["sh_degree"]), 0) * sh
+
+
+def _section_size(header, level):  # bytes of a section's buckets and splats (room for its capacity)
+    storage = int(header["bucket_storage"]) * int(header["buckets"]) + int(header["partial_buckets"]) * 4
+    return storage + _stride(header, level) * int(header["capacity"])
+
+
 def _decode_sections(raw, headers, level, sh_range, out, offset):
-    """Decode every section's splats into ``out`` in file order; returns how many there were."""
+    """Decode every section's splats into ``out`` in file order (the sections were checked against the file)."""
     centre_bytes, scale_bytes, rotation_bytes, colour_bytes, sh_bytes, default_range = LEVELS[level]
     done = 0
     for header in headers:
         components = SH_COMPONENTS[int(header["sh_degree"])]
-        stride = centre_bytes + scale_bytes + rotation_bytes + colour_bytes + components * sh_bytes
+        stride = _stride(header, level)
         partial_meta = int(header["partial_buckets"]) * 4
         storage = int(header["bucket_storage"]) * int(header["buckets"]) + partial_meta
         count = int(header["count"])
         if count:
-            if done + count > len(out):
-                raise ValueError(f"its sections hold more splats than the {len(out)} in its header")
             quantisation = int(header["range"]) or default_range
-            block = raw[offset + storage:offset + storage + count * stride]
-            if len(block) < count * stride:
-                raise ValueError("a section's splats are cut off")
-            splats = block.reshape(count, stride)
+            splats = raw[offset + storage:offset + storage + count * stride].reshape(count, stride)
             target = out[done:done + count]
             if level == 0:
                 position = splats[:, :12].copy().view("<f4").astype(np.float64)
@@ -102,15 +116,12 @@ def _decode_sections(raw, headers, level, sh_range, out, offset):
             start += scale_bytes
             rotation = splats[:, start:start + rotation_bytes].copy().view(floats)
             start += rotation_bytes
-            colour = splats[:, start:start + 4].astype(np.float64)
+            decode_rgba8(target, splats[:, start:start + 4])
             start += colour_bytes
             for k in range(3):
                 target[f"scale_{k}"] = log_scale[:, k]
-                target[f"f_dc_{k}"] = (colour[:, k] / 255.0 - 0.5) / SH_C0
             for k in range(4):
                 target[f"rot_{k}"] = rotation[:, k]
-            alpha = np.clip(colour[:, 3] / 255.0, 1e-6, 1.0 - 1e-6)
-            target["opacity"] = np.log(alpha / (1.0 - alpha))
             if components:
                 packed = splats[:, start:start + components * sh_bytes].copy()
                 if level == 2:
@@ -126,7 +137,6 @@ def _decode_sections(raw, headers, level, sh_range, out, offset):
                     target[f"f_rest_{channel * rest + coefficient + first}"] = values[:, i]
             done += count
         offset += stride * int(header["capacity"]) + storage
-    return done
 
 
 def _bucket_of_each_splat(count, capacity, full, partial_sizes):  # -> int64 [count]
@@ -134,8 +144,8 @@ def _bucket_of_each_splat(count, capacity, full, partial_sizes):  # -> int64 [co
     bucket = np.arange(count) // max(capacity, 1)
     first_partial = full * capacity
     if count > first_partial:
-        tail = np.repeat(np.arange(full, full + len(partial_sizes)), partial_sizes)
-        if len(tail) < count - first_partial:
+        ends = np.cumsum(partial_sizes.astype(np.int64))  # where each partial bucket's splats end
+        if not len(ends) or ends[-1] < count - first_partial:
             raise ValueError("its partial buckets hold fewer splats than the section")
-        bucket[first_partial:] = tail[:count - first_partial]
+        bucket[first_partial:] = full + np.searchsorted(ends, np.arange(count - first_partial), side="right")
     return bucket

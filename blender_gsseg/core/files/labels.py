@@ -69,6 +69,18 @@ class CodeLayout:
                                 f"gsseg_code holds {MAX_CODE_BITS}")
         return cls([_NAME_RE.sub("_", n) or f"level{k}" for k, n in enumerate(names)], bits)
 
+    @classmethod
+    def checked(cls, names: collections.abc.Sequence[str], bits: collections.abc.Sequence[int],
+                where: str = "scene") -> CodeLayout:
+        """A layout read from a file, refused in one line unless it is one gsseg could have written: a name of
+        letters, digits, '_', '.' or '-' and at least 1 bit per level, at most 31 bits in all."""
+        names, bits = [str(n) for n in names], [int(b) for b in bits]
+        if (not bits or len(names) != len(bits) or min(bits) < 1 or sum(bits) > MAX_CODE_BITS
+                or any(not name or _NAME_RE.search(name) for name in names)):
+            raise BadInputError(f"{where}: bad gsseg_code layout: "
+                                + " ".join(f"{n!r}:{b}" for n, b in zip(names, bits)))
+        return cls(names, bits)
+
     @property
     def shifts(self) -> list[int]:
         return [sum(self.bits[k + 1:]) for k in range(len(self.bits))]

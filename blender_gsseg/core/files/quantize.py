@@ -1,5 +1,5 @@
-"""Codebooks for the lossy formats: one 1D codebook shared by several columns (Lloyd-Max on the sorted values, the
-least squared error for its size), and a k-means palette of vectors (SOG's SH coefficients)."""
+"""Codebooks for the lossy formats: one 1D codebook shared by several columns (within a hair of the least squared
+error for its size), and a k-means palette of vectors (SOG's SH coefficients)."""
 
 from __future__ import annotations
 

@@ -25,10 +25,10 @@ import zipfile
 import numpy as np
 
 from ..errors import BadInputError
-from ..gaussians import Gaussians
-from .compressed import standard_dtype
+from ..gaussians import REST_COUNT_TO_DEGREE, Gaussians
+from .compressed import logit_from_alpha8, standard_dtype
 
-SH_COEFFICIENTS = {0: 0, 1: 3, 2: 8, 3: 15}
+SH_COEFFICIENTS = {degree: rest // 3 for rest, degree in REST_COUNT_TO_DEGREE.items() if degree <= 3}  # per channel
 # The three quaternion components kept, by the index of the largest one (left out).
 QUAT_OTHERS = np.array([[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]])
 MAX_SIDE = 16383  # WebP's largest image side
@@ -100,7 +100,7 @@ def _decode(path, archive, meta):
     valid = (tag >= 252) & (tag <= 255)
     largest = np.where(valid, tag - 252, 0)
     parts = quats[:, :3].astype(np.float64) / 255.0 * 2.0 - 1.0
-    others = np.array([[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]])[largest]
+    others = QUAT_OTHERS[largest]
     quat = np.zeros((count, 4))
     rows = np.arange(count)
     for k in range(3):
@@ -119,8 +119,7 @@ def _decode(path, archive, meta):
     sh0 = image(meta["sh0"]["files"][0])
     for k in range(3):
         out[f"f_dc_{k}"] = colour_book[sh0[:, k]]
-    alpha = np.clip(sh0[:, 3] / 255.0, 1e-6, 1.0 - 1e-6)
-    out["opacity"] = np.log(alpha / (1.0 - alpha))
+    out["opacity"] = logit_from_alpha8(sh0[:, 3])
 
     if coefficients:
         sh_book = np.asarray(shn["codebook"], dtype=np.float32)
@@ -165,9 +164,9 @@ def write_sog(path: str | os.PathLike, gaussians: Gaussians, commit=None, palett
     height = int(np.ceil(count / width / 4) * 4)
     if max(width, height) > MAX_SIDE:
         raise BadInputError(f"{path}: {count} splats need {width}x{height} images, past WebP's {MAX_SIDE} a side")
+    if palette_size is not None and not 1 <= int(palette_size) <= 65536:  # checked with or without SH to fill it
+        raise BadInputError(f"{path}: the SH palette must hold 1 to 65536 entries, not {palette_size}")
     palette = default_palette_size(count) if palette_size is None else int(palette_size)
-    if degree and not 1 <= palette <= 65536:
-        raise BadInputError(f"{path}: the SH palette must hold 1 to 65536 entries, not {palette}")
 
     vertex = gaussians.vertex[morton_order(gaussians.means)]
     column = lambda names: np.stack([vertex[n].astype(np.float64) for n in names], axis=1)  # noqa: E731

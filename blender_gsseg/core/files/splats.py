@@ -142,7 +142,7 @@ def write_splat_file(path: str | os.PathLike, gaussians: Gaussians, commit: Comm
     elif kind == ".glb":
         from .gltf import write_glb
 
-        write_glb(path, gaussians, commit)
+        lost += write_glb(path, gaussians, commit)
     elif kind == ".sog":
         from .sog import write_sog
 
