@@ -14,8 +14,8 @@ application-specific attributes), so PLY -> .glb -> PLY is exact; other readers 
 Labels: ``gsseg_label`` as per-splat feature ids (EXT_mesh_features, ``_FEATURE_ID_0``: the row of the instance
 in an EXT_structural_metadata property table holding each instance's label id, name and colour; unseen splats
 carry the null feature id). Levels (``gsseg_code`` with its layout): each level's labels as feature ids of their
-own (``_FEATURE_ID_1``, ``_FEATURE_ID_2``, ... coarse first, labelled ``gsseg_code:<level>``) and the layout as
-the ``gsseg_code_level`` property table (each level's name and bits), from which a reader packs the code again.
+own (the next ``_FEATURE_ID_<n>`` after the labels', coarse first, labelled ``gsseg_code:<level>``) and the layout
+as the ``gsseg_code_level`` property table (each level's name and bits), from which a reader packs the code again.
 """
 
 from __future__ import annotations
