@@ -118,7 +118,7 @@ def main():
                         decoded_path = out
                     decoded = read_gaussians(decoded_path)
                     assert len(decoded) == len(source), (kind, name, len(decoded))
-                    e = splat_errors(source.subset(order if reorders else np.arange(len(source))), decoded)
+                    e = splat_errors(source.subset(order) if reorders else source, decoded)
                     print(f"| {os.path.basename(scene)} | {kind} | {name} | {os.path.getsize(out) / 1e6:.2f} | "
                           f"{seconds:.2f} | {e['position']:.2e} | {e['f_dc']:.2e} | {e['opacity']:.2e} | "
                           f"{e['log_scale']:.2e} | {e['rotation_deg']:.3f} | "

@@ -114,7 +114,8 @@ def splat_errors(source, decoded) -> dict:  # two Gaussians of equal length, spl
     format: position relative to the largest side of the source's bounding box, f_dc, opacity after the sigmoid,
     log-scale, rotation angle (degrees), and the higher SH coefficients when both carry the same bands."""
     rms = lambda a: float(np.sqrt(np.mean(np.square(a))))  # noqa: E731
-    sigmoid = lambda x: 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))  # noqa: E731
+    from .files.compressed import sigmoid64
+
     log_scale = lambda g: np.stack([g.vertex[f"scale_{k}"].astype(np.float64) for k in range(3)], axis=1)  # noqa: E731
     source_means = source.means.astype(np.float64)
     side = float((source_means.max(axis=0) - source_means.min(axis=0)).max()) or 1.0  # one splat: absolute
@@ -124,7 +125,7 @@ def splat_errors(source, decoded) -> dict:  # two Gaussians of equal length, spl
     angle = np.degrees(2 * np.arccos(np.clip(np.abs(np.sum(qs * qd, axis=1)), 0, 1)))
     errors = {"position": rms(decoded.means - source_means) / side,
               "f_dc": rms(decoded.sh_dc.astype(np.float64) - source.sh_dc),
-              "opacity": rms(sigmoid(decoded.vertex["opacity"]) - sigmoid(source.vertex["opacity"])),
+              "opacity": rms(sigmoid64(decoded.vertex["opacity"]) - sigmoid64(source.vertex["opacity"])),
               "log_scale": rms(log_scale(decoded) - log_scale(source)),
               "rotation_deg": rms(angle)}
     if source.sh_degree and decoded.sh_degree == source.sh_degree:

@@ -241,7 +241,7 @@ def _morton_code(positions):  # [M, 3] float64 -> int64 [M], or None when the po
     return code
 
 
-def _unorm(value, bits):
+def unorm(value, bits):  # float [0, 1] -> uint32 steps
     """[0, 1] -> the nearest of 2^bits levels."""
     top = (1 << bits) - 1
     return np.clip(np.floor(np.asarray(value, dtype=np.float64) * top + 0.5), 0, top).astype(np.uint32)
@@ -281,7 +281,7 @@ def write_compressed_ply(path: str | os.PathLike, gaussians: Gaussians, commit=N
         return np.stack([column(name) for name in names], axis=1)
 
     def pack_11_10_11(t):
-        return (_unorm(t[:, 0], 11) << 21) | (_unorm(t[:, 1], 10) << 11) | _unorm(t[:, 2], 11)
+        return (unorm(t[:, 0], 11) << 21) | (unorm(t[:, 1], 10) << 11) | unorm(t[:, 2], 11)
 
     position, log_scale = stack(("x", "y", "z")), np.clip(stack(("scale_0", "scale_1", "scale_2")), -20, 20)
     rgb = 0.5 + SH_C0 * stack(("f_dc_0", "f_dc_1", "f_dc_2"))
@@ -297,7 +297,7 @@ def write_compressed_ply(path: str | os.PathLike, gaussians: Gaussians, commit=N
     quat *= np.where(quat[rows, largest] < 0, -1.0, 1.0)[:, None]
     rotation = largest.astype(np.uint32)
     for slot in range(4):  # the three others, in order, 10 bits each
-        rotation = np.where(largest != slot, (rotation << 10) | _unorm(quat[:, slot] * (np.sqrt(2) * 0.5) + 0.5, 10),
+        rotation = np.where(largest != slot, (rotation << 10) | unorm(quat[:, slot] * (np.sqrt(2) * 0.5) + 0.5, 10),
                             rotation)
     vertex_fields = [("packed_position", "<u4"), ("packed_rotation", "<u4"), ("packed_scale", "<u4"),
                      ("packed_color", "<u4")]
@@ -308,8 +308,8 @@ def write_compressed_ply(path: str | os.PathLike, gaussians: Gaussians, commit=N
     vertex["packed_position"] = pack_11_10_11(_in_range(position, p_lo, p_hi))
     vertex["packed_rotation"] = rotation
     vertex["packed_scale"] = pack_11_10_11(_in_range(log_scale, s_lo, s_hi))
-    vertex["packed_color"] = ((_unorm(colour[:, 0], 8) << 24) | (_unorm(colour[:, 1], 8) << 16)
-                              | (_unorm(colour[:, 2], 8) << 8) | _unorm(alpha, 8))
+    vertex["packed_color"] = ((unorm(colour[:, 0], 8) << 24) | (unorm(colour[:, 1], 8) << 16)
+                              | (unorm(colour[:, 2], 8) << 8) | unorm(alpha, 8))
     if labelled:
         vertex[LABEL_PROPERTY] = source[LABEL_PROPERTY][order]
     chunk_names = [f"{e}_{a}" for e in ("min", "max") for a in "xyz"]

@@ -34,7 +34,6 @@ EXTENSION = "KHR_gaussian_splatting"
 PREFIX = EXTENSION + ":"
 LOG_SCALE = "_GSSEG_LOG_SCALE"
 OPACITY_LOGIT = "_GSSEG_OPACITY_LOGIT"
-FEATURE_ID = "_FEATURE_ID_0"
 LABEL_PROPERTY = "gsseg_label"
 INSTANCE_CLASS = "gsseg_instance"
 LEVEL_CLASS = "gsseg_code_level"
@@ -373,19 +372,14 @@ def _with_column(array, name, values):
 
 def _read_labels(path, document, blob, attributes, feature_ids):
     """gsseg_label per splat, and {label: (name, '#rrggbb')} from the instance table."""
-    name = f"_FEATURE_ID_{feature_ids['attribute']}"
-    if name not in attributes:
-        raise BadInputError(f"{path}: the feature ids name {name}, which the primitive lacks")
-    feature = _accessor(path, document, blob, attributes[name])[:, 0].astype(np.int64)
+    feature = _feature_ids(path, document, blob, attributes, feature_ids)
     try:
         table = document["extensions"]["EXT_structural_metadata"]["propertyTables"][feature_ids["propertyTable"]]
         properties = table["properties"]
         count = int(table["count"])
         view = lambda key: _view(path, document, blob, key)  # noqa: E731
         ids = np.frombuffer(view(properties["label"]["values"]), "<i4", count).astype(np.int64)
-        raw = view(properties["name"]["values"])
-        offsets = np.frombuffer(view(properties["name"]["stringOffsets"]), "<u4", count + 1)
-        names = [raw[offsets[k]:offsets[k + 1]].decode("utf-8") for k in range(count)]
+        names = _read_string_property(path, document, blob, properties["name"], count)
         colours = np.frombuffer(view(properties["colour"]["values"]), np.uint8, 3 * count).reshape(count, 3)
     except (KeyError, IndexError, TypeError, ValueError) as error:
         raise BadInputError(f"{path}: unreadable gsseg instance table ({error})") from None
@@ -394,6 +388,20 @@ def _read_labels(path, document, blob, attributes, feature_ids):
     labels[known] = ids[feature[known]]
     return labels, {int(i): (n, "#%02x%02x%02x" % tuple(int(c) for c in rgb))
                     for i, n, rgb in zip(ids, names, colours)}
+
+
+def _feature_ids(path, document, blob, attributes, feature_ids):  # a featureIds entry -> int64 [N]
+    name = f"_FEATURE_ID_{feature_ids['attribute']}"
+    if name not in attributes:
+        raise BadInputError(f"{path}: the feature ids name {name}, which the primitive lacks")
+    return _accessor(path, document, blob, attributes[name])[:, 0].astype(np.int64)
+
+
+def _read_string_property(path, document, blob, prop, count):  # a property table's STRING property -> [count]
+    """The reader's side of :func:`_string_property`."""
+    raw = _view(path, document, blob, prop["values"])
+    offsets = np.frombuffer(_view(path, document, blob, prop["stringOffsets"]), "<u4", count + 1)
+    return [raw[offsets[k]:offsets[k + 1]].decode("utf-8") for k in range(count)]
 
 
 def _read_levels(path, document, blob, attributes, features):
@@ -408,17 +416,14 @@ def _read_levels(path, document, blob, attributes, features):
     try:
         count = int(table["count"])
         properties = table["properties"]
-        raw = _view(path, document, blob, properties["name"]["values"])
-        offsets = np.frombuffer(_view(path, document, blob, properties["name"]["stringOffsets"]), "<u4", count + 1)
-        names = [raw[offsets[k]:offsets[k + 1]].decode("utf-8") for k in range(count)]
+        names = _read_string_property(path, document, blob, properties["name"], count)
         bits = [int(b) for b in np.frombuffer(_view(path, document, blob, properties["bits"]["values"]), np.uint8,
                                               count)]
         by_label = {f.get("label"): f for f in features}
         fields = []
         for name in names:
             ids = by_label[LEVEL_PREFIX + name]
-            feature = _accessor(path, document, blob, attributes[f"_FEATURE_ID_{ids['attribute']}"])[:, 0]
-            feature = feature.astype(np.int64)
+            feature = _feature_ids(path, document, blob, attributes, ids)
             fields.append(np.where(feature == int(ids["nullFeatureId"]), -1, feature))
         layout = CodeLayout.checked(names, bits, where=path)
         return layout.pack(fields), layout

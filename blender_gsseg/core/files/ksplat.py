@@ -76,20 +76,24 @@ def _stride(header, level):  # bytes per splat of a section
     return centre + scale + rotation + colour + SH_COMPONENTS.get(int(header["sh_degree"]), 0) * sh
 
 
+def _storage(header):  # bytes of a section's partial bucket sizes and bucket centres, before its splats
+    return int(header["bucket_storage"]) * int(header["buckets"]) + int(header["partial_buckets"]) * 4
+
+
 def _section_size(header, level):  # bytes of a section's buckets and splats (room for its capacity)
-    storage = int(header["bucket_storage"]) * int(header["buckets"]) + int(header["partial_buckets"]) * 4
-    return storage + _stride(header, level) * int(header["capacity"])
+    return _storage(header) + _stride(header, level) * int(header["capacity"])
 
 
 def _decode_sections(raw, headers, level, sh_range, out, offset):
     """Decode every section's splats into ``out`` in file order (the sections were checked against the file)."""
     centre_bytes, scale_bytes, rotation_bytes, colour_bytes, sh_bytes, default_range = LEVELS[level]
+    rest = sum(1 for name in out.dtype.names if name.startswith("f_rest_")) // 3  # SH coefficients per channel
     done = 0
     for header in headers:
         components = SH_COMPONENTS[int(header["sh_degree"])]
         stride = _stride(header, level)
         partial_meta = int(header["partial_buckets"]) * 4
-        storage = int(header["bucket_storage"]) * int(header["buckets"]) + partial_meta
+        storage = _storage(header)
         count = int(header["count"])
         if count:
             quantisation = int(header["range"]) or default_range
@@ -129,14 +133,13 @@ def _decode_sections(raw, headers, level, sh_range, out, offset):
                     values = low + packed.astype(np.float64) / 255.0 * (high - low)
                 else:
                     values = packed.view("<f4" if level == 0 else "<f2")
-                rest = sum(1 for name in out.dtype.names if name.startswith("f_rest_")) // 3  # per channel
                 for i in range(components):
                     # stored band by band, each band's coefficients channel by channel
                     band_start, band_size, first = (0, 3, 0) if i < 9 else (9, 5, 3) if i < 24 else (24, 7, 8)
                     channel, coefficient = divmod(i - band_start, band_size)
                     target[f"f_rest_{channel * rest + coefficient + first}"] = values[:, i]
             done += count
-        offset += stride * int(header["capacity"]) + storage
+        offset += _section_size(header, level)
 
 
 def _bucket_of_each_splat(count, capacity, full, partial_sizes):  # -> int64 [count]

@@ -56,6 +56,11 @@ MAX_CODE_BITS = 31
 _NAME_RE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
+def _bits_fit(bits: collections.abc.Sequence[int]) -> bool:
+    """At least one level, each of at least 1 bit, all within gsseg_code's 31."""
+    return bool(bits) and min(bits) >= 1 and sum(bits) <= MAX_CODE_BITS
+
+
 @dataclasses.dataclass
 class CodeLayout:
     names: list[str]  # one per level, coarse first
@@ -75,7 +80,7 @@ class CodeLayout:
         """A layout read from a file, refused in one line unless it is one gsseg could have written: a name of
         letters, digits, '_', '.' or '-' and at least 1 bit per level, at most 31 bits in all."""
         names, bits = [str(n) for n in names], [int(b) for b in bits]
-        if (not bits or len(names) != len(bits) or min(bits) < 1 or sum(bits) > MAX_CODE_BITS
+        if (len(names) != len(bits) or not _bits_fit(bits)
                 or any(not name or _NAME_RE.search(name) for name in names)):
             raise BadInputError(f"{where}: bad gsseg_code layout: "
                                 + " ".join(f"{n!r}:{b}" for n, b in zip(names, bits)))
@@ -100,7 +105,7 @@ class CodeLayout:
                         raise BadInputError(f"{where}: bad '{LAYOUT_COMMENT}' comment: {text!r}")
                     names.append(name)
                     bits.append(int(count))
-                if not bits or sum(bits) > MAX_CODE_BITS:
+                if not _bits_fit(bits):
                     raise BadInputError(f"{where}: bad '{LAYOUT_COMMENT}' comment: {text!r}")
                 return cls(names, bits)
         return None

@@ -155,7 +155,6 @@ def _lloyd(points, count, iterations, rng):  # [M, D], k -> centroids [k, D], la
     if len(points) <= count:
         return points.copy(), np.arange(len(points), dtype=np.int64)
     centroids = points[rng.choice(len(points), size=count, replace=False)].copy()
-    labels = np.zeros(len(points), dtype=np.int64)
     for _ in range(iterations):
         labels = _assign(points, centroids)
         counts = np.bincount(labels, minlength=count)

@@ -152,7 +152,7 @@ def write_sog(path: str | os.PathLike, gaussians: Gaussians, commit=None, palett
     log-scales and colours, the opacity in the colour image's alpha, and the higher SH bands as a k-means
     palette of ``palette_size`` entries (default :func:`default_palette_size`)."""
     from .commit import output_file
-    from .compressed import morton_order, sigmoid64
+    from .compressed import morton_order, sigmoid64, unorm
     from .quantize import codebook_1d, kmeans_palette
 
     count, degree = len(gaussians), gaussians.sh_degree
@@ -196,7 +196,7 @@ def write_sog(path: str | os.PathLike, gaussians: Gaussians, commit=None, palett
         logged = np.sign(position) * np.log1p(np.abs(position))
         mins, maxs = logged.min(axis=0), logged.max(axis=0)
         span = maxs - mins
-        steps = np.rint((logged - mins) / np.where(span > 0, span, 1.0) * 65535.0).astype(np.uint32)
+        steps = unorm((logged - mins) / np.where(span > 0, span, 1.0), 16)
         encode("means_l.webp", [*(steps & 0xFF).T, opaque])
         encode("means_u.webp", [*(steps >> 8).T, opaque])
 
@@ -207,14 +207,12 @@ def write_sog(path: str | os.PathLike, gaussians: Gaussians, commit=None, palett
         rows = np.arange(count)
         quat *= np.where(quat[rows, largest] < 0, -np.sqrt(2.0), np.sqrt(2.0))[:, None]
         kept = quat[rows[:, None], QUAT_OTHERS[largest]]
-        quat_bytes = np.clip(np.rint(255.0 * (kept * 0.5 + 0.5)), 0, 255).astype(np.uint8)
-        encode("quats.webp", [*quat_bytes.T, (252 + largest).astype(np.uint8)])
+        encode("quats.webp", [*unorm(kept * 0.5 + 0.5, 8).T, (252 + largest).astype(np.uint8)])
 
         scale_book, scale_entry = scales_job.result()
         encode("scales.webp", [*scale_entry.reshape(3, count).astype(np.uint8), opaque])
         colour_book, colour_entry = colours_job.result()
-        alpha = np.clip(np.rint(sigmoid64(vertex["opacity"]) * 255.0), 0, 255).astype(np.uint8)
-        encode("sh0.webp", [*colour_entry.reshape(3, count).astype(np.uint8), alpha])
+        encode("sh0.webp", [*colour_entry.reshape(3, count).astype(np.uint8), unorm(sigmoid64(vertex["opacity"]), 8)])
         meta = {"version": 2, "asset": {"generator": "gsseg"}, "count": count,
                 "means": {"mins": mins.tolist(), "maxs": maxs.tolist(), "files": ["means_l.webp", "means_u.webp"]},
                 "scales": {"codebook": scale_book.tolist(), "files": ["scales.webp"]},
