@@ -490,6 +490,11 @@ def test_emulated_benchmark_runs():
     print(result.stdout[-4000:])
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert "EMULATED BENCH OK" in result.stdout and "CPU check" in result.stdout
+    assert "goal accumulate <= 60 s" in result.stdout  # the --large run
+    # --pairs-only counts on the CPU what the (emulated) device binned, over the same 3 views
+    binned = re.findall(r"([\d,]+) tile/Gaussian pairs per view", result.stdout)
+    counted = re.findall(r"over 3 of the views: ([\d,]+) tile/Gaussian pairs", result.stdout)
+    assert len(binned) == 2 and len(counted) == 1 and binned[0] == binned[1] == counted[0], (binned, counted)
 
 
 class _EmuFunction:
@@ -671,13 +676,15 @@ def install_fake_cupy(numpy_fallback=False):
 
 
 def emulation_bench_main():
-    """bench/gpu.py --small on the emulator, scaled down (``python tests/test_cuda.py emulate-bench``)."""
+    """bench/gpu.py --small and --large on the emulator, scaled down (``python tests/test_cuda.py emulate-bench``);
+    --large ray-casts its label maps as each view is used."""
     install_fake_cupy(numpy_fallback=True)
-    sys.argv = ["gpu.py", "--small", "--gaussians", "1500", "--views", "3", "--width", "40", "--height", "36"]
     sys.path.insert(0, str(ROOT / "bench"))
     import gpu
 
-    gpu.main()
+    for size in (["--small"], ["--large"], ["--large", "--pairs-only"]):
+        sys.argv = ["gpu.py", *size, "--gaussians", "1500", "--views", "3", "--width", "40", "--height", "36"]
+        gpu.main()
     print("EMULATED BENCH OK")
 
 
