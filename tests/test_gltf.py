@@ -60,24 +60,14 @@ def test_ply_glb_ply_is_exact_and_carries_labels_names_and_colours(tmp_path):
 
 def test_glb_is_what_other_readers_read(tmp_path):
     """The standard attributes alone (as a viewer reads them, without gsseg's exact extras) give the scene."""
-    import json
-    import struct
-
     write_splat_file(tmp_path / "scene.glb", read_gaussians(SOURCE))
-    data = (tmp_path / "scene.glb").read_bytes()
-    size = struct.unpack_from("<I", data, 12)[0]
-    document = json.loads(data[20:20 + size])
+    document, blob = _glb_document(tmp_path / "scene.glb")
     attributes = document["meshes"][0]["primitives"][0]["attributes"]
     assert document["extensionsUsed"] == ["KHR_gaussian_splatting"]
     assert {"POSITION", "COLOR_0", "KHR_gaussian_splatting:ROTATION", "KHR_gaussian_splatting:SCALE",
             "KHR_gaussian_splatting:OPACITY", "KHR_gaussian_splatting:SH_DEGREE_3_COEF_6"} <= set(attributes)
     del attributes["_GSSEG_LOG_SCALE"], attributes["_GSSEG_OPACITY_LOGIT"]
-    text = json.dumps(document).encode()
-    text += b" " * (-len(text) % 4)
-    rest = data[20 + size:]
-    stripped = struct.pack("<III", 0x46546C67, 2, 20 + len(text) + len(rest)) + struct.pack(
-        "<II", len(text), 0x4E4F534A) + text + rest
-    (tmp_path / "standard.glb").write_bytes(stripped)
+    _write_glb_document(tmp_path / "standard.glb", document, blob)
     source, plain = read_gaussians(SOURCE), read_glb(tmp_path / "standard.glb")
     np.testing.assert_allclose(sigmoid(plain.vertex["opacity"]), sigmoid(source.vertex["opacity"]), atol=1e-7)
     for k in range(3):
@@ -441,6 +431,19 @@ def _glb_document(path):
     return json.loads(data[20:20 + size]), data[20 + size + 8:]
 
 
+def _write_glb_document(path, document, blob):
+    """A .glb of a (changed) JSON document and binary chunk: :func:`_glb_document`'s inverse."""
+    import json
+    import struct
+
+    text = json.dumps(document).encode()
+    text += b" " * (-len(text) % 4)
+    with open(path, "wb") as handle:
+        handle.write(struct.pack("<III", 0x46546C67, 2, 28 + len(text) + len(blob)))
+        handle.write(struct.pack("<II", len(text), 0x4E4F534A) + text)
+        handle.write(struct.pack("<II", len(blob), 0x004E4942) + bytes(blob))
+
+
 def _float_accessor(document, blob, index):
     accessor = document["accessors"][index]
     view = document["bufferViews"][accessor["bufferView"]]
@@ -452,9 +455,6 @@ def test_glb_carries_each_level_as_feature_ids_and_the_layout_as_a_table(tmp_pat
     """gsseg_code with levels objects:3 parts:4: each level's labels are feature ids of their own (null for unseen
     splats) and the layout is the gsseg_code_level property table; a reader that keeps only the standard parts
     (no gsseg extras, no _GSSEG_P attributes) packs the same gsseg_code and layout from them."""
-    import json
-    import struct
-
     from blender_gsseg.core.files.labels import CodeLayout
 
     source = read_gaussians(SOURCE)
@@ -485,11 +485,7 @@ def test_glb_carries_each_level_as_feature_ids_and_the_layout_as_a_table(tmp_pat
     del primitive["extras"]
     for name in [a for a in primitive["attributes"] if a.startswith("_GSSEG_")]:
         del primitive["attributes"][name]
-    text = json.dumps(document).encode()
-    text += b" " * (-len(text) % 4)
-    stripped = struct.pack("<III", 0x46546C67, 2, 28 + len(text) + len(blob)) + struct.pack(
-        "<II", len(text), 0x4E4F534A) + text + struct.pack("<II", len(blob), 0x004E4942) + blob
-    (tmp_path / "standard.glb").write_bytes(stripped)
+    _write_glb_document(tmp_path / "standard.glb", document, blob)
     plain = read_gaussians(tmp_path / "standard.glb")
     np.testing.assert_array_equal(plain.vertex["gsseg_code"], codes)
     assert CodeLayout.from_comments(plain.comments) == layout
@@ -520,9 +516,6 @@ def test_glb_levels_beside_labels_and_a_level_too_wide_for_feature_ids(tmp_path,
 
 def test_glb_layout_that_gsseg_could_not_have_written_is_one_line(tmp_path, capsys):
     """A gsseg_code_level table whose levels need more than 31 bits, read without gsseg's extras: one line."""
-    import json
-    import struct
-
     from blender_gsseg.core.files.labels import CodeLayout
 
     source = read_gaussians(SOURCE)
@@ -539,11 +532,7 @@ def test_glb_layout_that_gsseg_could_not_have_written_is_one_line(tmp_path, caps
     view = document["bufferViews"][table["properties"]["bits"]["values"]]
     blob = bytearray(blob)
     blob[view["byteOffset"]:view["byteOffset"] + 2] = bytes([30, 30])  # 60 bits
-    text = json.dumps(document).encode()
-    text += b" " * (-len(text) % 4)
-    (tmp_path / "bad.glb").write_bytes(struct.pack("<III", 0x46546C67, 2, 28 + len(text) + len(blob))
-                                       + struct.pack("<II", len(text), 0x4E4F534A) + text
-                                       + struct.pack("<II", len(blob), 0x004E4942) + bytes(blob))
+    _write_glb_document(tmp_path / "bad.glb", document, blob)
     capsys.readouterr()
     assert main(["info", str(tmp_path / "bad.glb")]) == 2
     err = capsys.readouterr().err.strip()

@@ -190,12 +190,11 @@ def _write_labels(writer, document, primitive, labels, table):
     null = len(ids)
     feature = np.full(len(labels), null, dtype=np.int64)
     feature[labels >= 0] = np.searchsorted(ids, labels[labels >= 0])
-    # float32: a vertex attribute's elements are 4-byte aligned, and floats hold ids exactly up to 2^24
-    features = primitive["extensions"].setdefault("EXT_mesh_features", {"featureIds": []})["featureIds"]
-    primitive["attributes"][f"_FEATURE_ID_{len(features)}"] = writer.accessor(feature.astype(np.float32), "SCALAR")
+    metadata = _metadata(document)
+    _add_feature_ids(writer, primitive, feature, len(ids), null, LABEL_PROPERTY,
+                     propertyTable=len(metadata["propertyTables"]))  # the table appended below
     names = [rows[int(i)][0] for i in ids]
     colours = np.array([[int(rows[int(i)][1][k:k + 2], 16) for k in (1, 3, 5)] for i in ids], dtype=np.uint8)
-    metadata = _metadata(document)
     metadata["schema"]["classes"][INSTANCE_CLASS] = {"properties": {
         "label": {"type": "SCALAR", "componentType": "INT32"},
         "name": {"type": "STRING"},
@@ -204,9 +203,16 @@ def _write_labels(writer, document, primitive, labels, table):
         "label": {"values": writer.view(ids.astype("<i4").tobytes())},
         **_string_property(writer, names),
         "colour": {"values": writer.view(colours.tobytes())}}})
-    features.append({  # featureCount is at least 1 (the schema's minimum), even when every splat is unseen
-        "featureCount": max(1, int(len(ids))), "attribute": len(features),
-        "propertyTable": len(metadata["propertyTables"]) - 1, "nullFeatureId": int(null), "label": LABEL_PROPERTY})
+
+
+def _add_feature_ids(writer, primitive, feature, count, null, label, **table):  # feature: int [N]
+    """``feature`` as the primitive's next ``_FEATURE_ID_<n>`` and its EXT_mesh_features entry (``table``: a
+    ``propertyTable`` index, if any). float32: a vertex attribute's elements are 4-byte aligned, and floats hold ids
+    exactly up to 2^24. featureCount is at least 1 (the schema's minimum), even when every splat is null."""
+    features = primitive["extensions"].setdefault("EXT_mesh_features", {"featureIds": []})["featureIds"]
+    primitive["attributes"][f"_FEATURE_ID_{len(features)}"] = writer.accessor(feature.astype(np.float32), "SCALAR")
+    features.append({"featureCount": max(1, int(count)), "attribute": len(features), **table,
+                     "nullFeatureId": int(null), "label": label})
 
 
 def _metadata(document):
@@ -238,19 +244,16 @@ def _write_levels(writer, primitive, metadata, codes, layout):
     metadata["propertyTables"].append({"class": LEVEL_CLASS, "count": len(layout.names), "properties": {
         **_string_property(writer, layout.names),
         "bits": {"values": writer.view(np.asarray(layout.bits, np.uint8).tobytes())}}})
-    features = primitive["extensions"].setdefault("EXT_mesh_features", {"featureIds": []})["featureIds"]
     for level, name in enumerate(layout.names):
         field = layout.field(codes, level).astype(np.int64)
         null = 1 << layout.bits[level]
-        # float32, as the labels' ids: exact up to 2^24. A wider level (over 16M labels) is left out: the
-        # caller says so, and the code itself still travels exactly in gsseg's extras.
+        # float32 ids are exact up to 2^24. A wider level (over 16M labels) is left out: the caller says so, and
+        # the code itself still travels exactly in gsseg's extras.
         if null > 1 << 24:
             skipped.append(name)
             continue
-        primitive["attributes"][f"_FEATURE_ID_{len(features)}"] = writer.accessor(
-            np.where(field < 0, null, field).astype(np.float32), "SCALAR")
-        features.append({"featureCount": max(1, int(len(np.unique(field[field >= 0])))),
-                         "attribute": len(features), "nullFeatureId": int(null), "label": f"{LEVEL_PREFIX}{name}"})
+        _add_feature_ids(writer, primitive, np.where(field < 0, null, field), len(np.unique(field[field >= 0])),
+                         null, f"{LEVEL_PREFIX}{name}")
     return skipped
 
 
