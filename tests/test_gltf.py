@@ -539,6 +539,19 @@ def test_glb_layout_that_gsseg_could_not_have_written_is_one_line(tmp_path, caps
     assert err.startswith(f"gsseg: error: {tmp_path / 'bad.glb'}: bad gsseg_code layout") and "\n" not in err
 
 
+def test_glb_of_a_scene_with_a_bad_layout_comment_names_the_scene(tmp_path, capsys):
+    """A gsseg_code_layout comment over 31 bits in the source: one line naming the source, nothing written."""
+    source = read_gaussians(SOURCE)
+    scene = source.with_int_property("gsseg_code", np.zeros(len(source), np.int32)).with_comments(
+        ["gsseg_code_layout objects:40"])
+    write_gaussians(tmp_path / "bad_layout.ply", scene)
+    assert main(["convert", str(tmp_path / "bad_layout.ply"), str(tmp_path / "out.glb")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"gsseg: error: {tmp_path / 'bad_layout.ply'}: bad 'gsseg_code_layout' comment: "
+                   f"'gsseg_code_layout objects:40'"), err
+    assert not (tmp_path / "out.glb").exists()
+
+
 def test_morton_order_places_a_nan_position_as_splat_transform_does():
     """Bounds over the other splats, the NaN coordinate in cell 0 (JavaScript's NaN >>> 0): the others keep
     their order, the NaN splat sorts with cell 0 (first here)."""

@@ -134,8 +134,9 @@ def write_glb(path: str | os.PathLike, gaussians: Gaussians, commit=None) -> lis
     if LABEL_PROPERTY in v.dtype.names:
         _write_labels(writer, document, primitive, v[LABEL_PROPERTY].astype(np.int64),
                       read_label_table(gaussians.comments))
-    layout = CodeLayout.from_comments(gaussians.comments, where=str(path)) if CODE_PROPERTY in v.dtype.names \
-        else None
+    # a bad layout comment is the scene's fault: name the file it came from, when there is one
+    layout = CodeLayout.from_comments(gaussians.comments, where=gaussians.path or str(path)) \
+        if CODE_PROPERTY in v.dtype.names else None
     lost = []
     if layout is not None:
         skipped = _write_levels(writer, primitive, _metadata(document), v[CODE_PROPERTY].astype(np.int64), layout)
