@@ -10,7 +10,7 @@
 
 Steps: download the wheels Blender lacks into ./wheels/ (cached; Blender bundles numpy, but not plyfile, Pillow
 or numba), stage the contents of blender_gsseg/ at the root of a temporary folder together with the manifest
-(version from blender_gsseg.__version__, wheels and platforms set to what is bundled), cuda/*.cu and the wheels,
+(version from blender_gsseg.__version__, wheels and platforms set to what is bundled) and the wheels,
 then run ``blender_ext.py validate`` and ``blender_ext.py build`` (from the bpy module, a Blender install, or
 --blender-ext PATH).
 """
@@ -185,14 +185,9 @@ def manifest_text(version, wheels, platforms):
 
 
 def stage(folder, version, wheels, platforms):
-    """Lay out the extension source in ``folder``: the package at the root, manifest, cuda sources, wheels."""
+    """Lay out the extension source in ``folder``: the package at the root (its CUDA sources with it), manifest, wheels."""
     shutil.copytree(PACKAGE, folder, dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".*"))
-    cu_files = sorted(glob.glob(os.path.join(ROOT, "cuda", "*.cu")) + glob.glob(os.path.join(ROOT, "cuda", "*.cuh")))
-    if cu_files:
-        os.makedirs(os.path.join(folder, "cuda"), exist_ok=True)
-        for path in cu_files:
-            shutil.copy2(path, os.path.join(folder, "cuda", os.path.basename(path)))
     os.makedirs(os.path.join(folder, "wheels"), exist_ok=True)
     for wheel in wheels:
         shutil.copy2(os.path.join(WHEELS, wheel), os.path.join(folder, "wheels", wheel))

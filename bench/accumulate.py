@@ -24,10 +24,10 @@ import time
 import numpy as np
 from PIL import Image
 
-from blender_gsseg.core import projection
+from blender_gsseg.core.raster import projection
 from blender_gsseg.core.files.inria_cameras import write_cameras_json
 from blender_gsseg.core.files.splats import write_gaussians
-from blender_gsseg.core.rasterize import iter_contributions
+from blender_gsseg.core.raster.rasterize import iter_contributions
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # repo root, for synthetic/
 from synthetic.scene import make_scene  # noqa: E402
@@ -69,7 +69,7 @@ def plain_walk_seconds(library, gaussians, cameras, maps, n_labels, threads):
     """Seconds of the plain C walk over the views (the walk only, as issue 18 timed it), and its weights."""
     import ctypes
 
-    from blender_gsseg.core.rasterize import sorted_tile_pairs
+    from blender_gsseg.core.raster.rasterize import sorted_tile_pairs
 
     n = len(gaussians)
     out = np.zeros((threads, n_labels, n))
@@ -96,11 +96,11 @@ def plain_walk_seconds(library, gaussians, cameras, maps, n_labels, threads):
 
 def real_scene(path, views, width, height, numpy_views):
     """Time the accumulation of a real scan (see the module docstring) with numba and with numpy."""
-    from blender_gsseg.core.accumulate import accumulate_weights
-    from blender_gsseg.core.backends import CpuBackend, cuda_available, estimate_sample, expected_seconds, \
+    from blender_gsseg.core.lift.accumulate import accumulate_weights
+    from blender_gsseg.core.raster.backends import CpuBackend, cuda_available, estimate_sample, expected_seconds, \
         planned_backend
     from blender_gsseg.core.files.splats import read_gaussians
-    from blender_gsseg.core.view_rig import view_rig
+    from blender_gsseg.core.scene.view_rig import view_rig
 
     gaussians = read_gaussians(path)
     means = gaussians.means.astype(np.float64)
@@ -131,7 +131,7 @@ def real_scene(path, views, width, height, numpy_views):
     with tempfile.TemporaryDirectory() as folder:
         library = plain_walk_library(folder)
         if library is not None:
-            from blender_gsseg.core import cpu_kernels
+            from blender_gsseg.core.raster import cpu_kernels
             threads = cpu_kernels.numba.get_num_threads() if cpu_kernels.available() else os.cpu_count()
             seconds, plain = plain_walk_seconds(library, gaussians, cameras, maps, len(label_ids), threads)
             print(f"  plain C loop (bench/plain_walk.c): {seconds:.2f} s ({seconds / views:.3f} s/view, "
@@ -139,7 +139,7 @@ def real_scene(path, views, width, height, numpy_views):
             if numba_seconds:
                 print(f"  numba takes {numba_seconds / seconds:.2f}x the plain C loop's time")
     if cuda_available():
-        from blender_gsseg.core.cuda_backend import CudaBackend
+        from blender_gsseg.core.raster.cuda_backend import CudaBackend
         accumulate_weights(gaussians, cameras[:1], maps[:1], label_ids, backend=CudaBackend())  # compile
         start = time.perf_counter()
         accumulate_weights(gaussians, cameras, maps, label_ids, backend=CudaBackend())
@@ -202,7 +202,7 @@ def main():
     with tempfile.TemporaryDirectory() as folder:
         library = plain_walk_library(folder)
         if library is not None:
-            from blender_gsseg.core import cpu_kernels
+            from blender_gsseg.core.raster import cpu_kernels
             maps = [scene.mask(camera).astype(np.int32) for camera in scene.cameras]
             threads = cpu_kernels.numba.get_num_threads() if cpu_kernels.available() else os.cpu_count()
             seconds, _ = plain_walk_seconds(library, scene.gaussians, scene.cameras, maps,
@@ -210,8 +210,8 @@ def main():
             print(f"plain C loop (bench/plain_walk.c, {threads} threads): {seconds:.2f} s; the accumulation takes "
                   f"{accumulate / seconds:.2f}x its time")
     if args.numpy_views:
-        from blender_gsseg.core.accumulate import accumulate_weights
-        from blender_gsseg.core.backends import CpuBackend
+        from blender_gsseg.core.lift.accumulate import accumulate_weights
+        from blender_gsseg.core.raster.backends import CpuBackend
 
         cameras = scene.cameras[:args.numpy_views]
         maps = [scene.mask(camera).astype(np.int32) for camera in cameras]

@@ -31,10 +31,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from blender_gsseg.core.cuda_backend import (AGGREGATION, DEFAULT_AGGREGATION, CudaBackend,  # noqa: E402
+from blender_gsseg.core.raster.cuda_backend import (AGGREGATION, DEFAULT_AGGREGATION, CudaBackend,  # noqa: E402
                                              cuda_device_count)
-from blender_gsseg.core.accumulate import ViewPairs  # noqa: E402
-from blender_gsseg.core.files.lazy import ReadOnUse  # noqa: E402
+from blender_gsseg.core.lift.accumulate import ViewPairs  # noqa: E402
+from blender_gsseg.core.read_on_use import ReadOnUse  # noqa: E402
 from synthetic import scene as synthetic  # noqa: E402
 
 GOAL_SECONDS = 3.0
@@ -124,9 +124,9 @@ def device_used_bytes(cp):
 
 def cpu_check(backend, gaussians, views, n_labels):
     """A from the CPU backend against the GPU's on ``views``, and the labels each solves to at gamma = 0."""
-    from blender_gsseg.core.accumulate import Accumulation
-    from blender_gsseg.core.backends import CpuBackend
-    from blender_gsseg.core.solver import Shares
+    from blender_gsseg.core.lift.accumulate import Accumulation
+    from blender_gsseg.core.raster.backends import CpuBackend
+    from blender_gsseg.core.lift.solver import Shares
 
     cpu_backend = CpuBackend()
     start = time.perf_counter()
@@ -151,8 +151,8 @@ def build_scene(n_gaussians, n_views, width, height):
 
 def pairs_per_view(scene, n_sampled=10):
     """Mean tile/Gaussian pairs and visible Gaussians per view over ``n_sampled`` views spread over the run."""
-    from blender_gsseg.core.backends import CpuBackend
-    from blender_gsseg.core.rasterize import sorted_tile_pairs
+    from blender_gsseg.core.raster.backends import CpuBackend
+    from blender_gsseg.core.raster.rasterize import sorted_tile_pairs
 
     backend, cameras = CpuBackend(), scene.cameras
     sampled = cameras[::max(1, len(cameras) // n_sampled)][:n_sampled]

@@ -49,7 +49,7 @@ from PIL import Image
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from blender_gsseg.core.cameras import Camera, look_at  # noqa: E402
-from blender_gsseg.core.files.cameras import load_cameras  # noqa: E402
+from blender_gsseg.core.files.camera_files import load_cameras  # noqa: E402
 from blender_gsseg.core.files.inria_cameras import write_cameras_json  # noqa: E402
 from blender_gsseg.core.files.splats import write_gaussians  # noqa: E402
 from blender_gsseg.core.gaussians import Gaussians  # noqa: E402
@@ -268,7 +268,7 @@ def trained_extras(surfaces, nominal, density, rng, faint_share=0.05, n_floaters
     scales = np.exp(rng.uniform(np.log(0.02), np.log(0.12), (n, 3)))
     q = rng.normal(size=(n, 4))
     q /= np.linalg.norm(q, axis=1, keepdims=True)
-    from blender_gsseg.core.projection import quaternion_to_matrix
+    from blender_gsseg.core.raster.projection import quaternion_to_matrix
     grey = rng.uniform(0.3, 0.8, (n, 1))
     parts.append(dict(points=points, scales=scales, rotations=quaternion_to_matrix(q).astype(np.float64),
                       opacity=rng.uniform(0.1, 0.6, n), colour=np.clip(grey + 0.1 * rng.normal(size=(n, 3)), 0, 1),

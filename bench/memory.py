@@ -18,8 +18,8 @@ import numpy as np
 
 def child(mode, n_gaussians, n_labels, n_views, out):
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-    from blender_gsseg.core.accumulate import accumulate_weights
-    from blender_gsseg.core.solver import Shares
+    from blender_gsseg.core.lift.accumulate import accumulate_weights
+    from blender_gsseg.core.lift.solver import Shares
     from blender_gsseg.core.cameras import ring_cameras
     from scenes import gaussians_from_arrays
 

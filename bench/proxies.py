@@ -20,11 +20,11 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from blender_gsseg.core.files.cameras import load_cameras  # noqa: E402
+from blender_gsseg.core.files.camera_files import load_cameras  # noqa: E402
 from blender_gsseg.core.files.splats import read_gaussians  # noqa: E402
 from blender_gsseg.core.metrics import psnr  # noqa: E402
-from blender_gsseg.core.proxy_segment import Proxy, baseline_labels, proxy_labels  # noqa: E402
-from blender_gsseg.core.render import render_colour  # noqa: E402
+from blender_gsseg.core.scene.proxy_segment import Proxy, baseline_labels, proxy_labels  # noqa: E402
+from blender_gsseg.core.raster.render import render_colour  # noqa: E402
 
 LOOSENESS = 1.15
 GOAL_RECALL = 0.97

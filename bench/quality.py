@@ -8,7 +8,7 @@ synthetic.mask_noise), it lifts the masks of the lifting views with
 * centre-projection voting (each Gaussian takes the mask label under its projected centre, majority over the
   views, as SAGS / Gaga do), plain and with a depth test (a view votes only where the Gaussian is not behind
   the pixel's dominant Gaussian);
-* optional refinements of the exact solver (``--refine``, see blender_gsseg.core.refine),
+* optional refinements of the exact solver (``--refine``, see blender_gsseg.core.refine.refinements),
 
 and reports
 
@@ -37,19 +37,20 @@ from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from blender_gsseg.core import projection, tune  # noqa: E402
-from blender_gsseg.core.accumulate import accumulate_weights  # noqa: E402
-from blender_gsseg.core.backends import get_backend  # noqa: E402
-from blender_gsseg.core.files.cameras import load_cameras  # noqa: E402
+from blender_gsseg.core.lift import tune  # noqa: E402
+from blender_gsseg.core.raster import projection  # noqa: E402
+from blender_gsseg.core.lift.accumulate import accumulate_weights  # noqa: E402
+from blender_gsseg.core.raster.backends import get_backend  # noqa: E402
+from blender_gsseg.core.files.camera_files import load_cameras  # noqa: E402
 from blender_gsseg.core.files.splats import read_gaussians  # noqa: E402
 from blender_gsseg.core.metrics import segmentation_metrics  # noqa: E402
-from blender_gsseg.core.rasterize import iter_contributions  # noqa: E402
-from blender_gsseg.core.refine import DEFAULT_SEAM_MARGIN, refine  # noqa: E402
-from blender_gsseg.core.render import label_argmax, render_label_mask, render_label_weights  # noqa: E402
-from blender_gsseg.core.render import render_labels  # noqa: E402
-from blender_gsseg.core.seg_opacity import with_seg_opacity  # noqa: E402
-from blender_gsseg.core.solver import Shares  # noqa: E402
-from blender_gsseg.core.views import build_views  # noqa: E402
+from blender_gsseg.core.raster.rasterize import iter_contributions  # noqa: E402
+from blender_gsseg.core.refine.refinements import DEFAULT_SEAM_MARGIN, refine  # noqa: E402
+from blender_gsseg.core.raster.render import label_argmax, render_label_mask, render_label_weights  # noqa: E402
+from blender_gsseg.core.raster.render import render_labels  # noqa: E402
+from blender_gsseg.core.refine.seg_opacity import with_seg_opacity  # noqa: E402
+from blender_gsseg.core.lift.solver import Shares  # noqa: E402
+from blender_gsseg.core.lift.views import build_views  # noqa: E402
 from synthetic.mask_noise import MaskNoise, noisy_masks  # noqa: E402
 
 MODES = ("subset", "argmax")
@@ -269,7 +270,7 @@ def residue_picture(path, gaussians, truth_labels, methods, cameras, truths):
     pixels; what a removal leaves behind is the difference from the first panel."""
     from PIL import ImageDraw
 
-    from blender_gsseg.core.render import render_colour
+    from blender_gsseg.core.raster.render import render_colour
 
     view = int(np.argmax([np.count_nonzero(t == SUZANNE) for t in truths]))
     rows, cols = np.nonzero(truths[view] == SUZANNE)

@@ -21,11 +21,11 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from blender_gsseg.core import cpu_kernels  # noqa: E402
+from blender_gsseg.core.raster import cpu_kernels  # noqa: E402
 from blender_gsseg.core.cluster import ClusterBackend, open_cluster  # noqa: E402
 from blender_gsseg.core.files.inria_cameras import write_cameras_json  # noqa: E402
 from blender_gsseg.core.files.splats import read_gaussians, write_gaussians  # noqa: E402
-from blender_gsseg.core.views import build_views  # noqa: E402
+from blender_gsseg.core.lift.views import build_views  # noqa: E402
 from synthetic.scene import make_scene  # noqa: E402
 
 NETWORK_BYTES_PER_SECOND = 1.25e9  # 10 Gbit/s, for the N-machine estimate

@@ -5,8 +5,8 @@ import time
 
 import numpy as np
 
-from blender_gsseg.core.accumulate import Accumulation
-from blender_gsseg.core.solver import Shares
+from blender_gsseg.core.lift.accumulate import Accumulation
+from blender_gsseg.core.lift.solver import Shares
 
 
 def main():

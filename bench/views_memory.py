@@ -24,7 +24,7 @@ sys.path.insert(0, ROOT)
 
 def child(folder, eager):
     sys.path.insert(0, os.path.join(ROOT, "tests"))
-    from blender_gsseg.core.views import build_views
+    from blender_gsseg.core.lift.views import build_views
     from scenes import random_scene
 
     start = time.perf_counter()

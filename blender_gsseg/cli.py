@@ -129,12 +129,12 @@ def _backend_of(args, scene_path=None):
     if args.workers is None and args.cluster is None:
         yield args.backend, budget
         return
-    from .core.backends import cuda_available
+    from .core.raster.backends import cuda_available
     from .core.cluster import ClusterBackend, open_cluster, worker_memory_budget
 
     gpus = (args.workers or 0) > 0 and (args.backend == "cuda" or (args.backend == "auto" and cuda_available()))
     if gpus:
-        from .core.cuda_backend import cuda_device_count
+        from .core.raster.cuda_backend import cuda_device_count
 
         if args.workers > cuda_device_count():
             raise BadInputError(f"--workers {args.workers}: this machine has {cuda_device_count()} GPUs (one "
@@ -147,7 +147,7 @@ def _backend_of(args, scene_path=None):
 def cmd_segment(args):
     _output_checks(args.output)
     if "opacity" in args.refine:
-        from .core.seg_opacity import import_torch
+        from .core.refine.seg_opacity import import_torch
 
         import_torch()  # a clear message before the long work when PyTorch is missing
     with _backend_of(args, scene_path=args.scene) as (backend, memory_budget):
@@ -155,7 +155,7 @@ def cmd_segment(args):
 
 
 def _segment(args, backend, memory_budget):
-    from .core.accumulate import sidecar_path
+    from .core.lift.accumulate import sidecar_path
     from .core.files.commit import Commit
     from .core.pipeline import level_sidecars, segment_scene, sidecar_paths_of, write_labeled
 
@@ -169,7 +169,7 @@ def _segment(args, backend, memory_budget):
                                memory_budget=memory_budget, ignore_label=args.ignore_label,
                                binary_threshold=args.binary_threshold, progress=Progress("accumulating"))
         if args.refine:
-            from .core.refine import refine_segment_result
+            from .core.refine.refinements import refine_segment_result
 
             refine_segment_result(result, args.refine, backend=backend, progress=Progress("refining"))
         start = time.perf_counter()
@@ -206,7 +206,7 @@ def _gamma(text):
 
 def _resolve_gamma(gamma, gaussians, path, rule="subset"):
     """A number as it is; 'auto': the γ ``segment --gamma auto`` chose for ``rule`` (its PLY comment)."""
-    from .core.tune import read_gamma_comment
+    from .core.lift.tune import read_gamma_comment
 
     if gamma != "auto":
         return gamma
@@ -288,15 +288,15 @@ def overlay_labels(rgb, label_image, opacity=0.5):
 
 
 def cmd_render_masks(args):
-    from .core.backends import get_backend
+    from .core.raster.backends import get_backend
     from .core.cluster import map_in_order
-    from .core.files.cameras import load_cameras
+    from .core.files.camera_files import load_cameras
     from .core.files.commit import Commit
     from .core.pipeline import level_labels_of, load_shares, read_labeled
-    from .core.render import render_view
-    from .core.seg_opacity import with_seg_opacity
-    from .core.tune import read_gamma_comment
-    from .core.views import working_sizes
+    from .core.raster.render import render_view
+    from .core.refine.seg_opacity import with_seg_opacity
+    from .core.lift.tune import read_gamma_comment
+    from .core.lift.views import working_sizes
 
     local = args.workers is None and args.cluster is None
     here = get_backend(args.backend) if local else None  # a missing CUDA says so first

@@ -18,15 +18,15 @@ import time
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .core.backends import get_backend
-from .core.files.cameras import load_cameras
+from .core.raster.backends import get_backend
+from .core.files.camera_files import load_cameras
 from .core.files.commit import Commit, output_file
 from .core.files.splats import read_gaussians, write_gaussians
 from .core.metrics import segmentation_metrics
 from .core.files.labels import label_colour
 from .core.pipeline import segment_scene, selection, write_labeled
-from .core.render import render_colour, render_labels
-from .core.solver import Shares
+from .core.raster.render import render_colour, render_labels
+from .core.lift.solver import Shares
 
 DEMO_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "demo")
 SCENE_FILE = "scene_trained.ply"

@@ -105,7 +105,7 @@ def proxy_mask_picture(context, scene_data, path, size):
     """The label map 'Masks from Proxies' renders for one training view, from proxy spheres, in the label
     colours; beside it the exact mask of that view."""
     from blender_gsseg.blender import proxies
-    from blender_gsseg.blender.cameras import cameras_in_collection
+    from blender_gsseg.blender.camera_objects import cameras_in_collection
 
     made = []
     for k, (centre, radius) in enumerate(zip(scene_data.centres, scene_data.radii)):

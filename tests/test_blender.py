@@ -17,7 +17,7 @@ import blender_gsseg
 from blender_gsseg.core.cameras import Camera
 from blender_gsseg.core.files.colmap import write_colmap_text
 from blender_gsseg.core.files.inria_cameras import write_cameras_json
-from blender_gsseg.core.files.transforms import write_transforms_json
+from blender_gsseg.core.files.nerf_transforms import write_transforms_json
 from blender_gsseg.core.files.splats import read_gaussians, write_gaussians
 
 if importlib.util.find_spec("bpy") is None:  # never import bpy here: each test runs it in a child process
@@ -151,7 +151,7 @@ def test_extension_zip_layout(extension_zip):
         manifest = tomllib.loads(archive.read("blender_manifest.toml").decode("utf-8"))
     assert {"__init__.py", "blender/__init__.py", "core/gaussians.py", "blender_manifest.toml"} <= names
     assert not any("__pycache__" in name or name.endswith(".pyc") for name in names)
-    for source in glob.glob(os.path.join(REPO, "cuda", "*.cu")):  # the CUDA backend looks in <package>/cuda
+    for source in glob.glob(os.path.join(REPO, "blender_gsseg", "cuda", "*.cu")):  # the CUDA backend looks in <package>/cuda
         assert "cuda/" + os.path.basename(source) in names
     assert manifest["version"] == blender_gsseg.__version__
     wheels = [w[len("./"):] for w in manifest["wheels"]]
@@ -166,7 +166,7 @@ def test_extension_zip_layout(extension_zip):
 def test_import_export_round_trip_is_bit_exact(tmp_path):
     source = tmp_path / "scene.ply"
     vertex = handmade_ply(source)
-    from blender_gsseg.core.accumulate import Accumulation
+    from blender_gsseg.core.lift.accumulate import Accumulation
 
     n = len(vertex)  # a sidecar beside the file (written before run ids, as the file) is remembered
     Accumulation(np.array([0, 1], np.int32), np.ones((2, n), np.float32)).save(tmp_path / "scene.gsseg.npz")
@@ -219,7 +219,7 @@ def test_gamma_slider_starts_at_the_chosen_gamma(tmp_path):
     from blender_harness import labeled_scene
 
     from blender_gsseg.cli import main
-    from blender_gsseg.core.tune import read_gamma_comment
+    from blender_gsseg.core.lift.tune import read_gamma_comment
 
     scene = labeled_scene(tmp_path / "s")
     out = tmp_path / "auto.ply"
@@ -235,7 +235,7 @@ def test_gamma_slider_starts_at_the_chosen_gamma(tmp_path):
 def test_segment_can_choose_gamma(tmp_path):
     from blender_harness import labeled_scene
 
-    from blender_gsseg.core.tune import GAMMA_GRID
+    from blender_gsseg.core.lift.tune import GAMMA_GRID
 
     scene = labeled_scene(tmp_path / "s")
     result = run_bpy("choose_gamma.py", home=tmp_path / "home", args={

@@ -82,7 +82,7 @@ def test_segment_from_proxies_without_cameras(tmp_path):
     from proxies import box_proxies
 
     from blender_gsseg.core.files.splats import read_gaussians
-    from blender_gsseg.core.proxy_segment import baseline_labels
+    from blender_gsseg.core.scene.proxy_segment import baseline_labels
 
     ply = os.path.join(DEMO, "scene_trained.ply")
     gaussians = read_gaussians(ply)
@@ -107,7 +107,7 @@ def test_segment_from_proxies_without_cameras(tmp_path):
         assert recall >= baseline_recall and precision >= baseline_precision, (label, recall, precision,
                                                                                baseline_recall, baseline_precision)
     # Gaussians whose 3-sigma footprint touches no box are never taken
-    from blender_gsseg.core.proxy_segment import footprint_points, touches
+    from blender_gsseg.core.scene.proxy_segment import footprint_points, touches
     ends = footprint_points(gaussians)
     outside = ~np.any([touches(ends, proxy.triangles) for proxy in proxies], axis=0)
     assert outside.sum() > 1000 and (labels[outside] == 0).all()
@@ -116,8 +116,8 @@ def test_segment_from_proxies_without_cameras(tmp_path):
 
 def test_gamma_survives_blender_edits_and_saving(tmp_path):
     from blender_harness import labeled_scene
-    from blender_gsseg.core.accumulate import Accumulation
-    from blender_gsseg.core.solver import Shares
+    from blender_gsseg.core.lift.accumulate import Accumulation
+    from blender_gsseg.core.lift.solver import Shares
 
     paths = labeled_scene(tmp_path / "scene")
     result = run_bpy("gamma_survives.py", home=tmp_path / "home", timeout=600, args={

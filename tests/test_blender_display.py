@@ -11,10 +11,10 @@ from PIL import Image
 
 from blender_harness import REPO, run_bpy
 
-from blender_gsseg.core.files.cameras import load_cameras
+from blender_gsseg.core.files.camera_files import load_cameras
 from blender_gsseg.core.files.splats import read_gaussians
 from blender_gsseg.core.metrics import psnr
-from blender_gsseg.core.render import render_colour
+from blender_gsseg.core.raster.render import render_colour
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("bpy") is None,
                                 reason="bpy (Blender as a Python module) is absent")

@@ -53,7 +53,7 @@ def test_editing_operators_and_exact_undo(release, scene, tmp_path):
     attributes (bit for bit), custom properties, cache path, instance list, objects."""
     import shutil
 
-    from blender_gsseg.core.accumulate import load_accumulation, sidecar_path
+    from blender_gsseg.core.lift.accumulate import load_accumulation, sidecar_path
 
     # A copy of the scene where a few points of instance 2 share 40 % of their weight with instance 1: at
     # gamma -0.4 they stay in 2 but are members of 1 (0.4 > (1 - 0.4) / 2), the halo 'with halo' removes.

@@ -4,11 +4,11 @@ gamma -0.88, the sidecar's bounded form, and the automatic switch under a memory
 import numpy as np
 import pytest
 
-from blender_gsseg.core.accumulate import (BoundedAccumulation, TOP_K, accumulate_weights, estimate_bounded_memory,
+from blender_gsseg.core.lift.accumulate import (BoundedAccumulation, TOP_K, accumulate_weights, estimate_bounded_memory,
                                            estimate_memory, load_accumulation)
-from blender_gsseg.core.backends import CpuBackend
+from blender_gsseg.core.raster.backends import CpuBackend
 from blender_gsseg.core.errors import BadInputError, MemoryBudgetError
-from blender_gsseg.core.solver import Shares
+from blender_gsseg.core.lift.solver import Shares
 from scenes import front_camera, random_scene, rotated_camera
 
 

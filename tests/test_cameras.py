@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from blender_gsseg.core.cameras import Camera, quaternions_to_rotations, rotations_to_quaternions
-from blender_gsseg.core.files.cameras import load_cameras
+from blender_gsseg.core.files.camera_files import load_cameras
 from blender_gsseg.core.files.colmap import write_colmap_binary, write_colmap_text
 from blender_gsseg.core.files.inria_cameras import write_cameras_json
-from blender_gsseg.core.files.transforms import write_transforms_json
+from blender_gsseg.core.files.nerf_transforms import write_transforms_json
 from blender_gsseg.core.errors import BadInputError
 
 TOLERANCE_PX = 1e-6

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from blender_gsseg.cli import main
-from blender_gsseg.core.accumulate import Accumulation, sidecar_path
+from blender_gsseg.core.lift.accumulate import Accumulation, sidecar_path
 from blender_gsseg.core.files.commit import MANIFEST_NAME
 from blender_gsseg.core.files.inria_cameras import write_cameras_json
 from blender_gsseg.core.files.splats import read_gaussians, write_gaussians
@@ -163,7 +163,7 @@ def test_bad_inputs_exit_2_and_write_nothing(workspace, tmp_path, capsys):
 
 
 def test_cuda_requested_without_cuda_exits_4(workspace, tmp_path, capsys):
-    from blender_gsseg.core.backends import cuda_available
+    from blender_gsseg.core.raster.backends import cuda_available
 
     if cuda_available():
         pytest.skip("a CUDA device is present")

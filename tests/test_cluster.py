@@ -16,10 +16,10 @@ distributed = pytest.importorskip("distributed")
 psutil = pytest.importorskip("psutil")
 
 from blender_gsseg.cli import main  # noqa: E402
-from blender_gsseg.core.accumulate import load_accumulation  # noqa: E402
+from blender_gsseg.core.lift.accumulate import load_accumulation  # noqa: E402
 from blender_gsseg.core.cluster import ClusterBackend, open_cluster  # noqa: E402
 from blender_gsseg.core.files.splats import read_gaussians  # noqa: E402
-from blender_gsseg.core.views import build_views  # noqa: E402
+from blender_gsseg.core.lift.views import build_views  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(REPO, "blender_gsseg", "data", "demo")
@@ -170,7 +170,7 @@ def test_missing_dask_is_one_clear_line(monkeypatch, capsys):
 
 def test_the_memory_budget_is_per_worker(client):
     from blender_gsseg.core.cluster import worker_memory_budget
-    from blender_gsseg.core.pipeline import default_memory_budget
+    from blender_gsseg.core.lift.accumulate import default_memory_budget
 
     assert worker_memory_budget(client, workers=2) == default_memory_budget() // 2
     limits = [w["memory_limit"] for w in client.scheduler_info()["workers"].values()]

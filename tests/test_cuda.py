@@ -1,4 +1,4 @@
-"""The CUDA backend (cuda/gsseg_kernels.cu + blender_gsseg/core/cuda_backend.py) against the CPU reference.
+"""The CUDA backend (blender_gsseg/cuda/gsseg_kernels.cu + blender_gsseg/core/raster/cuda_backend.py) against the CPU reference.
 
 Three layers, so that something always runs:
 
@@ -32,17 +32,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
-CUDA_DIR = ROOT / "cuda"
+CUDA_DIR = ROOT / "blender_gsseg" / "cuda"
 EMULATOR = Path(__file__).parent / "cuda_emulator" / "host_emulator.cpp"
 for _path in (str(ROOT), str(TESTS)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-from blender_gsseg.core import projection  # noqa: E402
-from blender_gsseg.core.accumulate import Accumulation  # noqa: E402
-from blender_gsseg.core.backends import CpuBackend  # noqa: E402
+from blender_gsseg.core.raster import projection  # noqa: E402
+from blender_gsseg.core.lift.accumulate import Accumulation  # noqa: E402
+from blender_gsseg.core.raster.backends import CpuBackend  # noqa: E402
 from blender_gsseg.core.cameras import Camera  # noqa: E402
-from blender_gsseg.core.solver import Shares  # noqa: E402
+from blender_gsseg.core.lift.solver import Shares  # noqa: E402
 
 ENTRY_ATOL = 1e-5
 ENTRY_RTOL = 1e-5
@@ -199,8 +199,8 @@ def cpu_reference(scene, views, n_labels):
 
 
 def cpu_renders(scene, camera, include=None):
-    from blender_gsseg.core.rasterize import render_sums
-    from blender_gsseg.core.render import render_colour
+    from blender_gsseg.core.raster.rasterize import render_sums
+    from blender_gsseg.core.raster.render import render_colour
 
     rgb, alpha = render_colour(scene, camera)
     covs = projection.covariances_3d(scene.scales, scene.rotations)
@@ -213,7 +213,7 @@ def check_binning(backend, scene, camera, include=None):
     """Projection and the sorted (tile, Gaussian) list against projection.py and rasterize.sorted_tile_pairs, bit
     for bit: both sides round every float32 operation once, in the same order (no matmul, no fused
     multiply-adds). Returns the fraction of tiles whose Gaussian sequence is identical (1.0)."""
-    from blender_gsseg.core.rasterize import sorted_tile_pairs
+    from blender_gsseg.core.raster.rasterize import sorted_tile_pairs
 
     cp = backend.cp
     device = backend.upload(scene)
@@ -251,7 +251,7 @@ RENDER_AGREEMENT = 0.999  # label pixels that must agree: float32 sums may cross
 def check_label_renders(backend, scene, cameras, seed, log=print):
     """render_labels (both modes) and render_colour with ``backend`` against the same calls on the CPU, for
     random per-Gaussian labels (some -1, unseen). Returns the agreement per mode."""
-    from blender_gsseg.core.render import render_colour, render_labels
+    from blender_gsseg.core.raster.render import render_colour, render_labels
 
     rng = np.random.default_rng(seed)
     labels = rng.integers(-1, 5, len(scene)).astype(np.int32)
@@ -353,9 +353,9 @@ def check_backend_against_cpu(make_backend, cases, log=print):
 # Always (where the tools exist): kernels compile, constants agree, the module imports without CuPy
 
 def test_kernel_sources_exist():
-    from blender_gsseg.core.cuda_backend import kernel_source_path
+    from blender_gsseg.core.raster.cuda_backend import kernel_source_path
 
-    assert sorted(CUDA_DIR.glob("*.cu")), "no CUDA sources in cuda/"
+    assert sorted(CUDA_DIR.glob("*.cu")), "no CUDA sources in blender_gsseg/cuda/"
     assert Path(kernel_source_path()).is_file()
 
 
@@ -364,7 +364,7 @@ def test_kernel_sources_exist():
 @pytest.mark.parametrize("source", sorted(CUDA_DIR.glob("*.cu")), ids=lambda p: p.name)
 def test_kernels_compile_with_nvcc(source, arch, tmp_path):
     """nvcc -ptx with the options the backend gives NVRTC (no headers beyond what NVRTC provides are used)."""
-    from blender_gsseg.core.cuda_backend import compile_options
+    from blender_gsseg.core.raster.cuda_backend import compile_options
 
     text = source.read_text()
     assert not re.search(r"^\s*#\s*include", text, re.M), "kernels must not include headers (NVRTC)"
@@ -373,7 +373,7 @@ def test_kernels_compile_with_nvcc(source, arch, tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     ptx = out.read_text()
-    from blender_gsseg.core.cuda_backend import KERNEL_NAMES
+    from blender_gsseg.core.raster.cuda_backend import KERNEL_NAMES
 
     if source.name == "gsseg_kernels.cu":
         for name in KERNEL_NAMES:
@@ -400,7 +400,7 @@ def find_nvrtc():
 def test_kernels_compile_with_nvrtc(arch):
     """What CuPy does on the user's machine: NVRTC compiles the source with the backend's options, and every
     entry point is in the PTX."""
-    from blender_gsseg.core.cuda_backend import KERNEL_NAMES, compile_options, kernel_source_path
+    from blender_gsseg.core.raster.cuda_backend import KERNEL_NAMES, compile_options, kernel_source_path
 
     lib = ctypes.CDLL(str(find_nvrtc()))
     program = ctypes.c_void_p()
@@ -425,7 +425,7 @@ def test_kernels_compile_with_nvrtc(arch):
 
 
 def test_kernel_constants_match_projection():
-    from blender_gsseg.core.cuda_backend import compile_options
+    from blender_gsseg.core.raster.cuda_backend import compile_options
 
     text = (CUDA_DIR / "gsseg_kernels.cu").read_text()
     defaults = dict(re.findall(r"#define (GSSEG_[A-Z_]+) ([0-9.e+-]+)f\b", text))
@@ -443,8 +443,8 @@ def test_kernel_constants_match_projection():
 
 
 def test_module_imports_without_cupy():
-    from blender_gsseg.core import cuda_backend
-    from blender_gsseg.core.backends import get_backend
+    from blender_gsseg.core.raster import cuda_backend
+    from blender_gsseg.core.raster.backends import get_backend
 
     count = cuda_backend.cuda_device_count()
     assert isinstance(count, int) and count >= 0
@@ -459,7 +459,7 @@ def test_module_imports_without_cupy():
 
 
 def test_camera_params_match_projection():
-    from blender_gsseg.core.cuda_backend import camera_params
+    from blender_gsseg.core.raster.cuda_backend import camera_params
 
     cam = orbit_camera(0.3, 64, 48, "c")
     params = camera_params(cam)
@@ -693,7 +693,7 @@ def emulation_main():
     import time
 
     fake = install_fake_cupy()
-    from blender_gsseg.core import cuda_backend
+    from blender_gsseg.core.raster import cuda_backend
 
     assert cuda_backend.cuda_device_count() == 1
     start = time.perf_counter()
@@ -714,7 +714,7 @@ def emulation_main():
 
 @pytest.fixture(scope="module")
 def gpu_backend():
-    from blender_gsseg.core.cuda_backend import CudaBackend, cuda_device_count
+    from blender_gsseg.core.raster.cuda_backend import CudaBackend, cuda_device_count
 
     if cuda_device_count() == 0:
         pytest.skip("no CUDA device (or CuPy missing)")
@@ -753,8 +753,8 @@ def test_gpu_pipeline_matches_cpu_on_demo_scene(gpu_backend, tmp_path):
     """The user's path: segment_scene and the novel-view masks (CLI render-masks) on the bundled demo scene with
     --backend cuda against --backend cpu."""
     from blender_gsseg.cli import main
-    from blender_gsseg.core.backends import CpuBackend
-    from blender_gsseg.core.files.cameras import load_cameras
+    from blender_gsseg.core.raster.backends import CpuBackend
+    from blender_gsseg.core.files.camera_files import load_cameras
     from blender_gsseg.core.files.inria_cameras import write_cameras_json
     from blender_gsseg.core.pipeline import segment_scene, write_labeled
     from blender_gsseg.demo import demo_paths

@@ -1,6 +1,6 @@
 """The package's layers, read from its source (AST), not from what happens to be imported at run time:
 core <- cli/demo/cupy_install <- blender, no import cycle between modules (imports inside functions count),
-bpy only in the Blender layer, and the file formats (core.files) below the rest of the core."""
+bpy only in the Blender layer, and the core's floors (CORE_FLOORS) imported upward only."""
 
 import ast
 import os
@@ -68,6 +68,7 @@ def test_the_reader_sees_the_package():
     assert {"blender_gsseg.core.pipeline", "blender_gsseg.core.files.splats", "blender_gsseg.blender.ops",
             "blender_gsseg.cli", "blender_gsseg.cupy_install"} <= set(MODULES)
     assert "blender_gsseg.core.files.splats" in GRAPH["blender_gsseg.core.pipeline"]
+    assert "blender_gsseg.core.raster.backends" in GRAPH["blender_gsseg.core.lift.accumulate"]
     assert "bpy" in EXTERNAL["blender_gsseg.blender.ops"]
 
 
@@ -86,12 +87,46 @@ def test_bpy_only_in_the_blender_layer(module):
         assert not EXTERNAL[module] & {"bpy", "bpy_extras", "mathutils", "addon_utils"}, module
 
 
-def test_files_sit_below_the_rest_of_the_core():
-    below = {"blender_gsseg.core.errors", "blender_gsseg.core.gaussians", "blender_gsseg.core.cameras"}
-    for module in MODULES:
-        if module.startswith("blender_gsseg.core.files"):
-            wrong = sorted(n for n in GRAPH[module] if not n.startswith("blender_gsseg.core.files") and n not in below)
-            assert not wrong, f"{module} imports {wrong}"
+# The core's floors, lowest first: a core module imports from its own floor or the ones below, never above, so the
+# data flows one way (files -> scene -> raster -> lift -> refine -> jobs). The data types every floor speaks
+# (Gaussians with the PLY tables it carries, Camera, errors) sit at the bottom; the format readers build them.
+CORE_FLOORS = (
+    ("types", ("core.errors", "core.gaussians", "core.cameras", "core.read_on_use", "core.files.ply")),
+    ("files", ("core.files",)),
+    ("scene", ("core.scene", "core.metrics")),
+    ("raster", ("core.raster",)),
+    ("lift", ("core.lift",)),
+    ("refine", ("core.refine",)),
+    ("jobs", ("core.pipeline", "core.cluster", "core")),
+)
+
+
+def _floor(module):
+    """(index, name) of a core module's floor: the longest matching prefix decides."""
+    name = module[len(PACKAGE) + 1:]
+    best = None
+    for index, (floor, prefixes) in enumerate(CORE_FLOORS):
+        for prefix in prefixes:
+            if (name == prefix or name.startswith(prefix + ".")) and (best is None or len(prefix) > best[2]):
+                best = (index, floor, len(prefix))
+    return best[:2]
+
+
+def test_every_core_module_has_a_floor():
+    core = [m for m in MODULES if _layer(m) == "core"]
+    assert {_floor(m)[1] for m in core} == {floor for floor, _ in CORE_FLOORS}
+    # a new module at the core's top level must be placed on purpose, not fall into "jobs" by default
+    top = {m for m in core if m.count(".") == 2 and MODULES[m].endswith(m.rsplit(".", 1)[1] + ".py")}
+    named = {f"{PACKAGE}.{p}" for _, prefixes in CORE_FLOORS for p in prefixes}
+    assert top <= named, sorted(top - named)
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if _layer(m) == "core"))
+def test_core_floor_order(module):
+    index, floor = _floor(module)
+    wrong = sorted(f"{name} ({_floor(name)[1]})" for name in GRAPH[module]
+                   if _layer(name) == "core" and _floor(name)[0] > index)
+    assert not wrong, f"{module} ({floor}) imports from a floor above: {wrong}"
 
 
 def test_no_import_cycles():

@@ -8,7 +8,7 @@ point; gsplat's near plane is 0.01 (ours 0.2), so only Gaussians in front of bot
 import numpy as np
 import pytest
 
-from blender_gsseg.core import projection
+from blender_gsseg.core.raster import projection
 from scenes import front_camera, random_scene, rotated_camera
 
 torch = pytest.importorskip("torch")

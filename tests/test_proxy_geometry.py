@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from blender_gsseg.core.proxy_geometry import points_inside
+from blender_gsseg.core.scene.proxy_geometry import points_inside
 
 
 def box_triangles(low, high):

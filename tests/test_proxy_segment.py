@@ -3,7 +3,7 @@ scene built for them (overlapping boxes, a floor inside a box, a halo, a floater
 
 import numpy as np
 
-from blender_gsseg.core.proxy_segment import Proxy, baseline_labels, nearest_neighbours, proxy_labels
+from blender_gsseg.core.scene.proxy_segment import Proxy, baseline_labels, nearest_neighbours, proxy_labels
 from scenes import gaussians_from_arrays
 
 

@@ -9,15 +9,15 @@ import pytest
 from PIL import Image
 
 from blender_gsseg.cli import main
-from blender_gsseg.core import projection
-from blender_gsseg.core.accumulate import Accumulation
+from blender_gsseg.core.raster import projection
+from blender_gsseg.core.lift.accumulate import Accumulation
 from blender_gsseg.core.cameras import Camera
-from blender_gsseg.core.refine import (centre_labels, centre_vote, missing_object_maps, refine, refine_hidden,
+from blender_gsseg.core.refine.refinements import (centre_labels, centre_vote, missing_object_maps, refine, refine_hidden,
                                        refine_seams, visibility_ratio)
-from blender_gsseg.core.render import render_label_mask
-from blender_gsseg.core.render import (label_argmax, render_label_mask_argmax, render_label_weights,
+from blender_gsseg.core.raster.render import render_label_mask
+from blender_gsseg.core.raster.render import (label_argmax, render_label_mask_argmax, render_label_weights,
                                              render_labels)
-from blender_gsseg.core.solver import Shares
+from blender_gsseg.core.lift.solver import Shares
 from synthetic.mask_noise import MaskNoise, dilate, disc_offsets, erode, noisy_mask, noisy_masks
 
 from reference_raster import reference_weights
@@ -203,7 +203,7 @@ def test_refine_seams_flips_only_ambiguous_gaussians():
 
 
 def test_refine_missing_ignores_views_that_lost_an_object():
-    from blender_gsseg.core.accumulate import accumulate_weights
+    from blender_gsseg.core.lift.accumulate import accumulate_weights
     from synthetic.scene import make_scene
 
     scene = make_scene(n_spheres=3, points_per_unit_area=250, n_cameras=10, width=96, height=72, seed=5)
@@ -232,7 +232,7 @@ def test_refine_missing_ignores_views_that_lost_an_object():
 
 
 def test_visibility_ratio_and_refine_hidden():
-    from blender_gsseg.core.accumulate import accumulate_weights
+    from blender_gsseg.core.lift.accumulate import accumulate_weights
 
     # an opaque wall (label 2 in the mask) in front of a small Gaussian; a second small Gaussian in the open
     means = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 1.0], [1.5, 0.0, 1.0]])

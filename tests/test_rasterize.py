@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from blender_gsseg.core import projection
-from blender_gsseg.core import cpu_kernels, rasterize
-from blender_gsseg.core.accumulate import accumulate_weights
-from blender_gsseg.core.backends import CpuBackend
-from blender_gsseg.core.rasterize import iter_contributions
+from blender_gsseg.core.raster import projection
+from blender_gsseg.core.raster import cpu_kernels, rasterize
+from blender_gsseg.core.lift.accumulate import accumulate_weights
+from blender_gsseg.core.raster.backends import CpuBackend
+from blender_gsseg.core.raster.rasterize import iter_contributions
 from reference_raster import reference_weights
 from scenes import random_scene, rotated_camera, front_camera
 
@@ -86,7 +86,7 @@ def test_accumulation_sums_weights_per_label(use_numba, seed, camera):
 def test_kernel_tests_count_every_pixel_of_every_touched_tile_and_sampling_estimates_them():
     """The time estimate's count: with every Gaussian and every view, exactly 256 tests per (tile, Gaussian) pair
     of the walk; from a sample of a tenth of the Gaussians and 3 of 8 views, within 15% of it."""
-    from blender_gsseg.core.backends import estimate_sample, kernel_tests
+    from blender_gsseg.core.raster.backends import estimate_sample, kernel_tests
 
     scene = random_scene(11, n=4000)
     cams = [rotated_camera(seed, 96, 64) for seed in range(8)]
@@ -100,7 +100,7 @@ def test_kernel_tests_count_every_pixel_of_every_touched_tile_and_sampling_estim
 
 
 def test_planned_backend_says_why_the_compiled_walk_is_not_used(monkeypatch):
-    from blender_gsseg.core import backends
+    from blender_gsseg.core.raster import backends
 
     monkeypatch.setattr(backends, "cuda_available", lambda: False)
     monkeypatch.setattr(cpu_kernels, "numba", None)

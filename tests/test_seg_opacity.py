@@ -14,10 +14,11 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from blender_gsseg.cli import main  # noqa: E402
-from blender_gsseg.core import projection, rasterize, seg_opacity  # noqa: E402
+from blender_gsseg.core.raster import projection, rasterize  # noqa: E402
+from blender_gsseg.core.refine import seg_opacity  # noqa: E402
 from blender_gsseg.core.files.splats import read_gaussians, write_gaussians  # noqa: E402
-from blender_gsseg.core.render import render_labels  # noqa: E402
-from blender_gsseg.core.seg_opacity import SEG_OPACITY_PROPERTY  # noqa: E402
+from blender_gsseg.core.raster.render import render_labels  # noqa: E402
+from blender_gsseg.core.refine.seg_opacity import SEG_OPACITY_PROPERTY  # noqa: E402
 
 from reference_raster import reference_weights  # noqa: E402
 from scenes import front_camera, random_scene, rotated_camera  # noqa: E402
@@ -174,8 +175,8 @@ def test_refine_opacity_keeps_the_photometric_opacity(segmented):
 
 def test_the_sidecar_holds_the_accumulation_seen_with_the_segmentation_opacity(segmented):
     """So relabel and remove --gamma measure membership as the masks see the scene."""
-    from blender_gsseg.core.accumulate import load_accumulation, sidecar_path
-    from blender_gsseg.core.views import build_views
+    from blender_gsseg.core.lift.accumulate import load_accumulation, sidecar_path
+    from blender_gsseg.core.lift.views import build_views
 
     root, _ = segmented
     out = read_gaussians(root / "out.ply")
@@ -188,7 +189,7 @@ def test_the_sidecar_holds_the_accumulation_seen_with_the_segmentation_opacity(s
 
 
 def test_render_masks_renders_with_the_segmentation_opacity(segmented, tmp_path):
-    from blender_gsseg.core.files.cameras import load_cameras
+    from blender_gsseg.core.files.camera_files import load_cameras
     from blender_gsseg.core.files.masks import read_label_image
 
     root, _ = segmented
@@ -234,12 +235,12 @@ def test_cpu_and_cuda_agree():
 
 def test_on_the_demo_opacity_is_not_worse_than_zero():
     """SAM-like noisy masks; held-out views never used to choose anything; both render rules."""
-    from blender_gsseg.core.files.cameras import load_cameras
+    from blender_gsseg.core.files.camera_files import load_cameras
     from blender_gsseg.core.files.masks import read_label_image
     from blender_gsseg.core.metrics import segmentation_metrics
-    from blender_gsseg.core.refine import refine
-    from blender_gsseg.core.solver import Shares
-    from blender_gsseg.core.views import build_views
+    from blender_gsseg.core.refine.refinements import refine
+    from blender_gsseg.core.lift.solver import Shares
+    from blender_gsseg.core.lift.views import build_views
 
     gaussians = read_gaussians(os.path.join(DEMO, "scene_trained.ply"))
     views = build_views(os.path.join(DEMO, "cameras.json"), os.path.join(DEMO, "masks_noisy"))

@@ -4,8 +4,8 @@
 import numpy as np
 import pytest
 
-from blender_gsseg.core.render import render_colour
-from blender_gsseg.core.sh import sh_basis, view_colours
+from blender_gsseg.core.raster.render import render_colour
+from blender_gsseg.core.raster.sh import sh_basis, view_colours
 from scenes import front_camera
 from synthetic.scene import make_scene
 

@@ -4,9 +4,9 @@ original_index); every reader accepts versions 1 to 3; damaged sidecars are refu
 import numpy as np
 import pytest
 
-from blender_gsseg.core.accumulate import Accumulation, BoundedAccumulation, accumulate_weights, load_accumulation
+from blender_gsseg.core.lift.accumulate import Accumulation, BoundedAccumulation, accumulate_weights, load_accumulation
 from blender_gsseg.core.errors import BadInputError
-from blender_gsseg.core.solver import Shares
+from blender_gsseg.core.lift.solver import Shares
 from scenes import front_camera, random_scene
 
 
@@ -73,7 +73,7 @@ def test_damaged_sidecars_are_refused(dense, tmp_path, damage, message):
 
 
 def test_more_damage_is_refused(dense, tmp_path):
-    from blender_gsseg.core.accumulate import BoundedAccumulation
+    from blender_gsseg.core.lift.accumulate import BoundedAccumulation
 
     np.savez(tmp_path / "none.npz", format_version=np.int32(1), n_gaussians=np.int64(dense.n_gaussians),
              label_ids=np.zeros(0, np.int32), weights=np.zeros((0, dense.n_gaussians), np.float32))

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from blender_gsseg.core import projection
-from blender_gsseg.core.accumulate import Accumulation, accumulate_weights
+from blender_gsseg.core.raster import projection
+from blender_gsseg.core.lift.accumulate import Accumulation, accumulate_weights
 from blender_gsseg.core.errors import BadInputError
-from blender_gsseg.core.solver import Shares, solve_labels
+from blender_gsseg.core.lift.solver import Shares, solve_labels
 from reference_raster import reference_weights
 from scenes import front_camera, random_scene, rotated_camera
 

@@ -1,11 +1,11 @@
-"""Baking an object transform into Gaussians (core/transform.py): positions, rotations, scales, SH."""
+"""Baking an object transform into Gaussians (core/scene/object_transform.py): positions, rotations, scales, SH."""
 
 import numpy as np
 import pytest
 
 from blender_gsseg.core.errors import BadInputError
 from blender_gsseg.core.gaussians import Gaussians
-from blender_gsseg.core.transform import (decompose_similarity, matrix_to_quaternion, quaternion_multiply,
+from blender_gsseg.core.scene.object_transform import (decompose_similarity, matrix_to_quaternion, quaternion_multiply,
                                           quaternion_to_matrix, sh_rotation_matrices, transform_gaussians)
 
 SH_C0 = 0.28209479177387814

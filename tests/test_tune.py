@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from blender_gsseg.cli import main
-from blender_gsseg.core import tune
-from blender_gsseg.core.accumulate import load_accumulation, sidecar_path
+from blender_gsseg.core.lift import tune
+from blender_gsseg.core.lift.accumulate import load_accumulation, sidecar_path
 from blender_gsseg.core.files.splats import read_gaussians
-from blender_gsseg.core.views import build_views
+from blender_gsseg.core.lift.views import build_views
 from synthetic.mask_noise import noisy_mask
 from synthetic.scene import make_scene, write_inputs
 
@@ -76,7 +76,7 @@ def test_the_choice_round_trips_and_is_the_default(small, tmp_path, capsys):
     with np.load(sidecar_path(out)) as data:
         assert json.loads(str(data["chosen_gamma"])) == chosen
     accumulation = load_accumulation(sidecar_path(out))
-    from blender_gsseg.core.solver import Shares
+    from blender_gsseg.core.lift.solver import Shares
     assert np.array_equal(labeled.vertex["gsseg_label"], Shares.from_accumulation(accumulation).solve(chosen["subset"])[0])
     capsys.readouterr()
     assert main(["relabel", str(out), "-o", str(tmp_path / "again.ply")]) == 0  # default: the chosen γ
@@ -93,12 +93,12 @@ def test_the_choice_round_trips_and_is_the_default(small, tmp_path, capsys):
 
 def test_on_the_demo_auto_is_not_worse_than_zero():
     """Held-out views never used to choose anything; SAM-like noisy masks, both render rules."""
-    from blender_gsseg.core.backends import get_backend
-    from blender_gsseg.core.files.cameras import load_cameras
+    from blender_gsseg.core.raster.backends import get_backend
+    from blender_gsseg.core.files.camera_files import load_cameras
     from blender_gsseg.core.files.masks import read_label_image
     from blender_gsseg.core.metrics import segmentation_metrics
-    from blender_gsseg.core.render import render_labels
-    from blender_gsseg.core.solver import Shares
+    from blender_gsseg.core.raster.render import render_labels
+    from blender_gsseg.core.lift.solver import Shares
 
     demo = os.path.join(REPO, "blender_gsseg", "data", "demo")
     gaussians = read_gaussians(os.path.join(demo, "scene_trained.ply"))

@@ -4,7 +4,7 @@ band of elevations evenly, and in a room they stay inside the walls."""
 import numpy as np
 import pytest
 
-from blender_gsseg.core.view_rig import view_rig
+from blender_gsseg.core.scene.view_rig import view_rig
 from scenes import gaussians_from_arrays
 
 CENTRE = np.array([0.5, -0.2, 0.8])

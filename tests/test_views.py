@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from blender_gsseg.core.accumulate import accumulate_weights
+from blender_gsseg.core.lift.accumulate import accumulate_weights
 from blender_gsseg.core.errors import BadInputError
 from blender_gsseg.core.files import masks as mask_files
-from blender_gsseg.core.views import build_views
+from blender_gsseg.core.lift.views import build_views
 from scenes import random_scene, rotated_camera
 
 

@@ -368,7 +368,7 @@ def _switch(b, input_type, condition, false, true):
 def _sh_colour(b, direction, degree, scene_degree):
     """sRGB colour field: C0 * f_dc + the bands up to ``degree`` (of the scene's ``scene_degree``) along
     ``direction`` + 0.5, clipped to [0, 1]."""
-    from ..core.sh import SH_POLYNOMIALS
+    from ..core.raster.sh import SH_POLYNOMIALS
 
     x, y, z = b.separate(direction)
     axes = (x, y, z)
@@ -415,7 +415,7 @@ def _srgb_to_linear(b, colour):
 
 
 def _build_splat_nodes(b, mark, sh_degree):
-    from ..core.projection import LOW_PASS, MIN_ALPHA
+    from ..core.raster.projection import LOW_PASS, MIN_ALPHA
 
     b.node("NodeFrame", name=mark)
     group_in = b.node("NodeGroupInput")
@@ -495,7 +495,7 @@ def _build_splat_nodes(b, mark, sh_degree):
 def splat_shading():
     """The material of the splat display: alpha of the Gaussian along the viewing ray (see above), emission of
     its colour; blended in EEVEE, back faces culled; in Cycles the culled faces are made transparent."""
-    from ..core.projection import MAX_ALPHA, MIN_ALPHA
+    from ..core.raster.projection import MAX_ALPHA, MIN_ALPHA
 
     material = bpy.data.materials.get(SPLAT_MATERIAL_NAME)
     if material is not None:
@@ -568,7 +568,7 @@ def pixel_angle(scene):
     camera = scene.camera
     if camera is None or camera.type != "CAMERA":
         return SPLAT_INPUTS["Pixel Angle"][1]
-    from .cameras import camera_from_object
+    from .camera_objects import camera_from_object
 
     return 1.0 / camera_from_object(camera, scene).fx
 

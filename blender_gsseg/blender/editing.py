@@ -124,7 +124,7 @@ def world_positions(obj):
 def select_inside(obj, volumes, extend=False):
     """Select the points of ``obj`` whose centres lie inside any of the mesh objects ``volumes`` (closed meshes,
     as evaluated, in world space); returns how many are inside."""
-    from ..core.proxy_geometry import points_inside
+    from ..core.scene.proxy_geometry import points_inside
 
     if not volumes:
         raise BadInputError("select a mesh object to select inside (the splat active, in edit mode or not)")

@@ -333,7 +333,7 @@ def gaussians_from_object(obj, *, selected_only=False, include_label=False):
 def in_world(obj, gaussians):
     """``gaussians`` of the splat object ``obj`` in world space: its transform baked in by the core (positions,
     rotations, scales, normals, SH); unchanged when the transform is exactly the identity."""
-    from ..core.transform import transform_gaussians
+    from ..core.scene.object_transform import transform_gaussians
 
     if is_identity(obj.matrix_world, tolerance=0.0):
         return gaussians

@@ -11,7 +11,7 @@ from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatPrope
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from ..core.errors import CancelledError, GssegError
-from . import cameras as camera_io
+from . import camera_objects as camera_io
 from . import display, editing, io_splat, proxies, segment
 from . import labels as label_list
 from .classes import register_classes, unregister_classes
@@ -295,6 +295,8 @@ class _JobModal:
         try:
             job = self._prepare_job(context)
             window_manager.progress_begin(0, 1)
+            if hasattr(job, "on_progress"):
+                job.on_progress = lambda: window_manager.progress_update(job.done / max(job.total, 1))
             try:
                 while getattr(job, "step_in_main_thread", lambda: False)():
                     window_manager.progress_update(job.done / max(job.total, 1))
@@ -411,24 +413,6 @@ class GSSEG_OT_segment(_JobModal, bpy.types.Operator):
             f"{result['gamma']['argmax']:+.2f})")
         self.report({"INFO"}, f"Segmented from {result['views']} views: {result['label_count']} labels, "
                               f"{result['unseen']:,} points unseen{chosen}")
-
-    def execute(self, context):
-        """Synchronous (scripts, and the redo panel)."""
-        window_manager = context.window_manager
-        try:
-            obj, inputs = self._inputs(context)
-            window_manager.progress_begin(0, 1)
-            try:
-                result = segment.segment(context, obj, **inputs,
-                                         progress=lambda done, total: window_manager.progress_update(
-                                             done / max(total, 1)))
-            finally:
-                window_manager.progress_end()
-        except Exception as error:
-            self.report({"ERROR"}, _error_text(error))
-            return {"CANCELLED"}
-        self._report_result(context, result)
-        return {"FINISHED"}
 
     def _prepare_job(self, context):
         obj, inputs = self._inputs(context)

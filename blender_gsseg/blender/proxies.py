@@ -20,7 +20,7 @@ import bpy
 import numpy as np
 
 from ..core.errors import BadInputError
-from . import cameras as camera_io
+from . import camera_objects as camera_io
 from . import io_splat
 from .segment import SegmentJob
 
@@ -290,7 +290,7 @@ class ProxyJob:
 
     @classmethod
     def prepare(cls, context, obj, proxies):
-        from ..core.proxy_segment import Proxy
+        from ..core.scene.proxy_segment import Proxy
         from .attributes import ObjectMode
         from .editing import world_triangles
 
@@ -313,7 +313,7 @@ class ProxyJob:
         self.done, self.total = done, total
 
     def run(self):
-        from ..core.proxy_segment import proxy_labels
+        from ..core.scene.proxy_segment import proxy_labels
 
         try:
             self.labels = proxy_labels(self.gaussians, self.proxies, progress=self._progress,

@@ -16,19 +16,19 @@ import warnings
 import bpy
 import numpy as np
 
-from ..core.accumulate import SIDECAR_SUFFIX, Accumulation
-from ..core.backends import estimate_sample, expected_seconds, planned_backend
+from ..core.lift.accumulate import SIDECAR_SUFFIX, Accumulation
+from ..core.raster.backends import estimate_sample, expected_seconds, planned_backend
 from ..core.errors import BadInputError
 from ..core.files.labels import CODE_PROPERTY
-from ..core.pipeline import default_memory_budget, level_sidecars, solve_level_sidecars
-from ..core import tune
-from ..core.solver import Shares
-from ..core.views import build_views
+from ..core.lift.run import lift_views
+from ..core.pipeline import level_sidecars, solve_level_sidecars
+from ..core.lift.solver import Shares
+from ..core.lift.views import build_views
 from . import io_splat
 from . import labels as label_list
 from .attributes import (CONFIDENCE_ATTRIBUTE, INDEX_ATTRIBUTE, LABEL_ATTRIBUTE, ObjectMode, read_attribute,
                          write_attribute)
-from .cameras import cameras_in_collection
+from .camera_objects import cameras_in_collection
 from .prefs import resolve_backend
 from .classes import register_handlers, unregister_handlers
 
@@ -162,7 +162,8 @@ class SegmentJob:
         self.total = len(views)
         self.cancel_requested = False
         self.accumulation = None
-        self.choose_gamma = choose_gamma  # cross-validate γ after the accumulation (core.tune)
+        self.choose_gamma = choose_gamma  # cross-validate γ over folds of the views (core.lift.tune)
+        self.on_progress = None  # called in the running thread after each step (the synchronous operator's bar)
         self.gamma_choice = None
         self.error = None
 
@@ -193,24 +194,19 @@ class SegmentJob:
 
     def _progress(self, done, total):
         self.done, self.total = done, total
+        if self.on_progress is not None:
+            self.on_progress()
 
     def _cancel(self):
         return self.cancel_requested
 
     def run(self):
-        """Accumulate; exceptions are kept in ``self.error`` (re-raised by :meth:`finish`)."""
+        """Lift (and cross-validate γ when asked); exceptions are kept in ``self.error`` (re-raised by
+        :meth:`finish`)."""
         try:
-            if self.choose_gamma:  # the folds are the accumulation; then γ is scored on them
-                folds = tune.accumulate_folds(self.gaussians, self.views, tune.DEFAULT_FOLDS, backend=self.backend,
-                                              progress=self._progress, cancel=self._cancel,
-                                              memory_budget=default_memory_budget())
-                self.accumulation = tune.sum_folds(folds)
-                self.gamma_choice = tune.choose_gamma(self.gaussians, self.views, folds, backend=self.backend,
-                                                      progress=self._progress)
-            else:
-                self.accumulation = self.views.accumulate(
-                    self.gaussians, backend=self.backend, progress=self._progress, cancel=self._cancel,
-                    memory_budget=default_memory_budget())
+            lift = lift_views(self.gaussians, self.views, backend=self.backend, choose_gamma=self.choose_gamma,
+                              progress=self._progress, cancel=self._cancel)
+            self.accumulation, self.gamma_choice = lift.accumulation, lift.gamma_choice
         except BaseException as error:  # CancelledError included: finish() reports it
             self.error = error
         finally:
@@ -280,20 +276,6 @@ def run_plan(context):
     return f"{description}: about {about} for {len(cameras)} views"
 
 
-def segment(context, obj, *, collection, mask_dir, scale=1.0, backend="auto", progress=None, choose_gamma=False):
-    """Accumulate the masks of ``mask_dir`` seen by the cameras of ``collection`` onto ``obj``; cache, solve and
-    write the label attributes, synchronously. Returns a dict of figures and the warnings raised on the way."""
-    job = SegmentJob.prepare(context, obj, collection=collection, mask_dir=mask_dir, scale=scale, backend=backend,
-                             choose_gamma=choose_gamma)
-    if progress is not None:
-        def report(done, total):
-            job.done, job.total = done, total
-            progress(done, total)
-        job._progress = report
-    job.run()
-    return job.finish()
-
-
 def _apply_gamma_levels(obj, layout, gamma):
     """γ on a multi-level scene: every level re-solved by the core (each finer level within its parents), then
     gsseg_label and gsseg_code rewritten together. Needs the coarser levels' sidecars beside the finest one
@@ -358,7 +340,7 @@ def remove_orphan_caches(blend_path):
     paths removed."""
     import re
 
-    from ..core.accumulate import sidecar_run_id
+    from ..core.lift.accumulate import sidecar_run_id
 
     folder = os.path.dirname(os.path.abspath(blend_path))
     stem = os.path.splitext(os.path.basename(blend_path))[0]

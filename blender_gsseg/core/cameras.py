@@ -1,5 +1,5 @@
 """Cameras: one type, :class:`Camera` (OpenCV axes, world-to-camera), and the geometry around it (look-at rigs,
-quaternions, rigid inverses). Camera files are read and written by :mod:`.files.cameras`."""
+quaternions, rigid inverses). Camera files are read and written by :mod:`.files.camera_files`."""
 
 from __future__ import annotations
 

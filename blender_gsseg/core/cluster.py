@@ -1,7 +1,7 @@
 """Lifting on a Dask distributed cluster: the accumulation sharded over the views, one backend per worker.
 
 A lift is a sum over views, so shards need no communication but the final reduction. :class:`ClusterBackend`
-has the backends' interface (:mod:`.backends`): its ``accumulate`` splits the views into contiguous shards, each
+has the backends' interface (:mod:`.raster.backends`): its ``accumulate`` splits the views into contiguous shards, each
 worker accumulates its shards on its own backend (``inner``: 'auto', 'cpu' or 'cuda') and returns the float64
 partial sum, and the client adds the partial sums up in shard order, so the result does not depend on which
 worker ran what. Everything that accumulates through a backend therefore shards the same way: the dense form,
@@ -29,7 +29,7 @@ import os
 
 import numpy as np
 
-from .backends import get_backend
+from .raster.backends import get_backend
 from .errors import BadInputError, CancelledError, GssegError
 
 GEOMETRY = ("x", "y", "z", "opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3")
@@ -90,7 +90,7 @@ def worker_memory_budget(client, workers: int | None = None) -> int:
     """The default ``--memory-budget``, per worker: a quarter of RAM divided by the local workers, or a
     quarter of the smallest memory limit of a running cluster's workers (a quarter of this machine's RAM when
     they have none)."""
-    from .pipeline import default_memory_budget
+    from .lift.accumulate import default_memory_budget
 
     if workers:
         return default_memory_budget() // workers
@@ -241,8 +241,8 @@ class _ViewShard(collections.abc.Sequence):
     """Views ``lo`` to ``hi`` of a view sequence, pickled with only those views' cameras and map readers."""
 
     def __init__(self, views, lo, hi):
-        from .accumulate import ViewPairs
-        from .views import Picked
+        from .lift.accumulate import ViewPairs
+        from .lift.views import Picked
 
         if isinstance(views, ViewPairs):
             self.views = ViewPairs(views.cameras[lo:hi], Picked(views.index_maps, list(range(lo, hi))), views.lookup)

@@ -19,44 +19,24 @@ import warnings
 
 import numpy as np
 
-from .accumulate import (SIDECAR_SUFFIX, Accumulation, BoundedAccumulation, load_accumulation, sidecar_path,
-                         sidecar_run_id)
-from . import tune
-from .backends import get_backend
+from .lift.accumulate import (SIDECAR_SUFFIX, Accumulation, BoundedAccumulation, default_memory_budget,
+                              load_accumulation, sidecar_path, sidecar_run_id)
+from .lift.run import SegmentResult, label_counts, lift_views
+from .lift import tune
+from .raster.backends import get_backend
 from .files.labels import (CODE_PROPERTY, LABEL_COMMENT, LABEL_PROPERTY, LAYOUT_COMMENT, CodeLayout,
                            label_table_comments, read_label_table)
 from .cameras import Camera
 from .errors import BadInputError
-from .files.cameras import load_cameras
+from .files.camera_files import load_cameras
 from .files.commit import Commit, StagingFolder
 from .files.splats import read_gaussians, write_gaussians
 from .gaussians import Gaussians
-from .levels import parent_labels, solve_within_parents
-from .solver import UNSEEN, Shares, check_gamma
-from .views import Views, build_views
+from .lift.levels import parent_labels, solve_within_parents
+from .lift.solver import UNSEEN, Shares, check_gamma
+from .lift.views import Views, build_views
 
 RUN_COMMENT = "gsseg_run"
-
-
-@dataclasses.dataclass
-class SegmentResult:
-    gaussians: object  # the input scene plus the gsseg_label property and label comments
-    labels: np.ndarray  # int32 [N]
-    confidence: np.ndarray  # float32 [N]
-    accumulation: Accumulation  # the finest level's
-    report: dict
-    views: Views  # the finest level's lifting views (cameras at the working size, masks, their source)
-    coarse_accumulations: list = dataclasses.field(default_factory=list)  # levels 0..L-2, multi-level only
-    parents: list = dataclasses.field(default_factory=list)  # per level: parent id per label id (None at 0)
-    gamma_choice: tune.GammaChoice | None = None  # with gamma="auto"
-
-
-def default_memory_budget() -> int:
-    """A quarter of physical RAM, in bytes."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
-    except (ValueError, OSError, AttributeError):
-        return 4 << 30
 
 
 def segment_scene(
@@ -83,7 +63,7 @@ def segment_scene(
     ``masks_dir`` may be a list of folders, one per level, coarsest first: each finer level is lifted among the
     Gaussians of each coarser label and the levels are packed into ``gsseg_code`` (see levels.py).
     ``gamma="auto"``: γ chosen per render rule by ``folds``-fold cross-validation over the lifting views
-    (:mod:`.tune`); the labels use the subset rule's (the default one), ``result.gamma_choice`` holds both.
+    (:mod:`.lift.tune`); the labels use the subset rule's (the default one), ``result.gamma_choice`` holds both.
     """
     timings = {}
     start = time.perf_counter()
@@ -106,32 +86,20 @@ def segment_scene(
 
     start = time.perf_counter()
     backend = get_backend(backend)
-    budget = default_memory_budget() if memory_budget is None else memory_budget
-    accumulations = []
-    for level, (folder, views) in enumerate(zip(folders, level_views)):
+    cameras_name = os.fspath(camera_source) if isinstance(camera_source, (str, os.PathLike)) else "the cameras"
+    lifts = []
+    for level, views in enumerate(level_views):
         level_progress = progress if progress is None or len(folders) == 1 else (
             lambda done, total, level=level: progress(level * total + done, len(folders) * total))
-        if gamma == "auto":  # the folds, then their sum: no second pass over the views
-            fold_accumulations = tune.accumulate_folds(gaussians, views, folds, backend=backend,
-                                                       progress=level_progress, cancel=cancel, memory_budget=budget)
-            accumulation = tune.sum_folds(fold_accumulations)
-        else:
-            accumulation = views.accumulate(gaussians, backend=backend, progress=level_progress, cancel=cancel,
-                                            memory_budget=budget)
-        if not accumulation.seen_any:
-            where = os.fspath(camera_source) if isinstance(camera_source, (str, os.PathLike)) else "the cameras"
-            raise BadInputError(f"{where}: no camera sees any Gaussian of {gaussians.path or 'the scene'} (check "
-                                f"the camera file and the scene's coordinate frame)")
-        accumulations.append(accumulation)
-    timings["accumulate_s"] = time.perf_counter() - start
-
-    gamma_choice = None
-    if gamma == "auto":
-        start = time.perf_counter()
-        gamma_choice = tune.choose_gamma(gaussians, level_views[0], fold_accumulations, target=target,
-                                         backend=backend, progress=progress)
+        lifts.append(lift_views(gaussians, views, backend=backend, choose_gamma=gamma == "auto", folds=folds,
+                                target=target, memory_budget=memory_budget, cameras_name=cameras_name,
+                                progress=level_progress, cancel=cancel))
+    accumulations = [lift.accumulation for lift in lifts]
+    gamma_choice = lifts[0].gamma_choice
+    timings["accumulate_s"] = time.perf_counter() - start - lifts[0].choose_gamma_s
+    if gamma_choice is not None:
         gamma = gamma_choice.gamma["subset"]
-        timings["choose_gamma_s"] = time.perf_counter() - start
+        timings["choose_gamma_s"] = lifts[0].choose_gamma_s
 
     start = time.perf_counter()
     mask_sets = [views.masks for views in level_views]
@@ -173,13 +141,6 @@ def segment_scene(
         report["gamma_auto"] = gamma_choice.report()
     return SegmentResult(out, labels, confidence, accumulations[-1], report, views, accumulations[:-1], parents,
                          gamma_choice)
-
-
-def label_counts(labels: np.ndarray) -> dict:  # labels: [N] int32
-    """The report's ``gaussians_per_label`` ({id: count}, unseen left out) and ``unseen`` count."""
-    ids, counts = np.unique(labels, return_counts=True)
-    return {"gaussians_per_label": {str(int(i)): int(c) for i, c in zip(ids, counts) if i != UNSEEN},
-            "unseen": int(np.count_nonzero(labels == UNSEEN))}
 
 
 def _parents_between(fine, coarse):

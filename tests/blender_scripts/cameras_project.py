@@ -6,7 +6,7 @@ import numpy as np
 from bpy_extras.object_utils import world_to_camera_view
 from mathutils import Vector
 
-from blender_gsseg.blender import cameras as camera_io
+from blender_gsseg.blender import camera_objects as camera_io
 from child import ARGS, RESULT
 
 scene = bpy.context.scene

@@ -5,8 +5,8 @@ import bpy
 import numpy as np
 
 from blender_gsseg.blender import attributes
-from blender_gsseg.core.accumulate import load_accumulation
-from blender_gsseg.core.solver import Shares
+from blender_gsseg.core.lift.accumulate import load_accumulation
+from blender_gsseg.core.lift.solver import Shares
 from child import ARGS, RESULT
 
 assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"]) == {"FINISHED"}

@@ -60,7 +60,7 @@ RESULT["labels2"] = int_attr(splat, "gsseg_label").tolist()
 # the file again removes it (and never a sidecar bound to a PLY)
 import dataclasses
 
-from blender_gsseg.core.accumulate import Accumulation
+from blender_gsseg.core.lift.accumulate import Accumulation
 
 first = os.path.dirname(blend)
 bound = os.path.join(first, "scene.cli-0123abcd.gsseg.npz")

@@ -8,7 +8,7 @@ import bpy
 
 from blender_gsseg.blender import attributes
 from blender_gsseg.blender import proxies
-from blender_gsseg.blender.cameras import cameras_in_collection
+from blender_gsseg.blender.camera_objects import cameras_in_collection
 from child import ARGS, RESULT
 
 settings = bpy.context.scene.gsseg

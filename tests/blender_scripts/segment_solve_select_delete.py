@@ -9,11 +9,11 @@ import numpy as np
 
 from blender_gsseg.blender import labels as label_list
 from blender_gsseg.blender import segment
-from blender_gsseg.core.accumulate import accumulate_weights
-from blender_gsseg.core.files.cameras import load_cameras
+from blender_gsseg.core.lift.accumulate import accumulate_weights
+from blender_gsseg.core.files.camera_files import load_cameras
 from blender_gsseg.core.files.splats import read_gaussians
 from blender_gsseg.core.files.masks import label_index_maps, load_masks
-from blender_gsseg.core.solver import Shares
+from blender_gsseg.core.lift.solver import Shares
 from child import ARGS, RESULT
 
 def labels_of(mesh):

@@ -5,7 +5,7 @@ import bpy
 import numpy as np
 
 from child import ARGS, RESULT
-from blender_gsseg.blender import cameras as camera_io
+from blender_gsseg.blender import camera_objects as camera_io
 from blender_gsseg.blender.panels import next_step
 
 scene = bpy.context.scene

@@ -34,7 +34,7 @@ from PIL import Image
 
 from ..cameras import Camera
 from ..errors import BadInputError
-from .lazy import ReadOnUse
+from ..read_on_use import ReadOnUse
 
 MASK_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 # Extensions stripped from camera image names before matching (an image name may be of any image type, and

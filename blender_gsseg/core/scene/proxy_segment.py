@@ -24,7 +24,7 @@ import dataclasses
 
 import numpy as np
 
-from .gaussians import Gaussians
+from ..gaussians import Gaussians
 from .proxy_geometry import points_inside
 
 DEEP = 0.75  # a seed lies inside its proxy shrunk by this factor about the proxy's centre (if it holds any)
@@ -59,7 +59,7 @@ class Proxy:
 
 def footprint_points(gaussians: Gaussians, sigmas: float = FOOTPRINT_SIGMAS) -> np.ndarray:  # [7, N, 3]
     """Each Gaussian's centre and the six ends of its axes at ``sigmas`` standard deviations."""
-    from .cameras import quaternions_to_rotations
+    from ..cameras import quaternions_to_rotations
 
     means = gaussians.means.astype(np.float64)
     axes = quaternions_to_rotations(gaussians.rotations) * gaussians.scales[:, None, :].astype(np.float64)
@@ -145,7 +145,7 @@ def proxy_labels(
     cancel: collections.abc.Callable[[], bool] | None = None,  # True: stop (raises CancelledError)
 ) -> np.ndarray:  # [N] int32: a proxy's label or 0
     """Each Gaussian's instance from the proxies (see the module docstring)."""
-    from .errors import CancelledError
+    from ..errors import CancelledError
 
     steps = len(proxies) + 1 + iterations
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .cameras import Camera, look_at
-from .gaussians import Gaussians
+from ..cameras import Camera, look_at
+from ..gaussians import Gaussians
 
 GOLDEN_ANGLE = np.pi * (3.0 - np.sqrt(5.0))
 FRAME_MARGIN = 1.15  # the bounding sphere fills 1 / 1.15 of the narrower field of view

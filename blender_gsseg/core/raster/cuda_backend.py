@@ -1,4 +1,4 @@
-"""CUDA backend: the accumulator and two renders as CuPy RawKernels (cuda/gsseg_kernels.cu).
+"""CUDA backend: the accumulator and two renders as CuPy RawKernels (blender_gsseg/cuda/gsseg_kernels.cu).
 
 The kernels follow :mod:`.projection` and :mod:`.rasterize` operation by operation, in float32, compiled with
 ``--fmad=false`` so that no multiply-add is fused where numpy rounds twice; the CPU backend is the reference and
@@ -25,7 +25,7 @@ import weakref
 import numpy as np
 
 from . import projection
-from .errors import CancelledError, CudaUnavailableError, GssegError
+from ..errors import CancelledError, CudaUnavailableError, GssegError
 
 KERNEL_FILE = "gsseg_kernels.cu"
 KERNEL_NAMES = (
@@ -57,14 +57,12 @@ def cuda_device_count():
 
 
 def kernel_source_path():
-    """The kernel source: ``<package>/cuda/`` first (installed layout), then ``<repo root>/cuda/``."""
-    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    candidates = [os.path.join(package, "cuda", KERNEL_FILE),
-                  os.path.join(os.path.dirname(package), "cuda", KERNEL_FILE)]
-    for path in candidates:
-        if os.path.isfile(path):
-            return path
-    raise CudaUnavailableError(f"CUDA kernel source {KERNEL_FILE} not found (looked in {', '.join(candidates)})")
+    """The kernel source, shipped inside the package (``blender_gsseg/cuda/``) in every layout."""
+    package = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    path = os.path.join(package, "cuda", KERNEL_FILE)
+    if not os.path.isfile(path):
+        raise CudaUnavailableError(f"CUDA kernel source {KERNEL_FILE} not found (looked in {path})")
+    return path
 
 
 def _float_literal(value):

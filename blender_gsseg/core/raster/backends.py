@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import projection
-from .errors import BadInputError, CancelledError, CudaUnavailableError
+from ..errors import BadInputError, CancelledError, CudaUnavailableError
 from .rasterize import DEFAULT_CHUNK_ENTRIES, group_weights, iter_contributions, render_sums, sorted_tile_pairs
 
 if TYPE_CHECKING:
-    from .cameras import Camera
+    from ..cameras import Camera
     from .cuda_backend import CudaBackend
-    from .gaussians import Gaussians
+    from ..gaussians import Gaussians
 
 
 class CpuBackend:

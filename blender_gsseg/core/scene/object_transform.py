@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import BadInputError
+from ..errors import BadInputError
 
 if TYPE_CHECKING:
-    from .gaussians import Gaussians
+    from ..gaussians import Gaussians
 
 SH_C1 = 0.4886025119029199
 SH_C2 = (1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792, 0.5462742152960396)

@@ -28,7 +28,7 @@ from ..errors import BadInputError
 from .camera_checks import read_json
 from .colmap import colmap_files, load_colmap
 from .inria_cameras import load_cameras_json
-from .transforms import load_transforms_json
+from .nerf_transforms import load_transforms_json
 
 
 def load_cameras(path: str | os.PathLike) -> list[Camera]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .gaussians import SH_C0, Gaussians
+from ..gaussians import SH_C0, Gaussians
 
 SH_C1 = 0.4886025119029199
 SH_C2 = (1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792, 0.5462742152960396)

@@ -25,7 +25,7 @@ the photometric render shows, it does not uncover what it hides.
 The labels are the argmax of the fitted distributions (Gaussians no view saw stay −1); the segmentation opacity
 is stored as the property ``gsseg_seg_opacity`` (a logit, as ``opacity`` is), the photometric ``opacity`` is
 never changed, and ``render-masks`` renders with the segmentation opacity when the property is there. The
-penalty λ and the step count are chosen by the cross-validation of :mod:`.tune` (fit on the other folds,
+penalty λ and the step count are chosen by the cross-validation of :mod:`..lift.tune` (fit on the other folds,
 hard masks of the held fold rendered with the fitted opacity and scored); the lists are held once per view.
 """
 
@@ -37,19 +37,19 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import projection
-from .accumulate import Accumulation, accumulate_weights
-from .errors import BadInputError
-from .files.masks import resize_nearest
-from .metrics import add_counts, confusion_counts, metrics_from_counts
-from .rasterize import iter_contributions
-from .render import RENDER_MODES, render_labels
-from .files.masks import IndexMaps
-from .tune import DEFAULT_FOLDS, fold_indices
+from ..raster import projection
+from ..lift.accumulate import Accumulation, accumulate_weights
+from ..errors import BadInputError
+from ..files.masks import resize_nearest
+from ..metrics import add_counts, confusion_counts, metrics_from_counts
+from ..raster.rasterize import iter_contributions
+from ..raster.render import RENDER_MODES, render_labels
+from ..files.masks import IndexMaps
+from ..lift.tune import DEFAULT_FOLDS, fold_indices
 
 if TYPE_CHECKING:
-    from .cameras import Camera
-    from .gaussians import Gaussians
+    from ..cameras import Camera
+    from ..gaussians import Gaussians
 
 SEG_OPACITY_PROPERTY = "gsseg_seg_opacity"  # float logit per Gaussian, the segmentation opacity
 PENALTIES = (0.1, 1.0)  # λ candidates

@@ -14,8 +14,8 @@ import functools
 
 import numpy as np
 
-from .errors import BadInputError
-from .files.labels import UNSEEN  # -1, the files' convention too
+from ..errors import BadInputError
+from ..files.labels import UNSEEN  # -1, the files' convention too
 
 
 # In the bounded form only the 16 best non-background labels are kept; a share above 1/17 is always among

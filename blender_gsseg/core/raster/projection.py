@@ -10,7 +10,7 @@ import dataclasses
 
 import numpy as np
 
-from .cameras import Camera
+from ..cameras import Camera
 
 # ----- the INRIA rasterizer's constants, in one place
 TILE_SIZE = 16  # BLOCK_X = BLOCK_Y

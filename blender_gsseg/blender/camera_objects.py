@@ -18,7 +18,7 @@ import numpy as np
 from mathutils import Matrix, Vector
 
 from ..core.cameras import Camera
-from ..core.files.cameras import load_cameras
+from ..core.files.camera_files import load_cameras
 
 SENSOR_WIDTH = 36.0
 AXES_FLIP = np.diag([1.0, -1.0, -1.0, 1.0])  # OpenCV camera axes <-> Blender camera axes (self-inverse)
@@ -182,7 +182,7 @@ def add_view_cameras(context, gaussians, proxies=(), count=24, elevations=(10.0,
     """A rig of cameras (core.view_rig) around the ``proxies`` or the whole splat (``gaussians``, in world
     space), kept in front of its opaque Gaussians, at the scene's render size; in a new collection, chosen for
     segmentation. Returns (collection, cameras)."""
-    from ..core.view_rig import view_rig
+    from ..core.scene.view_rig import view_rig
 
     render = context.scene.render
     scale = render.resolution_percentage / 100.0

@@ -1,7 +1,7 @@
 """γ chosen by cross-validation over the lifting views (``segment --gamma auto``).
 
 The closed form is the exact optimum of the L1 error of the *soft* rendered masks at a given background bias
-γ; what a user sees is a *hard* mask (the subset or argmax rule, :mod:`.render`) at other views, and γ = 0 is
+γ; what a user sees is a *hard* mask (the subset or argmax rule, :mod:`..raster.render`) at other views, and γ = 0 is
 rarely its best bias. Here the lifting views are split into ``k`` folds (view j in fold j mod k); each fold is
 accumulated once (A is a sum over views, so the full accumulation is the sum of the folds'); for each fold the
 Gaussians are solved from the *other* folds at every γ of a grid, hard masks are rendered at the fold's own
@@ -16,12 +16,12 @@ import dataclasses
 import numpy as np
 
 from .accumulate import Accumulation
-from .backends import CpuBackend, get_backend
-from .errors import BadInputError
-from .files.masks import resize_nearest
-from .metrics import add_counts, confusion_counts, metrics_from_counts
-from .rasterize import iter_contributions
-from .render import RENDER_MODES, label_argmax, render_label_weights, render_labels
+from ..raster.backends import CpuBackend, get_backend
+from ..errors import BadInputError
+from ..files.masks import resize_nearest
+from ..metrics import add_counts, confusion_counts, metrics_from_counts
+from ..raster.rasterize import iter_contributions
+from ..raster.render import RENDER_MODES, label_argmax, render_label_weights, render_labels
 from .solver import Shares
 
 GAMMA_GRID = (-0.6, -0.45, -0.3, -0.15, 0.0, 0.15, 0.3, 0.45, 0.6)

@@ -44,22 +44,23 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import projection
-from .accumulate import Accumulation, BoundedAccumulation, accumulate_weights
-from .backends import CpuBackend
-from .errors import BadInputError
-from .files.lazy import ReadOnUse
-from .files.masks import IndexMaps
-from .pipeline import LABEL_PROPERTY, SegmentResult, label_counts
-from .render import render_label_weights
+from ..raster import projection
+from ..lift.accumulate import Accumulation, BoundedAccumulation, accumulate_weights
+from ..raster.backends import CpuBackend
+from ..errors import BadInputError
+from ..read_on_use import ReadOnUse
+from ..files.masks import IndexMaps
+from ..files.labels import LABEL_PROPERTY
+from ..lift.run import SegmentResult, label_counts
+from ..raster.render import render_label_weights
 from .seg_opacity import SEG_OPACITY_PROPERTY, refine_opacity, with_seg_opacity
-from .solver import UNSEEN, Shares
-from .tune import DEFAULT_FOLDS
+from ..lift.solver import UNSEEN, Shares
+from ..lift.tune import DEFAULT_FOLDS
 
 if TYPE_CHECKING:
-    from .cameras import Camera
-    from .cuda_backend import CudaBackend
-    from .gaussians import Gaussians
+    from ..cameras import Camera
+    from ..raster.cuda_backend import CudaBackend
+    from ..gaussians import Gaussians
 
 REFINEMENTS = ("missing", "opacity", "hidden", "seams")
 DEFAULT_SEAM_MARGIN = 0.2
@@ -74,7 +75,7 @@ def candidate_shares(
     ids: np.ndarray,  # [n] int, Gaussian ids
 ) -> tuple[np.ndarray, np.ndarray]:  # labels [K, n] int64, values [K, n] float32
     """(labels [K, n], values [K, n]) of the Gaussians ``ids``: background first, then the foreground rows of
-    :class:`~blender_gsseg.core.solver.Shares` (dense or bounded form); unused slots have label -1."""
+    :class:`~blender_gsseg.core.lift.solver.Shares` (dense or bounded form); unused slots have label -1."""
     background = shares.background[ids][None]
     foreground = shares.foreground[:, ids]
     if getattr(shares, "foreground_labels", None) is not None:
@@ -380,7 +381,7 @@ def refine_segment_result(
     margin: float = DEFAULT_SEAM_MARGIN,
     progress: collections.abc.Callable[[int, int], None] | None = None,  # (views done, views)
 ) -> SegmentResult:
-    """Refine a :class:`~blender_gsseg.core.pipeline.SegmentResult` in place, over the lifting views it carries
+    """Refine a :class:`~blender_gsseg.core.lift.run.SegmentResult` in place, over the lifting views it carries
     (``result.views``) at its gamma and target: its ``labels``, the ``gsseg_label`` property of its
     ``gaussians``, its ``accumulation`` (after ``missing``) and ``report``. ``relabel`` later re-solves the
     exact labels from the stored accumulation: ``seams`` is not kept by a relabel. Returns the result."""

@@ -26,9 +26,9 @@ from .rasterize import group_weights
 from .sh import view_colours
 
 if TYPE_CHECKING:
-    from .cameras import Camera
+    from ..cameras import Camera
     from .cuda_backend import CudaBackend
-    from .gaussians import Gaussians
+    from ..gaussians import Gaussians
     from .projection import Projected
 
 MASK_ALPHA_THRESHOLD = 0.5  # a label covers a pixel where its Gaussians alone reach this accumulated alpha

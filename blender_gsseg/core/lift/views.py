@@ -16,11 +16,11 @@ import os
 import numpy as np
 
 from .accumulate import accumulate_weights
-from .cameras import Camera
-from .errors import BadInputError
-from .files.cameras import load_cameras
-from .files.lazy import ReadOnUse
-from .files.masks import MaskSet, label_index_maps, load_masks, resize_nearest
+from ..cameras import Camera
+from ..errors import BadInputError
+from ..files.camera_files import load_cameras
+from ..read_on_use import ReadOnUse
+from ..files.masks import MaskSet, label_index_maps, load_masks, resize_nearest
 
 
 @dataclasses.dataclass
@@ -116,7 +116,7 @@ def build_views(cameras, masks, *, scale: float = 1.0, every: int = 1, ignore_la
                 binary_threshold: int | None = None) -> Views:
     """The views of ``cameras`` (a camera file or folder, or a list of :class:`Camera`) with ``masks``.
 
-    ``masks`` is a mask folder (matched to the cameras by image name, decoded as :mod:`.masks` says), or a list
+    ``masks`` is a mask folder (matched to the cameras by image name, decoded as :mod:`..files.masks` says), or a list
     of label maps made in memory, one int32 [H, W] per camera at its own or at the working resolution (ids,
     0 background, -1 ignored), e.g. rendered from Blender proxy objects. ``binary_threshold``: read grey masks as binary
     (grey level >= threshold is foreground), e.g. anti-aliased ones. Raises :class:`BadInputError` when the

@@ -167,7 +167,7 @@ def iter_contributions(
     kernel's exact per-pixel test runs inside, so the result is that of testing every pixel of the tile.
 
     ``with_falloff``: each chunk also carries G_i(p) = exp(power), the Gaussian's value before its opacity
-    (alpha = min(0.99, opacity * G)), for renders that change the opacity (:mod:`.seg_opacity`).
+    (alpha = min(0.99, opacity * G)), for renders that change the opacity (:mod:`..refine.seg_opacity`).
     """
     width, height = projected.width, projected.height
     grid_x, grid_y = projected.tile_grid

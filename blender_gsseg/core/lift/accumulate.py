@@ -1,7 +1,7 @@
 """Accumulation of per-label weights A[e, i] = sum over views and pixels with label e of alpha_i * T_i, in the
 dense form (:class:`Accumulation`) or the bounded one for many labels (:class:`BoundedAccumulation`), and the
 sidecar file (.gsseg.npz) that keeps it beside a labelled scene. The passes over the views run on a backend
-(:mod:`.backends`).
+(:mod:`..raster.backends`).
 """
 
 from __future__ import annotations
@@ -14,16 +14,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .backends import get_backend
-from .errors import BadInputError, MemoryBudgetError
-from .files.commit import output_path
-from .files.lazy import ReadOnUse
-from .rasterize import DEFAULT_CHUNK_ENTRIES
+from ..raster.backends import get_backend
+from ..errors import BadInputError, MemoryBudgetError
+from ..files.commit import output_path
+from ..read_on_use import ReadOnUse
+from ..raster.rasterize import DEFAULT_CHUNK_ENTRIES
 from .solver import Shares
 
 if TYPE_CHECKING:
-    from .cameras import Camera
-    from .gaussians import Gaussians
+    from ..cameras import Camera
+    from ..gaussians import Gaussians
 
 SIDECAR_SUFFIX = ".gsseg.npz"
 DENSE_FORMAT_VERSION = 1  # read only: dense weights
@@ -252,11 +252,19 @@ def sidecar_path(ply_path: str | os.PathLike) -> str:
     return base + SIDECAR_SUFFIX
 
 
+def default_memory_budget() -> int:
+    """A quarter of physical RAM, in bytes."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+    except (ValueError, OSError, AttributeError):
+        return 4 << 30
+
+
 def estimate_memory(n_gaussians, n_labels, max_view_pixels, chunk_entries=DEFAULT_CHUNK_ENTRIES):
     """Bytes the CPU accumulation needs at its peak: A in float64 while summing (one slab per thread group on
     the numba path, a running sum plus one view's bincount on the numpy path), the float32 result, per-Gaussian
     projection state, per-view contribution lists and the chunk temporaries."""
-    from . import cpu_kernels
+    from ..raster import cpu_kernels
 
     slabs = max(2, cpu_kernels.group_count()) if cpu_kernels.available() else 2
     weights = n_gaussians * n_labels * (8 * slabs + 8 + 4)
