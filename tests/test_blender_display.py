@@ -1,5 +1,5 @@
 """The splat display against the rasterizer: EEVEE renders of the installed extension at held-out cameras of the
-demo, and of an SH degree 3 scene, compared with core.render.render_colour at the same cameras (the splat's real
+demo, and of an SH degree 3 scene, compared with core.raster.render.render_colour at the same cameras (the splat's real
 look). Same resolution, view transform "Standard", the same plain background in both."""
 
 import importlib.util

@@ -1,4 +1,4 @@
-"""Points inside a proxy mesh (core.proxy_geometry) against shapes whose inside is known in closed form."""
+"""Points inside a proxy mesh (core.scene.proxy_geometry) against shapes whose inside is known in closed form."""
 
 import numpy as np
 

@@ -1,4 +1,4 @@
-"""Labels from proxies alone (core.proxy_segment): the neighbour search against brute force, and the rules on a
+"""Labels from proxies alone (core.scene.proxy_segment): the neighbour search against brute force, and the rules on a
 scene built for them (overlapping boxes, a floor inside a box, a halo, a floater)."""
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""View cameras for a splat without its own (core.view_rig): every view frames the target, the views cover the
+"""View cameras for a splat without its own (core.scene.view_rig): every view frames the target, the views cover the
 band of elevations evenly, and in a room they stay inside the walls."""
 
 import numpy as np

@@ -179,7 +179,7 @@ def view_target(splat_gaussians, proxies):
 
 
 def add_view_cameras(context, gaussians, proxies=(), count=24, elevations=(10.0, 55.0), fov_x=60.0):
-    """A rig of cameras (core.view_rig) around the ``proxies`` or the whole splat (``gaussians``, in world
+    """A rig of cameras (core.scene.view_rig) around the ``proxies`` or the whole splat (``gaussians``, in world
     space), kept in front of its opaque Gaussians, at the scene's render size; in a new collection, chosen for
     segmentation. Returns (collection, cameras)."""
     from ..core.scene.view_rig import view_rig

@@ -352,7 +352,7 @@ def export_splat(obj, path, *, selected_only=False, include_label=False, apply_t
 
     The instance list's names and colours become the gsseg_label header comments (when gsseg_label is
     written). With ``apply_transform`` a non-identity object transform is baked in by the core
-    (:func:`~..core.transform.transform_gaussians`: positions, rotations, scales, normals and SH); a transform
+    (:func:`~..core.scene.object_transform.transform_gaussians`: positions, rotations, scales, normals and SH); a transform
     a Gaussian cannot represent (non-uniform or negative scale, shear) is refused before anything is written.
     ``header``: a function that returns the Gaussians with the header comments to write (the instance list's
     names and colours: :func:`.labels.with_label_comments`)."""

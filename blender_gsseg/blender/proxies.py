@@ -252,7 +252,7 @@ class ProxyMaskJob:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Segmentation from proxies alone (no cameras, no masks): core.proxy_segment
+# Segmentation from proxies alone (no cameras, no masks): core.scene.proxy_segment
 
 def proxy_colour(obj):
     """sRGB colour an instance takes from its proxy: its material's viewport colour, else the object's colour

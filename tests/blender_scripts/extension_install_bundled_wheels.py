@@ -44,14 +44,14 @@ RESULT["spz_count"] = len(ext.core.files.splats.read_gaussians(ARGS["out"][:-len
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
 RESULT["numba"] = numba.__file__
-RESULT["plan"] = ext.core.backends.planned_backend("cpu")
-backend = ext.core.backends.CpuBackend()
+RESULT["plan"] = ext.core.raster.backends.planned_backend("cpu")
+backend = ext.core.raster.backends.CpuBackend()
 RESULT["flavour"] = backend.flavour
 gaussians = ext.blender.io_splat.gaussians_from_object(obj)
 camera = ext.core.cameras.ring_cameras(1, width=64, height=48)[0]
 weights = backend.accumulate(gaussians, [(camera, np.zeros((48, 64), np.int32))], 1)
 RESULT["compiled_weights"] = weights[0].tolist()
-RESULT["numpy_weights"] = ext.core.backends.CpuBackend(use_numba=False).accumulate(
+RESULT["numpy_weights"] = ext.core.raster.backends.CpuBackend(use_numba=False).accumulate(
     gaussians, [(camera, np.zeros((48, 64), np.int32))], 1)[0].tolist()
 # preferences: the default backend, and CuPy's install folder in the extension's user folder
 prefs = bpy.context.preferences.addons["bl_ext.user_default.gsseg"].preferences
