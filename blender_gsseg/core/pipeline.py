@@ -19,7 +19,7 @@ import numpy as np
 from .lift.accumulate import Accumulation, BoundedAccumulation
 from .lift.run import SegmentResult, label_counts, lift_views
 from .lift import tune
-from .raster.backends import get_backend
+from .raster.backends import BackendOrName, get_backend
 from .files.labels import (CODE_PROPERTY, GAMMA_COMMENT, LABEL_COMMENT, LABEL_PROPERTY, LAYOUT_COMMENT, CodeLayout,
                            gamma_comment, label_table_comments, read_label_table)
 from .cameras import Camera
@@ -43,7 +43,7 @@ def segment_scene(
     target: int | None = None,  # binary mode: this label against all the others
     scale: float = 1.0,  # working resolution / camera resolution
     every: int = 1,  # every K-th camera in image-name order
-    backend="auto",  # "auto", "cpu", "cuda" or a backend object
+    backend: BackendOrName = "auto",
     memory_budget: int | None = None,  # bytes; default a quarter of RAM
     ignore_label: int | str | None = None,  # a mask value (or '#rrggbb') that counts for nothing
     binary_threshold: int | None = None,  # read grey masks as binary at this level

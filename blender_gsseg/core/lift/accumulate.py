@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..raster.backends import get_backend
+from ..raster.backends import BackendOrName, get_backend
 from ..errors import MemoryBudgetError
 from ..read_on_use import ReadOnUse
 from ..raster.rasterize import DEFAULT_CHUNK_ENTRIES
@@ -146,7 +146,7 @@ def accumulate_weights(
     index_maps: collections.abc.Sequence[np.ndarray],  # [V] of int [H, W]: indices into label_ids, -1 ignored
     label_ids: np.ndarray,  # [L] int32, ascending
     *,
-    backend="auto",  # "auto", "cpu", "cuda" or a backend object
+    backend: BackendOrName = "auto",
     progress: collections.abc.Callable[[int, int], None] | None = None,
     cancel: collections.abc.Callable[[], bool] | None = None,
     memory_budget: int | None = None,  # bytes

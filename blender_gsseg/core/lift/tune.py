@@ -16,7 +16,7 @@ import dataclasses
 import numpy as np
 
 from .accumulate import Accumulation
-from ..raster.backends import CpuBackend, get_backend
+from ..raster.backends import BackendOrName, CpuBackend, get_backend
 from ..errors import BadInputError
 from ..files.masks import resize_nearest
 from ..metrics import add_counts, confusion_counts, metrics_from_counts
@@ -69,8 +69,8 @@ def sum_folds(accumulations: list[Accumulation]) -> Accumulation:
 
 
 def choose_gamma(gaussians, views, fold_accumulations: list[Accumulation], *, rules=RENDER_MODES,
-                 grid=GAMMA_GRID, target: int | None = None, scale: float = CV_SCALE, backend=None,
-                 progress=None) -> GammaChoice:
+                 grid=GAMMA_GRID, target: int | None = None, scale: float = CV_SCALE,
+                 backend: BackendOrName = None, progress=None) -> GammaChoice:
     """Cross-validate γ over ``grid`` for each rule of ``rules`` (see the module docstring); the hard masks are
     rendered and scored at ``scale`` times the lifting views' size (they are compared pixel by pixel: half the
     size scores the same boundaries at a quarter of the cost)."""
