@@ -155,9 +155,9 @@ def cmd_segment(args):
 
 
 def _segment(args, backend, memory_budget):
-    from .core.lift.accumulate import sidecar_path
     from .core.files.commit import Commit
-    from .core.pipeline import level_sidecars, segment_scene, sidecar_paths_of, write_labeled
+    from .core.lift.sidecar import level_sidecars, sidecar_path, sidecar_paths_of
+    from .core.pipeline import segment_scene, write_labeled
 
     masks = args.masks[0] if len(args.masks) == 1 else args.masks
     inputs = [args.scene, args.cameras, *args.masks, *sidecar_paths_of(args.scene)]
@@ -206,7 +206,7 @@ def _gamma(text):
 
 def _resolve_gamma(gamma, gaussians, path, rule="subset"):
     """A number as it is; 'auto': the γ ``segment --gamma auto`` chose for ``rule`` (its PLY comment)."""
-    from .core.lift.tune import read_gamma_comment
+    from .core.files.labels import read_gamma_comment
 
     if gamma != "auto":
         return gamma
@@ -229,7 +229,8 @@ def cmd_relabel(args):
 
     from .core.files.commit import Commit, output_path
     from .core.files.splats import write_gaussians
-    from .core.pipeline import read_labeled, relabel_scene, sidecar_paths, sidecar_paths_of
+    from .core.lift.sidecar import sidecar_paths, sidecar_paths_of
+    from .core.pipeline import read_labeled, relabel_scene
 
     output = args.output or args.scene
     _output_checks(output)
@@ -292,10 +293,11 @@ def cmd_render_masks(args):
     from .core.cluster import map_in_order
     from .core.files.camera_files import load_cameras
     from .core.files.commit import Commit
-    from .core.pipeline import level_labels_of, load_shares, read_labeled
+    from .core.lift.sidecar import load_shares
+    from .core.pipeline import level_labels_of, read_labeled
     from .core.raster.render import render_view
     from .core.refine.seg_opacity import with_seg_opacity
-    from .core.lift.tune import read_gamma_comment
+    from .core.files.labels import read_gamma_comment
     from .core.lift.views import working_sizes
 
     local = args.workers is None and args.cluster is None
@@ -342,7 +344,8 @@ def cmd_render_masks(args):
 def _select(args, keep):
     from .core.files.commit import Commit
     from .core.files.splats import output_format, write_splat_file
-    from .core.pipeline import load_shares, read_labeled, selection, sidecar_paths_of
+    from .core.lift.sidecar import load_shares, sidecar_paths_of
+    from .core.pipeline import read_labeled, selection
 
     output_format(args.output)  # any format gsseg writes, from the name
     commit = Commit([args.scene, *sidecar_paths_of(args.scene)])

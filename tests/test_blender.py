@@ -167,9 +167,11 @@ def test_import_export_round_trip_is_bit_exact(tmp_path):
     source = tmp_path / "scene.ply"
     vertex = handmade_ply(source)
     from blender_gsseg.core.lift.accumulate import Accumulation
+    from blender_gsseg.core.lift.sidecar import save_accumulation
 
     n = len(vertex)  # a sidecar beside the file (written before run ids, as the file) is remembered
-    Accumulation(np.array([0, 1], np.int32), np.ones((2, n), np.float32)).save(tmp_path / "scene.gsseg.npz")
+    save_accumulation(tmp_path / "scene.gsseg.npz",
+                      Accumulation(np.array([0, 1], np.int32), np.ones((2, n), np.float32)))
     result = run_bpy("import_export_round_trip.py", home=tmp_path / "home", args={
         "ply": str(source), "out": str(tmp_path / "out.ply"), "out_selected": str(tmp_path / "selected.ply"),
         "out_moved": str(tmp_path / "moved.ply"), "sidecar": str(tmp_path / "scene.gsseg.npz")})
@@ -219,7 +221,7 @@ def test_gamma_slider_starts_at_the_chosen_gamma(tmp_path):
     from blender_harness import labeled_scene
 
     from blender_gsseg.cli import main
-    from blender_gsseg.core.lift.tune import read_gamma_comment
+    from blender_gsseg.core.files.labels import read_gamma_comment
 
     scene = labeled_scene(tmp_path / "s")
     out = tmp_path / "auto.ply"

@@ -116,7 +116,7 @@ def test_segment_from_proxies_without_cameras(tmp_path):
 
 def test_gamma_survives_blender_edits_and_saving(tmp_path):
     from blender_harness import labeled_scene
-    from blender_gsseg.core.lift.accumulate import Accumulation
+    from blender_gsseg.core.lift.sidecar import load_accumulation
     from blender_gsseg.core.lift.solver import Shares
 
     paths = labeled_scene(tmp_path / "scene")
@@ -128,7 +128,7 @@ def test_gamma_survives_blender_edits_and_saving(tmp_path):
     deleted = np.arange(n)[::3]
     kept = np.setdiff1d(np.arange(n), deleted)
     assert sorted(set(index.tolist())) == kept.tolist() and len(index) == len(kept) + 10  # ten duplicated
-    accumulation = Accumulation.load(result["cache"]).subset(index)
+    accumulation = load_accumulation(result["cache"]).subset(index)
     for gamma, key in ((0.3, "labels"), (-0.4, "labels2")):
         expected, _ = Shares.from_accumulation(accumulation).solve(gamma)
         assert (np.asarray(result[key]) == expected).all(), key

@@ -53,7 +53,7 @@ def test_editing_operators_and_exact_undo(release, scene, tmp_path):
     attributes (bit for bit), custom properties, cache path, instance list, objects."""
     import shutil
 
-    from blender_gsseg.core.lift.accumulate import load_accumulation, sidecar_path
+    from blender_gsseg.core.lift.sidecar import load_accumulation, save_accumulation, sidecar_path
 
     # A copy of the scene where a few points of instance 2 share 40 % of their weight with instance 1: at
     # gamma -0.4 they stay in 2 but are members of 1 (0.4 > (1 - 0.4) / 2), the halo 'with halo' removes.
@@ -68,7 +68,7 @@ def test_editing_operators_and_exact_undo(release, scene, tmp_path):
     ids = accumulation.label_ids.tolist()
     weights[ids.index(1), shared] = 0.4 * total
     weights[ids.index(2), shared] = 0.6 * total
-    accumulation.save(sidecar_path(ply))
+    save_accumulation(sidecar_path(ply), accumulation)
     result = run_bpy("editing_operators_exact_undo.py", home=tmp_path / "home",
                      args={"ply": str(ply), "raw": scene["scene.ply"]}, blender=release)
     assert result["steps"] == 13

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from blender_gsseg.core.lift.accumulate import (BoundedAccumulation, TOP_K, accumulate_weights, estimate_bounded_memory,
-                                           estimate_memory, load_accumulation)
+                                           estimate_memory)
+from blender_gsseg.core.lift.sidecar import load_accumulation, save_accumulation
 from blender_gsseg.core.raster.backends import CpuBackend
 from blender_gsseg.core.errors import BadInputError, MemoryBudgetError
 from blender_gsseg.core.lift.solver import Shares
@@ -52,7 +53,7 @@ def test_bounded_sidecar_round_trip(tmp_path):
     maps = label_maps([camera], 50, 3)
     bounded = accumulate_weights(scene, [camera], maps, np.arange(50), backend=CpuBackend(use_numba=False),
                                  mode="bounded")
-    bounded.save(tmp_path / "s.gsseg.npz")
+    save_accumulation(tmp_path / "s.gsseg.npz", bounded)
     with np.load(tmp_path / "s.gsseg.npz") as data:
         assert int(data["format_version"]) == 3 and str(data["form"]) == "bounded"
         assert sorted(data.files) == sorted(["format_version", "run_id", "kind", "form", "n_gaussians", "label_ids",

@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from blender_gsseg.cli import main
-from blender_gsseg.core.lift.accumulate import Accumulation, sidecar_path
+from blender_gsseg.core.lift.accumulate import Accumulation
+from blender_gsseg.core.lift.sidecar import load_accumulation, save_accumulation, sidecar_path
 from blender_gsseg.core.files.commit import MANIFEST_NAME
 from blender_gsseg.core.files.inria_cameras import write_cameras_json
 from blender_gsseg.core.files.splats import read_gaussians, write_gaussians
@@ -55,7 +56,7 @@ def test_segment_render_eval_round_trip(workspace, capsys):
     assert np.mean(labels[seen] == scene.labels[seen]) > 0.9
     assert any(c.startswith("gsseg_label 1 name=") for c in labeled.comments)
 
-    accumulation = Accumulation.load(sidecar_path(out), len(labeled))
+    accumulation = load_accumulation(sidecar_path(out), len(labeled))
     assert accumulation.label_ids.tolist() == [0, 1, 2, 3]
     report = json.loads((root / "report.json").read_text())
     assert report["unseen"] == int((~seen).sum())
@@ -77,7 +78,7 @@ def test_relabel_remove_extract_split(workspace, capsys):
                "-o", out, "--backend", "cpu") == 0
     labeled = read_gaussians(out)
     labels = labeled.vertex["gsseg_label"].copy()
-    shares_total = Accumulation.load(sidecar_path(out)).weights
+    shares_total = load_accumulation(sidecar_path(out)).weights
     shares = shares_total / np.maximum(shares_total.sum(0), 1e-30)
 
     assert run("relabel", out, "--gamma", "0.5", "-o", root / "relabeled.ply") == 0
@@ -154,7 +155,7 @@ def test_bad_inputs_exit_2_and_write_nothing(workspace, tmp_path, capsys):
     assert run("segment", root / "scene.ply", *common[:4], "-o", tmp_path / "ok.ply", "--backend", "cpu") == 0
     capsys.readouterr()
     other = Accumulation(np.array([0, 1], np.int32), np.zeros((2, 5), np.float32))
-    other.save(sidecar_path(tmp_path / "ok.ply"))
+    save_accumulation(sidecar_path(tmp_path / "ok.ply"), other)
     _assert_failed_cleanly(run("relabel", tmp_path / "ok.ply", "--gamma", "0.1", "-o", tmp_path / "out.ply"),
                            capsys, tmp_path, phrase="5 Gaussians")
     # a label list on a file without labels

@@ -16,7 +16,7 @@ distributed = pytest.importorskip("distributed")
 psutil = pytest.importorskip("psutil")
 
 from blender_gsseg.cli import main  # noqa: E402
-from blender_gsseg.core.lift.accumulate import load_accumulation  # noqa: E402
+from blender_gsseg.core.lift.sidecar import load_accumulation  # noqa: E402
 from blender_gsseg.core.cluster import ClusterBackend, open_cluster  # noqa: E402
 from blender_gsseg.core.files.splats import read_gaussians  # noqa: E402
 from blender_gsseg.core.lift.views import build_views  # noqa: E402

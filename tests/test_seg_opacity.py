@@ -175,7 +175,7 @@ def test_refine_opacity_keeps_the_photometric_opacity(segmented):
 
 def test_the_sidecar_holds_the_accumulation_seen_with_the_segmentation_opacity(segmented):
     """So relabel and remove --gamma measure membership as the masks see the scene."""
-    from blender_gsseg.core.lift.accumulate import load_accumulation, sidecar_path
+    from blender_gsseg.core.lift.sidecar import load_accumulation, sidecar_path
     from blender_gsseg.core.lift.views import build_views
 
     root, _ = segmented

@@ -4,7 +4,8 @@ original_index); every reader accepts versions 1 to 3; damaged sidecars are refu
 import numpy as np
 import pytest
 
-from blender_gsseg.core.lift.accumulate import Accumulation, BoundedAccumulation, accumulate_weights, load_accumulation
+from blender_gsseg.core.lift.accumulate import Accumulation, BoundedAccumulation, accumulate_weights
+from blender_gsseg.core.lift.sidecar import load_accumulation, save_accumulation
 from blender_gsseg.core.errors import BadInputError
 from blender_gsseg.core.lift.solver import Shares
 from scenes import front_camera, random_scene
@@ -37,7 +38,7 @@ def test_version_1_and_2_files_are_read(dense, tmp_path):
 
 def test_version_3_round_trips_run_kind_and_original_index(dense, tmp_path):
     bound = Accumulation(dense.label_ids, dense.weights, run_id="0123456789abcdef")
-    bound.save(tmp_path / "a.npz")
+    save_accumulation(tmp_path / "a.npz", bound)
     back = load_accumulation(tmp_path / "a.npz")
     assert back.run_id == "0123456789abcdef" and back.kind == "accumulation" and back.original_index is None
     with np.load(tmp_path / "a.npz") as data:
@@ -45,13 +46,13 @@ def test_version_3_round_trips_run_kind_and_original_index(dense, tmp_path):
     keep = np.arange(dense.n_gaussians) % 3 != 0
     part = bound.subset(keep).subset(np.arange(keep.sum()) % 2 == 0)
     assert np.array_equal(part.original_index, np.flatnonzero(keep)[::2])
-    part.save(tmp_path / "p.npz")
+    save_accumulation(tmp_path / "p.npz", part)
     again = load_accumulation(tmp_path / "p.npz")
     assert np.array_equal(again.original_index, part.original_index)
     assert np.array_equal(again.weights, part.weights)
     # kind 'shares': a refined result without raw weights keeps its shares and its total weight
     refined = Accumulation(dense.label_ids, dense.weights, kind="shares")
-    refined.save(tmp_path / "s.npz")
+    save_accumulation(tmp_path / "s.npz", refined)
     with np.load(tmp_path / "s.npz") as data:
         assert "weights" not in data.files and str(data["kind"]) == "shares"
     shares = load_accumulation(tmp_path / "s.npz")
@@ -82,6 +83,6 @@ def test_more_damage_is_refused(dense, tmp_path):
     n = dense.n_gaussians
     bad = BoundedAccumulation(np.array([0, 1], np.int32), np.ones(n, np.float32), np.full(n, 0.5, np.float32),
                               np.full((16, n), 7, np.int32), np.full((16, n), 0.01, np.float32))
-    bad.save(tmp_path / "bounded.npz")
+    save_accumulation(tmp_path / "bounded.npz", bad)
     with pytest.raises(BadInputError, match="do not add up"):
         load_accumulation(tmp_path / "bounded.npz")

@@ -10,7 +10,8 @@ import pytest
 
 from blender_gsseg.cli import main
 from blender_gsseg.core.lift import tune
-from blender_gsseg.core.lift.accumulate import load_accumulation, sidecar_path
+from blender_gsseg.core.lift.sidecar import load_accumulation, sidecar_path
+from blender_gsseg.core.files.labels import read_gamma_comment
 from blender_gsseg.core.files.splats import read_gaussians
 from blender_gsseg.core.lift.views import build_views
 from synthetic.mask_noise import noisy_mask
@@ -72,7 +73,7 @@ def test_the_choice_round_trips_and_is_the_default(small, tmp_path, capsys):
     assert set(chosen) == {"subset", "argmax"} and report["folds"] == 3
     assert set(report["cross_validated_miou"]["subset"]) == {f"{g:g}" for g in tune.GAMMA_GRID}
     labeled = read_gaussians(out)
-    assert tune.read_gamma_comment(labeled.comments) == chosen
+    assert read_gamma_comment(labeled.comments) == chosen
     with np.load(sidecar_path(out)) as data:
         assert json.loads(str(data["chosen_gamma"])) == chosen
     accumulation = load_accumulation(sidecar_path(out))
@@ -86,7 +87,7 @@ def test_the_choice_round_trips_and_is_the_default(small, tmp_path, capsys):
     # a scene segmented at a fixed γ has no choice to fall back on
     assert main(["segment", str(root / "scene.ply"), "--cameras", str(root / "cameras.json"), "--masks",
                  str(root / "masks"), "-o", str(tmp_path / "fixed.ply"), "--backend", "cpu"]) == 0
-    assert tune.read_gamma_comment(read_gaussians(tmp_path / "fixed.ply").comments) is None
+    assert read_gamma_comment(read_gaussians(tmp_path / "fixed.ply").comments) is None
     assert main(["relabel", str(tmp_path / "fixed.ply")]) == 2
     assert "give --gamma" in capsys.readouterr().err
 

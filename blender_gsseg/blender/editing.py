@@ -17,6 +17,7 @@ import bpy
 import numpy as np
 
 from ..core.errors import BadInputError
+from ..core.lift.sidecar import save_accumulation
 from . import display
 from . import labels as label_list
 from .attributes import LABEL_ATTRIBUTE, ObjectMode, keep_points, read_attribute, write_attribute
@@ -188,7 +189,7 @@ def _keep(obj, keep, accumulation):
     keep_points(obj, keep)
     if accumulation is not None:
         path = cache_path_for(obj)
-        accumulation.subset(keep).save(path)
+        save_accumulation(path, accumulation.subset(keep))
         obj.gsseg.accumulation_path = path
         write_point_index(obj)
 

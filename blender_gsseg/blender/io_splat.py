@@ -28,7 +28,7 @@ from ..core.errors import BadInputError
 from ..core.files.ply import PLY_TYPES
 from ..core.files.splats import read_gaussians, write_gaussians, write_splat_file
 from ..core.gaussians import Gaussians
-from ..core.pipeline import bound_sidecar
+from ..core.lift.sidecar import bound_sidecar
 from . import display
 from .attributes import CONFIDENCE_ATTRIBUTE, INDEX_ATTRIBUTE, LABEL_ATTRIBUTE
 from .display import srgb_to_linear

@@ -20,8 +20,7 @@ import numpy as np
 
 from ..core.errors import BadInputError
 from ..core.files.labels import (CODE_PROPERTY, LABEL_COMMENT, CodeLayout, label_colour, label_table_comments,
-                                 read_label_table)
-from ..core.lift.tune import read_gamma_comment
+                                 read_gamma_comment, read_label_table)
 from . import display, io_splat
 from .attributes import LABEL_ATTRIBUTE, read_attribute
 

@@ -16,12 +16,12 @@ import warnings
 import bpy
 import numpy as np
 
-from ..core.lift.accumulate import SIDECAR_SUFFIX, Accumulation
 from ..core.raster.backends import estimate_sample, expected_seconds, planned_backend
 from ..core.errors import BadInputError
 from ..core.files.labels import CODE_PROPERTY
 from ..core.lift.run import lift_views
-from ..core.pipeline import level_sidecars, solve_level_sidecars
+from ..core.lift.sidecar import (SIDECAR_SUFFIX, level_sidecars, load_accumulation, save_accumulation,
+                                 solve_level_sidecars)
 from ..core.lift.solver import Shares
 from ..core.lift.views import build_views
 from . import io_splat
@@ -59,8 +59,8 @@ def cached_accumulation(obj):
     mesh = obj.data
     index = read_attribute(mesh, INDEX_ATTRIBUTE)
     if index is None:
-        return Accumulation.load(path, len(mesh.vertices))
-    accumulation = Accumulation.load(path)
+        return load_accumulation(path, len(mesh.vertices))
+    accumulation = load_accumulation(path)
     if len(index) and (index.min() < 0 or index.max() >= accumulation.n_gaussians):
         raise BadInputError(f"'{obj.name}': its points no longer match the cached segmentation; run Segment again")
     if len(index) == accumulation.n_gaussians and np.array_equal(index, np.arange(len(index))):
@@ -220,7 +220,7 @@ class SegmentJob:
         if obj is None or obj.type != "MESH" or len(obj.data.vertices) != self.n_gaussians:
             raise BadInputError(f"'{self.object_name}' was deleted or changed during segmentation")
         path = cache_path_for(obj)
-        self.accumulation.save(path)
+        save_accumulation(path, self.accumulation)
         obj.gsseg.accumulation_path = path
         write_point_index(obj)
         label_list.clear_edits(obj)  # a new segmentation: merges and manual labels referred to the old ids
@@ -340,7 +340,7 @@ def remove_orphan_caches(blend_path):
     paths removed."""
     import re
 
-    from ..core.lift.accumulate import sidecar_run_id
+    from ..core.lift.sidecar import sidecar_run_id
 
     folder = os.path.dirname(os.path.abspath(blend_path))
     stem = os.path.splitext(os.path.basename(blend_path))[0]

@@ -1,13 +1,13 @@
 """Lifting on a Dask distributed cluster: the accumulation sharded over the views, one backend per worker.
 
 A lift is a sum over views, so shards need no communication but the final reduction. :class:`ClusterBackend`
-has the backends' interface (:mod:`.raster.backends`): its ``accumulate`` splits the views into contiguous shards, each
+is a :class:`~.raster.backends.Backend`: its ``accumulate`` splits the views into contiguous shards, each
 worker accumulates its shards on its own backend (``inner``: 'auto', 'cpu' or 'cuda') and returns the float64
 partial sum, and the client adds the partial sums up in shard order, so the result does not depend on which
 worker ran what. Everything that accumulates through a backend therefore shards the same way: the dense form,
 each label pass of the bounded form (passes one after another, so the client holds one pass at a time, as the
-single-process merge does), the folds of ``--gamma auto`` and the refinements' passes. Renders (and anything
-else) run on the client's own backend, except :meth:`ClusterBackend.map_in_order`, which ``render-masks`` uses
+single-process merge does), the folds of ``--gamma auto`` and the refinements' passes. Renders run on the
+client's own backend, except :meth:`ClusterBackend.map_in_order`, which ``render-masks`` uses
 to render its views on the workers while the client writes them.
 
 The scene reaches each worker once: read from its path where every worker can read that file (a shared disk),
@@ -100,8 +100,8 @@ def worker_memory_budget(client, workers: int | None = None) -> int:
 
 
 class ClusterBackend:
-    """The backends' interface over a Dask cluster (module docstring): ``accumulate`` and ``map_in_order`` run
-    on the workers, everything else on ``inner`` here."""
+    """The :class:`~.raster.backends.Backend` over a Dask cluster (module docstring): ``accumulate`` and
+    ``map_in_order`` run on the workers, the renders on ``inner`` here."""
 
     name = "cluster"
 
@@ -116,9 +116,6 @@ class ClusterBackend:
         self._scenes = {}  # id(gaussians) -> (gaussians, what the workers load it from)
         self.bytes_sent = []  # per shard: the bytes of its task's arguments (the scene excepted)
         self.bytes_returned = []  # per shard: its partial sum
-
-    def __getattr__(self, name):  # renders and the rest: the client's own backend
-        return getattr(self.local, name)
 
     @property
     def n_workers(self) -> int:
@@ -180,6 +177,16 @@ class ClusterBackend:
             self.client.cancel(futures, force=True)
             raise
         return total.astype(dtype)
+
+    # the renders: one view each, on the client's own backend
+    def render_colour(self, gaussians, camera, background=(0.0, 0.0, 0.0), colours=None):
+        return self.local.render_colour(gaussians, camera, background, colours)
+
+    def render_alpha_depth(self, gaussians, camera, include_mask=None):
+        return self.local.render_alpha_depth(gaussians, camera, include_mask)
+
+    def render_label_weights(self, gaussians, camera, groups, n_groups):
+        return self.local.render_label_weights(gaussians, camera, groups, n_groups)
 
     def map_in_order(self, function: collections.abc.Callable, items: collections.abc.Sequence, *shared,
                      cancel=None) -> collections.abc.Iterator:

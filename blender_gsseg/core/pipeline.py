@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import collections.abc
 import contextlib
-import dataclasses
-import glob
-import json
 import os
 import secrets
 import time
@@ -19,24 +16,22 @@ import warnings
 
 import numpy as np
 
-from .lift.accumulate import (SIDECAR_SUFFIX, Accumulation, BoundedAccumulation, default_memory_budget,
-                              load_accumulation, sidecar_path, sidecar_run_id)
+from .lift.accumulate import Accumulation, BoundedAccumulation
 from .lift.run import SegmentResult, label_counts, lift_views
 from .lift import tune
-from .raster.backends import get_backend
-from .files.labels import (CODE_PROPERTY, LABEL_COMMENT, LABEL_PROPERTY, LAYOUT_COMMENT, CodeLayout,
-                           label_table_comments, read_label_table)
+from .raster.backends import BackendOrName, get_backend
+from .files.labels import (CODE_PROPERTY, GAMMA_COMMENT, LABEL_COMMENT, LABEL_PROPERTY, LAYOUT_COMMENT, CodeLayout,
+                           gamma_comment, label_table_comments, read_label_table)
 from .cameras import Camera
 from .errors import BadInputError
 from .files.camera_files import load_cameras
 from .files.commit import Commit, StagingFolder
 from .files.splats import read_gaussians, write_gaussians
 from .gaussians import Gaussians
-from .lift.levels import parent_labels, solve_within_parents
+from .lift.levels import parent_labels, solve_levels
+from .lift.sidecar import run_of, save_run_sidecars, sidecar_paths, solve_level_sidecars, with_run
 from .lift.solver import UNSEEN, Shares, check_gamma
 from .lift.views import Views, build_views
-
-RUN_COMMENT = "gsseg_run"
 
 
 def segment_scene(
@@ -48,7 +43,7 @@ def segment_scene(
     target: int | None = None,  # binary mode: this label against all the others
     scale: float = 1.0,  # working resolution / camera resolution
     every: int = 1,  # every K-th camera in image-name order
-    backend="auto",  # "auto", "cpu", "cuda" or a backend object
+    backend: BackendOrName = "auto",
     memory_budget: int | None = None,  # bytes; default a quarter of RAM
     ignore_label: int | str | None = None,  # a mask value (or '#rrggbb') that counts for nothing
     binary_threshold: int | None = None,  # read grey masks as binary at this level
@@ -153,26 +148,6 @@ def _parents_between(fine, coarse):
     return parent_labels(fine_maps, coarse_maps, fine.label_ids)
 
 
-def solve_levels(accumulations: list, parents: list, gamma: float = 0.0,
-                 target: int | None = None) -> tuple[list[np.ndarray], np.ndarray, Shares]:
-    """Labels per level (coarsest first), the finest level's confidence and its :class:`Shares`."""
-    shares = Shares.from_accumulation(accumulations[0], target)
-    labels, confidence = shares.solve(gamma)
-    level_labels = [labels]
-    for accumulation, parent in zip(accumulations[1:], parents[1:]):
-        shares = Shares.from_accumulation(accumulation)
-        fine_parents = _align_parents(parent, accumulation.label_ids, shares.label_ids)
-        level_labels.append(solve_within_parents(shares, fine_parents, level_labels[-1], gamma))
-        confidence = shares.solve(gamma)[1]
-    return level_labels, confidence, shares
-
-
-def _align_parents(parents, accumulation_ids, share_ids):
-    """Parents indexed like ``share_ids`` (Shares may prepend background 0)."""
-    lookup = dict(zip(np.asarray(accumulation_ids).tolist(), np.asarray(parents).tolist()))
-    return np.array([lookup.get(int(i), 0) for i in share_ids], dtype=np.int32)
-
-
 def with_code(gaussians, codes, layout):
     """The scene with int32 ``gsseg_code`` and its layout comment."""
     return gaussians.with_int_property(CODE_PROPERTY, codes).with_comments(
@@ -186,14 +161,6 @@ def with_labels(gaussians, labels, label_ids):
     table = read_label_table(gaussians.comments)
     return gaussians.with_int_property(LABEL_PROPERTY, labels).with_comments(
         label_table_comments(label_ids, table), drop_prefix=LABEL_COMMENT + " ")
-
-
-def level_sidecar_path(path: str | os.PathLike, level: int) -> str:
-    """OUT.ply (or OUT) -> OUT.level<k>.gsseg.npz: the accumulation of a coarser level of a multi-level run."""
-    base = os.fspath(path)
-    if base.lower().endswith(".ply"):
-        base = base[:-4]
-    return f"{base}.level{level}{SIDECAR_SUFFIX}"
 
 
 def write_labeled(
@@ -216,49 +183,13 @@ def write_labeled(
             commit = stack.enter_context(Commit())
         if accumulation is not None:
             run_id = secrets.token_hex(8)
-            levels = list(coarse_accumulations) + [accumulation]
-            for level, level_accumulation in enumerate(levels):
-                target = sidecar_path(path) if level == len(levels) - 1 else level_sidecar_path(path, level)
-                extra = {}
-                if gamma_choice is not None:
-                    extra["chosen_gamma"] = np.str_(json.dumps(gamma_choice.gamma))
-                if len(levels) > 1 and level > 0:
-                    extra["parent_ids"] = np.asarray(parents[level], dtype=np.int32)
-                dataclasses.replace(level_accumulation, run_id=run_id).save(target, extra=extra, commit=commit)
-            gaussians = gaussians.with_comments([f"{RUN_COMMENT} {run_id}"], drop_prefix=RUN_COMMENT + " ")
+            save_run_sidecars(path, list(coarse_accumulations) + [accumulation], parents, run_id,
+                              None if gamma_choice is None else gamma_choice.gamma, commit)
+            gaussians = with_run(gaussians, run_id)
             # a new run: its own chosen γ, or none (never a stale one from the scene it was made from)
-            gaussians = gaussians.with_comments([gamma_choice.comment()] if gamma_choice is not None else [],
-                                                drop_prefix=tune.GAMMA_COMMENT + " ")
+            chosen = [] if gamma_choice is None else [gamma_comment(gamma_choice.gamma)]
+            gaussians = gaussians.with_comments(chosen, drop_prefix=GAMMA_COMMENT + " ")
         write_gaussians(path, gaussians, commit=commit)
-
-
-def run_of(gaussians: Gaussians) -> str | None:
-    """The run id a labelled PLY carries (``comment gsseg_run <id>``), or None for files written before."""
-    for text in gaussians.comments:
-        if text.startswith(RUN_COMMENT + " "):
-            return text[len(RUN_COMMENT) + 1:].strip()
-    return None
-
-
-def bound_sidecar(path: str | os.PathLike, gaussians: Gaussians) -> str | None:
-    """The sidecar beside the PLY ``path`` when there is one and it was written with it (same run id, read
-    without loading the weights); None when there is none. A sidecar from another run raises."""
-    sidecar = sidecar_path(path)
-    if not os.path.isfile(sidecar):
-        return None
-    check_run(path, run_of(gaussians), sidecar, sidecar_run_id(sidecar))
-    return sidecar
-
-
-def check_run(path, run: str | None, sidecar, sidecar_run: str | None) -> None:
-    """Refuse a PLY (run id ``run``, None for files written before run ids) and a sidecar from different runs
-    of segment (a crash between renames, two runs on one output, a file copied over another)."""
-    if sidecar_run is None:
-        raise BadInputError(f"{path}: its sidecar {sidecar} cannot be read (damaged); re-run segment")
-    if (run or sidecar_run) and sidecar_run != (run or ""):  # either side from a run with an id: both must be
-        theirs = sidecar_run or "none: written before run ids"
-        raise BadInputError(f"{path}: its sidecar {sidecar} comes from another run of segment (run {run}, "
-                            f"sidecar {theirs}); re-run segment")
 
 
 def read_labeled(path: str | os.PathLike) -> Gaussians:
@@ -267,65 +198,6 @@ def read_labeled(path: str | os.PathLike) -> Gaussians:
     if LABEL_PROPERTY not in gaussians.property_names:
         raise BadInputError(f"{path}: no '{LABEL_PROPERTY}' property (run 'gsseg segment' first)")
     return gaussians
-
-
-def load_shares(path: str | os.PathLike, gaussians: Gaussians) -> Shares:
-    """Shares of the finest level, from the sidecar beside ``path`` (refused when it is from another run)."""
-    sidecar = sidecar_path(path)
-    accumulation = load_accumulation(sidecar, len(gaussians))
-    check_run(path, run_of(gaussians), sidecar, accumulation.run_id)
-    return Shares.from_accumulation(accumulation)
-
-
-def sidecar_paths(path: str | os.PathLike, gaussians: Gaussians) -> list[str]:
-    """Every sidecar a labelled scene has: one per coarser level of a multi-level run, then the finest."""
-    layout = CodeLayout.from_comments(gaussians.comments, path)
-    return level_sidecars(sidecar_path(path), 1 if layout is None else len(layout.bits))
-
-
-def sidecar_paths_of(path: str | os.PathLike) -> list[str]:
-    """The sidecars beside a PLY that exist (the finest and any coarser levels'): inputs a command must not
-    overwrite."""
-    finest = sidecar_path(path)
-    base = finest[:-len(SIDECAR_SUFFIX)]
-    return [p for p in [finest] + sorted(glob.glob(glob.escape(base) + ".level*" + SIDECAR_SUFFIX))
-            if os.path.isfile(p)]
-
-
-def level_sidecars(finest: str | os.PathLike, levels: int) -> list[str]:
-    """The sidecars of a run with ``levels`` levels, coarsest first, from the finest one's path (OUT.gsseg.npz):
-    OUT.level0.gsseg.npz, ..., OUT.gsseg.npz."""
-    finest = os.fspath(finest)
-    base = finest[:-len(SIDECAR_SUFFIX)] if finest.endswith(SIDECAR_SUFFIX) else finest
-    return [level_sidecar_path(base, k) for k in range(levels - 1)] + [finest]
-
-
-UNCHECKED = object()  # solve_level_sidecars(run=UNCHECKED): sidecars already known to belong (Blender's caches)
-
-
-def solve_level_sidecars(paths: list[str], n_gaussians: int, gamma: float, run=UNCHECKED,
-                         path=None) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """Every level re-solved at ``gamma`` from its sidecar (``paths`` coarsest first, as :func:`level_sidecars`
-    gives them), each finer level within its parents. ``run``: the run id of the PLY at ``path`` (None: written
-    before run ids), which the sidecars must carry.
-    Returns (labels per level, the finest level's confidence, the finest level's label ids)."""
-    accumulations = [load_accumulation(p, n_gaussians) for p in paths]
-    for sidecar, accumulation in zip(paths, accumulations):
-        if run is not UNCHECKED:
-            check_run(path or sidecar, run, sidecar, accumulation.run_id)
-    parents = [None]
-    for sidecar in paths[1:]:
-        try:
-            with np.load(sidecar) as data:
-                if "parent_ids" not in data.files:
-                    raise BadInputError(f"{sidecar}: no parent_ids for this level")
-                parents.append(data["parent_ids"].astype(np.int32))
-        except BadInputError:
-            raise
-        except Exception as error:  # zipfile, CRC, ValueError: a damaged sidecar
-            raise BadInputError(f"{sidecar}: unreadable sidecar ({error})") from None
-    level_labels, confidence, _ = solve_levels(accumulations, parents, gamma)
-    return level_labels, confidence, accumulations[-1].label_ids
 
 
 def relabel_scene(path: str | os.PathLike, gaussians: Gaussians,

@@ -5,7 +5,7 @@ import bpy
 import numpy as np
 
 from blender_gsseg.blender import attributes
-from blender_gsseg.core.lift.accumulate import load_accumulation
+from blender_gsseg.core.lift.sidecar import load_accumulation
 from blender_gsseg.core.lift.solver import Shares
 from child import ARGS, RESULT
 

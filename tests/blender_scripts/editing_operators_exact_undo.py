@@ -7,7 +7,7 @@ import numpy as np
 
 from blender_gsseg.blender import attributes, io_splat
 from blender_gsseg.blender import labels as label_list
-from blender_gsseg.core.lift.accumulate import load_accumulation
+from blender_gsseg.core.lift.sidecar import load_accumulation
 from blender_gsseg.core.lift.solver import Shares
 from child import ARGS, RESULT
 from snapshot import bool_attr, int_attr, op, splats_drawn, snapshot

@@ -60,11 +60,12 @@ RESULT["labels2"] = int_attr(splat, "gsseg_label").tolist()
 # the file again removes it (and never a sidecar bound to a PLY)
 import dataclasses
 
-from blender_gsseg.core.lift.accumulate import Accumulation
+from blender_gsseg.core.lift.sidecar import load_accumulation, save_accumulation
 
 first = os.path.dirname(blend)
 bound = os.path.join(first, "scene.cli-0123abcd.gsseg.npz")
-dataclasses.replace(Accumulation.load(bpy.path.abspath(splat.gsseg.accumulation_path)), run_id="cli-run").save(bound)
+save_accumulation(bound, dataclasses.replace(load_accumulation(bpy.path.abspath(splat.gsseg.accumulation_path)),
+                                             run_id="cli-run"))
 old_cache = bpy.path.abspath(splat.gsseg.accumulation_path)
 assert bpy.ops.gsseg.delete_instance(label=ARGS["delete"]) == {"FINISHED"}
 splat = bpy.data.objects[name]

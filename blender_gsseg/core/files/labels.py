@@ -1,7 +1,8 @@
 """gsseg's labels as files carry them: the ``gsseg_label`` vertex property, the header comments that name and
-colour each label (``comment gsseg_label <id> name=<name> color=#rrggbb``), and the levels packed into
-``gsseg_code`` with their layout comment (``comment gsseg_code_layout <level>:<bits> ...``). Below the rest of the
-core, so every format reader and writer can use them."""
+colour each label (``comment gsseg_label <id> name=<name> color=#rrggbb``), the levels packed into
+``gsseg_code`` with their layout comment (``comment gsseg_code_layout <level>:<bits> ...``), and the γ chosen per
+render rule (``comment gsseg_gamma subset=<γ> argmax=<γ>``). Below the rest of the core, so every format reader
+and writer can use them."""
 
 from __future__ import annotations
 
@@ -132,3 +133,23 @@ class CodeLayout:
         codes = np.asarray(codes, dtype=np.int64)
         values = (codes >> self.shifts[level]) & ((1 << self.bits[level]) - 1)
         return np.where(codes < 0, UNSEEN, values).astype(np.int32)
+
+
+GAMMA_COMMENT = "gsseg_gamma"  # PLY header comment: gsseg_gamma subset=-0.15 argmax=-0.3 (chosen by --gamma auto)
+
+
+def gamma_comment(gamma: dict[str, float]) -> str:
+    """The ``gsseg_gamma`` comment of {rule: γ}."""
+    return GAMMA_COMMENT + " " + " ".join(f"{rule}={value:g}" for rule, value in gamma.items())
+
+
+def read_gamma_comment(comments: collections.abc.Iterable[str]) -> dict[str, float] | None:
+    """{rule: γ} from a PLY's ``gsseg_gamma`` comment, or None."""
+    for text in comments:
+        if text.startswith(GAMMA_COMMENT + " "):
+            pairs = (item.split("=", 1) for item in text[len(GAMMA_COMMENT) + 1:].split())
+            try:
+                return {rule: float(value) for rule, value in pairs}
+            except ValueError:
+                return None
+    return None

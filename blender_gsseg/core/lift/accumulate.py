@@ -1,7 +1,7 @@
 """Accumulation of per-label weights A[e, i] = sum over views and pixels with label e of alpha_i * T_i, in the
-dense form (:class:`Accumulation`) or the bounded one for many labels (:class:`BoundedAccumulation`), and the
-sidecar file (.gsseg.npz) that keeps it beside a labelled scene. The passes over the views run on a backend
-(:mod:`..raster.backends`).
+dense form (:class:`Accumulation`) or the bounded one for many labels (:class:`BoundedAccumulation`). The passes
+over the views run on a backend (:mod:`..raster.backends`); the sidecar file that keeps an accumulation beside a
+labelled scene is :mod:`.sidecar`.
 """
 
 from __future__ import annotations
@@ -9,14 +9,12 @@ from __future__ import annotations
 import collections.abc
 import dataclasses
 import os
-import zipfile
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..raster.backends import get_backend
-from ..errors import BadInputError, MemoryBudgetError
-from ..files.commit import output_path
+from ..raster.backends import BackendOrName, get_backend
+from ..errors import MemoryBudgetError
 from ..read_on_use import ReadOnUse
 from ..raster.rasterize import DEFAULT_CHUNK_ENTRIES
 from .solver import Shares
@@ -25,10 +23,6 @@ if TYPE_CHECKING:
     from ..cameras import Camera
     from ..gaussians import Gaussians
 
-SIDECAR_SUFFIX = ".gsseg.npz"
-DENSE_FORMAT_VERSION = 1  # read only: dense weights
-BOUNDED_FORMAT_VERSION = 2  # read only: the bounded form
-SIDECAR_FORMAT_VERSION = 3  # written: run_id, kind, form, total, optional original_index
 TOP_K = 16  # other labels kept per Gaussian in the bounded form
 LABELS_PER_PASS = 32  # labels accumulated per pass over the views in the bounded form
 
@@ -70,24 +64,6 @@ class Accumulation:
         """The L1-normalised shares (:class:`~.solver.Shares`, dense form)."""
         return Shares.dense(self.weights, self.label_ids)
 
-    def save(self, path: str | os.PathLike, extra: dict | None = None, commit=None) -> None:
-        """Write the sidecar (.gsseg.npz, format_version 3): on its own, or as part of ``commit`` (a
-        :class:`~.files.commit.Commit`); ``extra`` arrays are stored beside the standard keys."""
-        total = self.weights.sum(axis=0, dtype=np.float64).astype(np.float32)
-        if self.kind == "shares":
-            inverse = np.zeros_like(total)
-            np.divide(1.0, total, out=inverse, where=total > 0)
-            arrays = {"shares": (self.weights * inverse).astype(np.float32)}
-        else:
-            arrays = {"weights": self.weights.astype(np.float32)}
-        _save_sidecar(path, self, "dense", total, arrays, extra, commit)
-
-    @classmethod
-    def load(cls, path, n_gaussians=None):
-        """Read a sidecar of either form (dense: this class; bounded: :class:`BoundedAccumulation`), checking
-        its version and that it belongs to a scene of ``n_gaussians``."""
-        return load_accumulation(path, n_gaussians)
-
 
 @dataclasses.dataclass
 class BoundedAccumulation:
@@ -128,128 +104,11 @@ class BoundedAccumulation:
         """The shares (:class:`~.solver.Shares`, bounded form: the best labels per Gaussian)."""
         return Shares.bounded_form(self.label_ids, self.total, self.share_bg, self.top_labels, self.top_shares)
 
-    def save(self, path: str | os.PathLike, extra: dict | None = None, commit=None) -> None:
-        """As :meth:`Accumulation.save`."""
-        arrays = {"share_bg": self.share_bg.astype(np.float32), "top_labels": self.top_labels.astype(np.int32),
-                  "top_shares": self.top_shares.astype(np.float32)}
-        _save_sidecar(path, self, "bounded", self.total.astype(np.float32), arrays, extra, commit)
-
 
 def _original_index(accumulation, keep):
     positions = np.flatnonzero(keep) if np.asarray(keep).dtype == bool else np.asarray(keep, dtype=np.int64)
     index = accumulation.original_index
     return positions if index is None else index[positions]
-
-
-def _save_sidecar(path, accumulation, form, total, arrays, extra, commit):
-    keys = {"format_version": np.int32(SIDECAR_FORMAT_VERSION), "run_id": np.str_(accumulation.run_id),
-            "kind": np.str_(accumulation.kind), "form": np.str_(form),
-            "n_gaussians": np.int64(accumulation.n_gaussians),
-            "label_ids": np.asarray(accumulation.label_ids, dtype=np.int32), "total": total, **arrays}
-    if accumulation.original_index is not None:
-        keys["original_index"] = np.asarray(accumulation.original_index, dtype=np.int64)
-    with output_path(path, commit) as temp:
-        _write_npz(temp, {**keys, **(extra or {})})
-
-
-def _write_npz(path, arrays):
-    """np.savez's format (an uncompressed zip of .npy files), with the zip file closed on every path: numpy
-    leaves it to the garbage collector when a write fails, which then prints an ignored exception."""
-    with zipfile.ZipFile(path, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
-        for key, value in arrays.items():
-            with archive.open(key + ".npy", "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
-
-
-def sidecar_run_id(path: str | os.PathLike) -> str | None:
-    """The run id a sidecar carries ('' for versions 1 and 2; None for one that cannot be read), without
-    loading its weights."""
-    try:
-        with np.load(os.fspath(path)) as data:
-            return str(data["run_id"]) if "run_id" in data.files else ""
-    except Exception:  # damaged
-        return None
-
-
-def load_accumulation(path: str | os.PathLike,
-                      n_gaussians: int | None = None) -> Accumulation | BoundedAccumulation:
-    """Read a sidecar (format_version 1-3, dense or bounded, raw weights or shares); a clear error for a
-    missing, damaged, inconsistent or mismatched one."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise BadInputError(f"{path}: no sidecar accumulation found (run 'gsseg segment' first)")
-    try:
-        with np.load(path) as data:
-            version = int(data["format_version"])
-            if version not in (1, 2, SIDECAR_FORMAT_VERSION):
-                raise BadInputError(f"{path}: unsupported sidecar format_version {version}")
-            count = int(data["n_gaussians"])
-            label_ids = data["label_ids"].astype(np.int32)
-            meta = {}
-            if version == SIDECAR_FORMAT_VERSION:
-                meta = {"run_id": str(data["run_id"]), "kind": str(data["kind"])}
-                if "original_index" in data.files:
-                    meta["original_index"] = data["original_index"].astype(np.int64)
-                form = str(data["form"])
-            else:
-                form = "dense" if version == DENSE_FORMAT_VERSION else "bounded"
-            if meta.get("kind", "accumulation") not in ("accumulation", "shares"):
-                raise BadInputError(f"{path}: unknown sidecar kind {meta['kind']!r}")
-            if form == "dense":
-                if meta.get("kind") == "shares":
-                    total = data["total"].astype(np.float32)
-                    weights = data["shares"].astype(np.float32) * total[None]
-                else:
-                    weights = data["weights"].astype(np.float32)
-                result = Accumulation(label_ids, weights, **meta)
-                shapes = {"weights": (result.weights.shape, (len(label_ids), count))}
-                values = [result.weights]
-            elif form == "bounded":
-                result = BoundedAccumulation(label_ids, data["total"].astype(np.float32),
-                                             data["share_bg"].astype(np.float32),
-                                             data["top_labels"].astype(np.int32),
-                                             data["top_shares"].astype(np.float32), **meta)
-                k = result.top_labels.shape[0] if result.top_labels.ndim == 2 else -1
-                shapes = {"total": (result.total.shape, (count,)), "share_bg": (result.share_bg.shape, (count,)),
-                          "top_labels": (result.top_labels.shape, (k, count)),
-                          "top_shares": (result.top_shares.shape, (k, count))}
-                values = [result.total, result.share_bg, result.top_shares]
-            else:
-                raise BadInputError(f"{path}: unknown sidecar form {form!r}")
-    except BadInputError:
-        raise
-    except Exception as error:  # zipfile, KeyError, ValueError: all mean a damaged sidecar
-        raise BadInputError(f"{path}: unreadable sidecar ({error})") from None
-    for name, (shape, expected) in shapes.items():
-        if shape != expected:
-            raise BadInputError(f"{path}: sidecar {name} has shape {shape}, expected {expected}")
-    if label_ids.ndim != 1 or len(label_ids) == 0:
-        raise BadInputError(f"{path}: the sidecar's label_ids must be a non-empty list (damaged)")
-    if len(np.unique(label_ids)) != len(label_ids):
-        raise BadInputError(f"{path}: the sidecar lists a label id twice")
-    if isinstance(result, BoundedAccumulation):
-        used = result.top_labels[result.top_labels >= 0]
-        if not np.all(np.isin(used, label_ids)) or np.any(result.share_bg > 1 + 1e-4) or \
-                np.any(result.top_shares.sum(axis=0) + result.share_bg > 1 + 1e-3):
-            raise BadInputError(f"{path}: the sidecar's shares do not add up (labels it does not list, or shares "
-                                f"above 1: damaged)")
-    for array in values:
-        if not np.all(np.isfinite(array)) or np.any(array < 0):
-            raise BadInputError(f"{path}: the sidecar holds NaN, infinite or negative weights (damaged)")
-    index = getattr(result, "original_index", None)
-    if index is not None and index.shape != (count,):
-        raise BadInputError(f"{path}: sidecar original_index has shape {index.shape}, expected ({count},)")
-    if n_gaussians is not None and count != n_gaussians:
-        raise BadInputError(f"{path}: sidecar is for {count} Gaussians but the scene has {n_gaussians}")
-    return result
-
-
-def sidecar_path(ply_path: str | os.PathLike) -> str:
-    """OUT.ply -> OUT.gsseg.npz"""
-    base = os.fspath(ply_path)
-    if base.lower().endswith(".ply"):
-        base = base[:-4]
-    return base + SIDECAR_SUFFIX
 
 
 def default_memory_budget() -> int:
@@ -287,7 +146,7 @@ def accumulate_weights(
     index_maps: collections.abc.Sequence[np.ndarray],  # [V] of int [H, W]: indices into label_ids, -1 ignored
     label_ids: np.ndarray,  # [L] int32, ascending
     *,
-    backend="auto",  # "auto", "cpu", "cuda" or a backend object
+    backend: BackendOrName = "auto",
     progress: collections.abc.Callable[[int, int], None] | None = None,
     cancel: collections.abc.Callable[[], bool] | None = None,
     memory_budget: int | None = None,  # bytes

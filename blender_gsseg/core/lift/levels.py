@@ -69,3 +69,23 @@ def solve_within_parents(
     labels = np.where(wins, best_label, 0).astype(np.int32)
     labels[coarse_labels == UNSEEN] = UNSEEN
     return labels
+
+
+def solve_levels(accumulations: list, parents: list, gamma: float = 0.0,
+                 target: int | None = None) -> tuple[list[np.ndarray], np.ndarray, Shares]:
+    """Labels per level (coarsest first), the finest level's confidence and its :class:`Shares`."""
+    shares = Shares.from_accumulation(accumulations[0], target)
+    labels, confidence = shares.solve(gamma)
+    level_labels = [labels]
+    for accumulation, parent in zip(accumulations[1:], parents[1:]):
+        shares = Shares.from_accumulation(accumulation)
+        fine_parents = _align_parents(parent, accumulation.label_ids, shares.label_ids)
+        level_labels.append(solve_within_parents(shares, fine_parents, level_labels[-1], gamma))
+        confidence = shares.solve(gamma)[1]
+    return level_labels, confidence, shares
+
+
+def _align_parents(parents, accumulation_ids, share_ids):
+    """Parents indexed like ``share_ids`` (Shares may prepend background 0)."""
+    lookup = dict(zip(np.asarray(accumulation_ids).tolist(), np.asarray(parents).tolist()))
+    return np.array([lookup.get(int(i), 0) for i in share_ids], dtype=np.int32)

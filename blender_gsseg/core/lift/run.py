@@ -11,6 +11,7 @@ import time
 import numpy as np
 
 from ..errors import BadInputError
+from ..raster.backends import BackendOrName
 from . import tune
 from .accumulate import Accumulation, default_memory_budget
 from .solver import UNSEEN
@@ -29,7 +30,7 @@ def lift_views(
     gaussians,
     views: Views,
     *,
-    backend,
+    backend: BackendOrName,
     choose_gamma: bool = False,  # cross-validate γ over ``folds`` folds of the views
     folds: int = tune.DEFAULT_FOLDS,
     target: int | None = None,  # binary mode, for scoring γ

@@ -16,7 +16,7 @@ import dataclasses
 import numpy as np
 
 from .accumulate import Accumulation
-from ..raster.backends import CpuBackend, get_backend
+from ..raster.backends import BackendOrName, CpuBackend, get_backend
 from ..errors import BadInputError
 from ..files.masks import resize_nearest
 from ..metrics import add_counts, confusion_counts, metrics_from_counts
@@ -27,7 +27,6 @@ from .solver import Shares
 GAMMA_GRID = (-0.6, -0.45, -0.3, -0.15, 0.0, 0.15, 0.3, 0.45, 0.6)
 DEFAULT_FOLDS = 3
 CV_SCALE = 0.5
-GAMMA_COMMENT = "gsseg_gamma"  # PLY header comment: gsseg_gamma subset=-0.15 argmax=-0.3 (chosen by --gamma auto)
 
 
 @dataclasses.dataclass
@@ -37,9 +36,6 @@ class GammaChoice:
     gamma: dict[str, float]  # rule -> chosen γ
     scores: dict[str, dict[float, float]]  # rule -> {γ: held-out mIoU over the folds}
     folds: int
-
-    def comment(self) -> str:
-        return GAMMA_COMMENT + " " + " ".join(f"{rule}={value:g}" for rule, value in self.gamma.items())
 
     def report(self) -> dict:
         return {"folds": self.folds, "chosen": self.gamma,
@@ -73,8 +69,8 @@ def sum_folds(accumulations: list[Accumulation]) -> Accumulation:
 
 
 def choose_gamma(gaussians, views, fold_accumulations: list[Accumulation], *, rules=RENDER_MODES,
-                 grid=GAMMA_GRID, target: int | None = None, scale: float = CV_SCALE, backend=None,
-                 progress=None) -> GammaChoice:
+                 grid=GAMMA_GRID, target: int | None = None, scale: float = CV_SCALE,
+                 backend: BackendOrName = None, progress=None) -> GammaChoice:
     """Cross-validate γ over ``grid`` for each rule of ``rules`` (see the module docstring); the hard masks are
     rendered and scored at ``scale`` times the lifting views' size (they are compared pixel by pixel: half the
     size scores the same boundaries at a quarter of the cost)."""
@@ -110,15 +106,3 @@ def choose_gamma(gaussians, views, fold_accumulations: list[Accumulation], *, ru
     scores = {rule: {gamma: metrics_from_counts(counts[(rule, gamma)])["miou"] for gamma in grid} for rule in rules}
     chosen = {rule: max(grid, key=lambda g: (scores[rule][g], -abs(g))) for rule in rules}
     return GammaChoice(chosen, scores, len(folds))
-
-
-def read_gamma_comment(comments) -> dict[str, float] | None:
-    """{rule: γ} from a PLY's ``gsseg_gamma`` comment, or None."""
-    for text in comments:
-        if text.startswith(GAMMA_COMMENT + " "):
-            pairs = (item.split("=", 1) for item in text[len(GAMMA_COMMENT) + 1:].split())
-            try:
-                return {rule: float(value) for rule, value in pairs}
-            except ValueError:
-                return None
-    return None

@@ -1,23 +1,12 @@
-"""The backends: one interface, a CPU implementation here and a CUDA one in :mod:`.cuda_backend`.
-
-Every backend has a ``name`` and these methods (same rules, same shapes; the CPU one is the reference the
-CUDA one is tested against):
-
-* ``accumulate(gaussians, views, n_labels, progress=None, cancel=None, dtype=float32)`` -> [n_labels, N]:
-  A[e, i] = sum over ``views`` (a sequence of ``(camera, label index map)``, indices into the labels, -1 =
-  ignore) and pixels with label index e of w_i(pixel);
-* ``render_colour(gaussians, camera, background, colours=None)`` -> (RGB float32 [H, W, 3] in [0, 1], alpha
-  float32 [H, W]), ``colours`` [N, 3] per Gaussian (default the base colours);
-* ``render_alpha_depth(gaussians, camera, include_mask=None)`` -> (alpha, sum of w * view depth), [H, W] each,
-  drawing only the Gaussians of ``include_mask`` (bool [N]);
-* ``render_label_weights(gaussians, camera, groups, n_groups)`` -> (sums [n_groups, H, W], alpha [H, W]) over
-  the whole scene, sums[g] = sum of w over the Gaussians of group g (``groups`` int [N], -1 in alpha only).
+"""The backends: one interface (:class:`Backend`), a CPU implementation here (the reference the others are tested
+against), a CUDA one in :mod:`.cuda_backend` and a Dask cluster's in :mod:`..cluster`. :func:`get_backend` turns
+a name into a backend.
 """
 
 from __future__ import annotations
 
 import collections.abc
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -27,8 +16,60 @@ from .rasterize import DEFAULT_CHUNK_ENTRIES, group_weights, iter_contributions,
 
 if TYPE_CHECKING:
     from ..cameras import Camera
-    from .cuda_backend import CudaBackend
     from ..gaussians import Gaussians
+
+
+class Backend(Protocol):
+    """What every backend has (:class:`CpuBackend`, :class:`.cuda_backend.CudaBackend`,
+    :class:`..cluster.ClusterBackend`): the same rules and shapes; "float" results are float32 or float64, as each
+    backend sums."""
+
+    name: str  # "cpu", "cuda", "cluster": what the report names
+
+    def accumulate(
+        self,
+        gaussians: Gaussians,
+        views: collections.abc.Sequence[tuple[Camera, np.ndarray]],  # (camera, label indices int [H, W], -1 ignored)
+        n_labels: int,
+        progress: collections.abc.Callable[[int, int], None] | None = None,  # (views done, views)
+        cancel: collections.abc.Callable[[], bool] | None = None,  # True: CancelledError
+        dtype=np.float32,  # of the result
+    ) -> np.ndarray:  # [n_labels, N]
+        """A[e, i] = sum over ``views`` and pixels with label index e of w_i(pixel)."""
+        ...
+
+    def render_colour(
+        self,
+        gaussians: Gaussians,
+        camera: Camera,
+        background: collections.abc.Sequence[float] = (0.0, 0.0, 0.0),  # RGB
+        colours: np.ndarray | None = None,  # [N, 3] per Gaussian (default: the base colours)
+    ) -> tuple[np.ndarray, np.ndarray]:  # RGB [H, W, 3] float32 in [0, 1], alpha [H, W] float32
+        """The scene's colours over ``background``, and its alpha."""
+        ...
+
+    def render_alpha_depth(
+        self,
+        gaussians: Gaussians,
+        camera: Camera,
+        include_mask: np.ndarray | None = None,  # [N] bool: only these are drawn (the others are absent)
+    ) -> tuple[np.ndarray, np.ndarray]:  # alpha [H, W] float, sum of w * view depth [H, W] float
+        """Alpha and the weighted view depth of the Gaussians of ``include_mask``."""
+        ...
+
+    def render_label_weights(
+        self,
+        gaussians: Gaussians,
+        camera: Camera,
+        groups: np.ndarray,  # [N] int, -1 in the alpha only
+        n_groups: int,
+    ) -> tuple[np.ndarray, np.ndarray]:  # sums [n_groups, H, W] float, alpha [H, W] float
+        """Over the whole scene: sums[g] = the summed w of the Gaussians of group g, and the alpha of all."""
+        ...
+
+
+# A backend, or what get_backend takes for one: "auto", "cpu", "cuda", or None for "cpu".
+BackendOrName = str | Backend | None
 
 
 class CpuBackend:
@@ -145,7 +186,7 @@ def cuda_available() -> bool:
     return cuda_device_count() > 0
 
 
-def get_backend(name: str | CpuBackend | CudaBackend | None = "auto") -> CpuBackend | CudaBackend:
+def get_backend(name: BackendOrName = "auto") -> Backend:
     """'cpu', 'cuda' or 'auto' (CUDA when CuPy finds a device, else CPU); a backend object is returned as it is,
     and None means 'cpu'."""
     if name is None:

@@ -21,13 +21,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .backends import CpuBackend, get_backend
+from .backends import BackendOrName, get_backend
 from .rasterize import group_weights
 from .sh import view_colours
 
 if TYPE_CHECKING:
     from ..cameras import Camera
-    from .cuda_backend import CudaBackend
     from ..gaussians import Gaussians
     from .projection import Projected
 
@@ -39,7 +38,7 @@ def render_colour(
     gaussians: Gaussians,
     camera: Camera,
     background: collections.abc.Sequence[float] = (0.0, 0.0, 0.0),  # RGB
-    backend: str | CpuBackend | CudaBackend | None = None,
+    backend: BackendOrName = None,
     sh_degree: int | None = 0,  # SH bands used (None: all the scene has); 0: the base colour
 ) -> tuple[np.ndarray, np.ndarray]:  # RGB [H, W, 3] float32, alpha [H, W] float32
     """RGB [H, W, 3] float32 in [0, 1] over ``background``, and alpha [H, W]; each Gaussian's colour from its
@@ -54,7 +53,7 @@ def render_view(
     labels: np.ndarray,  # [N] int
     mode: str = "subset",
     colour_scene: Gaussians | None = None,  # also render this scene in colour, every SH band it has
-    backend: str | CpuBackend | CudaBackend | None = None,
+    backend: BackendOrName = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:  # label image [H, W] int32, RGB [H, W, 3] float32 or None
     """What ``render-masks`` writes for one view: its label image by ``mode`` and, with ``colour_scene``, its
     colour render (one function, so a cluster worker renders a view as the client would)."""
@@ -69,7 +68,7 @@ def render_labels(
     labels: np.ndarray,  # [N] int
     camera: Camera,
     mode: str = "subset",
-    backend: str | CpuBackend | CudaBackend | None = None,
+    backend: BackendOrName = None,
 ) -> np.ndarray:  # [H, W] int32
     """Label image [H, W] int32 for ``camera`` by ``mode`` ('subset': FlashSplat's rule, the default; 'argmax')."""
     if mode == "subset":
@@ -83,7 +82,7 @@ def render_label_mask(
     gaussians: Gaussians,
     labels: np.ndarray,  # [N] int
     camera: Camera,
-    backend: str | CpuBackend | CudaBackend | None = None,
+    backend: BackendOrName = None,
 ) -> np.ndarray:  # [H, W] int32
     """Label image [H, W] int32 for ``camera`` by the subset rule (see the module docstring)."""
     backend = get_backend(backend)
@@ -105,7 +104,7 @@ def render_label_mask_argmax(
     labels: np.ndarray,  # [N] int, -1 occludes but does not vote
     camera: Camera,
     threshold: float = MASK_ALPHA_THRESHOLD,
-    backend: str | CpuBackend | CudaBackend | None = None,
+    backend: BackendOrName = None,
 ) -> np.ndarray:  # [H, W] int32
     """Label image [H, W] int32 for ``camera`` by the whole-scene argmax rule (see the module docstring)."""
     ids, group = label_groups(labels)

@@ -46,7 +46,7 @@ import numpy as np
 
 from ..raster import projection
 from ..lift.accumulate import Accumulation, BoundedAccumulation, accumulate_weights
-from ..raster.backends import CpuBackend
+from ..raster.backends import BackendOrName
 from ..errors import BadInputError
 from ..read_on_use import ReadOnUse
 from ..files.masks import IndexMaps
@@ -59,7 +59,6 @@ from ..lift.tune import DEFAULT_FOLDS
 
 if TYPE_CHECKING:
     from ..cameras import Camera
-    from ..raster.cuda_backend import CudaBackend
     from ..gaussians import Gaussians
 
 REFINEMENTS = ("missing", "opacity", "hidden", "seams")
@@ -306,7 +305,7 @@ def refine(
     label_maps: collections.abc.Sequence,  # [V] of int [H, W] label ids, -1 ignored
     gamma: float = 0.0,
     target: int | None = None,
-    backend: str | CpuBackend | CudaBackend | None = "auto",
+    backend: BackendOrName = "auto",
     margin: float = DEFAULT_SEAM_MARGIN,
     folds: int = DEFAULT_FOLDS,
     progress: collections.abc.Callable[[int, int], None] | None = None,  # (views done, views)
@@ -367,7 +366,7 @@ def refine(
     return labels, confidence, accumulation, report, seg_opacity
 
 
-def _torch_device(backend) -> str | None:
+def _torch_device(backend: BackendOrName) -> str | None:
     """Where the opacity fit runs: on the GPU when the backend asked is CUDA, else torch's default."""
     name = backend if isinstance(backend, str) or backend is None else getattr(backend, "name", None)
     return "cpu" if name == "cpu" else None
@@ -377,7 +376,7 @@ def refine_segment_result(
     result: SegmentResult,
     refinements: collections.abc.Collection[str],  # any of REFINEMENTS
     *,
-    backend: str | CpuBackend | CudaBackend | None = "auto",
+    backend: BackendOrName = "auto",
     margin: float = DEFAULT_SEAM_MARGIN,
     progress: collections.abc.Callable[[int, int], None] | None = None,  # (views done, views)
 ) -> SegmentResult:

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..raster import projection
+from ..raster.backends import BackendOrName
 from ..lift.accumulate import Accumulation, accumulate_weights
 from ..errors import BadInputError
 from ..files.masks import resize_nearest
@@ -369,7 +370,7 @@ def refine_opacity(
     gamma: float = 0.0,
     folds: int = DEFAULT_FOLDS,
     device: str | None = None,
-    backend=None,  # the accumulation backend of the folds' closed forms
+    backend: BackendOrName = None,  # the accumulation backend of the folds' closed forms
     progress: collections.abc.Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray | None, dict]:  # labels [N] int32, seg logits [N] float32, report
     """``segment --refine opacity``: the lists of every lifting view, λ and steps by cross-validation, then the
