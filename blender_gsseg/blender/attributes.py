@@ -21,6 +21,12 @@ def read_attribute(mesh, name, kind="INT"):
     return values
 
 
+def srgb_to_linear(values):
+    """Splat colours are display (sRGB) values; Blender colour attributes are scene-linear."""
+    values = np.asarray(values, dtype=np.float32)
+    return np.where(values <= 0.04045, values / 12.92, ((values + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
 _ATTRIBUTE_DTYPES = {"INT": np.int32, "FLOAT": np.float32, "BOOLEAN": bool}
 
 

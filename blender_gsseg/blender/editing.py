@@ -17,9 +17,9 @@ import bpy
 import numpy as np
 
 from ..core.errors import BadInputError
-from . import display
 from . import labels as label_list
 from .attributes import LABEL_ATTRIBUTE, ObjectMode, keep_points, read_attribute, write_attribute
+from .point_display import HIDDEN_ATTRIBUTE
 from .segment import cache_path_for, cached_accumulation, shares_for, write_point_index
 
 SELECT_ATTRIBUTE = ".select_vert"
@@ -54,7 +54,7 @@ def _write_hidden(obj, hide):
     deselected (as Blender does)."""
     mesh = obj.data
     _set_bool(mesh, HIDE_ATTRIBUTE, hide)
-    _set_bool(mesh, display.HIDDEN_ATTRIBUTE, hide)
+    _set_bool(mesh, HIDDEN_ATTRIBUTE, hide)
     _set_bool(mesh, SELECT_ATTRIBUTE, _bool(mesh, SELECT_ATTRIBUTE) & ~hide)
     mesh.update()
 

@@ -29,9 +29,8 @@ from ..core.files.ply import PLY_TYPES
 from ..core.files.splats import read_gaussians, write_gaussians, write_splat_file
 from ..core.gaussians import Gaussians
 from ..core.pipeline import bound_sidecar
-from . import display
-from .attributes import CONFIDENCE_ATTRIBUTE, INDEX_ATTRIBUTE, LABEL_ATTRIBUTE
-from .display import srgb_to_linear
+from . import point_display, splat_display
+from .attributes import CONFIDENCE_ATTRIBUTE, INDEX_ATTRIBUTE, LABEL_ATTRIBUTE, srgb_to_linear
 
 HEADER_KEY = "gsseg_header"
 ELEMENTS_KEY = "gsseg_elements"
@@ -41,10 +40,10 @@ POSITION_PROPERTIES = ("x", "y", "z")
 COLOR_ATTRIBUTE = "Col"
 RADIUS_ATTRIBUTE = "gsseg_radius"
 # Attributes we compute (never written back unless asked for).
-LABEL_COLOR_ATTRIBUTE = display.LABEL_COLOR_ATTRIBUTE
+LABEL_COLOR_ATTRIBUTE = point_display.LABEL_COLOR_ATTRIBUTE
 DERIVED_ATTRIBUTES = (COLOR_ATTRIBUTE, RADIUS_ATTRIBUTE, CONFIDENCE_ATTRIBUTE, LABEL_COLOR_ATTRIBUTE,
-                      display.HIDDEN_ATTRIBUTE, display.ROTATION_ATTRIBUTE, "gsseg_manual", "gsseg_manual_label",
-                      INDEX_ATTRIBUTE)
+                      point_display.HIDDEN_ATTRIBUTE, splat_display.ROTATION_ATTRIBUTE, "gsseg_manual",
+                      "gsseg_manual_label", INDEX_ATTRIBUTE)
 SPLAT_EXTENSIONS = (".ply", ".splat", ".spz", ".glb", ".sog", ".ksplat")
 
 
@@ -264,9 +263,9 @@ def import_splat(context, path, *, collection=None, name=None, shown_as="SPLAT")
         obj.gsseg.accumulation_path = sidecar
     (collection or context.collection).objects.link(obj)
     if shown_as == "SPLAT":
-        display.add_splat_display(obj, gaussians)
+        splat_display.add_splat_display(obj, gaussians)
     elif shown_as == "POINTS":
-        display.add_point_display(obj)
+        point_display.add_point_display(obj)
     if shown_as is not None:
         obj.gsseg.display = shown_as
     mesh.update()

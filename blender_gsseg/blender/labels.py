@@ -22,8 +22,9 @@ from ..core.errors import BadInputError
 from ..core.files.labels import (CODE_PROPERTY, LABEL_COMMENT, CodeLayout, label_colour, label_table_comments,
                                  read_label_table)
 from ..core.lift.tune import read_gamma_comment
-from . import display, io_splat
-from .attributes import LABEL_ATTRIBUTE, read_attribute
+from . import io_splat
+from .attributes import LABEL_ATTRIBUTE, read_attribute, srgb_to_linear
+from .point_display import LABEL_COLOR_ATTRIBUTE
 
 FINEST = "LABEL"  # Object.gsseg.level of the gsseg_label level
 FINEST_LEVEL = -1  # item.level of the gsseg_label level
@@ -248,6 +249,42 @@ def with_label_comments(obj, gaussians):
 # ---------------------------------------------------------------------------------------------------------------
 # Label display
 
+UNSEEN_COLOUR = (20, 20, 20)  # sRGB 8-bit, for points no view saw
+HIGHLIGHT = 0.45  # the active instance's colour is mixed this far towards white in the label display
+
+
+def write_label_colors(mesh, labels, colours=None, active=None):
+    """``gsseg_label_col``: each label's colour (``colours``: {id: (r, g, b) sRGB in [0, 1]}, e.g. the instance
+    list's; else the CLI's label colours), for the label display; the ``active`` label's lightened."""
+    colours = colours or {}
+    labels = np.asarray(labels, dtype=np.int64)
+    low = int(labels.min(initial=0))
+    if len(labels) and int(labels.max()) - low < (1 << 22):  # a lookup table by label: O(N)
+        present = np.flatnonzero(np.bincount(labels - low))
+        lookup = np.zeros(int(present[-1]) + 1, dtype=np.int64)
+        lookup[present] = np.arange(len(present))
+        ids, inverse = present + low, lookup[labels - low]
+    else:
+        ids, inverse = np.unique(labels, return_inverse=True)
+    table = np.array([np.asarray(UNSEEN_COLOUR) / 255.0 if i < 0 else
+                      colours.get(int(i), np.asarray(label_colour(int(i))) / 255.0) for i in ids],
+                     dtype=np.float32).reshape(-1, 3)
+    if active is not None and active >= 0:
+        table[ids == active] += HIGHLIGHT * (1.0 - table[ids == active])
+    rgba = np.ones((len(labels), 4), dtype=np.float32)
+    rgba[:, :3] = srgb_to_linear(table)[inverse.ravel()]
+    attribute = mesh.color_attributes.get(LABEL_COLOR_ATTRIBUTE)
+    if attribute is not None and (attribute.data_type != "FLOAT_COLOR" or attribute.domain != "POINT"):
+        mesh.color_attributes.remove(attribute)
+        attribute = None
+    if attribute is None:
+        active = mesh.color_attributes.active_color_name
+        attribute = mesh.color_attributes.new(LABEL_COLOR_ATTRIBUTE, "FLOAT_COLOR", "POINT")
+        if active and active in mesh.color_attributes:
+            mesh.color_attributes.active_color_name = active
+    attribute.data.foreach_set("color", rgba.ravel())
+
+
 def after_import(obj):
     """A newly imported splat: its instance list, named from the header's gsseg_label comments, and its label
     colours; a multi-level scene starts at its finest level (gsseg_label), the γ slider at the γ chosen by
@@ -268,7 +305,7 @@ def refresh_display(obj):
     labels = labels_at_level(obj)
     if labels is None:
         return False
-    display.write_label_colors(obj.data, labels, colour_table(obj, level_number(obj)), active=obj.gsseg.instance)
+    write_label_colors(obj.data, labels, colour_table(obj, level_number(obj)), active=obj.gsseg.instance)
     obj.data.update()
     return True
 

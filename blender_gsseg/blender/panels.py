@@ -2,7 +2,7 @@
 
 import bpy
 
-from . import display, io_splat, segment
+from . import io_splat, point_display, segment, splat_display
 from . import labels as label_list
 from .classes import register_classes, unregister_classes
 
@@ -109,10 +109,10 @@ class GSSEG_PT_main(bpy.types.Panel):
         state = obj.gsseg
         box = layout.box()
         box.label(text=obj.name, icon="OUTLINER_OB_POINTCLOUD")
-        if obj.modifiers.get(display.SPLAT_MODIFIER_NAME) is not None or \
-                obj.modifiers.get(display.MODIFIER_NAME) is not None:
+        if obj.modifiers.get(splat_display.SPLAT_MODIFIER_NAME) is not None or \
+                obj.modifiers.get(point_display.MODIFIER_NAME) is not None:
             box.row().prop(state, "display", expand=True)
-        if obj.modifiers.get(display.SPLAT_MODIFIER_NAME) is not None and state.display != "POINTS":
+        if obj.modifiers.get(splat_display.SPLAT_MODIFIER_NAME) is not None and state.display != "POINTS":
             column = box.column(align=True)
             column.prop(state, "sh_degree")
             column.prop(state, "opacity_threshold", slider=True)

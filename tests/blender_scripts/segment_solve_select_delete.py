@@ -39,17 +39,18 @@ confidence = np.empty(len(labels), np.float32)
 mesh.attributes["gsseg_confidence"].data.foreach_get("value", confidence)
 
 # the label display: one colour per label, shown through the modifier's material
-from blender_gsseg.blender import display
+from blender_gsseg.blender import splat_display as display
+from blender_gsseg.blender.modifiers import get_modifier_input
 assert obj.gsseg.display == "LABELS"
 modifier = obj.modifiers[display.SPLAT_MODIFIER_NAME]
-assert display.get_modifier_input(modifier, "Show Labels") is True
+assert get_modifier_input(modifier, "Show Labels") is True
 label_colors = np.empty(4 * len(labels), np.float32)
 mesh.color_attributes["gsseg_label_col"].data.foreach_get("color", label_colors)
 label_colors = label_colors.reshape(-1, 4)
 assert len({tuple(c) for c in label_colors}) == len(set(labels.tolist()))
 assert mesh.color_attributes.active_color_name == "Col"
 obj.gsseg.display = "SPLAT"
-assert display.get_modifier_input(modifier, "Show Labels") is False
+assert get_modifier_input(modifier, "Show Labels") is False
 # the display controls of the panel drive the modifier: faint Gaussians hidden, a share of them shown
 from drawn import splats_drawn
 from blender_gsseg.core.files.splats import read_gaussians as _read
@@ -58,14 +59,14 @@ opacities = _read(ARGS["ply"]).opacities
 assert splats_drawn(obj) == int(np.count_nonzero(opacities > 1 / 255))
 threshold = float(np.median(opacities))
 obj.gsseg.opacity_threshold = threshold
-assert display.get_modifier_input(modifier, "Opacity Threshold") == np.float32(threshold)
+assert get_modifier_input(modifier, "Opacity Threshold") == np.float32(threshold)
 assert splats_drawn(obj) == int(np.count_nonzero(opacities > threshold))
 obj.gsseg.opacity_threshold = 0.0
 obj.gsseg.display_percentage = 25.0
 assert abs(splats_drawn(obj) / len(opacities) - 0.25) < 0.05, splats_drawn(obj)
 obj.gsseg.display_percentage = 100.0
 obj.gsseg.sh_degree = 0
-assert display.get_modifier_input(modifier, "SH Degree") == 0
+assert get_modifier_input(modifier, "SH Degree") == 0
 obj.gsseg.sh_degree = 3
 
 # the same through the core alone
