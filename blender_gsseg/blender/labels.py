@@ -19,17 +19,15 @@ import json
 import numpy as np
 
 from ..core.errors import BadInputError
-from ..core.files.labels import (CODE_PROPERTY, LABEL_COMMENT, CodeLayout, label_colour, label_table_comments,
-                                 read_label_table)
+from ..core.files.labels import (CODE_PROPERTY, LABEL_COMMENT, LABEL_PROPERTY, CodeLayout, label_colour,
+                                 label_table_comments, read_label_table)
 from ..core.lift.tune import read_gamma_comment
 from . import io_splat
-from .attributes import LABEL_ATTRIBUTE, read_attribute, srgb_to_linear
-from .point_display import LABEL_COLOR_ATTRIBUTE
+from .attributes import (LABEL_COLOR_ATTRIBUTE, MANUAL_ATTRIBUTE, MANUAL_LABEL_ATTRIBUTE, read_attribute,
+                         srgb_to_linear)
 
 FINEST = "LABEL"  # Object.gsseg.level of the gsseg_label level
 FINEST_LEVEL = -1  # item.level of the gsseg_label level
-MANUAL_ATTRIBUTE = "gsseg_manual"
-MANUAL_LABEL_ATTRIBUTE = "gsseg_manual_label"
 MERGED_KEY = "gsseg_merged"
 UNSEEN = -1
 
@@ -76,7 +74,7 @@ def level_number(obj, level=None):
 
 def has_labels(obj):
     """Whether the splat has labels (gsseg_label or gsseg_code), without reading them (cheap enough to draw)."""
-    return LABEL_ATTRIBUTE in obj.data.attributes or CODE_PROPERTY in obj.data.attributes
+    return LABEL_PROPERTY in obj.data.attributes or CODE_PROPERTY in obj.data.attributes
 
 
 def labels_at_level(obj, level=None):
@@ -84,7 +82,7 @@ def labels_at_level(obj, level=None):
     number = level_number(obj, level)
     mesh = obj.data
     if number == FINEST_LEVEL:
-        return read_attribute(mesh, LABEL_ATTRIBUTE)
+        return read_attribute(mesh, LABEL_PROPERTY)
     layout = layout_of(obj)
     codes = read_attribute(mesh, CODE_PROPERTY)
     if layout is None or codes is None:
@@ -95,7 +93,7 @@ def labels_at_level(obj, level=None):
 def require_labels(obj, level=None):
     labels = labels_at_level(obj, level)
     if labels is None:
-        raise BadInputError(f"'{obj.name}' has no {LABEL_ATTRIBUTE} attribute; run Segment first")
+        raise BadInputError(f"'{obj.name}' has no {LABEL_PROPERTY} attribute; run Segment first")
     return labels
 
 
@@ -233,7 +231,7 @@ def with_label_comments(obj, gaussians):
     """``gaussians`` with the header's gsseg_label comments replaced by :func:`label_comment_lines` (the
     original lines, in place, when nothing changed). Unchanged when the scene has no gsseg_label property, or
     when it came without a label table and no label was made or named in Blender."""
-    if LABEL_ATTRIBUTE not in gaussians.property_names:
+    if LABEL_PROPERTY not in gaussians.property_names:
         return gaussians
     table = read_label_table(gaussians.comments)
     if not table and not obj.get(TABLE_KEY):

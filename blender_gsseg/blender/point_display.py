@@ -9,16 +9,13 @@ also write the BOOLEAN attribute ``gsseg_hidden``, and the node group leaves tho
 
 import bpy
 
+from .attributes import COLOR_ATTRIBUTE, HIDDEN_ATTRIBUTE, LABEL_COLOR_ATTRIBUTE, RADIUS_ATTRIBUTE
 from .modifiers import input_identifier, set_modifier_input
 
 NODE_GROUP_NAME = "gsseg Splat Points"
 MATERIAL_NAME = "gsseg Splat Colour"
 LABEL_MATERIAL_NAME = "gsseg Splat Labels"
 MODIFIER_NAME = "gsseg Points"
-COLOR_ATTRIBUTE = "Col"
-LABEL_COLOR_ATTRIBUTE = "gsseg_label_col"
-RADIUS_ATTRIBUTE = "gsseg_radius"
-HIDDEN_ATTRIBUTE = "gsseg_hidden"
 MATERIAL_SOCKET = "Material"
 HIDDEN_NODE = "gsseg hidden"  # marks groups made by this version (older ones lack the hidden-points filter)
 

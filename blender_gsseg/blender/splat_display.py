@@ -6,9 +6,9 @@ import bpy
 import numpy as np
 
 from .classes import register_handlers, unregister_handlers
+from .attributes import COLOR_ATTRIBUTE, HIDDEN_ATTRIBUTE, LABEL_COLOR_ATTRIBUTE, ROTATION_ATTRIBUTE
 from .modifiers import get_modifier_input, set_modifier_input
-from .point_display import (HIDDEN_ATTRIBUTE, LABEL_COLOR_ATTRIBUTE, MATERIAL_SOCKET, MODIFIER_NAME, add_point_display,
-                            label_material, splat_material)
+from .point_display import MATERIAL_SOCKET, MODIFIER_NAME, add_point_display, label_material, splat_material
 
 # Geometry Nodes (group "gsseg Splats") turns the points into one mesh: a box around each Gaussian (its rotation,
 # its dilated scales times the radius where its alpha falls to 1/255), sorted back to front for the scene camera,
@@ -27,7 +27,6 @@ SPLAT_NODE_GROUP_NAME = "gsseg Splats"
 SPLAT_MODIFIER_NAME = "gsseg Splats"
 SPLAT_MATERIAL_NAME = "gsseg Splat Shading"
 SPLAT_GROUP_MARK = "gsseg splats 1"  # a node of this name marks groups made by this version
-ROTATION_ATTRIBUTE = "gsseg_rotation"  # QUATERNION (w, x, y, z), normalised: derived, never exported
 SH_MAX_DEGREE = 3
 # Attributes of the realised splat mesh, read by the material
 CORNER = "gsseg_splat_corner"
@@ -227,7 +226,7 @@ def _build_splat_nodes(b, mark, sh_degree):
     index = b.out(b.node("GeometryNodeInputIndex"))
 
     # Fields of the imported points
-    opacity = b.out(b.node("FunctionNodeSeparateColor", (_named(b, "Col", "FLOAT_COLOR"),)), "Alpha")
+    opacity = b.out(b.node("FunctionNodeSeparateColor", (_named(b, COLOR_ATTRIBUTE, "FLOAT_COLOR"),)), "Alpha")
     threshold = b.math("MAXIMUM", setting["Opacity Threshold"], MIN_ALPHA)
     random = b.out(b.node("FunctionNodeRandomValue", {"ID": index, "Seed": 0}))
     shown = b.math("LESS_THAN", random, b.math("DIVIDE", setting["Display Percentage"], 100.0))
