@@ -163,7 +163,7 @@ assert (back.vertex["gsseg_label"] == shares.solve(0.3)[0][keep]).all()
 RESULT["n"] = len(labels)
 RESULT["removed"] = int((~keep).sum())
 
-# the panel draws (a recording layout checks every property and operator it names)
+# the sidebar draws, every section (a recording layout checks every property and operator it names)
 icons = set(bpy.types.UILayout.bl_rna.functions["label"].parameters["icon"].enum_items.keys())
 class Layout:
     def __init__(self):
@@ -188,9 +188,35 @@ class Layout:
         self.operators.append(idname)
         return self._check(kwargs)
 import types
-panel = types.SimpleNamespace(layout=Layout())
+from blender_gsseg.blender import panels as sidebar
+
+PANELS = [cls for cls in sidebar.CLASSES if issubclass(cls, bpy.types.Panel)]
+
+
+def draw_sidebar():
+    """Draw every section of the sidebar whose poll passes, as Blender does (header, then body), into one
+    recording layout; returns it and the ids of the sections drawn."""
+    layout, registered, drawn = Layout(), [], []
+    for cls in PANELS:
+        assert getattr(bpy.types, cls.bl_idname) is cls and cls.bl_category == "gsseg", cls
+        parent = getattr(cls, "bl_parent_id", "")
+        assert not parent or parent in registered, (cls, parent)  # a sub-panel is registered after its parent
+        registered.append(cls.bl_idname)
+        poll = getattr(cls, "poll", None)
+        if (parent and parent not in drawn) or (poll is not None and not poll(bpy.context)):
+            continue
+        panel = types.SimpleNamespace(layout=layout)
+        if hasattr(cls, "draw_header"):
+            cls.draw_header(panel, bpy.context)
+        cls.draw(panel, bpy.context)
+        drawn.append(cls.bl_idname)
+    return layout, drawn
+
+
+panel = types.SimpleNamespace()
 bpy.context.view_layer.objects.active = obj
-bpy.types.GSSEG_PT_main.draw(panel, bpy.context)
+panel.layout, drawn = draw_sidebar()
+assert drawn == ["GSSEG_PT_main", "GSSEG_PT_segment", "GSSEG_PT_splat", "GSSEG_PT_instances"], drawn
 assert {"splat_object", "camera_collection", "mask_dir", "scale", "backend", "gamma", "display",
         "instance", "delete_halo", "proxy_mask_dir", "sh_degree", "opacity_threshold", "display_percentage",
         "splat_size"} <= set(panel.layout.props), panel.layout.props
@@ -209,9 +235,8 @@ assert rows == [(-1, k, "background" if k == 0 else f"label_{k}", int(counts.get
 assert label_list.hex_colour(obj.gsseg.labels[1].color) == "#%02x%02x%02x" % label_colour(2)
 # a mesh object shows its proxy setting
 bpy.ops.mesh.primitive_cube_add()
-panel = types.SimpleNamespace(layout=Layout())
-bpy.types.GSSEG_PT_main.draw(panel, bpy.context)
-assert "proxy_instance" in panel.layout.props
+panel.layout, drawn = draw_sidebar()
+assert "GSSEG_PT_proxy" in drawn and "proxy_instance" in panel.layout.props, drawn
 # every operator has a one-line tooltip
 for name in dir(bpy.ops.gsseg):
     description = getattr(bpy.ops.gsseg, name).get_rna_type().description
