@@ -755,6 +755,8 @@ class GSSEG_FH_splat(bpy.types.FileHandler):
 
     @classmethod
     def poll_drop(cls, context):
+        """Drops import in the 3D Viewport only (Blender's own importers call bpy_extras.io_utils'
+        poll_file_object_drop here, which also takes drops on the Outliner)."""
         return context.area is not None and context.area.type == "VIEW_3D"
 
 

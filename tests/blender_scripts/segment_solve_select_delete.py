@@ -241,3 +241,10 @@ assert "GSSEG_PT_proxy" in drawn and "proxy_instance" in panel.layout.props, dra
 for name in dir(bpy.ops.gsseg):
     description = getattr(bpy.ops.gsseg, name).get_rna_type().description
     assert description and "\n" not in description, (name, description)
+# files dropped on Blender import as splats in the 3D Viewport only (the FileHandler's poll_drop)
+handler = bpy.types.GSSEG_FH_splat
+assert handler.poll_drop(types.SimpleNamespace(area=types.SimpleNamespace(type="VIEW_3D")))
+for area_type in ("OUTLINER", "PROPERTIES", "IMAGE_EDITOR", "NODE_EDITOR", "TEXT_EDITOR", "FILE_BROWSER"):
+    assert not handler.poll_drop(types.SimpleNamespace(area=types.SimpleNamespace(type=area_type))), area_type
+assert not handler.poll_drop(types.SimpleNamespace(area=None))
+assert not handler.poll_drop(bpy.context)  # no area in a background Blender
