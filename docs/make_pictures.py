@@ -69,7 +69,7 @@ def view_camera(scene):
 
 
 def render_settings(scene, width, height, samples):
-    from blender_gsseg.blender.display import eevee_engine
+    from blender_gsseg.blender.splat_display import eevee_engine
 
     scene.render.engine = eevee_engine()
     scene.eevee.taa_render_samples = samples

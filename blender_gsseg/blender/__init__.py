@@ -5,9 +5,9 @@ Only relative imports are used, so the same code runs as the ``blender_gsseg`` p
 extension module ``bl_ext.<repository>.gsseg``.
 """
 
-from . import display, ops, panels, prefs, props, segment
+from . import ops, panels, prefs, props, segment, splat_display
 
-_MODULES = (props, prefs, ops, panels, display, segment)
+_MODULES = (props, prefs, ops, panels, splat_display, segment)
 
 
 def register():

@@ -7,9 +7,17 @@ import numpy as np
 
 from ..core.errors import BadInputError
 
-LABEL_ATTRIBUTE = "gsseg_label"
+# The point attributes gsseg gives a splat mesh, each name defined here once. The labels are the attribute
+# ``gsseg_label``, named by the core's LABEL_PROPERTY (the file's vertex property of that name), not here.
+COLOR_ATTRIBUTE = "Col"  # FLOAT_COLOR: the base colour (scene-linear), the opacity as alpha
+LABEL_COLOR_ATTRIBUTE = "gsseg_label_col"  # FLOAT_COLOR: each point's label colour (the label display)
+RADIUS_ATTRIBUTE = "gsseg_radius"  # FLOAT: the mean of the three scales (the point display's radius)
+ROTATION_ATTRIBUTE = "gsseg_rotation"  # QUATERNION (w, x, y, z), normalised: derived, never exported
+HIDDEN_ATTRIBUTE = "gsseg_hidden"  # BOOLEAN: hidden by the hide/isolate operators (both displays leave them out)
 CONFIDENCE_ATTRIBUTE = "gsseg_confidence"
 INDEX_ATTRIBUTE = "gsseg_index"  # each point's index in its cached accumulation (follows Blender's own edits)
+MANUAL_ATTRIBUTE = "gsseg_manual"  # BOOLEAN: the label was assigned by hand (kept when gamma changes)
+MANUAL_LABEL_ATTRIBUTE = "gsseg_manual_label"  # INT: that label
 
 
 def read_attribute(mesh, name, kind="INT"):
@@ -19,6 +27,12 @@ def read_attribute(mesh, name, kind="INT"):
     values = np.empty(len(mesh.vertices), dtype=np.int32 if kind == "INT" else bool)
     attribute.data.foreach_get("value", values)
     return values
+
+
+def srgb_to_linear(values):
+    """Splat colours are display (sRGB) values; Blender colour attributes are scene-linear."""
+    values = np.asarray(values, dtype=np.float32)
+    return np.where(values <= 0.04045, values / 12.92, ((values + 0.055) / 1.055) ** 2.4).astype(np.float32)
 
 
 _ATTRIBUTE_DTYPES = {"INT": np.int32, "FLOAT": np.float32, "BOOLEAN": bool}

@@ -17,10 +17,11 @@ import bpy
 import numpy as np
 
 from ..core.errors import BadInputError
+from ..core.files.labels import LABEL_PROPERTY
 from ..core.lift.sidecar import save_accumulation
-from . import display
 from . import labels as label_list
-from .attributes import LABEL_ATTRIBUTE, ObjectMode, keep_points, read_attribute, write_attribute
+from .attributes import (HIDDEN_ATTRIBUTE, MANUAL_ATTRIBUTE, MANUAL_LABEL_ATTRIBUTE, ObjectMode, keep_points,
+                         read_attribute, write_attribute)
 from .segment import cache_path_for, cached_accumulation, shares_for, write_point_index
 
 SELECT_ATTRIBUTE = ".select_vert"
@@ -55,7 +56,7 @@ def _write_hidden(obj, hide):
     deselected (as Blender does)."""
     mesh = obj.data
     _set_bool(mesh, HIDE_ATTRIBUTE, hide)
-    _set_bool(mesh, display.HIDDEN_ATTRIBUTE, hide)
+    _set_bool(mesh, HIDDEN_ATTRIBUTE, hide)
     _set_bool(mesh, SELECT_ATTRIBUTE, _bool(mesh, SELECT_ATTRIBUTE) & ~hide)
     mesh.update()
 
@@ -263,7 +264,7 @@ def assign_selection(obj, label=None):
         count = int(np.count_nonzero(picked))
         if count == 0:
             raise BadInputError(f"'{obj.name}': no points are selected (select some in edit mode)")
-        labels = read_attribute(mesh, LABEL_ATTRIBUTE)
+        labels = read_attribute(mesh, LABEL_PROPERTY)
         if labels is None:  # a splat never segmented: everything starts as background
             labels = np.zeros(len(mesh.vertices), dtype=np.int32)
         if label is None:
@@ -273,15 +274,15 @@ def assign_selection(obj, label=None):
             raise BadInputError(f"label {label}: assign a label >= 0 (0 = background)")
         before = labels[picked]
         labels[picked] = label
-        manual = _bool(mesh, label_list.MANUAL_ATTRIBUTE)
-        values = read_attribute(mesh, label_list.MANUAL_LABEL_ATTRIBUTE)
+        manual = _bool(mesh, MANUAL_ATTRIBUTE)
+        values = read_attribute(mesh, MANUAL_LABEL_ATTRIBUTE)
         if values is None:
             values = np.zeros(len(labels), dtype=np.int32)
         manual |= picked
         values[picked] = label
-        write_attribute(mesh, LABEL_ATTRIBUTE, labels)
-        write_attribute(mesh, label_list.MANUAL_ATTRIBUTE, manual, "BOOLEAN")
-        write_attribute(mesh, label_list.MANUAL_LABEL_ATTRIBUTE, values)
+        write_attribute(mesh, LABEL_PROPERTY, labels)
+        write_attribute(mesh, MANUAL_ATTRIBUTE, manual, "BOOLEAN")
+        write_attribute(mesh, MANUAL_LABEL_ATTRIBUTE, values)
         label_list.mark_table(obj)
         label_list.sync(obj, extra_ids=[label], drop_empty=np.unique(before[before != label]))
         label_list.refresh_display(obj)
@@ -304,11 +305,11 @@ def merge_instances(obj, source, target):
         labels[picked] = target
         label_list.add_merge(obj, source, target)
         label_list.mark_table(obj)
-        values = read_attribute(mesh, label_list.MANUAL_LABEL_ATTRIBUTE)
+        values = read_attribute(mesh, MANUAL_LABEL_ATTRIBUTE)
         if values is not None:  # manual labels of the source follow it
             values[values == source] = target
-            write_attribute(mesh, label_list.MANUAL_LABEL_ATTRIBUTE, values)
-        write_attribute(mesh, LABEL_ATTRIBUTE, labels)
+            write_attribute(mesh, MANUAL_LABEL_ATTRIBUTE, values)
+        write_attribute(mesh, LABEL_PROPERTY, labels)
         label_list.sync(obj, extra_ids=[target], drop_empty=[source])
         label_list.refresh_display(obj)
         mesh.update()

@@ -25,26 +25,24 @@ import bpy
 import numpy as np
 
 from ..core.errors import BadInputError
+from ..core.files.labels import LABEL_PROPERTY
 from ..core.files.ply import PLY_TYPES
 from ..core.files.splats import read_gaussians, write_gaussians, write_splat_file
 from ..core.gaussians import Gaussians
 from ..core.lift.sidecar import bound_sidecar
-from . import display
-from .attributes import CONFIDENCE_ATTRIBUTE, INDEX_ATTRIBUTE, LABEL_ATTRIBUTE
-from .display import srgb_to_linear
+from . import point_display, splat_display
+from .attributes import (COLOR_ATTRIBUTE, CONFIDENCE_ATTRIBUTE, HIDDEN_ATTRIBUTE, INDEX_ATTRIBUTE,
+                         LABEL_COLOR_ATTRIBUTE, MANUAL_ATTRIBUTE, MANUAL_LABEL_ATTRIBUTE, RADIUS_ATTRIBUTE,
+                         ROTATION_ATTRIBUTE, srgb_to_linear)
 
 HEADER_KEY = "gsseg_header"
 ELEMENTS_KEY = "gsseg_elements"
 SIDECAR_KEY = "gsseg_sidecar"
 HEADER_VERSION = 1
 POSITION_PROPERTIES = ("x", "y", "z")
-COLOR_ATTRIBUTE = "Col"
-RADIUS_ATTRIBUTE = "gsseg_radius"
 # Attributes we compute (never written back unless asked for).
-LABEL_COLOR_ATTRIBUTE = display.LABEL_COLOR_ATTRIBUTE
 DERIVED_ATTRIBUTES = (COLOR_ATTRIBUTE, RADIUS_ATTRIBUTE, CONFIDENCE_ATTRIBUTE, LABEL_COLOR_ATTRIBUTE,
-                      display.HIDDEN_ATTRIBUTE, display.ROTATION_ATTRIBUTE, "gsseg_manual", "gsseg_manual_label",
-                      INDEX_ATTRIBUTE)
+                      HIDDEN_ATTRIBUTE, ROTATION_ATTRIBUTE, MANUAL_ATTRIBUTE, MANUAL_LABEL_ATTRIBUTE, INDEX_ATTRIBUTE)
 SPLAT_EXTENSIONS = (".ply", ".splat", ".spz", ".glb", ".sog", ".ksplat")
 
 
@@ -264,9 +262,9 @@ def import_splat(context, path, *, collection=None, name=None, shown_as="SPLAT")
         obj.gsseg.accumulation_path = sidecar
     (collection or context.collection).objects.link(obj)
     if shown_as == "SPLAT":
-        display.add_splat_display(obj, gaussians)
+        splat_display.add_splat_display(obj, gaussians)
     elif shown_as == "POINTS":
-        display.add_point_display(obj)
+        point_display.add_point_display(obj)
     if shown_as is not None:
         obj.gsseg.display = shown_as
     mesh.update()
@@ -294,8 +292,8 @@ def gaussians_from_object(obj, *, selected_only=False, include_label=False):
     n = len(mesh.vertices)
     properties = [tuple(p) for p in header["properties"]]
     names = [p[0] for p in properties]
-    if include_label and LABEL_ATTRIBUTE not in names and LABEL_ATTRIBUTE in mesh.attributes:
-        properties.append((LABEL_ATTRIBUTE, "int", LABEL_ATTRIBUTE))
+    if include_label and LABEL_PROPERTY not in names and LABEL_PROPERTY in mesh.attributes:
+        properties.append((LABEL_PROPERTY, "int", LABEL_PROPERTY))
     dtype = np.dtype([(name, "<" + PLY_TYPES[ply_type]) for name, ply_type, _ in properties])
     vertex = np.empty(n, dtype=dtype)
     positions = np.empty(n * 3, dtype=np.float32)

@@ -19,15 +19,14 @@ import json
 import numpy as np
 
 from ..core.errors import BadInputError
-from ..core.files.labels import (CODE_PROPERTY, LABEL_COMMENT, CodeLayout, label_colour, label_table_comments,
-                                 read_gamma_comment, read_label_table)
-from . import display, io_splat
-from .attributes import LABEL_ATTRIBUTE, read_attribute
+from ..core.files.labels import (CODE_PROPERTY, LABEL_COMMENT, LABEL_PROPERTY, CodeLayout, label_colour,
+                                 label_table_comments, read_gamma_comment, read_label_table)
+from . import io_splat
+from .attributes import (LABEL_COLOR_ATTRIBUTE, MANUAL_ATTRIBUTE, MANUAL_LABEL_ATTRIBUTE, read_attribute,
+                         srgb_to_linear)
 
 FINEST = "LABEL"  # Object.gsseg.level of the gsseg_label level
 FINEST_LEVEL = -1  # item.level of the gsseg_label level
-MANUAL_ATTRIBUTE = "gsseg_manual"
-MANUAL_LABEL_ATTRIBUTE = "gsseg_manual_label"
 MERGED_KEY = "gsseg_merged"
 UNSEEN = -1
 
@@ -74,7 +73,7 @@ def level_number(obj, level=None):
 
 def has_labels(obj):
     """Whether the splat has labels (gsseg_label or gsseg_code), without reading them (cheap enough to draw)."""
-    return LABEL_ATTRIBUTE in obj.data.attributes or CODE_PROPERTY in obj.data.attributes
+    return LABEL_PROPERTY in obj.data.attributes or CODE_PROPERTY in obj.data.attributes
 
 
 def labels_at_level(obj, level=None):
@@ -82,7 +81,7 @@ def labels_at_level(obj, level=None):
     number = level_number(obj, level)
     mesh = obj.data
     if number == FINEST_LEVEL:
-        return read_attribute(mesh, LABEL_ATTRIBUTE)
+        return read_attribute(mesh, LABEL_PROPERTY)
     layout = layout_of(obj)
     codes = read_attribute(mesh, CODE_PROPERTY)
     if layout is None or codes is None:
@@ -93,7 +92,7 @@ def labels_at_level(obj, level=None):
 def require_labels(obj, level=None):
     labels = labels_at_level(obj, level)
     if labels is None:
-        raise BadInputError(f"'{obj.name}' has no {LABEL_ATTRIBUTE} attribute; run Segment first")
+        raise BadInputError(f"'{obj.name}' has no {LABEL_PROPERTY} attribute; run Segment first")
     return labels
 
 
@@ -231,7 +230,7 @@ def with_label_comments(obj, gaussians):
     """``gaussians`` with the header's gsseg_label comments replaced by :func:`label_comment_lines` (the
     original lines, in place, when nothing changed). Unchanged when the scene has no gsseg_label property, or
     when it came without a label table and no label was made or named in Blender."""
-    if LABEL_ATTRIBUTE not in gaussians.property_names:
+    if LABEL_PROPERTY not in gaussians.property_names:
         return gaussians
     table = read_label_table(gaussians.comments)
     if not table and not obj.get(TABLE_KEY):
@@ -246,6 +245,42 @@ def with_label_comments(obj, gaussians):
 
 # ---------------------------------------------------------------------------------------------------------------
 # Label display
+
+UNSEEN_COLOUR = (20, 20, 20)  # sRGB 8-bit, for points no view saw
+HIGHLIGHT = 0.45  # the active instance's colour is mixed this far towards white in the label display
+
+
+def write_label_colors(mesh, labels, colours=None, active=None):
+    """``gsseg_label_col``: each label's colour (``colours``: {id: (r, g, b) sRGB in [0, 1]}, e.g. the instance
+    list's; else the CLI's label colours), for the label display; the ``active`` label's lightened."""
+    colours = colours or {}
+    labels = np.asarray(labels, dtype=np.int64)
+    low = int(labels.min(initial=0))
+    if len(labels) and int(labels.max()) - low < (1 << 22):  # a lookup table by label: O(N)
+        present = np.flatnonzero(np.bincount(labels - low))
+        lookup = np.zeros(int(present[-1]) + 1, dtype=np.int64)
+        lookup[present] = np.arange(len(present))
+        ids, inverse = present + low, lookup[labels - low]
+    else:
+        ids, inverse = np.unique(labels, return_inverse=True)
+    table = np.array([np.asarray(UNSEEN_COLOUR) / 255.0 if i < 0 else
+                      colours.get(int(i), np.asarray(label_colour(int(i))) / 255.0) for i in ids],
+                     dtype=np.float32).reshape(-1, 3)
+    if active is not None and active >= 0:
+        table[ids == active] += HIGHLIGHT * (1.0 - table[ids == active])
+    rgba = np.ones((len(labels), 4), dtype=np.float32)
+    rgba[:, :3] = srgb_to_linear(table)[inverse.ravel()]
+    attribute = mesh.color_attributes.get(LABEL_COLOR_ATTRIBUTE)
+    if attribute is not None and (attribute.data_type != "FLOAT_COLOR" or attribute.domain != "POINT"):
+        mesh.color_attributes.remove(attribute)
+        attribute = None
+    if attribute is None:
+        active = mesh.color_attributes.active_color_name
+        attribute = mesh.color_attributes.new(LABEL_COLOR_ATTRIBUTE, "FLOAT_COLOR", "POINT")
+        if active and active in mesh.color_attributes:
+            mesh.color_attributes.active_color_name = active
+    attribute.data.foreach_set("color", rgba.ravel())
+
 
 def after_import(obj):
     """A newly imported splat: its instance list, named from the header's gsseg_label comments, and its label
@@ -267,7 +302,7 @@ def refresh_display(obj):
     labels = labels_at_level(obj)
     if labels is None:
         return False
-    display.write_label_colors(obj.data, labels, colour_table(obj, level_number(obj)), active=obj.gsseg.instance)
+    write_label_colors(obj.data, labels, colour_table(obj, level_number(obj)), active=obj.gsseg.instance)
     obj.data.update()
     return True
 

@@ -12,7 +12,7 @@ from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from ..core.errors import CancelledError, GssegError
 from . import camera_objects as camera_io
-from . import display, editing, io_splat, proxies, segment
+from . import editing, io_splat, proxies, segment, splat_display
 from . import labels as label_list
 from .classes import register_classes, unregister_classes
 from .prefs import resolve_backend
@@ -96,7 +96,7 @@ class GSSEG_OT_import_splat(bpy.types.Operator, ImportHelper):
         if context.scene.gsseg.splat_object is None:
             context.scene.gsseg.splat_object = imported[-1]
         if self.display == "SPLAT":
-            display.show_materials(context)
+            splat_display.show_materials(context)
         return {"FINISHED"}
 
 
@@ -755,6 +755,8 @@ class GSSEG_FH_splat(bpy.types.FileHandler):
 
     @classmethod
     def poll_drop(cls, context):
+        """Drops import in the 3D Viewport only (Blender's own importers call bpy_extras.io_utils'
+        poll_file_object_drop here, which also takes drops on the Outliner)."""
         return context.area is not None and context.area.type == "VIEW_3D"
 
 

@@ -1,8 +1,9 @@
-"""The sidebar panel (3D View > Sidebar > gsseg) and the instance list."""
+"""The sidebar panel (3D View > Sidebar > gsseg) with its sub-panels (Segment, Proxy, Splat, Instances) and the
+instance list."""
 
 import bpy
 
-from . import display, io_splat, segment
+from . import io_splat, point_display, segment, splat_display
 from . import labels as label_list
 from .classes import register_classes, unregister_classes
 
@@ -38,12 +39,27 @@ class GSSEG_UL_instances(bpy.types.UIList):
         return flags, []
 
 
+def splat_shown(context):
+    """The splat the panels show: the scene's splat object, else the active object when it is a splat."""
+    obj = context.scene.gsseg.splat_object
+    if obj is None and io_splat.is_splat_object(context.active_object):
+        obj = context.active_object
+    return obj
+
+
+def proxy_shown(context):
+    """The active object when it can stand for an instance (a renderable object that is not a splat)."""
+    active = context.active_object
+    if (active is not None and active.type in {"MESH", "CURVE", "SURFACE", "META", "FONT"}
+            and not io_splat.is_splat_object(active)):
+        return active
+    return None
+
+
 def next_step(context):
     """One line: what the artist does next in the state the scene is in (None once there are labels)."""
     settings = context.scene.gsseg
-    splat = settings.splat_object
-    if splat is None and io_splat.is_splat_object(context.active_object):
-        splat = context.active_object
+    splat = splat_shown(context)
     if splat is None:
         return "Next: Import Splat"
     if label_list.has_labels(splat):
@@ -55,17 +71,18 @@ def next_step(context):
     return "Next: Segment"
 
 
-class GSSEG_PT_main(bpy.types.Panel):
-    bl_idname = "GSSEG_PT_main"
-    bl_label = "gsseg"
+class _SidebarPanel:
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "gsseg"
 
+
+class GSSEG_PT_main(_SidebarPanel, bpy.types.Panel):  # import/export, cameras, the next step; parent of the rest
+    bl_idname = "GSSEG_PT_main"
+    bl_label = "gsseg"
+
     def draw(self, context):
         layout = self.layout
-        settings = context.scene.gsseg
-
         row = layout.row(align=True)
         row.operator("gsseg.import_splat", text="Import Splat", icon="IMPORT")
         row.operator("gsseg.export_splat", text="Export", icon="EXPORT")
@@ -78,65 +95,105 @@ class GSSEG_PT_main(bpy.types.Panel):
         if step:
             layout.label(text=step, icon="INFO")
 
-        box = layout.box()
-        box.label(text="Segment", icon="GROUP_VERTEX")
-        box.prop(settings, "splat_object")
-        box.prop(settings, "camera_collection")
-        box.prop(settings, "mask_dir")
-        row = box.row(align=True)
+
+class GSSEG_PT_segment(_SidebarPanel, bpy.types.Panel):  # the inputs of a segmentation and the operators that run it
+    bl_idname = "GSSEG_PT_segment"
+    bl_label = "Segment"
+    bl_parent_id = "GSSEG_PT_main"
+
+    def draw_header(self, context):
+        self.layout.label(icon="GROUP_VERTEX")
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.gsseg
+        layout.prop(settings, "splat_object")
+        layout.prop(settings, "camera_collection")
+        layout.prop(settings, "mask_dir")
+        row = layout.row(align=True)
         row.prop(settings, "scale")
         row.prop(settings, "backend", text="")
-        box.prop(settings, "choose_gamma")
-        box.label(text=segment.run_plan(context), icon="TIME")
-        row = box.row(align=True)
+        layout.prop(settings, "choose_gamma")
+        layout.label(text=segment.run_plan(context), icon="TIME")
+        row = layout.row(align=True)
         row.operator("gsseg.segment", icon="PLAY")
         row.operator("gsseg.masks_from_proxies", text="Masks from Proxies", icon="MESH_CUBE")
-        box.operator("gsseg.segment_proxies", text="Segment from Proxies (no cameras)", icon="MOD_BOOLEAN")
-        box.prop(settings, "proxy_mask_dir")
+        layout.operator("gsseg.segment_proxies", text="Segment from Proxies (no cameras)", icon="MOD_BOOLEAN")
+        layout.prop(settings, "proxy_mask_dir")
 
-        active = context.active_object
-        if (active is not None and active.type in {"MESH", "CURVE", "SURFACE", "META", "FONT"}
-                and not io_splat.is_splat_object(active)):
-            proxy = layout.box()
-            proxy.label(text=f"Proxy: {active.name}", icon="MESH_CUBE")
-            proxy.prop(active.gsseg, "proxy_instance")
 
-        obj = settings.splat_object
-        if obj is None and io_splat.is_splat_object(active):
-            obj = active
-        if obj is None:
-            return
+class GSSEG_PT_proxy(_SidebarPanel, bpy.types.Panel):  # the instance the active (non-splat) mesh stands for
+    bl_idname = "GSSEG_PT_proxy"
+    bl_label = "Proxy"
+    bl_parent_id = "GSSEG_PT_main"
+
+    @classmethod
+    def poll(cls, context):
+        return proxy_shown(context) is not None
+
+    def draw(self, context):
+        active = proxy_shown(context)
+        self.layout.label(text=f"Proxy: {active.name}", icon="MESH_CUBE")
+        self.layout.prop(active.gsseg, "proxy_instance")
+
+
+class GSSEG_PT_splat(_SidebarPanel, bpy.types.Panel):  # the splat's display (splats, points, labels), its settings
+    bl_idname = "GSSEG_PT_splat"
+    bl_label = "Splat"
+    bl_parent_id = "GSSEG_PT_main"
+
+    @classmethod
+    def poll(cls, context):
+        return splat_shown(context) is not None
+
+    def draw(self, context):
+        layout = self.layout
+        obj = splat_shown(context)
         state = obj.gsseg
-        box = layout.box()
-        box.label(text=obj.name, icon="OUTLINER_OB_POINTCLOUD")
-        if obj.modifiers.get(display.SPLAT_MODIFIER_NAME) is not None or \
-                obj.modifiers.get(display.MODIFIER_NAME) is not None:
-            box.row().prop(state, "display", expand=True)
-        if obj.modifiers.get(display.SPLAT_MODIFIER_NAME) is not None and state.display != "POINTS":
-            column = box.column(align=True)
+        layout.label(text=obj.name, icon="OUTLINER_OB_POINTCLOUD")
+        if obj.modifiers.get(splat_display.SPLAT_MODIFIER_NAME) is not None or \
+                obj.modifiers.get(point_display.MODIFIER_NAME) is not None:
+            layout.row().prop(state, "display", expand=True)
+        if obj.modifiers.get(splat_display.SPLAT_MODIFIER_NAME) is not None and state.display != "POINTS":
+            column = layout.column(align=True)
             column.prop(state, "sh_degree")
             column.prop(state, "opacity_threshold", slider=True)
             column.prop(state, "display_percentage", slider=True)
             column.prop(state, "splat_size")
+
+
+class GSSEG_PT_instances(_SidebarPanel, bpy.types.Panel):  # gamma, level, the instance list, the editing operators
+    bl_idname = "GSSEG_PT_instances"
+    bl_label = "Instances"
+    bl_parent_id = "GSSEG_PT_main"
+
+    @classmethod
+    def poll(cls, context):
+        return splat_shown(context) is not None
+
+    def draw(self, context):
+        layout = self.layout
+        obj = splat_shown(context)
+        state = obj.gsseg
         if state.accumulation_path:
             problem = segment.cache_problem(obj)
-            row = box.row(align=True)
+            row = layout.row(align=True)
             row.enabled = problem is None  # a slider that could not re-solve is greyed, with the reason below
             row.prop(state, "gamma", slider=True)
             row.operator("gsseg.apply_gamma", text="", icon="FILE_REFRESH")
             if problem is not None:
-                box.label(text=problem, icon="ERROR")
+                layout.label(text=problem, icon="ERROR")
             elif segment.cache_is_temporary(obj):
-                box.label(text="The cache is kept beside the .blend once it is saved", icon="INFO")
+                layout.label(text="The cache is kept beside the .blend once it is saved", icon="INFO")
         else:
-            box.label(text="Not segmented yet", icon="INFO")
+            layout.label(text="Not segmented yet", icon="INFO")
         if len(label_list.level_items(obj)) > 1:
-            box.prop(state, "level")
-        box.template_list("GSSEG_UL_instances", "", state, "labels", state, "labels_index", rows=4)
-        row = box.row(align=True)
+            layout.prop(state, "level")
+        layout.template_list("GSSEG_UL_instances", "", state, "labels", state, "labels_index", rows=4)
+        row = layout.row(align=True)
         row.prop(state, "instance")
-        editable = active is obj
-        column = box.column(align=True)
+        editable = context.active_object is obj
+        column = layout.column(align=True)
         column.enabled = editable
         row = column.row(align=True)
         row.operator("gsseg.select_instance", text="Select", icon="RESTRICT_SELECT_OFF")
@@ -156,10 +213,11 @@ class GSSEG_PT_main(bpy.types.Panel):
         row.operator("gsseg.assign_instance", text="New Instance").new_instance = True
         row.operator("gsseg.merge_instances", text="Merge Into...", icon="AUTOMERGE_ON")
         if not editable:
-            box.label(text="Make the splat active to edit it", icon="INFO")
+            layout.label(text="Make the splat active to edit it", icon="INFO")
 
 
-CLASSES = (GSSEG_UL_instances, GSSEG_PT_main)
+# The sidebar's sections in their order: the main panel, then its sub-panels (each registered after its parent)
+CLASSES = (GSSEG_UL_instances, GSSEG_PT_main, GSSEG_PT_segment, GSSEG_PT_proxy, GSSEG_PT_splat, GSSEG_PT_instances)
 
 
 def register():

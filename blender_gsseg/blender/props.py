@@ -26,17 +26,18 @@ def _gamma_update(self, context):
 
 
 def _display_update(self, context):
-    from . import display
+    from .splat_display import set_display_mode
 
-    display.set_display_mode(self.id_data, self.display)
+    set_display_mode(self.id_data, self.display)
 
 
 def _splat_setting_update(name, attribute):
     def update(self, context):
-        from . import display
+        from .modifiers import set_modifier_input
+        from .splat_display import SPLAT_MODIFIER_NAME
 
-        modifier = self.id_data.modifiers.get(display.SPLAT_MODIFIER_NAME)
-        if modifier is not None and display.set_modifier_input(modifier, name, getattr(self, attribute)):
+        modifier = self.id_data.modifiers.get(SPLAT_MODIFIER_NAME)
+        if modifier is not None and set_modifier_input(modifier, name, getattr(self, attribute)):
             self.id_data.update_tag()
     return update
 

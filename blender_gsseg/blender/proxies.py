@@ -323,7 +323,8 @@ class ProxyJob:
 
     def finish(self):
         from . import labels as label_list
-        from .attributes import LABEL_ATTRIBUTE, ObjectMode, write_attribute
+        from ..core.files.labels import LABEL_PROPERTY
+        from .attributes import ObjectMode, write_attribute
 
         if self.error is not None:
             raise self.error
@@ -331,7 +332,7 @@ class ProxyJob:
         if obj is None or len(obj.data.vertices) != len(self.labels):
             raise BadInputError(f"'{self.object_name}' changed while it was being segmented")
         with ObjectMode(obj, stay=True):
-            write_attribute(obj.data, LABEL_ATTRIBUTE, self.labels)
+            write_attribute(obj.data, LABEL_PROPERTY, self.labels)
             obj.gsseg.accumulation_path = ""  # these labels come from no accumulation: the γ slider has none
             label_list.clear_edits(obj)
             label_list.sync(obj)

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..core.raster.backends import estimate_sample, expected_seconds, planned_backend
 from ..core.errors import BadInputError
-from ..core.files.labels import CODE_PROPERTY
+from ..core.files.labels import CODE_PROPERTY, LABEL_PROPERTY
 from ..core.lift.run import lift_views
 from ..core.lift.sidecar import (SIDECAR_SUFFIX, level_sidecars, load_accumulation, save_accumulation,
                                  solve_level_sidecars)
@@ -26,8 +26,7 @@ from ..core.lift.solver import Shares
 from ..core.lift.views import build_views
 from . import io_splat
 from . import labels as label_list
-from .attributes import (CONFIDENCE_ATTRIBUTE, INDEX_ATTRIBUTE, LABEL_ATTRIBUTE, ObjectMode, read_attribute,
-                         write_attribute)
+from .attributes import CONFIDENCE_ATTRIBUTE, INDEX_ATTRIBUTE, ObjectMode, read_attribute, write_attribute
 from .camera_objects import cameras_in_collection
 from .prefs import resolve_backend
 from .classes import register_handlers, unregister_handlers
@@ -138,7 +137,7 @@ def apply_gamma(obj, gamma=None, new_ids=()):
         shares = shares_for(obj)
         labels, confidence = shares.solve(gamma)
         labels = label_list.apply_edits(obj, labels)
-        write_attribute(mesh, LABEL_ATTRIBUTE, labels, "INT")
+        write_attribute(mesh, LABEL_PROPERTY, labels, "INT")
         write_attribute(mesh, CONFIDENCE_ATTRIBUTE, confidence, "FLOAT")
         label_list.sync(obj, extra_ids=new_ids)
         label_list.refresh_display(obj)
@@ -289,7 +288,7 @@ def _apply_gamma_levels(obj, layout, gamma):
     except (BadInputError, KeyError, OSError) as error:
         raise BadInputError(f"'{obj.name}' is a multi-level scene: re-solving needs the sidecars of every level "
                             f"for its {n:,} points ({error})") from None
-    write_attribute(mesh, LABEL_ATTRIBUTE, level_labels[-1], "INT")
+    write_attribute(mesh, LABEL_PROPERTY, level_labels[-1], "INT")
     write_attribute(mesh, CODE_PROPERTY, layout.pack(level_labels), "INT")
     write_attribute(mesh, CONFIDENCE_ATTRIBUTE, confidence, "FLOAT")
     label_list.sync(obj)

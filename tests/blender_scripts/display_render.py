@@ -24,7 +24,7 @@ else:
     import blender_gsseg as gsseg
 from drawn import splats_drawn  # noqa: E402
 
-display = gsseg.blender.display
+display = gsseg.blender.splat_display
 RESULT["blender"] = bpy.app.version_string
 scene = bpy.context.scene
 for obj in list(scene.objects):
@@ -41,7 +41,7 @@ RESULT["drawn"] = splats_drawn(splat)
 world = bpy.data.worlds.new("plain")
 if world.node_tree is None:  # Blender < 5 makes the tree on request
     world.use_nodes = True
-linear = display.srgb_to_linear(ARGS["background"])
+linear = gsseg.blender.attributes.srgb_to_linear(ARGS["background"])
 world.node_tree.nodes["Background"].inputs["Color"].default_value = (*linear.tolist(), 1.0)
 scene.world = world
 scene.view_settings.view_transform = "Standard"

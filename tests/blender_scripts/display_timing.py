@@ -21,7 +21,7 @@ from mathutils import Vector
 import blender_gsseg
 from child import ARGS, RESULT
 
-display = blender_gsseg.blender.display
+display = blender_gsseg.blender.splat_display
 
 
 def rss_mb():

@@ -8,7 +8,8 @@ import time
 import bpy
 import numpy as np
 
-from blender_gsseg.blender import display, io_splat
+from blender_gsseg.blender import io_splat
+from blender_gsseg.blender.attributes import srgb_to_linear
 from blender_gsseg.core.files.splats import read_gaussians
 from child import ARGS, RESULT, refused
 
@@ -46,7 +47,7 @@ assert mesh.color_attributes.active_color_name == "Col"
 assert mesh.color_attributes[mesh.color_attributes.render_color_index].name == "Col"
 colors = np.empty(4 * n, np.float32)
 mesh.color_attributes["Col"].data.foreach_get("color", colors)
-assert np.allclose(colors.reshape(n, 4)[:, :3], display.srgb_to_linear(source.base_colors), atol=1e-6)
+assert np.allclose(colors.reshape(n, 4)[:, :3], srgb_to_linear(source.base_colors), atol=1e-6)
 assert np.allclose(colors.reshape(n, 4)[:, 3], source.opacities, atol=1e-6)
 assert "gsseg_radius" in mesh.attributes
 # header kept on the object
@@ -58,7 +59,7 @@ assert header["meta_lines"] == [["comment", "made by hand"], ["obj_info", "scann
 assert obj["gsseg_elements"]
 assert obj["gsseg_sidecar"] == ARGS["sidecar"] and obj.gsseg.accumulation_path == ARGS["sidecar"]
 # splat display (the default): one box per Gaussian, oriented by gsseg_rotation (the normalised quaternions)
-from blender_gsseg.blender import display
+from blender_gsseg.blender import splat_display as display
 from drawn import splats_drawn
 
 assert obj.gsseg.display == "SPLAT"

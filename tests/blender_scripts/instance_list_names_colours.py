@@ -4,7 +4,8 @@ recoloured instance. Run by tests/test_blender_editing.py (test_instance_list_na
 import bpy
 import numpy as np
 
-from blender_gsseg.blender import display, labels as label_list
+from blender_gsseg.blender import labels as label_list
+from blender_gsseg.blender.attributes import srgb_to_linear
 from child import ARGS, RESULT
 from snapshot import int_attr
 
@@ -31,8 +32,8 @@ assert not np.allclose(colours[ids == 2, :3], [1.0, 0.0, 0.0])
 obj.gsseg.labels_index = [i.id for i in obj.gsseg.labels].index(2)
 assert obj.gsseg.instance == 2
 obj.data.color_attributes["gsseg_label_col"].data.foreach_get("color", colours.ravel())
-list_colour = display.srgb_to_linear(np.asarray(item2.color))
-lighter = display.srgb_to_linear(np.asarray(item2.color) + display.HIGHLIGHT * (1 - np.asarray(item2.color)))
+list_colour = srgb_to_linear(np.asarray(item2.color))
+lighter = srgb_to_linear(np.asarray(item2.color) + label_list.HIGHLIGHT * (1 - np.asarray(item2.color)))
 assert np.allclose(colours[ids == 2, :3], lighter, atol=1e-6) and (lighter > list_colour).all()
 assert np.allclose(colours[ids == 3, :3], [1.0, 0.0, 0.0])
 assert bpy.ops.gsseg.export_splat(filepath=ARGS["edited"]) == {"FINISHED"}

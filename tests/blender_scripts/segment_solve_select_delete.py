@@ -39,17 +39,18 @@ confidence = np.empty(len(labels), np.float32)
 mesh.attributes["gsseg_confidence"].data.foreach_get("value", confidence)
 
 # the label display: one colour per label, shown through the modifier's material
-from blender_gsseg.blender import display
+from blender_gsseg.blender import splat_display as display
+from blender_gsseg.blender.modifiers import get_modifier_input
 assert obj.gsseg.display == "LABELS"
 modifier = obj.modifiers[display.SPLAT_MODIFIER_NAME]
-assert display.get_modifier_input(modifier, "Show Labels") is True
+assert get_modifier_input(modifier, "Show Labels") is True
 label_colors = np.empty(4 * len(labels), np.float32)
 mesh.color_attributes["gsseg_label_col"].data.foreach_get("color", label_colors)
 label_colors = label_colors.reshape(-1, 4)
 assert len({tuple(c) for c in label_colors}) == len(set(labels.tolist()))
 assert mesh.color_attributes.active_color_name == "Col"
 obj.gsseg.display = "SPLAT"
-assert display.get_modifier_input(modifier, "Show Labels") is False
+assert get_modifier_input(modifier, "Show Labels") is False
 # the display controls of the panel drive the modifier: faint Gaussians hidden, a share of them shown
 from drawn import splats_drawn
 from blender_gsseg.core.files.splats import read_gaussians as _read
@@ -58,14 +59,14 @@ opacities = _read(ARGS["ply"]).opacities
 assert splats_drawn(obj) == int(np.count_nonzero(opacities > 1 / 255))
 threshold = float(np.median(opacities))
 obj.gsseg.opacity_threshold = threshold
-assert display.get_modifier_input(modifier, "Opacity Threshold") == np.float32(threshold)
+assert get_modifier_input(modifier, "Opacity Threshold") == np.float32(threshold)
 assert splats_drawn(obj) == int(np.count_nonzero(opacities > threshold))
 obj.gsseg.opacity_threshold = 0.0
 obj.gsseg.display_percentage = 25.0
 assert abs(splats_drawn(obj) / len(opacities) - 0.25) < 0.05, splats_drawn(obj)
 obj.gsseg.display_percentage = 100.0
 obj.gsseg.sh_degree = 0
-assert display.get_modifier_input(modifier, "SH Degree") == 0
+assert get_modifier_input(modifier, "SH Degree") == 0
 obj.gsseg.sh_degree = 3
 
 # the same through the core alone
@@ -162,7 +163,7 @@ assert (back.vertex["gsseg_label"] == shares.solve(0.3)[0][keep]).all()
 RESULT["n"] = len(labels)
 RESULT["removed"] = int((~keep).sum())
 
-# the panel draws (a recording layout checks every property and operator it names)
+# the sidebar draws, every section (a recording layout checks every property and operator it names)
 icons = set(bpy.types.UILayout.bl_rna.functions["label"].parameters["icon"].enum_items.keys())
 class Layout:
     def __init__(self):
@@ -187,9 +188,35 @@ class Layout:
         self.operators.append(idname)
         return self._check(kwargs)
 import types
-panel = types.SimpleNamespace(layout=Layout())
+from blender_gsseg.blender import panels as sidebar
+
+PANELS = [cls for cls in sidebar.CLASSES if issubclass(cls, bpy.types.Panel)]
+
+
+def draw_sidebar():
+    """Draw every section of the sidebar whose poll passes, as Blender does (header, then body), into one
+    recording layout; returns it and the ids of the sections drawn."""
+    layout, registered, drawn = Layout(), [], []
+    for cls in PANELS:
+        assert getattr(bpy.types, cls.bl_idname) is cls and cls.bl_category == "gsseg", cls
+        parent = getattr(cls, "bl_parent_id", "")
+        assert not parent or parent in registered, (cls, parent)  # a sub-panel is registered after its parent
+        registered.append(cls.bl_idname)
+        poll = getattr(cls, "poll", None)
+        if (parent and parent not in drawn) or (poll is not None and not poll(bpy.context)):
+            continue
+        panel = types.SimpleNamespace(layout=layout)
+        if hasattr(cls, "draw_header"):
+            cls.draw_header(panel, bpy.context)
+        cls.draw(panel, bpy.context)
+        drawn.append(cls.bl_idname)
+    return layout, drawn
+
+
+panel = types.SimpleNamespace()
 bpy.context.view_layer.objects.active = obj
-bpy.types.GSSEG_PT_main.draw(panel, bpy.context)
+panel.layout, drawn = draw_sidebar()
+assert drawn == ["GSSEG_PT_main", "GSSEG_PT_segment", "GSSEG_PT_splat", "GSSEG_PT_instances"], drawn
 assert {"splat_object", "camera_collection", "mask_dir", "scale", "backend", "gamma", "display",
         "instance", "delete_halo", "proxy_mask_dir", "sh_degree", "opacity_threshold", "display_percentage",
         "splat_size"} <= set(panel.layout.props), panel.layout.props
@@ -208,10 +235,16 @@ assert rows == [(-1, k, "background" if k == 0 else f"label_{k}", int(counts.get
 assert label_list.hex_colour(obj.gsseg.labels[1].color) == "#%02x%02x%02x" % label_colour(2)
 # a mesh object shows its proxy setting
 bpy.ops.mesh.primitive_cube_add()
-panel = types.SimpleNamespace(layout=Layout())
-bpy.types.GSSEG_PT_main.draw(panel, bpy.context)
-assert "proxy_instance" in panel.layout.props
+panel.layout, drawn = draw_sidebar()
+assert "GSSEG_PT_proxy" in drawn and "proxy_instance" in panel.layout.props, drawn
 # every operator has a one-line tooltip
 for name in dir(bpy.ops.gsseg):
     description = getattr(bpy.ops.gsseg, name).get_rna_type().description
     assert description and "\n" not in description, (name, description)
+# files dropped on Blender import as splats in the 3D Viewport only (the FileHandler's poll_drop)
+handler = bpy.types.GSSEG_FH_splat
+assert handler.poll_drop(types.SimpleNamespace(area=types.SimpleNamespace(type="VIEW_3D")))
+for area_type in ("OUTLINER", "PROPERTIES", "IMAGE_EDITOR", "NODE_EDITOR", "TEXT_EDITOR", "FILE_BROWSER"):
+    assert not handler.poll_drop(types.SimpleNamespace(area=types.SimpleNamespace(type=area_type))), area_type
+assert not handler.poll_drop(types.SimpleNamespace(area=None))
+assert not handler.poll_drop(bpy.context)  # no area in a background Blender

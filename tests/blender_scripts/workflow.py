@@ -19,7 +19,8 @@ import bl_ext.user_default.gsseg as gsseg  # noqa: E402  (exists only once insta
 
 RESULT["blender"] = bpy.app.version_string
 RESULT["python"] = "%d.%d" % sys.version_info[:2]
-display = gsseg.blender.display
+display = gsseg.blender.splat_display
+get_modifier_input = gsseg.blender.modifiers.get_modifier_input
 
 
 def attribute(obj, name, data_type="INT"):
@@ -59,9 +60,9 @@ assert n == ARGS["n"], n
 assert obj.gsseg.display == "SPLAT"
 assert splats_drawn(obj) == n, splats_drawn(obj)
 modifier = obj.modifiers[display.SPLAT_MODIFIER_NAME]
-assert display.get_modifier_input(modifier, "Show Labels") is False
+assert get_modifier_input(modifier, "Show Labels") is False
 obj.gsseg.display = "POINTS"  # the point display on request, and back
-points = obj.modifiers[display.MODIFIER_NAME]
+points = obj.modifiers[gsseg.blender.point_display.MODIFIER_NAME]
 assert points.show_viewport and not modifier.show_viewport and splats_drawn(obj) == n
 obj.gsseg.display = "SPLAT"
 assert modifier.show_viewport and modifier.show_render and not points.show_viewport
@@ -82,9 +83,9 @@ labels = attribute(obj, "gsseg_label")
 RESULT["labels"] = labels.tolist()
 # the label display: the splats in label colours, and back
 assert obj.gsseg.display == "LABELS"
-assert display.get_modifier_input(modifier, "Show Labels") is True
+assert get_modifier_input(modifier, "Show Labels") is True
 obj.gsseg.display = "SPLAT"
-assert display.get_modifier_input(modifier, "Show Labels") is False
+assert get_modifier_input(modifier, "Show Labels") is False
 assert splats_drawn(obj) == n
 
 # select an instance

@@ -29,12 +29,12 @@ import numpy as np
 from ..errors import BadInputError
 from ..gaussians import REST_COUNT_TO_DEGREE, SH_C0, Gaussians
 from .commit import output_file
+from .labels import LABEL_PROPERTY
 
 EXTENSION = "KHR_gaussian_splatting"
 PREFIX = EXTENSION + ":"
 LOG_SCALE = "_GSSEG_LOG_SCALE"
 OPACITY_LOGIT = "_GSSEG_OPACITY_LOGIT"
-LABEL_PROPERTY = "gsseg_label"
 INSTANCE_CLASS = "gsseg_instance"
 LEVEL_CLASS = "gsseg_code_level"
 LEVEL_PREFIX = "gsseg_code:"  # the label of a level's feature ids, before the level's name
