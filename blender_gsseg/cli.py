@@ -275,6 +275,15 @@ def _save_rgb_png(path, rgb, folder):
         Image.fromarray((np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)).save(handle, format="PNG")
 
 
+def _save_rgb8_png(path, rgb8, folder):
+    from PIL import Image
+
+    from .core.files.commit import output_file
+
+    with output_file(path, "wb", folder) as handle:
+        Image.fromarray(rgb8).save(handle, format="PNG")
+
+
 def overlay_labels(rgb, label_image, opacity=0.5):
     """The colour render with each label's colour blended over it (background left as it is)."""
     from .core.files.labels import label_colour
@@ -293,9 +302,10 @@ def cmd_render_masks(args):
     from .core.cluster import map_in_order
     from .core.files.camera_files import load_cameras
     from .core.files.commit import Commit
+    from .core.files.labels import read_label_table
     from .core.lift.sidecar import load_shares
     from .core.pipeline import level_labels_of, read_labeled
-    from .core.raster.render import render_view
+    from .core.raster.render import colour_label_image, render_view
     from .core.refine.seg_opacity import with_seg_opacity
     from .core.files.labels import read_gamma_comment
     from .core.lift.views import working_sizes
@@ -322,6 +332,8 @@ def cmd_render_masks(args):
         from .core.files.masks import load_masks
         overlay_masks = load_masks(args.overlay, cameras, sizes=[(c.width, c.height) for c in cameras])
     colour_scene = gaussians if args.colour or overlay_masks is not None else None
+    # the table names gsseg_label's ids; a --level's ids are another level's, so they take the fixed palette
+    table = read_label_table(gaussians.comments) if args.level is None else None
     progress = Progress("rendering")
     with Commit([args.scene, args.cameras, args.overlay]) as commit, _backend_of(args) as (backend, _):
         folder = commit.folder(args.output, kind="render-masks", overwrite=args.overwrite)
@@ -330,6 +342,9 @@ def cmd_render_masks(args):
                                              here if local else backend.inner)) as renders:
             for index, (stem, (mask, rgb)) in enumerate(zip(stems, renders)):
                 _save_label_png(os.path.join(folder.path, stem + ".png"), mask, folder)
+                if args.colour_labels:
+                    _save_rgb8_png(os.path.join(folder.path, stem + "_colour_labels.png"),
+                                   colour_label_image(mask, table), folder)
                 if args.colour:
                     _save_rgb_png(os.path.join(folder.path, stem + "_colour.png"), rgb, folder)
                 if overlay_masks is not None and index in overlay_masks.camera_indices:
@@ -525,6 +540,9 @@ def build_parser():
     p.add_argument("--scale", type=float, default=1.0)
     p.add_argument("--colour", "--color", action="store_true", help="also write <stem>_colour.png")
     p.add_argument("--overlay", metavar="MASK_DIR", help="write the given masks over the colour render")
+    p.add_argument("--colour-labels", "--color-labels", action="store_true",
+                   help="also write <stem>_colour_labels.png: each label in its colour from the scene's label "
+                        "table (else a fixed palette), to look at; <stem>.png stays the id image (value = label)")
     p.add_argument("--level", type=int, help="render this level of gsseg_code (0 = coarsest)")
     p.add_argument("--mode", choices=("subset", "argmax"), default="subset",
                    help="subset (default, FlashSplat): each label's Gaussians alone, alpha >= 0.5, nearest wins; "

@@ -210,3 +210,49 @@ def test_render_masks_overlay_and_wide_labels(workspace, tmp_path, capsys):
         assert image.mode.startswith("I")  # 16-bit
         wide_mask = np.asarray(image)
     assert set(np.unique(wide_mask)) <= {0, 1001, 1002, 1003} and len(np.unique(wide_mask)) > 2
+
+
+def test_render_masks_colour_labels(workspace, tmp_path, capsys):
+    """--colour-labels adds <stem>_colour_labels.png: each label's pixels in its label-table colour (the fixed
+    palette for a label the table does not name); the id images are the same with or without it."""
+    from blender_gsseg.core.files.labels import label_colour
+
+    root, scene = workspace
+    out = tmp_path / "labeled.ply"
+    assert run("segment", root / "scene.ply", "--cameras", root / "lift.json", "--masks", root / "masks",
+               "-o", out, "--backend", "cpu") == 0
+    labeled = read_gaussians(out)
+    # label 2 gets a colour of its own; label 3 is left out of the table (so it takes the palette)
+    table = [c for c in labeled.comments if c.startswith("gsseg_label ") and not c.startswith(("gsseg_label 2 ",
+                                                                                               "gsseg_label 3 "))]
+    custom = labeled.with_comments(table + ["gsseg_label 2 name=green color=#12ab34"], drop_prefix="gsseg_label ")
+    write_gaussians(tmp_path / "custom.ply", custom)
+
+    assert run("render-masks", tmp_path / "custom.ply", "--cameras", root / "held.json", "-o", tmp_path / "ids",
+               "--backend", "cpu") == 0
+    assert run("render-masks", tmp_path / "custom.ply", "--cameras", root / "held.json", "-o", tmp_path / "both",
+               "--backend", "cpu", "--colour-labels") == 0
+    capsys.readouterr()
+    plain = sorted(os.listdir(tmp_path / "ids"))
+    assert not [name for name in plain if "_colour_labels" in name]
+    both = sorted(os.listdir(tmp_path / "both"))
+    assert set(plain) < set(both)
+    assert sorted(set(both) - set(plain)) == sorted(n[:-4] + "_colour_labels.png" for n in plain if n.endswith(".png"))
+    manifest = json.loads((tmp_path / "both" / MANIFEST_NAME).read_text())  # written through the commit
+    assert sorted(manifest["files"]) == [name for name in both if name != MANIFEST_NAME]
+    seen = set()
+    for name in plain:
+        if not name.endswith(".png"):
+            continue
+        ids = np.asarray(Image.open(tmp_path / "ids" / name))
+        assert np.array_equal(ids, np.asarray(Image.open(tmp_path / "both" / name)))  # ids unchanged
+        colour = np.asarray(Image.open(tmp_path / "both" / (name[:-4] + "_colour_labels.png")))
+        assert colour.shape == ids.shape + (3,) and colour.dtype == np.uint8
+        for label, expected in ((2, (0x12, 0xab, 0x34)), (3, label_colour(3)), (0, (128, 128, 128))):
+            if (ids == label).any():
+                seen.add(label)
+                assert (colour[ids == label] == expected).all(), (name, label)
+    assert seen == {0, 2, 3}
+    # the folder's files are still read by eval as label maps: the previews are not taken for predictions
+    assert run("eval", tmp_path / "both", root / "truth", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["views"] == 8

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..files.labels import label_colour
 from .backends import BackendOrName, get_backend
 from .rasterize import group_weights
 from .sh import view_colours
@@ -61,6 +62,25 @@ def render_view(
     mask = render_labels(gaussians, labels, camera, mode, backend=backend)
     rgb = None if colour_scene is None else render_colour(colour_scene, camera, backend=backend, sh_degree=None)[0]
     return mask, rgb
+
+
+def colour_label_image(
+    label_image: np.ndarray,  # [H, W] int: label ids, as render_labels gives them
+    table: collections.abc.Mapping[int, tuple[str, str]] | None = None,  # {id: (name, '#rrggbb')}
+) -> np.ndarray:  # RGB [H, W, 3] uint8
+    """A label image in colour, for a person to look at: each pixel the colour of its label in ``table`` (a scene's
+    label table, :func:`..files.labels.read_label_table`), else the fixed palette
+    (:func:`..files.labels.label_colour`, the colours ``segment`` gives labels it has no colour for; 0 grey)."""
+    label_image = np.asarray(label_image)
+    table = table or {}
+    ids, inverse = np.unique(label_image, return_inverse=True)
+    palette = np.array([_hex_colour(table[int(i)][1]) if int(i) in table else label_colour(int(i)) for i in ids],
+                       dtype=np.uint8).reshape(-1, 3)
+    return palette[inverse.reshape(label_image.shape)]
+
+
+def _hex_colour(text: str) -> tuple[int, int, int]:  # '#rrggbb' -> (r, g, b)
+    return int(text[1:3], 16), int(text[3:5], 16), int(text[5:7], 16)
 
 
 def render_labels(
