@@ -21,10 +21,12 @@ import numpy as np
 import pytest
 
 from blender_gsseg.core.errors import BadInputError
-from blender_gsseg.core.files.compressed import sh_flip_signs, read_compressed_ply, read_dot_splat, read_spz, standard_dtype
+from blender_gsseg.core.files.compressed_ply import read_compressed_ply
+from blender_gsseg.core.files.dot_splat import read_dot_splat
+from blender_gsseg.core.files.spz import read_spz
 from blender_gsseg.core.files.ply import read_ply_elements
 from blender_gsseg.core.files.splats import read_gaussians, write_gaussians
-from blender_gsseg.core.gaussians import SH_C0
+from blender_gsseg.core.gaussians import SH_C0, sh_flip_signs, standard_dtype
 
 try:
     import zstandard

@@ -175,7 +175,7 @@ def test_compressed_ply_keeps_labels(tmp_path):
     write_gaussians(tmp_path / "labelled.ply", source.with_int_property("gsseg_label", labels))
     assert main(["convert", str(tmp_path / "labelled.ply"), str(tmp_path / "out.compressed.ply")]) == 0
     back = read_gaussians(tmp_path / "out.compressed.ply")
-    from blender_gsseg.core.files.compressed import morton_order
+    from blender_gsseg.core.files.quantize import morton_order
 
     np.testing.assert_array_equal(back.vertex["gsseg_label"], labels[morton_order(source.means)])
 
@@ -188,7 +188,7 @@ def test_spz_against_splat_transforms(tmp_path, source, reference):
     splat-transform (2.7.1, tests/data/formats) store RUB: we keep the library's RUB. So the colour, alpha and
     scale streams are byte-identical, positions are its with y and z negated, and the decoded scene is the source
     within the format's steps."""
-    from blender_gsseg.core.files.compressed import _read_spz_v4
+    from blender_gsseg.core.files.spz import _read_spz_v4
 
     assert main(["convert", os.path.join(DATA, source), str(tmp_path / "ours.spz")]) == 0
     ours_raw, theirs_raw = (tmp_path / "ours.spz").read_bytes(), open(os.path.join(DATA, reference), "rb").read()
@@ -264,7 +264,7 @@ def test_a_damaged_sog_is_one_clear_line(tmp_path, capsys):
 
 def _sog_errors(source_name, decoded):
     """Errors of a decoded SOG (in the writer's Morton order) against the source."""
-    from blender_gsseg.core.files.compressed import morton_order
+    from blender_gsseg.core.files.quantize import morton_order
     from blender_gsseg.core.metrics import splat_errors
 
     source = read_gaussians(os.path.join(DATA, source_name))
@@ -308,7 +308,7 @@ def test_sog_round_trip_is_within_the_formats_steps(tmp_path):
     """PLY -> .sog -> PLY: positions within half a 16-bit step of their log, opacity within half an 8-bit step,
     each log-scale and colour the codebook entry nearest the source's, rotations within the 8-bit components'
     reach; the splats come back in Morton order."""
-    from blender_gsseg.core.files.compressed import morton_order, sigmoid64
+    from blender_gsseg.core.files.quantize import morton_order, sigmoid64
 
     source = read_gaussians(os.path.join(DATA, "source_sh1_300.ply"))
     source = source.subset(morton_order(source.means))  # the writer's order, so that the files compare in turn
@@ -555,7 +555,7 @@ def test_glb_of_a_scene_with_a_bad_layout_comment_names_the_scene(tmp_path, caps
 def test_morton_order_places_a_nan_position_as_splat_transform_does():
     """Bounds over the other splats, the NaN coordinate in cell 0 (JavaScript's NaN >>> 0): the others keep
     their order, the NaN splat sorts with cell 0 (first here)."""
-    from blender_gsseg.core.files.compressed import morton_order
+    from blender_gsseg.core.files.quantize import morton_order
 
     positions = np.random.default_rng(8).normal(size=(500, 3))
     with_nan = np.vstack(([np.nan, np.nan, np.nan], positions))

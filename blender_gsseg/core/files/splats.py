@@ -12,7 +12,9 @@ import numpy as np
 from ..errors import BadInputError
 from ..gaussians import REQUIRED_PROPERTIES, Gaussians
 from .commit import Commit, StagingFolder, output_file
-from .compressed import read_compressed_ply, read_dot_splat, read_spz
+from .compressed_ply import read_compressed_ply
+from .dot_splat import read_dot_splat
+from .spz import read_spz
 from .ply import PLY_TYPES, PlyElementData, PlyProperty, read_ply_elements, read_ply_header, write_list_element
 
 def read_gaussians(path: str | os.PathLike) -> Gaussians:
@@ -132,7 +134,7 @@ def write_splat_file(path: str | os.PathLike, gaussians: Gaussians, commit: Comm
     if LABEL_PROPERTY in gaussians.property_names and not WRITTEN_FORMATS[kind]:
         lost.append(f"{kind} cannot carry labels: {LABEL_PROPERTY} is not written")
     if kind == ".compressed.ply":
-        from .compressed import write_compressed_ply
+        from .compressed_ply import write_compressed_ply
 
         if gaussians.sh_degree > 3:
             raise BadInputError(f"{path}: compressed PLY holds SH up to degree 3 (convert with --sh-degree 3)")
@@ -148,11 +150,11 @@ def write_splat_file(path: str | os.PathLike, gaussians: Gaussians, commit: Comm
 
         write_sog(path, gaussians, commit, palette_size=sog_palette)
     elif kind == ".spz":
-        from .compressed import write_spz
+        from .spz import write_spz
 
         write_spz(path, gaussians, commit)
     else:
-        from .compressed import write_dot_splat
+        from .dot_splat import write_dot_splat
 
         if gaussians.sh_degree:
             lost.append(f".splat holds no view-dependent colour: SH degree {gaussians.sh_degree} is dropped")
