@@ -23,7 +23,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from blender_gsseg.core.files.quantize import morton_order  # noqa: E402
-from blender_gsseg.core.files.splats import read_gaussians, write_gaussians  # noqa: E402
+from blender_gsseg.core.files.ply import write_gaussians  # noqa: E402
+from blender_gsseg.core.files.splats import read_gaussians  # noqa: E402
 from blender_gsseg.core.metrics import splat_errors  # noqa: E402
 
 # format -> (splat-transform writes it, who decodes the files, the writer reorders the splats). .spz files are

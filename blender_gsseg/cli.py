@@ -228,7 +228,7 @@ def cmd_relabel(args):
     import shutil
 
     from .core.files.commit import Commit, output_path
-    from .core.files.splats import write_gaussians
+    from .core.files.ply import write_gaussians
     from .core.pipeline import read_labeled, relabel_scene, sidecar_paths, sidecar_paths_of
 
     output = args.output or args.scene

@@ -18,7 +18,9 @@ from blender_gsseg.core.cameras import Camera
 from blender_gsseg.core.files.colmap import write_colmap_text
 from blender_gsseg.core.files.inria_cameras import write_cameras_json
 from blender_gsseg.core.files.nerf_transforms import write_transforms_json
-from blender_gsseg.core.files.splats import read_gaussians, write_gaussians
+from blender_gsseg.core.files.ply import write_gaussians
+
+from blender_gsseg.core.files.splats import read_gaussians
 
 if importlib.util.find_spec("bpy") is None:  # never import bpy here: each test runs it in a child process
     pytest.skip("bpy (Blender as a Python module) is not installed", allow_module_level=True)

@@ -24,8 +24,9 @@ from blender_gsseg.core.errors import BadInputError
 from blender_gsseg.core.files.compressed_ply import read_compressed_ply
 from blender_gsseg.core.files.dot_splat import read_dot_splat
 from blender_gsseg.core.files.spz import read_spz
-from blender_gsseg.core.files.ply import read_ply_elements
-from blender_gsseg.core.files.splats import read_gaussians, write_gaussians
+from blender_gsseg.core.files.ply_elements import read_ply_elements
+from blender_gsseg.core.files.ply import write_gaussians
+from blender_gsseg.core.files.splats import read_gaussians
 from blender_gsseg.core.gaussians import SH_C0, sh_flip_signs, standard_dtype
 
 try:

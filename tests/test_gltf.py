@@ -9,7 +9,8 @@ import pytest
 
 from blender_gsseg.cli import main
 from blender_gsseg.core.files.gltf import read_glb
-from blender_gsseg.core.files.splats import read_gaussians, write_gaussians, write_splat_file
+from blender_gsseg.core.files.ply import write_gaussians
+from blender_gsseg.core.files.splats import read_gaussians, write_splat_file
 from blender_gsseg.core.files.labels import label_table_comments, read_label_table
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "gltf")

@@ -25,8 +25,9 @@ import bpy
 import numpy as np
 
 from ..core.errors import BadInputError
-from ..core.files.ply import PLY_TYPES
-from ..core.files.splats import read_gaussians, write_gaussians, write_splat_file
+from ..core.files.ply import write_gaussians
+from ..core.files.ply_elements import PLY_TYPES
+from ..core.files.splats import read_gaussians, write_splat_file
 from ..core.gaussians import Gaussians
 from ..core.pipeline import bound_sidecar
 from . import display
@@ -149,7 +150,7 @@ def _encode_elements(gaussians):
 def _decode_elements(text):
     if not text:
         return []
-    from ..core.files.ply import PlyElementData, read_ply_elements, read_ply_header
+    from ..core.files.ply_elements import PlyElementData, read_ply_elements, read_ply_header
 
     folder = tempfile.mkdtemp(prefix="gsseg-")
     path = os.path.join(folder, "elements.ply")

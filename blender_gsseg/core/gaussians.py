@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 
 from .errors import BadInputError
-from .files.ply import NUMPY_TO_PLY, PlyElementData
+from .files.ply_elements import NUMPY_TO_PLY, PlyElementData
 
 SH_C0 = 0.28209479177387814
 

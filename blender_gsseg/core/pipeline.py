@@ -30,7 +30,8 @@ from .cameras import Camera
 from .errors import BadInputError
 from .files.camera_files import load_cameras
 from .files.commit import Commit, StagingFolder
-from .files.splats import read_gaussians, write_gaussians
+from .files.ply import write_gaussians
+from .files.splats import read_gaussians
 from .gaussians import Gaussians
 from .lift.levels import parent_labels, solve_within_parents
 from .lift.solver import UNSEEN, Shares, check_gamma

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import BadInputError
 from ..gaussians import SH_C0, Gaussians, standard_dtype
-from .ply import PLY_TYPES, PlyElementData, PlyHeader, read_ply_elements, read_ply_header
+from .ply_elements import PLY_TYPES, PlyElementData, PlyHeader, read_ply_elements, read_ply_header
 from .quantize import finite_saturated_logits, morton_order, sigmoid64, unorm
 
 CHUNK_SIZE = 256  # splats per chunk

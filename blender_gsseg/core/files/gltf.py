@@ -331,7 +331,7 @@ def read_glb(path: str | os.PathLike) -> Gaussians:
 
 
 def _read_other_properties(path, document, blob, attributes, out, kept):
-    from .ply import PLY_TYPES
+    from .ply_elements import PLY_TYPES
 
     columns = {name: out[name] for name in out.dtype.names}
     types = {}
