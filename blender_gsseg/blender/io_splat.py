@@ -25,6 +25,7 @@ import bpy
 import numpy as np
 
 from ..core.errors import BadInputError
+from ..core.files.formats import READ_FORMATS, named_format
 from ..core.files.ply import write_gaussians
 from ..core.files.ply_elements import PLY_TYPES
 from ..core.files.splats import read_gaussians, write_splat_file
@@ -46,7 +47,6 @@ LABEL_COLOR_ATTRIBUTE = display.LABEL_COLOR_ATTRIBUTE
 DERIVED_ATTRIBUTES = (COLOR_ATTRIBUTE, RADIUS_ATTRIBUTE, CONFIDENCE_ATTRIBUTE, LABEL_COLOR_ATTRIBUTE,
                       display.HIDDEN_ATTRIBUTE, display.ROTATION_ATTRIBUTE, "gsseg_manual", "gsseg_manual_label",
                       INDEX_ATTRIBUTE)
-SPLAT_EXTENSIONS = (".ply", ".splat", ".spz", ".glb", ".sog", ".ksplat")
 
 
 class SplatImportResult:
@@ -245,10 +245,9 @@ def import_splat(context, path, *, collection=None, name=None, shown_as="SPLAT")
     gaussians = read_gaussians(path)
     if name is None:
         name = os.path.basename(path)
-        for ext in (".compressed.ply",) + SPLAT_EXTENSIONS:
-            if name.lower().endswith(ext):
-                name = name[:-len(ext)]
-                break
+        splat_format = named_format(name, READ_FORMATS)
+        if splat_format is not None:
+            name = name[:-len(splat_format.ending)]
     mesh = bpy.data.meshes.new(name)
     header, rounded, renamed = build_mesh(mesh, gaussians)
     header["source"] = path

@@ -176,6 +176,8 @@ def write_compressed_ply(path: str | os.PathLike, gaussians: Gaussians, commit=N
     from .labels import LABEL_PROPERTY
     from .commit import output_file
 
+    if gaussians.sh_degree > 3:
+        raise BadInputError(f"{path}: compressed PLY holds SH up to degree 3 (convert with --sh-degree 3)")
     order = morton_order(gaussians.means)
     source = gaussians.vertex
     count = len(source)

@@ -53,10 +53,15 @@ def read_dot_splat(path: str | os.PathLike) -> Gaussians:
     return Gaussians(out, source_format="splat", path=path)
 
 
-def write_dot_splat(path: str | os.PathLike, gaussians: Gaussians, commit=None) -> None:
+def write_dot_splat(path: str | os.PathLike, gaussians: Gaussians, commit=None) -> list[str]:
     """Write an antimatter15 ``.splat``: float32 position and linear scale, 8-bit RGBA (base colour and
-    sigmoid(opacity)) and 8-bit quaternion (normalised, w first), as splat-transform reads it."""
+    sigmoid(opacity)) and 8-bit quaternion (normalised, w first), as splat-transform reads it; returns what it
+    could not keep (the SH bands above 0, for the caller to say)."""
     from .commit import output_file
+
+    lost = []
+    if gaussians.sh_degree:
+        lost.append(f".splat holds no view-dependent colour: SH degree {gaussians.sh_degree} is dropped")
 
     v = gaussians.vertex
     records = np.zeros(len(gaussians), dtype=_SPLAT_RECORD)
@@ -69,4 +74,5 @@ def write_dot_splat(path: str | os.PathLike, gaussians: Gaussians, commit=None) 
     records["rot"] = np.clip(np.round(q * 128.0 + 128.0), 0, 255)
     with output_file(path, "wb", commit) as handle:
         handle.write(records.tobytes())
+    return lost
 
