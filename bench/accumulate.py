@@ -26,7 +26,7 @@ from PIL import Image
 
 from blender_gsseg.core.raster import projection
 from blender_gsseg.core.files.inria_cameras import write_cameras_json
-from blender_gsseg.core.files.splats import write_gaussians
+from blender_gsseg.core.files.ply import write_gaussians
 from blender_gsseg.core.raster.rasterize import iter_contributions
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # repo root, for synthetic/

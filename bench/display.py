@@ -35,7 +35,8 @@ sys.path[:0] = [REPO, os.path.join(REPO, "tests")]
 from blender_harness import run_bpy  # noqa: E402  (the tests' runner of headless bpy children)
 
 from blender_gsseg.core.files.camera_files import load_cameras  # noqa: E402
-from blender_gsseg.core.files.splats import read_gaussians, write_gaussians  # noqa: E402
+from blender_gsseg.core.files.ply import write_gaussians  # noqa: E402
+from blender_gsseg.core.files.splats import read_gaussians  # noqa: E402
 from blender_gsseg.core.gaussians import Gaussians  # noqa: E402
 from blender_gsseg.core.metrics import psnr, ssim  # noqa: E402
 from blender_gsseg.core.raster.render import render_colour  # noqa: E402

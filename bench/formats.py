@@ -22,8 +22,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from blender_gsseg.core.files.compressed import morton_order  # noqa: E402
-from blender_gsseg.core.files.splats import read_gaussians, write_gaussians  # noqa: E402
+from blender_gsseg.core.files.quantize import morton_order  # noqa: E402
+from blender_gsseg.core.files.ply import write_gaussians  # noqa: E402
+from blender_gsseg.core.files.splats import read_gaussians  # noqa: E402
 from blender_gsseg.core.metrics import splat_errors  # noqa: E402
 
 # format -> (splat-transform writes it, who decodes the files, the writer reorders the splats). .spz files are
@@ -37,7 +38,7 @@ GOALS = "error <= 1.25x splat-transform's, size <= 1.10x, time <= splat-transfor
 
 def synthetic_scene(count):
     """Random SH3 Gaussians: normal positions, f_dc and SH, log-scales around -4, opacity logits around 0."""
-    from blender_gsseg.core.files.compressed import standard_dtype
+    from blender_gsseg.core.gaussians import standard_dtype
     from blender_gsseg.core.gaussians import Gaussians
 
     rng = np.random.default_rng(0)

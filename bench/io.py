@@ -11,7 +11,8 @@ import time
 
 import numpy as np
 
-from blender_gsseg.core.files.splats import read_gaussians, write_gaussians
+from blender_gsseg.core.files.ply import write_gaussians
+from blender_gsseg.core.files.splats import read_gaussians
 from blender_gsseg.core.gaussians import Gaussians
 
 NAMES = (["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"] + [f"f_rest_{i}" for i in range(45)]

@@ -51,7 +51,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from blender_gsseg.core.cameras import Camera, look_at  # noqa: E402
 from blender_gsseg.core.files.camera_files import load_cameras  # noqa: E402
 from blender_gsseg.core.files.inria_cameras import write_cameras_json  # noqa: E402
-from blender_gsseg.core.files.splats import write_gaussians  # noqa: E402
+from blender_gsseg.core.files.ply import write_gaussians  # noqa: E402
 from blender_gsseg.core.gaussians import Gaussians  # noqa: E402
 from synthetic.mask_noise import MaskNoise, noisy_masks  # noqa: E402
 from synthetic.scene import inria_vertex, tangent_frames  # noqa: E402

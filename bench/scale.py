@@ -24,7 +24,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from blender_gsseg.core.raster import cpu_kernels  # noqa: E402
 from blender_gsseg.core.cluster import ClusterBackend, open_cluster  # noqa: E402
 from blender_gsseg.core.files.inria_cameras import write_cameras_json  # noqa: E402
-from blender_gsseg.core.files.splats import read_gaussians, write_gaussians  # noqa: E402
+from blender_gsseg.core.files.ply import write_gaussians  # noqa: E402
+from blender_gsseg.core.files.splats import read_gaussians  # noqa: E402
 from blender_gsseg.core.lift.views import build_views  # noqa: E402
 from synthetic.scene import make_scene  # noqa: E402
 

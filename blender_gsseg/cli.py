@@ -71,16 +71,16 @@ def cmd_convert(args):
     from .core.files.commit import Commit
     from .core.files.splats import output_format, read_gaussians, write_splat_file
 
-    kind = output_format(args.output)  # a clear error for an unknown format before any reading
-    if args.sog_palette is not None and kind != ".sog":
-        raise BadInputError(f"{args.output}: --sog-palette is for .sog outputs, not {kind}")
+    ending = output_format(args.output).ending  # a clear error for an unknown format before any reading
+    if args.sog_palette is not None and ending != ".sog":
+        raise BadInputError(f"{args.output}: --sog-palette is for .sog outputs, not {ending}")
     with Commit([args.input]) as commit:
         commit.check_outputs([args.output])
         gaussians = read_gaussians(args.input)
         if args.sh_degree is not None:
             gaussians = gaussians.with_sh_degree(args.sh_degree)
         _say_lost(args.output, write_splat_file(args.output, gaussians, commit, sog_palette=args.sog_palette))
-    _print_json({"input": args.input, "output": args.output, "format": kind, "splats": len(gaussians),
+    _print_json({"input": args.input, "output": args.output, "format": ending, "splats": len(gaussians),
                  "sh_degree": gaussians.sh_degree})
     return 0
 
@@ -228,7 +228,7 @@ def cmd_relabel(args):
     import shutil
 
     from .core.files.commit import Commit, output_path
-    from .core.files.splats import write_gaussians
+    from .core.files.ply import write_gaussians
     from .core.lift.sidecar import sidecar_paths, sidecar_paths_of
     from .core.pipeline import read_labeled, relabel_scene
 
@@ -478,6 +478,11 @@ OVERWRITE_HELP = ("replace an existing output folder that gsseg wrote (only the 
 
 
 def build_parser():
+    from .core.files.formats import READ_FORMATS, WRITTEN_FORMATS
+
+    read = f"splat file ({', '.join(f.ending for f in READ_FORMATS)})"
+    written = ", ".join(f.ending for f in WRITTEN_FORMATS)
+    with_labels = ", ".join(f.ending for f in WRITTEN_FORMATS if f.keeps_labels)
     parser = argparse.ArgumentParser(prog="gsseg", description="Lift 2D object masks onto a 3D Gaussian "
                                      "Splatting scene (FlashSplat's optimal closed form) and edit it by label.")
     parser.add_argument("--version", action="version", version=f"gsseg {__version__}")
@@ -488,10 +493,9 @@ def build_parser():
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("convert", help="write a splat file in another format (from OUT's name: .ply, "
-                                       ".compressed.ply, .glb, .sog, .spz, .splat)")
-    p.add_argument("input", help="splat file (.ply, .compressed.ply, .splat, .spz, .glb, .sog, .ksplat)")
-    p.add_argument("output", help="the file to write; .glb keeps labels (KHR_gaussian_splatting, EXT_mesh_features)")
+    p = sub.add_parser("convert", help=f"write a splat file in another format (from OUT's name: {written})")
+    p.add_argument("input", help=read)
+    p.add_argument("output", help=f"the file to write; labels travel in {with_labels}")
     p.add_argument("--sh-degree", type=int, metavar="D", help="keep the SH bands up to D (default: all)")
     p.add_argument("--sog-palette", type=int, metavar="N",
                    help=".sog: entries of the SH palette, 1-65536 (default: splat-transform's, 1024 x the largest "
@@ -499,7 +503,7 @@ def build_parser():
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("segment", help="lift masks onto a scene: writes OUT.ply with gsseg_label and OUT.gsseg.npz")
-    p.add_argument("scene", help="splat file (.ply, .compressed.ply, .splat, .spz, .glb, .sog, .ksplat)")
+    p.add_argument("scene", help=read)
     p.add_argument("--cameras", required=True, help="cameras.json, COLMAP sparse folder or transforms.json")
     p.add_argument("--masks", required=True, action="append",
                    help="folder of mask images, matched to cameras by name; give it once per level, coarsest "
@@ -557,8 +561,8 @@ def build_parser():
         p = sub.add_parser(name, help=("drop" if not keep else "keep only") + " the Gaussians of some labels")
         p.add_argument("scene")
         p.add_argument("--labels", type=int, nargs="+", required=True)
-        p.add_argument("-o", "--output", required=True, help="the file to write, in the format its name asks for "
-                       "(.ply, .compressed.ply, .glb, .spz, .splat)")
+        p.add_argument("-o", "--output", required=True,
+                       help=f"the file to write, in the format its name asks for ({written})")
         p.add_argument("--gamma", type=_gamma, help="select members at this bias (needs the sidecar); 'auto': the "
                        "one segment --gamma auto chose")
         p.add_argument("--level", type=int, help="select by this level of gsseg_code (0 = coarsest; a coarse "
@@ -572,7 +576,7 @@ def build_parser():
     p = sub.add_parser("split", help="write one file per label (and the unseen ones)")
     p.add_argument("scene")
     p.add_argument("-o", "--output", required=True, help="output folder")
-    p.add_argument("--format", choices=("ply", "compressed.ply", "glb", "sog", "spz", "splat"), default="ply",
+    p.add_argument("--format", choices=[f.ending[1:] for f in WRITTEN_FORMATS], default="ply",
                    help="of the files (default ply)")
     p.add_argument("--level", type=int, help="split by this level of gsseg_code (0 = coarsest)")
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)

@@ -21,7 +21,8 @@ from PIL import Image, ImageDraw
 from .core.raster.backends import get_backend
 from .core.files.camera_files import load_cameras
 from .core.files.commit import Commit, output_file
-from .core.files.splats import read_gaussians, write_gaussians
+from .core.files.ply import write_gaussians
+from .core.files.splats import read_gaussians
 from .core.metrics import segmentation_metrics
 from .core.files.labels import label_colour
 from .core.pipeline import segment_scene, selection, write_labeled

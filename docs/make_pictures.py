@@ -26,7 +26,7 @@ from mathutils import Matrix  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from blender_gsseg.core.files.inria_cameras import write_cameras_json  # noqa: E402
-from blender_gsseg.core.files.splats import write_gaussians  # noqa: E402
+from blender_gsseg.core.files.ply import write_gaussians  # noqa: E402
 from blender_gsseg.core.files.labels import label_colour  # noqa: E402
 from synthetic.scene import make_scene  # noqa: E402
 

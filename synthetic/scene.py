@@ -173,7 +173,7 @@ def write_inputs(root, scene, masks, cameras_name="cameras.json"):
     from PIL import Image
 
     from blender_gsseg.core.files.inria_cameras import write_cameras_json
-    from blender_gsseg.core.files.splats import write_gaussians
+    from blender_gsseg.core.files.ply import write_gaussians
 
     root = os.fspath(root)
     write_gaussians(os.path.join(root, "scene.ply"), scene.gaussians)

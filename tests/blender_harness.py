@@ -115,7 +115,7 @@ def labeled_scene(folder, *, levels=False, sh_degree=0, seed=2):
     from PIL import Image
 
     from blender_gsseg.core.files.inria_cameras import write_cameras_json
-    from blender_gsseg.core.files.splats import write_gaussians
+    from blender_gsseg.core.files.ply import write_gaussians
     from blender_gsseg.core.pipeline import segment_scene, write_labeled
     from synthetic.scene import make_scene
 

@@ -18,7 +18,9 @@ from blender_gsseg.core.cameras import Camera
 from blender_gsseg.core.files.colmap import write_colmap_text
 from blender_gsseg.core.files.inria_cameras import write_cameras_json
 from blender_gsseg.core.files.nerf_transforms import write_transforms_json
-from blender_gsseg.core.files.splats import read_gaussians, write_gaussians
+from blender_gsseg.core.files.ply import write_gaussians
+
+from blender_gsseg.core.files.splats import read_gaussians
 
 if importlib.util.find_spec("bpy") is None:  # never import bpy here: each test runs it in a child process
     pytest.skip("bpy (Blender as a Python module) is not installed", allow_module_level=True)
@@ -258,7 +260,7 @@ def test_compressed_formats_import(tmp_path):
 
 def test_export_formats(tmp_path):
     """Export to .spz (and every other offered format): the file decodes to the scene within its format's steps."""
-    source_path = os.path.join(REPO, "tests", "data", "gltf", "source_sh3.ply")
+    source_path = os.path.join(REPO, "tests", "data", "splat_transform_3.7.0", "source_sh3.ply")
     run_bpy("export_formats.py", home=tmp_path / "home", args={"ply": source_path, "stem": str(tmp_path / "out")})
     source = read_gaussians(source_path)
     assert sorted(f for f in os.listdir(tmp_path) if f.startswith("out")) == [
@@ -278,7 +280,7 @@ def test_glb_import(tmp_path):
     """splat-transform's KHR_gaussian_splatting .glb and .sog, and GaussianSplats3D's .ksplat, through Import
     Splat (the file browser lists .glb; drops of .glb stay with Blender's glTF importer, drops of .sog and .ksplat
     come here)."""
-    folder = os.path.join(REPO, "tests", "data", "gltf")
+    folder = os.path.join(REPO, "tests", "data", "splat_transform_3.7.0")
     result = run_bpy("compressed_formats_import.py", home=tmp_path / "home",
                      args={"folder": folder, "inputs": ["st_sh3.glb", "st_sh1_300.sog", "gs3d_sh1_300_l1.ksplat"]})
     assert sorted(result["names"]) == ["gs3d_sh1_300_l1", "st_sh1_300", "st_sh3"]

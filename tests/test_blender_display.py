@@ -56,7 +56,7 @@ def test_view_dependent_colour_follows_the_sh_bands(tmp_path):
     """An SH degree 3 scene: the display with all bands matches the SH3 rasterizer, and is closer to it than
     the display limited to the base colour (so the Geometry Nodes SH sums are the INRIA ones)."""
     from blender_gsseg.core.files.inria_cameras import write_cameras_json
-    from blender_gsseg.core.files.splats import write_gaussians
+    from blender_gsseg.core.files.ply import write_gaussians
     from synthetic.scene import make_scene
 
     scene = make_scene(n_spheres=3, points_per_unit_area=60, n_cameras=2, width=96, height=72, seed=5,
@@ -84,7 +84,7 @@ def test_view_dependent_colour_follows_the_sh_bands(tmp_path):
 
 def test_boxes_are_drawn_back_to_front_for_every_camera_position(tmp_path):
     """The display re-sorts when the scene camera moves: the boxes, in drawing order, go from far to near."""
-    from blender_gsseg.core.files.splats import write_gaussians
+    from blender_gsseg.core.files.ply import write_gaussians
     from synthetic.scene import make_scene
 
     scene = make_scene(n_spheres=3, points_per_unit_area=40, n_cameras=2, width=64, height=48, seed=3)

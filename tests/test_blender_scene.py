@@ -12,7 +12,8 @@ from blender_harness import run_bpy
 
 from blender_gsseg.core.cameras import Camera, look_at
 from blender_gsseg.core.files.inria_cameras import write_cameras_json
-from blender_gsseg.core.files.splats import read_gaussians, write_gaussians
+from blender_gsseg.core.files.ply import write_gaussians
+from blender_gsseg.core.files.splats import read_gaussians
 from blender_gsseg.core.scene.object_transform import quaternion_to_matrix
 from test_transform import eval_sh_reference, random_scene, sh_of
 

@@ -14,7 +14,8 @@ from blender_gsseg.core.lift.accumulate import Accumulation
 from blender_gsseg.core.lift.sidecar import load_accumulation, save_accumulation, sidecar_path
 from blender_gsseg.core.files.commit import MANIFEST_NAME
 from blender_gsseg.core.files.inria_cameras import write_cameras_json
-from blender_gsseg.core.files.splats import read_gaussians, write_gaussians
+from blender_gsseg.core.files.ply import write_gaussians
+from blender_gsseg.core.files.splats import read_gaussians
 from synthetic.scene import make_scene
 
 

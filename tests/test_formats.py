@@ -7,6 +7,8 @@ Three kinds of test:
 - fixtures: tests/data/formats/ holds small encoded files with the standard PLY that PlayCanvas' splat-transform
   2.7.1 produced from each (see tests/data/formats/README.md); our decode must equal it;
 - bad input: every malformed file raises BadInputError with a one-line message naming the file.
+- written files: what gsseg writes in each format against what splat-transform 3.7.0 writes from the same source,
+  or against its decoding of ours (tests/data/splat_transform_3.7.0/, see the README there).
 
 Regenerate the fixture inputs with ``PYTHONPATH=. python tests/test_formats.py --make-fixtures tests/data/formats``,
 then convert each with splat-transform as the README there says.
@@ -20,11 +22,15 @@ import sys
 import numpy as np
 import pytest
 
+from blender_gsseg.cli import main
 from blender_gsseg.core.errors import BadInputError
-from blender_gsseg.core.files.compressed import sh_flip_signs, read_compressed_ply, read_dot_splat, read_spz, standard_dtype
-from blender_gsseg.core.files.ply import read_ply_elements
-from blender_gsseg.core.files.splats import read_gaussians, write_gaussians
-from blender_gsseg.core.gaussians import SH_C0
+from blender_gsseg.core.files.compressed_ply import read_compressed_ply
+from blender_gsseg.core.files.dot_splat import read_dot_splat
+from blender_gsseg.core.files.ply import write_gaussians
+from blender_gsseg.core.files.ply_elements import read_ply_elements
+from blender_gsseg.core.files.splats import read_gaussians
+from blender_gsseg.core.files.spz import read_spz
+from blender_gsseg.core.gaussians import SH_C0, sh_flip_signs, standard_dtype
 
 try:
     import zstandard
@@ -32,6 +38,8 @@ except ImportError:  # pragma: no cover - depends on the environment
     zstandard = None
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "formats")
+DATA_370 = os.path.join(os.path.dirname(__file__), "data", "splat_transform_3.7.0")
+SOURCE_370 = os.path.join(DATA_370, "source_sh3.ply")
 LOGIT_HIGH = np.float32(np.log((1 - 1e-6) / (1 - (1 - 1e-6))))
 SH_REST = {0: 0, 1: 3, 2: 8, 3: 15, 4: 24}
 
@@ -552,6 +560,85 @@ def test_bad_compressed_ply(tmp_path):
     expect_bad(write(tmp_path, "sh.ply", head + good[header_end:]), read_gaussians, "'sh' element has 8")
     partial = good.replace(b"property float max_b\n", b"")
     expect_bad(write(tmp_path, "colour.ply", partial), read_gaussians, "only some of")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# written files against splat-transform 3.7.0
+
+
+def test_our_splat_decodes_in_splat_transform_within_the_format_steps(tmp_path):
+    """ours.splat is what convert writes today; splat-transform decoded it to ours.splat.st.ply: positions and
+    scales as float32, colour and alpha within half an 8-bit step, rotations within the 8-bit quaternion's."""
+    source = read_gaussians(SOURCE_370)
+    assert main(["convert", SOURCE_370, str(tmp_path / "ours.splat")]) == 0
+    assert (tmp_path / "ours.splat").read_bytes() == open(os.path.join(DATA_370, "ours.splat"), "rb").read()
+    decoded = read_gaussians(os.path.join(DATA_370, "ours.splat.st.ply"))
+    assert len(decoded) == len(source)
+    for axis in "xyz":
+        assert decoded.vertex[axis].tobytes() == source.vertex[axis].tobytes()
+    for k in range(3):
+        np.testing.assert_allclose(decoded.vertex[f"scale_{k}"], source.vertex[f"scale_{k}"], atol=1e-6)
+    assert np.abs(decoded.base_colors - source.base_colors).max() <= 0.5 / 255 + 1e-6
+    assert np.abs(sigmoid(decoded.vertex["opacity"]) - sigmoid(source.vertex["opacity"])).max() <= 0.5 / 255 + 1e-6
+    angles = quat_angle(decoded.rotations.astype(np.float64), source.rotations.astype(np.float64))
+    assert angles.max() < 0.03  # radians: 8 bits per component
+
+
+@pytest.mark.parametrize("source, reference", [("source_sh3.ply", "st_sh3.compressed.ply"),
+                                               ("source_sh1_300.ply", "st_sh1_300.compressed.ply"),
+                                               ("source_dense_700.ply", "st_dense_700.compressed.ply")])
+def test_compressed_ply_is_splat_transforms_to_the_byte(tmp_path, source, reference):
+    """The same Morton order, chunk ranges and packing as splat-transform 3.7.0: the same bytes after the header
+    (which names the writer). The dense scene has 600 splats in one Morton cell, which splat-transform orders
+    again over their own bounds."""
+    assert main(["convert", os.path.join(DATA_370, source), str(tmp_path / "ours.compressed.ply")]) == 0
+    ours = (tmp_path / "ours.compressed.ply").read_bytes()
+    theirs = open(os.path.join(DATA_370, reference), "rb").read()
+    body = lambda data: data[data.index(b"end_header\n") + len(b"end_header\n"):]  # noqa: E731
+    assert len(body(ours)) == len(body(theirs)) and body(ours) == body(theirs)
+    assert ours.replace(b"gsseg", b"splat-transform 3.7.0") == theirs
+
+
+def test_compressed_ply_keeps_labels(tmp_path):
+    source = read_gaussians(os.path.join(DATA_370, "source_sh1_300.ply"))
+    labels = np.arange(len(source), dtype=np.int32) % 4 - 1
+    write_gaussians(tmp_path / "labelled.ply", source.with_int_property("gsseg_label", labels))
+    assert main(["convert", str(tmp_path / "labelled.ply"), str(tmp_path / "out.compressed.ply")]) == 0
+    back = read_gaussians(tmp_path / "out.compressed.ply")
+    from blender_gsseg.core.files.quantize import morton_order
+
+    np.testing.assert_array_equal(back.vertex["gsseg_label"], labels[morton_order(source.means)])
+
+
+@pytest.mark.parametrize("source, reference", [("source_sh3.ply", "st_sh3.spz"),
+                                               ("source_sh1_300.ply", "st_sh1_300.spz")])
+def test_spz_against_splat_transforms(tmp_path, source, reference):
+    """SPZ version 4 with 5/4-bit SH, as splat-transform writes it, at most 1.10x its size. splat-transform 3.7.0
+    stores PLY axes as they are (its comment: 'no coordinate conversion'), where the SPZ library and earlier
+    splat-transform (2.7.1, tests/data/formats) store RUB: we keep the library's RUB. So the colour, alpha and
+    scale streams are byte-identical, positions are its with y and z negated, and the decoded scene is the source
+    within the format's steps."""
+    from blender_gsseg.core.files.spz import _read_spz_v4
+
+    assert main(["convert", os.path.join(DATA_370, source), str(tmp_path / "ours.spz")]) == 0
+    ours_raw, theirs_raw = (tmp_path / "ours.spz").read_bytes(), open(os.path.join(DATA_370, reference), "rb").read()
+    assert len(ours_raw) <= 1.10 * len(theirs_raw)
+    ours, theirs = (_read_spz_v4(name, raw)[4] for name, raw in (("ours", ours_raw), ("theirs", theirs_raw)))
+    for stream in ("alphas", "colors", "scales"):
+        assert ours[stream] == theirs[stream], stream
+
+    def fixed(buffer):
+        b = np.frombuffer(buffer, np.uint8).reshape(-1, 3, 3).astype(np.int64)
+        value = b[..., 0] | (b[..., 1] << 8) | (b[..., 2] << 16)
+        return np.where(value & 0x800000, value - (1 << 24), value)
+
+    np.testing.assert_allclose(fixed(ours["positions"]), fixed(theirs["positions"]) * [1, -1, -1], atol=1)
+    scene, decoded = read_gaussians(os.path.join(DATA_370, source)), read_gaussians(tmp_path / "ours.spz")
+    np.testing.assert_allclose(decoded.means, scene.means, atol=0.5 / 4096 + 1e-6)
+    assert quat_angle(decoded.rotations.astype(np.float64), scene.rotations.astype(np.float64)).max() < 0.01
+    step = np.full(scene.sh_rest.shape[1], 16 / 128)
+    step[:3] = 8 / 128
+    assert (np.abs(decoded.sh_rest - scene.sh_rest) <= step[None, :, None] / 2 + 1 / 128 + 1e-6).all()
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ import plyfile
 import pytest
 
 from blender_gsseg.core.errors import BadInputError
-from blender_gsseg.core.files.splats import read_gaussians, write_gaussians
+from blender_gsseg.core.files.ply import write_gaussians
+from blender_gsseg.core.files.splats import read_gaussians
 from blender_gsseg.core.gaussians import SH_C0
 
 BASE = ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]

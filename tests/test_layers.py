@@ -91,7 +91,7 @@ def test_bpy_only_in_the_blender_layer(module):
 # data flows one way (files -> scene -> raster -> lift -> refine -> jobs). The data types every floor speaks
 # (Gaussians with the PLY tables it carries, Camera, errors) sit at the bottom; the format readers build them.
 CORE_FLOORS = (
-    ("types", ("core.errors", "core.gaussians", "core.cameras", "core.read_on_use", "core.files.ply")),
+    ("types", ("core.errors", "core.gaussians", "core.cameras", "core.read_on_use", "core.files.ply_elements")),
     ("files", ("core.files",)),
     ("scene", ("core.scene", "core.metrics")),
     ("raster", ("core.raster",)),

@@ -10,7 +10,8 @@ from PIL import Image
 from blender_gsseg.cli import main
 from blender_gsseg.core.files.inria_cameras import write_cameras_json
 from blender_gsseg.core.errors import BadInputError
-from blender_gsseg.core.files.splats import read_gaussians, write_gaussians
+from blender_gsseg.core.files.ply import write_gaussians
+from blender_gsseg.core.files.splats import read_gaussians
 from blender_gsseg.core.files.labels import CodeLayout
 from blender_gsseg.core.lift.levels import parent_labels
 from synthetic.scene import make_scene

@@ -315,7 +315,7 @@ def test_segment_refine_flag_runs_from_the_cli(tmp_path):
 
     from blender_gsseg.cli import main
     from blender_gsseg.core.files.inria_cameras import write_cameras_json
-    from blender_gsseg.core.files.splats import write_gaussians
+    from blender_gsseg.core.files.ply import write_gaussians
     from synthetic.scene import make_scene
     from PIL import Image
 

@@ -1,10 +1,11 @@
-"""The lossy formats' codebooks (core/files/quantize.py) against plain references: the exact least-squares
-partition of sorted values (dynamic programming over every split, O(k n^2)) and a flat Lloyd k-means."""
+"""The lossy formats' shared steps (core/files/quantize.py): the codebooks against plain references (the exact
+least-squares partition of sorted values, dynamic programming over every split, O(k n^2), and a flat Lloyd
+k-means), and the Morton order against splat-transform's placement of a NaN position."""
 
 import numpy as np
 import pytest
 
-from blender_gsseg.core.files.quantize import INFINITY_MARGIN, codebook_1d, kmeans_palette
+from blender_gsseg.core.files.quantize import INFINITY_MARGIN, codebook_1d, kmeans_palette, morton_order
 
 
 def optimal_squared_error(values, levels):
@@ -80,3 +81,13 @@ def test_palette_of_fewer_points_than_entries_is_the_points():
     centroids, label = kmeans_palette(points, 16)
     np.testing.assert_array_equal(centroids, points)
     np.testing.assert_array_equal(label, np.arange(4))
+
+
+def test_morton_order_places_a_nan_position_as_splat_transform_does():
+    """Bounds over the other splats, the NaN coordinate in cell 0 (JavaScript's NaN >>> 0): the others keep
+    their order, the NaN splat sorts with cell 0 (first here)."""
+    positions = np.random.default_rng(8).normal(size=(500, 3))
+    with_nan = np.vstack(([np.nan, np.nan, np.nan], positions))
+    order = morton_order(with_nan)
+    assert order[0] == 0
+    np.testing.assert_array_equal(order[1:], morton_order(positions) + 1)

@@ -16,7 +16,8 @@ torch = pytest.importorskip("torch")
 from blender_gsseg.cli import main  # noqa: E402
 from blender_gsseg.core.raster import projection, rasterize  # noqa: E402
 from blender_gsseg.core.refine import seg_opacity  # noqa: E402
-from blender_gsseg.core.files.splats import read_gaussians, write_gaussians  # noqa: E402
+from blender_gsseg.core.files.ply import write_gaussians  # noqa: E402
+from blender_gsseg.core.files.splats import read_gaussians  # noqa: E402
 from blender_gsseg.core.raster.render import render_labels  # noqa: E402
 from blender_gsseg.core.refine.seg_opacity import SEG_OPACITY_PROPERTY  # noqa: E402
 

@@ -25,9 +25,11 @@ import bpy
 import numpy as np
 
 from ..core.errors import BadInputError
+from ..core.files.formats import READ_FORMATS, named_format
 from ..core.files.labels import LABEL_PROPERTY
-from ..core.files.ply import PLY_TYPES
-from ..core.files.splats import read_gaussians, write_gaussians, write_splat_file
+from ..core.files.ply import write_gaussians
+from ..core.files.ply_elements import PLY_TYPES
+from ..core.files.splats import read_gaussians, write_splat_file
 from ..core.gaussians import Gaussians
 from ..core.lift.sidecar import bound_sidecar
 from . import point_display, splat_display
@@ -43,7 +45,6 @@ POSITION_PROPERTIES = ("x", "y", "z")
 # Attributes we compute (never written back unless asked for).
 DERIVED_ATTRIBUTES = (COLOR_ATTRIBUTE, RADIUS_ATTRIBUTE, CONFIDENCE_ATTRIBUTE, LABEL_COLOR_ATTRIBUTE,
                       HIDDEN_ATTRIBUTE, ROTATION_ATTRIBUTE, MANUAL_ATTRIBUTE, MANUAL_LABEL_ATTRIBUTE, INDEX_ATTRIBUTE)
-SPLAT_EXTENSIONS = (".ply", ".splat", ".spz", ".glb", ".sog", ".ksplat")
 
 
 class SplatImportResult:
@@ -147,7 +148,7 @@ def _encode_elements(gaussians):
 def _decode_elements(text):
     if not text:
         return []
-    from ..core.files.ply import PlyElementData, read_ply_elements, read_ply_header
+    from ..core.files.ply_elements import PlyElementData, read_ply_elements, read_ply_header
 
     folder = tempfile.mkdtemp(prefix="gsseg-")
     path = os.path.join(folder, "elements.ply")
@@ -242,10 +243,9 @@ def import_splat(context, path, *, collection=None, name=None, shown_as="SPLAT")
     gaussians = read_gaussians(path)
     if name is None:
         name = os.path.basename(path)
-        for ext in (".compressed.ply",) + SPLAT_EXTENSIONS:
-            if name.lower().endswith(ext):
-                name = name[:-len(ext)]
-                break
+        splat_format = named_format(name, READ_FORMATS)
+        if splat_format is not None:
+            name = name[:-len(splat_format.ending)]
     mesh = bpy.data.meshes.new(name)
     header, rounded, renamed = build_mesh(mesh, gaussians)
     header["source"] = path

@@ -11,6 +11,7 @@ from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatPrope
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from ..core.errors import CancelledError, GssegError
+from ..core.files.formats import READ_FORMATS, WRITTEN_FORMATS, filter_endings, named_format
 from . import camera_objects as camera_io
 from . import editing, io_splat, proxies, segment, splat_display
 from . import labels as label_list
@@ -41,14 +42,13 @@ def _error_text(error):
 
 
 class GSSEG_OT_import_splat(bpy.types.Operator, ImportHelper):
-    """Import Gaussian splats (.ply, SuperSplat .compressed.ply, .splat, .spz, .sog, .ksplat, KHR_gaussian_splatting
-    .glb) as a point mesh, every vertex property kept as an attribute"""
-
     bl_idname = "gsseg.import_splat"
     bl_label = "Import Gaussian Splat"
+    bl_description = (f"Import Gaussian splats ({', '.join(f.ending for f in READ_FORMATS)}) as a point "
+                      "mesh, every vertex property kept as an attribute")
     bl_options = {"REGISTER", "UNDO"}
 
-    filter_glob: StringProperty(default="*.ply;*.splat;*.spz;*.sog;*.ksplat;*.glb", options={"HIDDEN"})
+    filter_glob: StringProperty(default=";".join("*" + e for e in filter_endings(READ_FORMATS)), options={"HIDDEN"})
     directory: StringProperty(subtype="DIR_PATH", options={"HIDDEN", "SKIP_SAVE"})
     files: CollectionProperty(type=bpy.types.OperatorFileListElement, options={"HIDDEN", "SKIP_SAVE"})
     display: EnumProperty(name="Display", default="SPLAT", items=(
@@ -100,26 +100,14 @@ class GSSEG_OT_import_splat(bpy.types.Operator, ImportHelper):
         return {"FINISHED"}
 
 
-EXPORT_FORMATS = (
-    ("PLY", "PLY (.ply)", "The 3DGS PLY, every property kept, exactly"),
-    ("COMPRESSED_PLY", "Compressed PLY (.compressed.ply)", "SuperSplat's compressed PLY, about 4x smaller"),
-    ("GLB", "glTF (.glb)", "glTF binary with KHR_gaussian_splatting, labels as feature ids"),
-    ("SOG", "SOG (.sog)", "PlayCanvas's WebP-packed splats, the smallest of these; no labels"),
-    ("SPZ", "SPZ (.spz)", "Niantic's compressed splats, about 10x smaller"),
-    ("SPLAT", "Splat (.splat)", "antimatter15's 32 bytes per splat, no SH and no labels"),
-)
-_FORMAT_ENDINGS = {"PLY": ".ply", "COMPRESSED_PLY": ".compressed.ply", "GLB": ".glb", "SOG": ".sog", "SPZ": ".spz",
-                   "SPLAT": ".splat"}
+EXPORT_FORMATS = tuple((f.identifier, f"{f.label} ({f.ending})", f.description) for f in WRITTEN_FORMATS)
 
 
 def _with_format_ending(path, file_format):
-    """``path`` ending in the format's extension (any other known ending replaced)."""
-    stem = path
-    for ending in sorted(_FORMAT_ENDINGS.values(), key=len, reverse=True):
-        if stem.lower().endswith(ending):
-            stem = stem[:-len(ending)]
-            break
-    return stem + _FORMAT_ENDINGS[file_format]
+    """``path`` ending in the format's extension (any other written format's ending replaced)."""
+    known = named_format(path, WRITTEN_FORMATS)
+    stem = path[:-len(known.ending)] if known else path
+    return stem + next(f.ending for f in WRITTEN_FORMATS if f.identifier == file_format)
 
 
 class GSSEG_OT_export_splat(bpy.types.Operator, ExportHelper):
@@ -131,9 +119,11 @@ class GSSEG_OT_export_splat(bpy.types.Operator, ExportHelper):
     bl_options = {"REGISTER"}
 
     filename_ext = ".ply"
-    filter_glob: StringProperty(default="*.ply;*.glb;*.sog;*.spz;*.splat", options={"HIDDEN"})
+    filter_glob: StringProperty(default=";".join("*" + e for e in filter_endings(WRITTEN_FORMATS)),
+                                options={"HIDDEN"})
     file_format: EnumProperty(name="Format", items=EXPORT_FORMATS, default="PLY",
-                              description="File format (labels travel in PLY, compressed PLY and glTF)")
+                              description="File format (labels travel in "
+                                          f"{', '.join(f.label for f in WRITTEN_FORMATS if f.keeps_labels)})")
     selected_only: BoolProperty(name="Selected Only", default=False,
                                 description="Write only the selected points (edit-mode selection)")
     include_label: BoolProperty(name="Include gsseg_label", default=False,
@@ -751,7 +741,10 @@ class GSSEG_FH_splat(bpy.types.FileHandler):
     bl_idname = "GSSEG_FH_splat"
     bl_label = "Gaussian Splat"
     bl_import_operator = "gsseg.import_splat"
-    bl_file_extensions = ".ply;.splat;.spz;.sog;.ksplat"
+    # .glb is left to Blender's own glTF importer, which claims it too: most .glb files are meshes, and two handlers
+    # of one ending make Blender ask at every drop. A splat .glb comes in through File > Import. (Blender's PLY
+    # importer claims .ply as well; a dropped .ply is most often a splat scene here, so that one asks.)
+    bl_file_extensions = ";".join(e for e in filter_endings(READ_FORMATS) if e != ".glb")
 
     @classmethod
     def poll_drop(cls, context):
@@ -788,12 +781,14 @@ CLASSES = (
 
 
 def menu_import(self, context):
-    self.layout.operator(GSSEG_OT_import_splat.bl_idname, text="Gaussian Splat (.ply/.splat/.spz/.sog/.ksplat/.glb)")
+    self.layout.operator(GSSEG_OT_import_splat.bl_idname,
+                         text=f"Gaussian Splat ({'/'.join(filter_endings(READ_FORMATS))})")
     self.layout.operator(GSSEG_OT_import_cameras.bl_idname, text="Splat Cameras (cameras.json/COLMAP/transforms)")
 
 
 def menu_export(self, context):
-    self.layout.operator(GSSEG_OT_export_splat.bl_idname, text="Gaussian Splat (.ply/.glb/.sog/.spz/.splat)")
+    self.layout.operator(GSSEG_OT_export_splat.bl_idname,
+                         text=f"Gaussian Splat ({'/'.join(filter_endings(WRITTEN_FORMATS))})")
 
 
 def menu_select(self, context):

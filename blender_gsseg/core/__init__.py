@@ -20,7 +20,7 @@ _HOME = {
     "CancelledError": "errors",
     # files in and out
     "read_gaussians": "files.splats",
-    "write_gaussians": "files.splats",
+    "write_gaussians": "files.ply",
     "write_splat_file": "files.splats",
     "load_cameras": "files.camera_files",
     "load_masks": "files.masks",

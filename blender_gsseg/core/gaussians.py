@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 
 from .errors import BadInputError
-from .files.ply import NUMPY_TO_PLY, PlyElementData
+from .files.ply_elements import NUMPY_TO_PLY, PlyElementData
 
 SH_C0 = 0.28209479177387814
 
@@ -27,6 +27,32 @@ REQUIRED_PROPERTIES = (
 REST_COUNT_TO_DEGREE = {0: 0, 9: 1, 24: 2, 45: 3, 72: 4}
 CHECK_BLOCK_ROWS = 1 << 14  # rows per block of the NaN/Inf scan
 MAX_LOG_SCALE = 88.0  # exp(88) is about 1.7e38, near the float32 maximum
+
+
+def standard_dtype(rest_count: int = 0) -> np.dtype:
+    """The INRIA vertex layout (float32, little-endian) with ``rest_count`` f_rest_* properties."""
+    names = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2"]
+    names += [f"f_rest_{i}" for i in range(rest_count)]
+    names += ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
+    return np.dtype([(name, "<f4") for name in names])
+
+
+# The sign table of the SPZ library for the 24 SH coefficients of bands 1-4 under a flip of the axes; each entry
+# names the axes whose flip changes that coefficient's sign. It is the parity of the real SH basis (3DGS order,
+# m = -l..l) except the last one, band 4 m = 4 (even in x and y, so it should never flip), where the library uses y.
+# Following it is what makes band-4 data written by the library come back as it went in (.spz is the only format
+# with band 4; .glb turns the scene with it).
+_SH_FLIP_AXES = ("y", "z", "x",
+                 "xy", "yz", "", "xz", "",
+                 "y", "xyz", "y", "z", "x", "z", "x",
+                 "xy", "yz", "xy", "yz", "", "xz", "", "xz", "y")
+
+
+def sh_flip_signs(degree, signs):
+    """Per-coefficient SH signs (bands 1..degree) for a flip of the axes by ``signs`` (x, y, z each +1 or -1)."""
+    flips = dict(zip("xyz", signs))
+    table = [int(np.prod([flips[a] for a in axes])) for axes in _SH_FLIP_AXES]
+    return np.array(table[:(degree + 1) ** 2 - 1], dtype=np.float32)
 
 
 class Gaussians:

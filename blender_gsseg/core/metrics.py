@@ -114,7 +114,7 @@ def splat_errors(source, decoded) -> dict:  # two Gaussians of equal length, spl
     format: position relative to the largest side of the source's bounding box, f_dc, opacity after the sigmoid,
     log-scale, rotation angle (degrees), and the higher SH coefficients when both carry the same bands."""
     rms = lambda a: float(np.sqrt(np.mean(np.square(a))))  # noqa: E731
-    from .files.compressed import sigmoid64
+    from .files.quantize import sigmoid64
 
     log_scale = lambda g: np.stack([g.vertex[f"scale_{k}"].astype(np.float64) for k in range(3)], axis=1)  # noqa: E731
     source_means = source.means.astype(np.float64)

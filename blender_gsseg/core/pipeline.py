@@ -26,7 +26,8 @@ from .cameras import Camera
 from .errors import BadInputError
 from .files.camera_files import load_cameras
 from .files.commit import Commit, StagingFolder
-from .files.splats import read_gaussians, write_gaussians
+from .files.ply import write_gaussians
+from .files.splats import read_gaussians
 from .gaussians import Gaussians
 from .lift.levels import parent_labels, solve_levels
 from .lift.sidecar import run_of, save_run_sidecars, sidecar_paths, solve_level_sidecars, with_run

@@ -27,7 +27,7 @@ import struct
 import numpy as np
 
 from ..errors import BadInputError
-from ..gaussians import REST_COUNT_TO_DEGREE, SH_C0, Gaussians
+from ..gaussians import REST_COUNT_TO_DEGREE, SH_C0, Gaussians, sh_flip_signs, standard_dtype
 from .commit import output_file
 from .labels import LABEL_PROPERTY
 
@@ -51,10 +51,7 @@ Z_TURN = (-1, -1, 1)
 
 def _sh_signs(count):
     """The sign each of ``count`` higher SH coefficients takes under the turn."""
-    from .compressed import SPZ_SH_DIM, sh_flip_signs
-
-    degree = {dim: degree for degree, dim in SPZ_SH_DIM.items()}[count]
-    return sh_flip_signs(degree, Z_TURN)
+    return sh_flip_signs(REST_COUNT_TO_DEGREE[3 * count], Z_TURN)
 
 
 class _Writer:
@@ -91,7 +88,7 @@ class _Writer:
 def write_glb(path: str | os.PathLike, gaussians: Gaussians, commit=None) -> list[str]:
     """Write ``gaussians`` as a .glb (module docstring), on its own or as part of ``commit``; returns what other
     readers cannot get from it (for the caller to say)."""
-    from .compressed import sigmoid64
+    from .quantize import sigmoid64
     from .labels import CODE_PROPERTY, CodeLayout, read_label_table
 
     v = gaussians.vertex
@@ -160,8 +157,6 @@ def _write_other_properties(writer, attributes, gaussians):
     ones as floats, the others as their bytes in unsigned shorts (vertex attributes have no 32-bit integers);
     returned with the property order, types and header comments for the primitive's extras, so that reading
     gives the PLY back as it was."""
-    from .compressed import standard_dtype
-
     v = gaussians.vertex
     standard = set(standard_dtype(3 * gaussians.sh_rest.shape[1]).names) | {LABEL_PROPERTY}
     properties = []
@@ -262,8 +257,6 @@ def read_glb(path: str | os.PathLike) -> Gaussians:
     """Read a KHR_gaussian_splatting .glb (ours: exact; splat-transform's: to float32 precision), with labels."""
     from .labels import CODE_PROPERTY, label_table_comments
 
-    from .compressed import standard_dtype
-
     path = os.fspath(path)
     document, blob = _read_chunks(path)
     try:
@@ -338,7 +331,7 @@ def read_glb(path: str | os.PathLike) -> Gaussians:
 
 
 def _read_other_properties(path, document, blob, attributes, out, kept):
-    from .ply import PLY_TYPES
+    from .ply_elements import PLY_TYPES
 
     columns = {name: out[name] for name in out.dtype.names}
     types = {}

@@ -16,8 +16,8 @@ import os
 import numpy as np
 
 from ..errors import BadInputError
-from ..gaussians import REST_COUNT_TO_DEGREE, Gaussians
-from .compressed import decode_rgba8, standard_dtype
+from ..gaussians import REST_COUNT_TO_DEGREE, Gaussians, standard_dtype
+from .quantize import decode_rgba8
 
 MAIN_HEADER, SECTION_HEADER = 4096, 1024
 # Per compression level: bytes of the centre, scale, rotation, colour and one SH component; the default position

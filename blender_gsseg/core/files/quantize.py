@@ -1,9 +1,99 @@
-"""Codebooks for the lossy formats: one 1D codebook shared by several columns (within a hair of the least squared
+"""The lossy formats' shared steps: the float64 sigmoid and the 8-bit colour and alpha they quantise through and
+decode from (as splat-transform computes them), [0, 1] to n-bit steps, and the Morton order that puts neighbours
+in one chunk; and their codebooks: one 1D codebook shared by several columns (within a hair of the least squared
 error for its size), and a k-means palette of vectors (SOG's SH coefficients)."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+
+from ..gaussians import SH_C0
+
+# The ends of an 8-bit alpha: splat-transform's .splat rule clamps it to [1e-6, 1 - 1e-6] before the logit.
+_EPSILON = 1e-6
+# Its logits at alpha 255 and 0, computed the same way (float64, then float32).
+_LOGIT_HIGH = np.float32(np.log((1.0 - _EPSILON) / (1.0 - (1.0 - _EPSILON))))
+_LOGIT_LOW = np.float32(np.log(_EPSILON / (1.0 - _EPSILON)))
+
+
+def sigmoid64(logits: np.ndarray) -> np.ndarray:  # [N] -> float64 [N]
+    """Opacity from its logit in float64, as splat-transform computes it before quantising."""
+    return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
+
+
+def logit_from_alpha8(alpha: np.ndarray) -> np.ndarray:  # uint8 [N] -> float64 [N]
+    """The opacity logit of an 8-bit alpha after the sigmoid, as splat-transform decodes .splat, .ksplat and .sog
+    (alpha clamped to [1e-6, 1 - 1e-6])."""
+    value = np.clip(np.asarray(alpha, dtype=np.float64) / 255.0, _EPSILON, 1.0 - _EPSILON)
+    return np.log(value / (1.0 - value))
+
+
+def decode_rgba8(out: np.ndarray, rgba: np.ndarray) -> None:  # out: structured [N]; rgba: uint8 [N, 4]
+    """``f_dc_*`` and ``opacity`` of ``out`` from 8-bit base colour and alpha, as splat-transform decodes .splat and
+    .ksplat."""
+    for index in range(3):
+        out[f"f_dc_{index}"] = (rgba[:, index].astype(np.float64) / 255.0 - 0.5) / SH_C0
+    out["opacity"] = logit_from_alpha8(rgba[:, 3])
+
+
+def finite_saturated_logits(alpha, values):  # uint8 [N], float [N] -> float32 [N]
+    """Opacity logits of 8-bit alphas: ``values`` (the format's own decoding) for alpha 1..254, and at 0 and 255
+    splat-transform's finite .splat ends, where the format's formula gives -inf / +inf."""
+    out = np.asarray(values, dtype=np.float32).copy()
+    out[alpha == 255] = _LOGIT_HIGH
+    out[alpha == 0] = _LOGIT_LOW
+    return out
+
+
+def morton_order(positions: np.ndarray) -> np.ndarray:  # [N, 3] -> int64 [N]
+    """The splats in Morton (Z-order) order of their positions quantised to 10 bits per axis over the scene's
+    bounds, and a run of more than 256 splats in one cell ordered again over its own bounds: neighbours share a
+    chunk, so the chunks' ranges are tight (what splat-transform does, cell for cell)."""
+    positions = np.asarray(positions, dtype=np.float64)
+    order = np.arange(len(positions))
+    pending = [(0, len(order))]
+    while pending:
+        start, end = pending.pop()
+        members = order[start:end]
+        code = _morton_code(positions[members])
+        if code is None:
+            continue
+        ranked = np.argsort(code, kind="stable")
+        order[start:end] = members[ranked]
+        code = code[ranked]
+        bounds = np.concatenate(([0], np.flatnonzero(code[1:] != code[:-1]) + 1, [len(code)]))
+        crowded = np.flatnonzero(np.diff(bounds) > 256)
+        pending += [(start + int(bounds[k]), start + int(bounds[k + 1])) for k in crowded]
+    return order
+
+
+def _morton_code(positions):  # [M, 3] float64 -> int64 [M], or None when the points have no finite extent
+    """Cells as splat-transform computes them: bounds over the non-NaN values, a NaN coordinate in cell 0."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN axis
+        low, high = np.nanmin(positions, axis=0), np.nanmax(positions, axis=0)
+    span = high - low
+    if not np.all(np.isfinite(span)) or not np.any(span):
+        return None
+    scale = np.where(span > 0, 1024.0 / np.where(span > 0, span, 1.0), 0.0)
+    cells = np.nan_to_num(np.minimum(1023, (positions - low) * scale), nan=0.0).astype(np.int64)
+    code = np.zeros(len(positions), dtype=np.int64)
+    for bit in range(10):
+        for axis in range(3):
+            code |= ((cells[:, axis] >> bit) & 1) << (3 * bit + axis)
+    return code
+
+
+def unorm(value, bits):  # float [0, 1] -> uint32 steps
+    """[0, 1] -> the nearest of 2^bits levels."""
+    top = (1 << bits) - 1
+    return np.clip(np.floor(np.asarray(value, dtype=np.float64) * top + 0.5), 0, top).astype(np.uint32)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Codebooks
 
 # Infinite values (log-scale -inf for flat splats) get a finite end entry this far outside the finite range, as
 # splat-transform does: JSON-safe, and exp(-20) is flat enough.

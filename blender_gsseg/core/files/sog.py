@@ -25,8 +25,8 @@ import zipfile
 import numpy as np
 
 from ..errors import BadInputError
-from ..gaussians import REST_COUNT_TO_DEGREE, Gaussians
-from .compressed import logit_from_alpha8, standard_dtype
+from ..gaussians import REST_COUNT_TO_DEGREE, Gaussians, standard_dtype
+from .quantize import logit_from_alpha8
 
 SH_COEFFICIENTS = {degree: rest // 3 for rest, degree in REST_COUNT_TO_DEGREE.items() if degree <= 3}  # per channel
 # The three quaternion components kept, by the index of the largest one (left out).
@@ -152,8 +152,7 @@ def write_sog(path: str | os.PathLike, gaussians: Gaussians, commit=None, palett
     log-scales and colours, the opacity in the colour image's alpha, and the higher SH bands as a k-means
     palette of ``palette_size`` entries (default :func:`default_palette_size`)."""
     from .commit import output_file
-    from .compressed import morton_order, sigmoid64, unorm
-    from .quantize import codebook_1d, kmeans_palette
+    from .quantize import codebook_1d, kmeans_palette, morton_order, sigmoid64, unorm
 
     count, degree = len(gaussians), gaussians.sh_degree
     if count == 0:
