@@ -2,7 +2,7 @@
 
 The accumulation is cached in a ``.gsseg.npz`` file (beside the .blend when it is saved, else in the temporary
 folder); its path is stored on the object (``Object.gsseg.accumulation_path``). Moving the gamma slider
-re-solves from the cached shares (:class:`~..core.solver.Shares`) and rewrites ``gsseg_label`` (INT) and
+re-solves from the cached shares (:class:`~..core.lift.solver.Shares`) and rewrites ``gsseg_label`` (INT) and
 ``gsseg_confidence`` (FLOAT) with foreach_set.
 """
 
