@@ -44,7 +44,7 @@ def test_demo_display_matches_the_rasterizer_from_the_zip(extension_zip, tmp_pat
     gaussians = read_gaussians(ply)
     assert result["drawn"] == int(np.count_nonzero(gaussians.opacities > 1 / 255))
     scores = []
-    for camera, path in zip(cameras, result["renders"][0]):
+    for camera, path in zip(cameras, result["renders"][0], strict=True):
         reference, _ = render_colour(gaussians, camera, background=BACKGROUND)
         rendered = read_png(path)
         assert rendered.shape == reference.shape

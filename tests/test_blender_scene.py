@@ -92,7 +92,7 @@ def _signed_distance(hull, u, v):
     """Distance of pixel centres (u, v) inside a convex CCW polygon (negative outside), in pixels.
     Image v points down, so 'counter-clockwise' is taken in (u, v) as given."""
     distance = np.full(u.shape, np.inf)
-    for a, b in zip(hull, np.roll(hull, -1, axis=0)):
+    for a, b in zip(hull, np.roll(hull, -1, axis=0), strict=True):
         edge = b - a
         normal = np.array([-edge[1], edge[0]]) / np.linalg.norm(edge)  # inward for a CCW hull
         distance = np.minimum(distance, (u - a[0]) * normal[0] + (v - a[1]) * normal[1])
@@ -167,7 +167,7 @@ def test_masks_from_proxies_segment_the_splat(tmp_path):
     from blender_gsseg.core.pipeline import segment_scene
     exact_dir = tmp_path / "exact_masks"
     exact_dir.mkdir()
-    for camera, mask in zip(scene.cameras, truth_masks):
+    for camera, mask in zip(scene.cameras, truth_masks, strict=True):
         Image.fromarray(mask.astype(np.uint8)).save(exact_dir / (camera.image_name + ".png"))
     exact = segment_scene(scene.gaussians, scene.cameras, str(exact_dir), scale=0.5, backend="cpu").labels
     same = (labels == exact).mean()

@@ -141,10 +141,10 @@ def small_cases():
     cams = [front_camera(72, 50), front_camera(33, 17, cx=15.0, cy=9.5, name="odd"),
             orbit_camera(0.7, 64, 48, "orbit")]
     scene = random_scene(1, 180)
-    cases.append((scene, list(zip(cams, label_maps(cams, 12, 3))), 12))
+    cases.append((scene, list(zip(cams, label_maps(cams, 12, 3), strict=True)), 12))
     cams2 = [orbit_camera(a, 80, 64, f"o{a}") for a in (0.0, 2.0)]
     maps2 = [m.astype(np.int16) for m in label_maps(cams2, 3, 5)]  # as masks.label_index_maps gives them
-    cases.append((random_scene(2, 140), list(zip(cams2, maps2)), 3))
+    cases.append((random_scene(2, 140), list(zip(cams2, maps2, strict=True)), 3))
     return cases
 
 
@@ -234,7 +234,7 @@ def check_binning(backend, scene, camera, include=None):
     n_tiles = len(ranges)
     cpu_runs = np.split(ids, np.searchsorted(tiles, np.arange(1, n_tiles)))
     gpu_runs = [gids[a:b] for a, b in ranges]
-    same_tiles = np.mean([len(a) == len(b) and (a == b).all() for a, b in zip(cpu_runs, gpu_runs)])
+    same_tiles = np.mean([len(a) == len(b) and (a == b).all() for a, b in zip(cpu_runs, gpu_runs, strict=True)])
     assert (cov6 == covs[:, [0, 0, 0, 1, 1, 2], [0, 1, 2, 1, 2, 2]]).all()
     assert (depths == proj.depths).all()
     assert ((touched > 0) == visible).all()
@@ -520,7 +520,7 @@ class _EmuFunction:
         if len(args) != len(self.signature):
             raise TypeError(f"{self.name}: {len(args)} arguments for {len(self.signature)} parameters")
         holders = []
-        for index, (code, arg) in enumerate(zip(self.signature, args)):
+        for index, (code, arg) in enumerate(zip(self.signature, args, strict=True)):
             where = f"{self.name} argument {index} ({code})"
             if code.startswith("*"):
                 if arg is None:
@@ -736,7 +736,7 @@ def test_gpu_matches_cpu_on_100k_gaussians(gpu_backend):
     scene = ArrayScene(means, scales, quats, opacities, rng.random((n, 3)))
     cams = [orbit_camera(a, 240, 180, f"big{a}") for a in (0.2, 1.9, 4.0)]
     n_labels = 6
-    views = list(zip(cams, label_maps(cams, n_labels, 21)))
+    views = list(zip(cams, label_maps(cams, n_labels, 21), strict=True))
     cpu = cpu_reference(scene, views, n_labels)
     backend = gpu_backend()
     same = check_binning(backend, scene, cams[0])

@@ -55,7 +55,7 @@ def test_lists_render_what_the_reference_renders(level_pairs, monkeypatch):
     expected = np.zeros((3, n))
     labels = np.random.default_rng(1).integers(0, 3, n)
     expected_nll = 0.0
-    for camera, label_map in zip(cameras, maps):
+    for camera, label_map in zip(cameras, maps, strict=True):
         weights, t_final = reference_weights(_projected(gaussians, camera))  # [N, H, W], [H, W]
         for e in range(3):
             expected[e] += weights[:, label_map == e].sum(axis=1)

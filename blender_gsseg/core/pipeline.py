@@ -135,8 +135,8 @@ def segment_scene(
         report["code_layout"] = {"levels": layout.names, "bits": layout.bits}
         report["levels"] = [{"name": name, "label_ids": [int(x) for x in m.label_ids],
                              "parents": None if p is None else {str(int(i)): int(q) for i, q in
-                                                                 zip(m.label_ids, p)}}
-                            for name, m, p in zip(layout.names, mask_sets, parents)]
+                                                                 zip(m.label_ids, p, strict=True)}}
+                            for name, m, p in zip(layout.names, mask_sets, parents, strict=True)]
     if gamma_choice is not None:
         report["gamma_auto"] = gamma_choice.report()
     return SegmentResult(out, labels, confidence, accumulations[-1], report, views, accumulations[:-1], parents,
@@ -159,7 +159,7 @@ def solve_levels(accumulations: list, parents: list, gamma: float = 0.0,
     shares = Shares.from_accumulation(accumulations[0], target)
     labels, confidence = shares.solve(gamma)
     level_labels = [labels]
-    for accumulation, parent in zip(accumulations[1:], parents[1:]):
+    for accumulation, parent in zip(accumulations[1:], parents[1:], strict=True):
         shares = Shares.from_accumulation(accumulation)
         fine_parents = _align_parents(parent, accumulation.label_ids, shares.label_ids)
         level_labels.append(solve_within_parents(shares, fine_parents, level_labels[-1], gamma))
@@ -169,7 +169,7 @@ def solve_levels(accumulations: list, parents: list, gamma: float = 0.0,
 
 def _align_parents(parents, accumulation_ids, share_ids):
     """Parents indexed like ``share_ids`` (Shares may prepend background 0)."""
-    lookup = dict(zip(np.asarray(accumulation_ids).tolist(), np.asarray(parents).tolist()))
+    lookup = dict(zip(np.asarray(accumulation_ids).tolist(), np.asarray(parents).tolist(), strict=True))
     return np.array([lookup.get(int(i), 0) for i in share_ids], dtype=np.int32)
 
 
@@ -310,7 +310,7 @@ def solve_level_sidecars(paths: list[str], n_gaussians: int, gamma: float, run=U
     before run ids), which the sidecars must carry.
     Returns (labels per level, the finest level's confidence, the finest level's label ids)."""
     accumulations = [load_accumulation(p, n_gaussians) for p in paths]
-    for sidecar, accumulation in zip(paths, accumulations):
+    for sidecar, accumulation in zip(paths, accumulations, strict=True):
         if run is not UNCHECKED:
             check_run(path or sidecar, run, sidecar, accumulation.run_id)
     parents = [None]

@@ -132,15 +132,15 @@ def read_compressed_ply(path: str | os.PathLike, header: PlyHeader | None = None
         return column(low) * (1.0 - t) + column(high) * t
 
     pos = packed["packed_position"].astype(np.uint32)
-    for axis, (shift, bits) in zip("xyz", ((21, 11), (11, 10), (0, 11))):
+    for axis, (shift, bits) in zip("xyz", ((21, 11), (11, 10), (0, 11)), strict=True):
         out[axis] = lerp(f"min_{axis}", f"max_{axis}", unorm(pos, shift, bits))
 
     scl = packed["packed_scale"].astype(np.uint32)
-    for index, axis, (shift, bits) in zip(range(3), "xyz", ((21, 11), (11, 10), (0, 11))):
+    for index, axis, (shift, bits) in zip(range(3), "xyz", ((21, 11), (11, 10), (0, 11)), strict=True):
         out[f"scale_{index}"] = lerp(f"min_scale_{axis}", f"max_scale_{axis}", unorm(scl, shift, bits))
 
     col = packed["packed_color"].astype(np.uint32)
-    for index, channel, shift in zip(range(3), "rgb", (24, 16, 8)):
+    for index, channel, shift in zip(range(3), "rgb", (24, 16, 8), strict=True):
         value = unorm(col, shift, 8)
         if has_color:
             value = lerp(f"min_{channel}", f"max_{channel}", value)
@@ -432,7 +432,7 @@ _SPZ_SH_FLIP_AXES = ("y", "z", "x",
 
 def sh_flip_signs(degree, signs):
     """Per-coefficient SH signs (bands 1..degree) for a flip of the axes by ``signs`` (x, y, z each +1 or -1)."""
-    flips = dict(zip("xyz", signs))
+    flips = dict(zip("xyz", signs, strict=True))
     table = [int(np.prod([flips[a] for a in axes])) for axes in _SPZ_SH_FLIP_AXES]
     return np.array(table[:SPZ_SH_DIM[degree]], dtype=np.float32)
 
@@ -628,7 +628,7 @@ def write_spz(path: str | os.PathLike, gaussians: Gaussians, commit=None) -> Non
     header = struct.pack("<IIIBBBBI", SPZ_MAGIC, 4, len(gaussians), gaussians.sh_degree, fractional_bits, 0,
                          len(streams), 32)
     header += b"\0" * (32 - len(header))
-    toc = b"".join(struct.pack("<QQ", len(packed), len(stream)) for packed, stream in zip(compressed, streams))
+    toc = b"".join(struct.pack("<QQ", len(packed), len(stream)) for packed, stream in zip(compressed, streams, strict=True))
     with output_file(path, "wb", commit) as handle:
         handle.write(header + toc + b"".join(compressed))
 
