@@ -39,6 +39,7 @@ from blender_gsseg.core.raster.backends import CpuBackend  # noqa: E402
 from blender_gsseg.core.cameras import Camera  # noqa: E402
 from blender_gsseg.core.lift.solver import Shares  # noqa: E402
 from cuda_emulator.fake_cupy import install_fake_cupy  # noqa: E402
+from scenes import random_scene  # noqa: E402
 
 ENTRY_ATOL = 1e-5
 ENTRY_RTOL = 1e-5
@@ -64,20 +65,14 @@ class ArrayScene:
         return len(self.means)
 
 
-def random_scene(seed, n):
-    """Gaussians around the origin, in front of and behind the cameras, tiny to huge, some on tile borders."""
-    rng = np.random.default_rng(seed)
-    means = rng.normal(0, 1.2, (n, 3))
-    means[:, 2] *= 2.0
-    log_scales = rng.normal(-2.4, 0.9, (n, 3))
+def device_scene(seed, n):
+    """tests/scenes.py's random scene (in front of and behind the cameras, tiny to huge) as the backends' float32
+    arrays, with a few Gaussians on tile borders and some at equal depths."""
     huge = max(1, n // 40)
-    log_scales[:huge] = np.log(rng.uniform(0.5, 1.5, (huge, 3)))
-    log_scales[huge:2 * huge] = np.log(0.002)
-    quats = rng.normal(size=(n, 4))
+    means, log_scales, quats, logits, colours = random_scene(
+        seed, n, log_scale_mean=-2.4, huge=huge, huge_scale=(0.5, 1.5), tiny_scale=0.002, arrays=True)
     quats /= np.linalg.norm(quats, axis=1, keepdims=True)
-    opacities = 1 / (1 + np.exp(-rng.normal(0.5, 2.0, n)))
-    colours = rng.random((n, 3))
-    scene = ArrayScene(means, np.exp(log_scales), quats, opacities, colours)
+    scene = ArrayScene(means, np.exp(log_scales), quats, 1 / (1 + np.exp(-logits)), colours)
     # A few Gaussians whose 2D mean sits exactly on a tile border of the front camera (x, y multiples of 16 px).
     cam = front_camera(72, 50)
     k = min(n - 2 * huge, 6)
@@ -136,11 +131,11 @@ def small_cases():
     cases = []
     cams = [front_camera(72, 50), front_camera(33, 17, cx=15.0, cy=9.5, name="odd"),
             orbit_camera(0.7, 64, 48, "orbit")]
-    scene = random_scene(1, 180)
+    scene = device_scene(1, 180)
     cases.append((scene, list(zip(cams, label_maps(cams, 12, 3), strict=True)), 12))
     cams2 = [orbit_camera(a, 80, 64, f"o{a}") for a in (0.0, 2.0)]
     maps2 = [m.astype(np.int16) for m in label_maps(cams2, 3, 5)]  # as masks.label_index_maps gives them
-    cases.append((random_scene(2, 140), list(zip(cams2, maps2, strict=True)), 3))
+    cases.append((device_scene(2, 140), list(zip(cams2, maps2, strict=True)), 3))
     return cases
 
 
