@@ -2,8 +2,6 @@
 levels (gsseg_code), in headless bpy. Each test runs its script of
 tests/blender_scripts/ in its own process (blender_harness.py)."""
 
-import importlib.util
-
 import numpy as np
 import pytest
 
@@ -12,8 +10,7 @@ from blender_harness import BLENDER_RELEASES, labeled_scene, run_bpy
 from blender_gsseg.core.files.splats import read_gaussians
 from blender_gsseg.core.files.labels import read_label_table
 
-if importlib.util.find_spec("bpy") is None:
-    pytest.skip("bpy (Blender as a Python module) is not installed", allow_module_level=True)
+pytestmark = pytest.mark.blender
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 plan, in headless bpy. Each test runs its script of tests/blender_scripts/ in
 its own process (blender_harness.py)."""
 
-import importlib.util
 import os
 
 import numpy as np
@@ -16,8 +15,7 @@ from blender_gsseg.core.files.splats import read_gaussians, write_gaussians
 from blender_gsseg.core.scene.object_transform import quaternion_to_matrix
 from test_transform import eval_sh_reference, random_scene, sh_of
 
-if importlib.util.find_spec("bpy") is None:
-    pytest.skip("bpy (Blender as a Python module) is not installed", allow_module_level=True)
+pytestmark = pytest.mark.blender
 
 
 # ---------------------------------------------------------------------------------------------------------------

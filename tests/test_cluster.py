@@ -12,8 +12,10 @@ import textwrap
 import numpy as np
 import pytest
 
-distributed = pytest.importorskip("distributed")
-psutil = pytest.importorskip("psutil")
+from oracles import require
+
+distributed = require("distributed")
+psutil = require("psutil")
 
 from blender_gsseg.cli import main  # noqa: E402
 from blender_gsseg.core.lift.accumulate import load_accumulation  # noqa: E402

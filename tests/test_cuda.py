@@ -17,6 +17,7 @@ on at least 99.99 % of them; solved labels identical except where the two top sh
 
 import ctypes
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -39,6 +40,7 @@ from blender_gsseg.core.raster.backends import CpuBackend  # noqa: E402
 from blender_gsseg.core.cameras import Camera  # noqa: E402
 from blender_gsseg.core.lift.solver import Shares  # noqa: E402
 from cuda_emulator.fake_cupy import install_fake_cupy  # noqa: E402
+from oracles import unless  # noqa: E402
 from scenes import random_scene  # noqa: E402
 
 ENTRY_ATOL = 1e-5
@@ -386,7 +388,13 @@ def find_nvrtc():
     return None
 
 
-@pytest.mark.skipif(find_nvrtc() is None, reason="nvidia-cuda-nvrtc not installed")
+# the test extra installs the wheel on Linux x86-64 only: there, a missing one fails under GSSEG_REQUIRE_ORACLES=1
+NEEDS_NVRTC = (unless(find_nvrtc() is not None, "nvidia-cuda-nvrtc")
+               if sys.platform == "linux" and platform.machine() == "x86_64"
+               else pytest.mark.skipif(find_nvrtc() is None, reason="nvidia-cuda-nvrtc not installed"))
+
+
+@NEEDS_NVRTC
 @pytest.mark.parametrize("arch", ["compute_75", "compute_90"])
 def test_kernels_compile_with_nvrtc(arch):
     """What CuPy does on the user's machine: NVRTC compiles the source with the backend's options, and every
@@ -464,7 +472,7 @@ def test_camera_params_match_projection():
 # ---------------------------------------------------------------------------------------------------------------
 # The emulator: the real backend and kernels on a CPU
 
-@pytest.mark.skipif(shutil.which("g++") is None, reason="g++ not on PATH")
+@unless(shutil.which("g++") is not None, "g++ on PATH (builds the CUDA host emulator)", "a system package")
 def test_emulated_backend_matches_cpu():
     result = subprocess.run([sys.executable, str(Path(__file__).resolve()), "emulate"], capture_output=True,
                             text=True, timeout=1800, cwd=str(ROOT))
@@ -473,7 +481,7 @@ def test_emulated_backend_matches_cpu():
     assert "EMULATION OK" in result.stdout
 
 
-@pytest.mark.skipif(shutil.which("g++") is None, reason="g++ not on PATH")
+@unless(shutil.which("g++") is not None, "g++ on PATH (builds the CUDA host emulator)", "a system package")
 def test_emulated_benchmark_runs():
     """bench/gpu.py end to end (tiny sizes) on the emulator, so the script works before it meets a GPU."""
     result = subprocess.run([sys.executable, str(Path(__file__).resolve()), "emulate-bench"], capture_output=True,
@@ -534,10 +542,12 @@ def gpu_backend():
     return CudaBackend
 
 
+@pytest.mark.gpu
 def test_gpu_matches_cpu_on_small_scenes(gpu_backend):
     check_backend_against_cpu(lambda **kw: gpu_backend(**kw), small_cases())
 
 
+@pytest.mark.gpu
 def test_gpu_matches_cpu_on_100k_gaussians(gpu_backend):
     rng = np.random.default_rng(11)
     n = 100_000
@@ -562,6 +572,7 @@ def test_gpu_matches_cpu_on_100k_gaussians(gpu_backend):
         assert_labels_agree(gpu, cpu)
 
 
+@pytest.mark.gpu
 def test_gpu_pipeline_matches_cpu_on_demo_scene(gpu_backend, tmp_path):
     """The user's path: segment_scene and the novel-view masks (CLI render-masks) on the bundled demo scene with
     --backend cuda against --backend cpu."""

@@ -9,6 +9,7 @@ from blender_gsseg.core.lift.accumulate import accumulate_weights
 from blender_gsseg.core.raster.backends import CpuBackend
 from blender_gsseg.core.raster.rasterize import iter_contributions
 from reference_raster import reference_weights
+from oracles import unless
 from scenes import random_scene, rotated_camera, front_camera
 
 
@@ -62,8 +63,7 @@ def test_subset_render_matches_reference(walk_steps):
 
 
 CPU_PATHS = [pytest.param(False, id="numpy"),
-             pytest.param(True, id="numba", marks=pytest.mark.skipif(not cpu_kernels.available(),
-                                                                     reason="numba not installed"))]
+             pytest.param(True, id="numba", marks=unless(cpu_kernels.available(), "numba"))]
 
 
 @pytest.mark.parametrize("use_numba", CPU_PATHS)

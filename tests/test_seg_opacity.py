@@ -11,7 +11,9 @@ import sys
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+from oracles import require
+
+torch = require("torch")
 
 from blender_gsseg.cli import main  # noqa: E402
 from blender_gsseg.core.raster import projection, rasterize  # noqa: E402
@@ -221,6 +223,7 @@ def test_missing_torch_is_one_clear_line(tmp_path, monkeypatch, capsys):
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU for torch")
 def test_cpu_and_cuda_agree():
     gaussians = random_scene(11, n=120)
