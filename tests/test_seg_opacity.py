@@ -155,7 +155,7 @@ def segmented(tmp_path_factory):
         Image.fromarray(noisy_mask(scene.mask(camera), rng).astype("uint8")).save(
             root / "masks" / f"{camera.image_name}.png")
     patch = pytest.MonkeyPatch()
-    patch.setattr(seg_opacity, "STEP_CHECKPOINTS", (10,))  # never the closed form: the property is written
+    patch.setattr(seg_opacity, "STEP_CHECKPOINTS", (3,))  # never the closed form: the property is written
     patch.setattr(seg_opacity, "PENALTIES", (1.0,))  # one candidate: three fits in the folds, not six
     try:
         assert main(["segment", str(root / "scene.ply"), "--cameras", str(root / "cams.json"), "--masks",
@@ -173,7 +173,7 @@ def test_refine_opacity_keeps_the_photometric_opacity(segmented):
     seg = out.vertex[SEG_OPACITY_PROPERTY]
     assert seg.dtype == np.float32 and not np.array_equal(seg, source.vertex["opacity"])
     report = json.loads((root / "r.json").read_text())["refine"]["opacity"]
-    assert report["steps"] == 10 and list(report["cross_validated_miou"]) == ["lambda=1 steps=10"]
+    assert report["steps"] == 3 and list(report["cross_validated_miou"]) == ["lambda=1 steps=3"]
 
 
 def test_the_sidecar_holds_the_accumulation_seen_with_the_segmentation_opacity(segmented):
