@@ -15,6 +15,14 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)  # the test-only `synthetic` package sits at the repo root and is not installed
 
 
+def pytest_collection_modifyitems(items):
+    """Every ``blender`` test is ``slow`` too: each starts Blender in a child process (seconds), and together they
+    would take the quick loop (-m "not slow") past its two minutes; run them with -m blender."""
+    for item in items:
+        if item.get_closest_marker("blender") is not None:
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_runtest_setup(item):
     """A ``blender`` test runs bpy in a child process, so it needs bpy here (never imported in this process)."""
     if item.get_closest_marker("blender") is not None and importlib.util.find_spec("bpy") is None:

@@ -105,6 +105,7 @@ def test_workers_pin_one_gpu_each():
     assert sorted(seen.values()) == ["0", "1"]
 
 
+@pytest.mark.slow
 def test_cli_workers_and_cluster_write_what_a_single_process_writes(tmp_path, capsys):
     outputs = {}
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cl:
@@ -122,6 +123,7 @@ def test_cli_workers_and_cluster_write_what_a_single_process_writes(tmp_path, ca
     assert [r["backend"] for r in reports] == ["cpu", "cluster", "cluster"]
 
 
+@pytest.mark.slow
 def test_cli_render_masks_on_the_workers(tmp_path):
     labelled = tmp_path / "labelled.ply"
     assert main([*SEGMENT, "-o", str(labelled)]) == 0

@@ -472,6 +472,7 @@ def test_camera_params_match_projection():
 # ---------------------------------------------------------------------------------------------------------------
 # The emulator: the real backend and kernels on a CPU
 
+@pytest.mark.slow  # on a clean machine it first compiles the kernels with the emulator (g++)
 @unless(shutil.which("g++") is not None, "g++ on PATH (builds the CUDA host emulator)", "a system package")
 def test_emulated_backend_matches_cpu():
     result = subprocess.run([sys.executable, str(Path(__file__).resolve()), "emulate"], capture_output=True,
@@ -482,6 +483,7 @@ def test_emulated_backend_matches_cpu():
 
 
 @unless(shutil.which("g++") is not None, "g++ on PATH (builds the CUDA host emulator)", "a system package")
+@pytest.mark.slow
 def test_emulated_benchmark_runs():
     """bench/gpu.py end to end (tiny sizes) on the emulator, so the script works before it meets a GPU."""
     result = subprocess.run([sys.executable, str(Path(__file__).resolve()), "emulate-bench"], capture_output=True,

@@ -276,6 +276,7 @@ def test_bundled_demo_data_load_and_fit_the_budget():
     assert all(c["ray_agreement"] >= 0.995 for c in info["camera_checks"])
 
 
+@pytest.mark.slow
 def test_demo_runs(tmp_path):
     from blender_gsseg.demo import run_demo
 
