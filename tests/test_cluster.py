@@ -17,6 +17,8 @@ from oracles import require
 distributed = require("distributed")
 psutil = require("psutil")
 
+pytestmark = pytest.mark.slow  # a real cluster of worker processes: half a minute for the module
+
 from blender_gsseg.cli import main  # noqa: E402
 from blender_gsseg.core.lift.accumulate import load_accumulation  # noqa: E402
 from blender_gsseg.core.cluster import ClusterBackend, open_cluster  # noqa: E402
@@ -105,7 +107,6 @@ def test_workers_pin_one_gpu_each():
     assert sorted(seen.values()) == ["0", "1"]
 
 
-@pytest.mark.slow
 def test_cli_workers_and_cluster_write_what_a_single_process_writes(tmp_path, capsys):
     outputs = {}
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cl:
@@ -123,7 +124,6 @@ def test_cli_workers_and_cluster_write_what_a_single_process_writes(tmp_path, ca
     assert [r["backend"] for r in reports] == ["cpu", "cluster", "cluster"]
 
 
-@pytest.mark.slow
 def test_cli_render_masks_on_the_workers(tmp_path):
     labelled = tmp_path / "labelled.ply"
     assert main([*SEGMENT, "-o", str(labelled)]) == 0
