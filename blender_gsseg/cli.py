@@ -243,12 +243,12 @@ def cmd_relabel(args):
     with commit:
         if os.path.abspath(output) != os.path.abspath(args.scene):
             # The new file keeps the accumulations beside it (same run), so it can be re-solved again.
-            for source, target in zip(sources, sidecar_paths(output, gaussians)):
+            for source, target in zip(sources, sidecar_paths(output, gaussians), strict=True):
                 with output_path(target, commit) as temp:
                     shutil.copyfile(source, temp)
         write_gaussians(output, out, commit=commit)
     ids, counts = np.unique(labels, return_counts=True)
-    _print_json({"gamma": args.gamma, "gaussians_per_label": {str(i): int(c) for i, c in zip(ids, counts)}})
+    _print_json({"gamma": args.gamma, "gaussians_per_label": {str(i): int(c) for i, c in zip(ids, counts, strict=True)}})
     return 0
 
 
@@ -340,7 +340,7 @@ def cmd_render_masks(args):
         # on the workers of --workers / --cluster, each running --backend; here otherwise
         with contextlib.closing(map_in_order(backend, render_view, cameras, masked, labels, args.mode, colour_scene,
                                              here if local else backend.inner)) as renders:
-            for index, (stem, (mask, rgb)) in enumerate(zip(stems, renders)):
+            for index, (stem, (mask, rgb)) in enumerate(zip(stems, renders, strict=True)):
                 _save_label_png(os.path.join(folder.path, stem + ".png"), mask, folder)
                 if args.colour_labels:
                     _save_rgb8_png(os.path.join(folder.path, stem + "_colour_labels.png"),

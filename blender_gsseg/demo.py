@@ -122,7 +122,7 @@ def _run_demo(folder, backend, progress, mode):
     predictions = [render_labels(result.gaussians, result.labels, camera, mode, backend=backend)
                    for camera in held]
     truths = [_read_labels(os.path.join(paths["truth"], camera.image_name + ".png")) for camera in held]
-    for camera, prediction in zip(held, predictions):
+    for camera, prediction in zip(held, predictions, strict=True):
         _save_png(os.path.join(output, "rendered_masks", camera.image_name + ".png"), prediction.astype(np.uint8),
                   folder)
     metrics = segmentation_metrics(predictions, truths)

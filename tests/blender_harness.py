@@ -26,6 +26,8 @@ import os
 import subprocess
 import sys
 
+import oracles
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULT_MARKER = "GSSEG_RESULT "  # blender_scripts/runner.py prints RESULT after it
 HOST_BLENDER = "5.0"  # the bpy of the test environment (pyproject.toml's test extra)
@@ -55,9 +57,8 @@ def blender_python(release=None):
     if release == HOST_BLENDER:
         return sys.executable
     python = os.path.join(BLENDER_VENVS, f"bpy-{release}", "bin", "python")
-    if not os.path.exists(python):
-        raise AssertionError(f"no environment with the bpy of Blender {release} at {python}: "
-                             "./scripts/test.sh makes it")
+    if not os.path.exists(python):  # a skip here, a failure under GSSEG_REQUIRE_ORACLES=1 (tests/oracles.py)
+        oracles.missing(f"the bpy of Blender {release}: no environment at {python}", "./scripts/test.sh makes it")
     return python
 
 

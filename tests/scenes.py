@@ -23,17 +23,27 @@ def gaussians_from_arrays(means, log_scales, quats, opacity_logits, colours=None
     return Gaussians(vertex)
 
 
-def random_scene(seed, n=160):
-    """Gaussians in front of and behind a camera at z = -4 looking down +z, sizes from tiny to huge."""
+def random_scene(seed, n=160, *, log_scale_mean=-2.2, huge=4, huge_scale=0.9, tiny_scale=0.003, arrays=False):
+    """Gaussians in front of and behind a camera at z = -4 looking down +z, sizes from tiny to huge: the first
+    ``huge`` of scale ``huge_scale`` (a number, or a (low, high) range drawn per axis), the next ``huge`` of scale
+    ``tiny_scale``, the others log-normal around ``log_scale_mean``.
+
+    A :class:`Gaussians` (float32 PLY columns), or with ``arrays`` the float64 draws (means, log-scales,
+    unnormalised quaternions, opacity logits, colours) for a caller that builds its own scene from them."""
     rng = np.random.default_rng(seed)
     means = rng.normal(0, 1.2, (n, 3))
     means[:, 2] *= 2.0
-    log_scales = rng.normal(-2.2, 0.9, (n, 3))
-    log_scales[:4] = np.log(0.9)  # a few huge ones
-    log_scales[4:8] = np.log(0.003)  # a few tiny ones
+    log_scales = rng.normal(log_scale_mean, 0.9, (n, 3))
+    if np.ndim(huge_scale):
+        log_scales[:huge] = np.log(rng.uniform(*huge_scale, (huge, 3)))
+    else:
+        log_scales[:huge] = np.log(huge_scale)
+    log_scales[huge:2 * huge] = np.log(tiny_scale)
     quats = rng.normal(size=(n, 4))
     logits = rng.normal(0.5, 2.0, n)
     colours = rng.random((n, 3))
+    if arrays:
+        return means, log_scales, quats, logits, colours
     return gaussians_from_arrays(means, log_scales, quats, logits, colours)
 
 

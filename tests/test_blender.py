@@ -4,7 +4,6 @@ Every bpy test runs its script of tests/blender_scripts/ in its own Python proce
 temporary HOME.
 """
 
-import importlib.util
 import os
 import tomllib
 
@@ -22,8 +21,7 @@ from blender_gsseg.core.files.ply import write_gaussians
 
 from blender_gsseg.core.files.splats import read_gaussians
 
-if importlib.util.find_spec("bpy") is None:  # never import bpy here: each test runs it in a child process
-    pytest.skip("bpy (Blender as a Python module) is not installed", allow_module_level=True)
+pytestmark = pytest.mark.blender  # never import bpy here: each test runs it in a child process
 
 SH3_REST = 45
 

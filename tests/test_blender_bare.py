@@ -1,6 +1,5 @@
 """From a bare splat file (no cameras, no masks) in Blender: the panel's next step and Add View Cameras."""
 
-import importlib.util
 import os
 
 import numpy as np
@@ -8,8 +7,7 @@ import pytest
 
 from blender_harness import REPO, run_bpy
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("bpy") is None,
-                                reason="bpy (Blender as a Python module) is absent")
+pytestmark = pytest.mark.blender
 
 DEMO = os.path.join(REPO, "blender_gsseg", "data", "demo")
 

@@ -2,7 +2,6 @@
 demo, and of an SH degree 3 scene, compared with core.raster.render.render_colour at the same cameras (the splat's real
 look). Same resolution, view transform "Standard", the same plain background in both."""
 
-import importlib.util
 import os
 
 import numpy as np
@@ -16,8 +15,7 @@ from blender_gsseg.core.files.splats import read_gaussians
 from blender_gsseg.core.metrics import psnr
 from blender_gsseg.core.raster.render import render_colour
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("bpy") is None,
-                                reason="bpy (Blender as a Python module) is absent")
+pytestmark = pytest.mark.blender
 
 DEMO = os.path.join(REPO, "blender_gsseg", "data", "demo")
 BACKGROUND = (0.3, 0.3, 0.3)  # sRGB, in both renders
@@ -44,7 +42,7 @@ def test_demo_display_matches_the_rasterizer_from_the_zip(extension_zip, tmp_pat
     gaussians = read_gaussians(ply)
     assert result["drawn"] == int(np.count_nonzero(gaussians.opacities > 1 / 255))
     scores = []
-    for camera, path in zip(cameras, result["renders"][0]):
+    for camera, path in zip(cameras, result["renders"][0], strict=True):
         reference, _ = render_colour(gaussians, camera, background=BACKGROUND)
         rendered = read_png(path)
         assert rendered.shape == reference.shape

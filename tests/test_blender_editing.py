@@ -2,8 +2,6 @@
 levels (gsseg_code), in headless bpy. Each test runs its script of
 tests/blender_scripts/ in its own process (blender_harness.py)."""
 
-import importlib.util
-
 import numpy as np
 import pytest
 
@@ -12,8 +10,7 @@ from blender_harness import BLENDER_RELEASES, labeled_scene, run_bpy
 from blender_gsseg.core.files.splats import read_gaussians
 from blender_gsseg.core.files.labels import read_label_table
 
-if importlib.util.find_spec("bpy") is None:
-    pytest.skip("bpy (Blender as a Python module) is not installed", allow_module_level=True)
+pytestmark = pytest.mark.blender
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +27,7 @@ def test_instance_list_names_colours_and_header(scene, tmp_path):
     result = run_bpy("instance_list_names_colours.py", home=tmp_path / "home", args={
         "ply": scene["labeled.ply"], "same": str(tmp_path / "same.ply"), "edited": str(tmp_path / "edited.ply")})
     ids, counts = np.unique(labels, return_counts=True)
-    expected = [[-1, int(i), table[int(i)][0], table[int(i)][1], int(c)] for i, c in zip(ids, counts) if i >= 0]
+    expected = [[-1, int(i), table[int(i)][0], table[int(i)][1], int(c)] for i, c in zip(ids, counts, strict=True) if i >= 0]
     expected += [[-1, i, table[i][0], table[i][1], 0] for i in sorted(set(table) - set(ids.tolist()))]
     assert sorted(result["items"]) == sorted(expected)
     with open(scene["labeled.ply"], "rb") as a, open(tmp_path / "same.ply", "rb") as b:
@@ -89,7 +86,7 @@ def test_levels_round_trip_and_prefix_selection(scene, tmp_path):
     assert result["names"] == ["0: objects", "1: parts"]
     coarse = layout.field(source.vertex["gsseg_code"], 0)
     ids, counts = np.unique(coarse[coarse >= 0], return_counts=True)
-    assert [(r[0], r[2]) for r in result["rows0"]] == list(zip(ids.tolist(), counts.tolist()))
+    assert [(r[0], r[2]) for r in result["rows0"]] == list(zip(ids.tolist(), counts.tolist(), strict=True))
     assert result["rows0"][1][1] == "objects_1"
     assert result["selected"] == np.flatnonzero(coarse == 2).tolist()
     parts_of_2 = set(np.unique(source.vertex["gsseg_label"][coarse == 2]).tolist())

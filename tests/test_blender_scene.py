@@ -2,7 +2,6 @@
 plan, in headless bpy. Each test runs its script of tests/blender_scripts/ in
 its own process (blender_harness.py)."""
 
-import importlib.util
 import os
 
 import numpy as np
@@ -17,8 +16,7 @@ from blender_gsseg.core.files.splats import read_gaussians
 from blender_gsseg.core.scene.object_transform import quaternion_to_matrix
 from test_transform import eval_sh_reference, random_scene, sh_of
 
-if importlib.util.find_spec("bpy") is None:
-    pytest.skip("bpy (Blender as a Python module) is not installed", allow_module_level=True)
+pytestmark = pytest.mark.blender
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -93,7 +91,7 @@ def _signed_distance(hull, u, v):
     """Distance of pixel centres (u, v) inside a convex CCW polygon (negative outside), in pixels.
     Image v points down, so 'counter-clockwise' is taken in (u, v) as given."""
     distance = np.full(u.shape, np.inf)
-    for a, b in zip(hull, np.roll(hull, -1, axis=0)):
+    for a, b in zip(hull, np.roll(hull, -1, axis=0), strict=True):
         edge = b - a
         normal = np.array([-edge[1], edge[0]]) / np.linalg.norm(edge)  # inward for a CCW hull
         distance = np.minimum(distance, (u - a[0]) * normal[0] + (v - a[1]) * normal[1])
@@ -168,7 +166,7 @@ def test_masks_from_proxies_segment_the_splat(tmp_path):
     from blender_gsseg.core.pipeline import segment_scene
     exact_dir = tmp_path / "exact_masks"
     exact_dir.mkdir()
-    for camera, mask in zip(scene.cameras, truth_masks):
+    for camera, mask in zip(scene.cameras, truth_masks, strict=True):
         Image.fromarray(mask.astype(np.uint8)).save(exact_dir / (camera.image_name + ".png"))
     exact = segment_scene(scene.gaussians, scene.cameras, str(exact_dir), scale=0.5, backend="cpu").labels
     same = (labels == exact).mean()

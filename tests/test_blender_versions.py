@@ -1,7 +1,6 @@
 """The extension on every tested Blender release (tests/blender_releases.txt): the stated range, the message a
 release outside it gets, and an artist's first session from the built zip on each release."""
 
-import importlib.util
 import os
 import tomllib
 
@@ -54,7 +53,7 @@ def demo_labels():
     return result.labels
 
 
-@pytest.mark.skipif(importlib.util.find_spec("bpy") is None, reason="bpy (Blender as a Python module) is absent")
+@pytest.mark.blender
 @pytest.mark.parametrize("release", list(BLENDER_RELEASES))
 def test_workflow_from_the_zip(release, extension_zip, demo_labels, tmp_path):
     """Install the built zip, import the demo splat and its cameras, segment with its masks, select Suzanne,

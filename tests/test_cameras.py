@@ -79,7 +79,7 @@ def assert_same_cameras(loaded, expected):
     """Same names, sizes, intrinsics; the same world points project to the same pixels (1e-6 px)."""
     expected = sorted(expected, key=lambda c: c.image_name)
     assert [c.image_name for c in loaded] == [c.image_name for c in expected]
-    for got, want in zip(loaded, expected):
+    for got, want in zip(loaded, expected, strict=True):
         assert (got.width, got.height) == (want.width, want.height)
         assert isinstance(got.width, int) and isinstance(got.height, int)
         np.testing.assert_allclose([got.fx, got.fy, got.cx, got.cy], [want.fx, want.fy, want.cx, want.cy],
@@ -170,7 +170,7 @@ def test_every_format_projects_the_same_points_to_the_same_pixels(tmp_path):
     points = np.concatenate([points_in_front(c, count=20, seed=i) for i, c in enumerate(rig)])
     reference = loaded["inria"]
     for fmt, cameras in loaded.items():
-        for got, want in zip(cameras, reference):
+        for got, want in zip(cameras, reference, strict=True):
             assert got.image_name == want.image_name
             _, depth = want.project(points)
             visible = depth > 0.5  # avoid the blow-up near the camera plane
@@ -326,7 +326,7 @@ def test_inria_writer_layout(tmp_path):
     path = write_inria(tmp_path, rig)
     data = json.loads(path.read_text())
     assert [e["id"] for e in data] == list(range(len(rig)))
-    for entry, camera in zip(data, rig):
+    for entry, camera in zip(data, rig, strict=True):
         np.testing.assert_allclose(entry["position"], camera.centre, atol=1e-12)
         np.testing.assert_allclose(entry["rotation"], camera.camera_to_world[:3, :3], atol=1e-12)
 

@@ -12,8 +12,12 @@ import textwrap
 import numpy as np
 import pytest
 
-distributed = pytest.importorskip("distributed")
-psutil = pytest.importorskip("psutil")
+from oracles import require
+
+distributed = require("distributed")
+psutil = require("psutil")
+
+pytestmark = pytest.mark.slow  # a real cluster of worker processes: half a minute for the module
 
 from blender_gsseg.cli import main  # noqa: E402
 from blender_gsseg.core.lift.sidecar import load_accumulation  # noqa: E402

@@ -62,7 +62,7 @@ def test_remove_extract_and_split_write_any_format(tmp_path, capsys):
     assert main(["split", str(tmp_path / "scene.ply"), "-o", str(tmp_path / "parts"), "--format", "glb"]) == 0
     files = sorted(f for f in os.listdir(tmp_path / "parts") if not f.startswith("gsseg-"))
     assert files == ["scene_label_0.glb", "scene_label_1.glb", "scene_unseen.glb"]
-    for name, label in zip(files, (0, 1, -1)):
+    for name, label in zip(files, (0, 1, -1), strict=True):
         part = read_gaussians(tmp_path / "parts" / name)
         assert (part.vertex["gsseg_label"] == label).all() and len(part) == int((labels == label).sum())
 

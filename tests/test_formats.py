@@ -250,7 +250,7 @@ def encode_spz(scene, version=3, fractional_bits=12, flags=0, magic=0x5053474E, 
     toc_offset = 32 + len(extensions)
     header = struct.pack("<IIIBBBBI12x", magic, version, count, degree, fractional_bits, flags, len(packed),
                          toc_offset)
-    toc = b"".join(struct.pack("<QQ", len(p), len(s)) for p, s in zip(packed, streams))
+    toc = b"".join(struct.pack("<QQ", len(p), len(s)) for p, s in zip(packed, streams, strict=True))
     return header + extensions + toc + b"".join(packed)
 
 

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from blender_gsseg.core.raster import projection
+from oracles import require
 from scenes import front_camera, random_scene, rotated_camera
 
-torch = pytest.importorskip("torch")
-gsplat_torch = pytest.importorskip("gsplat.cuda._torch_impl")
+torch = require("torch")
+gsplat_torch = require("gsplat.cuda._torch_impl")
 
 
 @pytest.mark.parametrize("seed,camera", [(0, front_camera()), (1, rotated_camera(1)), (2, rotated_camera(4))])

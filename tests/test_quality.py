@@ -39,7 +39,7 @@ def _scene_mask(height=96, width=128):
 def _dilate_reference(mask, radius):
     height, width = mask.shape
     out = np.zeros_like(mask)
-    for y, x in zip(*np.nonzero(mask)):
+    for y, x in zip(*np.nonzero(mask), strict=True):
         for dy, dx in disc_offsets(radius):
             if 0 <= y + dy < height and 0 <= x + dx < width:
                 out[y + dy, x + dx] = True
@@ -61,8 +61,8 @@ def test_dilate_and_erode_match_brute_force(radius):
 def test_noise_is_seeded_and_per_view():
     maps = [_scene_mask(), np.roll(_scene_mask(), 7, axis=1)]
     first = noisy_masks(maps, seed=4)
-    assert all(np.array_equal(a, b) for a, b in zip(first, noisy_masks(maps, seed=4)))
-    assert any(not np.array_equal(a, b) for a, b in zip(first, noisy_masks(maps, seed=5)))
+    assert all(np.array_equal(a, b) for a, b in zip(first, noisy_masks(maps, seed=4), strict=True))
+    assert any(not np.array_equal(a, b) for a, b in zip(first, noisy_masks(maps, seed=5), strict=True))
     # view k depends only on (seed, k): dropping view 1 leaves view 0 as it was
     assert np.array_equal(noisy_masks(maps[:1], seed=4)[0], first[0])
     assert np.array_equal(noisy_mask(maps[0], np.random.default_rng(0), MaskNoise.none()), maps[0])
@@ -224,7 +224,7 @@ def test_refine_missing_ignores_views_that_lost_an_object():
     assert np.mean(labels[~sphere] == scene.labels[~sphere]) >= np.mean(exact[~sphere] == scene.labels[~sphere]) - 0.01
     # the maps: erased views ignore where sphere 1 renders, the other views are untouched
     new_maps, missed = missing_object_maps(scene.gaussians, np.where(scene.labels == 1, 1, -1), scene.cameras, maps)
-    for k, (old, new) in enumerate(zip(maps, new_maps)):
+    for k, (old, new) in enumerate(zip(maps, new_maps, strict=True)):
         if k in erased and (k, 1) in missed:
             assert (new == -1).any() and np.array_equal(new[new >= 0], old[new >= 0])
         elif k not in erased:
@@ -276,6 +276,7 @@ def test_bundled_demo_data_load_and_fit_the_budget():
     assert all(c["ray_agreement"] >= 0.995 for c in info["camera_checks"])
 
 
+@pytest.mark.slow
 def test_demo_runs(tmp_path):
     from blender_gsseg.demo import run_demo
 

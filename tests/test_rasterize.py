@@ -9,12 +9,30 @@ from blender_gsseg.core.lift.accumulate import accumulate_weights
 from blender_gsseg.core.raster.backends import CpuBackend
 from blender_gsseg.core.raster.rasterize import iter_contributions
 from reference_raster import reference_weights
+from oracles import unless
 from scenes import random_scene, rotated_camera, front_camera
 
 
 def project(gaussians, camera):
     covs = projection.covariances_3d(gaussians.scales, gaussians.rotations)
     return projection.project_gaussians(gaussians.means, covs, gaussians.opacities, camera)
+
+
+_REFERENCES = {}
+
+
+def scene_reference(seed, camera, include_every=None):
+    """random_scene(seed) projected at ``camera`` and the per-pixel reference's weights and final transmittance
+    (with ``include_every`` k: of every k-th Gaussian only), computed once per test session: the reference is
+    the slow part, and the fast walk is compared with it at several chunk sizes and walk steps."""
+    key = (seed, camera.width, camera.height, camera.fx, camera.fy, camera.cx, camera.cy,
+           np.asarray(camera.world_to_camera).tobytes(), include_every)
+    if key not in _REFERENCES:
+        scene = random_scene(seed)
+        projected = project(scene, camera)
+        include = None if include_every is None else np.arange(len(scene)) % include_every == 0
+        _REFERENCES[key] = (scene, projected, include) + reference_weights(projected, include)
+    return _REFERENCES[key]
 
 
 def dense_fast(projected, chunk_entries=1 << 22, include=None):
@@ -38,11 +56,9 @@ def walk_steps(request, monkeypatch):
                                          (2, rotated_camera(2)), (3, front_camera(width=33, height=17))])
 @pytest.mark.parametrize("chunk_entries", [1 << 22, 700])
 def test_weights_match_reference(seed, camera, chunk_entries, walk_steps):
-    scene = random_scene(seed)
-    projected = project(scene, camera)
+    _, projected, _, reference, t_final = scene_reference(seed, camera)
     assert (projected.depths <= projection.NEAR_PLANE).any(), "scene should put some Gaussians behind"
     assert (projected.radii > 3 * projection.TILE_SIZE).any(), "scene should hold Gaussians spanning tiles"
-    reference, t_final = reference_weights(projected)
     fast = dense_fast(projected, chunk_entries)
     err = np.abs(fast - reference)
     assert (err <= 1e-5).mean() >= 0.9999
@@ -52,27 +68,21 @@ def test_weights_match_reference(seed, camera, chunk_entries, walk_steps):
 
 
 def test_subset_render_matches_reference(walk_steps):
-    scene = random_scene(5)
-    projected = project(scene, front_camera())
-    include = np.arange(len(scene)) % 3 == 0
-    reference, _ = reference_weights(projected, include)
+    _, projected, include, reference, _ = scene_reference(5, front_camera(), include_every=3)
     fast = dense_fast(projected, include=include)
     assert np.abs(fast - reference).max() < 1e-5
     assert fast[~include].sum() == 0
 
 
 CPU_PATHS = [pytest.param(False, id="numpy"),
-             pytest.param(True, id="numba", marks=pytest.mark.skipif(not cpu_kernels.available(),
-                                                                     reason="numba not installed"))]
+             pytest.param(True, id="numba", marks=unless(cpu_kernels.available(), "numba"))]
 
 
 @pytest.mark.parametrize("use_numba", CPU_PATHS)
 @pytest.mark.parametrize("seed,camera", [(7, front_camera()), (8, rotated_camera(8))])
 def test_accumulation_sums_weights_per_label(use_numba, seed, camera):
     """A[e, i] = sum over pixels with label e of w_i(p), with ignored pixels counting for nothing."""
-    scene = random_scene(seed)
-    projected = project(scene, camera)
-    reference, _ = reference_weights(projected)
+    scene, _, _, reference, _ = scene_reference(seed, camera)
     rng = np.random.default_rng(0)
     index_map = rng.integers(-1, 3, (camera.height, camera.width)).astype(np.int32)
     acc = accumulate_weights(scene, [camera, camera], [index_map, index_map], [0, 4, 9],

@@ -6,11 +6,12 @@ import pytest
 
 from blender_gsseg.core.raster.render import render_colour
 from blender_gsseg.core.raster.sh import sh_basis, view_colours
+from oracles import require
 from scenes import front_camera
 from synthetic.scene import make_scene
 
-gsplat_torch = pytest.importorskip("gsplat.cuda._torch_impl")
-torch = pytest.importorskip("torch")
+gsplat_torch = require("gsplat.cuda._torch_impl")
+torch = require("torch")
 
 
 @pytest.mark.parametrize("degree", [0, 1, 2, 3])

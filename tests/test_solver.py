@@ -71,7 +71,7 @@ def test_binary_labels_minimise_rendered_l1_error():
 
     def objective(target, picked):
         total = 0.0
-        for weights, mask in zip(dense, masks):
+        for weights, mask in zip(dense, masks, strict=True):
             rendered = np.tensordot(picked.astype(float), weights, axes=1)
             total += np.abs(rendered - (mask == target)).sum()
         return total

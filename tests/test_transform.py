@@ -110,7 +110,7 @@ def test_sh_rotation_matrices_are_orthogonal_and_compose():
     rng = np.random.default_rng(5)
     r1, r2 = random_rotation(rng), random_rotation(rng)
     d1, d2, d12 = (sh_rotation_matrices(r, 3) for r in (r1, r2, r1 @ r2))
-    for a, b, ab in zip(d1, d2, d12):
+    for a, b, ab in zip(d1, d2, d12, strict=True):
         assert np.abs(a @ a.T - np.eye(len(a))).max() < 1e-12
         assert np.abs(a @ b - ab).max() < 1e-12
     for matrix in sh_rotation_matrices(np.eye(3), 3):

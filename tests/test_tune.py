@@ -92,6 +92,7 @@ def test_the_choice_round_trips_and_is_the_default(small, tmp_path, capsys):
     assert "give --gamma" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_on_the_demo_auto_is_not_worse_than_zero():
     """Held-out views never used to choose anything; SAM-like noisy masks, both render rules."""
     from blender_gsseg.core.raster.backends import get_backend

@@ -38,7 +38,7 @@ def test_selection_scale_and_maps(tmp_path):
     assert [c.image_name for c in views.cameras] == [c.image_name for c in chosen]
     assert all((c.width, c.height) == (32, 24) for c in views.cameras)
     assert views.label_ids.tolist() == sorted({int(v) for m in written.values() for v in np.unique(m)} | {0})
-    for camera, label_map in zip(views.cameras, views.label_maps):
+    for camera, label_map in zip(views.cameras, views.label_maps, strict=True):
         assert label_map.shape == (24, 32) and label_map.dtype == np.int32
         np.testing.assert_array_equal(label_map, written[camera.image_name][::2, ::2])
     assert views.source == str(tmp_path / "masks") and views.without_mask == []

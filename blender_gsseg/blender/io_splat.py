@@ -95,11 +95,11 @@ def _split_columns(vertex, columns):
         return [transposed[position[name]] for name, _, _ in columns]
     buffers = [np.empty(n, dtype=np.float32 if kind == "FLOAT" else np.int32) for _, _, kind in columns]
     targets = [buffer.view(np.uint32) if kind == "INT" and PLY_TYPES[ply_type] == "u4" else buffer
-               for buffer, (_, ply_type, kind) in zip(buffers, columns)]
+               for buffer, (_, ply_type, kind) in zip(buffers, columns, strict=True)]
     for start in range(0, n, BLOCK_ROWS):
         block = vertex[start:start + BLOCK_ROWS]
         stop = start + len(block)
-        for target, (name, _, _) in zip(targets, columns):
+        for target, (name, _, _) in zip(targets, columns, strict=True):
             target[start:stop] = block[name]
     return buffers
 
@@ -107,12 +107,12 @@ def _split_columns(vertex, columns):
 def _join_columns(vertex, columns, buffers):
     """The inverse of :func:`_split_columns`: write the buffers into the structured array ``vertex``."""
     sources = [buffer.view(np.uint32) if kind == "INT" and PLY_TYPES[ply_type] == "u4" else buffer
-               for buffer, (_, ply_type, kind) in zip(buffers, columns)]
+               for buffer, (_, ply_type, kind) in zip(buffers, columns, strict=True)]
     n = len(vertex)
     for start in range(0, n, BLOCK_ROWS):
         block = vertex[start:start + BLOCK_ROWS]
         stop = start + len(block)
-        for source, (name, _, _) in zip(sources, columns):
+        for source, (name, _, _) in zip(sources, columns, strict=True):
             block[name] = source[start:stop]
 
 
@@ -209,7 +209,7 @@ def build_mesh(mesh, gaussians):
         columns.append((name, ply_type, kind, attribute.name))
     buffers = _split_columns(vertex, [(name, ply_type, kind) for name, ply_type, kind, _ in columns])
     attributes = {attribute.name: attribute for attribute in mesh.attributes}
-    for (_name, _ply_type, _kind, attribute_name), values in zip(columns, buffers):
+    for (_name, _ply_type, _kind, attribute_name), values in zip(columns, buffers, strict=True):
         attributes[attribute_name].data.foreach_set("value", values)
     del buffers
 

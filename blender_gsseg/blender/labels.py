@@ -107,7 +107,7 @@ def label_counts(labels):
         present = np.flatnonzero(counts)
         return {int(v) + low: int(counts[v]) for v in present}
     values, counts = np.unique(labels, return_counts=True)
-    return {int(v): int(c) for v, c in zip(values, counts)}
+    return {int(v): int(c) for v, c in zip(values, counts, strict=True)}
 
 
 # ---------------------------------------------------------------------------------------------------------------

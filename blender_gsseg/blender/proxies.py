@@ -173,7 +173,7 @@ def save_label_maps(folder, cameras, maps):
     folder = bpy.path.abspath(folder)
     written = []
     with Commit() as commit:
-        for camera, label_map in zip(cameras, maps):
+        for camera, label_map in zip(cameras, maps, strict=True):
             stem = os.path.splitext(camera.image_name)[0] or "view"
             path = os.path.join(folder, stem + ".png")
             depth = np.uint16 if label_map.max(initial=0) > 255 else np.uint8

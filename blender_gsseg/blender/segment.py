@@ -323,7 +323,7 @@ def keep_caches_beside(blend_path):
             target = os.path.join(folder, name if name.startswith(stem + ".") else f"{stem}.{name}")
             layout = label_list.layout_of(obj)
             levels = len(layout.bits) if layout is not None and len(layout.bits) > 1 else 1
-            for old, new in zip(level_sidecars(source, levels), level_sidecars(target, levels)):
+            for old, new in zip(level_sidecars(source, levels), level_sidecars(target, levels), strict=True):
                 if os.path.isfile(old) and not os.path.exists(new):
                     with output_path(new) as temp:
                         shutil.copy2(old, temp)

@@ -266,7 +266,7 @@ def _build_splat_nodes(b, mark, sh_degree):
     log_ratio = b.math("LOGARITHM", b.math("MULTIPLY", point_opacity, 1.0 / MIN_ALPHA), 2.718281828459045)
     cut = b.math("SQRT", b.math("MAXIMUM", b.math("MULTIPLY", log_ratio, 2.0), 1e-6))
     rotation = _named(b, SPLAT_ROTATION, "QUATERNION")
-    for axis, (name, s) in enumerate(zip(SPLAT_AXES, sigmas)):
+    for axis, (name, s) in enumerate(zip(SPLAT_AXES, sigmas, strict=True)):
         unit = [0.0, 0.0, 0.0]
         unit[axis] = 1.0
         column = b.out(b.node("FunctionNodeRotateVector", {"Vector": tuple(unit), "Rotation": rotation}))

@@ -153,7 +153,7 @@ class ClusterBackend:
         scene = self._scene_on_workers(gaussians)
         n_shards = min(count, max(1, self.n_workers) * SHARDS_PER_WORKER)
         bounds = np.linspace(0, count, n_shards + 1).round().astype(int)
-        shards = [_ViewShard(views, int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:])]
+        shards = [_ViewShard(views, int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
         futures = [self.client.submit(_accumulate_shard, scene, shard, int(n_labels), self.inner, pure=False,
                                       retries=RETRIES, key=f"gsseg-accumulate-{k}-{os.urandom(4).hex()}")
                    for k, shard in enumerate(shards)]

@@ -50,7 +50,7 @@ _SH_FLIP_AXES = ("y", "z", "x",
 
 def sh_flip_signs(degree, signs):
     """Per-coefficient SH signs (bands 1..degree) for a flip of the axes by ``signs`` (x, y, z each +1 or -1)."""
-    flips = dict(zip("xyz", signs))
+    flips = dict(zip("xyz", signs, strict=True))
     table = [int(np.prod([flips[a] for a in axes])) for axes in _SH_FLIP_AXES]
     return np.array(table[:(degree + 1) ** 2 - 1], dtype=np.float32)
 

@@ -15,14 +15,14 @@ def confusion_counts(
 ) -> dict[tuple[int, int], int]:  # (truth, prediction) -> pixel count
     """{(truth, prediction): pixel count} summed over pairs of label images of equal shape."""
     counts = {}
-    for pred, truth in zip(predictions, truths):
+    for pred, truth in zip(predictions, truths, strict=True):
         pred = np.asarray(pred, dtype=np.int64).ravel()
         truth = np.asarray(truth, dtype=np.int64).ravel()
         if ignore_label is not None:
             keep = truth != ignore_label
             pred, truth = pred[keep], truth[keep]
         pairs, n = np.unique(np.stack([truth, pred]), axis=1, return_counts=True)
-        for (t, p), c in zip(pairs.T, n):
+        for (t, p), c in zip(pairs.T, n, strict=True):
             counts[(int(t), int(p))] = counts.get((int(t), int(p)), 0) + int(c)
     return counts
 

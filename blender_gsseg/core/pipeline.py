@@ -131,8 +131,8 @@ def segment_scene(
         report["code_layout"] = {"levels": layout.names, "bits": layout.bits}
         report["levels"] = [{"name": name, "label_ids": [int(x) for x in m.label_ids],
                              "parents": None if p is None else {str(int(i)): int(q) for i, q in
-                                                                 zip(m.label_ids, p)}}
-                            for name, m, p in zip(layout.names, mask_sets, parents)]
+                                                                 zip(m.label_ids, p, strict=True)}}
+                            for name, m, p in zip(layout.names, mask_sets, parents, strict=True)]
     if gamma_choice is not None:
         report["gamma_auto"] = gamma_choice.report()
     return SegmentResult(out, labels, confidence, accumulations[-1], report, views, accumulations[:-1], parents,

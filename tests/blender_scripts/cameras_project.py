@@ -15,11 +15,11 @@ collection = scene.gsseg.camera_collection
 objects = sorted((o for o in collection.objects if o.type == "CAMERA"), key=lambda o: o["gsseg_image_name"])
 assert [o["gsseg_image_name"] for o in objects] == ["img_0.png", "img_1.png", "img_2.png"]
 errors, derived_errors = [], []
-for obj, expect in zip(objects, ARGS["expected"]):
+for obj, expect in zip(objects, ARGS["expected"], strict=True):
     bpy.context.view_layer.objects.active = obj
     assert bpy.ops.gsseg.use_camera() == {"FINISHED"}
     width, height = scene.render.resolution_x, scene.render.resolution_y
-    for point, uv, front in zip(ARGS["points"], expect["uv"], expect["front"]):
+    for point, uv, front in zip(ARGS["points"], expect["uv"], expect["front"], strict=True):
         if not front:
             continue
         ndc = world_to_camera_view(scene, obj, Vector(point))

@@ -21,7 +21,7 @@ bpy.ops.ed.undo_push(message="start")  # headless Blender starts without an undo
 states = [snapshot(NAME)]
 L = int_attr(obj, "gsseg_label")
 n = len(L)
-counts = {int(i): int(c) for i, c in zip(*np.unique(L, return_counts=True))}
+counts = {int(i): int(c) for i, c in zip(*np.unique(L, return_counts=True), strict=True)}
 RESULT["counts"] = counts
 
 def fresh():

@@ -20,10 +20,10 @@ obj.gsseg.level = "0"
 import types
 fake = types.SimpleNamespace(bitflag_filter_item=1 << 30, filter_name="")
 flags, order = bpy.types.GSSEG_UL_instances.filter_items(fake, bpy.context, obj.gsseg, "labels")
-assert [i.level for i, f in zip(obj.gsseg.labels, flags) if f] == [0] * len(label_list.items_of_level(obj, 0))
+assert [i.level for i, f in zip(obj.gsseg.labels, flags, strict=True) if f] == [0] * len(label_list.items_of_level(obj, 0))
 fake.filter_name = "objects_2"
 flags, _ = bpy.types.GSSEG_UL_instances.filter_items(fake, bpy.context, obj.gsseg, "labels")
-assert [(i.level, i.id) for i, f in zip(obj.gsseg.labels, flags) if f] == [(0, 2)]
+assert [(i.level, i.id) for i, f in zip(obj.gsseg.labels, flags, strict=True) if f] == [(0, 2)]
 RESULT["rows0"] = sorted((i.id, i.name, i.count) for i in obj.gsseg.labels if i.level == 0)
 codes = int_attr(obj, "gsseg_code")
 op("select_instance", label=2)  # object 2: both its parts

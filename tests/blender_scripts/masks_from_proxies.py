@@ -15,7 +15,7 @@ settings = bpy.context.scene.gsseg
 assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"]) == {"FINISHED"}
 splat = bpy.context.active_object
 assert bpy.ops.gsseg.import_cameras(filepath=ARGS["cameras"]) == {"FINISHED"}
-for k, (centre, radius) in enumerate(zip(ARGS["centres"], ARGS["radii"])):
+for k, (centre, radius) in enumerate(zip(ARGS["centres"], ARGS["radii"], strict=True)):
     bpy.ops.mesh.primitive_uv_sphere_add(radius=radius, location=centre, segments=48, ring_count=24)
     bpy.context.active_object.gsseg.proxy_instance = k + 1
 settings.scale = ARGS["scale"]

@@ -229,7 +229,7 @@ assert panel.layout.lists == [("GSSEG_UL_instances", "labels", "labels_index")]
 # point counts
 from blender_gsseg.core.files.labels import label_colour
 rows = [(i.level, i.id, i.name, i.count) for i in obj.gsseg.labels]
-counts = dict(zip(*np.unique(labels_of(obj.data), return_counts=True)))
+counts = dict(zip(*np.unique(labels_of(obj.data), return_counts=True), strict=True))
 assert rows == [(-1, k, "background" if k == 0 else f"label_{k}", int(counts.get(k, 0)))
                 for k in (0, 2)], rows
 assert label_list.hex_colour(obj.gsseg.labels[1].color) == "#%02x%02x%02x" % label_colour(2)

@@ -96,15 +96,15 @@ def read_compressed_ply(path: str | os.PathLike, header: PlyHeader | None = None
         return column(low) * (1.0 - t) + column(high) * t
 
     pos = packed["packed_position"].astype(np.uint32)
-    for axis, (shift, bits) in zip("xyz", ((21, 11), (11, 10), (0, 11))):
+    for axis, (shift, bits) in zip("xyz", ((21, 11), (11, 10), (0, 11)), strict=True):
         out[axis] = lerp(f"min_{axis}", f"max_{axis}", unpacked(pos, shift, bits))
 
     scl = packed["packed_scale"].astype(np.uint32)
-    for index, axis, (shift, bits) in zip(range(3), "xyz", ((21, 11), (11, 10), (0, 11))):
+    for index, axis, (shift, bits) in zip(range(3), "xyz", ((21, 11), (11, 10), (0, 11)), strict=True):
         out[f"scale_{index}"] = lerp(f"min_scale_{axis}", f"max_scale_{axis}", unpacked(scl, shift, bits))
 
     col = packed["packed_color"].astype(np.uint32)
-    for index, channel, shift in zip(range(3), "rgb", (24, 16, 8)):
+    for index, channel, shift in zip(range(3), "rgb", (24, 16, 8), strict=True):
         value = unpacked(col, shift, 8)
         if has_color:
             value = lerp(f"min_{channel}", f"max_{channel}", value)

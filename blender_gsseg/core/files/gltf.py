@@ -384,7 +384,7 @@ def _read_labels(path, document, blob, attributes, feature_ids):
     known = (feature >= 0) & (feature < count)
     labels[known] = ids[feature[known]]
     return labels, {int(i): (n, "#%02x%02x%02x" % tuple(int(c) for c in rgb))
-                    for i, n, rgb in zip(ids, names, colours)}
+                    for i, n, rgb in zip(ids, names, colours, strict=True)}
 
 
 def _feature_ids(path, document, blob, attributes, feature_ids):  # a featureIds entry -> int64 [N]

@@ -42,7 +42,7 @@ def read_ksplat(path: str | os.PathLike) -> Gaussians:
     level = int(raw[20:22].view("<u2")[0])
     # as splat-transform (JavaScript's `value || default`): a zero or NaN bound means the default
     sh_low, sh_high = ((float(v) if v == v and v != 0 else default)
-                       for v, default in zip(raw[36:44].view("<f4"), (-1.5, 1.5)))
+                       for v, default in zip(raw[36:44].view("<f4"), (-1.5, 1.5), strict=True))
     if level not in LEVELS:
         raise BadInputError(f"{path}: unknown .ksplat compression level {level} (0, 1 and 2 exist)")
     if count == 0:

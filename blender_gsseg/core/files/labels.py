@@ -92,7 +92,7 @@ class CodeLayout:
         return [sum(self.bits[k + 1:]) for k in range(len(self.bits))]
 
     def comment(self) -> str:
-        return LAYOUT_COMMENT + " " + " ".join(f"{n}:{b}" for n, b in zip(self.names, self.bits))
+        return LAYOUT_COMMENT + " " + " ".join(f"{n}:{b}" for n, b in zip(self.names, self.bits, strict=True))
 
     @classmethod
     def from_comments(cls, comments: collections.abc.Iterable[str], where: str = "scene") -> CodeLayout | None:
@@ -117,7 +117,7 @@ class CodeLayout:
     ) -> np.ndarray:  # [N] int32
         """int32 codes from per-level labels (level 0 unseen -> -1; a finer level's -1 packs as 0)."""
         code = np.zeros(len(level_labels[0]), dtype=np.int64)
-        for labels, shift, bits in zip(level_labels, self.shifts, self.bits):
+        for labels, shift, bits in zip(level_labels, self.shifts, self.bits, strict=True):
             labels = np.asarray(labels, dtype=np.int64)
             if labels.max(initial=0) >= (1 << bits):
                 raise ValueError(f"label {labels.max()} does not fit {bits} bits")

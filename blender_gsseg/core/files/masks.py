@@ -367,7 +367,7 @@ def _match(mask_dir, cameras, mask_files):
             continue
         scores = [_common_suffix(parts, fold(_mask_key(rel)).split("/")) for rel in candidates]
         best = max(scores)
-        tied = [rel for rel, score in zip(candidates, scores) if score == best]
+        tied = [rel for rel, score in zip(candidates, scores, strict=True) if score == best]
         if len(tied) > 1:
             raise BadInputError(f"{mask_dir}: camera image '{cameras[index].image_name}' matches two mask files by "
                                 f"name: '{tied[0]}' and '{tied[1]}'; arrange the masks in the same folders as "

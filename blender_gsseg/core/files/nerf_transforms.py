@@ -73,7 +73,7 @@ def load_transforms_json(
                          [(4, 4), (3, 4)])
         matrices[i] = matrix[:3]
         coefficients = [get(key) for key in TRANSFORMS_DISTORTION_KEYS]
-        coefficients = [read_number(path, label, v, k) for k, v in zip(TRANSFORMS_DISTORTION_KEYS, coefficients)
+        coefficients = [read_number(path, label, v, k) for k, v in zip(TRANSFORMS_DISTORTION_KEYS, coefficients, strict=True)
                         if v is not None]
         distorted += any(c != 0 for c in coefficients)
     widths, heights = np.array(widths), np.array(heights)

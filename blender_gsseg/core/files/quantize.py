@@ -214,7 +214,7 @@ def kmeans_palette(
     centroids = np.empty((size, points.shape[1]), dtype=np.float32)
     labels = np.empty(count, dtype=np.int64)
     start = placed = 0
-    for cluster_size, share in zip(sizes, shares):
+    for cluster_size, share in zip(sizes, shares, strict=True):
         group = members[start:start + cluster_size]
         start += cluster_size
         if share == 0:

@@ -228,7 +228,8 @@ def write_spz(path: str | os.PathLike, gaussians: Gaussians, commit=None) -> Non
     header = struct.pack("<IIIBBBBI", SPZ_MAGIC, 4, len(gaussians), gaussians.sh_degree, fractional_bits, 0,
                          len(streams), 32)
     header += b"\0" * (32 - len(header))
-    toc = b"".join(struct.pack("<QQ", len(packed), len(stream)) for packed, stream in zip(compressed, streams))
+    toc = b"".join(struct.pack("<QQ", len(packed), len(stream))
+                   for packed, stream in zip(compressed, streams, strict=True))
     with output_file(path, "wb", commit) as handle:
         handle.write(header + toc + b"".join(compressed))
 

@@ -27,11 +27,11 @@ def parent_labels(
     indices; ignored pixels -1). Fine label 0 maps to 0."""
     fine_ids = np.asarray(fine_ids, dtype=np.int64)
     counts = {}
-    for fine, coarse in zip(fine_maps, coarse_maps):
+    for fine, coarse in zip(fine_maps, coarse_maps, strict=True):
         keep = (fine > 0) & (coarse >= 0)
         pairs, n = np.unique(np.stack([fine[keep].astype(np.int64), coarse[keep].astype(np.int64)]), axis=1,
                              return_counts=True)
-        for (f, c), k in zip(pairs.T, n):
+        for (f, c), k in zip(pairs.T, n, strict=True):
             counts.setdefault(int(f), {}).setdefault(int(c), 0)
             counts[int(f)][int(c)] += int(k)
     parents = np.zeros(len(fine_ids), dtype=np.int32)
@@ -58,7 +58,7 @@ def solve_within_parents(
     n = len(coarse_labels)
     best = np.full(n, -1.0, dtype=np.float32)
     best_label = np.zeros(n, dtype=np.int32)
-    for label, parent in zip(shares.label_ids, parents):
+    for label, parent in zip(shares.label_ids, parents, strict=True):
         if label == 0 or parent == 0:
             continue
         share = np.where(coarse_labels == parent, shares.share_of(int(label)), -1.0)
@@ -77,7 +77,7 @@ def solve_levels(accumulations: list, parents: list, gamma: float = 0.0,
     shares = Shares.from_accumulation(accumulations[0], target)
     labels, confidence = shares.solve(gamma)
     level_labels = [labels]
-    for accumulation, parent in zip(accumulations[1:], parents[1:]):
+    for accumulation, parent in zip(accumulations[1:], parents[1:], strict=True):
         shares = Shares.from_accumulation(accumulation)
         fine_parents = _align_parents(parent, accumulation.label_ids, shares.label_ids)
         level_labels.append(solve_within_parents(shares, fine_parents, level_labels[-1], gamma))
@@ -87,5 +87,5 @@ def solve_levels(accumulations: list, parents: list, gamma: float = 0.0,
 
 def _align_parents(parents, accumulation_ids, share_ids):
     """Parents indexed like ``share_ids`` (Shares may prepend background 0)."""
-    lookup = dict(zip(np.asarray(accumulation_ids).tolist(), np.asarray(parents).tolist()))
+    lookup = dict(zip(np.asarray(accumulation_ids).tolist(), np.asarray(parents).tolist(), strict=True))
     return np.array([lookup.get(int(i), 0) for i in share_ids], dtype=np.int32)

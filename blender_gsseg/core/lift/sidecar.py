@@ -269,7 +269,7 @@ def solve_level_sidecars(paths: list[str], n_gaussians: int, gamma: float, run=U
     before run ids), which the sidecars must carry.
     Returns (labels per level, the finest level's confidence, the finest level's label ids)."""
     accumulations = [load_accumulation(p, n_gaussians) for p in paths]
-    for sidecar, accumulation in zip(paths, accumulations):
+    for sidecar, accumulation in zip(paths, accumulations, strict=True):
         if run is not UNCHECKED:
             check_run(path or sidecar, run, sidecar, accumulation.run_id)
     parents = [None]

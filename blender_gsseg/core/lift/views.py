@@ -105,7 +105,7 @@ def working_sizes(cameras: list[Camera], scale: float) -> list[tuple[int, int]]:
     if not scale > 0:
         raise BadInputError(f"--scale {scale}: must be positive")
     sizes = [(round(scale * camera.width), round(scale * camera.height)) for camera in cameras]
-    for camera, (width, height) in zip(cameras, sizes):
+    for camera, (width, height) in zip(cameras, sizes, strict=True):
         if width < 1 or height < 1:
             raise BadInputError(f"--scale {scale}: camera '{camera.image_name}' ({camera.width}x{camera.height}) "
                                 f"would be {width}x{height} pixels")
@@ -152,7 +152,7 @@ def _masks_in_memory(label_maps, sizes):
     if len(maps) != len(sizes):
         raise ValueError(f"{len(maps)} label maps for {len(sizes)} cameras")
     maps = [label_map if label_map.shape == (height, width) else resize_nearest(label_map, width, height)
-            for label_map, (width, height) in zip(maps, sizes)]
+            for label_map, (width, height) in zip(maps, sizes, strict=True)]
     present = {0}
     for label_map in maps:
         present |= {int(value) for value in np.unique(label_map) if value >= 0}

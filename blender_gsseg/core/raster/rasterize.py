@@ -142,7 +142,7 @@ class _Pairs:
         for end in np.cumsum(np.bincount(level)):
             if end - bounds[-1] >= MIN_STEP_PAIRS or end == len(self.tile):
                 bounds.append(int(end))
-        for lo, hi in zip(bounds[:-1], bounds[1:]):
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
             yield np.sort(order[lo:hi])  # several levels: back to (tile, depth) order
 
 

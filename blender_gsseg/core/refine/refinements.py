@@ -140,7 +140,7 @@ def refine_seams(
         return labels
     votes = np.zeros(cand_labels.shape, dtype=np.int64)
     means = gaussians.means[ids]
-    for camera, label_map in zip(cameras, label_maps):
+    for camera, label_map in zip(cameras, label_maps, strict=True):
         under = centre_labels(means, camera, np.asarray(label_map))
         votes += (cand_labels == under[None]) & eligible
     # Most votes wins; ties (and no votes at all) keep the exact label.
@@ -187,7 +187,7 @@ def centre_vote(
     labels = np.unique(np.concatenate([np.unique(np.asarray(m)) for m in label_maps]))
     labels = labels[labels >= 0]
     votes = np.zeros((len(labels), len(means)), dtype=np.int32)
-    for camera, label_map in zip(cameras, label_maps):
+    for camera, label_map in zip(cameras, label_maps, strict=True):
         under = centre_labels(means, camera, np.asarray(label_map))
         ok = under >= 0
         np.add.at(votes, (np.searchsorted(labels, under[ok]), np.flatnonzero(ok)), 1)
@@ -256,7 +256,7 @@ def missing_object_maps(
     if not np.any(candidates > 0):
         return label_maps, []
     changed, missed = {}, []
-    for index, (camera, label_map) in enumerate(zip(cameras, label_maps)):
+    for index, (camera, label_map) in enumerate(zip(cameras, label_maps, strict=True)):
         label_map = np.asarray(label_map)
         height, width = label_map.shape
         scaled = camera if (camera.width, camera.height) == (width, height) else camera.scaled(width / camera.width)

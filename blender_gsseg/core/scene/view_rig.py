@@ -46,7 +46,7 @@ def view_rig(
         free = free_distances(obstacles, centre, directions, radius, distance)
         distances = np.maximum(np.minimum(distances, FREE_SPACE_MARGIN * free), 1.05 * radius)
     cameras = []
-    for k, (direction, reach) in enumerate(zip(directions, distances)):
+    for k, (direction, reach) in enumerate(zip(directions, distances, strict=True)):
         eye = centre + reach * direction
         cameras.append(Camera(look_at(eye, centre, up), fx, fx, width / 2.0, height / 2.0, width, height,
                               f"{prefix}_{k:03d}.png"))
