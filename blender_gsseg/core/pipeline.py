@@ -25,7 +25,7 @@ from .lift.run import SegmentResult, label_counts, lift_views
 from .lift import tune
 from .raster.backends import get_backend
 from .files.labels import (CODE_PROPERTY, LABEL_COMMENT, LABEL_PROPERTY, LAYOUT_COMMENT, CodeLayout,
-                           label_table_comments, read_label_table)
+                           label_colour, label_table_comments, read_label_table)
 from .cameras import Camera
 from .errors import BadInputError
 from .files.camera_files import load_cameras
@@ -34,7 +34,8 @@ from .files.splats import read_gaussians, write_gaussians
 from .gaussians import Gaussians
 from .lift.levels import parent_labels, solve_within_parents
 from .lift.solver import UNSEEN, Shares, check_gamma
-from .lift.views import Views, build_views
+from .lift.associate import associate_views
+from .lift.views import IDS_PER_VIEW, Views, build_views
 
 RUN_COMMENT = "gsseg_run"
 
@@ -56,6 +57,7 @@ def segment_scene(
     cancel: collections.abc.Callable[[], bool] | None = None,  # True cancels (CancelledError)
     level_names: list[str] | None = None,
     folds: int = tune.DEFAULT_FOLDS,  # with gamma="auto"
+    ids: str | None = None,  # "consistent" (default) or "per-view" (a SAM-layout folder is always per-view)
 ) -> SegmentResult:
     """Lift the masks in ``masks_dir`` onto ``scene`` (a path or :class:`Gaussians`) seen by ``cameras``
     (a path or a list of :class:`Camera`). Returns a :class:`SegmentResult`; writes nothing.
@@ -64,6 +66,8 @@ def segment_scene(
     Gaussians of each coarser label and the levels are packed into ``gsseg_code`` (see levels.py).
     ``gamma="auto"``: γ chosen per render rule by ``folds``-fold cross-validation over the lifting views
     (:mod:`.lift.tune`); the labels use the subset rule's (the default one), ``result.gamma_choice`` holds both.
+    ``ids="per-view"`` (or a SAM-layout folder): the masks' ids mean nothing across views; they are associated
+    into 3D instances first (:mod:`.lift.associate`), ``report["association"]`` says how.
     """
     timings = {}
     start = time.perf_counter()
@@ -81,11 +85,21 @@ def segment_scene(
     if gamma != "auto":
         check_gamma(gamma)  # before the long work, not after it
     level_views = [build_views(cameras, folder, scale=scale, every=every, ignore_label=ignore_label,
-                               binary_threshold=binary_threshold) for folder in folders]
+                               binary_threshold=binary_threshold, ids=ids) for folder in folders]
     timings["load_s"] = time.perf_counter() - start
 
-    start = time.perf_counter()
     backend = get_backend(backend)
+    associations = {}
+    if any(views.ids == IDS_PER_VIEW for views in level_views):
+        start = time.perf_counter()
+        budget = default_memory_budget() if memory_budget is None else memory_budget
+        for level, views in enumerate(level_views):
+            if views.ids == IDS_PER_VIEW:
+                level_views[level], associations[level] = associate_views(
+                    gaussians, views, backend=backend, memory_budget=budget, progress=progress, cancel=cancel)
+        timings["associate_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
     cameras_name = os.fspath(camera_source) if isinstance(camera_source, (str, os.PathLike)) else "the cameras"
     lifts = []
     for level, views in enumerate(level_views):
@@ -109,6 +123,10 @@ def segment_scene(
     timings["solve_s"] = time.perf_counter() - start
 
     out = with_labels(gaussians, labels, finest.label_ids)
+    if len(folders) - 1 in associations:  # instances are named instance_<k> (a name the scene had is replaced)
+        out = out.with_comments(label_table_comments(finest.label_ids, {
+            int(k): (f"instance_{k}", "#%02x%02x%02x" % label_colour(int(k))) for k in finest.label_ids if k > 0}),
+            drop_prefix=LABEL_COMMENT + " ")
     layout = None
     if len(folders) > 1:
         names = level_names or [os.path.basename(os.path.normpath(os.fspath(f))) for f in folders]
@@ -139,6 +157,12 @@ def segment_scene(
                             for name, m, p in zip(layout.names, mask_sets, parents)]
     if gamma_choice is not None:
         report["gamma_auto"] = gamma_choice.report()
+    if associations:
+        names = [[camera.image_name for camera in level_views[level].cameras] for level in range(len(folders))]
+        reports = {level: association.report(names[level]) for level, association in associations.items()}
+        report["ids"] = IDS_PER_VIEW
+        report["association"] = reports[len(folders) - 1] if len(folders) == 1 else \
+            {str(level): value for level, value in reports.items()}
     return SegmentResult(out, labels, confidence, accumulations[-1], report, views, accumulations[:-1], parents,
                          gamma_choice)
 

@@ -1,0 +1,464 @@
+"""Per-view mask ids made consistent, model-free, from the lift's own weights (``segment --ids per-view``, and
+every SAM-layout folder).
+
+SAM's automatic masks number objects anew in every image. This module finds which mask of each view is which 3D
+instance, in closed form, then hands the re-numbered label maps to the ordinary lift:
+
+1. **Per-view pass** (:func:`per_view_weights`): the exact accumulation, on the backend, with every view's
+   masks ("segments": the distinct ids > 0 of its label map) as labels of their own, plus one slot per view for
+   its pixels in no segment (background 0 and ignored pixels). Many views go through one backend call (their
+   slots side by side, at most :func:`labels_per_call` of them, sized from the memory budget), so CUDA and
+   ``--workers``/``--cluster`` shard it by view as they shard the lift; a view with more segments than a call
+   holds is done in chunks. Of each view only one entry per Gaussian is kept: the slot where most of the
+   Gaussian's weight in that view falls, and that weight, when the slot is a segment (sparse: never a dense
+   [all masks, N] array).
+2. **Association** (:func:`associate`), views in descending order of their segment count (a view that splits
+   the scene finely seeds the instances; ties by view order). A bank of instances holds per Gaussian the
+   evidence (summed weights) for each instance; a Gaussian's owner is its instance of most evidence. For each
+   segment s of a view, over the view's assigned Gaussians, C[s, k] is the weight of s's Gaussians owned by
+   instance k; ``inside = C[s, k] / weight(s)`` (share of s that is k) and ``cover = C[s, k] / weight(k in the
+   view)`` (share of k's visible weight that is in s). The rules, all at a majority (0.5), so a decision needs
+   no tuned threshold and is unique without an assignment solver (a segment has at most one instance holding
+   more than half of it, an instance at most one segment holding more than half of it):
+
+   * **match**: inside >= 0.5 and cover >= 0.5: s is instance k;
+   * **part**: inside >= 0.5, cover < 0.5: s is a part of k (joined to it; two or more segments of one
+     instance in one view are reported as a split);
+   * **merge**: no instance holds half of s, but two or more instances each lie at least half in s and together
+     hold at least half of it: s covers several instances (a merge), kept apart: it adds no evidence and its
+     pixels are ignored by the lift;
+   * **new**: less than half of s is owned by any instance yet: a new instance;
+   * otherwise **unmatched** (s straddles instances without covering them): ignored.
+
+   Matched, part and new segments add their Gaussians' weights to the instance's evidence.
+3. **Consensus merge**: with the bank complete, each view is read again; an instance's home in a view is the
+   segment holding at least half of its visible weight. Two instances at home in the same segment of a view are
+   *together* there, in different segments *apart*. Instances more often together than apart are one instance
+   (union-find): this joins the two sides of an object first seen from opposite sides, parts never shown apart
+   from their whole, and keeps apart objects merged in a minority of views.
+4. **Final maps**: every segment is decided again by the rules above against the merged bank (so the result
+   does not depend on the greedy order beyond the bank's contents): match and part -> the instance's id,
+   merge and unmatched -> ignored (-1); pixels in no segment keep their value (0 background, -1 ignored).
+   Instances are numbered 1, 2, ... by decreasing Gaussian count (ties: the one created first), named
+   ``instance_<k>``; instances no segment maps to are dropped.
+
+The bank is dense in instances, [K, N] float32 like the lift's own accumulation of K labels, and never holds
+masks. Time: one extra accumulation pass over the views plus O(V * visible Gaussians * instances) numpy work.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import dataclasses
+import warnings
+
+import numpy as np
+
+from ..errors import BadInputError, MemoryBudgetError
+from ..files.masks import MaskSet
+from ..read_on_use import ReadOnUse
+from ..raster.backends import get_backend
+from .accumulate import estimate_memory
+
+MAJORITY = 0.5
+MIN_IOU = 0.2  # a mutual best match needs at least this weighted IoU
+MAX_LABELS_PER_CALL = 32  # as the bounded form's LABELS_PER_PASS: memory of one call ~ a 32-label lift
+KEEP_SHARE = 0.01  # per-view entries kept: weight above this share of the Gaussian's largest in the view
+
+
+@dataclasses.dataclass
+class ViewSegments:
+    """One view's segments and its sparse weights: entry m is Gaussian ``gaussians[m]``'s weight ``weight[m]``
+    in the pixels of segment ``segment[m]`` (only entries above ``KEEP_SHARE`` of the Gaussian's largest)."""
+
+    ids: np.ndarray  # int64 [S] the label values > 0 of the view's map, ascending
+    pixels: np.ndarray  # int64 [S] pixels per segment
+    gaussians: np.ndarray  # int32 [M]
+    segment: np.ndarray  # int32 [M] index into ids
+    weight: np.ndarray  # float32 [M]
+
+    @property
+    def nbytes(self) -> int:
+        return self.ids.nbytes + self.pixels.nbytes + self.gaussians.nbytes + self.segment.nbytes + \
+            self.weight.nbytes
+
+
+def _segment_ids(label_map):
+    values, counts = np.unique(label_map[label_map > 0], return_counts=True)
+    return values.astype(np.int64), counts.astype(np.int64)
+
+
+def labels_per_call(n_gaussians: int, max_view_pixels: int, memory_budget: int | None) -> int:
+    """How many label slots one backend call of the per-view pass may hold within ``memory_budget``."""
+    if memory_budget is None:
+        return MAX_LABELS_PER_CALL
+    fixed = estimate_memory(n_gaussians, 0, max_view_pixels)
+    per_label = max(1, estimate_memory(n_gaussians, 1, max_view_pixels) - fixed + 4 * n_gaussians)
+    cap = (memory_budget - fixed) // per_label
+    if cap < 2:
+        raise MemoryBudgetError(f"associating per-view masks needs about {(fixed + 2 * per_label) / 2**20:.0f} MB "
+                                f"for {n_gaussians} Gaussians, over the memory budget of "
+                                f"{memory_budget / 2**20:.0f} MB (raise --memory-budget or lower --scale)")
+    return int(min(cap, MAX_LABELS_PER_CALL))
+
+
+class _CallViews(ReadOnUse):
+    """The (camera, slot map) pairs of one backend call: each job is one view's chunk of segments, its slots
+    ``offset + 0`` (pixels in none of the chunk's segments) and ``offset + 1 + j`` (the chunk's j-th segment)."""
+
+    def __init__(self, cameras, label_maps, jobs):
+        self.cameras = cameras
+        self.label_maps = label_maps
+        self.jobs = jobs  # [(view, chunk ids int64 [c], offset)]
+
+    def __len__(self):
+        return len(self.jobs)
+
+    def _read(self, position):
+        view, ids, offset = self.jobs[position]
+        label_map = np.asarray(self.label_maps[view])
+        slots = np.zeros(label_map.shape, dtype=np.int32)
+        if len(ids):
+            index = np.searchsorted(ids, label_map)
+            np.minimum(index, len(ids) - 1, out=index)
+            hit = ids[index] == label_map
+            slots[hit] = index[hit] + 1
+        return self.cameras[view], slots + offset
+
+
+def per_view_weights(
+    gaussians,
+    cameras: collections.abc.Sequence,  # [V] at the label maps' size
+    label_maps: collections.abc.Sequence,  # [V] of int [H, W]: per-view ids > 0, 0 background, -1 ignored
+    *,
+    backend="cpu",
+    memory_budget: int | None = None,
+    progress: collections.abc.Callable[[int, int], None] | None = None,
+    cancel: collections.abc.Callable[[], bool] | None = None,
+) -> list[ViewSegments]:
+    """Step 1 of the module docstring: per view, the segment each Gaussian belongs to and its weight there."""
+    backend = get_backend(backend)
+    n = len(gaussians)
+    max_pixels = max((c.width * c.height for c in cameras), default=0)
+    cap = labels_per_call(n, max_pixels, memory_budget)
+    per_view = []
+    jobs = []  # (view, chunk ids, slots)
+    for view in range(len(cameras)):
+        ids, pixels = _segment_ids(np.asarray(label_maps[view]))
+        per_view.append((ids, pixels))
+        chunk = cap - 1
+        starts = range(0, len(ids), chunk) if len(ids) else [0]
+        for start in starts:
+            jobs.append((view, ids[start:start + chunk]))
+    calls, current, used = [], [], 0
+    for view, ids in jobs:
+        if current and used + 1 + len(ids) > cap:
+            calls.append(current)
+            current, used = [], 0
+        current.append((view, ids, used))
+        used += 1 + len(ids)
+    if current:
+        calls.append(current)
+
+    results = [[] for _ in cameras]  # per view, its chunks' (gaussians, segments, weights)
+    done = 0
+    for call in calls:
+        n_slots = call[-1][2] + 1 + len(call[-1][1])
+        call_progress = None if progress is None else (
+            lambda k, _count, before=done: progress(before + k, len(jobs)))
+        weights = np.asarray(backend.accumulate(gaussians, _CallViews(cameras, label_maps, call), n_slots,
+                                                call_progress, cancel), dtype=np.float32)
+        for view, ids, offset in call:
+            if not len(ids):
+                continue
+            rows = weights[offset + 1:offset + 1 + len(ids)]
+            # entries below KEEP_SHARE of the Gaussian's largest one in this chunk count for nothing here
+            floor = rows.max(axis=0) * np.float32(KEEP_SHARE)
+            segment, where = np.nonzero((rows > floor[None]) & (rows > 0))
+            first = int(np.searchsorted(per_view[view][0], ids[0]))
+            results[view].append((where.astype(np.int32), (segment + first).astype(np.int32),
+                                  rows[segment, where]))
+        done += len(call)
+        del weights
+    out = []
+    for view, chunks in enumerate(results):
+        ids, pixels = per_view[view]
+        if chunks:
+            where, segment, weight = (np.concatenate(parts) for parts in zip(*chunks))
+        else:
+            where, segment, weight = np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.float32)
+        out.append(ViewSegments(ids, pixels, where, segment, weight.astype(np.float32)))
+    return out
+
+
+@dataclasses.dataclass
+class Association:
+    """The outcome: per view, the instance id of each segment (0 = none: its pixels are ignored), the instances
+    and what was found on the way (for the report)."""
+
+    segment_instances: list  # [V] of int32 [S_v]: instance id per segment (ids of ViewSegments), 0 = ignored
+    segment_ids: list  # [V] of int64 [S_v]
+    n_instances: int
+    instance_gaussians: np.ndarray  # int64 [K]: Gaussians owned, per instance id 1..K (index id - 1)
+    instance_views: np.ndarray  # int64 [K]: views where each instance is matched or joined by some segment
+    counts: dict  # masks, matched, parts, new, merges, unmatched, splits, consensus_joins
+    merges: list  # [(view, segment id, [instance ids])]
+    splits: list  # [(view, instance id, [segment ids])]
+
+    def report(self, view_names: collections.abc.Sequence[str] | None = None, limit: int = 50) -> dict:
+        name = (lambda v: view_names[v]) if view_names is not None else (lambda v: v)
+        return {
+            "n_instances": self.n_instances,
+            "instances": [{"id": k + 1, "name": f"instance_{k + 1}", "gaussians": int(self.instance_gaussians[k]),
+                           "views": int(self.instance_views[k])} for k in range(self.n_instances)],
+            **{f"masks_{key}" if key != "masks" else "masks": int(value) for key, value in self.counts.items()},
+            "merges": [{"view": name(v), "mask": int(s), "instances": [int(i) for i in ks]}
+                       for v, s, ks in self.merges[:limit]],
+            "splits": [{"view": name(v), "instance": int(k), "masks": [int(s) for s in ss]}
+                       for v, k, ss in self.splits[:limit]],
+        }
+
+    def label_maps(self, label_maps: collections.abc.Sequence) -> AssociatedMaps:
+        """The input label maps re-numbered with the instance ids (decoded when read)."""
+        return AssociatedMaps(label_maps, self.segment_ids, self.segment_instances)
+
+
+class AssociatedMaps(ReadOnUse):
+    """Per view, the label map with each segment replaced by its instance id (-1 for a segment of none), pixels
+    in no segment as they were (0 background, -1 ignored)."""
+
+    def __init__(self, label_maps, segment_ids, segment_instances):
+        self.label_maps = label_maps
+        self.segment_ids = segment_ids
+        self.segment_instances = segment_instances
+
+    def __len__(self):
+        return len(self.label_maps)
+
+    def _read(self, view):
+        label_map = np.asarray(self.label_maps[view])
+        ids, instances = self.segment_ids[view], self.segment_instances[view]
+        out = np.where(label_map > 0, -1, label_map).astype(np.int32)
+        if len(ids):
+            index = np.searchsorted(ids, label_map)
+            np.minimum(index, len(ids) - 1, out=index)
+            hit = (ids[index] == label_map) & (label_map > 0)
+            value = instances[index]
+            out[hit] = np.where(value[hit] > 0, value[hit], -1)
+        return out
+
+
+class _Bank:
+    """Evidence per instance and Gaussian (dense [K, N] float32, grown as instances appear) and each Gaussian's
+    owner (instance of most evidence, -1 for none)."""
+
+    def __init__(self, n):
+        self.n = n
+        self.evidence = np.zeros((8, n), dtype=np.float32)
+        self.count = 0
+        self.owner = np.full(n, -1, dtype=np.int32)
+
+    def new(self) -> int:
+        if self.count == len(self.evidence):
+            grown = np.zeros((2 * len(self.evidence), self.n), dtype=np.float32)
+            grown[:self.count] = self.evidence[:self.count]
+            self.evidence = grown
+        self.count += 1
+        return self.count - 1
+
+    def add(self, instance, gaussians, weights):
+        np.add.at(self.evidence[instance], gaussians, weights)
+
+    def update_owner(self, gaussians):
+        if len(gaussians) == 0 or self.count == 0:
+            return
+        block = self.evidence[:self.count, gaussians]
+        best = np.argmax(block, axis=0)
+        has = np.take_along_axis(block, best[None], axis=0)[0] > 0
+        self.owner[gaussians] = np.where(has, best, -1)
+
+
+def _tables(view: ViewSegments, owner, count):
+    """(C [S, K], weight per segment [S], visible weight per instance [K])."""
+    s_count = len(view.ids)
+    size = np.bincount(view.segment, weights=view.weight, minlength=s_count)
+    own = owner[view.gaussians]
+    known = own >= 0
+    table = np.bincount(view.segment[known].astype(np.int64) * max(count, 1) + own[known],
+                        weights=view.weight[known], minlength=s_count * max(count, 1))
+    table = table.reshape(s_count, max(count, 1))[:, :count]
+    return table, size, table.sum(axis=0)
+
+
+MATCH, PART, MERGE, NEW, UNMATCHED = "matched", "parts", "merges", "new", "unmatched"
+
+
+def _decide(table, size, visible):
+    """Per segment (decision, instance or -1, [covered instances for a merge]) by the module docstring's rules."""
+    n_segments, count = table.shape
+    if count == 0:
+        return [(NEW, -1, []) if size[s] > 0 else (UNMATCHED, -1, []) for s in range(n_segments)]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inside = np.where(size[:, None] > 0, table / size[:, None], 0.0)
+        cover = np.where(visible[None, :] > 0, table / visible[None, :], 0.0)
+        union = size[:, None] + visible[None, :] - table
+        iou = np.where(union > 0, table / union, 0.0)
+    best_instance = np.argmax(iou, axis=1)  # [S]
+    best_segment = np.argmax(iou, axis=0)  # [K]
+    seen = visible > 0
+    claims = [np.flatnonzero(seen & (best_segment == s) & (cover[s] >= MAJORITY)) for s in range(n_segments)]
+    decisions = []
+    for s in range(n_segments):
+        k = int(best_instance[s])
+        if size[s] <= 0:
+            decisions.append((UNMATCHED, -1, []))
+        elif len(claims[s]) >= 2:
+            decisions.append((MERGE, -1, claims[s].tolist()))
+        elif best_segment[k] == s and iou[s, k] >= MIN_IOU:
+            decisions.append((MATCH, k, []))
+        elif len(claims[s]) == 1:
+            decisions.append((MATCH, int(claims[s][0]), []))
+        elif inside[s].max() >= MAJORITY:
+            decisions.append((PART, int(np.argmax(inside[s])), []))
+        elif inside[s].sum() < MAJORITY:
+            decisions.append((NEW, -1, []))
+        else:
+            decisions.append((UNMATCHED, -1, []))
+    return decisions
+
+
+def associate(views: list[ViewSegments], n_gaussians: int) -> Association:
+    """Steps 2-4 of the module docstring over the per-view pass's output."""
+    bank = _Bank(n_gaussians)
+    order = sorted(range(len(views)), key=lambda v: (-len(views[v].ids), v))
+    created_by = []  # per instance: (view, segment) that created it
+    for v in order:
+        view = views[v]
+        if len(view.ids) == 0:
+            continue
+        table, size, visible = _tables(view, bank.owner, bank.count)
+        decisions = _decide(table, size, visible)
+        for s, (decision, k, _covered) in enumerate(decisions):
+            if decision == NEW:
+                k = bank.new()
+                created_by.append((v, s))
+            elif decision not in (MATCH, PART):
+                continue
+            members = view.segment == s
+            bank.add(k, view.gaussians[members], view.weight[members])
+        bank.update_owner(view.gaussians)
+    bank.update_owner(np.arange(n_gaussians))
+
+    # Consensus: instances more often together (covered by one merge segment) than apart (decided to different
+    # segments of one view) are one instance.
+    count = bank.count
+    together = np.zeros((count, count), dtype=np.int64)
+    apart = np.zeros((count, count), dtype=np.int64)
+    for view in views:
+        if len(view.ids) == 0 or count == 0:
+            continue
+        table, size, visible = _tables(view, bank.owner, count)
+        groups = []
+        for decision, k, covered in _decide(table, size, visible):
+            if decision in (MATCH, PART):
+                groups.append([k])
+            elif decision == MERGE:
+                groups.append(covered)
+        member = np.zeros((len(groups), count), dtype=bool)
+        for g, group in enumerate(groups):
+            member[g, group] = True
+        member = member.astype(np.int64)
+        shared = member.T @ member  # [K, K]: groups holding both
+        present = member.sum(axis=0) > 0
+        together += shared
+        apart += (present[:, None] & present[None, :]) & (shared == 0)
+    parent = list(range(count))
+
+    def find(k):
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    joins = 0
+    first, second = np.nonzero(np.triu(together > apart, 1))
+    for a, b in zip(first.tolist(), second.tolist()):
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+            joins += 1
+    roots = np.array([find(k) for k in range(count)], dtype=np.int64)
+    unique_roots = np.unique(roots)
+    fused = np.zeros((len(unique_roots), n_gaussians), dtype=np.float32)
+    root_index = np.searchsorted(unique_roots, roots)
+    for k in range(count):
+        fused[root_index[k]] += bank.evidence[k]
+    bank.evidence, bank.count = fused, len(unique_roots)
+    del fused
+    bank.update_owner(np.arange(n_gaussians))
+
+    # Final maps against the merged bank.
+    count = bank.count
+    decided = []
+    counts = collections.Counter()
+    merges, splits = [], []
+    used_views = np.zeros(count, dtype=np.int64)
+    for v, view in enumerate(views):
+        if len(view.ids) == 0:
+            decided.append(np.zeros(0, np.int64))
+            continue
+        table, size, visible = _tables(view, bank.owner, count)
+        decisions = _decide(table, size, visible)
+        instances = np.full(len(view.ids), -1, dtype=np.int64)
+        for s, (decision, k, covered) in enumerate(decisions):
+            counts[decision] += 1
+            if decision in (MATCH, PART):
+                instances[s] = k
+            elif decision == MERGE:
+                merges.append((v, s, covered))
+        decided.append(instances)
+        present = np.unique(instances[instances >= 0])
+        used_views[present] += 1
+        for k in present:
+            members = np.flatnonzero(instances == k)
+            if len(members) > 1:
+                splits.append((v, int(k), members.tolist()))
+    # Number the instances by size (Gaussians owned), ties to the first created; drop those no segment maps to.
+    owned = np.bincount(bank.owner[bank.owner >= 0], minlength=count)
+    alive = np.flatnonzero(used_views > 0)
+    ranked = alive[np.lexsort((alive, -owned[alive]))]
+    new_id = np.zeros(count + 1, dtype=np.int32)  # index k + 1; slot 0 (k = -1) stays 0
+    new_id[ranked + 1] = np.arange(1, len(ranked) + 1, dtype=np.int32)
+    segment_instances = [new_id[instances + 1] for instances in decided]
+    counts_out = {"masks": sum(len(view.ids) for view in views), MATCH: counts[MATCH], PART: counts[PART],
+                  NEW: len(created_by), MERGE: counts[MERGE], UNMATCHED: counts[UNMATCHED],
+                  "splits": len(splits), "consensus_joins": joins}
+    return Association(
+        segment_instances=segment_instances,
+        segment_ids=[view.ids for view in views],
+        n_instances=len(ranked),
+        instance_gaussians=owned[ranked].astype(np.int64),
+        instance_views=used_views[ranked],
+        counts=counts_out,
+        merges=[(v, int(views[v].ids[s]), [int(new_id[k + 1]) for k in ks]) for v, s, ks in merges],
+        splits=[(v, int(new_id[k + 1]), [int(views[v].ids[s]) for s in ss]) for v, k, ss in splits],
+    )
+
+
+def associate_views(gaussians, views, *, backend="cpu", memory_budget=None, progress=None, cancel=None):
+    """(the views with consistent ids, the :class:`Association`): the per-view pass, the association, and a
+    :class:`~.views.Views` whose label maps carry the instance ids (decoded when read), ready for the lift."""
+    if len(views) == 1:
+        warnings.warn("per-view ids with a single view: nothing to associate; each mask is an instance",
+                      stacklevel=2)
+    segments = per_view_weights(gaussians, views.cameras, views.label_maps, backend=backend,
+                                memory_budget=memory_budget, progress=progress, cancel=cancel)
+    association = associate(segments, len(gaussians))
+    if association.n_instances == 0:
+        raise BadInputError(f"{views.source or 'the masks'}: no mask could be matched to any Gaussian "
+                            "(no camera sees the masked objects)")
+    masks = views.masks
+    label_ids = np.arange(association.n_instances + 1, dtype=np.int32)
+    consistent = MaskSet(masks.camera_indices, association.label_maps(masks.label_maps), label_ids, {},
+                         masks.unmatched_masks, masks.files, masks.kinds)
+    return dataclasses.replace(views, masks=consistent), association
