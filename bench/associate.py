@@ -144,7 +144,8 @@ def synthetic_runs(backend, kinds, gaussians, views, spheres=5, width=256, heigh
     with tempfile.TemporaryDirectory() as root:
         lifted = type(scene)(scene.gaussians, scene.labels, scene.centres, scene.radii, lift_cameras)
         maps = {"clean": clean, "noisy": noisy_masks(clean, seed=7)}
-        write_inputs(root, lifted, {kind: (lambda c, m=maps[kind]: m[lift_cameras.index(c)]) for kind in kinds})
+        position = {c.image_name: k for k, c in enumerate(lift_cameras)}
+        write_inputs(root, lifted, {kind: (lambda c, m=maps[kind]: m[position[c.image_name]]) for kind in kinds})
         for kind in kinds:
             out.append(compare(f"synthetic ({kind})", os.path.join(root, "scene.ply"),
                                os.path.join(root, "cameras.json"), os.path.join(root, kind), maps[kind],

@@ -248,3 +248,33 @@ class SamLabelMaps(ReadOnUse):
             key, inside = masks[k]
             label_map[inside] = key + 1
         return label_map, info
+
+
+IGNORED_IN_FILES = 65535  # what write_label_maps stores for an ignored pixel (re-lift with --ignore-label 65535)
+
+
+def write_label_maps(
+    folder,  # a StagingFolder (Commit.folder) the files are written into
+    image_names: collections.abc.Sequence[str],  # [V] the cameras' image names
+    label_maps: collections.abc.Sequence,  # [V] of int [H, W]: ids >= 0, -1 ignored
+) -> list[str]:
+    """One 16-bit grey PNG label map per view, ``<image name without extension>.png`` (the image's folders
+    kept), ids as they are and ignored pixels as ``IGNORED_IN_FILES``; a folder ``gsseg segment --masks`` reads
+    back (with ``--ignore-label 65535``). Returns the files' paths relative to the folder."""
+    from PIL import Image
+
+    from .commit import output_file
+    from .masks import _camera_key
+
+    written = []
+    for name, label_map in zip(image_names, label_maps):
+        label_map = np.asarray(label_map)
+        if label_map.size and int(label_map.max()) >= IGNORED_IN_FILES:
+            raise BadInputError(f"{name}: label id {int(label_map.max())} does not fit a 16-bit mask")
+        array = np.where(label_map < 0, IGNORED_IN_FILES, label_map).astype(np.uint16)
+        rel = _camera_key(name) + ".png"
+        path = os.path.join(folder.path, *rel.split("/"))
+        with output_file(path, "wb", folder) as handle:
+            Image.fromarray(array).save(handle, format="PNG")
+        written.append(rel)
+    return written

@@ -74,7 +74,7 @@ class ViewSegments:
     ids: np.ndarray  # int64 [S] the label values > 0 of the view's map, ascending
     pixels: np.ndarray  # int64 [S] pixels per segment
     gaussians: np.ndarray  # int32 [M]
-    segment: np.ndarray  # int32 [M] index into ids
+    segment: np.ndarray  # int32 [M] index into ids; -1: the view's pixels in no segment (background, ignored)
     weight: np.ndarray  # float32 [M]
 
     @property
@@ -169,15 +169,16 @@ def per_view_weights(
         weights = np.asarray(backend.accumulate(gaussians, _CallViews(cameras, label_maps, call), n_slots,
                                                 call_progress, cancel), dtype=np.float32)
         for view, ids, offset in call:
-            if not len(ids):
-                continue
-            rows = weights[offset + 1:offset + 1 + len(ids)]
+            rows = weights[offset:offset + 1 + len(ids)]
             # entries below KEEP_SHARE of the Gaussian's largest one in this chunk count for nothing here
             floor = rows.max(axis=0) * np.float32(KEEP_SHARE)
-            segment, where = np.nonzero((rows > floor[None]) & (rows > 0))
-            first = int(np.searchsorted(per_view[view][0], ids[0]))
-            results[view].append((where.astype(np.int32), (segment + first).astype(np.int32),
-                                  rows[segment, where]))
+            slot, where = np.nonzero((rows > floor[None]) & (rows > 0))
+            first = int(np.searchsorted(per_view[view][0], ids[0])) if len(ids) else 0
+            segment = np.where(slot > 0, slot - 1 + first, -1)  # -1: pixels in none of the chunk's segments
+            if first > 0:  # a later chunk of a view: its slot 0 repeats segments already counted
+                keep = segment >= 0
+                slot, where, segment = slot[keep], where[keep], segment[keep]
+            results[view].append((where.astype(np.int32), segment.astype(np.int32), rows[slot, where]))
         done += len(call)
         del weights
     out = []
@@ -279,15 +280,19 @@ class _Bank:
 
 
 def _tables(view: ViewSegments, owner, count):
-    """(C [S, K], weight per segment [S], visible weight per instance [K])."""
+    """(C [S, K], weight per segment [S], visible weight per instance [K]: in the whole view, pixels in no segment
+    included, so an instance the view leaves unmasked is not 'covered' by the little of it a segment holds)."""
     s_count = len(view.ids)
-    size = np.bincount(view.segment, weights=view.weight, minlength=s_count)
+    in_segment = view.segment >= 0
+    size = np.bincount(view.segment[in_segment], weights=view.weight[in_segment], minlength=s_count)
     own = owner[view.gaussians]
     known = own >= 0
+    visible = np.bincount(own[known], weights=view.weight[known], minlength=count)[:count]
+    known &= in_segment
     table = np.bincount(view.segment[known].astype(np.int64) * max(count, 1) + own[known],
                         weights=view.weight[known], minlength=s_count * max(count, 1))
     table = table.reshape(s_count, max(count, 1))[:, :count]
-    return table, size, table.sum(axis=0)
+    return table, size, visible
 
 
 MATCH, PART, MERGE, NEW, UNMATCHED = "matched", "parts", "merges", "new", "unmatched"
