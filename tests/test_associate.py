@@ -144,7 +144,7 @@ def test_mixed_layouts_are_refused(tmp_path):
 
 
 def test_many_masks_in_one_view_are_chunked(scene, truth_maps):
-    """A view with more masks than one backend call holds (here 1,000 against 32 slots) is done in chunks; the
+    """A view with more masks than one backend call holds (here hundreds against 32 slots) is done in chunks; the
     per-view weights equal one call's."""
     camera = scene.cameras[0]
     label_map = np.arange(camera.width * camera.height).reshape(camera.height, camera.width) % 1000 + 1
@@ -156,7 +156,7 @@ def test_many_masks_in_one_view_are_chunked(scene, truth_maps):
         whole = associate.per_view_weights(scene.gaussians, [camera], [label_map], backend="cpu")[0]
     finally:
         associate.MAX_LABELS_PER_CALL = saved
-    assert len(chunked.ids) == len(whole.ids) > 900
+    assert len(chunked.ids) == len(whole.ids) > 10 * associate.MAX_LABELS_PER_CALL
 
     def table(entries):
         keep = entries.segment >= 0
@@ -165,7 +165,7 @@ def test_many_masks_in_one_view_are_chunked(scene, truth_maps):
 
     a, b = table(chunked), table(whole)
     common = set(a) & set(b)
-    assert len(common) >= 0.95 * max(len(a), len(b))  # entries near the 1% floor may differ per chunk
+    assert len(common) >= 0.999 * max(len(a), len(b))  # (float32 sums may move an entry across the 1% floor)
     assert all(abs(a[key] - b[key]) <= 1e-5 * max(1.0, abs(b[key])) for key in common)
 
 

@@ -63,13 +63,13 @@ from .accumulate import estimate_memory
 MAJORITY = 0.5
 MIN_IOU = 0.2  # a mutual best match needs at least this weighted IoU
 MAX_LABELS_PER_CALL = 32  # as the bounded form's LABELS_PER_PASS: memory of one call ~ a 32-label lift
-KEEP_SHARE = 0.01  # per-view entries kept: weight above this share of the Gaussian's largest in the view
+KEEP_SHARE = 0.01  # per-view entries kept: weight above this share of the Gaussian's weight in the view
 
 
 @dataclasses.dataclass
 class ViewSegments:
     """One view's segments and its sparse weights: entry m is Gaussian ``gaussians[m]``'s weight ``weight[m]``
-    in the pixels of segment ``segment[m]`` (only entries above ``KEEP_SHARE`` of the Gaussian's largest)."""
+    in the pixels of segment ``segment[m]`` (only entries above ``KEEP_SHARE`` of its weight in the view)."""
 
     ids: np.ndarray  # int64 [S] the label values > 0 of the view's map, ascending
     pixels: np.ndarray  # int64 [S] pixels per segment
@@ -170,25 +170,30 @@ def per_view_weights(
                                                 call_progress, cancel), dtype=np.float32)
         for view, ids, offset in call:
             rows = weights[offset:offset + 1 + len(ids)]
-            # entries below KEEP_SHARE of the Gaussian's largest one in this chunk count for nothing here
-            floor = rows.max(axis=0) * np.float32(KEEP_SHARE)
-            slot, where = np.nonzero((rows > floor[None]) & (rows > 0))
+            # every chunk's slots cover the whole view, so their sum is the Gaussian's weight in the view; entries
+            # below KEEP_SHARE of it count for nothing
+            total = rows.sum(axis=0, dtype=np.float64)
+            floor = (total * KEEP_SHARE).astype(np.float32)
+            slot, where = np.nonzero((rows[1:] > floor[None]) & (rows[1:] > 0))
             first = int(np.searchsorted(per_view[view][0], ids[0])) if len(ids) else 0
-            segment = np.where(slot > 0, slot - 1 + first, -1)  # -1: pixels in none of the chunk's segments
-            if first > 0:  # a later chunk of a view: its slot 0 repeats segments already counted
-                keep = segment >= 0
-                slot, where, segment = slot[keep], where[keep], segment[keep]
-            results[view].append((where.astype(np.int32), segment.astype(np.int32), rows[slot, where]))
+            seen = np.flatnonzero(total > 0)
+            results[view].append((where.astype(np.int32), (slot + first).astype(np.int32), rows[1:][slot, where],
+                                  seen if first == 0 else None, total[seen] if first == 0 else None))
         done += len(call)
         del weights
     out = []
     for view, chunks in enumerate(results):
         ids, pixels = per_view[view]
-        if chunks:
-            where, segment, weight = (np.concatenate(parts) for parts in zip(*chunks))
-        else:
-            where, segment, weight = np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.float32)
-        out.append(ViewSegments(ids, pixels, where, segment, weight.astype(np.float32)))
+        where, segment, weight = (np.concatenate(parts) for parts in zip(*[chunk[:3] for chunk in chunks]))
+        seen, total = next((chunk[3], chunk[4]) for chunk in chunks if chunk[3] is not None)
+        # the view's pixels in no segment (background, ignored): segment -1, the rest of the Gaussian's weight
+        in_segments = np.zeros(n, dtype=np.float64)
+        np.add.at(in_segments, where, weight)
+        outside = total - in_segments[seen]
+        keep = outside > total * KEEP_SHARE
+        out.append(ViewSegments(ids, pixels, np.concatenate([where, seen[keep].astype(np.int32)]),
+                                np.concatenate([segment, np.full(int(keep.sum()), -1, np.int32)]),
+                                np.concatenate([weight, outside[keep]]).astype(np.float32)))
     return out
 
 
@@ -275,22 +280,30 @@ class _Bank:
             return
         block = self.evidence[:self.count, gaussians]
         best = np.argmax(block, axis=0)
-        has = np.take_along_axis(block, best[None], axis=0)[0] > 0
-        self.owner[gaussians] = np.where(has, best, -1)
+        top = np.take_along_axis(block, best[None], axis=0)[0]
+        self.owner[gaussians] = np.where(top > 0, best, -1)
 
 
-def _tables(view: ViewSegments, owner, count):
+def _votes(view: ViewSegments, n_gaussians):
+    """float32 [M]: each entry's evidence, its weight times its share of the Gaussian's weight in the view
+    (w^2 / W): a Gaussian votes mostly for the segment it lies in, little for those its edge spills into."""
+    total = np.bincount(view.gaussians, weights=view.weight, minlength=n_gaussians)[view.gaussians]
+    return (view.weight * (view.weight / np.maximum(total, 1e-30))).astype(np.float32)
+
+
+def _tables(view: ViewSegments, bank, count):
     """(C [S, K], weight per segment [S], visible weight per instance [K]: in the whole view, pixels in no segment
     included, so an instance the view leaves unmasked is not 'covered' by the little of it a segment holds)."""
     s_count = len(view.ids)
     in_segment = view.segment >= 0
     size = np.bincount(view.segment[in_segment], weights=view.weight[in_segment], minlength=s_count)
-    own = owner[view.gaussians]
+    own = bank.owner[view.gaussians]
     known = own >= 0
-    visible = np.bincount(own[known], weights=view.weight[known], minlength=count)[:count]
+    counted = view.weight
+    visible = np.bincount(own[known], weights=counted[known], minlength=count)[:count]
     known &= in_segment
     table = np.bincount(view.segment[known].astype(np.int64) * max(count, 1) + own[known],
-                        weights=view.weight[known], minlength=s_count * max(count, 1))
+                        weights=counted[known], minlength=s_count * max(count, 1))
     table = table.reshape(s_count, max(count, 1))[:, :count]
     return table, size, visible
 
@@ -311,13 +324,14 @@ def _decide(table, size, visible):
     best_instance = np.argmax(iou, axis=1)  # [S]
     best_segment = np.argmax(iou, axis=0)  # [K]
     seen = visible > 0
+    # instance k claims segment s: s is k's best segment and holds most of k's visible weight
     claims = [np.flatnonzero(seen & (best_segment == s) & (cover[s] >= MAJORITY)) for s in range(n_segments)]
     decisions = []
     for s in range(n_segments):
         k = int(best_instance[s])
         if size[s] <= 0:
             decisions.append((UNMATCHED, -1, []))
-        elif len(claims[s]) >= 2:
+        elif len(claims[s]) >= 2 and inside[s, claims[s]].sum() >= MAJORITY:
             decisions.append((MERGE, -1, claims[s].tolist()))
         elif best_segment[k] == s and iou[s, k] >= MIN_IOU:
             decisions.append((MATCH, k, []))
@@ -332,37 +346,43 @@ def _decide(table, size, visible):
     return decisions
 
 
-def associate(views: list[ViewSegments], n_gaussians: int) -> Association:
-    """Steps 2-4 of the module docstring over the per-view pass's output."""
-    bank = _Bank(n_gaussians)
-    order = sorted(range(len(views)), key=lambda v: (-len(views[v].ids), v))
-    created_by = []  # per instance: (view, segment) that created it
-    for v in order:
-        view = views[v]
-        if len(view.ids) == 0:
-            continue
-        table, size, visible = _tables(view, bank.owner, bank.count)
-        decisions = _decide(table, size, visible)
-        for s, (decision, k, _covered) in enumerate(decisions):
-            if decision == NEW:
-                k = bank.new()
-                created_by.append((v, s))
-            elif decision not in (MATCH, PART):
-                continue
-            members = view.segment == s
-            bank.add(k, view.gaussians[members], view.weight[members])
-        bank.update_owner(view.gaussians)
-    bank.update_owner(np.arange(n_gaussians))
+def _view_order(views, bank):
+    """Views in the order the bank meets them: first the one with the most segments (ties: the first), then
+    each time the remaining view whose segment weight the bank already knows best (the largest share owned by
+    some instance; ties: more segments, then the first), so that each view is matched against instances seen
+    from nearby rather than from the far side."""
+    remaining = [v for v in range(len(views)) if len(views[v].ids)]
+    totals = {v: float(views[v].weight[views[v].segment >= 0].sum()) for v in remaining}
+    if not remaining:
+        return
+    first = min(remaining, key=lambda v: (-len(views[v].ids), v))
+    while remaining:
+        if first is None:
+            known = {}
+            for v in remaining:
+                view = views[v]
+                in_segment = view.segment >= 0
+                owned = bank.owner[view.gaussians[in_segment]] >= 0
+                known[v] = float(view.weight[in_segment][owned].sum()) / max(totals[v], 1e-30)
+            first = min(remaining, key=lambda v: (-round(known[v], 6), -len(views[v].ids), v))
+        remaining.remove(first)
+        yield first
+        first = None
 
-    # Consensus: instances more often together (covered by one merge segment) than apart (decided to different
-    # segments of one view) are one instance.
+
+ROUNDS = 4  # consensus + re-decision rounds after the greedy pass (stops early when nothing changes)
+
+
+def _consensus(views, bank) -> int:
+    """Join instances more often together (covered by one merge segment) than apart (decided to different
+    segments of one view); returns the number of joins."""
     count = bank.count
     together = np.zeros((count, count), dtype=np.int64)
     apart = np.zeros((count, count), dtype=np.int64)
     for view in views:
         if len(view.ids) == 0 or count == 0:
             continue
-        table, size, visible = _tables(view, bank.owner, count)
+        table, size, visible = _tables(view, bank, count)
         groups = []
         for decision, k, covered in _decide(table, size, visible):
             if decision in (MATCH, PART):
@@ -392,15 +412,68 @@ def associate(views: list[ViewSegments], n_gaussians: int) -> Association:
         if ra != rb:
             parent[max(ra, rb)] = min(ra, rb)
             joins += 1
-    roots = np.array([find(k) for k in range(count)], dtype=np.int64)
-    unique_roots = np.unique(roots)
-    fused = np.zeros((len(unique_roots), n_gaussians), dtype=np.float32)
-    root_index = np.searchsorted(unique_roots, roots)
-    for k in range(count):
-        fused[root_index[k]] += bank.evidence[k]
-    bank.evidence, bank.count = fused, len(unique_roots)
-    del fused
+    if joins:
+        roots = np.array([find(k) for k in range(count)], dtype=np.int64)
+        unique_roots = np.unique(roots)
+        fused = np.zeros((len(unique_roots), bank.n), dtype=np.float32)
+        root_index = np.searchsorted(unique_roots, roots)
+        for k in range(count):
+            fused[root_index[k]] += bank.evidence[k]
+        bank.evidence, bank.count = fused, len(unique_roots)
+        bank.update_owner(np.arange(bank.n))
+    return joins
+
+
+def _rebuild(views, bank) -> bool:
+    """Re-decide every view against the whole bank and rebuild the evidence from those decisions alone (matched
+    and part segments vote), so that no decision rests on the order of the greedy pass; True when an owner
+    changed."""
+    count = bank.count
+    evidence = np.zeros((count, bank.n), dtype=np.float32)
+    for view in views:
+        if len(view.ids) == 0:
+            continue
+        table, size, visible = _tables(view, bank, count)
+        vote = _votes(view, bank.n)
+        for s, (decision, k, _covered) in enumerate(_decide(table, size, visible)):
+            if decision in (MATCH, PART):
+                members = view.segment == s
+                np.add.at(evidence[k], view.gaussians[members], vote[members])
+    before = bank.owner.copy()
+    bank.evidence = evidence
+    bank.update_owner(np.arange(bank.n))
+    return not np.array_equal(before, bank.owner)
+
+
+def associate(views: list[ViewSegments], n_gaussians: int) -> Association:
+    """Steps 2-4 of the module docstring over the per-view pass's output."""
+    bank = _Bank(n_gaussians)
+    created_by = []  # per instance: (view, segment) that created it
+    for v in _view_order(views, bank):
+        view = views[v]
+        if len(view.ids) == 0:
+            continue
+        table, size, visible = _tables(view, bank, bank.count)
+        decisions = _decide(table, size, visible)
+        vote = _votes(view, n_gaussians)
+        for s, (decision, k, _covered) in enumerate(decisions):
+            if decision == NEW:
+                k = bank.new()
+                created_by.append((v, s))
+            elif decision not in (MATCH, PART):
+                continue
+            members = view.segment == s
+            bank.add(k, view.gaussians[members], vote[members])
+        bank.update_owner(view.gaussians)
     bank.update_owner(np.arange(n_gaussians))
+
+    joins = 0
+    for _round in range(ROUNDS):
+        joined = _consensus(views, bank)
+        joins += joined
+        changed = _rebuild(views, bank)
+        if not joined and not changed:
+            break
 
     # Final maps against the merged bank.
     count = bank.count
@@ -412,7 +485,7 @@ def associate(views: list[ViewSegments], n_gaussians: int) -> Association:
         if len(view.ids) == 0:
             decided.append(np.zeros(0, np.int64))
             continue
-        table, size, visible = _tables(view, bank.owner, count)
+        table, size, visible = _tables(view, bank, count)
         decisions = _decide(table, size, visible)
         instances = np.full(len(view.ids), -1, dtype=np.int64)
         for s, (decision, k, covered) in enumerate(decisions):
