@@ -1,49 +1,53 @@
 """Per-view mask ids made consistent, model-free, from the lift's own weights (``segment --ids per-view``, and
 every SAM-layout folder).
 
-SAM's automatic masks number objects anew in every image. This module finds which mask of each view is which 3D
-instance, in closed form, then hands the re-numbered label maps to the ordinary lift:
+SAM's automatic masks number objects anew in every image. This module finds which mask ("segment": a distinct id
+> 0 of a view's label map) of each view is which 3D instance, in closed form, then hands the re-numbered label
+maps to the ordinary lift.
 
 1. **Per-view pass** (:func:`per_view_weights`): the exact accumulation, on the backend, with every view's
-   masks ("segments": the distinct ids > 0 of its label map) as labels of their own, plus one slot per view for
-   its pixels in no segment (background 0 and ignored pixels). Many views go through one backend call (their
-   slots side by side, at most :func:`labels_per_call` of them, sized from the memory budget), so CUDA and
-   ``--workers``/``--cluster`` shard it by view as they shard the lift; a view with more segments than a call
-   holds is done in chunks. Of each view only one entry per Gaussian is kept: the slot where most of the
-   Gaussian's weight in that view falls, and that weight, when the slot is a segment (sparse: never a dense
-   [all masks, N] array).
-2. **Association** (:func:`associate`), views in descending order of their segment count (a view that splits
-   the scene finely seeds the instances; ties by view order). A bank of instances holds per Gaussian the
-   evidence (summed weights) for each instance; a Gaussian's owner is its instance of most evidence. For each
-   segment s of a view, over the view's assigned Gaussians, C[s, k] is the weight of s's Gaussians owned by
-   instance k; ``inside = C[s, k] / weight(s)`` (share of s that is k) and ``cover = C[s, k] / weight(k in the
-   view)`` (share of k's visible weight that is in s). The rules, all at a majority (0.5), so a decision needs
-   no tuned threshold and is unique without an assignment solver (a segment has at most one instance holding
-   more than half of it, an instance at most one segment holding more than half of it):
+   segments as labels of their own plus one slot per view for its pixels in no segment (background 0 and ignored
+   pixels). Views go through one backend call side by side (at most ``MAX_LABELS_PER_CALL`` slots, fewer when
+   the memory budget says so), so CUDA and ``--workers``/``--cluster`` shard the pass by view as they shard the
+   lift; a view with more segments than a call holds is done in chunks (each chunk re-draws the view). Kept,
+   sparse: per view the entries (Gaussian, segment, weight) above ``KEEP_SHARE`` of the Gaussian's weight in
+   the view, and one entry for its weight in no segment; never a dense [all masks, N] array.
+2. **Greedy pass.** A bank of instances holds evidence per instance and Gaussian ([K, N] float32, K instances,
+   like the lift's own accumulation of K labels); a Gaussian's owner is its instance of most evidence. The views
+   are met first the one with the most segments, then each time the view whose segment weight the bank already
+   owns the largest share of (next-best view: each view is matched against instances seen from nearby). For a
+   view, with the entries' weights: C[s, k] = weight of segment s's entries owned by k; ``size(s)`` its weight;
+   ``visible(k)`` = weight of the view's entries owned by k (pixels in no segment included);
+   ``inside = C / size`` (share of s that is k), ``cover = C / visible`` (share of k's visible weight in s),
+   ``iou = C / (size + visible - C)``. Instance k *claims* segment s when s is k's best segment by iou and
+   holds at least half of k's visible weight. The rules, in this order:
 
-   * **match**: inside >= 0.5 and cover >= 0.5: s is instance k;
-   * **part**: inside >= 0.5, cover < 0.5: s is a part of k (joined to it; two or more segments of one
-     instance in one view are reported as a split);
-   * **merge**: no instance holds half of s, but two or more instances each lie at least half in s and together
-     hold at least half of it: s covers several instances (a merge), kept apart: it adds no evidence and its
-     pixels are ignored by the lift;
-   * **new**: less than half of s is owned by any instance yet: a new instance;
+   * **merge**: two or more instances claim s and hold half of it together: s covers several instances; it
+     adds no evidence and its pixels are ignored by the lift (reported);
+   * **match**: s and k are each other's best by iou, iou >= ``MIN_IOU`` (0.2; below it the two barely
+     overlap: a new object in front of an instance the view hardly sees); or exactly one instance claims s (the
+     instance seen more fully than before);
+   * **part**: an instance holds at least half of s (s is a part of it; two or more segments of one instance in
+     a view are reported as a split);
+   * **new**: less than half of s is owned by any instance: a new instance;
    * otherwise **unmatched** (s straddles instances without covering them): ignored.
 
-   Matched, part and new segments add their Gaussians' weights to the instance's evidence.
-3. **Consensus merge**: with the bank complete, each view is read again; an instance's home in a view is the
-   segment holding at least half of its visible weight. Two instances at home in the same segment of a view are
-   *together* there, in different segments *apart*. Instances more often together than apart are one instance
-   (union-find): this joins the two sides of an object first seen from opposite sides, parts never shown apart
-   from their whole, and keeps apart objects merged in a minority of views.
-4. **Final maps**: every segment is decided again by the rules above against the merged bank (so the result
-   does not depend on the greedy order beyond the bank's contents): match and part -> the instance's id,
-   merge and unmatched -> ignored (-1); pixels in no segment keep their value (0 background, -1 ignored).
-   Instances are numbered 1, 2, ... by decreasing Gaussian count (ties: the one created first), named
-   ``instance_<k>``; instances no segment maps to are dropped.
+   Matched, part and new segments add votes: each entry's weight times its share of the Gaussian's weight in the
+   view (w^2 / W), so a Gaussian votes for the segment it lies in and little for one its edge spills into.
+3. **Rounds** (at most ``ROUNDS``): *consensus*: every view is decided against the bank; two instances claimed
+   together by one merge segment are *together* in that view, decided to different segments *apart*; instances
+   more often together than apart are one (union-find: the two sides of an object first met from opposite sides,
+   parts never shown apart from their whole), while objects merged in a minority of views stay apart. Then
+   *re-decision*: the evidence is rebuilt from every view's decisions against the whole bank, so no decision rests
+   on the greedy order. The rounds stop when nothing changes.
+4. **Final maps**: every segment decided once more: match and part -> the instance's id, merge and unmatched ->
+   ignored (-1); pixels in no segment keep their value (0 background, -1 ignored). Instances are numbered 1, 2,
+   ... by decreasing Gaussian count (ties: the first made), named ``instance_<k>``; instances no segment maps to
+   are dropped.
 
-The bank is dense in instances, [K, N] float32 like the lift's own accumulation of K labels, and never holds
-masks. Time: one extra accumulation pass over the views plus O(V * visible Gaussians * instances) numpy work.
+Every threshold is a majority (0.5) except ``MIN_IOU``; a majority is unique, so no assignment solver is needed.
+Clean masks whose ids are permuted per view are associated exactly (each segment matches its object), so the lift
+is the consistent-id lift up to renaming (tests/test_associate.py).
 """
 
 from __future__ import annotations
@@ -104,26 +108,30 @@ def labels_per_call(n_gaussians: int, max_view_pixels: int, memory_budget: int |
 
 class _CallViews(ReadOnUse):
     """The (camera, slot map) pairs of one backend call: each job is one view's chunk of segments, its slots
-    ``offset + 0`` (pixels in none of the chunk's segments) and ``offset + 1 + j`` (the chunk's j-th segment)."""
+    ``offset + 0`` (pixels in none of the chunk's segments) and ``offset + 1 + j`` (the chunk's j-th segment).
+    The slot maps are made when the call is put together (each view's label map read once) and held only for
+    the call (at most ``MAX_LABELS_PER_CALL`` views)."""
 
-    def __init__(self, cameras, label_maps, jobs):
+    def __init__(self, cameras, jobs):
         self.cameras = cameras
-        self.label_maps = label_maps
-        self.jobs = jobs  # [(view, chunk ids int64 [c], offset)]
+        self.jobs = jobs  # [(view, chunk ids int64 [c], offset, slot map int32 [H, W])]
 
     def __len__(self):
         return len(self.jobs)
 
     def _read(self, position):
-        view, ids, offset = self.jobs[position]
-        label_map = np.asarray(self.label_maps[view])
-        slots = np.zeros(label_map.shape, dtype=np.int32)
-        if len(ids):
-            index = np.searchsorted(ids, label_map)
-            np.minimum(index, len(ids) - 1, out=index)
-            hit = ids[index] == label_map
-            slots[hit] = index[hit] + 1
-        return self.cameras[view], slots + offset
+        view, _ids, _offset, slots = self.jobs[position]
+        return self.cameras[view], slots
+
+
+def _slot_map(label_map, ids, offset):
+    slots = np.zeros(label_map.shape, dtype=np.int32)
+    if len(ids):
+        index = np.searchsorted(ids, label_map)
+        np.minimum(index, len(ids) - 1, out=index)
+        hit = ids[index] == label_map
+        slots[hit] = index[hit] + 1
+    return slots + offset
 
 
 def per_view_weights(
@@ -142,33 +150,33 @@ def per_view_weights(
     max_pixels = max((c.width * c.height for c in cameras), default=0)
     cap = labels_per_call(n, max_pixels, memory_budget)
     per_view = []
-    jobs = []  # (view, chunk ids, slots)
-    for view in range(len(cameras)):
-        ids, pixels = _segment_ids(np.asarray(label_maps[view]))
-        per_view.append((ids, pixels))
-        chunk = cap - 1
-        starts = range(0, len(ids), chunk) if len(ids) else [0]
-        for start in starts:
-            jobs.append((view, ids[start:start + chunk]))
-    calls, current, used = [], [], 0
-    for view, ids in jobs:
-        if current and used + 1 + len(ids) > cap:
-            calls.append(current)
-            current, used = [], 0
-        current.append((view, ids, used))
-        used += 1 + len(ids)
-    if current:
-        calls.append(current)
+
+    def calls():  # lists of jobs (view, chunk ids, offset, slot map), each list within ``cap`` slots
+        current, used = [], 0
+        for view in range(len(cameras)):
+            label_map = np.asarray(label_maps[view])
+            ids, pixels = _segment_ids(label_map)
+            per_view.append((ids, pixels))
+            chunk = cap - 1
+            for start in (range(0, len(ids), chunk) if len(ids) else [0]):
+                chunk_ids = ids[start:start + chunk]
+                if current and used + 1 + len(chunk_ids) > cap:
+                    yield current
+                    current, used = [], 0
+                current.append((view, chunk_ids, used, _slot_map(label_map, chunk_ids, used)))
+                used += 1 + len(chunk_ids)
+        if current:
+            yield current
 
     results = [[] for _ in cameras]  # per view, its chunks' (gaussians, segments, weights)
     done = 0
-    for call in calls:
+    for call in calls():
         n_slots = call[-1][2] + 1 + len(call[-1][1])
         call_progress = None if progress is None else (
-            lambda k, _count, before=done: progress(before + k, len(jobs)))
-        weights = np.asarray(backend.accumulate(gaussians, _CallViews(cameras, label_maps, call), n_slots,
+            lambda k, _count, before=done: progress(min(before + k, len(cameras)), len(cameras)))
+        weights = np.asarray(backend.accumulate(gaussians, _CallViews(cameras, call), n_slots,
                                                 call_progress, cancel), dtype=np.float32)
-        for view, ids, offset in call:
+        for view, ids, offset, _slots in call:
             rows = weights[offset:offset + 1 + len(ids)]
             # every chunk's slots cover the whole view, so their sum is the Gaussian's weight in the view; entries
             # below KEEP_SHARE of it count for nothing
