@@ -198,7 +198,10 @@ def test_cli_sam_folder_writes_masks_and_report(workspace, capsys):
     assert report["ids"] == "per-view" and association["n_instances"] >= 4
     for key in ("instances", "masks", "masks_matched", "masks_unmatched", "merges", "splits"):
         assert key in association
-    assert all(i["views"] >= 1 for i in association["instances"])
+    assert all(i["views"] == len(i["seen_in"]) >= 1 for i in association["instances"])
+    for entry in association["merges"] + association["splits"]:  # mask ids as the folder names them
+        for mask in [entry["mask"]] if "mask" in entry else entry["masks"]:
+            assert os.path.isfile(workspace / "sam" / entry["view"] / f"{mask}.png")
     written = sorted(os.listdir(out / "masks"))
     assert len([name for name in written if name.endswith(".png")]) == 10
     # the written consistent maps, lifted as consistent ids, give the same labels

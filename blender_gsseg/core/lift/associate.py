@@ -218,17 +218,26 @@ class Association:
     counts: dict  # masks, matched, parts, new, merges, unmatched, splits, consensus_joins
     merges: list  # [(view, segment id, [instance ids])]
     splits: list  # [(view, instance id, [segment ids])]
+    seen_in: list = dataclasses.field(default_factory=list)  # [K] of [view] where each instance has a segment
+    id_offset: int = 0  # segment id - id_offset = the mask's own id (SAM folders: <k>.png has the value k + 1)
 
     def report(self, view_names: collections.abc.Sequence[str] | None = None, limit: int = 50) -> dict:
+        """The ``association`` entry of segment's report: instances (id, name, Gaussians, views seen in), the
+        mask counts (matched, parts, new instances made, merges and unmatched: those two ignored by the lift,
+        splits: an instance given as several masks of one view, consensus joins) and the first ``limit`` merges
+        and splits (mask ids as in the folder)."""
         name = (lambda v: view_names[v]) if view_names is not None else (lambda v: v)
+        offset = self.id_offset
         return {
             "n_instances": self.n_instances,
             "instances": [{"id": k + 1, "name": f"instance_{k + 1}", "gaussians": int(self.instance_gaussians[k]),
-                           "views": int(self.instance_views[k])} for k in range(self.n_instances)],
+                           "views": int(self.instance_views[k]),
+                           "seen_in": [name(v) for v in (self.seen_in[k] if self.seen_in else [])][:limit]}
+                          for k in range(self.n_instances)],
             **{f"masks_{key}" if key != "masks" else "masks": int(value) for key, value in self.counts.items()},
-            "merges": [{"view": name(v), "mask": int(s), "instances": [int(i) for i in ks]}
+            "merges": [{"view": name(v), "mask": int(s) - offset, "instances": [int(i) for i in ks]}
                        for v, s, ks in self.merges[:limit]],
-            "splits": [{"view": name(v), "instance": int(k), "masks": [int(s) for s in ss]}
+            "splits": [{"view": name(v), "instance": int(k), "masks": [int(s) - offset for s in ss]}
                        for v, k, ss in self.splits[:limit]],
         }
 
@@ -489,6 +498,7 @@ def associate(views: list[ViewSegments], n_gaussians: int) -> Association:
     counts = collections.Counter()
     merges, splits = [], []
     used_views = np.zeros(count, dtype=np.int64)
+    seen_in = [[] for _ in range(count)]
     for v, view in enumerate(views):
         if len(view.ids) == 0:
             decided.append(np.zeros(0, np.int64))
@@ -505,6 +515,8 @@ def associate(views: list[ViewSegments], n_gaussians: int) -> Association:
         decided.append(instances)
         present = np.unique(instances[instances >= 0])
         used_views[present] += 1
+        for k in present:
+            seen_in[k].append(v)
         for k in present:
             members = np.flatnonzero(instances == k)
             if len(members) > 1:
@@ -528,6 +540,7 @@ def associate(views: list[ViewSegments], n_gaussians: int) -> Association:
         counts=counts_out,
         merges=[(v, int(views[v].ids[s]), [int(new_id[k + 1]) for k in ks]) for v, s, ks in merges],
         splits=[(v, int(new_id[k + 1]), [int(views[v].ids[s]) for s in ss]) for v, k, ss in splits],
+        seen_in=[seen_in[k] for k in ranked],
     )
 
 
@@ -540,6 +553,8 @@ def associate_views(gaussians, views, *, backend="cpu", memory_budget=None, prog
     segments = per_view_weights(gaussians, views.cameras, views.label_maps, backend=backend,
                                 memory_budget=memory_budget, progress=progress, cancel=cancel)
     association = associate(segments, len(gaussians))
+    if views.masks.kinds and all(kind == "sam" for kind in views.masks.kinds):
+        association.id_offset = 1
     if association.n_instances == 0:
         raise BadInputError(f"{views.source or 'the masks'}: no mask could be matched to any Gaussian "
                             "(no camera sees the masked objects)")
