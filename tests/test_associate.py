@@ -260,3 +260,21 @@ def test_masks_of_the_wrong_size_are_resized_with_a_warning(scene, truth_maps, t
     with pytest.warns(UserWarning, match="differ in size"):
         mask_set = load_sam_masks(tmp_path / "sam", [camera])
     np.testing.assert_array_equal(mask_set.label_maps[0] == 1, truth_maps[0] == 1)
+
+
+def test_lift_views_associates_per_view_ids_and_gamma_auto_works(scene, truth_maps, tmp_path):
+    """lift_views, the one lift entry (the Blender add-on's job too), associates a SAM folder's views before
+    lifting them; γ's cross-validation folds then run on the consistent ids."""
+    from blender_gsseg.core.lift.run import lift_views
+    from blender_gsseg.core.lift.views import build_views
+
+    write_sam_folders(tmp_path / "sam", [c.image_name for c in scene.cameras], truth_maps, seed=2,
+                      style=SamStyle.clean())
+    views = build_views(scene.cameras, str(tmp_path / "sam"))
+    assert views.ids == "per-view"
+    lift = lift_views(scene.gaussians, views, backend="cpu", choose_gamma=True, folds=2)
+    assert lift.association is not None and lift.views.ids == "per-view"
+    n = lift.association.n_instances
+    assert list(lift.accumulation.label_ids) == list(range(n + 1))
+    assert lift.gamma_choice is not None
+    assert n == len(np.unique(scene.labels))  # clean masks: the spheres and the ground

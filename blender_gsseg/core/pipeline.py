@@ -34,7 +34,6 @@ from .files.splats import read_gaussians, write_gaussians
 from .gaussians import Gaussians
 from .lift.levels import parent_labels, solve_within_parents
 from .lift.solver import UNSEEN, Shares, check_gamma
-from .lift.associate import associate_views
 from .lift.views import IDS_PER_VIEW, Views, build_views
 
 RUN_COMMENT = "gsseg_run"
@@ -89,16 +88,6 @@ def segment_scene(
     timings["load_s"] = time.perf_counter() - start
 
     backend = get_backend(backend)
-    associations = {}
-    if any(views.ids == IDS_PER_VIEW for views in level_views):
-        start = time.perf_counter()
-        budget = default_memory_budget() if memory_budget is None else memory_budget
-        for level, views in enumerate(level_views):
-            if views.ids == IDS_PER_VIEW:
-                level_views[level], associations[level] = associate_views(
-                    gaussians, views, backend=backend, memory_budget=budget, progress=progress, cancel=cancel)
-        timings["associate_s"] = time.perf_counter() - start
-
     start = time.perf_counter()
     cameras_name = os.fspath(camera_source) if isinstance(camera_source, (str, os.PathLike)) else "the cameras"
     lifts = []
@@ -109,8 +98,13 @@ def segment_scene(
                                 target=target, memory_budget=memory_budget, cameras_name=cameras_name,
                                 progress=level_progress, cancel=cancel))
     accumulations = [lift.accumulation for lift in lifts]
+    level_views = [lift.views for lift in lifts]  # per-view ids: the views with the associated, consistent ids
+    associations = {level: lift.association for level, lift in enumerate(lifts) if lift.association is not None}
     gamma_choice = lifts[0].gamma_choice
-    timings["accumulate_s"] = time.perf_counter() - start - lifts[0].choose_gamma_s
+    associate_s = sum(lift.associate_s for lift in lifts)
+    if associations:
+        timings["associate_s"] = associate_s
+    timings["accumulate_s"] = time.perf_counter() - start - lifts[0].choose_gamma_s - associate_s
     if gamma_choice is not None:
         gamma = gamma_choice.gamma["subset"]
         timings["choose_gamma_s"] = lifts[0].choose_gamma_s

@@ -13,8 +13,9 @@ import numpy as np
 from ..errors import BadInputError
 from . import tune
 from .accumulate import Accumulation, default_memory_budget
+from .associate import Association, associate_views
 from .solver import UNSEEN
-from .views import Views
+from .views import IDS_PER_VIEW, Views
 
 
 @dataclasses.dataclass
@@ -23,6 +24,9 @@ class Lift:
     fold_accumulations: list = dataclasses.field(default_factory=list)  # with choose_gamma
     gamma_choice: tune.GammaChoice | None = None  # with choose_gamma
     choose_gamma_s: float = 0.0  # time spent scoring γ
+    views: Views | None = None  # the views lifted: per-view ids made consistent (association) when they were
+    association: Association | None = None  # with per-view ids (views.ids == 'per-view', e.g. a SAM folder)
+    associate_s: float = 0.0  # time spent associating
 
 
 def lift_views(
@@ -39,6 +43,12 @@ def lift_views(
     cancel: collections.abc.Callable[[], bool] | None = None,
 ) -> Lift:
     budget = default_memory_budget() if memory_budget is None else memory_budget
+    association, associate_s = None, 0.0
+    if views.ids == IDS_PER_VIEW:  # ids that mean nothing across views: matched into 3D instances first
+        start = time.perf_counter()
+        views, association = associate_views(gaussians, views, backend=backend, memory_budget=budget,
+                                              progress=progress, cancel=cancel)
+        associate_s = time.perf_counter() - start
     if choose_gamma:
         fold_accumulations = tune.accumulate_folds(gaussians, views, folds, backend=backend, progress=progress,
                                                    cancel=cancel, memory_budget=budget)
@@ -46,6 +56,7 @@ def lift_views(
     else:
         lift = Lift(views.accumulate(gaussians, backend=backend, progress=progress, cancel=cancel,
                                      memory_budget=budget))
+    lift.views, lift.association, lift.associate_s = views, association, associate_s
     if not lift.accumulation.seen_any:
         raise BadInputError(f"{cameras_name}: no camera sees any Gaussian of {gaussians.path or 'the scene'} "
                             f"(check the camera file and the scene's coordinate frame)")
