@@ -278,3 +278,11 @@ def test_lift_views_associates_per_view_ids_and_gamma_auto_works(scene, truth_ma
     assert list(lift.accumulation.label_ids) == list(range(n + 1))
     assert lift.gamma_choice is not None
     assert n == len(np.unique(scene.labels))  # clean masks: the spheres and the ground
+
+
+def test_cli_ids_consistent_refuses_a_sam_folder(workspace, capsys):
+    rc = run("segment", workspace / "scene.ply", "--cameras", workspace / "cameras.json", "--masks",
+             workspace / "sam", "-o", workspace / "no.ply", "--ids", "consistent", "--backend", "cpu")
+    assert rc == 2
+    assert "SAM's layout" in capsys.readouterr().err
+    assert not os.path.exists(workspace / "no.ply")

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import time
 import warnings
 
 import numpy as np
@@ -220,6 +221,8 @@ class Association:
     splits: list  # [(view, instance id, [segment ids])]
     seen_in: list = dataclasses.field(default_factory=list)  # [K] of [view] where each instance has a segment
     id_offset: int = 0  # segment id - id_offset = the mask's own id (SAM folders: <k>.png has the value k + 1)
+    seconds: dict = dataclasses.field(default_factory=dict)  # per_view_pass, matching
+    entries_bytes: int = 0  # the per-view pass's sparse entries, all views
 
     def report(self, view_names: collections.abc.Sequence[str] | None = None, limit: int = 50) -> dict:
         """The ``association`` entry of segment's report: instances (id, name, Gaussians, views seen in), the
@@ -239,6 +242,8 @@ class Association:
                        for v, s, ks in self.merges[:limit]],
             "splits": [{"view": name(v), "instance": int(k), "masks": [int(s) - offset for s in ss]}
                        for v, k, ss in self.splits[:limit]],
+            "seconds": {key: round(value, 3) for key, value in self.seconds.items()},
+            "per_view_entries_mb": round(self.entries_bytes / 2**20, 1),
         }
 
     def label_maps(self, label_maps: collections.abc.Sequence) -> AssociatedMaps:
@@ -550,9 +555,13 @@ def associate_views(gaussians, views, *, backend="cpu", memory_budget=None, prog
     if len(views) == 1:
         warnings.warn("per-view ids with a single view: nothing to associate; each mask is an instance",
                       stacklevel=2)
+    start = time.perf_counter()
     segments = per_view_weights(gaussians, views.cameras, views.label_maps, backend=backend,
                                 memory_budget=memory_budget, progress=progress, cancel=cancel)
+    middle = time.perf_counter()
     association = associate(segments, len(gaussians))
+    association.seconds = {"per_view_pass": middle - start, "matching": time.perf_counter() - middle}
+    association.entries_bytes = sum(view.nbytes for view in segments)
     if views.masks.kinds and all(kind == "sam" for kind in views.masks.kinds):
         association.id_offset = 1
     if association.n_instances == 0:

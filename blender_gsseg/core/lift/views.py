@@ -140,18 +140,22 @@ def build_views(cameras, masks, *, scale: float = 1.0, every: int = 1, ignore_la
     sizes = working_sizes(selected, scale)
     if ids not in (None, IDS_CONSISTENT, IDS_PER_VIEW):
         raise BadInputError(f"--ids {ids}: choose {IDS_CONSISTENT} or {IDS_PER_VIEW}")
-    ids = ids or IDS_CONSISTENT
     if isinstance(masks, (str, os.PathLike)) and is_sam_layout(masks, selected):
         source = os.fspath(masks)
+        if ids == IDS_CONSISTENT:
+            raise BadInputError(f"--ids {IDS_CONSISTENT}: {source} is in SAM's layout (<image stem>/<k>.png), whose "
+                                f"ids are drawn anew in every image; leave --ids out or give --ids {IDS_PER_VIEW}")
         mask_set = load_sam_masks(source, selected, sizes=sizes)
         ids = IDS_PER_VIEW
     elif isinstance(masks, (str, os.PathLike)):
         source = os.fspath(masks)
         mask_set = load_masks(source, selected, ignore_label=ignore_label, sizes=sizes,
                               binary_threshold=binary_threshold)
+        ids = ids or IDS_CONSISTENT
     else:
         source = None
         mask_set = _masks_in_memory(masks, sizes)
+        ids = ids or IDS_CONSISTENT
     if not np.any(mask_set.label_ids > 0):
         raise BadInputError(f"{source or 'the label maps'}: the masks hold only background (label 0): "
                             "nothing to segment")
