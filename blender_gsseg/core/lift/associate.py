@@ -67,7 +67,7 @@ from .accumulate import estimate_memory
 
 MAJORITY = 0.5
 MIN_IOU = 0.2  # a mutual best match needs at least this weighted IoU
-MAX_LABELS_PER_CALL = 32  # as the bounded form's LABELS_PER_PASS: memory of one call ~ a 32-label lift
+MAX_LABELS_PER_CALL = 16  # slots per backend call (per worker on a cluster): one call holds ~ a 16-label lift
 KEEP_SHARE = 0.01  # per-view entries kept: weight above this share of the Gaussian's weight in the view
 
 
@@ -149,7 +149,8 @@ def per_view_weights(
     backend = get_backend(backend)
     n = len(gaussians)
     max_pixels = max((c.width * c.height for c in cameras), default=0)
-    cap = labels_per_call(n, max_pixels, memory_budget)
+    # a cluster shards a call's views over its workers: one call per round of the workers
+    cap = labels_per_call(n, max_pixels, memory_budget) * max(1, int(getattr(backend, "n_workers", 1) or 1))
     per_view = []
 
     def calls():  # lists of jobs (view, chunk ids, offset, slot map), each list within ``cap`` slots
@@ -372,24 +373,41 @@ def _view_order(views, bank):
     """Views in the order the bank meets them: first the one with the most segments (ties: the first), then
     each time the remaining view whose segment weight the bank already knows best (the largest share owned by
     some instance; ties: more segments, then the first), so that each view is matched against instances seen
-    from nearby rather than from the far side."""
+    from nearby rather than from the far side. The known weight of every view is kept up to date from the
+    Gaussians that became known (an index of the entries by Gaussian), so the order costs O(entries) in all."""
     remaining = [v for v in range(len(views)) if len(views[v].ids)]
-    totals = {v: float(views[v].weight[views[v].segment >= 0].sum()) for v in remaining}
     if not remaining:
         return
-    first = min(remaining, key=lambda v: (-len(views[v].ids), v))
+    entry_view, entry_gaussian, entry_weight = [], [], []
+    for v in remaining:
+        in_segment = views[v].segment >= 0
+        entry_gaussian.append(views[v].gaussians[in_segment])
+        entry_weight.append(views[v].weight[in_segment])
+        entry_view.append(np.full(int(in_segment.sum()), v, dtype=np.int32))
+    entry_gaussian = np.concatenate(entry_gaussian)
+    by_gaussian = np.argsort(entry_gaussian, kind="stable")
+    entry_view = np.concatenate(entry_view)[by_gaussian]
+    entry_weight = np.concatenate(entry_weight)[by_gaussian]
+    starts = np.searchsorted(entry_gaussian[by_gaussian], np.arange(bank.n + 1))
+    del entry_gaussian, by_gaussian
+    totals = np.bincount(entry_view, weights=entry_weight, minlength=len(views))
+    known = np.zeros(len(views))
+    was_known = bank.owner >= 0
+    segments = np.array([len(view.ids) for view in views])
+    first = min(remaining, key=lambda v: (-segments[v], v))
     while remaining:
-        if first is None:
-            known = {}
-            for v in remaining:
-                view = views[v]
-                in_segment = view.segment >= 0
-                owned = bank.owner[view.gaussians[in_segment]] >= 0
-                known[v] = float(view.weight[in_segment][owned].sum()) / max(totals[v], 1e-30)
-            first = min(remaining, key=lambda v: (-round(known[v], 6), -len(views[v].ids), v))
         remaining.remove(first)
-        yield first
-        first = None
+        yield first  # the caller adds the view to the bank
+        newly = np.flatnonzero((bank.owner >= 0) & ~was_known)
+        was_known[newly] = True
+        lengths = starts[newly + 1] - starts[newly]
+        if lengths.sum():
+            index = np.repeat(starts[newly] - np.cumsum(np.r_[0, lengths[:-1]]), lengths) + \
+                np.arange(int(lengths.sum()))
+            known += np.bincount(entry_view[index], weights=entry_weight[index], minlength=len(views))
+        if remaining:
+            share = np.round(known[remaining] / np.maximum(totals[remaining], 1e-30), 6)
+            first = remaining[int(np.lexsort((remaining, -segments[remaining], -share))[0])]
 
 
 ROUNDS = 4  # consensus + re-decision rounds after the greedy pass (stops early when nothing changes)
