@@ -17,7 +17,7 @@ from blender_gsseg.core.files.sam_masks import IGNORED_IN_FILES, is_sam_layout, 
 from blender_gsseg.core.files.splats import read_gaussians, write_gaussians
 from blender_gsseg.core.lift import associate
 from blender_gsseg.core.pipeline import segment_scene
-from synthetic.sam_folders import SamStyle, permuted_label_maps, write_sam_folder, write_sam_folders
+from synthetic.sam_folders import SamStyle, permuted_label_maps, write_sam_folders
 from synthetic.scene import make_scene
 
 

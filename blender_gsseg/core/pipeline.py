@@ -87,8 +87,8 @@ def segment_scene(
                                binary_threshold=binary_threshold, ids=ids) for folder in folders]
     timings["load_s"] = time.perf_counter() - start
 
-    backend = get_backend(backend)
     start = time.perf_counter()
+    backend = get_backend(backend)
     cameras_name = os.fspath(camera_source) if isinstance(camera_source, (str, os.PathLike)) else "the cameras"
     lifts = []
     for level, views in enumerate(level_views):
