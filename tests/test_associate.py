@@ -268,9 +268,9 @@ def test_lift_views_associates_per_view_ids_and_gamma_auto_works(scene, truth_ma
     from blender_gsseg.core.lift.run import lift_views
     from blender_gsseg.core.lift.views import build_views
 
-    write_sam_folders(tmp_path / "sam", [c.image_name for c in scene.cameras], truth_maps, seed=2,
-                      style=SamStyle.clean())
-    views = build_views(scene.cameras, str(tmp_path / "sam"))
+    cameras, maps = scene.cameras[::2], truth_maps[::2]
+    write_sam_folders(tmp_path / "sam", [c.image_name for c in cameras], maps, seed=2, style=SamStyle.clean())
+    views = build_views(cameras, str(tmp_path / "sam"))
     assert views.ids == "per-view"
     lift = lift_views(scene.gaussians, views, backend="cpu", choose_gamma=True, folds=2)
     assert lift.association is not None and lift.views.ids == "per-view"
@@ -286,3 +286,20 @@ def test_cli_ids_consistent_refuses_a_sam_folder(workspace, capsys):
     assert rc == 2
     assert "SAM's layout" in capsys.readouterr().err
     assert not os.path.exists(workspace / "no.ply")
+
+
+def test_a_view_with_a_thousand_masks(scene, truth_maps, tmp_path):
+    """1,000 masks in one view (a fine grid of tiny masks, SAM at its most eager) beside ordinary views: read,
+    passed in chunks, associated, lifted."""
+    names = [c.image_name for c in scene.cameras[:4]]
+    write_sam_folders(tmp_path / "sam", names[1:], truth_maps[1:4], seed=1, style=SamStyle.clean())
+    camera = scene.cameras[0]
+    cells = (np.arange(camera.height)[:, None] // 2 * 32 + np.arange(camera.width)[None, :] // 3) % 1000
+    folder = tmp_path / "sam" / names[0]
+    folder.mkdir()
+    for k in range(1000):
+        _write_mask(folder / f"{k}.png", cells == k)
+    result = segment_scene(scene.gaussians, scene.cameras[:4], str(tmp_path / "sam"), backend="cpu")
+    association = result.report["association"]
+    assert association["masks"] >= 1000 + 3
+    assert 1 <= association["n_instances"] < association["masks"]

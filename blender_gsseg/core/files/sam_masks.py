@@ -40,7 +40,7 @@ import numpy as np
 from ..cameras import Camera
 from ..errors import BadInputError
 from ..read_on_use import ReadOnUse
-from .masks import (MASK_EXTENSIONS, KIND_BINARY, MaskSet, _decode, _match, _name_list, resize_nearest)
+from .masks import MASK_EXTENSIONS, MaskSet, _decode, _match, _name_list, resize_nearest
 
 KIND_SAM = "sam"
 METADATA_FILE = "metadata.csv"
@@ -222,9 +222,7 @@ class SamLabelMaps(ReadOnUse):
         width, height = self.sizes[view]
         masks, areas, info = [], [], {"resized": [], "dropped": []}
         for key, path, predicted_iou, stability in self.views[view]:
-            kind, native, _values = _decode(path, None)
-            if kind != KIND_BINARY:
-                raise BadInputError(f"{path}: a SAM mask must be binary (0 and 255), found a {kind} image")
+            _kind, native, _values = _decode(path, None)  # any kind: non-zero is inside (an empty mask is all 0)
             if camera_size is not None and native.shape != (camera_size[1], camera_size[0]):
                 info["resized"].append(f"{path} ({native.shape[1]}x{native.shape[0]}, camera "
                                        f"{camera_size[0]}x{camera_size[1]})")

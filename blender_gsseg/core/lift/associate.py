@@ -417,26 +417,28 @@ def _consensus(views, bank) -> int:
     """Join instances more often together (covered by one merge segment) than apart (decided to different
     segments of one view); returns the number of joins."""
     count = bank.count
-    together = np.zeros((count, count), dtype=np.int64)
-    apart = np.zeros((count, count), dtype=np.int64)
+    view_groups = []  # per view: instance -> the groups (segments) it is in
+    together = collections.Counter()  # (a, b), a < b: views where one merge segment holds both
     for view in views:
         if len(view.ids) == 0 or count == 0:
             continue
         table, size, visible = _tables(view, bank, count)
-        groups = []
-        for decision, k, covered in _decide(table, size, visible):
-            if decision in (MATCH, PART):
-                groups.append([k])
-            elif decision == MERGE:
-                groups.append(covered)
-        member = np.zeros((len(groups), count), dtype=bool)
-        for g, group in enumerate(groups):
-            member[g, group] = True
-        member = member.astype(np.int64)
-        shared = member.T @ member  # [K, K]: groups holding both
-        present = member.sum(axis=0) > 0
-        together += shared
-        apart += (present[:, None] & present[None, :]) & (shared == 0)
+        where = collections.defaultdict(set)
+        for s, (decision, k, covered) in enumerate(_decide(table, size, visible)):
+            group = [k] if decision in (MATCH, PART) else covered if decision == MERGE else []
+            for k in group:
+                where[k].add(s)
+            if len(group) >= 2:
+                for a_index, a in enumerate(sorted(group)):
+                    for b in sorted(group)[a_index + 1:]:
+                        together[(a, b)] += 1
+        view_groups.append(where)
+    # only pairs ever together can be joined: count the views that hold them apart
+    apart = collections.Counter()
+    for where in view_groups:
+        for a, b in together:
+            if a in where and b in where and not (where[a] & where[b]):
+                apart[(a, b)] += 1
     parent = list(range(count))
 
     def find(k):
@@ -446,8 +448,7 @@ def _consensus(views, bank) -> int:
         return k
 
     joins = 0
-    first, second = np.nonzero(np.triu(together > apart, 1))
-    for a, b in zip(first.tolist(), second.tolist()):
+    for a, b in sorted(pair for pair, times in together.items() if times > apart[pair]):
         ra, rb = find(a), find(b)
         if ra != rb:
             parent[max(ra, rb)] = min(ra, rb)
