@@ -6,12 +6,14 @@ SAM's automatic masks number objects anew in every image. This module finds whic
 maps to the ordinary lift.
 
 1. **Per-view pass** (:func:`per_view_weights`): the exact accumulation, on the backend, with every view's
-   segments as labels of their own plus one slot per view for its pixels in no segment (background 0 and ignored
-   pixels). Views go through one backend call side by side (at most ``MAX_LABELS_PER_CALL`` slots, fewer when
-   the memory budget says so), so CUDA and ``--workers``/``--cluster`` shard the pass by view as they shard the
-   lift; a view with more segments than a call holds is done in chunks (each chunk re-draws the view). Kept,
-   sparse: per view the entries (Gaussian, segment, weight) above ``KEEP_SHARE`` of the Gaussian's weight in
-   the view, and one entry for its weight in no segment; never a dense [all masks, N] array.
+   segments as labels of their own plus two slots per view: its background (0) pixels and its other pixels in
+   no segment (ignored). Views go through one backend call side by side (at most ``MAX_LABELS_PER_CALL`` slots,
+   times the workers of a cluster, fewer when the memory budget says so), so CUDA and ``--workers``/``--cluster``
+   shard the pass by view as they shard the lift; a view with more segments than a call holds is done in chunks
+   (each chunk re-draws the view). Kept, sparse: per view and Gaussian its weight in each segment it touches, in
+   the background, and in no segment at all; never a dense [all masks, N] array. The association reads the
+   entries above ``KEEP_SHARE`` (1%) of the Gaussian's weight in the view; the fainter ones are kept apart for
+   step 5.
 2. **Greedy pass.** A bank of instances holds evidence per instance and Gaussian ([K, N] float32, K instances,
    like the lift's own accumulation of K labels); a Gaussian's owner is its instance of most evidence. The views
    are met first the one with the most segments, then each time the view whose segment weight the bank already
@@ -44,10 +46,16 @@ maps to the ordinary lift.
    ignored (-1); pixels in no segment keep their value (0 background, -1 ignored). Instances are numbered 1, 2,
    ... by decreasing Gaussian count (ties: the first made), named ``instance_<k>``; instances no segment maps to
    are dropped.
+5. **The lift** of the re-numbered maps is summed from the pass's entries (:func:`assemble_accumulation`): the
+   same A as a second pass over the maps would give (float32 rounding per view apart), so the whole job costs
+   one pass over the views plus the matching. γ's cross-validation (``--gamma auto``), or a dense A over the
+   memory budget, lifts the re-numbered maps in a pass of their own instead.
 
 Every threshold is a majority (0.5) except ``MIN_IOU``; a majority is unique, so no assignment solver is needed.
 Clean masks whose ids are permuted per view are associated exactly (each segment matches its object), so the lift
-is the consistent-id lift up to renaming (tests/test_associate.py).
+is the consistent-id lift up to renaming (tests/test_associate.py). Memory: the entries (about 12 bytes per
+Gaussian per view that sees it, and a few more at segment borders), one call's [slots, N] and the bank's
+[instances, N]; none grows with the number of masks.
 """
 
 from __future__ import annotations
@@ -63,29 +71,38 @@ from ..errors import BadInputError, MemoryBudgetError
 from ..files.masks import MaskSet
 from ..read_on_use import ReadOnUse
 from ..raster.backends import get_backend
-from .accumulate import estimate_memory
+from .accumulate import Accumulation, estimate_memory
 
 MAJORITY = 0.5
 MIN_IOU = 0.2  # a mutual best match needs at least this weighted IoU
+KEEP_SHARE = 0.01  # entries the association reads: above this share of the Gaussian's weight in the view
 MAX_LABELS_PER_CALL = 16  # slots per backend call (per worker on a cluster): one call holds ~ a 16-label lift
-KEEP_SHARE = 0.01  # per-view entries kept: weight above this share of the Gaussian's weight in the view
 
 
 @dataclasses.dataclass
 class ViewSegments:
     """One view's segments and its sparse weights: entry m is Gaussian ``gaussians[m]``'s weight ``weight[m]``
-    in the pixels of segment ``segment[m]`` (only entries above ``KEEP_SHARE`` of its weight in the view)."""
+    in the pixels of segment ``segment[m]``, or, with segment -1, its weight in the view's pixels in no segment
+    (background and ignored pixels); the association reads these, the entries above ``KEEP_SHARE`` of the
+    Gaussian's weight in the view. The entries below it (``faint_*``) and the weights in the background (label 0)
+    pixels are kept apart, so that the lift can be summed from the pass exactly."""
 
     ids: np.ndarray  # int64 [S] the label values > 0 of the view's map, ascending
     pixels: np.ndarray  # int64 [S] pixels per segment
     gaussians: np.ndarray  # int32 [M]
     segment: np.ndarray  # int32 [M] index into ids; -1: the view's pixels in no segment (background, ignored)
     weight: np.ndarray  # float32 [M]
+    background_gaussians: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int32))  # [B]
+    background_weight: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.float32))  # [B]
+    faint_gaussians: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int32))  # [F]
+    faint_segment: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int32))  # [F] >= 0
+    faint_weight: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.float32))  # [F]
 
     @property
     def nbytes(self) -> int:
-        return self.ids.nbytes + self.pixels.nbytes + self.gaussians.nbytes + self.segment.nbytes + \
-            self.weight.nbytes
+        return sum(array.nbytes for array in (self.ids, self.pixels, self.gaussians, self.segment, self.weight,
+                                              self.background_gaussians, self.background_weight,
+                                              self.faint_gaussians, self.faint_segment, self.faint_weight))
 
 
 def _segment_ids(label_map):
@@ -100,8 +117,8 @@ def labels_per_call(n_gaussians: int, max_view_pixels: int, memory_budget: int |
     fixed = estimate_memory(n_gaussians, 0, max_view_pixels)
     per_label = max(1, estimate_memory(n_gaussians, 1, max_view_pixels) - fixed + 4 * n_gaussians)
     cap = (memory_budget - fixed) // per_label
-    if cap < 2:
-        raise MemoryBudgetError(f"associating per-view masks needs about {(fixed + 2 * per_label) / 2**20:.0f} MB "
+    if cap < 3:
+        raise MemoryBudgetError(f"associating per-view masks needs about {(fixed + 3 * per_label) / 2**20:.0f} MB "
                                 f"for {n_gaussians} Gaussians, over the memory budget of "
                                 f"{memory_budget / 2**20:.0f} MB (raise --memory-budget or lower --scale)")
     return int(min(cap, MAX_LABELS_PER_CALL))
@@ -126,12 +143,14 @@ class _CallViews(ReadOnUse):
 
 
 def _slot_map(label_map, ids, offset):
-    slots = np.zeros(label_map.shape, dtype=np.int32)
+    """Slots ``offset`` (ignored pixels and other chunks' segments), ``offset + 1`` (background, 0) and
+    ``offset + 2 + j`` (the chunk's j-th segment)."""
+    slots = np.where(label_map == 0, 1, 0).astype(np.int32)
     if len(ids):
         index = np.searchsorted(ids, label_map)
         np.minimum(index, len(ids) - 1, out=index)
         hit = ids[index] == label_map
-        slots[hit] = index[hit] + 1
+        slots[hit] = index[hit] + 2
     return slots + offset
 
 
@@ -159,51 +178,56 @@ def per_view_weights(
             label_map = np.asarray(label_maps[view])
             ids, pixels = _segment_ids(label_map)
             per_view.append((ids, pixels))
-            chunk = cap - 1
+            chunk = cap - 2
             for start in (range(0, len(ids), chunk) if len(ids) else [0]):
                 chunk_ids = ids[start:start + chunk]
-                if current and used + 1 + len(chunk_ids) > cap:
+                if current and used + 2 + len(chunk_ids) > cap:
                     yield current
                     current, used = [], 0
                 current.append((view, chunk_ids, used, _slot_map(label_map, chunk_ids, used)))
-                used += 1 + len(chunk_ids)
+                used += 2 + len(chunk_ids)
         if current:
             yield current
 
     results = [[] for _ in cameras]  # per view, its chunks' (gaussians, segments, weights)
     done = 0
     for call in calls():
-        n_slots = call[-1][2] + 1 + len(call[-1][1])
+        n_slots = call[-1][2] + 2 + len(call[-1][1])
         call_progress = None if progress is None else (
             lambda k, _count, before=done: progress(min(before + k, len(cameras)), len(cameras)))
         weights = np.asarray(backend.accumulate(gaussians, _CallViews(cameras, call), n_slots,
                                                 call_progress, cancel), dtype=np.float32)
         for view, ids, offset, _slots in call:
-            rows = weights[offset:offset + 1 + len(ids)]
-            # every chunk's slots cover the whole view, so their sum is the Gaussian's weight in the view; entries
-            # below KEEP_SHARE of it count for nothing
-            total = rows.sum(axis=0, dtype=np.float64)
-            floor = (total * KEEP_SHARE).astype(np.float32)
-            slot, where = np.nonzero((rows[1:] > floor[None]) & (rows[1:] > 0))
+            rows = weights[offset:offset + 2 + len(ids)]
+            slot, where = np.nonzero(rows[2:] > 0)
             first = int(np.searchsorted(per_view[view][0], ids[0])) if len(ids) else 0
-            seen = np.flatnonzero(total > 0)
-            results[view].append((where.astype(np.int32), (slot + first).astype(np.int32), rows[1:][slot, where],
-                                  seen if first == 0 else None, total[seen] if first == 0 else None))
+            entries = (where.astype(np.int32), (slot + first).astype(np.int32), rows[2:][slot, where])
+            if first == 0:  # every chunk's slots cover the whole view: its sum is the Gaussian's view weight
+                total = rows.sum(axis=0, dtype=np.float64)
+                seen = np.flatnonzero(total > 0)
+                background = np.flatnonzero(rows[1] > 0)
+                results[view].append(entries + (seen, total[seen], background, rows[1][background]))
+            else:
+                results[view].append(entries + (None,) * 4)
         done += len(call)
         del weights
     out = []
     for view, chunks in enumerate(results):
         ids, pixels = per_view[view]
         where, segment, weight = (np.concatenate(parts) for parts in zip(*[chunk[:3] for chunk in chunks]))
-        seen, total = next((chunk[3], chunk[4]) for chunk in chunks if chunk[3] is not None)
+        seen, total, background, background_weight = next(chunk[3:] for chunk in chunks if chunk[3] is not None)
         # the view's pixels in no segment (background, ignored): segment -1, the rest of the Gaussian's weight
-        in_segments = np.zeros(n, dtype=np.float64)
-        np.add.at(in_segments, where, weight)
-        outside = total - in_segments[seen]
-        keep = outside > total * KEEP_SHARE
-        out.append(ViewSegments(ids, pixels, np.concatenate([where, seen[keep].astype(np.int32)]),
-                                np.concatenate([segment, np.full(int(keep.sum()), -1, np.int32)]),
-                                np.concatenate([weight, outside[keep]]).astype(np.float32)))
+        outside = total - np.bincount(where, weights=weight, minlength=n)[seen]
+        keep = outside > KEEP_SHARE * total
+        view_total = np.zeros(n)
+        view_total[seen] = total
+        strong = weight > KEEP_SHARE * view_total[where]
+        faint = ~strong
+        out.append(ViewSegments(ids, pixels, np.concatenate([where[strong], seen[keep].astype(np.int32)]),
+                                np.concatenate([segment[strong], np.full(int(keep.sum()), -1, np.int32)]),
+                                np.concatenate([weight[strong], outside[keep]]).astype(np.float32),
+                                background.astype(np.int32), background_weight.astype(np.float32),
+                                where[faint], segment[faint], weight[faint].astype(np.float32)))
     return out
 
 
@@ -568,9 +592,37 @@ def associate(views: list[ViewSegments], n_gaussians: int) -> Association:
     )
 
 
-def associate_views(gaussians, views, *, backend="cpu", memory_budget=None, progress=None, cancel=None):
-    """(the views with consistent ids, the :class:`Association`): the per-view pass, the association, and a
-    :class:`~.views.Views` whose label maps carry the instance ids (decoded when read), ready for the lift."""
+def assemble_accumulation(segments: list[ViewSegments], association: Association, n_gaussians: int,
+                          memory_budget: int | None = None) -> Accumulation | None:
+    """The lift of the associated label maps, summed from the per-view pass's entries instead of a second pass
+    over the views: A[k, i] = the weights of Gaussian i in the segments decided to instance k, A[0, i] its
+    background weights (every entry is kept, so this is the same sum as the pass over the re-numbered maps, up
+    to float32 rounding per view). None when the dense [K + 1, N] form would not fit ``memory_budget`` (the
+    caller then lifts the maps in a pass, which may take the bounded form)."""
+    count = association.n_instances + 1
+    if memory_budget is not None and count * n_gaussians * (8 + 4) > memory_budget:
+        return None
+    weights = np.zeros((count, n_gaussians), dtype=np.float64)
+    flat = weights.reshape(-1)
+    for view, instances in zip(segments, association.segment_instances):
+        np.add.at(weights[0], view.background_gaussians, view.background_weight)
+        if not len(instances):
+            continue
+        instances = np.asarray(instances, dtype=np.int64)
+        for gaussians, segment, weight in ((view.gaussians, view.segment, view.weight),
+                                           (view.faint_gaussians, view.faint_segment, view.faint_weight)):
+            in_segment = segment >= 0
+            ids = instances[segment[in_segment]]
+            keep = ids > 0
+            np.add.at(flat, ids[keep] * n_gaussians + gaussians[in_segment][keep], weight[in_segment][keep])
+    return Accumulation(np.arange(count, dtype=np.int32), weights.astype(np.float32))
+
+
+def associate_views(gaussians, views, *, backend="cpu", memory_budget=None, progress=None, cancel=None,
+                    assemble=False):
+    """(the views with consistent ids, the :class:`Association`, the lift's accumulation or None): the per-view
+    pass, the association, a :class:`~.views.Views` whose label maps carry the instance ids (decoded when read),
+    and with ``assemble`` the lift of those maps summed from the pass (:func:`assemble_accumulation`)."""
     if len(views) == 1:
         warnings.warn("per-view ids with a single view: nothing to associate; each mask is an instance",
                       stacklevel=2)
@@ -590,4 +642,5 @@ def associate_views(gaussians, views, *, backend="cpu", memory_budget=None, prog
     label_ids = np.arange(association.n_instances + 1, dtype=np.int32)
     consistent = MaskSet(masks.camera_indices, association.label_maps(masks.label_maps), label_ids, {},
                          masks.unmatched_masks, masks.files, masks.kinds)
-    return dataclasses.replace(views, masks=consistent), association
+    assembled = assemble_accumulation(segments, association, len(gaussians), memory_budget) if assemble else None
+    return dataclasses.replace(views, masks=consistent), association, assembled

@@ -43,13 +43,17 @@ def lift_views(
     cancel: collections.abc.Callable[[], bool] | None = None,
 ) -> Lift:
     budget = default_memory_budget() if memory_budget is None else memory_budget
-    association, associate_s = None, 0.0
+    association, associate_s, assembled = None, 0.0, None
     if views.ids == IDS_PER_VIEW:  # ids that mean nothing across views: matched into 3D instances first
         start = time.perf_counter()
-        views, association = associate_views(gaussians, views, backend=backend, memory_budget=budget,
-                                              progress=progress, cancel=cancel)
+        # the lift itself is summed from the association's per-view pass (no second pass) unless γ's folds need
+        # their own sums
+        views, association, assembled = associate_views(gaussians, views, backend=backend, memory_budget=budget,
+                                                         progress=progress, cancel=cancel, assemble=not choose_gamma)
         associate_s = time.perf_counter() - start
-    if choose_gamma:
+    if assembled is not None:
+        lift = Lift(assembled)
+    elif choose_gamma:
         fold_accumulations = tune.accumulate_folds(gaussians, views, folds, backend=backend, progress=progress,
                                                    cancel=cancel, memory_budget=budget)
         lift = Lift(tune.sum_folds(fold_accumulations), fold_accumulations)
