@@ -75,6 +75,7 @@ from .accumulate import Accumulation, estimate_memory
 
 MAJORITY = 0.5
 MIN_IOU = 0.2  # a mutual best match needs at least this weighted IoU
+ORDER_SAMPLE = 1 << 20  # entries the view order is read from
 KEEP_SHARE = 0.01  # entries the association reads: above this share of the Gaussian's weight in the view
 MAX_LABELS_PER_CALL = 16  # slots per backend call (per worker on a cluster): one call holds ~ a 16-label lift
 
@@ -398,16 +399,19 @@ def _view_order(views, bank):
     each time the remaining view whose segment weight the bank already knows best (the largest share owned by
     some instance; ties: more segments, then the first), so that each view is matched against instances seen
     from nearby rather than from the far side. The known weight of every view is kept up to date from the
-    Gaussians that became known (an index of the entries by Gaussian), so the order costs O(entries) in all."""
+    Gaussians that became known (an index of a sample of the entries by Gaussian: the order costs O(sample) memory
+    and O(entries) time in all)."""
     remaining = [v for v in range(len(views)) if len(views[v].ids)]
     if not remaining:
         return
+    # the order is read from a sample of the entries (every stride-th of each view), at most ORDER_SAMPLE
+    stride = max(1, sum(len(views[v].gaussians) for v in remaining) // ORDER_SAMPLE)
     entry_view, entry_gaussian, entry_weight = [], [], []
     for v in remaining:
-        in_segment = views[v].segment >= 0
+        in_segment = np.flatnonzero(views[v].segment >= 0)[::stride]
         entry_gaussian.append(views[v].gaussians[in_segment])
         entry_weight.append(views[v].weight[in_segment])
-        entry_view.append(np.full(int(in_segment.sum()), v, dtype=np.int32))
+        entry_view.append(np.full(len(in_segment), v, dtype=np.int32))
     entry_gaussian = np.concatenate(entry_gaussian)
     by_gaussian = np.argsort(entry_gaussian, kind="stable")
     entry_view = np.concatenate(entry_view)[by_gaussian]
