@@ -190,7 +190,27 @@ def per_view_weights(
         if current:
             yield current
 
-    results = [[] for _ in cameras]  # per view, its chunks' (gaussians, segments, weights)
+    results = [[] for _ in cameras]  # per view, its chunks' entries until the view is complete
+    out = [None] * len(cameras)
+
+    def finish(view):  # the view's chunks made into its ViewSegments (the raw chunks dropped)
+        chunks, results[view] = results[view], None
+        ids, pixels = per_view[view]
+        where, segment, weight = (np.concatenate(parts) for parts in zip(*[chunk[:3] for chunk in chunks]))
+        seen, total, background, background_weight = next(chunk[3:] for chunk in chunks if chunk[3] is not None)
+        # the view's pixels in no segment (background, ignored): segment -1, the rest of the Gaussian's weight
+        outside = total - np.bincount(where, weights=weight, minlength=n)[seen]
+        keep = outside > KEEP_SHARE * total
+        view_total = np.zeros(n)
+        view_total[seen] = total
+        strong = weight > KEEP_SHARE * view_total[where]
+        faint = ~strong
+        out[view] = ViewSegments(ids, pixels, np.concatenate([where[strong], seen[keep].astype(np.int32)]),
+                                 np.concatenate([segment[strong], np.full(int(keep.sum()), -1, np.int32)]),
+                                 np.concatenate([weight[strong], outside[keep]]).astype(np.float32),
+                                 background.astype(np.int32), background_weight.astype(np.float32),
+                                 where[faint], segment[faint], weight[faint].astype(np.float32))
+
     done = 0
     for call in calls():
         n_slots = call[-1][2] + 2 + len(call[-1][1])
@@ -212,23 +232,12 @@ def per_view_weights(
                 results[view].append(entries + (None,) * 4)
         done += len(call)
         del weights
-    out = []
-    for view, chunks in enumerate(results):
-        ids, pixels = per_view[view]
-        where, segment, weight = (np.concatenate(parts) for parts in zip(*[chunk[:3] for chunk in chunks]))
-        seen, total, background, background_weight = next(chunk[3:] for chunk in chunks if chunk[3] is not None)
-        # the view's pixels in no segment (background, ignored): segment -1, the rest of the Gaussian's weight
-        outside = total - np.bincount(where, weights=weight, minlength=n)[seen]
-        keep = outside > KEEP_SHARE * total
-        view_total = np.zeros(n)
-        view_total[seen] = total
-        strong = weight > KEEP_SHARE * view_total[where]
-        faint = ~strong
-        out.append(ViewSegments(ids, pixels, np.concatenate([where[strong], seen[keep].astype(np.int32)]),
-                                np.concatenate([segment[strong], np.full(int(keep.sum()), -1, np.int32)]),
-                                np.concatenate([weight[strong], outside[keep]]).astype(np.float32),
-                                background.astype(np.int32), background_weight.astype(np.float32),
-                                where[faint], segment[faint], weight[faint].astype(np.float32)))
+        for view in {job[0] for job in call}:
+            if view < call[-1][0]:  # complete: a view's chunks are consecutive, only the last may go on
+                finish(view)
+    for view in range(len(cameras)):
+        if out[view] is None:
+            finish(view)
     return out
 
 
