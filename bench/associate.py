@@ -10,8 +10,10 @@ lifted through `segment` (association, then the lift). Reported per scene and ma
 * held-out mIoU / mAcc: the labels mapped to the true ids the same way, rendered at held-out cameras (subset
   rule) against exact masks;
 * the ratio associated / consistent of both, the instance count against the truth (objects + the ground);
-* seconds of the association (per-view pass + matching) and of the lift, against the consistent lift's, and the
-  peak traced memory (tracemalloc) of each.
+* seconds of the association (per-view pass + matching; the lift of the re-numbered maps is summed from the
+  pass, so "associated_lift" is ~0) against the consistent lift's accumulation, and the peak traced memory
+  (tracemalloc) of each whole segment_scene call, and the size of the per-view pass's sparse entries.
+Results of a run: bench/results/associate.md.
 
 Scenes: the bundled demo (12 lifting views; clean Cycles masks and the SAM-like noisy ones; 6 held-out views)
 and a synthetic scene (spheres on a plane, exact ray-cast masks; --gaussians sets its size). ``--large`` runs the
