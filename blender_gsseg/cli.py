@@ -164,10 +164,26 @@ def _segment(args, backend, memory_budget):
     with Commit(inputs) as commit:  # refuses an output that is an input before the long work
         levels = len(args.masks)  # the sidecars segment writes beside OUT.ply, one per level
         commit.check_outputs([args.output, args.report, *level_sidecars(sidecar_path(args.output), levels)])
+        if args.write_masks and args.ids != "per-view":
+            from .core.files.sam_masks import is_sam_layout
+
+            if not any(is_sam_layout(folder) for folder in args.masks):
+                raise BadInputError("--write-masks writes the masks made consistent from per-view ids: give "
+                                    "--ids per-view or a SAM-layout folder")
+        masks_folder = commit.folder(args.write_masks, kind="masks") if args.write_masks else None
         result = segment_scene(args.scene, args.cameras, masks, gamma=args.gamma, target=args.target,
                                folds=args.folds, scale=args.scale, every=args.every, backend=backend,
                                memory_budget=memory_budget, ignore_label=args.ignore_label,
-                               binary_threshold=args.binary_threshold, progress=Progress("accumulating"))
+                               binary_threshold=args.binary_threshold, progress=Progress("accumulating"),
+                               ids=args.ids)
+        if masks_folder is not None:
+            from .core.files.sam_masks import write_label_maps
+
+            if result.views.ids != "per-view":
+                raise BadInputError("--write-masks writes the masks made consistent from per-view ids: give "
+                                    "--ids per-view or a SAM-layout folder")
+            write_label_maps(masks_folder, [camera.image_name for camera in result.views.cameras],
+                             result.views.label_maps)
         if args.refine:
             from .core.refine.refinements import refine_segment_result
 
@@ -524,6 +540,13 @@ def build_parser():
     p.add_argument("--ignore-label", type=int, help="mask value that counts for nothing")
     p.add_argument("--binary-threshold", type=int, metavar="T",
                    help="read grey masks as binary: grey level >= T is the object (for anti-aliased masks)")
+    p.add_argument("--ids", choices=("consistent", "per-view"),
+                   help="consistent (default): an id is the same object in every view; per-view: ids mean nothing "
+                        "across views (e.g. SAM): each view's masks are matched into 3D instances first. A folder in "
+                        "SAM's layout (<image stem>/<k>.png [+ metadata.csv]) is always per-view")
+    p.add_argument("--write-masks", metavar="DIR",
+                   help="with per-view ids: write the re-numbered, consistent label maps here (16-bit PNG, one per "
+                        "view; 65535 = ignored: re-lift them with --ignore-label 65535)")
     p.add_argument("--report", help="write a JSON report here")
     p.add_argument("--refine", nargs="+", choices=("missing", "opacity", "hidden", "seams"), default=[],
                    help="opt-in refinements beyond the exact optimum (see the README's Quality section); "

@@ -21,7 +21,7 @@ from .lift.run import SegmentResult, label_counts, lift_views
 from .lift import tune
 from .raster.backends import BackendOrName, get_backend
 from .files.labels import (CODE_PROPERTY, GAMMA_COMMENT, LABEL_COMMENT, LABEL_PROPERTY, LAYOUT_COMMENT, CodeLayout,
-                           gamma_comment, label_table_comments, read_label_table)
+                           gamma_comment, label_colour, label_table_comments, read_label_table)
 from .cameras import Camera
 from .errors import BadInputError
 from .files.camera_files import load_cameras
@@ -32,7 +32,7 @@ from .gaussians import Gaussians
 from .lift.levels import parent_labels, solve_levels
 from .lift.sidecar import run_of, save_run_sidecars, sidecar_paths, solve_level_sidecars, with_run
 from .lift.solver import UNSEEN, Shares, check_gamma
-from .lift.views import Views, build_views
+from .lift.views import IDS_PER_VIEW, Views, build_views
 
 
 def segment_scene(
@@ -52,6 +52,7 @@ def segment_scene(
     cancel: collections.abc.Callable[[], bool] | None = None,  # True cancels (CancelledError)
     level_names: list[str] | None = None,
     folds: int = tune.DEFAULT_FOLDS,  # with gamma="auto"
+    ids: str | None = None,  # "consistent" (default) or "per-view" (a SAM-layout folder is always per-view)
 ) -> SegmentResult:
     """Lift the masks in ``masks_dir`` onto ``scene`` (a path or :class:`Gaussians`) seen by ``cameras``
     (a path or a list of :class:`Camera`). Returns a :class:`SegmentResult`; writes nothing.
@@ -60,6 +61,8 @@ def segment_scene(
     Gaussians of each coarser label and the levels are packed into ``gsseg_code`` (see levels.py).
     ``gamma="auto"``: γ chosen per render rule by ``folds``-fold cross-validation over the lifting views
     (:mod:`.lift.tune`); the labels use the subset rule's (the default one), ``result.gamma_choice`` holds both.
+    ``ids="per-view"`` (or a SAM-layout folder): the masks' ids mean nothing across views; they are associated
+    into 3D instances first (:mod:`.lift.associate`), ``report["association"]`` says how.
     """
     timings = {}
     start = time.perf_counter()
@@ -77,7 +80,7 @@ def segment_scene(
     if gamma != "auto":
         check_gamma(gamma)  # before the long work, not after it
     level_views = [build_views(cameras, folder, scale=scale, every=every, ignore_label=ignore_label,
-                               binary_threshold=binary_threshold) for folder in folders]
+                               binary_threshold=binary_threshold, ids=ids) for folder in folders]
     timings["load_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -91,8 +94,13 @@ def segment_scene(
                                 target=target, memory_budget=memory_budget, cameras_name=cameras_name,
                                 progress=level_progress, cancel=cancel))
     accumulations = [lift.accumulation for lift in lifts]
+    level_views = [lift.views for lift in lifts]  # per-view ids: the views with the associated, consistent ids
+    associations = {level: lift.association for level, lift in enumerate(lifts) if lift.association is not None}
     gamma_choice = lifts[0].gamma_choice
-    timings["accumulate_s"] = time.perf_counter() - start - lifts[0].choose_gamma_s
+    associate_s = sum(lift.associate_s for lift in lifts)
+    if associations:
+        timings["associate_s"] = associate_s
+    timings["accumulate_s"] = time.perf_counter() - start - lifts[0].choose_gamma_s - associate_s
     if gamma_choice is not None:
         gamma = gamma_choice.gamma["subset"]
         timings["choose_gamma_s"] = lifts[0].choose_gamma_s
@@ -105,6 +113,10 @@ def segment_scene(
     timings["solve_s"] = time.perf_counter() - start
 
     out = with_labels(gaussians, labels, finest.label_ids)
+    if len(folders) - 1 in associations:  # instances are named instance_<k> (a name the scene had is replaced)
+        out = out.with_comments(label_table_comments(finest.label_ids, {
+            int(k): (f"instance_{k}", "#%02x%02x%02x" % label_colour(int(k))) for k in finest.label_ids if k > 0}),
+            drop_prefix=LABEL_COMMENT + " ")
     layout = None
     if len(folders) > 1:
         names = level_names or [os.path.basename(os.path.normpath(os.fspath(f))) for f in folders]
@@ -135,6 +147,12 @@ def segment_scene(
                             for name, m, p in zip(layout.names, mask_sets, parents, strict=True)]
     if gamma_choice is not None:
         report["gamma_auto"] = gamma_choice.report()
+    if associations:
+        names = [[camera.image_name for camera in level_views[level].cameras] for level in range(len(folders))]
+        reports = {level: association.report(names[level]) for level, association in associations.items()}
+        report["ids"] = IDS_PER_VIEW
+        report["association"] = reports[len(folders) - 1] if len(folders) == 1 else \
+            {str(level): value for level, value in reports.items()}
     return SegmentResult(out, labels, confidence, accumulations[-1], report, views, accumulations[:-1], parents,
                          gamma_choice)
 

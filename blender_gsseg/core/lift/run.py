@@ -14,8 +14,9 @@ from ..errors import BadInputError
 from ..raster.backends import BackendOrName
 from . import tune
 from .accumulate import Accumulation, default_memory_budget
+from .associate import Association, associate_views
 from .solver import UNSEEN
-from .views import Views
+from .views import IDS_PER_VIEW, Views
 
 
 @dataclasses.dataclass
@@ -24,6 +25,9 @@ class Lift:
     fold_accumulations: list = dataclasses.field(default_factory=list)  # with choose_gamma
     gamma_choice: tune.GammaChoice | None = None  # with choose_gamma
     choose_gamma_s: float = 0.0  # time spent scoring γ
+    views: Views | None = None  # the views lifted: per-view ids made consistent (association) when they were
+    association: Association | None = None  # with per-view ids (views.ids == 'per-view', e.g. a SAM folder)
+    associate_s: float = 0.0  # time spent associating
 
 
 def lift_views(
@@ -40,13 +44,24 @@ def lift_views(
     cancel: collections.abc.Callable[[], bool] | None = None,
 ) -> Lift:
     budget = default_memory_budget() if memory_budget is None else memory_budget
-    if choose_gamma:
+    association, associate_s, assembled = None, 0.0, None
+    if views.ids == IDS_PER_VIEW:  # ids that mean nothing across views: matched into 3D instances first
+        start = time.perf_counter()
+        # the lift itself is summed from the association's per-view pass (no second pass) unless γ's folds need
+        # their own sums
+        views, association, assembled = associate_views(gaussians, views, backend=backend, memory_budget=budget,
+                                                         progress=progress, cancel=cancel, assemble=not choose_gamma)
+        associate_s = time.perf_counter() - start
+    if assembled is not None:
+        lift = Lift(assembled)
+    elif choose_gamma:
         fold_accumulations = tune.accumulate_folds(gaussians, views, folds, backend=backend, progress=progress,
                                                    cancel=cancel, memory_budget=budget)
         lift = Lift(tune.sum_folds(fold_accumulations), fold_accumulations)
     else:
         lift = Lift(views.accumulate(gaussians, backend=backend, progress=progress, cancel=cancel,
                                      memory_budget=budget))
+    lift.views, lift.association, lift.associate_s = views, association, associate_s
     if not lift.accumulation.seen_any:
         raise BadInputError(f"{cameras_name}: no camera sees any Gaussian of {gaussians.path or 'the scene'} "
                             f"(check the camera file and the scene's coordinate frame)")

@@ -21,6 +21,10 @@ from ..errors import BadInputError
 from ..files.camera_files import load_cameras
 from ..read_on_use import ReadOnUse
 from ..files.masks import MaskSet, label_index_maps, load_masks, resize_nearest
+from ..files.sam_masks import is_sam_layout, load_sam_masks
+
+IDS_CONSISTENT = "consistent"  # an id means the same object in every view (0 background)
+IDS_PER_VIEW = "per-view"  # ids mean nothing across views (SAM): associated before the lift (.associate)
 
 
 @dataclasses.dataclass
@@ -36,6 +40,7 @@ class Views:
     source: str | None  # the mask folder
     scale: float = 1.0
     selected: list[Camera] = dataclasses.field(default_factory=list)
+    ids: str = IDS_CONSISTENT  # IDS_PER_VIEW: the label maps' ids are per view (a SAM folder, --ids per-view)
 
     def __len__(self) -> int:
         return len(self.cameras)
@@ -113,13 +118,15 @@ def working_sizes(cameras: list[Camera], scale: float) -> list[tuple[int, int]]:
 
 
 def build_views(cameras, masks, *, scale: float = 1.0, every: int = 1, ignore_label=None,
-                binary_threshold: int | None = None) -> Views:
+                binary_threshold: int | None = None, ids: str | None = None) -> Views:
     """The views of ``cameras`` (a camera file or folder, or a list of :class:`Camera`) with ``masks``.
 
     ``masks`` is a mask folder (matched to the cameras by image name, decoded as :mod:`..files.masks` says), or a list
     of label maps made in memory, one int32 [H, W] per camera at its own or at the working resolution (ids,
     0 background, -1 ignored), e.g. rendered from Blender proxy objects. ``binary_threshold``: read grey masks as binary
-    (grey level >= threshold is foreground), e.g. anti-aliased ones. Raises :class:`BadInputError` when the
+    (grey level >= threshold is foreground), e.g. anti-aliased ones. ``ids``: 'consistent' (default) or 'per-view'
+    (ids mean nothing across views: :mod:`.associate` makes them consistent); a folder in SAM's layout
+    (:mod:`..files.sam_masks`) is always per-view. Raises :class:`BadInputError` when the
     masks hold only background, or when two cameras share an image name.
     """
     camera_file = os.fspath(cameras) if isinstance(cameras, (str, os.PathLike)) else None
@@ -131,18 +138,29 @@ def build_views(cameras, masks, *, scale: float = 1.0, every: int = 1, ignore_la
                             f"{', '.join(repr(n) for n in twice[:5])}; each view needs its own name")
     selected = select_views(list(cameras), every)
     sizes = working_sizes(selected, scale)
-    if isinstance(masks, (str, os.PathLike)):
+    if ids not in (None, IDS_CONSISTENT, IDS_PER_VIEW):
+        raise BadInputError(f"--ids {ids}: choose {IDS_CONSISTENT} or {IDS_PER_VIEW}")
+    if isinstance(masks, (str, os.PathLike)) and is_sam_layout(masks, selected):
+        source = os.fspath(masks)
+        if ids == IDS_CONSISTENT:
+            raise BadInputError(f"--ids {IDS_CONSISTENT}: {source} is in SAM's layout (<image stem>/<k>.png), whose "
+                                f"ids are drawn anew in every image; leave --ids out or give --ids {IDS_PER_VIEW}")
+        mask_set = load_sam_masks(source, selected, sizes=sizes)
+        ids = IDS_PER_VIEW
+    elif isinstance(masks, (str, os.PathLike)):
         source = os.fspath(masks)
         mask_set = load_masks(source, selected, ignore_label=ignore_label, sizes=sizes,
                               binary_threshold=binary_threshold)
+        ids = ids or IDS_CONSISTENT
     else:
         source = None
         mask_set = _masks_in_memory(masks, sizes)
+        ids = ids or IDS_CONSISTENT
     if not np.any(mask_set.label_ids > 0):
         raise BadInputError(f"{source or 'the label maps'}: the masks hold only background (label 0): "
                             "nothing to segment")
     used = [selected[index].scaled(scale) for index in mask_set.camera_indices]
-    return Views(used, mask_set, source, scale, selected)
+    return Views(used, mask_set, source, scale, selected, ids)
 
 
 def _masks_in_memory(label_maps, sizes):
