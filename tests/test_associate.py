@@ -14,7 +14,8 @@ from blender_gsseg.cli import main
 from blender_gsseg.core.errors import BadInputError
 from blender_gsseg.core.files.inria_cameras import write_cameras_json
 from blender_gsseg.core.files.sam_masks import IGNORED_IN_FILES, is_sam_layout, load_sam_masks
-from blender_gsseg.core.files.splats import read_gaussians, write_gaussians
+from blender_gsseg.core.files.ply import write_gaussians
+from blender_gsseg.core.files.splats import read_gaussians
 from blender_gsseg.core.lift import associate
 from blender_gsseg.core.pipeline import segment_scene
 from synthetic.sam_folders import SamStyle, permuted_label_maps, write_sam_folders
