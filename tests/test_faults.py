@@ -248,9 +248,10 @@ def test_signals_at_each_point_of_the_commit(point, signame, inputs, tmp_path):
     if not held_back and signame != "SIGKILL" or (signame == "SIGKILL" and point == "before-first-rename"):
         assert after == before  # nothing landed
     elif signame == "SIGKILL" and point == "between-renames":
-        # the new sidecar landed beside the old PLY: detected and refused, never used
+        # the new sidecar landed beside the old PLY: detected, never used, and the previous pair put back
         assert after != before
         assert main(["relabel", str(out), "--gamma", "0"]) == 2
+        assert snapshot(tmp_path) == before and consistent(out)
     else:
         assert process.returncode in (0, SIGNALS[signame]), process.stderr
         assert after != before and consistent(out)  # the new outputs, complete and consistent
@@ -386,17 +387,107 @@ def test_a_failed_write_leaves_no_folders_it_made(inputs, tmp_path, monkeypatch)
     assert not (tmp_path / "new").exists()
 
 
+KILLED_WRITER = """
+import os, signal, sys
+from blender_gsseg.core.files.commit import Commit
+commit = Commit()
+with open(commit.file(sys.argv[1] + "/out.ply"), "wb") as handle:
+    handle.write(b"half")
+folder = commit.folder(sys.argv[1] + "/parts", kind="split")
+with open(folder.file(folder.path + "/a.ply"), "wb") as handle:
+    handle.write(b"half")
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
 def test_temporaries_of_a_killed_run_are_removed_by_the_next(inputs, tmp_path):
     assert segment(inputs, tmp_path / "out.ply") == 0
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    pid = int(dead.stdout)  # a process that no longer exists
-    stale = [tmp_path / f".out.ply.gsseg-{pid}-0123abcd.part.ply", tmp_path / f".out.gsseg.npz.gsseg-{pid}-0123abcd.old"]
-    for path in stale:
-        path.write_bytes(b"half")
+    killed = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(tmp_path)], env=dict(os.environ, PYTHONPATH=REPO))
+    assert killed.returncode == -9 and len(temporaries(tmp_path)) == 3  # its record, a file, a staging folder
     (tmp_path / "unrelated.part").write_bytes(b"not ours")
     assert segment(inputs, tmp_path / "out.ply", "masks_b") == 0
-    assert not any(path.exists() for path in stale)
+    assert temporaries(tmp_path) == [] and not (tmp_path / "parts").exists()
     assert (tmp_path / "unrelated.part").exists()
+
+
+def test_files_that_only_look_like_temporaries_are_never_removed(inputs, tmp_path):
+    """Issue 29: a user's `.notes.gsseg-4190000-deadbeef.part.txt` and folder `.thesis.gsseg-…old/` were swept
+    as a dead run's temporaries; only what a run record proves ours is removed now."""
+    mine = [tmp_path / ".notes.gsseg-4190000-deadbeef.part.txt", tmp_path / ".gsseg-0123456789ab-0.part.ply",
+            tmp_path / ".gsseg-0123456789ab.run"]  # the last one no run record of ours: not JSON
+    for path in mine:
+        path.write_bytes(b"my notes")
+    thesis = tmp_path / ".thesis.gsseg-4190000-deadbeef.old"
+    thesis.mkdir()
+    (thesis / "chapter1.tex").write_text("keep me")
+    assert segment(inputs, tmp_path / "out.ply") == 0
+    assert segment(inputs, tmp_path / "out.ply", "masks_b") == 0
+    assert all(path.read_bytes() == b"my notes" for path in mine)
+    assert (thesis / "chapter1.tex").read_text() == "keep me"
+
+
+def test_a_live_run_in_another_pid_namespace_keeps_its_temporaries(inputs, tmp_path, monkeypatch):
+    """Issue 29: run B (in a container: A's pid means nothing there) deleted A's live staging folder, and A
+    landed a folder missing files. A live run's temporaries are now told by its record's lock, not a pid."""
+    from blender_gsseg.core.files.commit import Commit
+
+    assert segment(inputs, tmp_path / "out.ply") == 0
+    monkeypatch.setattr(os, "getpid", lambda: 4190000)  # a pid that does not exist here
+    first = Commit()
+    folder = first.folder(tmp_path / "parts", kind="split")
+    for number in range(3):
+        with open(folder.file(os.path.join(folder.path, f"{number}.txt")), "w") as handle:
+            handle.write(str(number))
+    monkeypatch.undo()
+    assert segment(inputs, tmp_path / "out.ply", "masks_b") == 0  # commits in the same folder, sweeping it
+    with open(folder.file(os.path.join(folder.path, "3.txt")), "w") as handle:
+        handle.write("3")
+    first.commit()
+    assert sorted(os.listdir(tmp_path / "parts")) == ["0.txt", "1.txt", "2.txt", "3.txt", MANIFEST_NAME]
+    assert temporaries(tmp_path) == []
+
+
+def test_a_run_whose_temporaries_vanished_never_lands(tmp_path):
+    import shutil
+
+    from blender_gsseg.core.files.commit import Commit, WriteError
+
+    commit = Commit()
+    folder = commit.folder(tmp_path / "parts", kind="split")
+    with open(folder.file(os.path.join(folder.path, "a.txt")), "w") as handle:
+        handle.write("a")
+    shutil.rmtree(folder.path)  # another program
+    with pytest.raises(WriteError, match="removed while this command ran"):
+        folder.file(os.path.join(folder.path, "b.txt"))
+    with pytest.raises(WriteError, match="removed while this command ran"):
+        commit.commit()
+    assert not (tmp_path / "parts").exists() and temporaries(tmp_path) == []
+    commit = Commit()
+    with open(commit.file(tmp_path / "x.ply"), "w") as handle:
+        handle.write("x")
+    os.unlink(commit.entries[0][1])
+    with pytest.raises(WriteError, match="removed while this command ran"):
+        commit.commit()
+    assert os.listdir(tmp_path) == [LOCK_NAME]
+
+
+def test_long_names_symlinks_and_files_in_the_way(inputs, tmp_path, capsys):
+    """Issue 29: a 250-character output name was refused (its temporary's name was longer); `-o scene.ply/o.ply`
+    said "File exists"; `-o LINK` replaced the link with a file and left its target unchanged (now the target
+    is written and the link stays, as cp does)."""
+    assert segment(inputs, tmp_path / "out.ply") == 0
+    long = tmp_path / ("n" * 246 + ".ply")
+    assert run("remove", tmp_path / "out.ply", "--labels", "1", "-o", long) == 0
+    assert read_gaussians(long).vertex.shape[0] > 0 and temporaries(tmp_path) == []
+    assert run("remove", tmp_path / "out.ply", "--labels", "1", "-o", tmp_path / "out.ply" / "o.ply") == 2
+    assert capsys.readouterr().err.strip().endswith(f"{tmp_path / 'out.ply'}: is a file, not a folder")
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "target.ply").write_bytes(b"old")
+    os.symlink(tmp_path / "real" / "target.ply", tmp_path / "link.ply")
+    assert run("remove", tmp_path / "out.ply", "--labels", "1", "-o", tmp_path / "link.ply") == 0
+    assert os.path.islink(tmp_path / "link.ply")
+    assert (tmp_path / "real" / "target.ply").read_bytes() == long.read_bytes()
+    assert temporaries(tmp_path) == []
 
 
 def test_report_the_injected_faults():

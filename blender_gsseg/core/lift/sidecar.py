@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import BadInputError
-from ..files.commit import output_path
+from ..files.commit import output_path, recover_interrupted
 from ..files.labels import CodeLayout
 from .accumulate import Accumulation, BoundedAccumulation
 from .levels import solve_levels
@@ -235,6 +235,11 @@ def check_run(path, run: str | None, sidecar, sidecar_run: str | None) -> None:
     if sidecar_run is None:
         raise BadInputError(f"{path}: its sidecar {sidecar} cannot be read (damaged); re-run segment")
     if (run or sidecar_run) and sidecar_run != (run or ""):  # either side from a run with an id: both must be
+        restored = recover_interrupted(os.path.dirname(os.path.abspath(os.fspath(path))))
+        if restored:  # a run killed between its renames: its kept-aside files are back
+            names = ", ".join(os.path.basename(p) for p in restored)
+            raise BadInputError(f"{path}: a gsseg run was killed while writing it; the previous files were put "
+                                f"back ({names}); run the command again")
         theirs = sidecar_run or "none: written before run ids"
         raise BadInputError(f"{path}: its sidecar {sidecar} comes from another run of segment (run {run}, "
                             f"sidecar {theirs}); re-run segment")
