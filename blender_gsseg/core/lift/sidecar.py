@@ -198,6 +198,9 @@ def load_accumulation(path: str | os.PathLike,
         raise BadInputError(f"{path}: the sidecar's label_ids must be a non-empty list (damaged)")
     if len(np.unique(label_ids)) != len(label_ids):
         raise BadInputError(f"{path}: the sidecar lists a label id twice")
+    if np.any(np.diff(label_ids) <= 0) or label_ids[0] < 0:  # rows are matched to ids by this order
+        raise BadInputError(f"{path}: the sidecar's label_ids must be ascending and not negative "
+                            f"({_few(label_ids)}: damaged)")
     if isinstance(result, BoundedAccumulation):
         used = result.top_labels[result.top_labels >= 0]
         if not np.all(np.isin(used, label_ids)) or np.any(result.share_bg > 1 + 1e-4) or \
@@ -213,6 +216,12 @@ def load_accumulation(path: str | os.PathLike,
     if n_gaussians is not None and count != n_gaussians:
         raise BadInputError(f"{path}: sidecar is for {count} Gaussians but the scene has {n_gaussians}")
     return result
+
+
+def _few(ids) -> str:
+    """The first few of ``ids`` as plain numbers."""
+    shown = ", ".join(str(int(i)) for i in ids[:6])
+    return f"[{shown}{', ...' if len(ids) > 6 else ''}]"
 
 
 # ----- the run id that binds a PLY and its sidecars
