@@ -309,6 +309,31 @@ def test_a_pair_from_two_runs_is_refused(inputs, tmp_path, capsys):
 # ----- one test per reported defect
 
 
+def test_a_pair_whose_rows_were_reordered_is_refused(inputs, tmp_path, capsys):
+    """Issue 29: `convert l.ply c.compressed.ply && convert c.compressed.ply l.ply` Morton-reorders the rows and
+    keeps gsseg_run; relabel then changed 85% of the labels. Reversed or shifted rows did the same."""
+    from blender_gsseg.core.files.splats import write_gaussians
+
+    out = tmp_path / "l.ply"
+    assert segment(inputs, out) == 0
+    sidecar = (tmp_path / "l.gsseg.npz").read_bytes()
+    scene = read_gaussians(out)
+    count = len(scene)
+    for order in (np.arange(count)[::-1], np.roll(np.arange(count), 1)):
+        write_gaussians(tmp_path / "r.ply", scene.subset(order))
+        (tmp_path / "r.gsseg.npz").write_bytes(sidecar)
+        for command in (["relabel", tmp_path / "r.ply", "--gamma", "0"],
+                        ["remove", tmp_path / "r.ply", "--labels", "1", "--gamma", "0", "-o", tmp_path / "x.ply"]):
+            assert run(*command) == 2
+            assert "in the order, its sidecar" in capsys.readouterr().err
+    assert run("convert", out, tmp_path / "c.compressed.ply") == 0
+    assert run("convert", tmp_path / "c.compressed.ply", out) == 0
+    assert run("relabel", out, "--gamma", "0") == 2
+    assert "re-run segment" in capsys.readouterr().err
+    assert segment(inputs, out) == 0 and run("relabel", out, "--gamma", "0") == 0  # rows as written: accepted
+
+
+
 def test_a_failed_rerun_keeps_the_previous_sidecar(inputs, tmp_path, capsys):
     out = tmp_path / "out.ply"
     assert segment(inputs, out) == 0

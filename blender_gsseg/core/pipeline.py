@@ -29,7 +29,7 @@ from .files.commit import Commit, StagingFolder
 from .files.splats import read_gaussians, write_gaussians
 from .gaussians import Gaussians
 from .lift.levels import parent_labels, solve_levels
-from .lift.sidecar import run_of, save_run_sidecars, sidecar_paths, solve_level_sidecars, with_run
+from .lift.sidecar import rows_fingerprint, run_of, save_run_sidecars, sidecar_paths, solve_level_sidecars, with_run
 from .lift.solver import UNSEEN, Shares, check_gamma
 from .lift.views import Views, build_views
 
@@ -184,7 +184,7 @@ def write_labeled(
         if accumulation is not None:
             run_id = secrets.token_hex(8)
             save_run_sidecars(path, list(coarse_accumulations) + [accumulation], parents, run_id,
-                              None if gamma_choice is None else gamma_choice.gamma, commit)
+                              None if gamma_choice is None else gamma_choice.gamma, commit, rows_fingerprint(gaussians))
             gaussians = with_run(gaussians, run_id)
             # a new run: its own chosen γ, or none (never a stale one from the scene it was made from)
             chosen = [] if gamma_choice is None else [gamma_comment(gamma_choice.gamma)]
@@ -204,7 +204,7 @@ def relabel_scene(path: str | os.PathLike, gaussians: Gaussians,
                   gamma: float) -> tuple[Gaussians, np.ndarray]:  # labels: [N] int32
     """The scene re-solved at ``gamma`` from its sidecars: gsseg_label, and gsseg_code for multi-level scenes."""
     paths = sidecar_paths(path, gaussians)
-    level_labels, _, _ = solve_level_sidecars(paths, len(gaussians), gamma, run_of(gaussians), path)
+    level_labels, _, _ = solve_level_sidecars(paths, len(gaussians), gamma, run_of(gaussians), path, gaussians)
     out = gaussians.with_int_property(LABEL_PROPERTY, level_labels[-1])
     if len(paths) > 1:
         layout = CodeLayout.from_comments(gaussians.comments, path)
