@@ -219,8 +219,8 @@ def _resolve_gamma(gamma, gaussians, path, rule="subset"):
 def _memory_budget(megabytes):
     if megabytes is None:
         return None
-    if not megabytes > 0:
-        raise BadInputError(f"--memory-budget {megabytes:g}: must be a positive number of MB")
+    if not 0 < megabytes < float("inf"):
+        raise BadInputError(f"--memory-budget {megabytes:g}: must be a positive finite number of MB")
     return int(megabytes * 2**20)
 
 
@@ -305,7 +305,7 @@ def cmd_render_masks(args):
     from .core.files.labels import read_label_table
     from .core.lift.sidecar import load_shares
     from .core.pipeline import level_labels_of, read_labeled
-    from .core.raster.render import colour_label_image, render_view
+    from .core.raster.render import check_render_memory, colour_label_image, render_view
     from .core.refine.seg_opacity import with_seg_opacity
     from .core.files.labels import read_gamma_comment
     from .core.lift.views import working_sizes
@@ -316,6 +316,7 @@ def cmd_render_masks(args):
     cameras = load_cameras(args.cameras)
     working_sizes(cameras, args.scale)  # a clear error for a scale that leaves no pixel
     cameras = [camera.scaled(args.scale) for camera in cameras]
+    check_render_memory(cameras, len(gaussians), _memory_budget(args.memory_budget), args.cameras)
     stems = [os.path.splitext(os.path.basename(camera.image_name))[0] for camera in cameras]
     twice = sorted({stem for stem in stems if stems.count(stem) > 1})
     if twice:
@@ -538,6 +539,8 @@ def build_parser():
     p.add_argument("--cameras", required=True)
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--scale", type=float, default=1.0)
+    p.add_argument("--memory-budget", type=float, metavar="MB",
+                   help="refuse views that need more than this to render (default: RAM / 4)")
     p.add_argument("--colour", "--color", action="store_true", help="also write <stem>_colour.png")
     p.add_argument("--overlay", metavar="MASK_DIR", help="write the given masks over the colour render")
     p.add_argument("--colour-labels", "--color-labels", action="store_true",

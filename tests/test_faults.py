@@ -540,6 +540,102 @@ def test_tracebacks_became_one_line_errors(inputs, tmp_path, capsys):
     assert "--memory-budget -5" in _last_error(capsys)
 
 
+
+def _png_header(width, height):
+    """A PNG that declares ``width`` x ``height`` (no pixel data): what Pillow reads to tell an image's size."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def test_values_that_crashed_are_one_line_errors(inputs, tmp_path, capsys):
+    """Issue 29: each of these printed a traceback (OverflowError, ValueError, DecompressionBombError)."""
+    from blender_gsseg.core.files.colmap import write_colmap_binary
+    from blender_gsseg.core.files.camera_files import load_cameras
+
+    def segment_with(*extra, cameras=inputs / "cameras.json"):
+        return run("segment", inputs / "scene.ply", "--cameras", cameras, "--masks", inputs / "masks", "-o",
+                   tmp_path / "o.ply", "--backend", "cpu", *extra)
+
+    assert segment_with("--scale", "inf") == 2
+    assert "--scale inf: must be a positive finite number" in _last_error(capsys)
+    assert segment_with("--memory-budget", "inf") == 2
+    assert "--memory-budget inf: must be a positive finite number" in _last_error(capsys)
+    assert segment(inputs, tmp_path / "l.ply") == 0
+    capsys.readouterr()
+    assert run("render-masks", tmp_path / "l.ply", "--cameras", inputs / "cameras.json", "-o", tmp_path / "m",
+               "--scale", "inf", "--backend", "cpu") == 2
+    assert "--scale inf: must be a positive finite number" in _last_error(capsys)
+    # COLMAP cameras.bin of width 2^63
+    (tmp_path / "colmap").mkdir()
+    write_colmap_binary(tmp_path / "colmap", load_cameras(inputs / "cameras.json"))
+    raw = bytearray((tmp_path / "colmap" / "cameras.bin").read_bytes())
+    raw[16:24] = (2**63).to_bytes(8, "little")  # the first record: id, model, width, height
+    (tmp_path / "colmap" / "cameras.bin").write_bytes(bytes(raw))
+    assert segment_with(cameras=tmp_path / "colmap") == 2
+    assert f"width {2**63} is past any image" in _last_error(capsys)
+    # a transforms.json without w/h whose image is 200 Mpx
+    (tmp_path / "nerf").mkdir()
+    (tmp_path / "nerf" / "big.png").write_bytes(_png_header(20000, 10000))
+    frame = {"file_path": "big", "fl_x": 100.0, "fl_y": 100.0,
+             "transform_matrix": [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 4], [0, 0, 0, 1]]}
+    (tmp_path / "nerf" / "transforms.json").write_text(json.dumps({"frames": [frame]}))
+    assert segment_with(cameras=tmp_path / "nerf" / "transforms.json") == 2
+    message = _last_error(capsys)
+    assert "big.png is too large to read" in message and "200000000 pixels" in message
+    # numbers in messages are plain numbers, not numpy reprs
+    cameras = json.loads((inputs / "cameras.json").read_text())
+    cameras[0]["fx"] = 0.0
+    (tmp_path / "zero.json").write_text(json.dumps(cameras))
+    assert segment_with(cameras=tmp_path / "zero.json") == 2
+    message = _last_error(capsys)
+    assert "fx must be a finite positive number, not 0.0" in message and "np." not in message
+
+
+def test_a_scheduler_address_that_is_not_one(inputs, tmp_path, capsys):
+    pytest.importorskip("distributed")
+    assert run("segment", inputs / "scene.ply", "--cameras", inputs / "cameras.json", "--masks", inputs / "masks",
+               "-o", tmp_path / "o.ply", "--backend", "cpu", "--cluster", "not-an-address") == 2
+    assert "--cluster not-an-address: not a scheduler address" in _last_error(capsys)
+
+
+def test_views_too_large_are_refused_before_any_mask_is_read(inputs, tmp_path, capsys, monkeypatch):
+    """Issue 29: `segment --scale 100` refused only after 4.2 GB, cameras of 20000x15000 after 2.6 GB;
+    render-masks had no budget check at all. Now exit 3 with the figure and the budget, before allocating."""
+    import blender_gsseg.core.lift.views as views
+
+    assert segment(inputs, tmp_path / "l.ply") == 0
+    capsys.readouterr()
+
+    def unread(*args, **kwargs):
+        raise AssertionError("masks read before the memory check")
+    monkeypatch.setattr(views, "load_masks", unread)
+    assert segment(inputs, tmp_path / "o.ply", "masks", "--scale", "100", "--memory-budget", "500") == 3
+    message = _last_error(capsys)
+    assert "a view of 6400x4800 pixels (at --scale 100)" in message and "memory budget of 500 MB" in message
+    cameras = json.loads((inputs / "cameras.json").read_text())
+    for camera in cameras:
+        camera.update(width=20000, height=15000, fx=camera["fx"] * 312.5, fy=camera["fy"] * 312.5)
+    (tmp_path / "huge.json").write_text(json.dumps(cameras))
+    assert run("segment", inputs / "scene.ply", "--cameras", tmp_path / "huge.json", "--masks", inputs / "masks",
+               "-o", tmp_path / "o.ply", "--backend", "cpu", "--memory-budget", "4000") == 3
+    assert "a view of 20000x15000 pixels" in _last_error(capsys)
+    assert run("render-masks", tmp_path / "l.ply", "--cameras", inputs / "cameras.json", "-o", tmp_path / "m",
+               "--scale", "100", "--memory-budget", "500", "--backend", "cpu") == 3
+    message = _last_error(capsys)
+    assert "rendering a view of 6400x4800 pixels" in message and "memory budget of 500 MB" in message
+    for camera in cameras:
+        camera.update(width=100000, height=75000)
+    (tmp_path / "huge.json").write_text(json.dumps(cameras))
+    assert run("render-masks", tmp_path / "l.ply", "--cameras", tmp_path / "huge.json", "-o", tmp_path / "m",
+               "--backend", "cpu") == 3  # the default budget, a quarter of RAM
+    assert "rendering a view of 100000x75000 pixels" in _last_error(capsys)
+    assert not (tmp_path / "o.ply").exists() and not (tmp_path / "m").exists()
+
 def test_silent_acceptance_became_errors_and_warnings(inputs, tmp_path, capsys):
     cameras = json.loads((inputs / "cameras.json").read_text())
     cameras[1]["img_name"] = cameras[0]["img_name"]

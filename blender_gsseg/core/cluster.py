@@ -62,6 +62,9 @@ def open_cluster(workers: int | None = None, address: str | None = None, *, gpus
             client = distributed.Client(address, timeout="10s")
         except (OSError, TimeoutError) as error:
             raise BadInputError(f"--cluster {address}: no Dask scheduler answers there ({error})") from None
+        except (ValueError, TypeError) as error:  # distributed's address parsing
+            raise BadInputError(f"--cluster {address}: not a scheduler address, e.g. tcp://HOST:PORT "
+                                f"({error})") from None
         with client:
             yield client
         return

@@ -76,7 +76,8 @@ def segment_scene(
     if gamma != "auto":
         check_gamma(gamma)  # before the long work, not after it
     level_views = [build_views(cameras, folder, scale=scale, every=every, ignore_label=ignore_label,
-                               binary_threshold=binary_threshold) for folder in folders]
+                               binary_threshold=binary_threshold, n_gaussians=len(gaussians),
+                               memory_budget=memory_budget) for folder in folders]
     timings["load_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -208,6 +209,11 @@ def relabel_scene(path: str | os.PathLike, gaussians: Gaussians,
     out = gaussians.with_int_property(LABEL_PROPERTY, level_labels[-1])
     if len(paths) > 1:
         layout = CodeLayout.from_comments(gaussians.comments, path)
+        for level, (labels, bits) in enumerate(zip(level_labels, layout.bits)):
+            top = int(labels.max(initial=0))
+            if top >= 1 << bits:  # the comment was edited, or belongs to another scene
+                raise BadInputError(f"{path}: its '{LAYOUT_COMMENT}' comment gives level {level} {bits} bits, "
+                                    f"too few for label {top} of its sidecar (edited or damaged); re-run segment")
         out = out.with_int_property(CODE_PROPERTY, layout.pack(level_labels))
     return out, level_labels[-1]
 
