@@ -13,8 +13,8 @@ import sys
 import time
 import warnings
 
-import numpy as np
-
+# Nothing heavy is imported here (numpy and the core are imported by the commands, inside main()): a Ctrl-C
+# while they load is main()'s to report, as "cancelled", not Python's traceback.
 from . import __version__
 from .core.errors import BadInputError, GssegError
 
@@ -47,6 +47,8 @@ def _print_json(data):
 
 
 def _json_default(value):
+    import numpy as np
+
     if isinstance(value, np.integer):
         return int(value)
     if isinstance(value, np.floating):
@@ -227,6 +229,8 @@ def _memory_budget(megabytes):
 def cmd_relabel(args):
     import shutil
 
+    import numpy as np
+
     from .core.files.commit import Commit, output_path
     from .core.files.splats import write_gaussians
     from .core.lift.sidecar import sidecar_paths, sidecar_paths_of
@@ -253,6 +257,8 @@ def cmd_relabel(args):
 
 
 def _save_label_png(path, label_image, folder):
+    import numpy as np
+
     from PIL import Image
 
     from .core.files.commit import output_file
@@ -267,6 +273,8 @@ def _save_label_png(path, label_image, folder):
 
 
 def _save_rgb_png(path, rgb, folder):
+    import numpy as np
+
     from PIL import Image
 
     from .core.files.commit import output_file
@@ -286,6 +294,8 @@ def _save_rgb8_png(path, rgb8, folder):
 
 def overlay_labels(rgb, label_image, opacity=0.5):
     """The colour render with each label's colour blended over it (background left as it is)."""
+    import numpy as np
+
     from .core.files.labels import label_colour
 
     out = rgb.copy()
@@ -397,6 +407,8 @@ def _say_lost(path, lost):
 
 
 def cmd_split(args):
+    import numpy as np
+
     from .core.files.commit import Commit
     from .core.files.splats import write_splat_file
     from .core.pipeline import level_labels_of, read_labeled
@@ -608,27 +620,32 @@ def _terminate(signum, frame):
 
 
 def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help(sys.stderr)
-        return 2
-    warnings.showwarning = _show_warning
     previous = signal.signal(signal.SIGTERM, _terminate) if _main_thread() else None
-    try:
-        return args.func(args)
+    try:  # from the first line: a Ctrl-C while parsing or importing is reported as one too
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help(sys.stderr)
+            return 2
+        warnings.showwarning = _show_warning
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not as "Exception ignored" at exit
+        return code
     except GssegError as error:
         sys.stderr.write(f"gsseg: error: {error}\n")
         return error.exit_code
-    except KeyboardInterrupt:
-        sys.stderr.write("gsseg: cancelled\n")
+    except KeyboardInterrupt as error:
+        sys.stderr.write(f"gsseg: {_stopped('cancelled', error)}\n")
         return 130
-    except Terminated:
-        sys.stderr.write("gsseg: terminated\n")
+    except Terminated as error:
+        sys.stderr.write(f"gsseg: {_stopped('terminated', error)}\n")
         return 143
     except MemoryError:
         sys.stderr.write("gsseg: error: out of memory (lower --scale or use fewer labels)\n")
         return 3
+    except BrokenPipeError:  # `gsseg info --json x | head`: the reader left; quiet, as Unix tools are
+        _drop_stdout()
+        return 128 + signal.SIGPIPE if hasattr(signal, "SIGPIPE") else 1
     except OSError as error:
         from .core.files.commit import os_reason
 
@@ -637,6 +654,21 @@ def main(argv=None):
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _stopped(what, error):
+    """'cancelled', or 'cancelled after the outputs were written (...)' when the signal was held back until the
+    commit had landed them."""
+    landed = getattr(error, "gsseg_landed", None)
+    return f"{what} after the output was written ({', '.join(landed)})" if landed else what
+
+
+def _drop_stdout():
+    """Send what is left for stdout to nowhere, so the flush at exit does not fail again."""
+    with contextlib.suppress(Exception):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def _main_thread():

@@ -262,6 +262,47 @@ def test_signals_at_each_point_of_the_commit(point, signame, inputs, tmp_path):
     assert temporaries(tmp_path) == [] and consistent(out)
 
 
+
+def test_a_signal_held_until_the_commit_landed_says_so(inputs, tmp_path):
+    """Issue 29: Ctrl-C on split printed "cancelled", exit 130, yet the folder had landed."""
+    assert segment(inputs, tmp_path / "out.ply") == 0
+    env = dict(os.environ, GSSEG_TEST_SIGNAL_AT="after-last-rename:SIGINT", PYTHONPATH=REPO)
+    process = subprocess.run([sys.executable, "-m", "blender_gsseg", "split", str(tmp_path / "out.ply"), "-o",
+                              str(tmp_path / "parts")], env=env, capture_output=True, text=True, timeout=120)
+    assert process.returncode == 130
+    assert process.stderr.strip() == f"gsseg: cancelled after the output was written ({tmp_path / 'parts'})"
+    assert MANIFEST_NAME in os.listdir(tmp_path / "parts") and temporaries(tmp_path) == []
+
+
+def test_ctrl_c_before_the_command_starts_is_reported_not_a_traceback(monkeypatch, capsys):
+    """Issue 29: Ctrl-C in the first ~0.2 s (while numpy loaded, before main() ran) gave Python's traceback,
+    rc -2. The CLI module now loads nothing heavy, and main() reports an interrupt from its first line."""
+    import argparse
+
+    check = subprocess.run([sys.executable, "-c", "import sys, blender_gsseg.cli; print(sorted(m for m in "
+                            "('numpy', 'PIL', 'blender_gsseg.core.files.commit') if m in sys.modules))"],
+                           env=dict(os.environ, PYTHONPATH=REPO), capture_output=True, text=True, timeout=60)
+    assert check.stdout.strip() == "[]", check.stdout + check.stderr
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", interrupted)
+    assert main(["info", "x.ply"]) == 130
+    assert capsys.readouterr().err == "gsseg: cancelled\n"
+
+
+def test_a_closed_pipe_is_a_quiet_exit(inputs):
+    """Issue 29: `gsseg info --json x | true` printed "a file: Broken pipe", exit 2."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        process = subprocess.run([sys.executable, "-m", "blender_gsseg", "info", "--json", str(inputs / "scene.ply")],
+                                 env=dict(os.environ, PYTHONPATH=REPO), stdout=write, stderr=subprocess.PIPE,
+                                 text=True, timeout=60)
+    finally:
+        os.close(write)
+    assert process.returncode == 128 + signal.SIGPIPE and process.stderr == ""
+
 # ----- concurrency, modes, the run binding
 
 

@@ -231,8 +231,17 @@ class Commit:
                         _write_manifest(target, temp, kind, self.token)
                     _fsync_tree(target, temp)
                 hook("before-first-rename")
-                with _signals_held():
-                    self._rename_all()
+                targets = [target for target, _, _ in self.entries]
+                landed = False
+                try:
+                    with _signals_held():
+                        self._rename_all()
+                        landed = True
+                except BaseException as error:
+                    if landed:  # a signal held back during the renames, raised now: the outputs are in place
+                        self.done = True
+                        error.gsseg_landed = targets
+                    raise
         except BaseException:
             self.discard()
             raise
