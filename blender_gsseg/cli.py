@@ -432,13 +432,13 @@ def cmd_split(args):
 
 def _read_label_images(folder):
     """{stem: int array} for every image in ``folder`` (label maps as stored; binary {0,255} -> {0,1})."""
-    from .core.files.masks import read_label_image
+    from .core.files.masks import read_label_image, regular_file
 
     found = {}
     for root, _dirs, files in os.walk(folder):
         for name in sorted(files):
             if name.lower().endswith((".png", ".tif", ".tiff", ".bmp")) and "_colour" not in name \
-                    and "_overlay" not in name:
+                    and "_overlay" not in name and regular_file(os.path.join(root, name)):
                 path = os.path.join(root, name)
                 found[os.path.splitext(name)[0]] = read_label_image(path)
     return found

@@ -677,6 +677,24 @@ def test_views_too_large_are_refused_before_any_mask_is_read(inputs, tmp_path, c
     assert "rendering a view of 100000x75000 pixels" in _last_error(capsys)
     assert not (tmp_path / "o.ply").exists() and not (tmp_path / "m").exists()
 
+
+def test_a_fifo_named_like_a_mask_is_skipped_not_read(inputs, tmp_path):
+    """Issue 29: a FIFO named like a mask (lift_000.png) in the mask folder blocked segment (and eval) forever."""
+    import shutil
+
+    shutil.copytree(inputs / "masks", tmp_path / "masks")
+    first = sorted(os.listdir(tmp_path / "masks"))[0]
+    os.unlink(tmp_path / "masks" / first)
+    os.mkfifo(tmp_path / "masks" / first)
+    env = dict(os.environ, PYTHONPATH=REPO)
+    for command in (["segment", str(inputs / "scene.ply"), "--cameras", str(inputs / "cameras.json"), "--masks",
+                     str(tmp_path / "masks"), "-o", str(tmp_path / "o.ply"), "--backend", "cpu"],
+                    ["eval", str(tmp_path / "masks"), str(inputs / "masks")]):
+        process = subprocess.run([sys.executable, "-m", "blender_gsseg", *command], env=env, capture_output=True,
+                                 text=True, timeout=120)
+        assert process.returncode == 0, process.stderr
+        assert f"{tmp_path / 'masks' / first}: skipped, not a regular file" in process.stderr
+
 def test_silent_acceptance_became_errors_and_warnings(inputs, tmp_path, capsys):
     cameras = json.loads((inputs / "cameras.json").read_text())
     cameras[1]["img_name"] = cameras[0]["img_name"]
