@@ -550,10 +550,12 @@ def remove_stale_temporaries(folder, mine=None) -> list[str]:
             continue
         record = _Record.open_dead(os.path.join(folder, name))
         if record is not None:
+            whole = False
             try:
-                restored += record.clean_up()
+                back, whole = record.clean_up()
+                restored += back
             finally:
-                record.close(remove=False)
+                record.close(remove=whole)
     return restored
 
 
@@ -640,22 +642,27 @@ class _Record:
         self.data.update(changes)
         text = json.dumps(self.data).encode("utf-8")
         os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, text, 0)
+        os.lseek(self.fd, 0, os.SEEK_SET)  # (os.pwrite is not on Windows)
+        os.write(self.fd, text)
         if changes.get("phase") in ("renaming", "landed"):
             os.fsync(self.fd)
 
     def close(self, remove):
         if self.fd is None:
             return
-        if remove:
+        if remove and sys.platform != "win32":  # removed while still locked: never seen unlocked
             with contextlib.suppress(OSError):
                 os.unlink(self.path)
         os.close(self.fd)
         self.fd = None
+        if remove and sys.platform == "win32":  # Windows removes no open file
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
 
-    def clean_up(self) -> list[str]:
-        """A dead run's leftovers: roll back its renames if it died between them, then remove its temporaries
-        and the record. What cannot be proven ours, or put back, stays (and so does the record)."""
+    def clean_up(self) -> tuple[list[str], bool]:
+        """A dead run's leftovers: roll back its renames if it died between them, then remove its temporaries.
+        Returns (the targets put back, whether all is done: the record may go). What cannot be proven ours, or
+        put back, stays (and so does the record)."""
         folder = os.path.dirname(self.path)
         restored, whole = [], True
         if self.data.get("phase") == "renaming":
@@ -671,10 +678,7 @@ class _Record:
         for temporary in self.data["temporaries"]:
             with contextlib.suppress(KeyError, TypeError, ValueError):
                 _remove(_own_path(folder, temporary["name"], self.data["run"]), temporary["folder"])
-        if whole:
-            with contextlib.suppress(OSError):
-                os.unlink(self.path)
-        return restored
+        return restored, whole
 
 
 def _own_path(folder, name, token):
@@ -726,6 +730,7 @@ def _lock_record(fd, blocking) -> bool:
     if sys.platform == "win32":
         import msvcrt
 
+        os.lseek(fd, 0, os.SEEK_SET)  # the lock covers the first byte
         try:
             msvcrt.locking(fd, msvcrt.LK_LOCK if blocking else msvcrt.LK_NBLCK, 1)
         except OSError:
