@@ -13,8 +13,8 @@ import sys
 import time
 import warnings
 
-import numpy as np
-
+# Nothing heavy is imported here (numpy and the core are imported by the commands, inside main()): a Ctrl-C
+# while they load is main()'s to report, as "cancelled", not Python's traceback.
 from . import __version__
 from .core.errors import BadInputError, GssegError
 
@@ -47,6 +47,8 @@ def _print_json(data):
 
 
 def _json_default(value):
+    import numpy as np
+
     if isinstance(value, np.integer):
         return int(value)
     if isinstance(value, np.floating):
@@ -235,13 +237,15 @@ def _resolve_gamma(gamma, gaussians, path, rule="subset"):
 def _memory_budget(megabytes):
     if megabytes is None:
         return None
-    if not megabytes > 0:
-        raise BadInputError(f"--memory-budget {megabytes:g}: must be a positive number of MB")
+    if not 0 < megabytes < float("inf"):
+        raise BadInputError(f"--memory-budget {megabytes:g}: must be a positive finite number of MB")
     return int(megabytes * 2**20)
 
 
 def cmd_relabel(args):
     import shutil
+
+    import numpy as np
 
     from .core.files.commit import Commit, output_path
     from .core.files.ply import write_gaussians
@@ -269,6 +273,8 @@ def cmd_relabel(args):
 
 
 def _save_label_png(path, label_image, folder):
+    import numpy as np
+
     from PIL import Image
 
     from .core.files.commit import output_file
@@ -283,6 +289,8 @@ def _save_label_png(path, label_image, folder):
 
 
 def _save_rgb_png(path, rgb, folder):
+    import numpy as np
+
     from PIL import Image
 
     from .core.files.commit import output_file
@@ -302,6 +310,8 @@ def _save_rgb8_png(path, rgb8, folder):
 
 def overlay_labels(rgb, label_image, opacity=0.5):
     """The colour render with each label's colour blended over it (background left as it is)."""
+    import numpy as np
+
     from .core.files.labels import label_colour
 
     out = rgb.copy()
@@ -321,7 +331,7 @@ def cmd_render_masks(args):
     from .core.files.labels import read_label_table
     from .core.lift.sidecar import load_shares
     from .core.pipeline import level_labels_of, read_labeled
-    from .core.raster.render import colour_label_image, render_view
+    from .core.raster.render import check_render_memory, colour_label_image, render_view
     from .core.refine.seg_opacity import with_seg_opacity
     from .core.files.labels import read_gamma_comment
     from .core.lift.views import working_sizes
@@ -332,6 +342,7 @@ def cmd_render_masks(args):
     cameras = load_cameras(args.cameras)
     working_sizes(cameras, args.scale)  # a clear error for a scale that leaves no pixel
     cameras = [camera.scaled(args.scale) for camera in cameras]
+    check_render_memory(cameras, len(gaussians), _memory_budget(args.memory_budget), args.cameras)
     stems = [os.path.splitext(os.path.basename(camera.image_name))[0] for camera in cameras]
     twice = sorted({stem for stem in stems if stems.count(stem) > 1})
     if twice:
@@ -412,6 +423,8 @@ def _say_lost(path, lost):
 
 
 def cmd_split(args):
+    import numpy as np
+
     from .core.files.commit import Commit
     from .core.files.splats import write_splat_file
     from .core.pipeline import level_labels_of, read_labeled
@@ -435,13 +448,13 @@ def cmd_split(args):
 
 def _read_label_images(folder):
     """{stem: int array} for every image in ``folder`` (label maps as stored; binary {0,255} -> {0,1})."""
-    from .core.files.masks import read_label_image
+    from .core.files.masks import read_label_image, regular_file
 
     found = {}
     for root, _dirs, files in os.walk(folder):
         for name in sorted(files):
             if name.lower().endswith((".png", ".tif", ".tiff", ".bmp")) and "_colour" not in name \
-                    and "_overlay" not in name:
+                    and "_overlay" not in name and regular_file(os.path.join(root, name)):
                 path = os.path.join(root, name)
                 found[os.path.splitext(name)[0]] = read_label_image(path)
     return found
@@ -565,6 +578,8 @@ def build_parser():
     p.add_argument("--cameras", required=True)
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--scale", type=float, default=1.0)
+    p.add_argument("--memory-budget", type=float, metavar="MB",
+                   help="refuse views that need more than this to render (default: RAM / 4)")
     p.add_argument("--colour", "--color", action="store_true", help="also write <stem>_colour.png")
     p.add_argument("--overlay", metavar="MASK_DIR", help="write the given masks over the colour render")
     p.add_argument("--colour-labels", "--color-labels", action="store_true",
@@ -632,27 +647,32 @@ def _terminate(signum, frame):
 
 
 def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help(sys.stderr)
-        return 2
-    warnings.showwarning = _show_warning
     previous = signal.signal(signal.SIGTERM, _terminate) if _main_thread() else None
-    try:
-        return args.func(args)
+    try:  # from the first line: a Ctrl-C while parsing or importing is reported as one too
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help(sys.stderr)
+            return 2
+        warnings.showwarning = _show_warning
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not as "Exception ignored" at exit
+        return code
     except GssegError as error:
         sys.stderr.write(f"gsseg: error: {error}\n")
         return error.exit_code
-    except KeyboardInterrupt:
-        sys.stderr.write("gsseg: cancelled\n")
+    except KeyboardInterrupt as error:
+        sys.stderr.write(f"gsseg: {_stopped('cancelled', error)}\n")
         return 130
-    except Terminated:
-        sys.stderr.write("gsseg: terminated\n")
+    except Terminated as error:
+        sys.stderr.write(f"gsseg: {_stopped('terminated', error)}\n")
         return 143
     except MemoryError:
         sys.stderr.write("gsseg: error: out of memory (lower --scale or use fewer labels)\n")
         return 3
+    except BrokenPipeError:  # `gsseg info --json x | head`: the reader left; quiet, as Unix tools are
+        _drop_stdout()
+        return 128 + signal.SIGPIPE if hasattr(signal, "SIGPIPE") else 1
     except OSError as error:
         from .core.files.commit import os_reason
 
@@ -661,6 +681,21 @@ def main(argv=None):
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _stopped(what, error):
+    """'cancelled', or 'cancelled after the outputs were written (...)' when the signal was held back until the
+    commit had landed them."""
+    landed = getattr(error, "gsseg_landed", None)
+    return f"{what} after the output was written ({', '.join(landed)})" if landed else what
+
+
+def _drop_stdout():
+    """Send what is left for stdout to nowhere, so the flush at exit does not fail again."""
+    with contextlib.suppress(Exception):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def _main_thread():

@@ -165,6 +165,31 @@ def test_ctrl_c_cancels_the_shards_and_leaves_nothing_behind(tmp_path):
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, pid
 
 
+
+def test_ctrl_c_in_a_terminal_prints_no_worker_tracebacks(tmp_path):
+    """Issue 29: Ctrl-C in a terminal reaches the whole process group; each Dask worker printed a
+    KeyboardInterrupt traceback (46 lines) before "gsseg: cancelled". The workers now leave it to the client."""
+    script = textwrap.dedent(f"""
+        import os, signal, sys
+        from blender_gsseg.cli import main
+        from blender_gsseg.core import cluster
+
+        accumulate = cluster.ClusterBackend.accumulate
+
+        def interrupted(self, gaussians, views, n_labels, progress=None, cancel=None, dtype=None):
+            def first_shard_in(done, total):
+                os.killpg(os.getpgid(0), signal.SIGINT)  # as the terminal sends it: to every process
+            return accumulate(self, gaussians, views, n_labels, first_shard_in, cancel)
+
+        cluster.ClusterBackend.accumulate = interrupted
+        sys.exit(main({[*SEGMENT, "-o", str(tmp_path / "out.ply"), "--workers", "2"]!r}))
+    """)
+    process = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120,
+                             start_new_session=True)
+    assert process.returncode == 130, process.stderr
+    assert process.stderr.strip() == "gsseg: cancelled", process.stderr
+    assert os.listdir(tmp_path) == []
+
 def test_missing_dask_is_one_clear_line(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "distributed", None)
     assert main([*SEGMENT, "-o", "/nonexistent/out.ply", "--workers", "2"]) == 2

@@ -248,9 +248,10 @@ def test_signals_at_each_point_of_the_commit(point, signame, inputs, tmp_path):
     if not held_back and signame != "SIGKILL" or (signame == "SIGKILL" and point == "before-first-rename"):
         assert after == before  # nothing landed
     elif signame == "SIGKILL" and point == "between-renames":
-        # the new sidecar landed beside the old PLY: detected and refused, never used
+        # the new sidecar landed beside the old PLY: detected, never used, and the previous pair put back
         assert after != before
         assert main(["relabel", str(out), "--gamma", "0"]) == 2
+        assert snapshot(tmp_path) == before and consistent(out)
     else:
         assert process.returncode in (0, SIGNALS[signame]), process.stderr
         assert after != before and consistent(out)  # the new outputs, complete and consistent
@@ -260,6 +261,47 @@ def test_signals_at_each_point_of_the_commit(point, signame, inputs, tmp_path):
     assert segment(inputs, out) == 0
     assert temporaries(tmp_path) == [] and consistent(out)
 
+
+
+def test_a_signal_held_until_the_commit_landed_says_so(inputs, tmp_path):
+    """Issue 29: Ctrl-C on split printed "cancelled", exit 130, yet the folder had landed."""
+    assert segment(inputs, tmp_path / "out.ply") == 0
+    env = dict(os.environ, GSSEG_TEST_SIGNAL_AT="after-last-rename:SIGINT", PYTHONPATH=REPO)
+    process = subprocess.run([sys.executable, "-m", "blender_gsseg", "split", str(tmp_path / "out.ply"), "-o",
+                              str(tmp_path / "parts")], env=env, capture_output=True, text=True, timeout=120)
+    assert process.returncode == 130
+    assert process.stderr.strip() == f"gsseg: cancelled after the output was written ({tmp_path / 'parts'})"
+    assert MANIFEST_NAME in os.listdir(tmp_path / "parts") and temporaries(tmp_path) == []
+
+
+def test_ctrl_c_before_the_command_starts_is_reported_not_a_traceback(monkeypatch, capsys):
+    """Issue 29: Ctrl-C in the first ~0.2 s (while numpy loaded, before main() ran) gave Python's traceback,
+    rc -2. The CLI module now loads nothing heavy, and main() reports an interrupt from its first line."""
+    import argparse
+
+    check = subprocess.run([sys.executable, "-c", "import sys, blender_gsseg.cli; print(sorted(m for m in "
+                            "('numpy', 'PIL', 'blender_gsseg.core.files.commit') if m in sys.modules))"],
+                           env=dict(os.environ, PYTHONPATH=REPO), capture_output=True, text=True, timeout=60)
+    assert check.stdout.strip() == "[]", check.stdout + check.stderr
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", interrupted)
+    assert main(["info", "x.ply"]) == 130
+    assert capsys.readouterr().err == "gsseg: cancelled\n"
+
+
+def test_a_closed_pipe_is_a_quiet_exit(inputs):
+    """Issue 29: `gsseg info --json x | true` printed "a file: Broken pipe", exit 2."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        process = subprocess.run([sys.executable, "-m", "blender_gsseg", "info", "--json", str(inputs / "scene.ply")],
+                                 env=dict(os.environ, PYTHONPATH=REPO), stdout=write, stderr=subprocess.PIPE,
+                                 text=True, timeout=60)
+    finally:
+        os.close(write)
+    assert process.returncode == 128 + signal.SIGPIPE and process.stderr == ""
 
 # ----- concurrency, modes, the run binding
 
@@ -306,6 +348,31 @@ def test_a_pair_from_two_runs_is_refused(inputs, tmp_path, capsys):
 
 
 # ----- one test per reported defect
+
+
+def test_a_pair_whose_rows_were_reordered_is_refused(inputs, tmp_path, capsys):
+    """Issue 29: `convert l.ply c.compressed.ply && convert c.compressed.ply l.ply` Morton-reorders the rows and
+    keeps gsseg_run; relabel then changed 85% of the labels. Reversed or shifted rows did the same."""
+    from blender_gsseg.core.files.splats import write_gaussians
+
+    out = tmp_path / "l.ply"
+    assert segment(inputs, out) == 0
+    sidecar = (tmp_path / "l.gsseg.npz").read_bytes()
+    scene = read_gaussians(out)
+    count = len(scene)
+    for order in (np.arange(count)[::-1], np.roll(np.arange(count), 1)):
+        write_gaussians(tmp_path / "r.ply", scene.subset(order))
+        (tmp_path / "r.gsseg.npz").write_bytes(sidecar)
+        for command in (["relabel", tmp_path / "r.ply", "--gamma", "0"],
+                        ["remove", tmp_path / "r.ply", "--labels", "1", "--gamma", "0", "-o", tmp_path / "x.ply"]):
+            assert run(*command) == 2
+            assert "in the order, its sidecar" in capsys.readouterr().err
+    assert run("convert", out, tmp_path / "c.compressed.ply") == 0
+    assert run("convert", tmp_path / "c.compressed.ply", out) == 0
+    assert run("relabel", out, "--gamma", "0") == 2
+    assert "re-run segment" in capsys.readouterr().err
+    assert segment(inputs, out) == 0 and run("relabel", out, "--gamma", "0") == 0  # rows as written: accepted
+
 
 
 def test_a_failed_rerun_keeps_the_previous_sidecar(inputs, tmp_path, capsys):
@@ -386,17 +453,107 @@ def test_a_failed_write_leaves_no_folders_it_made(inputs, tmp_path, monkeypatch)
     assert not (tmp_path / "new").exists()
 
 
+KILLED_WRITER = """
+import os, signal, sys
+from blender_gsseg.core.files.commit import Commit
+commit = Commit()
+with open(commit.file(sys.argv[1] + "/out.ply"), "wb") as handle:
+    handle.write(b"half")
+folder = commit.folder(sys.argv[1] + "/parts", kind="split")
+with open(folder.file(folder.path + "/a.ply"), "wb") as handle:
+    handle.write(b"half")
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
 def test_temporaries_of_a_killed_run_are_removed_by_the_next(inputs, tmp_path):
     assert segment(inputs, tmp_path / "out.ply") == 0
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    pid = int(dead.stdout)  # a process that no longer exists
-    stale = [tmp_path / f".out.ply.gsseg-{pid}-0123abcd.part.ply", tmp_path / f".out.gsseg.npz.gsseg-{pid}-0123abcd.old"]
-    for path in stale:
-        path.write_bytes(b"half")
+    killed = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(tmp_path)], env=dict(os.environ, PYTHONPATH=REPO))
+    assert killed.returncode == -9 and len(temporaries(tmp_path)) == 3  # its record, a file, a staging folder
     (tmp_path / "unrelated.part").write_bytes(b"not ours")
     assert segment(inputs, tmp_path / "out.ply", "masks_b") == 0
-    assert not any(path.exists() for path in stale)
+    assert temporaries(tmp_path) == [] and not (tmp_path / "parts").exists()
     assert (tmp_path / "unrelated.part").exists()
+
+
+def test_files_that_only_look_like_temporaries_are_never_removed(inputs, tmp_path):
+    """Issue 29: a user's `.notes.gsseg-4190000-deadbeef.part.txt` and folder `.thesis.gsseg-…old/` were swept
+    as a dead run's temporaries; only what a run record proves ours is removed now."""
+    mine = [tmp_path / ".notes.gsseg-4190000-deadbeef.part.txt", tmp_path / ".gsseg-0123456789ab-0.part.ply",
+            tmp_path / ".gsseg-0123456789ab.run"]  # the last one no run record of ours: not JSON
+    for path in mine:
+        path.write_bytes(b"my notes")
+    thesis = tmp_path / ".thesis.gsseg-4190000-deadbeef.old"
+    thesis.mkdir()
+    (thesis / "chapter1.tex").write_text("keep me")
+    assert segment(inputs, tmp_path / "out.ply") == 0
+    assert segment(inputs, tmp_path / "out.ply", "masks_b") == 0
+    assert all(path.read_bytes() == b"my notes" for path in mine)
+    assert (thesis / "chapter1.tex").read_text() == "keep me"
+
+
+def test_a_live_run_in_another_pid_namespace_keeps_its_temporaries(inputs, tmp_path, monkeypatch):
+    """Issue 29: run B (in a container: A's pid means nothing there) deleted A's live staging folder, and A
+    landed a folder missing files. A live run's temporaries are now told by its record's lock, not a pid."""
+    from blender_gsseg.core.files.commit import Commit
+
+    assert segment(inputs, tmp_path / "out.ply") == 0
+    monkeypatch.setattr(os, "getpid", lambda: 4190000)  # a pid that does not exist here
+    first = Commit()
+    folder = first.folder(tmp_path / "parts", kind="split")
+    for number in range(3):
+        with open(folder.file(os.path.join(folder.path, f"{number}.txt")), "w") as handle:
+            handle.write(str(number))
+    monkeypatch.undo()
+    assert segment(inputs, tmp_path / "out.ply", "masks_b") == 0  # commits in the same folder, sweeping it
+    with open(folder.file(os.path.join(folder.path, "3.txt")), "w") as handle:
+        handle.write("3")
+    first.commit()
+    assert sorted(os.listdir(tmp_path / "parts")) == ["0.txt", "1.txt", "2.txt", "3.txt", MANIFEST_NAME]
+    assert temporaries(tmp_path) == []
+
+
+def test_a_run_whose_temporaries_vanished_never_lands(tmp_path):
+    import shutil
+
+    from blender_gsseg.core.files.commit import Commit, WriteError
+
+    commit = Commit()
+    folder = commit.folder(tmp_path / "parts", kind="split")
+    with open(folder.file(os.path.join(folder.path, "a.txt")), "w") as handle:
+        handle.write("a")
+    shutil.rmtree(folder.path)  # another program
+    with pytest.raises(WriteError, match="removed while this command ran"):
+        folder.file(os.path.join(folder.path, "b.txt"))
+    with pytest.raises(WriteError, match="removed while this command ran"):
+        commit.commit()
+    assert not (tmp_path / "parts").exists() and temporaries(tmp_path) == []
+    commit = Commit()
+    with open(commit.file(tmp_path / "x.ply"), "w") as handle:
+        handle.write("x")
+    os.unlink(commit.entries[0][1])
+    with pytest.raises(WriteError, match="removed while this command ran"):
+        commit.commit()
+    assert os.listdir(tmp_path) == [LOCK_NAME]
+
+
+def test_long_names_symlinks_and_files_in_the_way(inputs, tmp_path, capsys):
+    """Issue 29: a 250-character output name was refused (its temporary's name was longer); `-o scene.ply/o.ply`
+    said "File exists"; `-o LINK` replaced the link with a file and left its target unchanged (now the target
+    is written and the link stays, as cp does)."""
+    assert segment(inputs, tmp_path / "out.ply") == 0
+    long = tmp_path / ("n" * 246 + ".ply")
+    assert run("remove", tmp_path / "out.ply", "--labels", "1", "-o", long) == 0
+    assert read_gaussians(long).vertex.shape[0] > 0 and temporaries(tmp_path) == []
+    assert run("remove", tmp_path / "out.ply", "--labels", "1", "-o", tmp_path / "out.ply" / "o.ply") == 2
+    assert capsys.readouterr().err.strip().endswith(f"{tmp_path / 'out.ply'}: is a file, not a folder")
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "target.ply").write_bytes(b"old")
+    os.symlink(tmp_path / "real" / "target.ply", tmp_path / "link.ply")
+    assert run("remove", tmp_path / "out.ply", "--labels", "1", "-o", tmp_path / "link.ply") == 0
+    assert os.path.islink(tmp_path / "link.ply")
+    assert (tmp_path / "real" / "target.ply").read_bytes() == long.read_bytes()
+    assert temporaries(tmp_path) == []
 
 
 def test_report_the_injected_faults():
@@ -423,6 +580,120 @@ def test_tracebacks_became_one_line_errors(inputs, tmp_path, capsys):
                "-o", tmp_path / "o.ply", "--memory-budget", "-5") == 2
     assert "--memory-budget -5" in _last_error(capsys)
 
+
+
+def _png_header(width, height):
+    """A PNG that declares ``width`` x ``height`` (no pixel data): what Pillow reads to tell an image's size."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def test_values_that_crashed_are_one_line_errors(inputs, tmp_path, capsys):
+    """Issue 29: each of these printed a traceback (OverflowError, ValueError, DecompressionBombError)."""
+    from blender_gsseg.core.files.colmap import write_colmap_binary
+    from blender_gsseg.core.files.camera_files import load_cameras
+
+    def segment_with(*extra, cameras=inputs / "cameras.json"):
+        return run("segment", inputs / "scene.ply", "--cameras", cameras, "--masks", inputs / "masks", "-o",
+                   tmp_path / "o.ply", "--backend", "cpu", *extra)
+
+    assert segment_with("--scale", "inf") == 2
+    assert "--scale inf: must be a positive finite number" in _last_error(capsys)
+    assert segment_with("--memory-budget", "inf") == 2
+    assert "--memory-budget inf: must be a positive finite number" in _last_error(capsys)
+    assert segment(inputs, tmp_path / "l.ply") == 0
+    capsys.readouterr()
+    assert run("render-masks", tmp_path / "l.ply", "--cameras", inputs / "cameras.json", "-o", tmp_path / "m",
+               "--scale", "inf", "--backend", "cpu") == 2
+    assert "--scale inf: must be a positive finite number" in _last_error(capsys)
+    # COLMAP cameras.bin of width 2^63
+    (tmp_path / "colmap").mkdir()
+    write_colmap_binary(tmp_path / "colmap", load_cameras(inputs / "cameras.json"))
+    raw = bytearray((tmp_path / "colmap" / "cameras.bin").read_bytes())
+    raw[16:24] = (2**63).to_bytes(8, "little")  # the first record: id, model, width, height
+    (tmp_path / "colmap" / "cameras.bin").write_bytes(bytes(raw))
+    assert segment_with(cameras=tmp_path / "colmap") == 2
+    assert f"width {2**63} is past any image" in _last_error(capsys)
+    # a transforms.json without w/h whose image is 200 Mpx
+    (tmp_path / "nerf").mkdir()
+    (tmp_path / "nerf" / "big.png").write_bytes(_png_header(20000, 10000))
+    frame = {"file_path": "big", "fl_x": 100.0, "fl_y": 100.0,
+             "transform_matrix": [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 4], [0, 0, 0, 1]]}
+    (tmp_path / "nerf" / "transforms.json").write_text(json.dumps({"frames": [frame]}))
+    assert segment_with(cameras=tmp_path / "nerf" / "transforms.json") == 2
+    message = _last_error(capsys)
+    assert "big.png is too large to read" in message and "200000000 pixels" in message
+    # numbers in messages are plain numbers, not numpy reprs
+    cameras = json.loads((inputs / "cameras.json").read_text())
+    cameras[0]["fx"] = 0.0
+    (tmp_path / "zero.json").write_text(json.dumps(cameras))
+    assert segment_with(cameras=tmp_path / "zero.json") == 2
+    message = _last_error(capsys)
+    assert "fx must be a finite positive number, not 0.0" in message and "np." not in message
+
+
+def test_a_scheduler_address_that_is_not_one(inputs, tmp_path, capsys):
+    pytest.importorskip("distributed")
+    assert run("segment", inputs / "scene.ply", "--cameras", inputs / "cameras.json", "--masks", inputs / "masks",
+               "-o", tmp_path / "o.ply", "--backend", "cpu", "--cluster", "not-an-address") == 2
+    assert "--cluster not-an-address: not a scheduler address" in _last_error(capsys)
+
+
+def test_views_too_large_are_refused_before_any_mask_is_read(inputs, tmp_path, capsys, monkeypatch):
+    """Issue 29: `segment --scale 100` refused only after 4.2 GB, cameras of 20000x15000 after 2.6 GB;
+    render-masks had no budget check at all. Now exit 3 with the figure and the budget, before allocating."""
+    import blender_gsseg.core.lift.views as views
+
+    assert segment(inputs, tmp_path / "l.ply") == 0
+    capsys.readouterr()
+
+    def unread(*args, **kwargs):
+        raise AssertionError("masks read before the memory check")
+    monkeypatch.setattr(views, "load_masks", unread)
+    assert segment(inputs, tmp_path / "o.ply", "masks", "--scale", "100", "--memory-budget", "500") == 3
+    message = _last_error(capsys)
+    assert "a view of 6400x4800 pixels (at --scale 100)" in message and "memory budget of 500 MB" in message
+    cameras = json.loads((inputs / "cameras.json").read_text())
+    for camera in cameras:
+        camera.update(width=20000, height=15000, fx=camera["fx"] * 312.5, fy=camera["fy"] * 312.5)
+    (tmp_path / "huge.json").write_text(json.dumps(cameras))
+    assert run("segment", inputs / "scene.ply", "--cameras", tmp_path / "huge.json", "--masks", inputs / "masks",
+               "-o", tmp_path / "o.ply", "--backend", "cpu", "--memory-budget", "4000") == 3
+    assert "a view of 20000x15000 pixels" in _last_error(capsys)
+    assert run("render-masks", tmp_path / "l.ply", "--cameras", inputs / "cameras.json", "-o", tmp_path / "m",
+               "--scale", "100", "--memory-budget", "500", "--backend", "cpu") == 3
+    message = _last_error(capsys)
+    assert "rendering a view of 6400x4800 pixels" in message and "memory budget of 500 MB" in message
+    for camera in cameras:
+        camera.update(width=100000, height=75000)
+    (tmp_path / "huge.json").write_text(json.dumps(cameras))
+    assert run("render-masks", tmp_path / "l.ply", "--cameras", tmp_path / "huge.json", "-o", tmp_path / "m",
+               "--backend", "cpu") == 3  # the default budget, a quarter of RAM
+    assert "rendering a view of 100000x75000 pixels" in _last_error(capsys)
+    assert not (tmp_path / "o.ply").exists() and not (tmp_path / "m").exists()
+
+
+def test_a_fifo_named_like_a_mask_is_skipped_not_read(inputs, tmp_path):
+    """Issue 29: a FIFO named like a mask (lift_000.png) in the mask folder blocked segment (and eval) forever."""
+    import shutil
+
+    shutil.copytree(inputs / "masks", tmp_path / "masks")
+    first = sorted(os.listdir(tmp_path / "masks"))[0]
+    os.unlink(tmp_path / "masks" / first)
+    os.mkfifo(tmp_path / "masks" / first)
+    env = dict(os.environ, PYTHONPATH=REPO)
+    for command in (["segment", str(inputs / "scene.ply"), "--cameras", str(inputs / "cameras.json"), "--masks",
+                     str(tmp_path / "masks"), "-o", str(tmp_path / "o.ply"), "--backend", "cpu"],
+                    ["eval", str(tmp_path / "masks"), str(inputs / "masks")]):
+        process = subprocess.run([sys.executable, "-m", "blender_gsseg", *command], env=env, capture_output=True,
+                                 text=True, timeout=120)
+        assert process.returncode == 0, process.stderr
+        assert f"{tmp_path / 'masks' / first}: skipped, not a regular file" in process.stderr
 
 def test_silent_acceptance_became_errors_and_warnings(inputs, tmp_path, capsys):
     cameras = json.loads((inputs / "cameras.json").read_text())

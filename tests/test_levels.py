@@ -99,3 +99,21 @@ def test_select_by_level_and_relabel(two_level, capsys):
     assert main(["remove", str(root / "out.ply"), "--labels", "1", "--level", "3", "-o",
                  str(root / "x.ply")]) == 2
     assert "--level 3" in capsys.readouterr().err
+
+
+def test_a_layout_comment_edited_to_too_few_bits_is_refused(two_level, tmp_path, capsys):
+    """Issue 29: a gsseg_code_layout comment edited to 1 bit per level made relabel raise ValueError."""
+    import re
+    import shutil
+
+    root, _ = two_level
+    raw = (root / "out.ply").read_bytes()
+    edited = re.sub(rb"comment gsseg_code_layout ([^\n]*)",
+                    lambda m: b"comment gsseg_code_layout " + re.sub(rb":\d+", b":1", m.group(1)), raw, count=1)
+    assert edited != raw
+    (tmp_path / "e.ply").write_bytes(edited)
+    for source in root.glob("out*.gsseg.npz"):
+        shutil.copyfile(source, tmp_path / source.name.replace("out", "e", 1))
+    assert main(["relabel", str(tmp_path / "e.ply"), "--gamma", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "comment gives level 0 1 bits, too few for label" in err and "Traceback" not in err

@@ -62,6 +62,9 @@ def open_cluster(workers: int | None = None, address: str | None = None, *, gpus
             client = distributed.Client(address, timeout="10s")
         except (OSError, TimeoutError) as error:
             raise BadInputError(f"--cluster {address}: no Dask scheduler answers there ({error})") from None
+        except (ValueError, TypeError) as error:  # distributed's address parsing
+            raise BadInputError(f"--cluster {address}: not a scheduler address, e.g. tcp://HOST:PORT "
+                                f"({error})") from None
         with client:
             yield client
         return
@@ -73,7 +76,8 @@ def open_cluster(workers: int | None = None, address: str | None = None, *, gpus
     for k in range(workers):
         # one thread per worker, numba's included (its pool would otherwise take every core in every worker)
         options = {"nthreads": 1, "memory_limit": memory_limit or "auto", "dashboard": False,
-                   "env": {"NUMBA_NUM_THREADS": os.environ.get("NUMBA_NUM_THREADS", "1")}}
+                   "env": {"NUMBA_NUM_THREADS": os.environ.get("NUMBA_NUM_THREADS", "1")},
+                   "preload": [__name__]}  # dask_setup below: Ctrl-C is the client's to handle
         if gpus:
             options["env"]["CUDA_VISIBLE_DEVICES"] = str(k)
         specs[f"worker-{k}"] = {"cls": distributed.Nanny, "options": options}
@@ -84,6 +88,17 @@ def open_cluster(workers: int | None = None, address: str | None = None, *, gpus
             yield client
     finally:
         cluster.close()
+
+
+def dask_setup(worker):
+    """Run in each worker process of a local cluster as it starts (a Dask preload): the worker ignores SIGINT.
+    Ctrl-C in a terminal reaches the whole process group; the client cancels and closes the cluster, which
+    ends the workers, where each would otherwise print a KeyboardInterrupt traceback of its own."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def worker_memory_budget(client, workers: int | None = None) -> int:

@@ -30,7 +30,7 @@ from .files.ply import write_gaussians
 from .files.splats import read_gaussians
 from .gaussians import Gaussians
 from .lift.levels import parent_labels, solve_levels
-from .lift.sidecar import run_of, save_run_sidecars, sidecar_paths, solve_level_sidecars, with_run
+from .lift.sidecar import rows_fingerprint, run_of, save_run_sidecars, sidecar_paths, solve_level_sidecars, with_run
 from .lift.solver import UNSEEN, Shares, check_gamma
 from .lift.views import IDS_PER_VIEW, Views, build_views
 
@@ -80,7 +80,8 @@ def segment_scene(
     if gamma != "auto":
         check_gamma(gamma)  # before the long work, not after it
     level_views = [build_views(cameras, folder, scale=scale, every=every, ignore_label=ignore_label,
-                               binary_threshold=binary_threshold, ids=ids) for folder in folders]
+                               binary_threshold=binary_threshold, ids=ids, n_gaussians=len(gaussians),
+                               memory_budget=memory_budget) for folder in folders]
     timings["load_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -203,7 +204,7 @@ def write_labeled(
         if accumulation is not None:
             run_id = secrets.token_hex(8)
             save_run_sidecars(path, list(coarse_accumulations) + [accumulation], parents, run_id,
-                              None if gamma_choice is None else gamma_choice.gamma, commit)
+                              None if gamma_choice is None else gamma_choice.gamma, commit, rows_fingerprint(gaussians))
             gaussians = with_run(gaussians, run_id)
             # a new run: its own chosen γ, or none (never a stale one from the scene it was made from)
             chosen = [] if gamma_choice is None else [gamma_comment(gamma_choice.gamma)]
@@ -223,10 +224,15 @@ def relabel_scene(path: str | os.PathLike, gaussians: Gaussians,
                   gamma: float) -> tuple[Gaussians, np.ndarray]:  # labels: [N] int32
     """The scene re-solved at ``gamma`` from its sidecars: gsseg_label, and gsseg_code for multi-level scenes."""
     paths = sidecar_paths(path, gaussians)
-    level_labels, _, _ = solve_level_sidecars(paths, len(gaussians), gamma, run_of(gaussians), path)
+    level_labels, _, _ = solve_level_sidecars(paths, len(gaussians), gamma, run_of(gaussians), path, gaussians)
     out = gaussians.with_int_property(LABEL_PROPERTY, level_labels[-1])
     if len(paths) > 1:
         layout = CodeLayout.from_comments(gaussians.comments, path)
+        for level, (labels, bits) in enumerate(zip(level_labels, layout.bits)):
+            top = int(labels.max(initial=0))
+            if top >= 1 << bits:  # the comment was edited, or belongs to another scene
+                raise BadInputError(f"{path}: its '{LAYOUT_COMMENT}' comment gives level {level} {bits} bits, "
+                                    f"too few for label {top} of its sidecar (edited or damaged); re-run segment")
         out = out.with_int_property(CODE_PROPERTY, layout.pack(level_labels))
     return out, level_labels[-1]
 

@@ -13,6 +13,28 @@ from .commit import output_file
 
 # A 3x3 matrix whose singular values all lie within this of 1 is taken as a rotation (and re-orthonormalised).
 ROTATION_TOLERANCE = 1e-3
+# An image side past this is a damaged file, not a camera (sizes below it meet the memory budget instead).
+MAX_IMAGE_SIDE = 1 << 24
+
+
+def plain(value) -> str:
+    """A value as a message shows it: numpy scalars as plain numbers (0.0, not np.float64(0.0))."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    return repr(value)
+
+
+def check_side(path, label, name, value) -> int:
+    """An image width or height: a positive integer up to MAX_IMAGE_SIDE."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and value == int(value) and value > 0):
+        raise BadInputError(f"{path}: {label}: {name} must be a positive integer, not {plain(value)}")
+    if value > MAX_IMAGE_SIDE:
+        raise BadInputError(f"{path}: {label}: {name} {int(value)} is past any image ({MAX_IMAGE_SIDE} pixels at "
+                            f"most: damaged?)")
+    return int(value)
 
 
 def check_rotations(path, matrices, labels, what="rotation"):
@@ -67,11 +89,10 @@ def check_intrinsics(path, fx, fy, cx, cy, widths, heights, labels):
         if bad.any():
             index = int(np.flatnonzero(bad)[0])
             raise BadInputError(f"{path}: {labels[index]}: {name} must be a finite"
-                                f"{' positive' if name in ('fx', 'fy') else ''} number, not {values[index]!r}")
+                                f"{' positive' if name in ('fx', 'fy') else ''} number, not {plain(values[index])}")
     for name, values in (("width", widths), ("height", heights)):
         for index, value in enumerate(values):
-            if not value > 0:
-                raise BadInputError(f"{path}: {labels[index]}: {name} must be a positive integer, not {value!r}")
+            check_side(path, labels[index], name, value)
 
 
 def format_values(values):
@@ -90,14 +111,16 @@ def make_cameras(w2c, fx, fy, cx, cy, widths, heights, names):
 
 def read_number(path, label, value, key):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise BadInputError(f"{path}: {label}: '{key}' must be a number, not {value!r}")
+        raise BadInputError(f"{path}: {label}: '{key}' must be a number, not {plain(value)}")
     return float(value)
 
 
 def read_integer(path, label, value, key):
     number = read_number(path, label, value, key)
     if not math.isfinite(number) or number != int(number) or number <= 0:
-        raise BadInputError(f"{path}: {label}: '{key}' must be a positive integer, not {value!r}")
+        raise BadInputError(f"{path}: {label}: '{key}' must be a positive integer, not {plain(value)}")
+    if key in ("w", "h", "width", "height"):
+        check_side(path, label, f"'{key}'", number)
     return int(number)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..cameras import Camera, quaternions_to_rotations, rotations_to_quaternions, world_to_camera_matrices
 from ..errors import BadInputError
-from .camera_checks import check_finite, check_intrinsics, make_cameras, stack_cameras, write_bytes
+from .camera_checks import check_finite, check_intrinsics, check_side, make_cameras, stack_cameras, write_bytes
 
 
 # COLMAP camera models: id -> (name, number of parameters). Only the first five are supported.
@@ -81,7 +81,8 @@ def _colmap_camera(path, label, camera_id, model, width, height, params):
         raise BadInputError(f"{path}: {label}: non-finite camera parameters")
     if width <= 0 or height <= 0:
         raise BadInputError(f"{path}: {label}: image size must be positive, not {width}x{height}")
-    return model, int(width), int(height), tuple(float(p) for p in params)
+    width, height = check_side(path, label, "width", width), check_side(path, label, "height", height)
+    return model, width, height, tuple(float(p) for p in params)
 
 
 def _read_colmap_cameras_txt(path):
@@ -287,7 +288,7 @@ def _colmap_records(cameras, model, distortion):
         else:
             if camera.fx != camera.fy:
                 raise ValueError(f"COLMAP model {model} has one focal length, but camera {camera.image_name!r} "
-                                 f"has fx={camera.fx!r} != fy={camera.fy!r}")
+                                 f"has fx={float(camera.fx)} != fy={float(camera.fy)}")
             params = (float(camera.fx), float(camera.cx), float(camera.cy)) + distortion
         key = (int(camera.width), int(camera.height), params)
         if key not in ids:

@@ -1,12 +1,20 @@
 """The one way gsseg writes files: outputs that belong together land together, or none does.
 
 A :class:`Commit` collects a command's outputs (files, and folders of files). Each is written to a temporary
-beside its target (``.NAME.gsseg-PID-TOKEN.part[.EXT]``, or a hidden sibling folder); nothing the user had is
-touched while the command works. :meth:`Commit.commit` then, holding the folder's lock (``.gsseg.lock``, so two
-runs writing the same outputs never interleave), fsyncs every temporary and renames them into place in the
-order they were added, with Ctrl-C and SIGTERM held back until the last rename. A rename that fails puts back
-what was there before (kept as a hard link while renaming). A failure or a signal before the commit removes
-only our temporaries; temporaries a killed run left are removed by the next run that writes in that folder.
+beside its target (``.gsseg-RUN-N.part[.EXT]``, or a staging folder ``.gsseg-RUN-N.part``: short, so any name
+the file system allows works as a target); nothing the user had is touched while the command works.
+:meth:`Commit.commit` then, holding the folder's lock (``.gsseg.lock``, so two runs writing the same outputs
+never interleave), fsyncs every temporary and renames them into place in the order they were added, with Ctrl-C
+and SIGTERM held back until the last rename. A rename that fails puts back what was there before (kept as a hard
+link, ``.gsseg-RUN-N.old``, while renaming). A failure or a signal before the commit removes only our temporaries.
+
+Each run that writes in a folder keeps a run record there, ``.gsseg-RUN.run`` (JSON: the temporaries it made and,
+while renaming, a journal of the renames), locked (flock) for as long as the run lives. The kernel drops that
+lock when the process dies, whatever its PID namespace or host (NFS), so the next run that writes in the folder
+tells a live run from a dead one by the lock alone, never by a process id. Only the temporaries a dead run's
+record lists are ever removed (a user's file with a temporary-like name is never touched), and a run killed
+between its renames is rolled back: the files it had kept aside are put back, so the previous outputs come back
+together (:func:`recover_interrupted`).
 
 New files get the mode ``0666 & ~umask``; a replaced file keeps its mode. Errors name the user's path and the
 operating system's reason. Outputs that are also inputs are refused before anything is written.
@@ -33,7 +41,9 @@ from ..errors import BadInputError, GssegError
 LOCK_NAME = ".gsseg.lock"
 LOCK_TIMEOUT_S = 600.0  # a second run waits this long for the first to commit, then refuses
 MANIFEST_NAME = "gsseg-manifest.json"
-_TEMP_RE = re.compile(r"^\..*\.gsseg-(?P<pid>\d+)-(?P<token>[0-9a-f]{8})\.(part|old)(\.[^.]*)?$")
+_RECORD_RE = re.compile(r"^\.gsseg-(?P<token>[0-9a-f]{12})\.run$")
+STALE_RECORD_S = 86400.0  # where the file system has no locks: a run record untouched this long is a dead run's
+MAX_EXT = 32  # a temporary keeps its target's extension (for writers that look at it) up to this length
 _REASONS = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded", errno.EFBIG: "file too large",
             errno.EACCES: "permission denied", errno.EPERM: "permission denied", errno.EROFS: "read-only file system",
             errno.ENOENT: "no such file or folder", errno.ENOTDIR: "not a folder", errno.EISDIR: "is a folder",
@@ -76,8 +86,10 @@ class Commit:
         self.rewrites = [os.fspath(p) for p in rewrites]
         self.rewrite_stamps = {path: _stamp(path) for path in self.rewrites}  # taken before the input is read
         self.lock_timeout = lock_timeout
-        self.token = secrets.token_hex(4)
+        self.token = secrets.token_hex(6)
         self.entries = []  # (target, temporary, kind): kind False for a file, the command for a folder
+        self.records = {}  # folder -> _Record: this run's record in each folder it writes in
+        self.identities = {}  # temporary -> (st_dev, st_ino) of a staging folder as made
         self.made = []  # folders made for the outputs, removed again when nothing lands
         self.overwrites = {}  # folder target -> whether --overwrite was given
         self.done = False
@@ -87,12 +99,12 @@ class Commit:
     def file(self, target) -> str:
         """A temporary path to write ``target`` to (same extension, for writers that look at it). The file
         exists, empty, with the mode the target will have."""
-        target = os.path.abspath(os.fspath(target))
+        target = _resolved(target)
         self._check_target(target)
         folder, name = os.path.split(target)
         self.made += _make_folder(folder)
         ext = os.path.splitext(name)[1]
-        temp = os.path.join(folder, f".{name}.gsseg-{os.getpid()}-{self.token}.part{ext}")
+        temp = self._temporary(target, ".part" + (ext if len(ext) <= MAX_EXT else ""), False)
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
         except OSError as error:
@@ -113,24 +125,45 @@ class Commit:
         target must be empty, or hold only files listed in its gsseg manifest, written by the same ``kind``,
         with ``overwrite`` (the demo replaces its own folder: ``overwrite=True``); anything else is refused
         before anything is written. The manifest is written at the commit."""
-        target = os.path.abspath(os.fspath(target))
+        target = _resolved(target)
         self._check_target(target)
         if os.path.exists(target):
             _check_replaceable(target, kind, overwrite)
         parent, name = os.path.split(target)
         self.made += _make_folder(parent)
-        staging = os.path.join(parent, f".{name}.gsseg-{os.getpid()}-{self.token}.part")
+        staging = self._temporary(target, ".part", True)
         try:
             os.mkdir(staging, 0o777)
+            status = os.stat(staging)
         except OSError as error:
             raise WriteError(f"{target}: cannot write ({os_reason(error)})") from None
+        self.identities[staging] = (status.st_dev, status.st_ino)
         self.entries.append((target, staging, kind))
         self.overwrites[target] = overwrite
         return StagingFolder(staging, target)
 
+    def _temporary(self, target, suffix, is_folder) -> str:
+        """A new temporary's path beside ``target``, listed in this run's record in that folder first (so a
+        run that finds it after a crash can prove it is ours)."""
+        folder, name = os.path.split(target)
+        record = self.records.get(folder)
+        if record is None:
+            try:
+                record = _Record.create(folder, self.token)
+            except OSError as error:
+                raise WriteError(f"{target}: cannot write ({os_reason(error)})") from None
+            self.records[folder] = record
+        temp = os.path.join(folder, f".gsseg-{self.token}-{len(self.entries)}{suffix}")
+        try:
+            record.update(temporaries=record.data["temporaries"]
+                          + [{"name": os.path.basename(temp), "target": name, "folder": is_folder}])
+        except OSError as error:
+            raise WriteError(f"{target}: cannot write ({os_reason(error)})") from None
+        return temp
+
     def check_outputs(self, targets):
         """Refuse, before any work, outputs that are inputs or that are given twice (None entries skipped)."""
-        targets = [os.path.abspath(os.fspath(t)) for t in targets if t is not None]
+        targets = [_resolved(t) for t in targets if t is not None]
         for number, target in enumerate(targets):
             if any(same_path(target, other) for other in targets[:number]):
                 raise BadInputError(f"{target}: given as two outputs of one command")
@@ -167,6 +200,9 @@ class Commit:
         for _target, temp, is_folder in self.entries:
             _remove(temp, is_folder)
         self.entries = []
+        for record in self.records.values():
+            record.close(remove=True)
+        self.records = {}
         for folder in reversed(self.made):
             with contextlib.suppress(OSError):
                 if set(os.listdir(folder)) <= {LOCK_NAME}:
@@ -181,7 +217,9 @@ class Commit:
         try:
             with _locks(self._folders(), self.lock_timeout):
                 for folder in self._folders():
-                    remove_stale_temporaries(folder)
+                    remove_stale_temporaries(folder, mine=self.token)
+                for target, temp, kind in self.entries:  # another program removed them meanwhile: never land
+                    self._check_temporary(target, temp, kind)
                 for path, stamp in self.rewrite_stamps.items():  # another run rewrote it meanwhile
                     if _stamp(path) != stamp:
                         raise BadInputError(f"{path}: changed while this command ran (another gsseg run?); "
@@ -193,12 +231,31 @@ class Commit:
                         _write_manifest(target, temp, kind, self.token)
                     _fsync_tree(target, temp)
                 hook("before-first-rename")
-                with _signals_held():
-                    self._rename_all()
+                targets = [target for target, _, _ in self.entries]
+                landed = False
+                try:
+                    with _signals_held():
+                        self._rename_all()
+                        landed = True
+                except BaseException as error:
+                    if landed:  # a signal held back during the renames, raised now: the outputs are in place
+                        self.done = True
+                        error.gsseg_landed = targets
+                    raise
         except BaseException:
             self.discard()
             raise
         self.done = True
+
+    def _check_temporary(self, target, temp, kind):
+        try:
+            status = os.lstat(temp)
+        except OSError:
+            status = None
+        same = status is not None and (not kind or (status.st_dev, status.st_ino) == self.identities.get(temp))
+        if not same:
+            raise WriteError(f"{target}: its temporary {temp} was removed while this command ran (by another "
+                             f"program?); nothing was written, run it again")
 
     def _folders(self) -> set[str]:
         """The folders the outputs land in."""
@@ -206,14 +263,17 @@ class Commit:
 
     def _rename_all(self):
         kept, landed = [], []  # (target, backup) of what was there; targets renamed so far
+        backups = {temp: _backup_path(temp) for _target, temp, _kind in self.entries}
         try:
+            self._journal("renaming", backups)  # a run that finds this after a kill puts the previous files back
             for number, (target, temp, kind) in enumerate(self.entries):
                 if number:
                     hook("between-renames")
-                backup = _keep_aside(target, kind, self.token)
+                backup = _keep_aside(target, kind, backups[temp])
                 kept.append((target, backup, kind))
                 _land(temp, target, kind)
                 landed.append(target)
+            self._journal("landed", backups)  # from here on, a kill leaves the new outputs (backups go)
             hook("after-last-rename")
         except BaseException as error:
             for target, backup, kind in reversed(kept):  # put back what was there
@@ -241,6 +301,23 @@ class Commit:
             if backup is not None:
                 _remove(backup, kind)
         self.entries = []
+        for record in self.records.values():
+            record.close(remove=True)
+        self.records = {}
+
+    def _journal(self, phase, backups):
+        """Write each folder's record with the renames to come (``phase`` 'renaming') or done ('landed'),
+        flushed to the disk before the first rename."""
+        for folder, record in self.records.items():
+            renames = []
+            for target, temp, kind in self.entries:
+                if os.path.dirname(target) != folder:
+                    continue
+                status = os.lstat(temp) if phase == "renaming" else None
+                identity = [status.st_dev, status.st_ino] if status else record.data["renames"][len(renames)]["new"]
+                renames.append({"target": os.path.basename(target), "temp": os.path.basename(temp),
+                                "backup": os.path.basename(backups[temp]), "folder": bool(kind), "new": identity})
+            record.update(phase=phase, renames=renames)
 
 
 class StagingFolder:
@@ -260,6 +337,9 @@ class StagingFolder:
         path = os.path.abspath(os.fspath(path))
         if not _inside(path, self.path):
             raise ValueError(f"{path} is not inside the staging folder {self.path}")
+        if not os.path.isdir(self.path):  # removed by another program: never made again, never landed
+            raise WriteError(f"{self.target}: its staging folder {self.path} was removed while this command ran "
+                             f"(by another program?); nothing was written, run it again")
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
         except OSError as error:
@@ -326,6 +406,8 @@ def _make_folder(folder):
     """Make ``folder`` and its missing parents; returns the folders made, outermost first."""
     missing = []
     while folder and not os.path.isdir(folder):
+        if os.path.lexists(folder):
+            raise WriteError(f"{folder}: is a file, not a folder")
         missing.append(folder)
         parent = os.path.dirname(folder)
         if parent == folder:
@@ -386,13 +468,16 @@ def _fsync_tree(target, temp):
         raise WriteError(f"{target}: cannot write ({os_reason(error)})") from None
 
 
-def _keep_aside(target, is_folder, token):
-    """Keep what is at ``target`` until the commit has landed: a hard link to a file (a copy where the file
-    system has none), the folder renamed. None when there is nothing."""
+def _backup_path(temp):
+    """Where the file or folder a temporary replaces is kept aside while renaming: ``.gsseg-RUN-N.old``."""
+    return temp[:temp.rindex(".part")] + ".old"
+
+
+def _keep_aside(target, is_folder, backup):
+    """Keep what is at ``target`` until the commit has landed (at ``backup``): a hard link to a file (a copy
+    where the file system has none), the folder renamed. None when there is nothing."""
     if not os.path.lexists(target):
         return None
-    folder, name = os.path.split(target)
-    backup = os.path.join(folder, f".{name}.gsseg-{os.getpid()}-{token}.old")
     if is_folder:
         os.replace(target, backup)
         return backup
@@ -449,25 +534,219 @@ def _locks(folders, timeout):
         yield
 
 
-def remove_stale_temporaries(folder):
-    """Remove the temporaries (and kept-aside copies) that runs which no longer exist left in ``folder``; a
-    folder kept aside whose target is gone (a run killed between its two renames) is put back."""
+def remove_stale_temporaries(folder, mine=None) -> list[str]:
+    """Clean up after the runs that died while writing in ``folder`` (their record's lock is free): remove the
+    temporaries their record lists, and roll back one killed between its renames (the kept-aside files put back).
+    Live runs, other programs' files and anything a record does not list are left alone; ``mine``: our own
+    run's token. Returns the targets put back."""
     try:
         names = os.listdir(folder)
     except OSError:
-        return
-    for name in names:
-        match = _TEMP_RE.match(name)
-        if not match or _alive(int(match.group("pid")), os.path.join(folder, name)):
+        return []
+    restored = []
+    for name in sorted(names):
+        match = _RECORD_RE.match(name)
+        if not match or match.group("token") == mine:
             continue
-        path = os.path.join(folder, name)
-        if name.endswith(".old") and os.path.isdir(path):
-            target = os.path.join(folder, name[1:name.rindex(".gsseg-")])
-            if not os.path.lexists(target):
-                with contextlib.suppress(OSError):
-                    os.replace(path, target)
-                continue
-        _remove(path, True)
+        record = _Record.open_dead(os.path.join(folder, name))
+        if record is not None:
+            whole = False
+            try:
+                back, whole = record.clean_up()
+                restored += back
+            finally:
+                record.close(remove=whole)
+    return restored
+
+
+def recover_interrupted(folder) -> list[str]:
+    """Under ``folder``'s lock, roll back the runs killed there between their renames (and remove dead runs'
+    temporaries); returns the targets put back ([] when there was nothing to do, or the lock is busy)."""
+    folder = os.path.abspath(os.fspath(folder))
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    if not any(_RECORD_RE.match(name) for name in names):
+        return []
+    try:
+        with _locks([folder], 0):
+            return remove_stale_temporaries(folder)
+    except GssegError:
+        return []
+
+
+def _resolved(target) -> str:
+    """The path an output is written to: a symbolic link is followed (its target is written, the link stays),
+    as ``cp`` and editors do."""
+    target = os.path.abspath(os.fspath(target))
+    return os.path.realpath(target) if os.path.islink(target) else target
+
+
+def _identity(path):
+    try:
+        status = os.lstat(path)
+    except OSError:
+        return None
+    return [status.st_dev, status.st_ino]
+
+
+class _Record:
+    """A run's record in a folder it writes in (see the module docstring): ``.gsseg-RUN.run``, JSON, locked
+    with flock while the run lives."""
+
+    def __init__(self, path, fd, data):
+        self.path, self.fd, self.data = path, fd, data
+
+    @classmethod
+    def create(cls, folder, token):
+        path = os.path.join(folder, f".gsseg-{token}.run")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            _lock_record(fd, blocking=True)  # a run sweeping meanwhile finds it empty: unproven, left alone
+            record = cls(path, fd, {"written_by": "gsseg", "run": token, "pid": os.getpid(),
+                                    "host": _hostname(), "phase": "writing", "temporaries": [], "renames": []})
+            record.update()
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise
+        return record
+
+    @classmethod
+    def open_dead(cls, path):
+        """The record at ``path`` when its run is dead (we then hold its lock) and it is one of ours; else None."""
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except OSError:
+            return None
+        try:
+            if not _lock_record(fd, blocking=False):
+                stale = time.time() - os.fstat(fd).st_mtime > STALE_RECORD_S  # no locks here: an age rule
+                if not stale:
+                    os.close(fd)
+                    return None
+            with os.fdopen(os.dup(fd), "rb") as handle:
+                data = json.loads(handle.read().decode("utf-8"))
+            token = _RECORD_RE.match(os.path.basename(path)).group("token")
+            if not (isinstance(data, dict) and data.get("written_by") == "gsseg" and data.get("run") == token
+                    and isinstance(data.get("temporaries"), list) and isinstance(data.get("renames"), list)):
+                raise ValueError("not a gsseg run record")
+        except (OSError, ValueError):  # not one we can prove ours: left alone
+            os.close(fd)
+            return None
+        return cls(path, fd, data)
+
+    def update(self, **changes):
+        self.data.update(changes)
+        text = json.dumps(self.data).encode("utf-8")
+        os.ftruncate(self.fd, 0)
+        os.lseek(self.fd, 0, os.SEEK_SET)  # (os.pwrite is not on Windows)
+        os.write(self.fd, text)
+        if changes.get("phase") in ("renaming", "landed"):
+            os.fsync(self.fd)
+
+    def close(self, remove):
+        if self.fd is None:
+            return
+        if remove and sys.platform != "win32":  # removed while still locked: never seen unlocked
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+        os.close(self.fd)
+        self.fd = None
+        if remove and sys.platform == "win32":  # Windows removes no open file
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+
+    def clean_up(self) -> tuple[list[str], bool]:
+        """A dead run's leftovers: roll back its renames if it died between them, then remove its temporaries.
+        Returns (the targets put back, whether all is done: the record may go). What cannot be proven ours, or
+        put back, stays (and so does the record)."""
+        folder = os.path.dirname(self.path)
+        restored, whole = [], True
+        if self.data.get("phase") == "renaming":
+            for rename in reversed(self.data["renames"]):
+                try:
+                    restored += _roll_back(folder, rename)
+                except (OSError, KeyError, TypeError, ValueError):
+                    whole = False
+        elif self.data.get("phase") == "landed":
+            for rename in self.data["renames"]:
+                with contextlib.suppress(KeyError, TypeError, ValueError):
+                    _remove(_own_path(folder, rename["backup"], self.data["run"]), rename["folder"])
+        for temporary in self.data["temporaries"]:
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                _remove(_own_path(folder, temporary["name"], self.data["run"]), temporary["folder"])
+        return restored, whole
+
+
+def _own_path(folder, name, token):
+    """A file a record names, when it has the form of that run's temporaries (never anything else)."""
+    if not (isinstance(name, str) and re.fullmatch(rf"\.gsseg-{token}-\d+\.(part|old)(\.[^/]*)?", name)):
+        raise ValueError(name)
+    return os.path.join(folder, name)
+
+
+def _roll_back(folder, rename) -> list[str]:
+    """Undo one rename of a run killed between its renames: what landed goes, what was kept aside comes back.
+    Only a target that is still the very file or folder the run landed (same inode) is touched."""
+    token = re.match(r"\.gsseg-([0-9a-f]{12})-", rename["temp"]).group(1)
+    target = os.path.join(folder, os.path.basename(rename["target"]))
+    backup = _own_path(folder, rename["backup"], token)
+    is_folder = bool(rename["folder"])
+    ours = _identity(target) == list(rename["new"])
+    if ours:
+        if is_folder:  # moved out of the way first: a folder is not renamed over a folder that holds files
+            aside = _own_path(folder, rename["temp"], token)
+            os.replace(target, aside)
+            _remove(aside, True)
+        elif not os.path.lexists(backup):
+            os.unlink(target)  # there was nothing before
+        if os.path.lexists(backup):
+            os.replace(backup, target)
+        return [target]
+    if os.path.lexists(backup):
+        if not os.path.lexists(target):  # a folder moved aside, its replacement not landed
+            os.replace(backup, target)
+            return [target]
+        if not is_folder and _identity(target) == _identity(backup):  # the link of a file still in place
+            os.unlink(backup)
+            return []
+        raise ValueError("the target changed since: the kept copy stays")
+    return []
+
+
+def _hostname():
+    import socket
+
+    with contextlib.suppress(OSError):
+        return socket.gethostname()
+    return ""
+
+
+def _lock_record(fd, blocking) -> bool:
+    """flock ``fd``: True when we hold it, False when another process does (or there are no locks here)."""
+    if sys.platform == "win32":
+        import msvcrt
+
+        os.lseek(fd, 0, os.SEEK_SET)  # the lock covers the first byte
+        try:
+            msvcrt.locking(fd, msvcrt.LK_LOCK if blocking else msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    except OSError as error:
+        if error.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            return False
+        raise
+    return True
 
 
 def _stamp(path):
@@ -477,22 +756,6 @@ def _stamp(path):
     except OSError:
         return None
     return status.st_ino, status.st_size, status.st_mtime_ns
-
-
-def _alive(pid, path):
-    if pid == os.getpid():
-        return True  # ours: removed by our own discard
-    if sys.platform == "win32":  # no safe liveness probe: a day-old temporary is stale
-        with contextlib.suppress(OSError):
-            return time.time() - os.path.getmtime(path) < 86400
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _write_manifest(target, staging, kind, token):

@@ -27,6 +27,7 @@ import collections.abc
 import dataclasses
 import os
 import posixpath
+import stat
 import warnings
 
 import numpy as np
@@ -303,11 +304,25 @@ def _find_mask_files(mask_dir):
         for name in names:
             if name.startswith(".") or os.path.splitext(name)[1].lower() not in MASK_EXTENSIONS:
                 continue
+            if not regular_file(os.path.join(root, name)):
+                continue
             rel = name if rel_root == os.curdir else os.path.join(rel_root, name)
             found.append(rel.replace(os.sep, "/"))
     if not found:
         raise BadInputError(f"{mask_dir}: no mask images found (looked for {', '.join(MASK_EXTENSIONS)})")
     return sorted(found)
+
+
+def regular_file(path) -> bool:
+    """Whether ``path`` is a regular file (through links); anything else named like an image (a FIFO, which
+    would block the read forever, a device, a socket, a broken link) is skipped with a warning."""
+    try:
+        regular = stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        regular = False
+    if not regular:
+        warnings.warn(f"{path}: skipped, not a regular file")
+    return regular
 
 
 def _mask_key(rel):

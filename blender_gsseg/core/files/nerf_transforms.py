@@ -58,7 +58,7 @@ def load_transforms_json(
 
         w, h = get("w"), get("h")
         if w is None or h is None:
-            size = _image_size(folder, file_path)
+            size = _image_size(folder, file_path, path, label)
             if size is None:
                 raise BadInputError(f"{path}: {label}: no 'w'/'h' and the image file was not found to read its "
                                     f"size")
@@ -105,7 +105,7 @@ def _transforms_focal(path, label, frame, top, width, height):
             if entry.get(angle_key) is not None:
                 angle = read_number(path, label, entry[angle_key], angle_key)
                 if not 0 < angle < math.pi:
-                    raise BadInputError(f"{path}: {label}: '{angle_key}' must be in (0, pi) radians, not {angle!r}")
+                    raise BadInputError(f"{path}: {label}: '{angle_key}' must be in (0, pi) radians, not {angle}")
                 return 0.5 * size / math.tan(0.5 * angle)
         return None
 
@@ -119,9 +119,10 @@ def _transforms_focal(path, label, frame, top, width, height):
 IMAGE_EXTENSIONS = ("", ".png", ".jpg", ".jpeg", ".PNG", ".JPG", ".JPEG")
 
 
-def _image_size(folder, file_path):
+def _image_size(folder, file_path, path="transforms.json", label="frame"):
     """(width, height) of the image ``file_path`` (relative to ``folder``; Blender synthetic paths lack the
-    extension), or None when no such image can be read."""
+    extension), or None when no such image can be read; one that Pillow refuses to open for its size (a
+    decompression bomb, e.g. 200 Mpx) is refused naming it."""
     base = file_path if os.path.isabs(file_path) else os.path.join(folder, file_path)
     for ext in IMAGE_EXTENSIONS:
         candidate = base + ext
@@ -133,6 +134,9 @@ def _image_size(folder, file_path):
             try:
                 with Image.open(candidate) as image:
                     return image.size
+            except Image.DecompressionBombError as error:
+                raise BadInputError(f"{path}: {label}: no 'w'/'h', and its image {candidate} is too large to "
+                                    f"read ({error})") from None
             except OSError:
                 continue
     return None

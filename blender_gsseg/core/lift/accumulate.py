@@ -132,6 +132,26 @@ def estimate_memory(n_gaussians, n_labels, max_view_pixels, chunk_entries=DEFAUL
     return weights + per_gaussian + contributions + chunk_entries * 40
 
 
+MASK_BYTES_PER_PIXEL = 16  # a view's label map at the working size: decoded, resized (int32) and as indices
+
+
+def check_view_memory(sizes, n_gaussians: int, memory_budget: int | None, where: str, scale: float = 1.0):
+    """Refuse (:class:`MemoryBudgetError`) views too large to lift within ``memory_budget`` (bytes; default a
+    quarter of RAM) before any mask is read: the least the accumulation needs at the largest working size (two
+    labels, the form that needs less) and that view's label maps. ``sizes``: (width, height) per view."""
+    if not sizes:
+        return
+    budget = default_memory_budget() if memory_budget is None else memory_budget
+    width, height = max(sizes, key=lambda size: size[0] * size[1])
+    pixels = width * height
+    need = min(estimate_memory(n_gaussians, 2, pixels), estimate_bounded_memory(n_gaussians, 2, pixels)) \
+        + pixels * MASK_BYTES_PER_PIXEL
+    if need > budget:
+        raise MemoryBudgetError(f"{where}: a view of {width}x{height} pixels (at --scale {scale:g}) needs about "
+                                f"{need / 2**20:.0f} MB to lift, over the memory budget of {budget / 2**20:.0f} MB "
+                                f"(lower --scale or raise --memory-budget)")
+
+
 def estimate_bounded_memory(n_gaussians, n_labels, max_view_pixels, chunk_entries=DEFAULT_CHUNK_ENTRIES):
     """Bytes the bounded form needs at its peak: the kept numbers, one pass of <= 32 labels and the merge."""
     per_pass = min(n_labels, LABELS_PER_PASS)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import BadInputError
-from ..files.commit import output_path
+from ..files.commit import output_path, recover_interrupted
 from ..files.labels import CodeLayout
 from .accumulate import Accumulation, BoundedAccumulation
 from .levels import solve_levels
@@ -118,18 +118,46 @@ def save_run_sidecars(
     run_id: str,
     chosen_gamma: dict[str, float] | None = None,  # segment --gamma auto: rule -> γ
     commit: Commit | StagingFolder | None = None,
+    rows: str | None = None,  # rows_fingerprint() of the PLY they are written beside
 ) -> None:
     """The sidecars of one run of segment beside the PLY ``path``: OUT.gsseg.npz for the finest level and
     OUT.level<k>.gsseg.npz for each coarser one, each with ``run_id``; a finer level also keeps its
-    ``parent_ids``, every level the ``chosen_gamma`` (JSON)."""
+    ``parent_ids``, every level the ``chosen_gamma`` (JSON) and ``rows``, the PLY's row order (checked when
+    the pair is loaded: a PLY whose rows a conversion reordered keeps its run id, not its rows)."""
     for level, accumulation in enumerate(accumulations):
         target = sidecar_path(path) if level == len(accumulations) - 1 else level_sidecar_path(path, level)
-        extra = {}
+        extra = {} if rows is None else {"rows": np.str_(rows)}
         if chosen_gamma is not None:
             extra["chosen_gamma"] = np.str_(json.dumps(chosen_gamma))
         if len(accumulations) > 1 and level > 0:
             extra["parent_ids"] = np.asarray(parents[level], dtype=np.int32)
         save_accumulation(target, dataclasses.replace(accumulation, run_id=run_id), extra=extra, commit=commit)
+
+
+def rows_fingerprint(gaussians: Gaussians) -> str:
+    """A hash of the scene's positions in row order: what binds a sidecar's columns to the PLY's rows."""
+    import hashlib
+
+    means = np.ascontiguousarray(gaussians.means, dtype="<f4")
+    return hashlib.blake2b(memoryview(means).cast("B"), digest_size=16).hexdigest()
+
+
+def sidecar_rows(path: str | os.PathLike) -> str | None:
+    """The ``rows`` fingerprint a sidecar carries (None: written before it, or unreadable)."""
+    try:
+        with np.load(os.fspath(path)) as data:
+            return str(data["rows"]) if "rows" in data.files else None
+    except Exception:  # damaged: the run id check says so
+        return None
+
+
+def check_rows(path, gaussians: Gaussians, sidecar) -> None:
+    """Refuse a PLY whose rows are not the ones its sidecar was written for (reordered: a conversion through
+    a Morton-ordered format, rows reversed or shifted), though it carries the sidecar's run id."""
+    rows = sidecar_rows(sidecar)
+    if rows is not None and rows != rows_fingerprint(gaussians):
+        raise BadInputError(f"{path}: its Gaussians are not the ones, in the order, its sidecar {sidecar} was "
+                            f"written for (reordered or changed since, e.g. by a conversion); re-run segment")
 
 
 def sidecar_run_id(path: str | os.PathLike) -> str | None:
@@ -198,6 +226,9 @@ def load_accumulation(path: str | os.PathLike,
         raise BadInputError(f"{path}: the sidecar's label_ids must be a non-empty list (damaged)")
     if len(np.unique(label_ids)) != len(label_ids):
         raise BadInputError(f"{path}: the sidecar lists a label id twice")
+    if np.any(np.diff(label_ids) <= 0) or label_ids[0] < 0:  # rows are matched to ids by this order
+        raise BadInputError(f"{path}: the sidecar's label_ids must be ascending and not negative "
+                            f"({_few(label_ids)}: damaged)")
     if isinstance(result, BoundedAccumulation):
         used = result.top_labels[result.top_labels >= 0]
         if not np.all(np.isin(used, label_ids)) or np.any(result.share_bg > 1 + 1e-4) or \
@@ -213,6 +244,12 @@ def load_accumulation(path: str | os.PathLike,
     if n_gaussians is not None and count != n_gaussians:
         raise BadInputError(f"{path}: sidecar is for {count} Gaussians but the scene has {n_gaussians}")
     return result
+
+
+def _few(ids) -> str:
+    """The first few of ``ids`` as plain numbers."""
+    shown = ", ".join(str(int(i)) for i in ids[:6])
+    return f"[{shown}{', ...' if len(ids) > 6 else ''}]"
 
 
 # ----- the run id that binds a PLY and its sidecars
@@ -235,6 +272,11 @@ def check_run(path, run: str | None, sidecar, sidecar_run: str | None) -> None:
     if sidecar_run is None:
         raise BadInputError(f"{path}: its sidecar {sidecar} cannot be read (damaged); re-run segment")
     if (run or sidecar_run) and sidecar_run != (run or ""):  # either side from a run with an id: both must be
+        restored = recover_interrupted(os.path.dirname(os.path.abspath(os.fspath(path))))
+        if restored:  # a run killed between its renames: its kept-aside files are back
+            names = ", ".join(os.path.basename(p) for p in restored)
+            raise BadInputError(f"{path}: a gsseg run was killed while writing it; the previous files were put "
+                                f"back ({names}); run the command again")
         theirs = sidecar_run or "none: written before run ids"
         raise BadInputError(f"{path}: its sidecar {sidecar} comes from another run of segment (run {run}, "
                             f"sidecar {theirs}); re-run segment")
@@ -247,6 +289,7 @@ def bound_sidecar(path: str | os.PathLike, gaussians: Gaussians) -> str | None:
     if not os.path.isfile(sidecar):
         return None
     check_run(path, run_of(gaussians), sidecar, sidecar_run_id(sidecar))
+    check_rows(path, gaussians, sidecar)
     return sidecar
 
 
@@ -256,6 +299,7 @@ def load_shares(path: str | os.PathLike, gaussians: Gaussians) -> Shares:
     sidecar = sidecar_path(path)
     accumulation = load_accumulation(sidecar, len(gaussians))
     check_run(path, run_of(gaussians), sidecar, accumulation.run_id)
+    check_rows(path, gaussians, sidecar)
     return Shares.from_accumulation(accumulation)
 
 
@@ -263,15 +307,17 @@ UNCHECKED = object()  # solve_level_sidecars(run=UNCHECKED): sidecars already kn
 
 
 def solve_level_sidecars(paths: list[str], n_gaussians: int, gamma: float, run=UNCHECKED,
-                         path=None) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+                         path=None, gaussians=None) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     """Every level re-solved at ``gamma`` from its sidecar (``paths`` coarsest first, as :func:`level_sidecars`
     gives them), each finer level within its parents. ``run``: the run id of the PLY at ``path`` (None: written
-    before run ids), which the sidecars must carry.
+    before run ids), which the sidecars must carry; ``gaussians``: that PLY's scene, whose rows they must be for.
     Returns (labels per level, the finest level's confidence, the finest level's label ids)."""
     accumulations = [load_accumulation(p, n_gaussians) for p in paths]
     for sidecar, accumulation in zip(paths, accumulations, strict=True):
         if run is not UNCHECKED:
             check_run(path or sidecar, run, sidecar, accumulation.run_id)
+        if gaussians is not None:
+            check_rows(path or sidecar, gaussians, sidecar)
     parents = [None]
     for sidecar in paths[1:]:
         try:

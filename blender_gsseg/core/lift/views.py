@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from .accumulate import accumulate_weights
+from .accumulate import accumulate_weights, check_view_memory
 from ..cameras import Camera
 from ..errors import BadInputError
 from ..files.camera_files import load_cameras
@@ -107,8 +107,8 @@ def select_views(cameras: list[Camera], every: int = 1) -> list[Camera]:
 
 def working_sizes(cameras: list[Camera], scale: float) -> list[tuple[int, int]]:
     """(width, height) of each camera at ``scale``; a clear error when a view would vanish."""
-    if not scale > 0:
-        raise BadInputError(f"--scale {scale}: must be positive")
+    if not 0 < scale < float("inf"):
+        raise BadInputError(f"--scale {scale}: must be a positive finite number")
     sizes = [(round(scale * camera.width), round(scale * camera.height)) for camera in cameras]
     for camera, (width, height) in zip(cameras, sizes, strict=True):
         if width < 1 or height < 1:
@@ -118,7 +118,8 @@ def working_sizes(cameras: list[Camera], scale: float) -> list[tuple[int, int]]:
 
 
 def build_views(cameras, masks, *, scale: float = 1.0, every: int = 1, ignore_label=None,
-                binary_threshold: int | None = None, ids: str | None = None) -> Views:
+                binary_threshold: int | None = None, ids: str | None = None, n_gaussians: int | None = None,
+                memory_budget: int | None = None) -> Views:
     """The views of ``cameras`` (a camera file or folder, or a list of :class:`Camera`) with ``masks``.
 
     ``masks`` is a mask folder (matched to the cameras by image name, decoded as :mod:`..files.masks` says), or a list
@@ -127,7 +128,9 @@ def build_views(cameras, masks, *, scale: float = 1.0, every: int = 1, ignore_la
     (grey level >= threshold is foreground), e.g. anti-aliased ones. ``ids``: 'consistent' (default) or 'per-view'
     (ids mean nothing across views: :mod:`.associate` makes them consistent); a folder in SAM's layout
     (:mod:`..files.sam_masks`) is always per-view. Raises :class:`BadInputError` when the
-    masks hold only background, or when two cameras share an image name.
+    masks hold only background, or when two cameras share an image name; with ``n_gaussians``,
+    :class:`MemoryBudgetError` before any mask is read when the views are too large to lift within
+    ``memory_budget`` (bytes, default a quarter of RAM).
     """
     camera_file = os.fspath(cameras) if isinstance(cameras, (str, os.PathLike)) else None
     if camera_file is not None:
@@ -140,6 +143,8 @@ def build_views(cameras, masks, *, scale: float = 1.0, every: int = 1, ignore_la
     sizes = working_sizes(selected, scale)
     if ids not in (None, IDS_CONSISTENT, IDS_PER_VIEW):
         raise BadInputError(f"--ids {ids}: choose {IDS_CONSISTENT} or {IDS_PER_VIEW}")
+    if n_gaussians is not None:
+        check_view_memory(sizes, n_gaussians, memory_budget, camera_file or "the cameras", scale)
     if isinstance(masks, (str, os.PathLike)) and is_sam_layout(masks, selected):
         source = os.fspath(masks)
         if ids == IDS_CONSISTENT:

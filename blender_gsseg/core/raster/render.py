@@ -48,6 +48,27 @@ def render_colour(
     return get_backend(backend).render_colour(gaussians, camera, background, colours)
 
 
+def check_render_memory(cameras, n_gaussians: int, memory_budget: int | None = None, where: str = "cameras"):
+    """Refuse (:class:`MemoryBudgetError`) views too large to render within ``memory_budget`` (bytes; default
+    a quarter of RAM) before rendering any: per-Gaussian projection state, the largest view's contribution
+    lists and its images (labels, colour, alpha, depth)."""
+    from ..errors import MemoryBudgetError
+    from ..lift.accumulate import default_memory_budget
+    from .rasterize import DEFAULT_CHUNK_ENTRIES
+
+    if not cameras:
+        return
+    budget = default_memory_budget() if memory_budget is None else memory_budget
+    camera = max(cameras, key=lambda c: int(c.width) * int(c.height))
+    pixels = int(camera.width) * int(camera.height)
+    need = n_gaussians * 120 + max(pixels * 8, DEFAULT_CHUNK_ENTRIES // 4) * 24 + DEFAULT_CHUNK_ENTRIES * 40 \
+        + pixels * (4 + 12 + 4 + 4 + 12)
+    if need > budget:
+        raise MemoryBudgetError(f"{where}: rendering a view of {camera.width}x{camera.height} pixels needs about "
+                                f"{need / 2**20:.0f} MB, over the memory budget of {budget / 2**20:.0f} MB "
+                                f"(lower --scale or raise --memory-budget)")
+
+
 def render_view(
     camera: Camera,
     gaussians: Gaussians,
