@@ -199,7 +199,7 @@ def test_missing_dask_is_one_clear_line(monkeypatch, capsys):
 
 def test_the_memory_budget_is_per_worker(client):
     from blender_gsseg.core.cluster import worker_memory_budget
-    from blender_gsseg.core.lift.accumulate import default_memory_budget
+    from blender_gsseg.core.errors import default_memory_budget
 
     assert worker_memory_budget(client, workers=2) == default_memory_budget() // 2
     limits = [w["memory_limit"] for w in client.scheduler_info()["workers"].values()]

@@ -353,7 +353,7 @@ def test_a_pair_from_two_runs_is_refused(inputs, tmp_path, capsys):
 def test_a_pair_whose_rows_were_reordered_is_refused(inputs, tmp_path, capsys):
     """Issue 29: `convert l.ply c.compressed.ply && convert c.compressed.ply l.ply` Morton-reorders the rows and
     keeps gsseg_run; relabel then changed 85% of the labels. Reversed or shifted rows did the same."""
-    from blender_gsseg.core.files.splats import write_gaussians
+    from blender_gsseg.core.files.ply import write_gaussians
 
     out = tmp_path / "l.ply"
     assert segment(inputs, out) == 0

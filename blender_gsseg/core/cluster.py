@@ -105,7 +105,7 @@ def worker_memory_budget(client, workers: int | None = None) -> int:
     """The default ``--memory-budget``, per worker: a quarter of RAM divided by the local workers, or a
     quarter of the smallest memory limit of a running cluster's workers (a quarter of this machine's RAM when
     they have none)."""
-    from .lift.accumulate import default_memory_budget
+    from .errors import default_memory_budget
 
     if workers:
         return default_memory_budget() // workers

@@ -1,4 +1,7 @@
-"""Errors that carry the CLI exit code, so every layer reports bad input the same way."""
+"""Errors that carry the CLI exit code, so every layer reports bad input the same way, and the default memory
+budget that :class:`MemoryBudgetError` is measured against."""
+
+import os
 
 
 class GssegError(Exception):
@@ -29,3 +32,11 @@ class CancelledError(GssegError):
     """The user cancelled (Ctrl+C in the CLI, Esc in Blender)."""
 
     exit_code = 130
+
+
+def default_memory_budget() -> int:
+    """A quarter of physical RAM, in bytes: what every floor checks its allocations against by default."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+    except (ValueError, OSError, AttributeError):
+        return 4 << 30

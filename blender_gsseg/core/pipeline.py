@@ -32,7 +32,7 @@ from .gaussians import Gaussians
 from .lift.levels import parent_labels, solve_levels
 from .lift.sidecar import rows_fingerprint, run_of, save_run_sidecars, sidecar_paths, solve_level_sidecars, with_run
 from .lift.solver import UNSEEN, Shares, check_gamma
-from .lift.views import IDS_PER_VIEW, Views, build_views
+from .lift.views import IDS_PER_VIEW, build_views
 
 
 def segment_scene(

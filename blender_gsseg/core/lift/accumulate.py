@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
-import os
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..raster.backends import BackendOrName, get_backend
-from ..errors import MemoryBudgetError
+from ..errors import MemoryBudgetError, default_memory_budget
 from ..read_on_use import ReadOnUse
 from ..raster.rasterize import DEFAULT_CHUNK_ENTRIES
 from .solver import Shares
@@ -109,14 +108,6 @@ def _original_index(accumulation, keep):
     positions = np.flatnonzero(keep) if np.asarray(keep).dtype == bool else np.asarray(keep, dtype=np.int64)
     index = accumulation.original_index
     return positions if index is None else index[positions]
-
-
-def default_memory_budget() -> int:
-    """A quarter of physical RAM, in bytes."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
-    except (ValueError, OSError, AttributeError):
-        return 4 << 30
 
 
 def estimate_memory(n_gaussians, n_labels, max_view_pixels, chunk_entries=DEFAULT_CHUNK_ENTRIES):

@@ -13,7 +13,8 @@ import numpy as np
 from ..errors import BadInputError
 from ..raster.backends import BackendOrName
 from . import tune
-from .accumulate import Accumulation, default_memory_budget
+from ..errors import default_memory_budget
+from .accumulate import Accumulation
 from .associate import Association, associate_views
 from .solver import UNSEEN
 from .views import IDS_PER_VIEW, Views

@@ -53,7 +53,7 @@ def check_render_memory(cameras, n_gaussians: int, memory_budget: int | None = N
     a quarter of RAM) before rendering any: per-Gaussian projection state, the largest view's contribution
     lists and its images (labels, colour, alpha, depth)."""
     from ..errors import MemoryBudgetError
-    from ..lift.accumulate import default_memory_budget
+    from ..errors import default_memory_budget
     from .rasterize import DEFAULT_CHUNK_ENTRIES
 
     if not cameras:
