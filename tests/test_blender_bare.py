@@ -137,3 +137,5 @@ def test_gamma_survives_blender_edits_and_saving(tmp_path):
     assert result["reopened_path"] == name  # and the slider worked there (the script checks the cache)
     assert result["orphan_kept_until_open"] and result["orphan_removed"] and result["bound_kept"]
     assert result["copy_path"].startswith("//") and result["copy_path"][2:] in result["copy_files"]
+    # Blender 5.3 warned at every save of a "//" path without PATH_SUPPORTS_BLEND_RELATIVE (issue 28, item 5)
+    assert 'blend relative "//"' not in result["_output"]
