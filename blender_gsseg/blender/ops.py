@@ -743,7 +743,9 @@ class GSSEG_FH_splat(bpy.types.FileHandler):
     bl_import_operator = "gsseg.import_splat"
     # .glb is left to Blender's own glTF importer, which claims it too: most .glb files are meshes, and two handlers
     # of one ending make Blender ask at every drop. A splat .glb comes in through File > Import. (Blender's PLY
-    # importer claims .ply as well; a dropped .ply is most often a splat scene here, so that one asks.)
+    # importer claims .ply as well; a dropped .ply is most often a splat scene here, so that one asks.) An unbundled
+    # SOG's meta.json is listed too: releases whose handlers match the end of the name take a dropped meta.json;
+    # those that compare the last extension (".json") never match it, and it comes in through File > Import.
     bl_file_extensions = ";".join(e for e in filter_endings(READ_FORMATS) if e != ".glb")
 
     @classmethod
