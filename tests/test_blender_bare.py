@@ -94,7 +94,8 @@ def test_segment_from_proxies_without_cameras(tmp_path):
         low, high = corners.min(axis=0), corners.max(axis=0)
         boxes[f"box {proxy.label}"] = (((low + high) / 2).tolist(), (high - low).tolist())
     result = run_bpy("segment_proxies.py", home=tmp_path / "home", timeout=600,
-                     args={"ply": ply, "boxes": boxes, "remove": 3})
+                     args={"ply": ply, "boxes": boxes, "remove": 3, "gamma": 0.4, "halo_gamma": -0.4,
+                           "cache_copy": str(tmp_path / "cache.gsseg.npz"), "blend": str(tmp_path / "scene.blend")})
     labels = np.asarray(result["labels"])
     naive = baseline_labels(gaussians, proxies)
     named = {int(label): name for label, name in result["items"].items() if int(label) > 0}
@@ -111,7 +112,26 @@ def test_segment_from_proxies_without_cameras(tmp_path):
     ends = footprint_points(gaussians)
     outside = ~np.any([touches(ends, proxy.triangles) for proxy in proxies], axis=0)
     assert outside.sum() > 1000 and (labels[outside] == 0).all()
-    assert result["after"] == len(gaussians) - int((labels == 3).sum())
+    # the proxies leave a cache as Segment does (issue 28, item 2): at γ 0 the solver gives the proxies' labels,
+    # the slider re-solves, the panel says so, a delete takes the halo, and all of it survives save and reopen
+    from blender_gsseg.core.lift.sidecar import load_accumulation
+    from blender_gsseg.core.lift.solver import Shares
+    from blender_gsseg.core.scene.proxy_segment import Proxy, proxy_labels
+
+    assert "Not segmented yet" not in result["panel"], result["panel"]
+    shares = Shares.from_accumulation(load_accumulation(tmp_path / "cache.gsseg.npz", len(gaussians)))
+    assert (shares.solve(0.0)[0] == labels).all()
+    located = [Proxy(proxy.label, proxy.triangles) for proxy in proxies]  # the boxes as Blender's cubes make them
+    assert (proxy_labels(gaussians, located) == labels).mean() > 0.999
+    tight = np.asarray(result["labels_gamma"])
+    assert (tight == shares.solve(0.4)[0]).all() and (tight > 0).sum() < (labels > 0).sum()
+    taken = (labels == 3) | shares.members(3, -0.4)
+    assert taken.sum() > (labels == 3).sum()  # the halo adds points
+    assert result["after"] == len(gaussians) - int(taken.sum())
+    kept = np.flatnonzero(~taken)
+    assert result["index_reopened"] == list(range(len(kept)))  # the delete wrote the cache of the points kept
+    assert result["reopened_path"].startswith("//scene.")
+    assert (np.asarray(result["labels_reopened"]) == shares.solve(0.0)[0][kept]).all()
 
 
 def test_gamma_survives_blender_edits_and_saving(tmp_path):

@@ -274,9 +274,9 @@ def proxy_instances(proxies):
 
 
 class ProxyJob:
-    """One segmentation from proxies: inputs from Blender in the main thread (:meth:`prepare`), the labels
-    (:meth:`run`, pure core, safe in a worker thread), then :meth:`finish` in the main thread (attributes,
-    instance list named and coloured after the proxies)."""
+    """One segmentation from proxies: inputs from Blender in the main thread (:meth:`prepare`), the proxies'
+    accumulation (:meth:`run`, pure core, safe in a worker thread), then :meth:`finish` in the main thread (the
+    cache and the solve as after Segment, the instance list named and coloured after the proxies)."""
 
     def __init__(self, obj, gaussians, proxies, names, colours):
         self.object_name = obj.name
@@ -285,7 +285,7 @@ class ProxyJob:
         self.names, self.colours = names, colours
         self.done, self.total = 0, 1
         self.cancel_requested = False
-        self.labels = None
+        self.label_ids = self.weights = None  # the proxies' accumulation (core.scene.proxy_segment)
         self.error = None
 
     @classmethod
@@ -313,29 +313,41 @@ class ProxyJob:
         self.done, self.total = done, total
 
     def run(self):
-        from ..core.scene.proxy_segment import proxy_labels
+        from ..core.scene.proxy_segment import proxy_weights
 
         try:
-            self.labels = proxy_labels(self.gaussians, self.proxies, progress=self._progress,
-                                       cancel=lambda: self.cancel_requested)
+            self.label_ids, self.weights = proxy_weights(self.gaussians, self.proxies, progress=self._progress,
+                                                         cancel=lambda: self.cancel_requested)
         except Exception as error:  # re-raised in the main thread by finish()
             self.error = error
+        finally:
+            self.gaussians = None  # free the inputs early
 
     def finish(self):
+        """Cache the proxies' accumulation as Segment caches the masks' (a sidecar beside the .blend, else in
+        the temporary folder; ``gsseg_index``), solve it at the object's gamma (gamma 0: the proxies' labels),
+        and name and colour the instances after the proxies."""
         from . import labels as label_list
         from ..core.files.labels import LABEL_PROPERTY
-        from .attributes import ObjectMode, write_attribute
+        from ..core.lift.accumulate import Accumulation
+        from ..core.lift.sidecar import save_accumulation
+        from .attributes import ObjectMode, read_attribute
+        from .segment import apply_gamma, cache_path_for, write_point_index
 
         if self.error is not None:
             raise self.error
         obj = bpy.data.objects.get(self.object_name)
-        if obj is None or len(obj.data.vertices) != len(self.labels):
+        if obj is None or obj.type != "MESH" or len(obj.data.vertices) != self.weights.shape[1]:
             raise BadInputError(f"'{self.object_name}' changed while it was being segmented")
+        path = cache_path_for(obj)
+        save_accumulation(path, Accumulation(self.label_ids, self.weights))
         with ObjectMode(obj, stay=True):
-            write_attribute(obj.data, LABEL_PROPERTY, self.labels)
-            obj.gsseg.accumulation_path = ""  # these labels come from no accumulation: the γ slider has none
-            label_list.clear_edits(obj)
-            label_list.sync(obj)
+            obj.gsseg.accumulation_path = path
+            write_point_index(obj)
+            label_list.clear_edits(obj)  # a new segmentation: merges and manual labels referred to the old ids
+            label_list.mark_table(obj)  # labels made here: export writes their names and colours
+        apply_gamma(obj, new_ids=self.label_ids)
+        with ObjectMode(obj, stay=True):
             for label, name in self.names.items():
                 item = label_list.find_item(obj, label)
                 if item is not None:
@@ -343,5 +355,6 @@ class ProxyJob:
                     if self.colours[label] is not None:
                         item.color = self.colours[label]
             label_list.refresh_display(obj)
-        counts = {label: int(np.count_nonzero(self.labels == label)) for label in self.names}
-        return {"object": obj.name, "counts": counts, "proxies": len(self.proxies)}
+            labels = read_attribute(obj.data, LABEL_PROPERTY)
+        counts = {label: int(np.count_nonzero(labels == label)) for label in self.names}
+        return {"object": obj.name, "counts": counts, "proxies": len(self.proxies), "path": path}
