@@ -119,6 +119,9 @@ def test_segment_from_proxies_without_cameras(tmp_path):
     from blender_gsseg.core.scene.proxy_segment import Proxy, proxy_labels
 
     assert "Not segmented yet" not in result["panel"], result["panel"]
+    assert result["boxes"] == {f"box {proxy.label}": [proxy.label, "WIRE", True] for proxy in proxies}
+    assert result["unmarked"] == ["TEXTURED", False, False]  # a new cube's own display, restored
+    assert result["undone"] == [proxies[0].label, "WIRE", True]
     shares = Shares.from_accumulation(load_accumulation(tmp_path / "cache.gsseg.npz", len(gaussians)))
     assert (shares.solve(0.0)[0] == labels).all()
     located = [Proxy(proxy.label, proxy.triangles) for proxy in proxies]  # the boxes as Blender's cubes make them

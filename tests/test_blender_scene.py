@@ -176,6 +176,7 @@ def test_masks_from_proxies_segment_the_splat(tmp_path):
     assert same > 0.97, same
     assert accuracy > exact_accuracy - 0.02, (accuracy, exact_accuracy)
     assert {row[0] for row in result["rows"]} == {0, 1, 2, 3}
+    assert result["proxies_shown"] == [[1, "WIRE", True], [2, "WIRE", True], [3, "WIRE", True]]  # issue 28, item 3
     written = sorted(name for name in os.listdir(tmp_path / "proxy_masks") if not name.startswith("."))
     assert written == sorted(name + ".png" for name in names)
     first = np.asarray(Image.open(tmp_path / "proxy_masks" / (names[0] + ".png")))

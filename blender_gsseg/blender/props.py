@@ -88,6 +88,13 @@ def _level_update(self, context):
     _refresh_labels(obj)
 
 
+def _proxy_instance_update(self, context):
+    if self.proxy_instance == 0:  # no longer a proxy: the display it had before segmenting comes back
+        from .proxies import restore_display
+
+        restore_display(self.id_data)
+
+
 def _index_update(self, context):
     if 0 <= self.labels_index < len(self.labels):
         self["instance"] = self.labels[self.labels_index].id
@@ -161,7 +168,8 @@ class GSSEG_PG_object(bpy.types.PropertyGroup):
     proxy_instance: IntProperty(
         name="Proxy of Instance", default=0, min=0, max=32767,
         description="Mark this mesh as a stand-in for instance N: 'Masks from Proxies' renders its silhouette "
-        "with this id (0: not a proxy)")
+        "with this id (0: not a proxy; its display before segmenting comes back)",
+        update=_proxy_instance_update)
 
 
 class GSSEG_PG_scene(bpy.types.PropertyGroup):

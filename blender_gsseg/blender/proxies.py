@@ -163,6 +163,41 @@ def render_label_maps(context, cameras, proxies=None, progress=None):
         shutil.rmtree(folder, ignore_errors=True)
 
 
+SHOWN_KEY = "gsseg_proxy_display"  # a proxy's own display before segmenting, restored when it stops being one
+
+
+def show_as_proxies(names_and_labels):
+    """After segmenting from proxies: each proxy object (by name, with the instance it stood for) marked as the
+    instance's proxy, drawn as wire and left out of renders, where its solid faces would hide the splat; its
+    own display kept, for :func:`restore_display` when it stops being a proxy (its instance id set to 0).
+    Returns the objects changed."""
+    shown = []
+    for name, label in names_and_labels:
+        obj = bpy.data.objects.get(name)
+        if obj is None or io_splat.is_splat_object(obj):
+            continue
+        if SHOWN_KEY not in obj:
+            obj[SHOWN_KEY] = {"display_type": obj.display_type, "hide_render": int(obj.hide_render)}
+        if obj.gsseg.proxy_instance != label:
+            obj.gsseg.proxy_instance = label
+        obj.display_type = "WIRE"
+        obj.hide_render = True
+        shown.append(obj)
+    return shown
+
+
+def restore_display(obj):
+    """Give a former proxy back the display it had before segmenting (see :func:`show_as_proxies`); False when
+    it had none kept."""
+    saved = obj.get(SHOWN_KEY)
+    if saved is None:
+        return False
+    obj.display_type = str(saved["display_type"])
+    obj.hide_render = bool(saved["hide_render"])
+    del obj[SHOWN_KEY]
+    return True
+
+
 def save_label_maps(folder, cameras, maps):
     """Write the label maps as PNG masks named after the camera images (8-bit, or 16-bit above 255), all
     together through the core's commit, so the command line can use them (``gsseg segment --masks folder``)."""
@@ -197,6 +232,7 @@ class ProxyMaskJob:
         self.proxies = proxy_objects(context.scene) if proxies is None else list(proxies)
         if not self.proxies:
             raise BadInputError("no proxy objects: give mesh objects an instance id (Proxy of Instance) first")
+        self.proxy_names = [(proxy.name, proxy.gsseg.proxy_instance) for proxy in self.proxies]
         self.context, self.object_name = context, obj.name
         self.cameras = [camera for _, camera in pairs]
         self.scale, self.backend, self.save_dir = scale, backend, save_dir
@@ -247,6 +283,7 @@ class ProxyMaskJob:
 
     def finish(self):
         result = self.lifting.finish()
+        show_as_proxies(self.proxy_names)
         result["labels_rendered"] = sorted({int(v) for m in self.maps for v in np.unique(m)})
         return result
 
@@ -305,7 +342,7 @@ class ProxyJob:
         for proxy, label in proxy_instances(proxies):
             triangles = world_triangles(proxy)
             triangles = triangles @ to_local[:3, :3].T + to_local[:3, 3]
-            core_proxies.append(Proxy(label, triangles, proxy.name))
+            core_proxies.append(Proxy(label, triangles, proxy.name))  # its name finds the object again
             names[label], colours[label] = proxy.name, proxy_colour(proxy)
         return cls(obj, gaussians, core_proxies, names, colours)
 
@@ -356,5 +393,6 @@ class ProxyJob:
                         item.color = self.colours[label]
             label_list.refresh_display(obj)
             labels = read_attribute(obj.data, LABEL_PROPERTY)
+        show_as_proxies([(proxy.name, proxy.label) for proxy in self.proxies])
         counts = {label: int(np.count_nonzero(labels == label)) for label in self.names}
         return {"object": obj.name, "counts": counts, "proxies": len(self.proxies), "path": path}

@@ -25,6 +25,8 @@ bpy.context.view_layer.objects.active = splat
 start = time.perf_counter()
 assert bpy.ops.gsseg.masks_from_proxies() == {"FINISHED"}
 RESULT["seconds"] = time.perf_counter() - start
+RESULT["proxies_shown"] = sorted([o.gsseg.proxy_instance, o.display_type, o.hide_render]
+                                 for o in proxies.proxy_objects(bpy.context.scene))
 RESULT["labels"] = attributes.read_attribute(splat.data, "gsseg_label").tolist()
 RESULT["rows"] = [(i.id, i.count) for i in splat.gsseg.labels]
 cameras = [c for _, c in cameras_in_collection(settings.camera_collection)]

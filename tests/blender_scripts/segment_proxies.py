@@ -56,6 +56,17 @@ assert bpy.ops.gsseg.segment_proxies() == {"FINISHED"}
 assert scene.gsseg.camera_collection is None  # no cameras were needed
 RESULT["labels"] = int_attr(splat, "gsseg_label").tolist()
 RESULT["items"] = {item.id: item.name for item in splat.gsseg.labels}
+# the boxes: marked as the instances' proxies, drawn as wire, out of renders (issue 28, item 3)
+RESULT["boxes"] = {box.name: [box.gsseg.proxy_instance, box.display_type, box.hide_render] for box in boxes}
+# one stops being a proxy: its own display comes back; undo takes that back
+bpy.ops.ed.undo_push(message="segmented")
+boxes[0].gsseg.proxy_instance = 0
+RESULT["unmarked"] = [boxes[0].display_type, boxes[0].hide_render, "gsseg_proxy_display" in boxes[0]]
+bpy.ops.ed.undo_push(message="unmarked")
+bpy.ops.ed.undo()
+boxes = [bpy.data.objects[box_name] for box_name in ARGS["boxes"]]
+splat = bpy.data.objects[splat.name]
+RESULT["undone"] = [boxes[0].gsseg.proxy_instance, boxes[0].display_type, boxes[0].hide_render]
 assert splat.gsseg.display == "LABELS"
 # the cache as after Segment: the panel offers γ, which re-solves
 assert splat.gsseg.accumulation_path and segment.cache_problem(splat) is None
