@@ -3,7 +3,7 @@ instance list."""
 
 import bpy
 
-from . import io_splat, point_display, segment, splat_display
+from . import io_splat, point_display, proxies, segment, splat_display
 from . import labels as label_list
 from .classes import register_classes, unregister_classes
 
@@ -115,6 +115,9 @@ class GSSEG_PT_segment(_SidebarPanel, bpy.types.Panel):  # the inputs of a segme
         row.prop(settings, "backend", text="")
         layout.prop(settings, "choose_gamma")
         layout.label(text=segment.run_plan(context), icon="TIME")
+        masks_plan = proxies.masks_plan(context)
+        if masks_plan:
+            layout.label(text=masks_plan, icon="TIME")
         row = layout.row(align=True)
         row.operator("gsseg.segment", icon="PLAY")
         row.operator("gsseg.masks_from_proxies", text="Masks from Proxies", icon="MESH_CUBE")
