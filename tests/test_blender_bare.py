@@ -162,3 +162,38 @@ def test_gamma_survives_blender_edits_and_saving(tmp_path):
     assert result["copy_path"].startswith("//") and result["copy_path"][2:] in result["copy_files"]
     # Blender 5.3 warned at every save of a "//" path without PATH_SUPPORTS_BLEND_RELATIVE (issue 28, item 5)
     assert 'blend relative "//"' not in result["_output"]
+
+
+def test_stand_upright_with_and_without_cameras(tmp_path):
+    """Issue 28, item 1: a capture in the 3DGS frame (Y down) lies on its side in Blender. Add View Cameras circles
+    the chosen cameras' up (here the file's -Y) even so; Stand Upright turns it so that up is Z: from the file's convention without
+    cameras (-90° about X), from the cameras' mean up with them, turning them too, so that segmenting afterwards
+    gives the labels the file's frame gives."""
+    from blender_harness import labeled_scene
+
+    from blender_gsseg.core.files.inria_cameras import write_cameras_json
+    from blender_gsseg.core.files.camera_files import load_cameras
+    from blender_gsseg.core.files.ply import write_gaussians
+    from blender_gsseg.core.files.splats import read_gaussians
+    from blender_gsseg.core.pipeline import segment_scene
+    from blender_gsseg.core.scene.object_transform import transform_gaussians
+    from test_up_axis import TURN_X, turned
+
+    paths = labeled_scene(tmp_path / "upright")  # Z up
+    lying = transform_gaussians(read_gaussians(paths["scene.ply"]), TURN_X)  # as a capture holds it: -Y up
+    write_gaussians(tmp_path / "lying.ply", lying)
+    cameras = turned(load_cameras(paths["cameras.json"]), TURN_X)
+    write_cameras_json(tmp_path / "lying.json", cameras)
+    result = run_bpy("stand_upright.py", home=tmp_path / "home", args={
+        "ply": str(tmp_path / "lying.ply"), "cameras": str(tmp_path / "lying.json"), "masks": paths["masks"]})
+    # the rig before standing upright: every view's image up along the file's -Y
+    assert all(-np.asarray(row) @ [0, -1, 0] > 0.5 for row in result["rig_ups"]), result["rig_ups"]
+    np.testing.assert_allclose(np.asarray(result["convention"])[:3, :3], TURN_X[:3, :3].T, atol=1e-6)
+    matrix = np.asarray(result["matrix"])
+    assert matrix[:3, :3] @ [0, -1, 0] @ [0, 0, 1] > 0.99  # the file's up (here its -Y) is Z now
+    np.testing.assert_allclose(result["again"], result["matrix"], atol=1e-6)
+    for name, before in result["before"].items():  # the cameras see the splat as before
+        np.testing.assert_allclose(np.asarray(result["after"][name]) @ matrix, before, atol=1e-4)
+    labels = np.asarray(result["labels"])
+    expected = segment_scene(lying, cameras, paths["masks"], scale=1.0, backend="cpu").labels
+    assert (labels == expected).mean() > 0.999, (labels == expected).mean()

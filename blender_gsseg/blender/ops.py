@@ -232,9 +232,10 @@ class GSSEG_OT_add_view_cameras(bpy.types.Operator):
         proxies = [obj for obj in context.selected_objects
                    if obj.type == "MESH" and not io_splat.is_splat_object(obj)]
         try:
+            up, _ = camera_io.cameras_up_in(context)  # the rig circles the chosen cameras' up, else Z
             collection, cameras = camera_io.add_view_cameras(
                 context, io_splat.in_world(splat, io_splat.gaussians_from_object(splat)), proxies, count=self.count,
-                elevations=(self.elevation_low, self.elevation_high), fov_x=self.fov)
+                elevations=(self.elevation_low, self.elevation_high), fov_x=self.fov, up=up)
         except Exception as error:
             self.report({"ERROR"}, _error_text(error))
             return {"CANCELLED"}
@@ -492,6 +493,21 @@ class _SplatOperator:
         if text:
             self.report({"INFO"}, text)
         return {"FINISHED"}
+
+
+class GSSEG_OT_stand_upright(_SplatOperator, bpy.types.Operator):
+    """Turn the active splat so that its up is Blender's Z (up from the chosen cameras, else the file's -Y), with
+    the chosen cameras"""
+
+    bl_idname = "gsseg.stand_upright"
+    bl_label = "Stand Upright"
+
+    def run(self, context, obj):
+        angle, source, cameras = camera_io.stand_upright(context, obj)
+        if angle == 0.0:
+            return f"'{obj.name}' already stands upright (up from {source})"
+        with_cameras = f", with {cameras} cameras" if cameras else ""
+        return f"Turned '{obj.name}' by {angle:.1f}° to stand upright (up from {source}){with_cameras}"
 
 
 class _InstanceOperator(_SplatOperator):
@@ -760,6 +776,7 @@ CLASSES = (
     GSSEG_OT_export_splat,
     GSSEG_OT_import_cameras,
     GSSEG_OT_add_view_cameras,
+    GSSEG_OT_stand_upright,
     GSSEG_OT_use_camera,
     GSSEG_OT_segment,
     GSSEG_OT_segment_proxies,

@@ -153,7 +153,9 @@ class GSSEG_PT_splat(_SidebarPanel, bpy.types.Panel):  # the splat's display (sp
         layout = self.layout
         obj = splat_shown(context)
         state = obj.gsseg
-        layout.label(text=obj.name, icon="OUTLINER_OB_POINTCLOUD")
+        row = layout.row(align=True)
+        row.label(text=obj.name, icon="OUTLINER_OB_POINTCLOUD")
+        row.operator("gsseg.stand_upright", text="Stand Upright", icon="EMPTY_SINGLE_ARROW")
         if obj.modifiers.get(splat_display.SPLAT_MODIFIER_NAME) is not None or \
                 obj.modifiers.get(point_display.MODIFIER_NAME) is not None:
             layout.row().prop(state, "display", expand=True)
