@@ -199,11 +199,12 @@ def restore_display(obj):
     return True
 
 
-# Seconds of one proxy render (Cycles, the object-index pass, written and read back): a fixed part and a part per
-# megapixel, measured with bpy 5.0 on the CPU (2 shared cores): 0.01 s at 64x48, 0.15 s at 640x480, 1.16 s at
-# 1920x1080. The rate per megapixel is replaced by the one the last Masks from Proxies measured.
-RENDER_SECONDS_PER_VIEW = 0.01
-RENDER_SECONDS_PER_MEGAPIXEL = 0.56
+# Seconds of one proxy render as the job makes it (a scene, Cycles' object-index pass, written and read back, one
+# view per call): a fixed part and a part per megapixel, measured with bpy 5.0 on the CPU (2 shared cores): 0.025 s
+# at 64x48, 0.38 s at 640x480, 1.41 s at 1280x960, 2.17 s at 1920x1080. The rate per megapixel is replaced by the
+# one the last Masks from Proxies measured.
+RENDER_SECONDS_PER_VIEW = 0.07
+RENDER_SECONDS_PER_MEGAPIXEL = 1.0
 _MEASURED = {}  # "per_megapixel": from the last Masks from Proxies of this session
 
 
