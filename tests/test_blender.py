@@ -284,6 +284,19 @@ def test_glb_import(tmp_path):
     assert sorted(result["names"]) == ["gs3d_sh1_300_l1", "st_sh1_300", "st_sh3"]
 
 
+def test_unbundled_sog_import(tmp_path):
+    """An unbundled SOG (meta.json and its WebP images in a folder, as PlayCanvas publishes scenes) through Import
+    Splat by its meta.json: the core's decoding, the object named after the folder (issue 28, item 6)."""
+    import zipfile
+
+    folder = tmp_path / "playbot"
+    with zipfile.ZipFile(os.path.join(REPO, "tests", "data", "splat_transform_3.7.0", "st_sh3.sog")) as archive:
+        archive.extractall(folder)
+    result = run_bpy("compressed_formats_import.py", home=tmp_path / "home",
+                     args={"folder": str(folder), "inputs": ["meta.json"]})
+    assert result["names"] == ["playbot"]
+
+
 @pytest.mark.parametrize("display", ["SPLAT", "POINTS"])
 def test_display_renders_in_cycles(tmp_path, display):
     """The splat display and the point display show in a Cycles render, in the splat's own colour."""

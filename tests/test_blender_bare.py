@@ -92,7 +92,8 @@ def test_segment_from_proxies_without_cameras(tmp_path):
         low, high = corners.min(axis=0), corners.max(axis=0)
         boxes[f"box {proxy.label}"] = (((low + high) / 2).tolist(), (high - low).tolist())
     result = run_bpy("segment_proxies.py", home=tmp_path / "home", timeout=600,
-                     args={"ply": ply, "boxes": boxes, "remove": 3})
+                     args={"ply": ply, "boxes": boxes, "remove": 3, "gamma": 0.4, "halo_gamma": -0.4,
+                           "cache_copy": str(tmp_path / "cache.gsseg.npz"), "blend": str(tmp_path / "scene.blend")})
     labels = np.asarray(result["labels"])
     naive = baseline_labels(gaussians, proxies)
     named = {int(label): name for label, name in result["items"].items() if int(label) > 0}
@@ -109,7 +110,29 @@ def test_segment_from_proxies_without_cameras(tmp_path):
     ends = footprint_points(gaussians)
     outside = ~np.any([touches(ends, proxy.triangles) for proxy in proxies], axis=0)
     assert outside.sum() > 1000 and (labels[outside] == 0).all()
-    assert result["after"] == len(gaussians) - int((labels == 3).sum())
+    # the proxies leave a cache as Segment does (issue 28, item 2): at γ 0 the solver gives the proxies' labels,
+    # the slider re-solves, the panel says so, a delete takes the halo, and all of it survives save and reopen
+    from blender_gsseg.core.lift.sidecar import load_accumulation
+    from blender_gsseg.core.lift.solver import Shares
+    from blender_gsseg.core.scene.proxy_segment import Proxy, proxy_labels
+
+    assert "Not segmented yet" not in result["panel"], result["panel"]
+    assert result["boxes"] == {f"box {proxy.label}": [proxy.label, "WIRE", True] for proxy in proxies}
+    assert result["unmarked"] == ["TEXTURED", False, False]  # a new cube's own display, restored
+    assert result["undone"] == [proxies[0].label, "WIRE", True]
+    shares = Shares.from_accumulation(load_accumulation(tmp_path / "cache.gsseg.npz", len(gaussians)))
+    assert (shares.solve(0.0)[0] == labels).all()
+    located = [Proxy(proxy.label, proxy.triangles) for proxy in proxies]  # the boxes as Blender's cubes make them
+    assert (proxy_labels(gaussians, located) == labels).mean() > 0.999
+    tight = np.asarray(result["labels_gamma"])
+    assert (tight == shares.solve(0.4)[0]).all() and (tight > 0).sum() < (labels > 0).sum()
+    taken = (labels == 3) | shares.members(3, -0.4)
+    assert taken.sum() > (labels == 3).sum()  # the halo adds points
+    assert result["after"] == len(gaussians) - int(taken.sum())
+    kept = np.flatnonzero(~taken)
+    assert result["index_reopened"] == list(range(len(kept)))  # the delete wrote the cache of the points kept
+    assert result["reopened_path"].startswith("//scene.")
+    assert (np.asarray(result["labels_reopened"]) == shares.solve(0.0)[0][kept]).all()
 
 
 def test_gamma_survives_blender_edits_and_saving(tmp_path):
@@ -135,3 +158,40 @@ def test_gamma_survives_blender_edits_and_saving(tmp_path):
     assert result["reopened_path"] == name  # and the slider worked there (the script checks the cache)
     assert result["orphan_kept_until_open"] and result["orphan_removed"] and result["bound_kept"]
     assert result["copy_path"].startswith("//") and result["copy_path"][2:] in result["copy_files"]
+    # Blender 5.3 warned at every save of a "//" path without PATH_SUPPORTS_BLEND_RELATIVE (issue 28, item 5)
+    assert 'blend relative "//"' not in result["_output"]
+
+
+def test_stand_upright_with_and_without_cameras(tmp_path):
+    """Issue 28, item 1: a capture in the 3DGS frame (Y down) lies on its side in Blender. Add View Cameras circles
+    the chosen cameras' up (here the file's -Y) even so; Stand Upright turns it so that up is Z: from the file's convention without
+    cameras (-90° about X), from the cameras' mean up with them, turning them too, so that segmenting afterwards
+    gives the labels the file's frame gives."""
+    from blender_harness import labeled_scene
+
+    from blender_gsseg.core.files.inria_cameras import write_cameras_json
+    from blender_gsseg.core.files.camera_files import load_cameras
+    from blender_gsseg.core.files.ply import write_gaussians
+    from blender_gsseg.core.files.splats import read_gaussians
+    from blender_gsseg.core.pipeline import segment_scene
+    from blender_gsseg.core.scene.object_transform import transform_gaussians
+    from test_up_axis import TURN_X, turned
+
+    paths = labeled_scene(tmp_path / "upright")  # Z up
+    lying = transform_gaussians(read_gaussians(paths["scene.ply"]), TURN_X)  # as a capture holds it: -Y up
+    write_gaussians(tmp_path / "lying.ply", lying)
+    cameras = turned(load_cameras(paths["cameras.json"]), TURN_X)
+    write_cameras_json(tmp_path / "lying.json", cameras)
+    result = run_bpy("stand_upright.py", home=tmp_path / "home", args={
+        "ply": str(tmp_path / "lying.ply"), "cameras": str(tmp_path / "lying.json"), "masks": paths["masks"]})
+    # the rig before standing upright: every view's image up along the file's -Y
+    assert all(-np.asarray(row) @ [0, -1, 0] > 0.5 for row in result["rig_ups"]), result["rig_ups"]
+    np.testing.assert_allclose(np.asarray(result["convention"])[:3, :3], TURN_X[:3, :3].T, atol=1e-6)
+    matrix = np.asarray(result["matrix"])
+    assert matrix[:3, :3] @ [0, -1, 0] @ [0, 0, 1] > 0.99  # the file's up (here its -Y) is Z now
+    np.testing.assert_allclose(result["again"], result["matrix"], atol=1e-6)
+    for name, before in result["before"].items():  # the cameras see the splat as before
+        np.testing.assert_allclose(np.asarray(result["after"][name]) @ matrix, before, atol=1e-4)
+    labels = np.asarray(result["labels"])
+    expected = segment_scene(lying, cameras, paths["masks"], scale=1.0, backend="cpu").labels
+    assert (labels == expected).mean() > 0.999, (labels == expected).mean()

@@ -174,6 +174,14 @@ def test_masks_from_proxies_segment_the_splat(tmp_path):
     assert same > 0.97, same
     assert accuracy > exact_accuracy - 0.02, (accuracy, exact_accuracy)
     assert {row[0] for row in result["rows"]} == {0, 1, 2, 3}
+    assert result["proxies_shown"] == [[1, "WIRE", True], [2, "WIRE", True], [3, "WIRE", True]]  # issue 28, item 3
+    # issue 28, item 4: instances named after their proxies; the panel's estimate counts the renders
+    assert result["items"] == {"0": "background", "1": "ball 1", "2": "ball 2", "3": "ball 3"}, result["items"]
+    assert result["plan_before"].startswith("Masks from Proxies: about ") and "(6 renders, about " in \
+        result["plan_before"], result["plan_before"]
+    # after a run the estimate uses the rate it measured: near the time the same renders take again
+    assert 0.3 * result["render_seconds"] <= result["estimate_after"] <= 3.0 * result["render_seconds"] + 0.1, \
+        (result["estimate_after"], result["render_seconds"])
     written = sorted(name for name in os.listdir(tmp_path / "proxy_masks") if not name.startswith("."))
     assert written == sorted(name + ".png" for name in names)
     first = np.asarray(Image.open(tmp_path / "proxy_masks" / (names[0] + ".png")))

@@ -3,7 +3,8 @@ scene built for them (overlapping boxes, a floor inside a box, a halo, a floater
 
 import numpy as np
 
-from blender_gsseg.core.scene.proxy_segment import Proxy, baseline_labels, nearest_neighbours, proxy_labels
+from blender_gsseg.core.scene.proxy_segment import (Proxy, baseline_labels, labels_at_zero, nearest_neighbours,
+                                                    proxy_labels, proxy_weights)
 from scenes import gaussians_from_arrays
 
 
@@ -35,7 +36,7 @@ def test_nearest_neighbours_match_brute_force():
     assert all(len(set(row[row >= 0])) == (row >= 0).sum() and i not in row for i, row in enumerate(found))
 
 
-def test_overlaps_floor_halo_and_floaters():
+def overlap_scene():
     rng = np.random.default_rng(1)
     floor = np.c_[rng.uniform(-2, 2, (4000, 2)), np.zeros(4000)]  # grey floor at z = 0
     block = np.c_[rng.uniform(-0.5, 0.5, (1500, 2)), rng.uniform(0.0, 0.4, 1500)]  # red block on it
@@ -56,6 +57,11 @@ def test_overlaps_floor_halo_and_floaters():
     gaussians = gaussians_from_arrays(means, scales, np.tile([1.0, 0, 0, 0], (n, 1)), opacity, colours)
     # loose boxes: the block's reaches into the floor, the ball's down into the block, both overlap
     proxies = [box(1, [-0.6, -0.6, -0.05], [0.6, 0.6, 0.45]), box(2, [-0.35, -0.35, 0.3], [0.35, 0.35, 1.08])]
+    return gaussians, proxies, truth, floor
+
+
+def test_overlaps_floor_halo_and_floaters():
+    gaussians, proxies, truth, floor = overlap_scene()
     labels = proxy_labels(gaussians, proxies)
     naive = baseline_labels(gaussians, proxies)
     for label in (1, 2):
@@ -67,3 +73,33 @@ def test_overlaps_floor_halo_and_floaters():
     assert labels[-1] == 0  # the floater spills into no box: never taken
     far = np.linalg.norm(floor, axis=1) > 1.2
     assert (labels[:4000][far] == 0).all()
+
+
+def test_proxy_weights_are_an_accumulation_the_solver_reads_as_the_proxy_labels():
+    """The proxies' segmentation as an accumulation (issue 28, item 2): each Gaussian's weights sum to 1, all on
+    one label for a seed or a Gaussian that touches no proxy; the solver gives the proxy labels at gamma 0, fewer
+    points of the objects at gamma > 0 and more at gamma < 0; two proxies of one label add their scores."""
+    from blender_gsseg.core.lift.accumulate import Accumulation
+    from blender_gsseg.core.lift.solver import Shares
+
+    gaussians, proxies, truth, _ = overlap_scene()
+    label_ids, weights = proxy_weights(gaussians, list(reversed(proxies)))  # any order: rows ascend by label
+    assert label_ids.tolist() == [0, 1, 2] and weights.dtype == np.float32 and weights.shape == (3, len(gaussians))
+    np.testing.assert_allclose(weights.sum(axis=0), 1.0, atol=1e-6)
+    certain = weights.max(axis=0) == 1.0
+    assert 0.5 < certain.mean() < 1.0
+    shares = Shares.from_accumulation(Accumulation(label_ids, weights))
+    labels = proxy_labels(gaussians, proxies)
+    assert (shares.solve(0.0)[0] == labels).all()
+    counts = [(shares.solve(gamma)[0] > 0).sum() for gamma in (-0.6, -0.3, 0.0, 0.3, 0.6)]
+    assert counts == sorted(counts, reverse=True) and counts[0] > counts[-1]
+    for gamma in (-0.9, 0.9):  # the certain Gaussians keep their label at any gamma
+        assert (shares.solve(gamma)[0][certain] == labels[certain]).all()
+    # the ball's box split in two halves of one label: one instance, as the whole box makes it (nearly)
+    low, high = np.array([-0.35, -0.35, 0.3]), np.array([0.35, 0.35, 1.08])
+    halves = [box(2, low, [high[0], high[1], 0.7]), box(2, [low[0], low[1], 0.7], high)]
+    label_ids, weights = proxy_weights(gaussians, [proxies[0]] + halves)
+    assert label_ids.tolist() == [0, 1, 2]
+    np.testing.assert_allclose(weights.sum(axis=0), 1.0, atol=1e-6)
+    split = labels_at_zero(label_ids, weights)
+    assert (split[truth == 2] == 2).mean() > 0.9

@@ -1,6 +1,7 @@
 """PlayCanvas SOG (.sog): read as splat-transform 3.7.0 decodes it, bit for bit; written with at most its error and
 size, within the format's steps, saying what it cannot keep (fixtures in tests/data/splat_transform_3.7.0/)."""
 
+import json
 import os
 
 import numpy as np
@@ -145,3 +146,74 @@ def test_sog_palette_size_is_the_option(tmp_path):
     assert meta["shN"]["count"] == 16 and meta["shN"]["bands"] == 1 and meta["count"] == 300
     rest = read_gaussians(tmp_path / "small.sog").sh_rest.reshape(300, -1)
     assert len(np.unique(rest, axis=0)) <= 16
+
+
+def _unbundle(sog, folder):
+    """The files of a bundled .sog, unzipped into ``folder`` (as PlayCanvas publishes scenes); its meta.json."""
+    import zipfile
+
+    os.makedirs(folder, exist_ok=True)
+    with zipfile.ZipFile(sog) as archive:
+        archive.extractall(folder)
+    return os.path.join(folder, "meta.json")
+
+
+@pytest.mark.parametrize("name", ["st_sh3", "st_sh1_300", "ours_sh1_300"])
+def test_unbundled_sog_reads_as_the_bundle_bit_for_bit(tmp_path, name):
+    """meta.json and the WebP images beside it (or their folder) decode to the bundled .sog's scene, bit for bit."""
+    bundled = read_gaussians(os.path.join(DATA, f"{name}.sog"))
+    meta = _unbundle(os.path.join(DATA, f"{name}.sog"), tmp_path / name)
+    for given in (meta, str(tmp_path / name)):
+        unbundled = read_gaussians(given)
+        assert unbundled.source_format == "sog (unbundled: meta.json + WebP images)" and unbundled.path == meta
+        assert unbundled.vertex.dtype == bundled.vertex.dtype
+        assert unbundled.vertex.tobytes() == bundled.vertex.tobytes()
+
+
+def test_info_convert_segment_on_an_unbundled_sog(tmp_path, capsys):
+    """`gsseg info` says what it is (not "not a PLY file"); convert and segment take meta.json or its folder."""
+    from blender_harness import labeled_scene
+
+    meta = _unbundle(os.path.join(DATA, "st_sh3.sog"), tmp_path / "playbot")
+    for given in (meta, str(tmp_path / "playbot")):
+        assert main(["info", given]) == 0
+        first = capsys.readouterr().out.splitlines()[0]
+        assert first == f"{given}: 40 Gaussians, SH degree 3, sog (unbundled: meta.json + WebP images)"
+    assert main(["convert", str(tmp_path / "playbot"), str(tmp_path / "out.ply")]) == 0
+    assert read_gaussians(tmp_path / "out.ply").vertex.tobytes() == \
+        read_gaussians(os.path.join(DATA, "st_sh3.sog")).vertex.tobytes()
+    capsys.readouterr()
+    # a scene with cameras and masks, as a .sog and unbundled: segment reads both alike
+    paths = labeled_scene(tmp_path / "scene")
+    assert main(["convert", paths["scene.ply"], str(tmp_path / "scene.sog")]) == 0
+    folder = tmp_path / "unbundled"
+    _unbundle(tmp_path / "scene.sog", folder)
+    labels = {}
+    for key, given in (("bundled", tmp_path / "scene.sog"), ("folder", folder), ("meta", folder / "meta.json")):
+        out = tmp_path / f"{key}.ply"
+        assert main(["segment", str(given), "--cameras", paths["cameras.json"], "--masks", paths["masks"],
+                     "-o", str(out), "--backend", "cpu"]) == 0
+        labels[key] = read_gaussians(out).vertex["gsseg_label"]
+    assert (labels["bundled"] > 0).sum() > 100
+    assert (labels["folder"] == labels["bundled"]).all() and (labels["meta"] == labels["bundled"]).all()
+
+
+def test_unbundled_sog_errors_are_one_clear_line(tmp_path, capsys):
+    from blender_gsseg.core.files.formats import READ_FORMATS, named_format
+
+    meta = _unbundle(os.path.join(DATA, "st_sh3.sog"), tmp_path / "scene")
+    os.remove(tmp_path / "scene" / "sh0.webp")
+    assert main(["info", meta]) != 0
+    assert capsys.readouterr().err.strip() == f"gsseg: error: {meta}: the SOG folder lacks sh0.webp"
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "meta.json").write_text(json.dumps({"version": 2, "count": 1, "means": {"files": ["../x.webp"]}}))
+    assert main(["info", str(other / "meta.json")]) != 0
+    assert "is not a file name beside meta.json" in capsys.readouterr().err
+    (other / "meta.json").write_text("[1, 2]")
+    assert main(["info", str(other)]) != 0
+    assert "not a SOG meta.json" in capsys.readouterr().err
+    # meta.json is a whole name: cameras_meta.json is not an unbundled SOG
+    assert named_format("x/meta.json", READ_FORMATS).read.__name__ == "read_sog_folder"
+    assert named_format("x/META.JSON", READ_FORMATS) is not None
+    assert named_format("x/cameras_meta.json", READ_FORMATS) is None

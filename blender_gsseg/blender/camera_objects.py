@@ -178,10 +178,54 @@ def view_target(splat_gaussians, proxies):
     return (low + high) / 2.0, max(float(np.linalg.norm(high - low)) / 2.0, 1e-3)
 
 
-def add_view_cameras(context, gaussians, proxies=(), count=24, elevations=(10.0, 55.0), fov_x=60.0):
+def cameras_up_in(context):
+    """(the mean up of the chosen collection's cameras in the world, the collection's name), or (None, None)
+    when none is chosen or its cameras disagree (core.scene.up_axis)."""
+    from ..core.scene.up_axis import cameras_up
+
+    collection = context.scene.gsseg.camera_collection
+    if collection is None:
+        return None, None
+    return cameras_up([camera for _, camera in cameras_in_collection(collection, context.scene)]), collection.name
+
+
+def splat_up(context, obj):
+    """(the world direction that is up for the splat ``obj``, what said so): the mean up of the chosen
+    collection's cameras when they agree, else the 3DGS convention (the file's -Y) through the object's
+    transform."""
+    from ..core.scene.up_axis import CONVENTION_UP
+
+    up, name = cameras_up_in(context)
+    if up is not None:
+        return up, f"the cameras of '{name}'"
+    up = np.array(obj.matrix_world, dtype=np.float64)[:3, :3] @ CONVENTION_UP
+    return up / max(float(np.linalg.norm(up)), 1e-12), "the file's convention (-Y up)"
+
+
+def stand_upright(context, obj):
+    """Turn the splat ``obj`` about its origin so that its up (:func:`splat_up`) is world +Z, and the cameras of
+    the chosen collection with it (they are in the splat's frame). Returns (the angle in degrees, what said
+    which way is up, the number of cameras turned)."""
+    from ..core.scene.up_axis import upright_rotation
+
+    up, source = splat_up(context, obj)
+    rotation = upright_rotation(up)
+    pivot = np.array(obj.matrix_world, dtype=np.float64)[:3, 3]
+    turn = np.eye(4)
+    turn[:3, :3], turn[:3, 3] = rotation, pivot - rotation @ pivot
+    collection = context.scene.gsseg.camera_collection
+    cameras = [o for o in collection.all_objects if o.type == "CAMERA"] if collection is not None else []
+    angle = float(np.degrees(np.arccos(np.clip((np.trace(rotation) - 1.0) / 2.0, -1.0, 1.0))))
+    if angle > 0.0:
+        for moved in [obj] + cameras:
+            moved.matrix_world = Matrix(turn) @ moved.matrix_world
+    return angle, source, len(cameras) if angle > 0.0 else 0
+
+
+def add_view_cameras(context, gaussians, proxies=(), count=24, elevations=(10.0, 55.0), fov_x=60.0, up=None):
     """A rig of cameras (core.scene.view_rig) around the ``proxies`` or the whole splat (``gaussians``, in world
     space), kept in front of its opaque Gaussians, at the scene's render size; in a new collection, chosen for
-    segmentation. Returns (collection, cameras)."""
+    segmentation; ``up``: the world direction the rig circles (default +Z). Returns (collection, cameras)."""
     from ..core.scene.view_rig import view_rig
 
     render = context.scene.render
@@ -189,7 +233,7 @@ def add_view_cameras(context, gaussians, proxies=(), count=24, elevations=(10.0,
     width, height = max(int(render.resolution_x * scale), 8), max(int(render.resolution_y * scale), 8)
     centre, radius = view_target(gaussians, proxies)
     cameras = view_rig(centre, radius, count=count, elevations=elevations, width=width, height=height,
-                       fov_x=fov_x, obstacles=gaussians)
+                       fov_x=fov_x, obstacles=gaussians, up=(0.0, 0.0, 1.0) if up is None else tuple(up))
     collection = bpy.data.collections.new(VIEW_COLLECTION)
     context.scene.collection.children.link(collection)
     for camera in cameras:

@@ -246,6 +246,8 @@ def import_splat(context, path, *, collection=None, name=None, shown_as="SPLAT")
         splat_format = named_format(name, READ_FORMATS)
         if splat_format is not None:
             name = name[:-len(splat_format.ending)]
+        if not name:  # an unbundled SOG's meta.json: its folder names the scene
+            name = os.path.basename(os.path.dirname(path)) or "splat"
     mesh = bpy.data.meshes.new(name)
     header, rounded, renamed = build_mesh(mesh, gaussians)
     header["source"] = path

@@ -232,9 +232,10 @@ class GSSEG_OT_add_view_cameras(bpy.types.Operator):
         proxies = [obj for obj in context.selected_objects
                    if obj.type == "MESH" and not io_splat.is_splat_object(obj)]
         try:
+            up, _ = camera_io.cameras_up_in(context)  # the rig circles the chosen cameras' up, else Z
             collection, cameras = camera_io.add_view_cameras(
                 context, io_splat.in_world(splat, io_splat.gaussians_from_object(splat)), proxies, count=self.count,
-                elevations=(self.elevation_low, self.elevation_high), fov_x=self.fov)
+                elevations=(self.elevation_low, self.elevation_high), fov_x=self.fov, up=up)
         except Exception as error:
             self.report({"ERROR"}, _error_text(error))
             return {"CANCELLED"}
@@ -494,6 +495,21 @@ class _SplatOperator:
         return {"FINISHED"}
 
 
+class GSSEG_OT_stand_upright(_SplatOperator, bpy.types.Operator):
+    """Turn the active splat so that its up is Blender's Z (up from the chosen cameras, else the file's -Y), with
+    the chosen cameras"""
+
+    bl_idname = "gsseg.stand_upright"
+    bl_label = "Stand Upright"
+
+    def run(self, context, obj):
+        angle, source, cameras = camera_io.stand_upright(context, obj)
+        if angle == 0.0:
+            return f"'{obj.name}' already stands upright (up from {source})"
+        with_cameras = f", with {cameras} cameras" if cameras else ""
+        return f"Turned '{obj.name}' by {angle:.1f}° to stand upright (up from {source}){with_cameras}"
+
+
 class _InstanceOperator(_SplatOperator):
     label: IntProperty(name="Instance", default=-2, min=-2,
                        description="Label of the instance (-2: the active row of the instance list)")
@@ -743,7 +759,9 @@ class GSSEG_FH_splat(bpy.types.FileHandler):
     bl_import_operator = "gsseg.import_splat"
     # .glb is left to Blender's own glTF importer, which claims it too: most .glb files are meshes, and two handlers
     # of one ending make Blender ask at every drop. A splat .glb comes in through File > Import. (Blender's PLY
-    # importer claims .ply as well; a dropped .ply is most often a splat scene here, so that one asks.)
+    # importer claims .ply as well; a dropped .ply is most often a splat scene here, so that one asks.) An unbundled
+    # SOG's meta.json is listed too: releases whose handlers match the end of the name take a dropped meta.json;
+    # those that compare the last extension (".json") never match it, and it comes in through File > Import.
     bl_file_extensions = ";".join(e for e in filter_endings(READ_FORMATS) if e != ".glb")
 
     @classmethod
@@ -758,6 +776,7 @@ CLASSES = (
     GSSEG_OT_export_splat,
     GSSEG_OT_import_cameras,
     GSSEG_OT_add_view_cameras,
+    GSSEG_OT_stand_upright,
     GSSEG_OT_use_camera,
     GSSEG_OT_segment,
     GSSEG_OT_segment_proxies,

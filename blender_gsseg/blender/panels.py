@@ -3,7 +3,7 @@ instance list."""
 
 import bpy
 
-from . import io_splat, point_display, segment, splat_display
+from . import io_splat, point_display, proxies, segment, splat_display
 from . import labels as label_list
 from .classes import register_classes, unregister_classes
 
@@ -115,6 +115,9 @@ class GSSEG_PT_segment(_SidebarPanel, bpy.types.Panel):  # the inputs of a segme
         row.prop(settings, "backend", text="")
         layout.prop(settings, "choose_gamma")
         layout.label(text=segment.run_plan(context), icon="TIME")
+        masks_plan = proxies.masks_plan(context)
+        if masks_plan:
+            layout.label(text=masks_plan, icon="TIME")
         row = layout.row(align=True)
         row.operator("gsseg.segment", icon="PLAY")
         row.operator("gsseg.masks_from_proxies", text="Masks from Proxies", icon="MESH_CUBE")
@@ -150,7 +153,9 @@ class GSSEG_PT_splat(_SidebarPanel, bpy.types.Panel):  # the splat's display (sp
         layout = self.layout
         obj = splat_shown(context)
         state = obj.gsseg
-        layout.label(text=obj.name, icon="OUTLINER_OB_POINTCLOUD")
+        row = layout.row(align=True)
+        row.label(text=obj.name, icon="OUTLINER_OB_POINTCLOUD")
+        row.operator("gsseg.stand_upright", text="Stand Upright", icon="EMPTY_SINGLE_ARROW")
         if obj.modifiers.get(splat_display.SPLAT_MODIFIER_NAME) is not None or \
                 obj.modifiers.get(point_display.MODIFIER_NAME) is not None:
             layout.row().prop(state, "display", expand=True)

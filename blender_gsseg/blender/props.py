@@ -88,6 +88,13 @@ def _level_update(self, context):
     _refresh_labels(obj)
 
 
+def _proxy_instance_update(self, context):
+    if self.proxy_instance == 0:  # no longer a proxy: the display it had before segmenting comes back
+        from .proxies import restore_display
+
+        restore_display(self.id_data)
+
+
 def _index_update(self, context):
     if 0 <= self.labels_index < len(self.labels):
         self["instance"] = self.labels[self.labels_index].id
@@ -112,6 +119,15 @@ class GSSEG_PG_label(bpy.types.PropertyGroup):
     count: IntProperty(name="Points", description="Number of points that have this label now")
 
 
+def _relative_path_options():
+    """The options of a file path that may start with Blender's "//" (relative to the .blend): Blender 5.3 warns
+    at every "//" value of a path property without PATH_SUPPORTS_BLEND_RELATIVE; a release that does not know
+    the flag (4.2: RNA has no Property.is_path_supports_blend_relative) gets no option, nor the warning."""
+    if "is_path_supports_blend_relative" in bpy.types.Property.bl_rna.properties:
+        return {"PATH_SUPPORTS_BLEND_RELATIVE"}
+    return set()
+
+
 class GSSEG_PG_object(bpy.types.PropertyGroup):
     gamma: FloatProperty(
         name="Gamma", description="Background bias: a point belongs to instance t when "
@@ -119,7 +135,8 @@ class GSSEG_PG_object(bpy.types.PropertyGroup):
         default=0.0, min=-1.0, max=1.0, step=1, precision=3, update=_gamma_update)
     accumulation_path: StringProperty(
         name="Cached Accumulation", description="The .gsseg.npz file holding this splat's accumulated mask "
-        "weights (re-solving for a new gamma reads it)", subtype="FILE_PATH")
+        "weights (re-solving for a new gamma reads it)", subtype="FILE_PATH",
+        options=_relative_path_options())
     display: EnumProperty(name="Display", items=(  # numbers kept from the two-mode list (0 points, 1 labels)
         ("SPLAT", "Splat", "Each Gaussian as a splat (its shape, opacity and view-dependent colour)", 2),
         ("POINTS", "Points", "One point per Gaussian in its base colour (fast for huge scenes)", 0),
@@ -151,7 +168,8 @@ class GSSEG_PG_object(bpy.types.PropertyGroup):
     proxy_instance: IntProperty(
         name="Proxy of Instance", default=0, min=0, max=32767,
         description="Mark this mesh as a stand-in for instance N: 'Masks from Proxies' renders its silhouette "
-        "with this id (0: not a proxy)")
+        "with this id (0: not a proxy; its display before segmenting comes back)",
+        update=_proxy_instance_update)
 
 
 class GSSEG_PG_scene(bpy.types.PropertyGroup):

@@ -15,6 +15,7 @@ Nothing of the user's scene changes: proxies are linked into the temporary scene
 import os
 import shutil
 import tempfile
+import time
 
 import bpy
 import numpy as np
@@ -163,6 +164,73 @@ def render_label_maps(context, cameras, proxies=None, progress=None):
         shutil.rmtree(folder, ignore_errors=True)
 
 
+SHOWN_KEY = "gsseg_proxy_display"  # a proxy's own display before segmenting, restored when it stops being one
+
+
+def show_as_proxies(names_and_labels):
+    """After segmenting from proxies: each proxy object (by name, with the instance it stood for) marked as the
+    instance's proxy, drawn as wire and left out of renders, where its solid faces would hide the splat; its
+    own display kept, for :func:`restore_display` when it stops being a proxy (its instance id set to 0).
+    Returns the objects changed."""
+    shown = []
+    for name, label in names_and_labels:
+        obj = bpy.data.objects.get(name)
+        if obj is None or io_splat.is_splat_object(obj):
+            continue
+        if SHOWN_KEY not in obj:
+            obj[SHOWN_KEY] = {"display_type": obj.display_type, "hide_render": int(obj.hide_render)}
+        if obj.gsseg.proxy_instance != label:
+            obj.gsseg.proxy_instance = label
+        obj.display_type = "WIRE"
+        obj.hide_render = True
+        shown.append(obj)
+    return shown
+
+
+def restore_display(obj):
+    """Give a former proxy back the display it had before segmenting (see :func:`show_as_proxies`); False when
+    it had none kept."""
+    saved = obj.get(SHOWN_KEY)
+    if saved is None:
+        return False
+    obj.display_type = str(saved["display_type"])
+    obj.hide_render = bool(saved["hide_render"])
+    del obj[SHOWN_KEY]
+    return True
+
+
+# Seconds of one proxy render as the job makes it (a scene, Cycles' object-index pass, written and read back, one
+# view per call): a fixed part and a part per megapixel, measured with bpy 5.0 on the CPU (2 shared cores): 0.025 s
+# at 64x48, 0.38 s at 640x480, 1.41 s at 1280x960, 2.17 s at 1920x1080. The rate per megapixel is replaced by the
+# one the last Masks from Proxies measured.
+RENDER_SECONDS_PER_VIEW = 0.07
+RENDER_SECONDS_PER_MEGAPIXEL = 1.0
+_MEASURED = {}  # "per_megapixel": from the last Masks from Proxies of this session
+
+
+def render_seconds(cameras):
+    """About how long Masks from Proxies renders ``cameras`` (at their full resolution)."""
+    rate = _MEASURED.get("per_megapixel", RENDER_SECONDS_PER_MEGAPIXEL)
+    return sum(RENDER_SECONDS_PER_VIEW + rate * camera.width * camera.height / 1e6 for camera in cameras)
+
+
+def masks_plan(context):
+    """One line for the Segment panel when the scene has proxies and cameras: about how long Masks from Proxies
+    takes, its renders (one per camera, at full resolution) and then the lift; None otherwise."""
+    from .segment import about, lift_estimate
+
+    settings = context.scene.gsseg
+    if settings.camera_collection is None or not proxy_objects(context.scene):
+        return None
+    cameras = [camera for _, camera in camera_io.cameras_in_collection(settings.camera_collection, context.scene)]
+    if not cameras:
+        return None
+    _, lift, _ = lift_estimate(context)
+    renders = render_seconds(cameras)
+    return (f"Masks from Proxies: about {about(renders + (lift or 0.0))} ({len(cameras)} renders, about "
+            f"{about(renders)}, then the lift)")
+
+
 def save_label_maps(folder, cameras, maps):
     """Write the label maps as PNG masks named after the camera images (8-bit, or 16-bit above 255), all
     together through the core's commit, so the command line can use them (``gsseg segment --masks folder``)."""
@@ -197,10 +265,12 @@ class ProxyMaskJob:
         self.proxies = proxy_objects(context.scene) if proxies is None else list(proxies)
         if not self.proxies:
             raise BadInputError("no proxy objects: give mesh objects an instance id (Proxy of Instance) first")
+        self.proxy_names = [(proxy.name, proxy.gsseg.proxy_instance) for proxy in self.proxies]
         self.context, self.object_name = context, obj.name
         self.cameras = [camera for _, camera in pairs]
         self.scale, self.backend, self.save_dir = scale, backend, save_dir
         self.maps = []
+        self.render_seconds = 0.0
         self.done, self.total = 0, len(self.cameras)
         self._cancel = False
         self.lifting = None
@@ -223,8 +293,14 @@ class ProxyMaskJob:
             raise CancelledError("Masks from Proxies cancelled")
         if len(self.maps) < len(self.cameras):
             camera = self.cameras[len(self.maps)]
+            start = time.perf_counter()
             self.maps += render_label_maps(self.context, [camera], self.proxies)
+            self.render_seconds += time.perf_counter() - start
             self.done = len(self.maps)
+            if self.done == len(self.cameras):  # the panel's next estimate uses this machine's rate
+                megapixels = sum(c.width * c.height for c in self.cameras) / 1e6
+                spent = self.render_seconds - RENDER_SECONDS_PER_VIEW * len(self.cameras)
+                _MEASURED["per_megapixel"] = max(spent, 0.0) / max(megapixels, 1e-6)
             return True
         if self.lifting is None:
             if self.save_dir:
@@ -246,7 +322,22 @@ class ProxyMaskJob:
         self.lifting.run()
 
     def finish(self):
+        from . import labels as label_list
+        from .attributes import ObjectMode
+
         result = self.lifting.finish()
+        obj = bpy.data.objects[result["object"]]
+        with ObjectMode(obj, stay=True):  # the instances named and coloured after their proxies, as from proxies
+            for name, label in sorted(self.proxy_names, key=lambda pair: pair[0], reverse=True):  # first name wins
+                proxy, item = bpy.data.objects.get(name), label_list.find_item(obj, label)
+                if item is None or proxy is None:
+                    continue
+                item.name = name
+                colour = proxy_colour(proxy)
+                if colour is not None:
+                    item.color = colour
+            label_list.refresh_display(obj)
+        show_as_proxies(self.proxy_names)
         result["labels_rendered"] = sorted({int(v) for m in self.maps for v in np.unique(m)})
         return result
 
@@ -274,9 +365,9 @@ def proxy_instances(proxies):
 
 
 class ProxyJob:
-    """One segmentation from proxies: inputs from Blender in the main thread (:meth:`prepare`), the labels
-    (:meth:`run`, pure core, safe in a worker thread), then :meth:`finish` in the main thread (attributes,
-    instance list named and coloured after the proxies)."""
+    """One segmentation from proxies: inputs from Blender in the main thread (:meth:`prepare`), the proxies'
+    accumulation (:meth:`run`, pure core, safe in a worker thread), then :meth:`finish` in the main thread (the
+    cache and the solve as after Segment, the instance list named and coloured after the proxies)."""
 
     def __init__(self, obj, gaussians, proxies, names, colours):
         self.object_name = obj.name
@@ -285,7 +376,7 @@ class ProxyJob:
         self.names, self.colours = names, colours
         self.done, self.total = 0, 1
         self.cancel_requested = False
-        self.labels = None
+        self.label_ids = self.weights = None  # the proxies' accumulation (core.scene.proxy_segment)
         self.error = None
 
     @classmethod
@@ -305,7 +396,7 @@ class ProxyJob:
         for proxy, label in proxy_instances(proxies):
             triangles = world_triangles(proxy)
             triangles = triangles @ to_local[:3, :3].T + to_local[:3, 3]
-            core_proxies.append(Proxy(label, triangles, proxy.name))
+            core_proxies.append(Proxy(label, triangles, proxy.name))  # its name finds the object again
             names[label], colours[label] = proxy.name, proxy_colour(proxy)
         return cls(obj, gaussians, core_proxies, names, colours)
 
@@ -313,29 +404,41 @@ class ProxyJob:
         self.done, self.total = done, total
 
     def run(self):
-        from ..core.scene.proxy_segment import proxy_labels
+        from ..core.scene.proxy_segment import proxy_weights
 
         try:
-            self.labels = proxy_labels(self.gaussians, self.proxies, progress=self._progress,
-                                       cancel=lambda: self.cancel_requested)
+            self.label_ids, self.weights = proxy_weights(self.gaussians, self.proxies, progress=self._progress,
+                                                         cancel=lambda: self.cancel_requested)
         except Exception as error:  # re-raised in the main thread by finish()
             self.error = error
+        finally:
+            self.gaussians = None  # free the inputs early
 
     def finish(self):
+        """Cache the proxies' accumulation as Segment caches the masks' (a sidecar beside the .blend, else in
+        the temporary folder; ``gsseg_index``), solve it at the object's gamma (gamma 0: the proxies' labels),
+        and name and colour the instances after the proxies."""
         from . import labels as label_list
         from ..core.files.labels import LABEL_PROPERTY
-        from .attributes import ObjectMode, write_attribute
+        from ..core.lift.accumulate import Accumulation
+        from ..core.lift.sidecar import save_accumulation
+        from .attributes import ObjectMode, read_attribute
+        from .segment import apply_gamma, cache_path_for, write_point_index
 
         if self.error is not None:
             raise self.error
         obj = bpy.data.objects.get(self.object_name)
-        if obj is None or len(obj.data.vertices) != len(self.labels):
+        if obj is None or obj.type != "MESH" or len(obj.data.vertices) != self.weights.shape[1]:
             raise BadInputError(f"'{self.object_name}' changed while it was being segmented")
+        path = cache_path_for(obj)
+        save_accumulation(path, Accumulation(self.label_ids, self.weights))
         with ObjectMode(obj, stay=True):
-            write_attribute(obj.data, LABEL_PROPERTY, self.labels)
-            obj.gsseg.accumulation_path = ""  # these labels come from no accumulation: the γ slider has none
-            label_list.clear_edits(obj)
-            label_list.sync(obj)
+            obj.gsseg.accumulation_path = path
+            write_point_index(obj)
+            label_list.clear_edits(obj)  # a new segmentation: merges and manual labels referred to the old ids
+            label_list.mark_table(obj)  # labels made here: export writes their names and colours
+        apply_gamma(obj, new_ids=self.label_ids)
+        with ObjectMode(obj, stay=True):
             for label, name in self.names.items():
                 item = label_list.find_item(obj, label)
                 if item is not None:
@@ -343,5 +446,7 @@ class ProxyJob:
                     if self.colours[label] is not None:
                         item.color = self.colours[label]
             label_list.refresh_display(obj)
-        counts = {label: int(np.count_nonzero(self.labels == label)) for label in self.names}
-        return {"object": obj.name, "counts": counts, "proxies": len(self.proxies)}
+            labels = read_attribute(obj.data, LABEL_PROPERTY)
+        show_as_proxies([(proxy.name, proxy.label) for proxy in self.proxies])
+        counts = {label: int(np.count_nonzero(labels == label)) for label in self.names}
+        return {"object": obj.name, "counts": counts, "proxies": len(self.proxies), "path": path}

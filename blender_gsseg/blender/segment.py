@@ -244,35 +244,47 @@ _ESTIMATE_SAMPLE = {}  # (object name, point count) -> a sample of its Gaussians
 _ESTIMATE_SECONDS = {}  # (object name, point count, flavour, the cameras as they are) -> expected seconds
 
 
-def run_plan(context):
-    """One line for the Segment panel: the backend the lift will run on (and why not a faster one), and about
-    how long it takes for the chosen splat, cameras and scale."""
+def lift_estimate(context):
+    """(description of the backend the lift will run on, expected seconds or None, number of views) for the
+    chosen splat, cameras and scale: what :func:`run_plan` says, and Masks from Proxies adds its renders to."""
     settings = context.scene.gsseg
     flavour, description = planned_backend(resolve_backend(context, settings.backend))
     obj, collection = settings.splat_object, settings.camera_collection
     if flavour == "none" or obj is None or collection is None or not io_splat.is_splat_object(obj):
-        return description
+        return description, None, 0
     key = (obj.name, len(obj.data.vertices))
     if key not in _ESTIMATE_SAMPLE:
         if obj.mode == "EDIT":  # the mesh is read once edit mode is left
-            return description
+            return description, None, 0
         _ESTIMATE_SAMPLE.clear()
         _ESTIMATE_SAMPLE[key] = estimate_sample(io_splat.gaussians_from_object(obj))
     to_world = np.array(obj.matrix_world, dtype=np.float64)
     cameras = [camera.scaled(settings.scale).moved(to_world)
                for _, camera in cameras_in_collection(collection, context.scene)]
     if not cameras:
-        return description
+        return description, None, 0
     # projecting the sample takes milliseconds: only when the scene, the backend or a camera changed
     seconds_key = (*key, flavour, *((c.width, c.height, c.fx, c.fy, c.cx, c.cy, c.world_to_camera.tobytes())
                                     for c in cameras))
     if seconds_key not in _ESTIMATE_SECONDS:
         _ESTIMATE_SECONDS.clear()
         _ESTIMATE_SECONDS[seconds_key] = expected_seconds(_ESTIMATE_SAMPLE[key], key[1], cameras, flavour)
-    seconds = _ESTIMATE_SECONDS[seconds_key]
-    about = f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min" if seconds < 5400 else \
+    return description, _ESTIMATE_SECONDS[seconds_key], len(cameras)
+
+
+def about(seconds):
+    """'12 s', '3 min', '1.5 h'."""
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min" if seconds < 5400 else \
         f"{seconds / 3600:.1f} h"
-    return f"{description}: about {about} for {len(cameras)} views"
+
+
+def run_plan(context):
+    """One line for the Segment panel: the backend the lift will run on (and why not a faster one), and about
+    how long it takes for the chosen splat, cameras and scale."""
+    description, seconds, views = lift_estimate(context)
+    if seconds is None:
+        return description
+    return f"{description}: about {about(seconds)} for {views} views"
 
 
 def _apply_gamma_levels(obj, layout, gamma):

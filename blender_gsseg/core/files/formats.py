@@ -20,13 +20,13 @@ from .dot_splat import read_dot_splat, write_dot_splat
 from .gltf import read_glb, write_glb
 from .ksplat import read_ksplat
 from .ply import read_ply, write_gaussians
-from .sog import read_sog, write_sog
+from .sog import read_sog, read_sog_folder, write_sog
 from .spz import read_spz, write_spz
 
 
 @dataclasses.dataclass(frozen=True)
 class SplatFormat:
-    ending: str  # the file name's ending, lower case, with its dot: ".compressed.ply"
+    ending: str  # the file name's ending, lower case, with its dot: ".compressed.ply" (or a whole name: "meta.json")
     label: str  # its name in a menu: "Compressed PLY"
     description: str  # one line on what it holds (the export menu's tooltip)
     read: collections.abc.Callable[[str], Gaussians] | None  # the file's scene (unchecked); None: not read
@@ -56,6 +56,10 @@ SPLAT_FORMATS = (
                 write_dot_splat, keeps_labels=False),
     SplatFormat(".ksplat", "KSplat", "GaussianSplats3D's compressed splats (read only)", read_ksplat, None,
                 keeps_labels=False),
+    # An unbundled SOG: the ending is the whole name (no dot: the file is meta.json, its folder names the scene);
+    # read_gaussians also takes the folder that holds it.
+    SplatFormat("meta.json", "SOG (unbundled)", "A .sog's meta.json and WebP images in a folder, as PlayCanvas "
+                "publishes scenes (read only)", read_sog_folder, None, keeps_labels=False),
 )
 READ_FORMATS = tuple(f for f in SPLAT_FORMATS if f.read is not None)
 WRITTEN_FORMATS = tuple(f for f in SPLAT_FORMATS if f.write is not None)
@@ -63,9 +67,9 @@ WRITTEN_FORMATS = tuple(f for f in SPLAT_FORMATS if f.write is not None)
 
 def named_format(path: str | os.PathLike, formats: collections.abc.Iterable[SplatFormat]) -> SplatFormat | None:
     """The format among ``formats`` whose ending ``path``'s name has (the longest: a .compressed.ply is not
-    a .ply), or None."""
-    lower = os.fspath(path).lower()
-    matches = [f for f in formats if lower.endswith(f.ending)]
+    a .ply; an ending without a dot is the whole name: scene/meta.json, not cameras_meta.json), or None."""
+    lower = os.path.basename(os.fspath(path)).lower()
+    matches = [f for f in formats if lower.endswith(f.ending) and (f.ending.startswith(".") or lower == f.ending)]
     return max(matches, key=lambda f: len(f.ending)) if matches else None
 
 

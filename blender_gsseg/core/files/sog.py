@@ -1,4 +1,5 @@
-"""PlayCanvas SOG (version 2), in and out: a zip of lossless WebP images and ``meta.json``, decoded as
+"""PlayCanvas SOG (version 2), in and out: a zip of lossless WebP images and ``meta.json`` (or those files
+unbundled in a folder, as PlayCanvas publishes scenes: read only, :func:`read_sog_folder`), decoded as
 splat-transform 3.7.0 decodes it (its reader, checked on files it wrote) and written as its writer lays it out
 (splats in Morton order, one pixel each, the same images and meta.json), with two differences for a smaller
 error: values are rounded to their steps where splat-transform truncates, and the scale and colour codebooks are
@@ -48,20 +49,61 @@ def read_sog(path: str | os.PathLike) -> Gaussians:
         raise BadInputError(f"{path}: not a SOG file (a zip of meta.json and WebP images): {error}") from None
     with archive:
         try:
-            meta = json.loads(archive.read("meta.json"))
+            text = archive.read("meta.json")
         except KeyError:
             raise BadInputError(f"{path}: the SOG bundle has no meta.json") from None
-        except ValueError as error:
-            raise BadInputError(f"{path}: unreadable SOG meta.json ({error})") from None
-        if meta.get("version") != 2:
-            raise BadInputError(f"{path}: SOG version {meta.get('version', 1)} is not read (version 2 is)")
+        return _read(path, text, archive.read, "the SOG bundle", "sog")
+
+
+def read_sog_folder(path: str | os.PathLike) -> Gaussians:
+    """Decode an unbundled SOG: ``meta.json`` (``path``) and the WebP images it names beside it, as PlayCanvas
+    publishes scenes; the same files as a bundled ``.sog`` holds, decoded by the same steps."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+
+    def read(name):  # the bytes of an image beside meta.json; KeyError when it is not there, as a zip says
+        if not isinstance(name, str) or os.path.basename(name) != name or name in ("", ".", ".."):
+            raise BadInputError(f"{path}: {name!r} is not a file name beside meta.json")
         try:
-            return _decode(path, archive, meta)
-        except (KeyError, TypeError, ValueError, IndexError) as error:
-            raise BadInputError(f"{path}: damaged SOG file ({error!r})") from None
+            with open(os.path.join(folder, name), "rb") as handle:
+                return handle.read()
+        except FileNotFoundError:
+            raise KeyError(name) from None
+        except OSError as error:
+            raise BadInputError(f"{path}: {name} beside it is unreadable ({error})") from None
+
+    try:
+        with open(path, "rb") as handle:
+            text = handle.read()
+    except OSError as error:
+        raise BadInputError(f"{path}: unreadable ({error})") from None
+    return _read(path, text, read, "the SOG folder", "sog (unbundled: meta.json + WebP images)")
 
 
-def _decode(path, archive, meta):
+def sog_meta_in(folder: str | os.PathLike) -> str | None:
+    """``folder``'s ``meta.json`` when it holds one (an unbundled SOG given by its folder), else None."""
+    meta = os.path.join(os.fspath(folder), "meta.json")
+    return meta if os.path.isdir(folder) and os.path.isfile(meta) else None
+
+
+def _read(path, text, read, holder, source_format):
+    """Decode a SOG from its ``meta.json`` text and ``read(name) -> bytes`` (KeyError for a missing file) of
+    ``holder`` (the bundle or the folder, for the errors)."""
+    try:
+        meta = json.loads(text)
+    except ValueError as error:
+        raise BadInputError(f"{path}: unreadable SOG meta.json ({error})") from None
+    if not isinstance(meta, dict) or "means" not in meta:
+        raise BadInputError(f"{path}: not a SOG meta.json (it names no means images)")
+    if meta.get("version") != 2:
+        raise BadInputError(f"{path}: SOG version {meta.get('version', 1)} is not read (version 2 is)")
+    try:
+        return _decode(path, read, meta, holder, source_format)
+    except (KeyError, TypeError, ValueError, IndexError) as error:
+        raise BadInputError(f"{path}: damaged SOG file ({error!r})") from None
+
+
+def _decode(path, read, meta, holder, source_format):
     from PIL import Image
 
     count = int(meta["count"])
@@ -70,10 +112,10 @@ def _decode(path, archive, meta):
 
     def rgba(name):  # uint8 [pixels, 4] in row order, and the image's width
         try:
-            with Image.open(io.BytesIO(archive.read(name))) as picture:
+            with Image.open(io.BytesIO(read(name))) as picture:
                 return np.asarray(picture.convert("RGBA"), dtype=np.uint8).reshape(-1, 4), picture.size[0]
         except KeyError:
-            raise BadInputError(f"{path}: the SOG bundle lacks {name}") from None
+            raise BadInputError(f"{path}: {holder} lacks {name}") from None
         except OSError as error:
             raise BadInputError(f"{path}: {name} is not a readable image ({error})") from None
 
@@ -137,7 +179,7 @@ def _decode(path, archive, meta):
             rgb = centroids[np.where(inside, pixel, 0)]
             for channel in range(3):
                 out[f"f_rest_{j + channel * coefficients}"] = np.where(inside, sh_book[rgb[:, channel]], 0.0)
-    return Gaussians(out, source_format="sog", path=path)
+    return Gaussians(out, source_format=source_format, path=path)
 
 
 def default_palette_size(count: int) -> int:

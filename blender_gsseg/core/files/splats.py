@@ -15,8 +15,12 @@ from .ply import read_ply
 
 def read_gaussians(path: str | os.PathLike) -> Gaussians:
     """Read a splat file in the format its name says (any other name: as a PLY) into a checked
-    :class:`Gaussians`."""
+    :class:`Gaussians`. A folder holding an unbundled SOG (its ``meta.json``) is read as that SOG."""
+    from .sog import sog_meta_in
+
     path = os.fspath(path)
+    if os.path.isdir(path) and sog_meta_in(path):
+        path = sog_meta_in(path)
     if not os.path.isfile(path):
         raise BadInputError(f"{path}: no such file")
     splat_format = named_format(path, READ_FORMATS)

@@ -13,6 +13,12 @@ Geometry decides where it can, the splat itself where geometry cannot:
   neighbours weighted by colour likeness, each Gaussian choosing only among the proxies it touches and the
   background (a random-walk label propagation, as graph-cut segmenters of splats do with a smoothness term).
 
+The scores are kept as an accumulation (:func:`proxy_weights`: per Gaussian a weight per proxy and the
+background, summing to 1), so the solver, the gamma slider and halo membership read them as they read a mask
+accumulation: gamma 0 gives :func:`proxy_labels`; gamma moves only the uncertain Gaussians (certain ones have all
+their weight on one label): a proxy takes a Gaussian when its score exceeds the background's by more than
+gamma, and the halo at gamma is every Gaussian whose score for the proxy exceeds (1 + gamma) / 2.
+
 ``baseline_labels`` is the naive rule the benchmark compares with: the centre inside the smallest proxy that
 holds it.
 """
@@ -136,15 +142,20 @@ def nearest_neighbours(points: np.ndarray, count: int) -> np.ndarray:  # [M, 3] 
     return result
 
 
-def proxy_labels(
+def proxy_weights(
     gaussians: Gaussians,
     proxies: collections.abc.Sequence[Proxy],
     *,
     iterations: int = ITERATIONS,
     progress: collections.abc.Callable[[int, int], None] | None = None,  # (steps done, steps)
     cancel: collections.abc.Callable[[], bool] | None = None,  # True: stop (raises CancelledError)
-) -> np.ndarray:  # [N] int32: a proxy's label or 0
-    """Each Gaussian's instance from the proxies (see the module docstring)."""
+) -> tuple[np.ndarray, np.ndarray]:  # label_ids int32 [L], weights float32 [L, N]
+    """The proxies' segmentation as an accumulation (label_ids: 0, then the proxies' labels ascending; weights
+    [L, N], each column summing to 1): a Gaussian's weight for a proxy is its score from the label propagation
+    (see the module docstring), its background weight the rest. A seed or a Gaussian that touches no proxy has
+    all its weight on one label; only the uncertain ones (overlaps, walls, halo) share theirs. Proxies with the
+    same label add their scores. The solver (``lift/solver.Shares``) reads it as it reads a mask accumulation:
+    at gamma 0 it gives :func:`proxy_labels`; gamma > 0 takes fewer of the uncertain Gaussians, gamma < 0 more."""
     from ..errors import CancelledError
 
     steps = len(proxies) + 1 + iterations
@@ -156,9 +167,11 @@ def proxy_labels(
             progress(done, steps)
 
     n = len(gaussians)
-    labels = np.zeros(n, dtype=np.int32)
+    label_ids = np.unique(np.array([0] + [p.label for p in proxies], dtype=np.int32))
+    weights = np.zeros((len(label_ids), n), dtype=np.float32)
+    weights[0] = 1.0
     if n == 0 or not proxies:
-        return labels
+        return label_ids, weights
     ends = footprint_points(gaussians)
     centres = ends[0]
     count = len(proxies)
@@ -195,17 +208,17 @@ def proxy_labels(
     valid = neighbours >= 0
     safe = np.where(valid, neighbours, 0)
     difference = np.sum((colours[:, None, :] - colours[safe]) ** 2, axis=2)
-    weights = np.where(valid, np.exp(-0.5 * difference / COLOUR_SCALE ** 2), 0.0)
-    weights *= gaussians.opacities[nodes][safe]  # faint neighbours vote less
+    weights_nn = np.where(valid, np.exp(-0.5 * difference / COLOUR_SCALE ** 2), 0.0)
+    weights_nn *= gaussians.opacities[nodes][safe]  # faint neighbours vote less
     # and far ones too: neighbours whose footprints do not overlap barely vote (floaters in the air)
     reach = FOOTPRINT_SIGMAS * gaussians.scales[nodes].max(axis=1).astype(np.float64)
     gap = np.sqrt(np.sum((centres[nodes][:, None, :] - centres[nodes][safe]) ** 2, axis=2))
-    weights *= np.exp(-0.5 * (gap / (reach[:, None] + reach[safe])) ** 2)
+    weights_nn *= np.exp(-0.5 * (gap / (reach[:, None] + reach[safe])) ** 2)
     free = ~fixed
     prior = np.where(inside[:, nodes].any(axis=0), 0.0, BACKGROUND_PRIOR)[free]
     for iteration in range(iterations):
         step(count + 2 + iteration)
-        votes = np.einsum("mk,mkl->ml", weights[free], scores[safe[free]])
+        votes = np.einsum("mk,mkl->ml", weights_nn[free], scores[safe[free]])
         votes[:, 0] += prior
         votes *= allowed[free]
         total = votes.sum(axis=1, keepdims=True)
@@ -213,6 +226,42 @@ def proxy_labels(
         votes[~undecided] /= total[~undecided]
         votes[undecided] = scores[free][undecided]
         scores[free] = votes
-    choice = scores.argmax(axis=1)
-    labels[nodes] = np.where(choice > 0, np.array([0] + [p.label for p in proxies])[choice], 0)
-    return labels
+    rows = np.searchsorted(label_ids, [0] + [p.label for p in proxies])  # each score column's row
+    merged = np.zeros((len(label_ids), len(nodes)))
+    np.add.at(merged, rows, scores.T)
+    weights[:, nodes] = merged
+    return label_ids, weights
+
+
+def proxy_labels(
+    gaussians: Gaussians,
+    proxies: collections.abc.Sequence[Proxy],
+    *,
+    iterations: int = ITERATIONS,
+    progress: collections.abc.Callable[[int, int], None] | None = None,  # (steps done, steps)
+    cancel: collections.abc.Callable[[], bool] | None = None,  # True: stop (raises CancelledError)
+) -> np.ndarray:  # [N] int32: a proxy's label or 0
+    """Each Gaussian's instance from the proxies (see the module docstring): :func:`proxy_weights` decided as
+    the solver decides at gamma 0."""
+    label_ids, weights = proxy_weights(gaussians, proxies, iterations=iterations, progress=progress,
+                                       cancel=cancel)
+    return labels_at_zero(label_ids, weights)
+
+
+def labels_at_zero(label_ids: np.ndarray, weights: np.ndarray) -> np.ndarray:  # [N] int32
+    """The label lift/solver.Shares.solve(0) gives a dense accumulation whose every column has weight (this
+    floor cannot import the solver; tests/test_proxy_segment.py checks that they agree): the shares in float32
+    as Shares.dense makes them, the best foreground label (ties to the smaller id), taken when its share
+    exceeds the background's."""
+    total = weights.sum(axis=0, dtype=np.float64).astype(np.float32)
+    inverse = np.zeros_like(total)
+    np.divide(1.0, total, out=inverse, where=total > 0)
+    background = weights[0] * inverse
+    best = np.full(weights.shape[1], -1.0, dtype=np.float32)
+    best_label = np.zeros(weights.shape[1], dtype=np.int32)
+    for row in range(1, len(label_ids)):
+        share = weights[row] * inverse
+        better = share > best  # rows ascend by id: ties stay with the smaller id
+        np.copyto(best, share, where=better)
+        best_label[better] = label_ids[row]
+    return np.where((best > background + np.float32(0.0)) & (best_label > 0), best_label, 0).astype(np.int32)
