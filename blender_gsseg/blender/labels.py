@@ -210,6 +210,13 @@ def sync(obj, extra_ids=(), drop_empty=()):
         settings["labels_index"] = max(len(settings.labels) - 1, 0)
 
 
+def name_labels(obj, names):
+    """Name the finest level's items: ``names`` {id: name} (labels a segmentation named, e.g. instance_<k>)."""
+    for item in items_of_level(obj, FINEST_LEVEL):
+        if item.id in names:
+            item["name"] = names[item.id]  # no update callback: the table is marked by the segmentation
+
+
 TABLE_KEY = "gsseg_label_table"  # set once labels were made or named in Blender: export writes the table
 
 

@@ -12,6 +12,7 @@ from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from ..core.errors import CancelledError, GssegError
 from ..core.files.formats import READ_FORMATS, WRITTEN_FORMATS, filter_endings, named_format
+from ..core.lift.views import IDS_PER_VIEW
 from . import camera_objects as camera_io
 from . import editing, io_splat, proxies, segment, splat_display
 from . import labels as label_list
@@ -391,7 +392,8 @@ class GSSEG_OT_segment(_JobModal, bpy.types.Operator):
         if settings.camera_collection is None:
             raise GssegError("Choose the camera collection (import cameras first)")
         return obj, dict(collection=settings.camera_collection, mask_dir=settings.mask_dir, scale=settings.scale,
-                         backend=resolve_backend(context, settings.backend), choose_gamma=settings.choose_gamma)
+                         backend=resolve_backend(context, settings.backend), choose_gamma=settings.choose_gamma,
+                         ids=IDS_PER_VIEW if settings.mask_ids == "PER_VIEW" else None)
 
     def _report_result(self, context, result):
         obj = bpy.data.objects.get(result["object"])
@@ -402,8 +404,12 @@ class GSSEG_OT_segment(_JobModal, bpy.types.Operator):
         chosen = "" if not result.get("gamma") else (
             f"; γ chosen by cross-validation: {result['gamma']['subset']:+.2f} (argmax rule "
             f"{result['gamma']['argmax']:+.2f})")
+        association = result.get("association")
+        matched = "" if association is None else (
+            f"; per-view ids matched into {association['n_instances']} instances ({association['masks_merges']} "
+            f"merge and {association['masks_unmatched']} unmatched masks ignored)")
         self.report({"INFO"}, f"Segmented from {result['views']} views: {result['label_count']} labels, "
-                              f"{result['unseen']:,} points unseen{chosen}")
+                              f"{result['unseen']:,} points unseen{chosen}{matched}")
 
     def _prepare_job(self, context):
         obj, inputs = self._inputs(context)

@@ -110,6 +110,7 @@ class GSSEG_PT_segment(_SidebarPanel, bpy.types.Panel):  # the inputs of a segme
         layout.prop(settings, "splat_object")
         layout.prop(settings, "camera_collection")
         layout.prop(settings, "mask_dir")
+        layout.prop(settings, "mask_ids")
         row = layout.row(align=True)
         row.prop(settings, "scale")
         row.prop(settings, "backend", text="")

@@ -177,8 +177,18 @@ class GSSEG_PG_scene(bpy.types.PropertyGroup):
                                   description="The imported Gaussian splat to segment")
     camera_collection: PointerProperty(name="Cameras", type=bpy.types.Collection,
                                        description="Collection of the cameras the masks were taken from")
-    mask_dir: StringProperty(name="Masks", description="Folder of 2D mask images, one per camera image",
-                             subtype="DIR_PATH")
+    mask_dir: StringProperty(
+        name="Masks", subtype="DIR_PATH",
+        description="Folder of 2D mask images, one per camera image, or SAM's automatic-mask output "
+        "(<image stem>/<k>.png): ids that differ per image are matched into 3D instances first")
+    mask_ids: EnumProperty(name="Ids", items=(
+        ("CONSISTENT", "Same in Every View",
+         "An object has the same id (or colour) in every view: object-index passes, hand-painted masks, a video "
+         "tracker's output. A folder in SAM's layout is read per view whatever this says"),
+        ("PER_VIEW", "Differ per View",
+         "The ids mean nothing across views (0 is still background): each view's masks are matched into 3D "
+         "instances, named instance_1, instance_2, ... by size"),
+    ), default="CONSISTENT")
     scale: FloatProperty(name="Scale", description="Working resolution as a fraction of the camera images",
                          default=0.5, min=0.01, max=1.0, soft_min=0.1, precision=2)
     choose_gamma: BoolProperty(

@@ -164,10 +164,13 @@ class SegmentJob:
         self.choose_gamma = choose_gamma  # cross-validate γ over folds of the views (core.lift.tune)
         self.on_progress = None  # called in the running thread after each step (the synchronous operator's bar)
         self.gamma_choice = None
+        self.association = None  # with per-view ids: how the views' masks were matched into instances
         self.error = None
 
     @classmethod
-    def prepare(cls, context, obj, *, collection, mask_dir, scale=1.0, backend="auto", choose_gamma=False):
+    def prepare(cls, context, obj, *, collection, mask_dir, scale=1.0, backend="auto", choose_gamma=False,
+                ids=None):
+        """``ids``: None (the folder says: SAM's layout is per view, other folders consistent) or 'per-view'."""
         if not mask_dir or not os.path.isdir(bpy.path.abspath(mask_dir)):
             raise BadInputError(f"mask folder {mask_dir!r} does not exist")
         if collection is None:
@@ -179,7 +182,7 @@ class SegmentJob:
             warnings.simplefilter("always")
             with ObjectMode(obj):
                 gaussians = io_splat.gaussians_from_object(obj)
-            views = build_views([camera for _, camera in pairs], bpy.path.abspath(mask_dir), scale=scale)
+            views = build_views([camera for _, camera in pairs], bpy.path.abspath(mask_dir), scale=scale, ids=ids)
         return cls(obj, gaussians, views, backend, [str(w.message) for w in caught], choose_gamma)
 
     @classmethod
@@ -206,6 +209,8 @@ class SegmentJob:
             lift = lift_views(self.gaussians, self.views, backend=self.backend, choose_gamma=self.choose_gamma,
                               progress=self._progress, cancel=self._cancel)
             self.accumulation, self.gamma_choice = lift.accumulation, lift.gamma_choice
+            if lift.association is not None:  # the views with per-view ids made consistent (instance ids)
+                self.views, self.association = lift.views, lift.association
         except BaseException as error:  # CancelledError included: finish() reports it
             self.error = error
         finally:
@@ -227,6 +232,8 @@ class SegmentJob:
         if self.gamma_choice is not None:  # the slider starts at the chosen γ (its update re-solves below anyway)
             obj.gsseg.gamma = self.gamma_choice.gamma["subset"]
         label_count, unseen = apply_gamma(obj, new_ids=self.accumulation.label_ids)
+        if self.association is not None:  # named as the CLI names them
+            label_list.name_labels(obj, {int(k): f"instance_{k}" for k in self.accumulation.label_ids if k > 0})
         return {
             "object": obj.name,
             "views": len(self.views),
@@ -236,6 +243,8 @@ class SegmentJob:
             "path": path,
             "warnings": self.warnings,
             "gamma": None if self.gamma_choice is None else self.gamma_choice.gamma,
+            "association": None if self.association is None else self.association.report(
+                [camera.image_name for camera in self.views.cameras]),
         }
 
 
