@@ -38,7 +38,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from blender_gsseg.core.files.camera_files import load_cameras  # noqa: E402
 from blender_gsseg.core.files.splats import read_gaussians  # noqa: E402
-from blender_gsseg.core.metrics import segmentation_metrics  # noqa: E402
+from blender_gsseg.core.metrics import matched_labels, segmentation_metrics  # noqa: E402
 from blender_gsseg.core.pipeline import segment_scene  # noqa: E402
 from blender_gsseg.core.raster.backends import get_backend  # noqa: E402
 from blender_gsseg.core.raster.render import render_labels  # noqa: E402
@@ -47,30 +47,8 @@ from synthetic.mask_noise import noisy_masks  # noqa: E402
 from synthetic.sam_folders import SamStyle, write_sam_folders  # noqa: E402
 
 
-def match_ids(predicted, truth):
-    """{predicted id: true id}, one-to-one, greedy by the number of Gaussians they share (largest first);
-    UNSEEN (-1) is never matched."""
-    keep = predicted >= 0
-    pairs, counts = np.unique(np.stack([predicted[keep], truth[keep]]), axis=1, return_counts=True)
-    mapping, taken = {}, set()
-    for k in np.argsort(-counts, kind="stable"):
-        p, t = int(pairs[0, k]), int(pairs[1, k])
-        if p not in mapping and t not in taken:
-            mapping[p] = t
-            taken.add(t)
-    return mapping
-
-
-def mapped(predicted, mapping, unmatched=10_000):
-    """``predicted`` with ids renamed by ``mapping``; unmatched ids get fresh ones (never a true id)."""
-    out = np.full(len(predicted), -1, dtype=np.int32)
-    for p in np.unique(predicted[predicted >= 0]):
-        out[predicted == p] = mapping.get(int(p), unmatched + int(p))
-    return out
-
-
 def evaluate(gaussians, labels, truth_labels, held_cameras, held_truths, backend):
-    named = mapped(labels, match_ids(labels, truth_labels))
+    named = matched_labels(labels, truth_labels)
     accuracy = float(np.mean(named == truth_labels))
     predictions = [render_labels(gaussians, named, camera, "subset", backend=backend) for camera in held_cameras]
     metrics = segmentation_metrics(predictions, held_truths)

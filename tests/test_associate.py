@@ -17,6 +17,7 @@ from blender_gsseg.core.files.sam_masks import IGNORED_IN_FILES, is_sam_layout, 
 from blender_gsseg.core.files.ply import write_gaussians
 from blender_gsseg.core.files.splats import read_gaussians
 from blender_gsseg.core.lift import associate
+from blender_gsseg.core.metrics import matched_accuracy
 from blender_gsseg.core.pipeline import segment_scene
 from synthetic.sam_folders import SamStyle, permuted_label_maps, write_sam_folders
 from synthetic.scene import make_scene
@@ -38,19 +39,6 @@ def _renaming(a, b):
         return False
     pairs = np.unique(np.stack([a[a >= 0], b[b >= 0]]), axis=1)
     return len(np.unique(pairs[0])) == pairs.shape[1] == len(np.unique(pairs[1]))
-
-
-def _match_accuracy(predicted, truth):
-    """Per-Gaussian accuracy with predicted ids matched one-to-one to true ids (greedy by shared count)."""
-    keep = predicted >= 0
-    pairs, counts = np.unique(np.stack([predicted[keep], truth[keep]]), axis=1, return_counts=True)
-    mapping, taken = {}, set()
-    for k in np.argsort(-counts, kind="stable"):
-        p, t = int(pairs[0, k]), int(pairs[1, k])
-        if p not in mapping and t not in taken:
-            mapping[p], _ = t, taken.add(t)
-    named = np.array([mapping.get(int(p), -2) for p in predicted])
-    return float(np.mean(named == truth))
 
 
 def test_permuted_ids_give_the_consistent_labels(scene, truth_maps):
@@ -81,8 +69,8 @@ def test_sam_folders_reach_the_consistent_lift(scene, truth_maps, tmp_path):
         warnings.simplefilter("ignore")
         associated = segment_scene(scene.gaussians, str(tmp_path / "cameras.json"), str(tmp_path / "sam"),
                                    backend="cpu")
-    reference = _match_accuracy(consistent.labels, scene.labels)
-    got = _match_accuracy(associated.labels, scene.labels)
+    reference = matched_accuracy(consistent.labels, scene.labels)
+    got = matched_accuracy(associated.labels, scene.labels)
     assert got >= 0.97 * reference, (got, reference, associated.report["association"])
     truth_count = len(np.unique(scene.labels))  # the spheres and the ground (a mask in some views)
     assert abs(associated.report["association"]["n_instances"] - truth_count) <= 1
@@ -324,3 +312,14 @@ def test_the_lift_summed_from_the_per_view_pass_is_the_pass_over_the_new_maps(sc
     scale = float(passed.weights.max())
     np.testing.assert_allclose(assembled.weights, passed.weights, rtol=1e-5, atol=1e-6 * scale)
     assert (kind == "sam") == (not np.any(passed.weights[0]))  # SAM folders have no background
+
+
+def test_matched_labels_rename_one_to_one():
+    from blender_gsseg.core.metrics import matched_labels
+
+    truth = np.array([1, 1, 2, 2, 3, 3])
+    assert matched_labels(np.array([5, 5, 7, -1, 9, 9]), truth).tolist() == [1, 1, 2, -1, 3, 3]
+    assert matched_accuracy(np.array([5, 5, 7, -1, 9, 9]), truth) == 5 / 6
+    renamed = matched_labels(np.array([4, 4, 6, 6, 6, 6]), np.array([1, 1, 1, 1, 1, 1]))
+    assert renamed.tolist()[2:] == [1, 1, 1, 1]  # the larger share takes the true id
+    assert renamed[0] == renamed[1] and renamed[0] not in (1, 4, 6)  # the other gets an id of its own

@@ -391,19 +391,6 @@ def test_segment_solve_select_delete(tmp_path):
     print(f"segment {result['segment_s']:.2f} s for {result['n']} splats; accuracy {result['accuracy']:.3f}")
 
 
-def _same_up_to_renaming(a, b):
-    """Share of the Gaussians on which label arrays ``a`` and ``b`` agree once b's ids are renamed one to one
-    (greedy by shared count)."""
-    pairs, counts = np.unique(np.stack([a, b]), axis=1, return_counts=True)
-    mapping, taken = {}, set()
-    for k in np.argsort(-counts, kind="stable"):
-        x, y = int(pairs[0, k]), int(pairs[1, k])
-        if y not in mapping and x not in taken:
-            mapping[y] = x
-            taken.add(x)
-    return float(np.mean(np.array([mapping.get(int(y), -9) for y in b]) == a))
-
-
 def test_segment_per_view_ids(tmp_path):
     """Blender's Segment takes masks whose ids differ per view: a SAM-layout folder (detected, whatever the switch
     says) gives the labels the core gives for it, and per-view label maps with the switch set give the
@@ -412,6 +399,7 @@ def test_segment_per_view_ids(tmp_path):
 
     from PIL import Image
 
+    from blender_gsseg.core.metrics import matched_accuracy
     from blender_gsseg.core.pipeline import segment_scene
     from synthetic.sam_folders import SamStyle, permuted_label_maps, write_sam_folders
     from synthetic.scene import make_scene
@@ -439,8 +427,8 @@ def test_segment_per_view_ids(tmp_path):
         "per_view": str(tmp_path / "per_view")})
     sam, per_view = np.array(result["sam"]), np.array(result["per_view"])
     # Blender's cameras go through a transform round trip: the same labels up to the odd float-borderline point
-    assert _same_up_to_renaming(core_sam.labels, sam) > 0.99
+    assert matched_accuracy(sam, core_sam.labels) > 0.99
     assert len(set(sam[sam > 0].tolist())) == core_sam.report["association"]["n_instances"]
-    assert _same_up_to_renaming(consistent.labels, per_view) > 0.99
+    assert matched_accuracy(per_view, consistent.labels) > 0.99
     for found, labels in ((result["sam_names"], sam), (result["per_view_names"], per_view)):
         assert {f"instance_{k}" for k in set(labels.tolist()) if k > 0} <= set(found.values()), found

@@ -141,14 +141,19 @@ class GSSEG_PT_proxy(_SidebarPanel, bpy.types.Panel):  # the instance the active
         self.layout.prop(active.gsseg, "proxy_instance")
 
 
-class GSSEG_PT_splat(_SidebarPanel, bpy.types.Panel):  # the splat's display (splats, points, labels), its settings
-    bl_idname = "GSSEG_PT_splat"
-    bl_label = "Splat"
+class _SplatSection(_SidebarPanel):
+    """A sub-panel about the splat the panels show: drawn only when there is one."""
+
     bl_parent_id = "GSSEG_PT_main"
 
     @classmethod
     def poll(cls, context):
         return splat_shown(context) is not None
+
+
+class GSSEG_PT_splat(_SplatSection, bpy.types.Panel):  # the splat's display (splats, points, labels), its settings
+    bl_idname = "GSSEG_PT_splat"
+    bl_label = "Splat"
 
     def draw(self, context):
         layout = self.layout
@@ -168,14 +173,9 @@ class GSSEG_PT_splat(_SidebarPanel, bpy.types.Panel):  # the splat's display (sp
             column.prop(state, "splat_size")
 
 
-class GSSEG_PT_instances(_SidebarPanel, bpy.types.Panel):  # gamma, level, the instance list, the editing operators
+class GSSEG_PT_instances(_SplatSection, bpy.types.Panel):  # gamma, level, the instance list, the editing operators
     bl_idname = "GSSEG_PT_instances"
     bl_label = "Instances"
-    bl_parent_id = "GSSEG_PT_main"
-
-    @classmethod
-    def poll(cls, context):
-        return splat_shown(context) is not None
 
     def draw(self, context):
         layout = self.layout

@@ -1,5 +1,5 @@
-"""Segmentation metrics over label images (NVOS style): per-label IoU, mIoU, pixel accuracy; image fidelity
-(PSNR, SSIM)."""
+"""Segmentation metrics over label images (NVOS style): per-label IoU, mIoU, pixel accuracy; per-Gaussian accuracy
+when the predicted ids are names of their own (matched one to one to the true ids); image fidelity (PSNR, SSIM)."""
 
 from __future__ import annotations
 
@@ -73,6 +73,28 @@ def add_counts(total: dict[tuple[int, int], int], counts: dict[tuple[int, int], 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Image fidelity (the Blender splat display against the rasterizer)
+
+def matched_labels(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:  # [N] int, [N] int -> [N] int32
+    """``predicted`` with its ids renamed to the true ids they match one to one, greedily by the number of
+    Gaussians they share (largest first); an id left unmatched gets one no true label has; -1 (unseen) stays."""
+    keep = predicted >= 0
+    pairs, counts = np.unique(np.stack([predicted[keep], truth[keep]]), axis=1, return_counts=True)
+    mapping, taken = {}, set()
+    for k in np.argsort(-counts, kind="stable"):
+        p, t = int(pairs[0, k]), int(pairs[1, k])
+        if p not in mapping and t not in taken:
+            mapping[p] = t
+            taken.add(t)
+    fresh = int(max(truth.max(initial=0), predicted.max(initial=0))) + 1
+    ids, inverse = np.unique(predicted, return_inverse=True)
+    renamed = np.array([-1 if i < 0 else mapping.get(int(i), fresh + int(i)) for i in ids], dtype=np.int32)
+    return renamed[inverse.reshape(-1)]
+
+
+def matched_accuracy(predicted: np.ndarray, truth: np.ndarray) -> float:
+    """Share of the Gaussians whose predicted label, renamed by :func:`matched_labels`, is the true one."""
+    return float(np.mean(matched_labels(predicted, truth) == truth))
+
 
 def psnr(image: np.ndarray, reference: np.ndarray) -> float:  # [H, W, C] in [0, 1] -> dB
     """Peak signal-to-noise ratio of ``image`` against ``reference`` (peak 1); inf when they are equal."""
