@@ -127,3 +127,88 @@ def test_a_huge_declared_list_element_is_refused_before_allocating(tmp_path):
 def _write(path, data):
     path.write_bytes(data)
     return path
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# .glb
+
+
+def glb_parts(tmp_path):
+    """A .glb gsseg wrote (10 splats, SH degree 1): its JSON document and binary chunk."""
+    import json
+    import struct
+
+    source = _write(tmp_path / "glb_source.ply", scene_to_ply_bytes(random_scene(10, degree=1, seed=3)))
+    write_splat_file(tmp_path / "source.glb", read_gaussians(source))
+    raw = (tmp_path / "source.glb").read_bytes()
+    length = struct.unpack_from("<I", raw, 12)[0]
+    return json.loads(raw[20:20 + length]), raw[20 + length + 8:]
+
+
+def glb_bytes(document, blob):
+    import json
+    import struct
+
+    text = json.dumps(document).encode()
+    text += b" " * (-len(text) % 4)
+    return (struct.pack("<III", 0x46546C67, 2, 12 + 8 + len(text) + 8 + len(blob))
+            + struct.pack("<II", len(text), 0x4E4F534A) + text + struct.pack("<II", len(blob), 0x004E4942) + blob)
+
+
+def _position(document):
+    return document["accessors"][document["meshes"][0]["primitives"][0]["attributes"]["POSITION"]]
+
+
+def _first_sh(document):
+    attributes = document["meshes"][0]["primitives"][0]["attributes"]
+    return next(name for name in attributes if "SH_DEGREE_1_COEF_0" in name)
+
+
+def _rename_sh(document):
+    attributes = document["meshes"][0]["primitives"][0]["attributes"]
+    attributes["KHR_gaussian_splatting:SH_DEGREE_x_COEF_1"] = attributes.pop(_first_sh(document))
+
+
+GLB_EDITS = {
+    "stride -120000": (lambda d: d["bufferViews"][_position(d)["bufferView"]].update(byteStride=-120000), "byteStride"),
+    "stride -12": (lambda d: d["bufferViews"][_position(d)["bufferView"]].update(byteStride=-12), "byteStride"),
+    "stride -24": (lambda d: d["bufferViews"][_position(d)["bufferView"]].update(byteStride=-24), "byteStride"),
+    "JSON a list": (lambda d: [d], "not an object"),
+    "JSON a string": (lambda d: "x", "not an object"),
+    "meshes a dict": (lambda d: d.update(meshes={"a": 1}), "meshes"),
+    "accessor out of range": (lambda d: d["meshes"][0]["primitives"][0]["attributes"].update(POSITION=999),
+                              "accessors index 999 out of range"),
+    "bufferView out of range": (lambda d: _position(d).update(bufferView=999), "bufferViews index 999"),
+    "count -5": (lambda d: _position(d).update(count=-5), "count is -5"),
+    "count 0": (lambda d: _position(d).update(count=0), "count is 0"),
+    "componentType 9999": (lambda d: _position(d).update(componentType=9999), "componentType 9999"),
+    "type MAT9": (lambda d: _position(d).update(type="MAT9"), "type 'MAT9'"),
+    "byteOffset -100": (lambda d: _position(d).update(byteOffset=-100), "byteOffset is -100"),
+    "SH_DEGREE_x": (_rename_sh, "malformed SH attribute name"),
+    "SH count 10 of 9": (lambda d: d["accessors"][d["meshes"][0]["primitives"][0]["attributes"][_first_sh(d)]]
+                         .update(count=9), "has 9 rows for 10 splats"),
+    "accessors a number": (lambda d: d.update(accessors=5), "no list of accessors"),
+    "comment with a newline": (lambda d: d["meshes"][0]["primitives"][0]["extras"]["gsseg"].update(
+        comments=["a\nelement foo 3"]), "cannot hold the character '\\n'"),
+}
+
+
+@pytest.mark.parametrize("case", list(GLB_EDITS))
+def test_hostile_glb_is_refused_in_one_line(tmp_path, case):
+    import copy
+
+    document, blob = glb_parts(tmp_path)
+    edit, fragment = GLB_EDITS[case]
+    changed = copy.deepcopy(document)
+    result = edit(changed)
+    changed = changed if result is None else result
+    path = _write(tmp_path / "hostile.glb", glb_bytes(changed, blob))
+    one_line_bad(path, fragment)
+
+
+def test_glb_property_names_and_comments_are_checked_when_read(tmp_path):
+    """A .glb carrying a property whose name a PLY header cannot hold is refused when read, naming it."""
+    source = read_gaussians(_write(tmp_path / "s.ply", scene_to_ply_bytes(random_scene(6, seed=4))))
+    hostile = source.with_float_property("two words", np.zeros(len(source)))
+    write_splat_file(tmp_path / "named.glb", hostile)  # a .glb can carry any name
+    one_line_bad(tmp_path / "named.glb", "'two words' cannot be written in a PLY header")
