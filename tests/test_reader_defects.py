@@ -212,3 +212,88 @@ def test_glb_property_names_and_comments_are_checked_when_read(tmp_path):
     hostile = source.with_float_property("two words", np.zeros(len(source)))
     write_splat_file(tmp_path / "named.glb", hostile)  # a .glb can carry any name
     one_line_bad(tmp_path / "named.glb", "'two words' cannot be written in a PLY header")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# .sog
+
+SOG_SOURCE = os.path.join(os.path.dirname(__file__), "data", "splat_transform_3.7.0", "st_sh1_300.sog")
+
+
+def sog_with(tmp_path, name, **replaced):
+    """The splat-transform SOG fixture with members replaced (bytes, or meta.json as JSON text)."""
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(SOG_SOURCE) as source:
+        members = {member: source.read(member) for member in source.namelist()}
+    members.update({key.replace("__", "."): value for key, value in replaced.items()})
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for member, data in members.items():
+            archive.writestr(member, data)
+    return _write(tmp_path / name, buffer.getvalue())
+
+
+def _sog_meta():
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(SOG_SOURCE) as source:
+        return json.loads(source.read("meta.json"))
+
+
+def _vp8l_header(width, height):
+    """A lossless WebP whose header declares ``width`` x ``height`` (its pixels are not there)."""
+    import struct
+
+    payload = b"\x2f" + struct.pack("<I", (width - 1) | ((height - 1) << 14) | (1 << 28)) + b"\0" * 16
+    chunk = b"VP8L" + struct.pack("<I", len(payload)) + payload
+    return b"RIFF" + struct.pack("<I", 4 + len(chunk)) + b"WEBP" + chunk
+
+
+@pytest.mark.parametrize("case, meta_text, fragment", [
+    ("list", lambda m: [m], "meta.json is a list"),
+    ("number", lambda m: 5, "meta.json is a int"),
+    ("shN a list", lambda m: {**m, "shN": [1]}, "shN is a list"),
+    ("count 1e400", lambda m: "1e400", "count is inf"),
+    ("count 10^13", lambda m: {**m, "count": 10 ** 13}, "says 10000000000000 splats"),
+])
+def test_hostile_sog_meta_is_refused_in_one_line(tmp_path, case, meta_text, fragment):
+    import json
+
+    meta = _sog_meta()
+    edited = meta_text(meta)
+    text = json.dumps({**meta, "count": 1}).replace('"count": 1', '"count": 1e400') if edited == "1e400" \
+        else json.dumps(edited)
+    one_line_bad(sog_with(tmp_path, "hostile.sog", meta__json=text.encode()), fragment)
+
+
+def test_sog_webp_header_of_16383_squared_is_refused_before_decoding(tmp_path):
+    name = _sog_meta()["means"]["files"][0]
+    path = sog_with(tmp_path, "bomb.sog", **{name.replace(".", "__"): _vp8l_header(16383, 16383)})
+    one_line_bad(path, name)
+    import io
+
+    from PIL import Image
+
+    real = io.BytesIO()  # a real image, far larger than 300 splats need
+    Image.new("RGBA", (600, 600)).save(real, format="WEBP", lossless=True)
+    path = sog_with(tmp_path, "big.sog", **{name.replace(".", "__"): real.getvalue()})
+    one_line_bad(path, "declares 600x600 pixels")
+
+
+def test_sog_bit_flips_are_refused_in_one_line(tmp_path):
+    import random
+
+    raw = open(SOG_SOURCE, "rb").read()
+    rng = random.Random(29)
+    for attempt in range(24):
+        data = bytearray(raw)
+        for _ in range(3):
+            data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+        path = _write(tmp_path / f"flip{attempt}.sog", bytes(data))
+        try:
+            read_gaussians(path)
+        except BadInputError as error:
+            assert str(error).startswith(str(path)) and "\n" not in str(error)
