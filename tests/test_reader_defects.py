@@ -297,3 +297,21 @@ def test_sog_bit_flips_are_refused_in_one_line(tmp_path):
             read_gaussians(path)
         except BadInputError as error:
             assert str(error).startswith(str(path)) and "\n" not in str(error)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# .ksplat
+
+
+def test_ksplat_extra_empty_section_of_sh_degree_9_is_one_line(tmp_path):
+    import struct
+
+    good = open(os.path.join(os.path.dirname(__file__), "data", "splat_transform_3.7.0",
+                             "gs3d_sh1_300_l1.ksplat"), "rb").read()
+    sections = struct.unpack_from("<I", good, 4)[0]
+    extra = bytearray(1024)
+    struct.pack_into("<H", extra, 40, 9)  # sh_degree of an empty section (count 0, capacity 0)
+    start = 4096 + 1024 * sections
+    data = bytearray(good[:start] + bytes(extra) + good[start:])
+    struct.pack_into("<I", data, 4, sections + 1)
+    one_line_bad(_write(tmp_path / "extra.ksplat", bytes(data)), "section 1 claims SH degree 9")
