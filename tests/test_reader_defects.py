@@ -315,3 +315,16 @@ def test_ksplat_extra_empty_section_of_sh_degree_9_is_one_line(tmp_path):
     data = bytearray(good[:start] + bytes(extra) + good[start:])
     struct.pack_into("<I", data, 4, sections + 1)
     one_line_bad(_write(tmp_path / "extra.ksplat", bytes(data)), "section 1 claims SH degree 9")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# every format's scene
+
+
+def test_gapped_f_rest_numbering_is_refused_when_read(tmp_path):
+    """f_rest_0..7 and f_rest_100: nine coefficients that are not bands 0-8 (writing .spz, .glb, .sog raised
+    ValueError); refused when read, naming the file."""
+    head, body = ply_parts(degree=1)
+    gapped = _write(tmp_path / "gapped.ply", head.replace(b"property float f_rest_8\n", b"property float f_rest_100\n")
+                    + body)
+    one_line_bad(gapped, "not numbered 0 to 8", "f_rest_100")
