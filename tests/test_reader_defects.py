@@ -328,3 +328,24 @@ def test_gapped_f_rest_numbering_is_refused_when_read(tmp_path):
     gapped = _write(tmp_path / "gapped.ply", head.replace(b"property float f_rest_8\n", b"property float f_rest_100\n")
                     + body)
     one_line_bad(gapped, "not numbered 0 to 8", "f_rest_100")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# .spz
+
+
+def test_spz_declaring_millions_of_splats_is_checked_against_the_budget_before_inflating(tmp_path, monkeypatch):
+    """A 74 KB legacy .spz of 4M zero splats is a valid file (zeros compress 1000:1), so it is a budget
+    matter (exit 3, the figure and the budget), checked before a byte is inflated; v4 the same."""
+    import gzip
+    import struct
+
+    from blender_gsseg.core.errors import MemoryBudgetError
+    from blender_gsseg.core.files import read_budget
+
+    count = 4_000_000
+    body = struct.pack("<IIIBBBB", 0x5053474E, 2, count, 0, 12, 0, 0) + bytes(count * 19)
+    legacy = _write(tmp_path / "zeros.spz", gzip.compress(body, 9))
+    monkeypatch.setattr(read_budget, "read_memory_budget", lambda: 64 << 20)
+    with pytest.raises(MemoryBudgetError, match=r"zeros.spz: an SPZ of 4000000 splats .* needs 0\.\d+ GiB"):
+        read_gaussians(legacy)

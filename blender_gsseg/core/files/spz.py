@@ -77,15 +77,36 @@ def _gunzip_spz(path, raw):
         if degree not in SPZ_SH_DIM:
             raise BadInputError(f"{path}: unsupported SPZ SH degree {degree} (expected 0 to 4)")
         needed = sum(size for _, size in _spz_stream_sizes(version, count, SPZ_SH_DIM[degree]))
+        _check_spz_memory(path, count, degree, needed)
+        # inflated piece by piece into one buffer of the promised size: zlib's own growing output would take
+        # twice the body at its peak
+        body, done, view = bytearray(needed), 0, None
+        view = memoryview(body)
+        while done < needed:
+            piece = inflater.decompress(inflater.unconsumed_tail, min(1 << 24, needed - done))
+            if not piece:
+                break
+            view[done:done + len(piece)] = piece
+            done += len(piece)
         # what follows the splat data (extension records, if any) is small; never inflate a bomb past that
-        body = inflater.decompress(inflater.unconsumed_tail, needed + (1 << 16))
+        tail = inflater.decompress(inflater.unconsumed_tail, 1 << 16) if done == needed else b""
         while not inflater.eof and inflater.unconsumed_tail:
             inflater.decompress(inflater.unconsumed_tail, 1 << 20)  # skip over an over-long tail, keep checking
     except zlib.error as error:
         raise BadInputError(f"{path}: corrupt SPZ gzip stream ({error})") from None
     if not inflater.eof:
         raise BadInputError(f"{path}: truncated SPZ file: the gzip stream ends early")
-    return head + body
+    return head, view[:done], tail  # apart: joining them would copy the whole inflated body once more
+
+
+def _check_spz_memory(path, count, degree, stream_bytes):
+    """Before inflating: the decoded streams and the scene (float32 rows) must fit the reader's budget. A small
+    file may hold millions of splats legitimately (uniform data compresses 1000:1), so this is a budget (exit 3),
+    not damage."""
+    from .read_budget import check_read_memory
+
+    check_read_memory(path, f"an SPZ of {count} splats (SH degree {degree})",
+                      stream_bytes + count * standard_dtype(3 * SPZ_SH_DIM[degree]).itemsize)
 
 
 def _zstd_decompress(path, chunk, size):
@@ -148,6 +169,7 @@ def _read_spz_v4(path, raw):
     if offset != len(raw):
         raise BadInputError(f"{path}: corrupt SPZ file: {len(raw) - offset} bytes after the last stream")
     extensions = _spz_extensions(raw[32:toc]) if flags & 0x2 else {}
+    _check_spz_memory(path, count, degree, sum(size for _, size in streams))
     buffers = {name: _zstd_decompress(path, raw[start:start + compressed], size)
                for name, (start, compressed, size) in parts.items()}
     buffers.setdefault("sh", b"")
@@ -155,21 +177,21 @@ def _read_spz_v4(path, raw):
 
 
 def _read_spz_legacy(path, raw):
-    data = _gunzip_spz(path, raw)
-    _magic, version, count, degree, fractional, flags, _reserved = struct.unpack_from("<IIIBBBB", data)
+    head, data, tail = _gunzip_spz(path, raw)
+    _magic, version, count, degree, fractional, flags, _reserved = struct.unpack_from("<IIIBBBB", head)
     if count == 0:
         raise BadInputError(f"{path}: SPZ file holds no splats")
     sizes = _spz_stream_sizes(version, count, SPZ_SH_DIM[degree])
-    needed = 16 + sum(size for _, size in sizes)
+    needed = sum(size for _, size in sizes)
     if len(data) < needed:
-        raise BadInputError(f"{path}: truncated SPZ data: {len(data)} bytes after decompression, the header "
-                            f"promises {count} splats ({needed} bytes)")
-    buffers, offset = {}, 16
+        raise BadInputError(f"{path}: truncated SPZ data: {16 + len(data)} bytes after decompression, the header "
+                            f"promises {count} splats ({16 + needed} bytes)")
+    buffers, offset = {}, 0
     for name, size in sizes:
-        buffers[name] = data[offset:offset + size]
+        buffers[name] = data[offset:offset + size]  # views: no second copy of the inflated data
         offset += size
     # extension records (Adobe) follow the splat data in legacy files
-    extensions = _spz_extensions(data[offset:]) if flags & 0x2 else {}
+    extensions = _spz_extensions(bytes(data[offset:]) + tail) if flags & 0x2 else {}
     return version, count, degree, fractional, buffers, extensions
 
 
@@ -328,11 +350,11 @@ def read_spz(path: str | os.PathLike) -> Gaussians:
     out["rot_2"] = quat[:, 1]
     out["rot_3"] = quat[:, 2]
 
-    if sh_dim:
-        sh = np.frombuffer(buffers["sh"], dtype=np.uint8).reshape(count, sh_dim, 3).astype(np.float32)
-        sh = (sh - f32(128.0)) / f32(128.0)
-        sh = sh * sh_flip_signs(degree, signs)[None, :, None]
+    if sh_dim:  # one coefficient at a time: no float copy of the whole SH block
+        sh = np.frombuffer(buffers["sh"], dtype=np.uint8).reshape(count, sh_dim, 3)
+        sh_signs = sh_flip_signs(degree, signs)
         for channel in range(3):
             for k in range(sh_dim):
-                out[f"f_rest_{channel * sh_dim + k}"] = sh[:, k, channel]
+                out[f"f_rest_{channel * sh_dim + k}"] = \
+                    (sh[:, k, channel].astype(np.float32) - f32(128.0)) / f32(128.0) * sh_signs[k]
     return Gaussians(out, source_format="spz", path=path)
