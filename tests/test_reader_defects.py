@@ -349,3 +349,22 @@ def test_spz_declaring_millions_of_splats_is_checked_against_the_budget_before_i
     monkeypatch.setattr(read_budget, "read_memory_budget", lambda: 64 << 20)
     with pytest.raises(MemoryBudgetError, match=r"zeros.spz: an SPZ of 4000000 splats .* needs 0\.\d+ GiB"):
         read_gaussians(legacy)
+
+
+def test_our_spz_opens_in_splat_transform_370_unmirrored():
+    """splat-transform 3.7.0 (and SuperSplat through it) reads .spz as PLY axes: its decoding of the .spz we
+    write (ours_sh3.spz.st.ply, tests/data/splat_transform_3.7.0/README.md) gives the source's positions, not
+    y and z negated, and our reader gives the same scene back."""
+    from blender_gsseg.core.files.spz import _read_spz_v4, spz_streams
+    from blender_gsseg.core.files.ply_elements import read_ply_elements
+
+    folder = os.path.join(os.path.dirname(__file__), "data", "splat_transform_3.7.0")
+    source = read_gaussians(os.path.join(folder, "source_sh3.ply"))
+    ours = os.path.join(folder, "ours_sh3.spz")
+    # the fixture is what the writer makes today
+    stored = _read_spz_v4(ours, open(ours, "rb").read())[4]
+    assert bytes(stored["positions"]) == spz_streams(source)[0]
+    _, elements = read_ply_elements(os.path.join(folder, "ours_sh3.spz.st.ply"))
+    theirs = np.stack([elements["vertex"][a] for a in "xyz"], axis=1)
+    np.testing.assert_allclose(theirs, source.means, atol=0.5 / 4096 + 1e-6)
+    np.testing.assert_array_equal(read_gaussians(ours).means, theirs)

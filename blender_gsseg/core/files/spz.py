@@ -1,15 +1,23 @@
 """Niantic's ``.spz``, in and out: versions 1-3 (one gzip stream) and 4 (a 32-byte header, a table of contents and
 one Zstandard stream per attribute): fixed-point positions, 8-bit alpha, colour and log-scale, a packed quaternion,
-8-bit SH up to degree 4, stored in the library's RUB axes (PLY is RDF: y and z flip) unless the Adobe
-coordinate-system extension names others.
+8-bit SH up to degree 4.
+
+Axes: written in PLY's axes (RDF) as they are, and read as PLY axes unless the Adobe coordinate-system extension
+names others (or the caller says the file is an old RUB one: ``axes="rub"``). The SPZ README says RUB, but
+Niantic's own PLY -> SPZ converter writes the coordinate system "unspecified" and keeps PLY's axes, so most
+``.spz`` in the wild hold RDF, and splat-transform 3.7.0 / SuperSplat read ``.spz`` as PLY axes
+(nianticlabs/spz#84, playcanvas/supersplat#885); gsseg before issue 29, the SPZ library's converter and
+splat-transform 2.7.1 stored RUB (y and z negated). We write no coordinate-system extension: its exact layout
+(nianticlabs/spz#82) could not be confirmed here, and a file without it reads as PLY axes everywhere that
+matters.
 
 Read as the Niantic/Adobe SPZ library decodes it (``@adobe/spz`` 0.2.2, ``load-spz.cc``, which splat-transform
 2.7.1 runs as WebAssembly), in its float32, so the values match splat-transform's PLY output to the last bit or,
 through a logarithm, within an ulp. One deliberate difference: a saturated alpha (0 or 255) decodes to the finite
 logit splat-transform gives ``.splat`` (:func:`.quantize.finite_saturated_logits`), not -inf / +inf.
 
-Written as version 4, packed as the library packs it with splat-transform's 5/4-bit SH, in the library's RUB
-(splat-transform 3.7.0 stores PLY axes as they are; the library and earlier splat-transform store RUB).
+Written as version 4, packed as the library packs it with splat-transform's 5/4-bit SH, byte-identical in every
+stream to splat-transform 3.7.0's own .spz of the same scene.
 """
 
 from __future__ import annotations
@@ -199,12 +207,15 @@ SPZ_WRITE_LEVEL = 12  # zstd level of the streams we write
 SPZ_SH1_BITS, SPZ_SH_REST_BITS = 5, 4  # what the SPZ library keeps of the SH bands (splat-transform's default)
 
 
-def spz_streams(gaussians: Gaussians, fractional_bits: int = 12) -> list[bytes]:
+SPZ_AXES = {"ply": 6, "rdf": 6, "rub": 4}  # the axes a .spz without the coordinate-system extension holds
+
+
+def spz_streams(gaussians: Gaussians, fractional_bits: int = 12, axes: str = "ply") -> list[bytes]:
     """The six SPZ attribute streams of a scene (positions, alphas, colours, scales, rotations, SH), packed as the
-    SPZ library packs them, in its stored coordinate system RUB (PLY is RDF: y and z flip)."""
+    SPZ library packs them, in PLY's axes (``axes="rub"``: the SPZ README's RUB, y and z negated)."""
     v = gaussians.vertex
     count = len(gaussians)
-    signs = np.array(_SPZ_COORDINATES[4][1], dtype=np.float64)
+    signs = np.array(_SPZ_COORDINATES[SPZ_AXES[axes]][1], dtype=np.float64)
     to_u8 = lambda values: np.clip(np.round(values), 0, 255).astype(np.uint8)  # noqa: E731
     column = lambda name: v[name].astype(np.float64)  # noqa: E731
     xyz = np.stack([column(a) for a in "xyz"], axis=1) * signs
@@ -256,9 +267,16 @@ def write_spz(path: str | os.PathLike, gaussians: Gaussians, commit=None) -> Non
         handle.write(header + toc + b"".join(compressed))
 
 
-def read_spz(path: str | os.PathLike) -> Gaussians:
-    """Decode a Niantic ``.spz`` file (versions 1-3: gzip; version 4: Zstandard streams) into PLY (RDF) space."""
+def read_spz(path: str | os.PathLike, axes: str | None = None) -> Gaussians:
+    """Decode a Niantic ``.spz`` file (versions 1-3: gzip; version 4: Zstandard streams) into PLY (RDF) space.
+    ``axes``: the axes of a file without the coordinate-system extension, ``"ply"`` (the default: what
+    splat-transform 3.7.0, SuperSplat and Niantic's converter hold) or ``"rub"`` (older files: gsseg before issue
+    29, splat-transform 2.7.1); the extension, when present, wins."""
     path = os.fspath(path)
+    if axes is None:
+        axes = "ply"
+    if axes not in SPZ_AXES:
+        raise BadInputError(f"SPZ axes {axes!r}: expected one of {', '.join(SPZ_AXES)}")
     with open(path, "rb") as handle:
         raw = handle.read()
     if raw[:2] == b"\x1f\x8b":
@@ -273,8 +291,8 @@ def read_spz(path: str | os.PathLike) -> Gaussians:
     if fractional > 30:
         raise BadInputError(f"{path}: SPZ header has {fractional} fractional bits (at most 30 make sense)")
 
-    # Stored coordinate system: RUB unless the Adobe coordinate-system extension names another one.
-    signs = _SPZ_COORDINATES[4][1]
+    # Stored coordinate system: PLY's (or the caller's) unless the Adobe coordinate-system extension names one.
+    signs = _SPZ_COORDINATES[SPZ_AXES[axes]][1]
     payload = extensions.get(_SPZ_EXT_COORDINATE_SYSTEM)
     if payload is not None and len(payload) >= 4:
         system = struct.unpack_from("<I", payload)[0]
@@ -283,7 +301,7 @@ def read_spz(path: str | os.PathLike) -> Gaussians:
                                 f"{system}, y and z axes swapped) is not supported")
         if system in _SPZ_COORDINATES:
             signs = _SPZ_COORDINATES[system][1]
-        elif system != 0:  # 0 = unspecified, which the library reads as RUB
+        elif system != 0:  # 0 = unspecified: the default above
             raise BadInputError(f"{path}: SPZ coordinate-system extension has unknown value {system}")
     flip = np.array(signs, dtype=np.float32)
     flip_q = flip * np.float32(np.prod(signs))  # a quaternion's xyz is an axial vector
