@@ -368,3 +368,23 @@ def test_our_spz_opens_in_splat_transform_370_unmirrored():
     theirs = np.stack([elements["vertex"][a] for a in "xyz"], axis=1)
     np.testing.assert_allclose(theirs, source.means, atol=0.5 / 4096 + 1e-6)
     np.testing.assert_array_equal(read_gaussians(ours).means, theirs)
+
+
+def test_ascii_and_list_bodies_keep_utf8_and_end_header_words(tmp_path):
+    """The ASCII and list-property bodies go through plyfile, whose own header parser reads ASCII only and ends at
+    any line starting 'end_header': it is given our parsed header instead."""
+    head, body = ply_parts()
+    scene = read_gaussians(_write(tmp_path / "plain.ply", head + body))
+    names = scene.vertex.dtype.names
+    lines = ["ply", "format ascii 1.0", "comment café, see end_header", f"element vertex {len(scene)}"]
+    lines += [f"property float {n}" for n in names] + ["end_header"]
+    lines += [" ".join(repr(float(row[n])) for n in names) for row in scene.vertex]
+    ascii_scene = read_gaussians(_write(tmp_path / "ascii.ply", ("\n".join(lines) + "\n").encode()))
+    assert ascii_scene.comments == ["café, see end_header"]
+    np.testing.assert_array_equal(ascii_scene.vertex["x"], scene.vertex["x"])
+    listed = with_lines(head, b"element face 1\nproperty list uchar int vertex_indices\n",
+                        "comment ünïcode end_header\n".encode()) + body + b"\x01\x05\0\0\0"
+    got = read_gaussians(_write(tmp_path / "list.ply", listed))
+    assert got.comments == ["ünïcode end_header"] and list(got.elements[0].data[0][0]) == [5]
+    write_splat_file(tmp_path / "back.ply", got)
+    assert read_gaussians(tmp_path / "back.ply").comments == ["ünïcode end_header"]

@@ -254,18 +254,29 @@ def _read_with_plyfile(path, header):
         if least > body:
             raise BadInputError(f"{path}: truncated PLY body: the header's element counts need at least {least} "
                                 f"bytes, the file has {body} after its header")
+    # plyfile reads its header as ASCII and ends it at any line starting 'end_header': it gets the header we
+    # parsed, with plain names (e<i>, p<j>) and no comments, and the body as it is; our names are put back after.
+    lines = ["ply", f"format {header.format} {header.version}"]
+    for index, (_, count, props) in enumerate(header.elements):
+        lines.append(f"element e{index} {count}")
+        lines += [f"property list {p.count_type_name} {p.type_name} p{j}" if p.is_list else
+                  f"property {p.type_name} p{j}" for j, p in enumerate(props)]
+    with open(path, "rb") as handle:
+        handle.seek(header.size)
+        stream = io.BytesIO(("\n".join(lines) + "\nend_header\n").encode("ascii") + handle.read())
     try:
-        ply = plyfile.PlyData.read(path)
+        ply = plyfile.PlyData.read(stream)
     except plyfile.PlyParseError as error:
         raise BadInputError(f"{path}: cannot read PLY body: {error}") from None
-    except (ValueError, EOFError) as error:
+    except (ValueError, EOFError, UnicodeDecodeError) as error:
         raise BadInputError(f"{path}: truncated or corrupt PLY body ({error})") from None
     data = {}
-    for element in ply.elements:
+    for element, (name, _, props) in zip(ply.elements, header.elements, strict=True):
         array = element.data
+        array.dtype.names = tuple(p.name for p in props)
         if array.dtype.fields and all(array.dtype.fields[n][0].kind != "O" for n in array.dtype.names):
             array = array.astype([(n, "<" + array.dtype[n].str[1:]) for n in array.dtype.names])
-        data[element.name] = array
+        data[name] = array
     return data
 
 
