@@ -6,8 +6,9 @@ exception, never a traceback.
 
 Deterministic and bounded in the quick loop (``derandomize=True``, GSSEG_FUZZ_EXAMPLES examples per reader,
 default 60: a few seconds each); run longer with, e.g., ``GSSEG_FUZZ_EXAMPLES=5000 python -m pytest -m fuzz
-tests/test_fuzz_readers.py``. A failure prints the smallest mutation Hypothesis found: add it to
-tests/test_reader_defects.py as a regression test when fixing it."""
+tests/test_fuzz_readers.py``, and with fresh random examples each run with ``GSSEG_FUZZ_RANDOM=1``. A failure
+prints the smallest mutation Hypothesis found: add it to tests/test_reader_defects.py as a regression test when
+fixing it."""
 
 import functools
 import gzip
@@ -35,7 +36,8 @@ from blender_gsseg.core.files.splats import read_gaussians, write_splat_file  # 
 pytestmark = pytest.mark.fuzz
 
 EXAMPLES = int(os.environ.get("GSSEG_FUZZ_EXAMPLES", "60"))
-FUZZ = settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
+EXPLORE = os.environ.get("GSSEG_FUZZ_RANDOM") == "1"  # a fresh random sequence each run (exploring, not CI)
+FUZZ = settings(max_examples=EXAMPLES, derandomize=not EXPLORE, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                        HealthCheck.data_too_large])
 DATA_370 = os.path.join(os.path.dirname(__file__), "data", "splat_transform_3.7.0")
