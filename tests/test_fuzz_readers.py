@@ -333,3 +333,118 @@ def test_binary_header_fields(tmp_path, name, field, width, value):
     at = field if name.startswith("spz") or name == "splat" else (field if field < 48 else 4096 + field - 48)
     data[at:at + width] = (value % (1 << (8 * width))).to_bytes(width, "little")
     check_promise(tmp_path, bytes(data), ending)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# cameras files and mask images (their readers live beside the splat readers in core/files)
+
+
+@functools.lru_cache(maxsize=None)
+def _camera_seeds():
+    """{name: {file name: bytes}}: three demo cameras as cameras.json, COLMAP binary and text, transforms.json."""
+    import tempfile
+
+    from blender_gsseg.core.files.camera_files import load_cameras
+    from blender_gsseg.core.files.colmap import write_colmap_binary, write_colmap_text
+    from blender_gsseg.core.files.nerf_transforms import write_transforms_json
+
+    demo = os.path.join(os.path.dirname(os.path.dirname(__file__)), "blender_gsseg", "data", "demo")
+    cameras = load_cameras(os.path.join(demo, "cameras.json"))[:3]
+    seeds = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for name, write in (("colmap bin", write_colmap_binary), ("colmap txt", write_colmap_text)):
+            out = os.path.join(folder, name.replace(" ", "_"))
+            os.makedirs(out)
+            write(out, cameras)
+            seeds[name] = {f: open(os.path.join(out, f), "rb").read() for f in os.listdir(out)
+                           if f.startswith(("cameras", "images"))}
+        write_transforms_json(os.path.join(folder, "transforms.json"), cameras)
+        seeds["transforms.json"] = {"transforms.json": open(os.path.join(folder, "transforms.json"), "rb").read()}
+    with open(os.path.join(demo, "cameras.json"), "rb") as handle:
+        entries = json.loads(handle.read())[:3]
+    seeds["cameras.json"] = {"cameras.json": json.dumps(entries).encode()}
+    return seeds
+
+
+@st.composite
+def camera_edits(draw, name):
+    files = dict(_camera_seeds()[name])
+    target = draw(st.sampled_from(sorted(files)))
+    if target.endswith(".json") and draw(st.booleans()):
+        document = json.loads(files[target])
+        for _ in range(draw(st.integers(1, 2))):
+            document = _replace(document, draw(st.sampled_from(list(_json_paths(document)))),
+                                draw(st.sampled_from(HOSTILE_JSON)))
+        files[target] = _json_text(document).encode()
+    elif target.endswith(".txt") and draw(st.booleans()):  # a number of a line replaced by a hostile one
+        text = files[target].decode()
+        numbers = list(re.finditer(r"-?\d+(\.\d+)?(e-?\d+)?", text))
+        match = draw(st.sampled_from(numbers))
+        hostile = draw(st.sampled_from([str(v) for v in HOSTILE_INTS] + ["nan", "inf", "1e400", "x", ""]))
+        files[target] = (text[:match.start()] + hostile + text[match.end():]).encode()
+    else:
+        files[target] = draw(byte_mutations(files[target]))
+    return files
+
+
+# COLMAP sizes of 2^63 and more raise OverflowError in colmap.py (issue 29's cameras part, fixed on the branch
+# that owns the camera readers): expected here until that lands; any other failure still fails.
+_COLMAP_OVERFLOW = pytest.mark.xfail(raises=OverflowError, strict=False,
+                                     reason="issue 29: COLMAP width/height >= 2^63 (the camera readers' branch)")
+
+
+@pytest.mark.parametrize("name", ["cameras.json", pytest.param("colmap bin", marks=_COLMAP_OVERFLOW),
+                                  pytest.param("colmap txt", marks=_COLMAP_OVERFLOW), "transforms.json"])
+@FUZZ
+@given(data=st.data())
+def test_camera_files(tmp_path, name, data):
+    """Cameras read, or one line naming the file (or its folder), or a budget refusal."""
+    from blender_gsseg.core.files.camera_files import load_cameras
+
+    folder = tmp_path / "cameras"
+    folder.mkdir(exist_ok=True)
+    for old in folder.iterdir():
+        old.unlink()
+    for file_name, content in data.draw(camera_edits(name)).items():
+        (folder / file_name).write_bytes(content)
+    try:
+        cameras = load_cameras(folder)
+    except BadInputError as error:
+        message = str(error)
+        assert message.startswith(str(folder)) and "\n" not in message, message
+        return
+    except MemoryBudgetError as error:
+        assert "\n" not in str(error)
+        return
+    for camera in cameras:  # usable cameras: finite poses and intrinsics, a real image size
+        assert np.isfinite(camera.world_to_camera).all() and camera.width > 0 and camera.height > 0
+        assert all(np.isfinite(v) for v in (camera.fx, camera.fy, camera.cx, camera.cy))
+
+
+@functools.lru_cache(maxsize=None)
+def _mask_seed():
+    from PIL import Image
+
+    labels = (np.arange(24 * 16).reshape(16, 24) // 40).astype(np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(labels, "L").save(out, format="PNG")
+    return out.getvalue()
+
+
+@FUZZ
+@given(data=st.data())
+def test_mask_images(tmp_path, data):
+    """A damaged label PNG decodes to labels, or is refused in one line naming it."""
+    from blender_gsseg.core.files.masks import read_label_image
+
+    path = tmp_path / "lift_000.png"
+    path.write_bytes(data.draw(byte_mutations(_mask_seed())))
+    try:
+        labels = read_label_image(path)
+    except BadInputError as error:
+        assert str(error).startswith(str(path)) and "\n" not in str(error), str(error)
+        return
+    except MemoryBudgetError as error:
+        assert "\n" not in str(error)
+        return
+    assert labels.ndim == 2
