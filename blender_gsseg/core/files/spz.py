@@ -7,9 +7,10 @@ names others (or the caller says the file is an old RUB one: ``axes="rub"``). Th
 Niantic's own PLY -> SPZ converter writes the coordinate system "unspecified" and keeps PLY's axes, so most
 ``.spz`` in the wild hold RDF, and splat-transform 3.7.0 / SuperSplat read ``.spz`` as PLY axes
 (nianticlabs/spz#84, playcanvas/supersplat#885); gsseg before issue 29, the SPZ library's converter and
-splat-transform 2.7.1 stored RUB (y and z negated). We write no coordinate-system extension: its exact layout
-(nianticlabs/spz#82) could not be confirmed here, and a file without it reads as PLY axes everywhere that
-matters.
+splat-transform 2.7.1 stored RUB (y and z negated). We write no coordinate-system extension: its layout in
+nianticlabs/spz#82 could not be confirmed here (the one read below is what ``@adobe/spz`` 0.2.2 reads: the
+``spz_v4_luf_sh3.spz`` fixture), and splat-transform 3.7.0 ignores it anyway (it decodes a file tagged LUF as
+stored, checked by hand), so a file without it reads as PLY axes everywhere that matters.
 
 Read as the Niantic/Adobe SPZ library decodes it (``@adobe/spz`` 0.2.2, ``load-spz.cc``, which splat-transform
 2.7.1 runs as WebAssembly), in its float32, so the values match splat-transform's PLY output to the last bit or,
