@@ -28,8 +28,8 @@ from blender_gsseg.core.files.splats import read_gaussians  # noqa: E402
 from blender_gsseg.core.metrics import splat_errors  # noqa: E402
 
 # format -> (splat-transform writes it, who decodes the files, the writer reorders the splats). .spz files are
-# decoded by their own writer: splat-transform 3.7.0 stores PLY axes as they are, gsseg (as the SPZ library and
-# splat-transform 2.7.1) stores RUB, so each reads the other's files with y and z flipped.
+# decoded by their own writer, as when the README's figures were measured: then gsseg stored RUB and
+# splat-transform 3.7.0 PLY axes. Since issue 29 both store (and read) PLY axes, so either could decode both.
 FORMATS = {".compressed.ply": (True, "splat-transform", True), ".sog": (True, "splat-transform", True),
            ".spz": (True, "own", False),
            ".splat": (False, "splat-transform", False), ".glb": (True, "gsseg", False)}

@@ -231,11 +231,11 @@ def spz_streams(scene, version, signs=SPZ_FLIP, fractional_bits=12):
 
 
 def encode_spz(scene, version=3, fractional_bits=12, flags=0, magic=0x5053474E, coordinate_system=None,
-               extensions=b"", numpoints=None):
-    """A .spz file: versions 1-3 gzip a 16-byte header and the streams; version 4 has zstd streams and a TOC."""
+               extensions=b"", numpoints=None, signs=SPZ_FLIP):
+    """A .spz file: versions 1-3 gzip a 16-byte header and the streams; version 4 has zstd streams and a TOC.
+    Stored in the library's RUB (``signs``) unless ``coordinate_system`` names the axes in the extension."""
     count = len(scene["xyz"]) if numpoints is None else numpoints
     degree = {0: 0, 9: 1, 24: 2, 45: 3, 72: 4}[scene["f_rest"].shape[1]]
-    signs = SPZ_FLIP
     if coordinate_system is not None:
         name, value = coordinate_system
         signs = (1 if name[0] == "R" else -1, 1 if name[1] == "D" else -1, 1 if name[2] == "F" else -1)
@@ -360,7 +360,7 @@ def test_spz_round_trip(tmp_path, version, degree):
     else:
         data = encode_spz(scene, version=version)
     path = write(tmp_path, "scene.spz", data)
-    g = read_spz(path)
+    g = read_spz(path, axes="rub")  # the encoder stores the library's RUB, without the extension
     check_layout(g, 3 * SH_REST[degree], "spz")
     got = decoded(g)
     if version == 1:
@@ -380,15 +380,21 @@ def test_spz_round_trip(tmp_path, version, degree):
         np.testing.assert_allclose(got["quat"][:, 0], w, atol=1e-6)
     if degree:
         assert np.all(np.abs(got["f_rest"] - scene["f_rest"]) <= 0.5 / 128 + 1e-6)
-    assert len(read_gaussians(path)) == 60
+    assert len(read_gaussians(path, spz_axes="rub")) == 60
+    if version >= 2:  # the default: a file without the extension holds PLY axes (splat-transform 3.7.0's reading)
+        plain = decoded(read_spz(write(tmp_path, "rdf.spz", encode_spz(scene, version=version, signs=(1, 1, 1)))))
+        assert np.all(np.abs(plain["xyz"] - scene["xyz"]) <= 0.5 / 4096 + 1e-6)
+        if degree:
+            assert np.all(np.abs(plain["f_rest"] - scene["f_rest"]) <= 0.5 / 128 + 1e-6)
 
 
 @pytest.mark.skipif(zstandard is None, reason="zstandard missing")
 @pytest.mark.parametrize("system", [("RDF", 6), ("LUF", 7), ("RUB", 4), ("LDB", 1)])
 def test_spz_coordinate_system_extension(tmp_path, system):
     scene = random_scene(40, degree=3, seed=5)
-    plain = read_spz(write(tmp_path, "plain.spz", encode_spz(scene, version=4)))
+    plain = read_spz(write(tmp_path, "plain.spz", encode_spz(scene, version=4)), axes="rub")
     tagged = read_spz(write(tmp_path, "tagged.spz", encode_spz(scene, version=4, coordinate_system=system)))
+    assert np.array_equal(tagged.vertex, read_spz(tmp_path / "tagged.spz", axes="rub").vertex)  # the extension wins
     a, b = decoded(plain), decoded(tagged)
     for key in ("xyz", "log_scale", "f_dc", "opacity", "f_rest"):
         np.testing.assert_allclose(b[key], a[key], atol=1e-6, err_msg=key)
@@ -425,19 +431,25 @@ def test_written_ply_is_standard(tmp_path):
 # ----------------------------------------------------------------------------------------------------------------
 # splat-transform fixtures
 
+def read_spz_rub(path):
+    """splat-transform 2.7.1 (through the SPZ library) stored and read .spz as RUB, without the extension: these
+    fixtures are old RUB files, read with the option for them (the default is PLY axes since issue 29)."""
+    return read_spz(path, axes="rub")
+
+
 FIXTURES = [
     ("splat_mixed.splat", read_dot_splat),
     ("compressed_sh1.compressed.ply", read_compressed_ply),
     ("compressed_sh3_nocolor.compressed.ply", read_compressed_ply),
-    ("spz_v2_sh3.spz", read_spz),
-    ("spz_v3_sh2.spz", read_spz),
-    ("spz_v3_sh4.spz", read_spz),
-    pytest.param("spz_v4_sh1.spz", read_spz,
+    ("spz_v2_sh3.spz", read_spz_rub),
+    ("spz_v3_sh2.spz", read_spz_rub),
+    ("spz_v3_sh4.spz", read_spz_rub),
+    pytest.param("spz_v4_sh1.spz", read_spz_rub,
                  marks=pytest.mark.skipif(zstandard is None, reason="zstandard missing")),
     pytest.param("spz_v4_luf_sh3.spz", read_spz,
                  marks=pytest.mark.skipif(zstandard is None, reason="zstandard missing")),
     ("st_written.compressed.ply", read_compressed_ply),
-    pytest.param("st_written.spz", read_spz,
+    pytest.param("st_written.spz", read_spz_rub,
                  marks=pytest.mark.skipif(zstandard is None, reason="zstandard missing")),
 ]
 # Columns computed without a logarithm are bit-identical to splat-transform's; those with one (the opacity
@@ -614,10 +626,10 @@ def test_compressed_ply_keeps_labels(tmp_path):
                                                ("source_sh1_300.ply", "st_sh1_300.spz")])
 def test_spz_against_splat_transforms(tmp_path, source, reference):
     """SPZ version 4 with 5/4-bit SH, as splat-transform writes it, at most 1.10x its size. splat-transform 3.7.0
-    stores PLY axes as they are (its comment: 'no coordinate conversion'), where the SPZ library and earlier
-    splat-transform (2.7.1, tests/data/formats) store RUB: we keep the library's RUB. So the colour, alpha and
-    scale streams are byte-identical, positions are its with y and z negated, and the decoded scene is the source
-    within the format's steps."""
+    stores PLY axes as they are (its comment: 'no coordinate conversion') and reads .spz so; since issue 29 so do
+    we (before, we stored the SPZ README's RUB, and SuperSplat / splat-transform 3.7.0 showed our files upside
+    down). So the colour, alpha, scale and position streams are byte-identical (positions within one step), and
+    the decoded scene is the source within the format's steps, with no axis flip."""
     from blender_gsseg.core.files.spz import _read_spz_v4
 
     assert main(["convert", os.path.join(DATA_370, source), str(tmp_path / "ours.spz")]) == 0
@@ -632,7 +644,7 @@ def test_spz_against_splat_transforms(tmp_path, source, reference):
         value = b[..., 0] | (b[..., 1] << 8) | (b[..., 2] << 16)
         return np.where(value & 0x800000, value - (1 << 24), value)
 
-    np.testing.assert_allclose(fixed(ours["positions"]), fixed(theirs["positions"]) * [1, -1, -1], atol=1)
+    np.testing.assert_allclose(fixed(ours["positions"]), fixed(theirs["positions"]), atol=1)
     scene, decoded = read_gaussians(os.path.join(DATA_370, source)), read_gaussians(tmp_path / "ours.spz")
     np.testing.assert_allclose(decoded.means, scene.means, atol=0.5 / 4096 + 1e-6)
     assert quat_angle(decoded.rotations.astype(np.float64), scene.rotations.astype(np.float64)).max() < 0.01

@@ -226,6 +226,11 @@ class Gaussians:
         missing = [name for name in REQUIRED_PROPERTIES if name not in self.vertex.dtype.names]
         if missing:
             raise BadInputError(f"{where}: missing required vertex properties: {' '.join(missing)}")
+        rest = [name for name in self.vertex.dtype.names if name.startswith("f_rest_")]
+        if set(rest) != {f"f_rest_{i}" for i in range(len(rest))}:  # the SH bands are read by number
+            odd = sorted(set(rest) - {f"f_rest_{i}" for i in range(len(rest))})
+            raise BadInputError(f"{where}: the {len(rest)} f_rest_* properties are not numbered 0 to "
+                                f"{len(rest) - 1} (found {', '.join(odd[:4])}{' ...' if len(odd) > 4 else ''})")
         float_names = [n for n in self.vertex.dtype.names if self.vertex.dtype[n].kind == "f"]
         counts = dict.fromkeys(float_names, 0)
         nan_opacity = overflowing = 0

@@ -19,7 +19,8 @@ import numpy as np
 
 from ..errors import BadInputError
 from ..gaussians import SH_C0, Gaussians, standard_dtype
-from .ply_elements import PLY_TYPES, PlyElementData, PlyHeader, read_ply_elements, read_ply_header
+from .ply_elements import (PLY_TYPES, PlyElementData, PlyHeader, check_header_text, read_ply_elements,
+                           read_ply_header)
 from .quantize import finite_saturated_logits, morton_order, sigmoid64, unorm
 
 CHUNK_SIZE = 256  # splats per chunk
@@ -239,8 +240,10 @@ def write_compressed_ply(path: str | os.PathLike, gaussians: Gaussians, commit=N
              *[f"property {'int' if kind == '<i4' else 'uint'} {name}" for name, kind in vertex_fields]]
     if rest:
         lines += [f"element sh {count}", *[f"property uchar {name}" for name in rest]]
+    for kind, text in gaussians.meta_lines:  # checked before anything lands: a written file always reads back
+        check_header_text(gaussians.path or "scene", kind, text)
     with output_file(path, "wb", commit) as handle:
-        handle.write(("\n".join(lines) + "\nend_header\n").encode("ascii"))
+        handle.write(("\n".join(lines) + "\nend_header\n").encode("utf-8"))
         handle.write(chunk_data.tobytes())
         handle.write(vertex.tobytes())
         if rest:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 
 import numpy as np
@@ -30,6 +31,7 @@ from ..errors import BadInputError
 from ..gaussians import REST_COUNT_TO_DEGREE, SH_C0, Gaussians, sh_flip_signs, standard_dtype
 from .commit import output_file
 from .labels import LABEL_PROPERTY
+from .ply_elements import check_header_text, check_header_word
 
 EXTENSION = "KHR_gaussian_splatting"
 PREFIX = EXTENSION + ":"
@@ -254,29 +256,66 @@ def _write_levels(writer, primitive, metadata, codes, layout):
 
 
 def read_glb(path: str | os.PathLike) -> Gaussians:
-    """Read a KHR_gaussian_splatting .glb (ours: exact; splat-transform's: to float32 precision), with labels."""
+    """Read a KHR_gaussian_splatting .glb (ours: exact; splat-transform's: to float32 precision), with labels.
+    A damaged or hand-made file is refused in one line naming it: the accessors and bufferViews are checked
+    before any byte is read through them, and a JSON of another shape than glTF's is caught here."""
+    path = os.fspath(path)
+    try:
+        return _read_glb(path)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError) as error:
+        raise BadInputError(f"{path}: malformed glTF document ({type(error).__name__}: {error})") from None
+
+
+_SH_NAME = re.compile(r"SH_DEGREE_([0-9])_COEF_([0-9]+)")
+
+
+def _read_glb(path):
     from .labels import CODE_PROPERTY, label_table_comments
 
-    path = os.fspath(path)
     document, blob = _read_chunks(path)
+    meshes = document.get("meshes", [])
+    if not isinstance(meshes, list) or not all(isinstance(m, dict) and isinstance(m.get("primitives", []), list)
+                                               and all(isinstance(p, dict) for p in m.get("primitives", []))
+                                               for m in meshes):
+        raise BadInputError(f"{path}: glTF 'meshes' is not a list of meshes with lists of primitives")
     try:
-        primitive = next(p for mesh in document.get("meshes", []) for p in mesh.get("primitives", [])
+        primitive = next(p for mesh in meshes for p in mesh.get("primitives", [])
                          if EXTENSION in p.get("extensions", {}) or PREFIX + "SCALE" in p.get("attributes", {}))
     except StopIteration:
         raise BadInputError(f"{path}: no {EXTENSION} primitive in this glTF file") from None
     attributes = primitive["attributes"]
-    read = lambda name: _accessor(path, document, blob, attributes[name])  # noqa: E731
+    if not isinstance(attributes, dict):
+        raise BadInputError(f"{path}: the splat primitive's attributes are not a JSON object")
     missing = [name for name in ("POSITION", PREFIX + "ROTATION", PREFIX + "SCALE", PREFIX + "OPACITY")
                if name not in attributes]
     if missing:
         raise BadInputError(f"{path}: the splat primitive lacks {', '.join(missing)}")
-    position = read("POSITION").astype(np.float32)
+    position = _accessor(path, document, blob, attributes["POSITION"]).astype(np.float32)
     n = len(position)
-    coefficients = sorted((int(name.split("_")[-3]), int(name.split("_")[-1]), name) for name in attributes
-                          if name.startswith(PREFIX + "SH_DEGREE_"))
+
+    def read(name):  # every per-splat attribute has one row per splat
+        values = _accessor(path, document, blob, attributes[name])
+        if len(values) != n:
+            raise BadInputError(f"{path}: the attribute {name} has {len(values)} rows for {n} splats")
+        return values
+
+    coefficients = []
+    for name in attributes:
+        if name.startswith(PREFIX + "SH_DEGREE_"):
+            match = _SH_NAME.fullmatch(name[len(PREFIX):])
+            if match is None:
+                raise BadInputError(f"{path}: malformed SH attribute name {name!r} (expected "
+                                    f"{PREFIX}SH_DEGREE_<l>_COEF_<n>)")
+            coefficients.append((int(match[1]), int(match[2]), name))
+    coefficients.sort()
     rest = [name for band, _, name in coefficients if band > 0]
     if 3 * len(rest) not in REST_COUNT_TO_DEGREE:
         raise BadInputError(f"{path}: {len(rest)} higher SH coefficients do not make whole bands")
+    degree = REST_COUNT_TO_DEGREE[3 * len(rest)]
+    expected = [(band, k) for band in range(1, degree + 1) for k in range(2 * band + 1)]
+    if [(band, k) for band, k, _ in coefficients if band > 0] != expected:
+        raise BadInputError(f"{path}: the SH attributes are not bands 1 to {degree}, each with its coefficients "
+                            f"0 to 2l (a coefficient missing, repeated or out of its band)")
     out = np.empty(n, dtype=standard_dtype(3 * len(rest)))
     out["x"], out["y"], out["z"] = -position[:, 0], -position[:, 1], position[:, 2]
     if PREFIX + "SH_DEGREE_0_COEF_0" in attributes:
@@ -321,6 +360,11 @@ def read_glb(path: str | os.PathLike) -> Gaussians:
     if isinstance(kept, dict):  # written by gsseg: the other properties, the order and the comments as they were
         out, types = _read_other_properties(path, document, blob, attributes, out, kept)
         comments = [str(c) for c in kept.get("comments", comments)]
+    # what a PLY header must hold, checked here, naming this file, not when a PLY is written after a whole lift
+    for comment in comments:
+        check_header_text(path, "comment", comment)
+    for name in out.dtype.names:
+        check_header_word(path, "vertex property", name)
     if CODE_PROPERTY not in out.dtype.names:  # a file that kept the standard parts only: the levels' feature ids
         levels = _read_levels(path, document, blob, attributes, features)
         if levels is not None:
@@ -344,9 +388,12 @@ def _read_other_properties(path, document, blob, attributes, out, kept):
                 columns[name] = _accessor(path, document, blob, attributes[semantic])[:, 0]
             else:
                 width = 2 * _WIDTH[accessor["type"]]
-                raw = np.frombuffer(_view(path, document, blob, accessor["bufferView"]), np.uint8,
-                                    accessor["count"] * width, accessor.get("byteOffset", 0))
+                if width < kind.itemsize:
+                    raise ValueError(f"{semantic} is {accessor['type']}, too narrow for a {ply_type}")
+                raw = _accessor(path, document, blob, attributes[semantic], raw=True)
                 columns[name] = raw.reshape(-1, width)[:, :kind.itemsize].copy().view(kind)[:, 0]
+            if len(columns[name]) != len(out):
+                raise ValueError(f"{semantic} has {len(columns[name])} rows for {len(out)} splats")
             types[name] = ply_type
         order = [name for name in kept.get("order", out.dtype.names) if name in columns]
         order += [name for name in columns if name not in order]
@@ -445,35 +492,75 @@ def _read_chunks(path):
         raise BadInputError(f"{path}: the .glb has no JSON chunk")
     try:
         document = json.loads(chunks[JSON_CHUNK])
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:
         raise BadInputError(f"{path}: unreadable glTF JSON ({error})") from None
+    if not isinstance(document, dict):
+        raise BadInputError(f"{path}: the glTF JSON is a {type(document).__name__}, not an object")
     return document, chunks.get(BIN_CHUNK, b"")
 
 
+def _index(path, document, key, index):
+    """``document[key][index]``, a JSON object, after checking that the index is one."""
+    items = document.get(key)
+    if not isinstance(items, list):
+        raise BadInputError(f"{path}: the glTF document has no list of {key}")
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(items):
+        raise BadInputError(f"{path}: {key} index {index!r} out of range (the file has {len(items)})")
+    if not isinstance(items[index], dict):
+        raise BadInputError(f"{path}: {key}[{index}] is not a JSON object")
+    return items[index]
+
+
+def _whole(path, what, value, least=0):
+    """A JSON number that must be a whole number, at least ``least``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise BadInputError(f"{path}: {what} is {value!r}, not a whole number of at least {least}")
+    return value
+
+
 def _view(path, document, blob, index):
-    view = document["bufferViews"][index]
-    if view.get("buffer", 0) != 0 or "uri" in document["buffers"][view.get("buffer", 0)]:
+    view = _index(path, document, "bufferViews", index)
+    buffer = _whole(path, f"bufferViews[{index}].buffer", view.get("buffer", 0))
+    buffers = document.get("buffers", [])
+    if buffer != 0 or not isinstance(buffers, list) or not buffers or not isinstance(buffers[0], dict) \
+            or "uri" in buffers[0]:
         raise BadInputError(f"{path}: buffers outside the .glb's binary chunk are not read")
-    start = view.get("byteOffset", 0)
-    if start + view["byteLength"] > len(blob):
+    start = _whole(path, f"bufferViews[{index}].byteOffset", view.get("byteOffset", 0))
+    length = _whole(path, f"bufferViews[{index}].byteLength", view.get("byteLength"))
+    if start + length > len(blob):
         raise BadInputError(f"{path}: a bufferView runs past the binary chunk (truncated file)")
-    return blob[start:start + view["byteLength"]]
+    return blob[start:start + length]
 
 
-def _accessor(path, document, blob, index) -> np.ndarray:
-    """An accessor as float32 [count, width] (normalised integers scaled to [0, 1] or [-1, 1])."""
-    accessor = document["accessors"][index]
-    dtype = np.dtype(_COMPONENTS[accessor["componentType"]]).newbyteorder("<")
-    width = _WIDTH[accessor["type"]]
-    count = accessor["count"]
-    view = document["bufferViews"][accessor["bufferView"]]
-    data = _view(path, document, blob, accessor["bufferView"])
-    stride = view.get("byteStride") or dtype.itemsize * width
-    start = accessor.get("byteOffset", 0)
-    if start + stride * (count - 1) + dtype.itemsize * width > len(data):
+def _accessor(path, document, blob, index, raw=False) -> np.ndarray:
+    """An accessor as float32 [count, width] (normalised integers scaled to [0, 1] or [-1, 1]); ``raw``: its
+    elements' bytes, uint8 [count, element size]. Every field is checked before a byte is read through it."""
+    accessor = _index(path, document, "accessors", index)
+    component, kind = accessor.get("componentType"), accessor.get("type")
+    if component not in _COMPONENTS or isinstance(component, bool):
+        raise BadInputError(f"{path}: accessor {index} has componentType {component!r} (known: "
+                            f"{', '.join(str(c) for c in sorted(_COMPONENTS))})")
+    if kind not in _WIDTH:
+        raise BadInputError(f"{path}: accessor {index} has type {kind!r} (a splat attribute is one of "
+                            f"{', '.join(_WIDTH)})")
+    dtype = np.dtype(_COMPONENTS[component]).newbyteorder("<")
+    width = _WIDTH[kind]
+    count = _whole(path, f"accessor {index}'s count", accessor.get("count"), least=1)
+    view_index = accessor.get("bufferView")
+    data = _view(path, document, blob, view_index)
+    view = document["bufferViews"][view_index]
+    element = dtype.itemsize * width
+    stride = view.get("byteStride") or element
+    if isinstance(stride, bool) or not isinstance(stride, int) or not element <= stride <= 252:
+        raise BadInputError(f"{path}: bufferView {view_index} has byteStride {stride!r} (glTF allows the "
+                            f"element's {element} bytes to 252)")
+    start = _whole(path, f"accessor {index}'s byteOffset", accessor.get("byteOffset", 0))
+    if start + stride * (count - 1) + element > len(data):
         raise BadInputError(f"{path}: accessor {index} runs past its bufferView (truncated file)")
     rows = np.lib.stride_tricks.as_strided(np.frombuffer(data, np.uint8, offset=start),
-                                           shape=(count, dtype.itemsize * width), strides=(stride, 1))
+                                           shape=(count, element), strides=(stride, 1))
+    if raw:
+        return np.ascontiguousarray(rows)
     values = np.ascontiguousarray(rows).view(dtype).reshape(count, width)
     if accessor.get("normalized"):
         info = np.iinfo(dtype)

@@ -52,9 +52,12 @@ def read_ksplat(path: str | os.PathLike) -> Gaussians:
         raise BadInputError(f"{path}: truncated .ksplat file (its {sections} section headers are cut off)")
     headers = raw[MAIN_HEADER:data_start].reshape(sections, SECTION_HEADER)[:, :_SECTION.itemsize].copy() \
         .view(_SECTION).ravel()
+    # every section's degree, an empty one's too: its degree sizes its room in the file
+    for index, header in enumerate(headers):
+        if int(header["sh_degree"]) not in SH_COMPONENTS or int(header["sh_degree"]) > 3:
+            raise BadInputError(f"{path}: damaged .ksplat file: section {index} claims SH degree "
+                                f"{int(header['sh_degree'])} (0 to 3 exist)")
     degree = int(max((h["sh_degree"] for h in headers if h["count"]), default=0))
-    if degree > 3:
-        raise BadInputError(f"{path}: a .ksplat section claims SH degree {degree}")
     # Check the sections against the header and the file before allocating anything from their numbers.
     held = int(sum(int(h["count"]) for h in headers))
     if held != count:

@@ -13,8 +13,8 @@ from ..errors import BadInputError
 from ..gaussians import REQUIRED_PROPERTIES, Gaussians
 from .commit import Commit, StagingFolder, output_file
 from .compressed_ply import read_compressed_ply
-from .ply_elements import (PLY_TYPES, PlyElementData, PlyProperty, read_ply_elements, read_ply_header,
-                           write_list_element)
+from .ply_elements import (PLY_TYPES, PlyElementData, PlyProperty, check_header_text, check_header_word,
+                           read_ply_elements, read_ply_header, write_list_element)
 
 
 def read_ply(path: str | os.PathLike) -> Gaussians:
@@ -55,13 +55,21 @@ def ply_header_text(
     gaussians: Gaussians,
     vertex_count: int | None = None,  # the count written in the header; default len(gaussians)
 ) -> tuple[str, list[PlyElementData]]:  # header text, every element (vertex included) in file order
-    """The header we write: binary little-endian, the scene's meta lines, elements and exact type names."""
+    """The header we write: binary little-endian, the scene's meta lines, elements and exact type names (UTF-8).
+    Every comment and name is checked first (a BadInputError naming the scene's file), so that what is written
+    always reads back."""
+    where = gaussians.path or "scene"
+    for kind, text in gaussians.meta_lines:
+        check_header_text(where, kind, text)
     lines = ["ply", "format binary_little_endian 1.0"]
     lines += [f"{kind} {text}" for kind, text in gaussians.meta_lines]
     vertex_props = [PlyProperty(n, gaussians.property_types[n]) for n in gaussians.vertex.dtype.names]
     blocks = list(gaussians.elements)
     blocks.insert(gaussians.vertex_position, PlyElementData("vertex", vertex_props, gaussians.vertex))
     for block in blocks:
+        check_header_word(where, "element", block.name)
+        for prop in block.properties:
+            check_header_word(where, f"{block.name} property", prop.name)
         count = len(block.data) if block.name != "vertex" or vertex_count is None else vertex_count
         lines.append(f"element {block.name} {count}")
         lines += [p.header_line() for p in block.properties]
@@ -75,7 +83,7 @@ def write_gaussians(path: str | os.PathLike, gaussians: Gaussians,
     ``commit`` (see :mod:`.commit`). Property names, types and order are kept."""
     header, blocks = ply_header_text(gaussians)
     with output_file(path, "wb", commit) as handle:
-        handle.write(header.encode("ascii"))
+        handle.write(header.encode("utf-8"))
         for block in blocks:
             if any(p.is_list for p in block.properties):
                 write_list_element(handle, block)

@@ -91,21 +91,62 @@ class PlyHeader:
         return None
 
 
+def _header_lines(path, raw):
+    """The header's lines (bytes, without their line ends) up to the line ``end_header`` itself, and the header's
+    size in bytes: a word ``end_header`` inside a comment or a property name does not end it."""
+    lines, start = [], 0
+    while True:
+        line_end = raw.find(b"\n", start)
+        if line_end < 0:
+            if len(raw) >= MAX_HEADER_BYTES:
+                raise BadInputError(f"{path}: PLY header has no 'end_header' line in its first "
+                                    f"{MAX_HEADER_BYTES} bytes")
+            if raw[start:].rstrip(b"\r") == b"end_header":
+                raise BadInputError(f"{path}: PLY header ends without a newline after 'end_header'")
+            raise BadInputError(f"{path}: PLY header has no 'end_header' line")
+        line = raw[start:line_end]
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        start = line_end + 1
+        if line.strip() == b"end_header":
+            return lines, start
+        lines.append(line)
+
+
+# Characters that end or break a header line for some reader (str.splitlines' set and the other controls); a tab is
+# kept.
+_LINE_BREAKING = frozenset([chr(c) for c in range(32) if c != 9] + ["\x7f", "\x85", "\u2028", "\u2029"])
+
+
+def check_header_word(where, what: str, word: str) -> None:
+    """An element or property name as a PLY header can hold it: one word of printable characters (no space, no
+    line end), not empty."""
+    if not word or word.split() != [word] or not word.isprintable():
+        raise BadInputError(f"{where}: the {what} name {word!r} cannot be written in a PLY header (a name is one "
+                            f"word of printable characters)")
+
+
+def check_header_text(where, kind: str, text: str) -> None:
+    """A comment or obj_info text as a PLY header line can hold it: no line end or other control character."""
+    bad = next((c for c in text if c in _LINE_BREAKING), None)
+    if bad is not None:
+        raise BadInputError(f"{where}: a PLY header {kind} cannot hold the character {bad!r} (in {text!r})")
+
+
 def _parse_header(path, raw):
-    """Parse the header block of ``raw`` (the first bytes of the file)."""
+    """Parse the header block of ``raw`` (the first bytes of the file). The header is UTF-8 (ASCII, as the
+    format says, is its subset): comments in any other encoding are refused here, naming the file."""
     if not raw.startswith(b"ply"):
         raise BadInputError(f"{path}: not a PLY file (it does not start with 'ply')")
-    end = raw.find(b"end_header")
-    if end < 0:
-        raise BadInputError(f"{path}: PLY header has no 'end_header' line")
-    line_end = raw.find(b"\n", end)
-    if line_end < 0:
-        raise BadInputError(f"{path}: PLY header ends without a newline after 'end_header'")
-    text = raw[:line_end + 1].decode("ascii", errors="replace")
+    raw_lines, size = _header_lines(path, raw)
     fmt = version = None
     meta_lines, elements = [], []
-    for number, line in enumerate(text.splitlines()[1:], start=2):
-        line = line.rstrip("\r")
+    for number, raw_line in enumerate(raw_lines[1:], start=2):
+        try:
+            line = raw_line.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise BadInputError(f"{path}: PLY header line {number} is not UTF-8 text ({error.reason} at byte "
+                                f"{error.start}: {raw_line!r})") from None
         words = line.split()
         if not words:
             continue
@@ -115,10 +156,15 @@ def _parse_header(path, raw):
                 raise BadInputError(f"{path}: unknown PLY format line {number}: {line!r}")
             fmt, version = words[1], words[2]
         elif keyword in ("comment", "obj_info"):
-            meta_lines.append((keyword, line[len(keyword) + 1:] if len(line) > len(keyword) else ""))
+            text = line[len(keyword) + 1:] if len(line) > len(keyword) else ""
+            check_header_text(f"{path}: line {number}", keyword, text)
+            meta_lines.append((keyword, text))
         elif keyword == "element":
-            if len(words) != 3 or not words[2].isdigit():
+            if len(words) != 3 or not words[2].isdigit() or not words[2].isascii():
                 raise BadInputError(f"{path}: bad PLY element line {number}: {line!r}")
+            if any(name == words[1] for name, _, _ in elements):
+                raise BadInputError(f"{path}: two PLY elements are named '{words[1]}' (line {number}); each "
+                                    f"element's name must be its own")
             elements.append((words[1], int(words[2]), []))
         elif keyword == "property":
             if not elements:
@@ -135,13 +181,11 @@ def _parse_header(path, raw):
                 raise BadInputError(f"{path}: the element '{elements[-1][0]}' names the property "
                                     f"'{prop.name}' twice (line {number})")
             elements[-1][2].append(prop)
-        elif keyword == "end_header":
-            break
         else:
             raise BadInputError(f"{path}: unexpected PLY header line {number}: {line!r}")
     if fmt is None:
         raise BadInputError(f"{path}: PLY header has no format line")
-    return PlyHeader(fmt, version, meta_lines, elements, line_end + 1)
+    return PlyHeader(fmt, version, meta_lines, elements, size)
 
 
 def read_ply_header(path: str | os.PathLike) -> PlyHeader:
@@ -196,23 +240,43 @@ def _read_with_plyfile(path, header):
     """ASCII bodies and elements with list properties go through plyfile."""
     import plyfile
 
+    body = os.path.getsize(path) - header.size
     if header.format == "ascii":
         # ASCII needs at least one byte per value; refuse absurd counts before plyfile allocates them.
         promised = sum(count * max(1, len(props)) for _, count, props in header.elements)
-        if promised * 2 > os.path.getsize(path) - header.size + 1:
+        if promised * 2 > body + 1:
             raise BadInputError(f"{path}: truncated PLY body: the header promises more values than the file holds")
+    else:
+        # A binary row is at least its scalars and its lists' lengths (an empty list); refuse counts the file
+        # cannot hold before plyfile allocates a row table for them.
+        least = sum(count * sum(np.dtype(PLY_TYPES[p.count_type_name if p.is_list else p.type_name]).itemsize
+                                for p in props) for _, count, props in header.elements)
+        if least > body:
+            raise BadInputError(f"{path}: truncated PLY body: the header's element counts need at least {least} "
+                                f"bytes, the file has {body} after its header")
+    # plyfile reads its header as ASCII and ends it at any line starting 'end_header': it gets the header we
+    # parsed, with plain names (e<i>, p<j>) and no comments, and the body as it is; our names are put back after.
+    lines = ["ply", f"format {header.format} {header.version}"]
+    for index, (_, count, props) in enumerate(header.elements):
+        lines.append(f"element e{index} {count}")
+        lines += [f"property list {p.count_type_name} {p.type_name} p{j}" if p.is_list else
+                  f"property {p.type_name} p{j}" for j, p in enumerate(props)]
+    with open(path, "rb") as handle:
+        handle.seek(header.size)
+        stream = io.BytesIO(("\n".join(lines) + "\nend_header\n").encode("ascii") + handle.read())
     try:
-        ply = plyfile.PlyData.read(path)
+        ply = plyfile.PlyData.read(stream)
     except plyfile.PlyParseError as error:
         raise BadInputError(f"{path}: cannot read PLY body: {error}") from None
-    except (ValueError, EOFError) as error:
+    except (ValueError, EOFError, UnicodeDecodeError) as error:
         raise BadInputError(f"{path}: truncated or corrupt PLY body ({error})") from None
     data = {}
-    for element in ply.elements:
+    for element, (name, _, props) in zip(ply.elements, header.elements, strict=True):
         array = element.data
+        array.dtype.names = tuple(p.name for p in props)
         if array.dtype.fields and all(array.dtype.fields[n][0].kind != "O" for n in array.dtype.names):
             array = array.astype([(n, "<" + array.dtype[n].str[1:]) for n in array.dtype.names])
-        data[element.name] = array
+        data[name] = array
     return data
 
 

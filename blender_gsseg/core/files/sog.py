@@ -22,6 +22,7 @@ import io
 import json
 import os
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -52,7 +53,16 @@ def read_sog(path: str | os.PathLike) -> Gaussians:
             text = archive.read("meta.json")
         except KeyError:
             raise BadInputError(f"{path}: the SOG bundle has no meta.json") from None
-        return _read(path, text, archive.read, "the SOG bundle", "sog")
+        except _DAMAGED_ZIP as error:
+            raise BadInputError(f"{path}: damaged SOG file: meta.json cannot be unpacked ({error})") from None
+        try:
+            return _read(path, text, archive.read, "the SOG bundle", "sog")
+        except _DAMAGED_ZIP as error:
+            raise BadInputError(f"{path}: damaged SOG file: an image cannot be unpacked ({error})") from None
+
+
+# what a damaged zip member raises when read: a bad CRC, a bad deflate stream, an unknown or encrypted method
+_DAMAGED_ZIP = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError)
 
 
 def read_sog_folder(path: str | os.PathLike) -> Gaussians:
@@ -91,41 +101,74 @@ def _read(path, text, read, holder, source_format):
     ``holder`` (the bundle or the folder, for the errors)."""
     try:
         meta = json.loads(text)
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:
         raise BadInputError(f"{path}: unreadable SOG meta.json ({error})") from None
-    if not isinstance(meta, dict) or "means" not in meta:
+    if not isinstance(meta, dict):
+        raise BadInputError(f"{path}: the SOG meta.json is a {type(meta).__name__}, not an object")
+    if "means" not in meta:
         raise BadInputError(f"{path}: not a SOG meta.json (it names no means images)")
     if meta.get("version") != 2:
-        raise BadInputError(f"{path}: SOG version {meta.get('version', 1)} is not read (version 2 is)")
+        raise BadInputError(f"{path}: SOG version {meta.get('version', 1)!r} is not read (version 2 is)")
     try:
         return _decode(path, read, meta, holder, source_format)
-    except (KeyError, TypeError, ValueError, IndexError) as error:
-        raise BadInputError(f"{path}: damaged SOG file ({error!r})") from None
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as error:
+        raise BadInputError(f"{path}: damaged SOG file ({type(error).__name__}: {error})") from None
 
 
 def _decode(path, read, meta, holder, source_format):
     from PIL import Image
 
-    count = int(meta["count"])
+    count = meta.get("count")
+    if isinstance(count, float) and count.is_integer():
+        count = int(count)
+    if isinstance(count, bool) or not isinstance(count, int):
+        raise BadInputError(f"{path}: the SOG meta.json's count is {count!r}, not a whole number")
     if count <= 0:
         raise BadInputError(f"{path}: the SOG file holds no splats")
+    for key in ("means", "quats", "scales", "sh0"):
+        if not isinstance(meta.get(key), dict) or not isinstance(meta[key].get("files"), list):
+            raise BadInputError(f"{path}: the SOG meta.json's {key!r} is not an object with a list of files")
 
-    def rgba(name):  # uint8 [pixels, 4] in row order, and the image's width
+    def rgba(name, most):  # uint8 [pixels, 4] in row order, and the image's width
         try:
             with Image.open(io.BytesIO(read(name))) as picture:
-                return np.asarray(picture.convert("RGBA"), dtype=np.uint8).reshape(-1, 4), picture.size[0]
+                # its header's size checked before it is decoded: a small file can declare a huge image
+                width, height = picture.size
+                if width * height > most:
+                    raise BadInputError(f"{path}: damaged SOG file: {name} declares {width}x{height} pixels, "
+                                        f"more than {most} for {count} splats")
+                return np.asarray(picture.convert("RGBA"), dtype=np.uint8).reshape(-1, 4), width
         except KeyError:
             raise BadInputError(f"{path}: {holder} lacks {name}") from None
-        except OSError as error:
+        except (OSError, SyntaxError, EOFError, Image.DecompressionBombError) as error:
             raise BadInputError(f"{path}: {name} is not a readable image ({error})") from None
 
+    def pixels_of(name):  # the pixels an image's header declares (nothing decoded)
+        try:
+            with Image.open(io.BytesIO(read(name))) as picture:
+                return picture.size[0] * picture.size[1]
+        except KeyError:
+            raise BadInputError(f"{path}: {holder} lacks {name}") from None
+        except (OSError, SyntaxError, EOFError, Image.DecompressionBombError) as error:
+            raise BadInputError(f"{path}: {name} is not a readable image ({error})") from None
+
+    # One pixel per splat: the count must fit in the images (a count of 10^13 is damage, not a big scene),
+    # and an image may not be far larger than the count needs (splat-transform's are at most a few rows more).
+    most = 4 * count + (1 << 16)
+    declared = pixels_of(meta["means"]["files"][0])
+    if declared < count:
+        raise BadInputError(f"{path}: damaged SOG file: meta.json says {count} splats, its images hold "
+                            f"{declared} pixels")
+
     def image(name):  # uint8 [count, 4]: one pixel per splat
-        pixels, _ = rgba(name)
+        pixels, _ = rgba(name, most)
         if len(pixels) < count:
             raise BadInputError(f"{path}: {name} has {len(pixels)} pixels for {count} splats")
         return pixels[:count]
 
     shn = meta.get("shN") or {}
+    if not isinstance(shn, dict):
+        raise BadInputError(f"{path}: the SOG meta.json's shN is a {type(shn).__name__}, not an object")
     bands = int(shn.get("bands", 0)) if shn else 0
     coefficients = SH_COEFFICIENTS[bands]
     out = np.empty(count, dtype=standard_dtype(3 * coefficients))
@@ -166,7 +209,7 @@ def _decode(path, read, meta, holder, source_format):
     if coefficients:
         sh_book = np.asarray(shn["codebook"], dtype=np.float32)
         centroids_name, labels_name = shn["files"][:2]
-        centroids, width = rgba(centroids_name)
+        centroids, width = rgba(centroids_name, 64 * coefficients * 1024)  # at most 65536 entries, 64 a row
         if width != 64 * coefficients:
             raise BadInputError(f"{path}: {centroids_name} is {width} pixels wide, not {64 * coefficients} for "
                                 f"{bands} SH bands")

@@ -13,9 +13,11 @@ from .formats import READ_FORMATS, WRITTEN_FORMATS, SplatFormat, named_format
 from .ply import read_ply
 
 
-def read_gaussians(path: str | os.PathLike) -> Gaussians:
+def read_gaussians(path: str | os.PathLike, spz_axes: str | None = None) -> Gaussians:
     """Read a splat file in the format its name says (any other name: as a PLY) into a checked
-    :class:`Gaussians`. A folder holding an unbundled SOG (its ``meta.json``) is read as that SOG."""
+    :class:`Gaussians`. A folder holding an unbundled SOG (its ``meta.json``) is read as that SOG. ``spz_axes``: the
+    axes of a ``.spz`` without the coordinate-system extension ("ply", the default, or "rub" for old files;
+    :func:`.spz.read_spz`); other formats ignore it."""
     from .sog import sog_meta_in
 
     path = os.fspath(path)
@@ -24,6 +26,8 @@ def read_gaussians(path: str | os.PathLike) -> Gaussians:
     if not os.path.isfile(path):
         raise BadInputError(f"{path}: no such file")
     splat_format = named_format(path, READ_FORMATS)
+    if splat_format is not None and splat_format.ending == ".spz" and spz_axes is not None:
+        return splat_format.read(path, axes=spz_axes).check()
     return (splat_format.read if splat_format else read_ply)(path).check()
 
 

@@ -1,15 +1,24 @@
 """Niantic's ``.spz``, in and out: versions 1-3 (one gzip stream) and 4 (a 32-byte header, a table of contents and
 one Zstandard stream per attribute): fixed-point positions, 8-bit alpha, colour and log-scale, a packed quaternion,
-8-bit SH up to degree 4, stored in the library's RUB axes (PLY is RDF: y and z flip) unless the Adobe
-coordinate-system extension names others.
+8-bit SH up to degree 4.
+
+Axes: written in PLY's axes (RDF) as they are, and read as PLY axes unless the Adobe coordinate-system extension
+names others (or the caller says the file is an old RUB one: ``axes="rub"``). The SPZ README says RUB, but
+Niantic's own PLY -> SPZ converter writes the coordinate system "unspecified" and keeps PLY's axes, so most
+``.spz`` in the wild hold RDF, and splat-transform 3.7.0 / SuperSplat read ``.spz`` as PLY axes
+(nianticlabs/spz#84, playcanvas/supersplat#885); gsseg before issue 29, the SPZ library's converter and
+splat-transform 2.7.1 stored RUB (y and z negated). We write no coordinate-system extension: its layout in
+nianticlabs/spz#82 could not be confirmed here (the one read below is what ``@adobe/spz`` 0.2.2 reads: the
+``spz_v4_luf_sh3.spz`` fixture), and splat-transform 3.7.0 ignores it anyway (it decodes a file tagged LUF as
+stored, checked by hand), so a file without it reads as PLY axes everywhere that matters.
 
 Read as the Niantic/Adobe SPZ library decodes it (``@adobe/spz`` 0.2.2, ``load-spz.cc``, which splat-transform
 2.7.1 runs as WebAssembly), in its float32, so the values match splat-transform's PLY output to the last bit or,
 through a logarithm, within an ulp. One deliberate difference: a saturated alpha (0 or 255) decodes to the finite
 logit splat-transform gives ``.splat`` (:func:`.quantize.finite_saturated_logits`), not -inf / +inf.
 
-Written as version 4, packed as the library packs it with splat-transform's 5/4-bit SH, in the library's RUB
-(splat-transform 3.7.0 stores PLY axes as they are; the library and earlier splat-transform store RUB).
+Written as version 4, packed as the library packs it with splat-transform's 5/4-bit SH, byte-identical in every
+stream to splat-transform 3.7.0's own .spz of the same scene.
 """
 
 from __future__ import annotations
@@ -77,15 +86,36 @@ def _gunzip_spz(path, raw):
         if degree not in SPZ_SH_DIM:
             raise BadInputError(f"{path}: unsupported SPZ SH degree {degree} (expected 0 to 4)")
         needed = sum(size for _, size in _spz_stream_sizes(version, count, SPZ_SH_DIM[degree]))
+        _check_spz_memory(path, count, degree, needed)
+        # inflated piece by piece into one buffer of the promised size: zlib's own growing output would take
+        # twice the body at its peak
+        body, done, view = bytearray(needed), 0, None
+        view = memoryview(body)
+        while done < needed:
+            piece = inflater.decompress(inflater.unconsumed_tail, min(1 << 24, needed - done))
+            if not piece:
+                break
+            view[done:done + len(piece)] = piece
+            done += len(piece)
         # what follows the splat data (extension records, if any) is small; never inflate a bomb past that
-        body = inflater.decompress(inflater.unconsumed_tail, needed + (1 << 16))
+        tail = inflater.decompress(inflater.unconsumed_tail, 1 << 16) if done == needed else b""
         while not inflater.eof and inflater.unconsumed_tail:
             inflater.decompress(inflater.unconsumed_tail, 1 << 20)  # skip over an over-long tail, keep checking
     except zlib.error as error:
         raise BadInputError(f"{path}: corrupt SPZ gzip stream ({error})") from None
     if not inflater.eof:
         raise BadInputError(f"{path}: truncated SPZ file: the gzip stream ends early")
-    return head + body
+    return head, view[:done], tail  # apart: joining them would copy the whole inflated body once more
+
+
+def _check_spz_memory(path, count, degree, stream_bytes):
+    """Before inflating: the decoded streams and the scene (float32 rows) must fit the reader's budget. A small
+    file may hold millions of splats legitimately (uniform data compresses 1000:1), so this is a budget (exit 3),
+    not damage."""
+    from .read_budget import check_read_memory
+
+    check_read_memory(path, f"an SPZ of {count} splats (SH degree {degree})",
+                      stream_bytes + count * standard_dtype(3 * SPZ_SH_DIM[degree]).itemsize)
 
 
 def _zstd_decompress(path, chunk, size):
@@ -148,6 +178,7 @@ def _read_spz_v4(path, raw):
     if offset != len(raw):
         raise BadInputError(f"{path}: corrupt SPZ file: {len(raw) - offset} bytes after the last stream")
     extensions = _spz_extensions(raw[32:toc]) if flags & 0x2 else {}
+    _check_spz_memory(path, count, degree, sum(size for _, size in streams))
     buffers = {name: _zstd_decompress(path, raw[start:start + compressed], size)
                for name, (start, compressed, size) in parts.items()}
     buffers.setdefault("sh", b"")
@@ -155,21 +186,21 @@ def _read_spz_v4(path, raw):
 
 
 def _read_spz_legacy(path, raw):
-    data = _gunzip_spz(path, raw)
-    _magic, version, count, degree, fractional, flags, _reserved = struct.unpack_from("<IIIBBBB", data)
+    head, data, tail = _gunzip_spz(path, raw)
+    _magic, version, count, degree, fractional, flags, _reserved = struct.unpack_from("<IIIBBBB", head)
     if count == 0:
         raise BadInputError(f"{path}: SPZ file holds no splats")
     sizes = _spz_stream_sizes(version, count, SPZ_SH_DIM[degree])
-    needed = 16 + sum(size for _, size in sizes)
+    needed = sum(size for _, size in sizes)
     if len(data) < needed:
-        raise BadInputError(f"{path}: truncated SPZ data: {len(data)} bytes after decompression, the header "
-                            f"promises {count} splats ({needed} bytes)")
-    buffers, offset = {}, 16
+        raise BadInputError(f"{path}: truncated SPZ data: {16 + len(data)} bytes after decompression, the header "
+                            f"promises {count} splats ({16 + needed} bytes)")
+    buffers, offset = {}, 0
     for name, size in sizes:
-        buffers[name] = data[offset:offset + size]
+        buffers[name] = data[offset:offset + size]  # views: no second copy of the inflated data
         offset += size
     # extension records (Adobe) follow the splat data in legacy files
-    extensions = _spz_extensions(data[offset:]) if flags & 0x2 else {}
+    extensions = _spz_extensions(bytes(data[offset:]) + tail) if flags & 0x2 else {}
     return version, count, degree, fractional, buffers, extensions
 
 
@@ -177,12 +208,15 @@ SPZ_WRITE_LEVEL = 12  # zstd level of the streams we write
 SPZ_SH1_BITS, SPZ_SH_REST_BITS = 5, 4  # what the SPZ library keeps of the SH bands (splat-transform's default)
 
 
-def spz_streams(gaussians: Gaussians, fractional_bits: int = 12) -> list[bytes]:
+SPZ_AXES = {"ply": 6, "rdf": 6, "rub": 4}  # the axes a .spz without the coordinate-system extension holds
+
+
+def spz_streams(gaussians: Gaussians, fractional_bits: int = 12, axes: str = "ply") -> list[bytes]:
     """The six SPZ attribute streams of a scene (positions, alphas, colours, scales, rotations, SH), packed as the
-    SPZ library packs them, in its stored coordinate system RUB (PLY is RDF: y and z flip)."""
+    SPZ library packs them, in PLY's axes (``axes="rub"``: the SPZ README's RUB, y and z negated)."""
     v = gaussians.vertex
     count = len(gaussians)
-    signs = np.array(_SPZ_COORDINATES[4][1], dtype=np.float64)
+    signs = np.array(_SPZ_COORDINATES[SPZ_AXES[axes]][1], dtype=np.float64)
     to_u8 = lambda values: np.clip(np.round(values), 0, 255).astype(np.uint8)  # noqa: E731
     column = lambda name: v[name].astype(np.float64)  # noqa: E731
     xyz = np.stack([column(a) for a in "xyz"], axis=1) * signs
@@ -234,9 +268,16 @@ def write_spz(path: str | os.PathLike, gaussians: Gaussians, commit=None) -> Non
         handle.write(header + toc + b"".join(compressed))
 
 
-def read_spz(path: str | os.PathLike) -> Gaussians:
-    """Decode a Niantic ``.spz`` file (versions 1-3: gzip; version 4: Zstandard streams) into PLY (RDF) space."""
+def read_spz(path: str | os.PathLike, axes: str | None = None) -> Gaussians:
+    """Decode a Niantic ``.spz`` file (versions 1-3: gzip; version 4: Zstandard streams) into PLY (RDF) space.
+    ``axes``: the axes of a file without the coordinate-system extension, ``"ply"`` (the default: what
+    splat-transform 3.7.0, SuperSplat and Niantic's converter hold) or ``"rub"`` (older files: gsseg before issue
+    29, splat-transform 2.7.1); the extension, when present, wins."""
     path = os.fspath(path)
+    if axes is None:
+        axes = "ply"
+    if axes not in SPZ_AXES:
+        raise BadInputError(f"SPZ axes {axes!r}: expected one of {', '.join(SPZ_AXES)}")
     with open(path, "rb") as handle:
         raw = handle.read()
     if raw[:2] == b"\x1f\x8b":
@@ -251,8 +292,8 @@ def read_spz(path: str | os.PathLike) -> Gaussians:
     if fractional > 30:
         raise BadInputError(f"{path}: SPZ header has {fractional} fractional bits (at most 30 make sense)")
 
-    # Stored coordinate system: RUB unless the Adobe coordinate-system extension names another one.
-    signs = _SPZ_COORDINATES[4][1]
+    # Stored coordinate system: PLY's (or the caller's) unless the Adobe coordinate-system extension names one.
+    signs = _SPZ_COORDINATES[SPZ_AXES[axes]][1]
     payload = extensions.get(_SPZ_EXT_COORDINATE_SYSTEM)
     if payload is not None and len(payload) >= 4:
         system = struct.unpack_from("<I", payload)[0]
@@ -261,7 +302,7 @@ def read_spz(path: str | os.PathLike) -> Gaussians:
                                 f"{system}, y and z axes swapped) is not supported")
         if system in _SPZ_COORDINATES:
             signs = _SPZ_COORDINATES[system][1]
-        elif system != 0:  # 0 = unspecified, which the library reads as RUB
+        elif system != 0:  # 0 = unspecified: the default above
             raise BadInputError(f"{path}: SPZ coordinate-system extension has unknown value {system}")
     flip = np.array(signs, dtype=np.float32)
     flip_q = flip * np.float32(np.prod(signs))  # a quaternion's xyz is an axial vector
@@ -328,11 +369,11 @@ def read_spz(path: str | os.PathLike) -> Gaussians:
     out["rot_2"] = quat[:, 1]
     out["rot_3"] = quat[:, 2]
 
-    if sh_dim:
-        sh = np.frombuffer(buffers["sh"], dtype=np.uint8).reshape(count, sh_dim, 3).astype(np.float32)
-        sh = (sh - f32(128.0)) / f32(128.0)
-        sh = sh * sh_flip_signs(degree, signs)[None, :, None]
+    if sh_dim:  # one coefficient at a time: no float copy of the whole SH block
+        sh = np.frombuffer(buffers["sh"], dtype=np.uint8).reshape(count, sh_dim, 3)
+        sh_signs = sh_flip_signs(degree, signs)
         for channel in range(3):
             for k in range(sh_dim):
-                out[f"f_rest_{channel * sh_dim + k}"] = sh[:, k, channel]
+                out[f"f_rest_{channel * sh_dim + k}"] = \
+                    (sh[:, k, channel].astype(np.float32) - f32(128.0)) / f32(128.0) * sh_signs[k]
     return Gaussians(out, source_format="spz", path=path)
