@@ -387,12 +387,6 @@ def camera_edits(draw, name):
     return files
 
 
-# COLMAP sizes of 2^63 and more raise OverflowError in colmap.py (issue 29's cameras part, fixed on the branch
-# that owns the camera readers): expected here until that lands; any other failure still fails.
-_COLMAP_OVERFLOW = pytest.mark.xfail(raises=OverflowError, strict=False,
-                                     reason="issue 29: COLMAP width/height >= 2^63 (the camera readers' branch)")
-
-
 @pytest.mark.parametrize("name", ["cameras.json", pytest.param("colmap bin", marks=_COLMAP_OVERFLOW),
                                   pytest.param("colmap txt", marks=_COLMAP_OVERFLOW), "transforms.json"])
 @FUZZ

@@ -207,12 +207,16 @@ def test_unbundled_sog_errors_are_one_clear_line(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == f"gsseg: error: {meta}: the SOG folder lacks sh0.webp"
     other = tmp_path / "other"
     other.mkdir()
-    (other / "meta.json").write_text(json.dumps({"version": 2, "count": 1, "means": {"files": ["../x.webp"]}}))
+    (other / "meta.json").write_text(json.dumps({"version": 2, "count": 1, "means": {"files": ["../x.webp"]},
+                                                 **{key: {"files": [f"{key}.webp"]} for key in ("quats", "scales", "sh0")}}))
     assert main(["info", str(other / "meta.json")]) != 0
     assert "is not a file name beside meta.json" in capsys.readouterr().err
     (other / "meta.json").write_text("[1, 2]")
     assert main(["info", str(other)]) != 0
-    assert "not a SOG meta.json" in capsys.readouterr().err
+    assert "the SOG meta.json is a list, not an object" in capsys.readouterr().err
+    (other / "meta.json").write_text(json.dumps({"version": 2, "count": 1}))
+    assert main(["info", str(other)]) != 0
+    assert "not a SOG meta.json (it names no means images)" in capsys.readouterr().err
     # meta.json is a whole name: cameras_meta.json is not an unbundled SOG
     assert named_format("x/meta.json", READ_FORMATS).read.__name__ == "read_sog_folder"
     assert named_format("x/META.JSON", READ_FORMATS) is not None
