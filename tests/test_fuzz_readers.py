@@ -387,8 +387,7 @@ def camera_edits(draw, name):
     return files
 
 
-@pytest.mark.parametrize("name", ["cameras.json", pytest.param("colmap bin", marks=_COLMAP_OVERFLOW),
-                                  pytest.param("colmap txt", marks=_COLMAP_OVERFLOW), "transforms.json"])
+@pytest.mark.parametrize("name", ["cameras.json", "colmap bin", "colmap txt", "transforms.json"])
 @FUZZ
 @given(data=st.data())
 def test_camera_files(tmp_path, name, data):
