@@ -78,7 +78,7 @@ def cmd_convert(args):
         raise BadInputError(f"{args.output}: --sog-palette is for .sog outputs, not {ending}")
     with Commit([args.input]) as commit:
         commit.check_outputs([args.output])
-        gaussians = read_gaussians(args.input)
+        gaussians = read_gaussians(args.input, spz_axes=args.spz_axes)
         if args.sh_degree is not None:
             gaussians = gaussians.with_sh_degree(args.sh_degree)
         _say_lost(args.output, write_splat_file(args.output, gaussians, commit, sog_palette=args.sog_palette))
@@ -90,7 +90,7 @@ def cmd_convert(args):
 def cmd_info(args):
     from .core.files.splats import read_gaussians
 
-    gaussians = read_gaussians(args.file)
+    gaussians = read_gaussians(args.file, spz_axes=args.spz_axes)
     means = gaussians.means
     info = {
         "file": args.file,
@@ -517,9 +517,16 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"gsseg {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
+    def _add_spz_axes(p):
+        p.add_argument("--spz-axes", choices=("ply", "rub"), default=None,
+                       help=".spz input without a coordinate-system extension: its axes, 'ply' (the default, as "
+                            "splat-transform, SuperSplat and Niantic's converter write them) or 'rub' (files gsseg "
+                            "or splat-transform 2.x wrote before; convert them once)")
+
     p = sub.add_parser("info", help="describe a splat file")
     p.add_argument("file")
     p.add_argument("--json", action="store_true", help="print JSON")
+    _add_spz_axes(p)
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("convert", help=f"write a splat file in another format (from OUT's name: {written})")
@@ -529,6 +536,7 @@ def build_parser():
     p.add_argument("--sog-palette", type=int, metavar="N",
                    help=".sog: entries of the SH palette, 1-65536 (default: splat-transform's, 1024 x the largest "
                         "power of two up to splats/1024, at most 65536)")
+    _add_spz_axes(p)
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("segment", help="lift masks onto a scene: writes OUT.ply with gsseg_label and OUT.gsseg.npz")

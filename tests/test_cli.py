@@ -257,3 +257,25 @@ def test_render_masks_colour_labels(workspace, tmp_path, capsys):
     # the folder's files are still read by eval as label maps: the previews are not taken for predictions
     assert run("eval", tmp_path / "both", root / "truth", "--json") == 0
     assert json.loads(capsys.readouterr().out)["views"] == 8
+
+
+def test_spz_axes_reads_old_rub_files(tmp_path, capsys):
+    """`--spz-axes rub` reads a .spz written in RUB without the coordinate-system extension (gsseg before it wrote
+    PLY axes, splat-transform 2.x) with y and z turned back; the default reads PLY axes as they are."""
+    import glob
+    import json
+
+    spz = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "data", "formats", "*.spz")))[0]
+    bounds = {}
+    for axes in (None, "rub"):
+        assert main(["info", "--json", spz] + (["--spz-axes", axes] if axes else [])) == 0
+        bounds[axes] = json.loads(capsys.readouterr().out)["bounds"]
+    plain, rub = bounds[None], bounds["rub"]
+    assert rub["min"][0] == plain["min"][0] and rub["max"][0] == plain["max"][0]
+    for axis in (1, 2):  # negated: the ends swap and change sign
+        assert rub["min"][axis] == -plain["max"][axis] and rub["max"][axis] == -plain["min"][axis]
+    out = tmp_path / "upright.ply"
+    assert main(["convert", spz, str(out), "--spz-axes", "rub"]) == 0
+    capsys.readouterr()
+    assert main(["info", "--json", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out)["bounds"] == rub
