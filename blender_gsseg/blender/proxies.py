@@ -201,17 +201,22 @@ def restore_display(obj):
 
 # Seconds of one proxy render as the job makes it (a scene, Cycles' object-index pass, written and read back, one
 # view per call): a fixed part and a part per megapixel, measured with bpy 5.0 on the CPU (2 shared cores): 0.025 s
-# at 64x48, 0.38 s at 640x480, 1.41 s at 1280x960, 2.17 s at 1920x1080. The rate per megapixel is replaced by the
-# one the last Masks from Proxies measured.
+# at 64x48, 0.38 s at 640x480, 1.41 s at 1280x960, 2.17 s at 1920x1080. After a Masks from Proxies, the model is
+# scaled by what its renders took against what the model said (a faster or busier machine, a warm Cycles), so
+# the same cameras are then estimated at the time they took.
 RENDER_SECONDS_PER_VIEW = 0.07
 RENDER_SECONDS_PER_MEGAPIXEL = 1.0
-_MEASURED = {}  # "per_megapixel": from the last Masks from Proxies of this session
+_MEASURED = {}  # of the last Masks from Proxies of this session: "seconds" its renders took, "scale" / the model
+
+
+def _modelled_seconds(cameras):
+    return sum(RENDER_SECONDS_PER_VIEW + RENDER_SECONDS_PER_MEGAPIXEL * camera.width * camera.height / 1e6
+               for camera in cameras)
 
 
 def render_seconds(cameras):
     """About how long Masks from Proxies renders ``cameras`` (at their full resolution)."""
-    rate = _MEASURED.get("per_megapixel", RENDER_SECONDS_PER_MEGAPIXEL)
-    return sum(RENDER_SECONDS_PER_VIEW + rate * camera.width * camera.height / 1e6 for camera in cameras)
+    return _MEASURED.get("scale", 1.0) * _modelled_seconds(cameras)
 
 
 def masks_plan(context):
@@ -298,9 +303,8 @@ class ProxyMaskJob:
             self.render_seconds += time.perf_counter() - start
             self.done = len(self.maps)
             if self.done == len(self.cameras):  # the panel's next estimate uses this machine's rate
-                megapixels = sum(c.width * c.height for c in self.cameras) / 1e6
-                spent = self.render_seconds - RENDER_SECONDS_PER_VIEW * len(self.cameras)
-                _MEASURED["per_megapixel"] = max(spent, 0.0) / max(megapixels, 1e-6)
+                _MEASURED["seconds"] = self.render_seconds
+                _MEASURED["scale"] = self.render_seconds / _modelled_seconds(self.cameras)
             return True
         if self.lifting is None:
             if self.save_dir:

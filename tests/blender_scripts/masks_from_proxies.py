@@ -24,11 +24,15 @@ settings.backend = "cpu"
 settings.proxy_mask_dir = ARGS["masks"]
 bpy.context.view_layer.objects.active = splat
 RESULT["plan_before"] = proxies.masks_plan(bpy.context)
+RESULT["estimate_before"] = proxies.render_seconds([c for _, c in cameras_in_collection(settings.camera_collection)])
 start = time.perf_counter()
 assert bpy.ops.gsseg.masks_from_proxies() == {"FINISHED"}
 RESULT["seconds"] = time.perf_counter() - start
 RESULT["plan_after"] = proxies.masks_plan(bpy.context)
 RESULT["estimate_after"] = proxies.render_seconds([c for _, c in cameras_in_collection(settings.camera_collection)])
+RESULT["estimate_after_double"] = proxies.render_seconds(
+    [c for _, c in cameras_in_collection(settings.camera_collection)] * 2)
+RESULT["job_render_seconds"] = proxies._MEASURED["seconds"]  # what the job's renders took
 RESULT["items"] = {item.id: item.name for item in splat.gsseg.labels}
 RESULT["proxies_shown"] = sorted([o.gsseg.proxy_instance, o.display_type, o.hide_render]
                                  for o in proxies.proxy_objects(bpy.context.scene))
