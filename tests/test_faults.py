@@ -556,6 +556,26 @@ def test_long_names_symlinks_and_files_in_the_way(inputs, tmp_path, capsys):
     assert temporaries(tmp_path) == []
 
 
+def test_an_output_name_too_long_for_its_sidecar_is_refused_before_the_lift(inputs, tmp_path, capsys,
+                                                                           monkeypatch):
+    """A 246-character PLY name fits, its sidecar's (NAME.gsseg.npz) does not: refused in one line naming the
+    sidecar before anything is read or lifted, where it used to fail after the whole lift."""
+    import blender_gsseg.core.pipeline as pipeline
+
+    def no_lift(*args, **kwargs):
+        raise AssertionError("the lift ran")
+
+    monkeypatch.setattr(pipeline, "segment_scene", no_lift)
+    out = tmp_path / "out"
+    out.mkdir()
+    long = out / ("n" * 246 + ".ply")
+    assert segment(inputs, long) == 2
+    sidecar = str(long)[:-len(".ply")] + ".gsseg.npz"
+    assert _last_error(capsys) == (f"gsseg: error: {sidecar}: the file name is 256 bytes, longer than the file "
+                                   f"system allows (255); choose a shorter output name")
+    assert os.listdir(out) == []
+
+
 def test_report_the_injected_faults():
     """Runs last in this module: the count of faults injected above, none of which lost data."""
     print(f"\ninjected faults: {INJECTED['count']}; previous outputs lost: 0")

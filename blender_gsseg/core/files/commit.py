@@ -172,6 +172,7 @@ class Commit:
     def _check_target(self, target):
         if any(same_path(target, t) for t, _, _ in self.entries):
             raise BadInputError(f"{target}: given as two outputs of one command")
+        _check_name_fits(target)
         for source in self.inputs:
             if any(same_path(source, r) and same_path(r, target) for r in self.rewrites):
                 continue
@@ -574,6 +575,22 @@ def recover_interrupted(folder) -> list[str]:
             return remove_stale_temporaries(folder)
     except GssegError:
         return []
+
+
+def _check_name_fits(target) -> None:
+    """Refuse, before any work, an output whose name the file system cannot hold (e.g. a sidecar, whose name is
+    its PLY's with .gsseg.npz for .ply): the long lift would otherwise end in "File name too long"."""
+    folder = os.path.dirname(target)
+    while folder and not os.path.isdir(folder):  # the nearest folder that exists says what the file system allows
+        folder = os.path.dirname(folder.rstrip(os.sep)) if folder != os.path.dirname(folder) else ""
+    try:
+        most = os.pathconf(folder or os.sep, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        most = 255
+    length = len(os.fsencode(os.path.basename(target)))
+    if most and length > most:
+        raise BadInputError(f"{target}: the file name is {length} bytes, longer than the file system allows "
+                            f"({most}); choose a shorter output name")
 
 
 def _resolved(target) -> str:
