@@ -167,15 +167,7 @@ def load_masks(
                 raise ValueError(f"bad working size {width}x{height}")
 
     mask_files = _find_mask_files(mask_dir)
-    assignment = _match(mask_dir, cameras, mask_files)
-    if not assignment:
-        example = f" (e.g. camera image '{cameras[0].image_name}', mask '{mask_files[0]}')" if cameras else ""
-        raise BadInputError(f"{mask_dir}: no mask matches any camera image name{example}")
-
-    missing = [camera.image_name for index, camera in enumerate(cameras) if index not in assignment]
-    if missing:
-        warnings.warn(f"{len(missing)} of {len(cameras)} cameras have no mask in {mask_dir} and are skipped: "
-                      f"{_name_list(missing)}", stacklevel=2)
+    assignment = assign_to_cameras(mask_dir, cameras, mask_files, "mask")
     used = set(assignment.values())
     unmatched = [rel for rel in mask_files if rel not in used]
 
@@ -401,6 +393,21 @@ def _match(mask_dir, cameras, mask_files):
         if len(indices) > 1:
             raise BadInputError(f"{mask_dir}: mask '{rel}' would be used for two cameras: "
                                 f"'{cameras[indices[0]].image_name}' and '{cameras[indices[1]].image_name}'")
+    return assignment
+
+
+def assign_to_cameras(mask_dir, cameras, keys, what, shown=lambda key: key):
+    """{camera index: key} for the ``keys`` (paths of ``what``s in ``mask_dir``, shown to the user by ``shown``)
+    that match a camera: refused in one line when none does, one warning naming the cameras that have none."""
+    assignment = _match(mask_dir, cameras, keys)
+    if not assignment:
+        example = f" (e.g. camera image '{cameras[0].image_name}', {what.split()[-1]} '{shown(keys[0])}')" \
+            if cameras and keys else ""
+        raise BadInputError(f"{mask_dir}: no {what} matches any camera image name{example}")
+    missing = [camera.image_name for index, camera in enumerate(cameras) if index not in assignment]
+    if missing:
+        warnings.warn(f"{len(missing)} of {len(cameras)} cameras have no {what} in {mask_dir} and are skipped: "
+                      f"{_name_list(missing)}", stacklevel=3)
     return assignment
 
 

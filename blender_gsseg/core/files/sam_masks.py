@@ -40,7 +40,7 @@ import numpy as np
 from ..cameras import Camera
 from ..errors import BadInputError
 from ..read_on_use import ReadOnUse
-from .masks import MASK_EXTENSIONS, MaskSet, _decode, _match, _name_list, resize_nearest
+from .masks import MASK_EXTENSIONS, MaskSet, _decode, _name_list, assign_to_cameras, resize_nearest
 
 KIND_SAM = "sam"
 METADATA_FILE = "metadata.csv"
@@ -134,15 +134,8 @@ def load_sam_masks(
     sizes = [(int(width), int(height)) for width, height in sizes]
     _top, folders, _other = _scan(mask_dir)
     keys = sorted(rel + _FAKE_EXTENSION for rel in folders)
-    assignment = _match(mask_dir, cameras, keys)
-    if not assignment:
-        example = f" (e.g. camera image '{cameras[0].image_name}', folder '{keys[0][:-len(_FAKE_EXTENSION)]}')" \
-            if cameras and keys else ""
-        raise BadInputError(f"{mask_dir}: no SAM mask folder matches any camera image name{example}")
-    missing = [camera.image_name for index, camera in enumerate(cameras) if index not in assignment]
-    if missing:
-        warnings.warn(f"{len(missing)} of {len(cameras)} cameras have no SAM mask folder in {mask_dir} and are "
-                      f"skipped: {_name_list(missing)}", stacklevel=2)
+    assignment = assign_to_cameras(mask_dir, cameras, keys, "SAM mask folder",
+                                   lambda key: key[:-len(_FAKE_EXTENSION)])
     used = set(assignment.values())
     unmatched = [key[:-len(_FAKE_EXTENSION)] + "/" for key in keys if key not in used]
 
