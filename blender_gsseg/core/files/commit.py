@@ -580,11 +580,11 @@ def recover_interrupted(folder) -> list[str]:
 def _check_name_fits(target) -> None:
     """Refuse, before any work, an output whose name the file system cannot hold (e.g. a sidecar, whose name is
     its PLY's with .gsseg.npz for .ply): the long lift would otherwise end in "File name too long"."""
-    folder = os.path.dirname(target)
-    while folder and not os.path.isdir(folder):  # the nearest folder that exists says what the file system allows
-        folder = os.path.dirname(folder.rstrip(os.sep)) if folder != os.path.dirname(folder) else ""
+    folder = os.path.dirname(target)  # absolute (check_outputs resolves it): the walk up ends at the root
+    while not os.path.isdir(folder):  # the nearest folder that exists says what the file system allows
+        folder = os.path.dirname(folder)
     try:
-        most = os.pathconf(folder or os.sep, "PC_NAME_MAX")
+        most = os.pathconf(folder, "PC_NAME_MAX")
     except (OSError, ValueError, AttributeError):
         most = 255
     length = len(os.fsencode(os.path.basename(target)))
