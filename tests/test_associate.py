@@ -301,7 +301,7 @@ def test_the_lift_summed_from_the_per_view_pass_is_the_pass_over_the_new_maps(sc
     from blender_gsseg.core.lift.views import build_views
 
     if kind == "sam":
-        write_sam_folders(tmp_path / "sam", [c.image_name for c in scene.cameras], truth_maps, seed=6)
+        write_sam_folders(tmp_path / "sam", [c.image_name for c in scene.cameras], truth_maps, seed=3)
         views = build_views(scene.cameras, str(tmp_path / "sam"))
     else:
         views = build_views(scene.cameras, permuted_label_maps(truth_maps, seed=2), ids="per-view")
@@ -312,6 +312,70 @@ def test_the_lift_summed_from_the_per_view_pass_is_the_pass_over_the_new_maps(sc
     scale = float(passed.weights.max())
     np.testing.assert_allclose(assembled.weights, passed.weights, rtol=1e-5, atol=1e-6 * scale)
     assert (kind == "sam") == (not np.any(passed.weights[0]))  # SAM folders have no background
+    # SAM folders: some views' pixels in no mask show the ground (a mask in about half the views) and are
+    # summed into its instance; label maps say background themselves, so nothing is filled
+    assert (kind == "sam") == bool(np.any(association.unmasked_instances > 0))
+
+
+def _view(ids, gaussians, segment, weight):
+    """A hand-made per-view pass output: entries (Gaussian, segment index or -1, weight)."""
+    return associate.ViewSegments(np.asarray(ids, np.int64), np.ones(len(ids), np.int64),
+                                  np.asarray(gaussians, np.int32), np.asarray(segment, np.int32),
+                                  np.asarray(weight, np.float32))
+
+
+def _bank(owner, count):
+    bank = associate._Bank(len(owner))
+    for _ in range(count):
+        bank.new()
+    for i, k in enumerate(owner):
+        bank.add(k, np.array([i]), np.array([1.0], np.float32))
+    bank.update_owner(np.arange(len(owner)))
+    return bank
+
+
+def test_a_small_object_given_to_the_ground_is_split_off_and_a_cut_part_is_not():
+    """Gaussians 0-5 ground, 6-7 a small object the greedy pass gave to the ground (instance 0), 8-11 an object
+    (instance 1) whose part 10-11 is a mask of its own in view 0. The small object is its own mask wherever the
+    ground is one: split off; the part shares its object's mask in views 1 and 2: kept."""
+    ground, small, whole, part = [0, 1, 2, 3, 4, 5], [6, 7], [8, 9], [10, 11]
+    views = []
+    for v in range(3):
+        gaussians = ground + small + whole + part
+        segment = [0] * 6 + [1, 1] + [2, 2] + ([3, 3] if v == 0 else [2, 2])
+        views.append(_view([1, 2, 3, 4] if v == 0 else [1, 2, 3], gaussians, segment, [1.0] * 12))
+    bank = _bank([0] * 8 + [1] * 4, 2)
+    assert associate._split_parts(views, bank) == 1
+    assert bank.count == 3
+    assert bank.owner[small].tolist() == [2, 2] and set(bank.owner[ground]) == {0}
+    assert bank.owner[part].tolist() == [1, 1]
+
+
+def test_instances_sharing_a_mask_in_most_views_are_joined_and_touching_objects_are_not():
+    """Instances 0 and 1: the two halves of one object (cut in view 0 only); 2 and 3: two objects merged into
+    one mask in view 1 only."""
+    views = []
+    for v in range(4):
+        halves = [0, 0] if v else [0, 1]
+        touching = [2, 2] if v == 1 else [2, 3]
+        views.append(_view([1, 2, 3, 4], [0, 1, 2, 3], halves + touching, [1.0] * 4))
+    bank = _bank([0, 1, 2, 3], 4)
+    assert associate._consensus(views, bank) == 1
+    assert bank.count == 3
+    assert bank.owner[0] == bank.owner[1] and len({bank.owner[1], bank.owner[2], bank.owner[3]}) == 3
+
+
+def test_pixels_in_no_mask_show_the_instance_that_no_mask_of_the_view_gives():
+    """View entries: Gaussians 0-3 (the ground, instance 0) seen only in pixels in no mask, 4-5 (instance 1)
+    in mask 0. The unmasked pixels show the ground; when the ground is also a mask of the view they stay
+    ignored, and so do unmasked pixels shared by several instances."""
+    owner = np.array([0, 0, 0, 0, 1, 1])
+    view = _view([1], [0, 1, 2, 3, 4, 5], [-1, -1, -1, -1, 0, 0], [1.0] * 6)
+    assert associate._unmasked_instance(view, owner, 2, {1}) == 0
+    assert associate._unmasked_instance(view, owner, 2, {0, 1}) == -1
+    three = np.array([0, 0, 1, 1, 2, 2])
+    shared = _view([1], [0, 2, 4], [-1, -1, -1], [1.0] * 3)
+    assert associate._unmasked_instance(shared, three, 3, set()) == -1
 
 
 def test_matched_labels_rename_one_to_one():
