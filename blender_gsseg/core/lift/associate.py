@@ -109,6 +109,7 @@ class ViewSegments:
     faint_gaussians: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int32))  # [F]
     faint_segment: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int32))  # [F]
     faint_weight: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.float32))  # [F]
+    votes: np.ndarray | None = dataclasses.field(default=None, repr=False)  # [M] the association's, made on use
 
     @property
     def nbytes(self) -> int:
@@ -361,9 +362,12 @@ class _Bank:
 
 def _votes(view: ViewSegments, n_gaussians):
     """float32 [M]: each entry's evidence, its weight times its share of the Gaussian's weight in the view
-    (w^2 / W): a Gaussian votes mostly for the segment it lies in, little for those its edge spills into."""
-    total = np.bincount(view.gaussians, weights=view.weight, minlength=n_gaussians)[view.gaussians]
-    return (view.weight * (view.weight / np.maximum(total, 1e-30))).astype(np.float32)
+    (w^2 / W): a Gaussian votes mostly for the segment it lies in, little for those its edge spills into.
+    Computed once per view (every round reads them)."""
+    if view.votes is None:
+        total = np.bincount(view.gaussians, weights=view.weight, minlength=n_gaussians)[view.gaussians]
+        view.votes = (view.weight * (view.weight / np.maximum(total, 1e-30))).astype(np.float32)
+    return view.votes
 
 
 def _unmasked(view: ViewSegments, gaussians, weight):
@@ -496,7 +500,7 @@ def _view_order(views, bank):
             first = remaining[int(np.lexsort((remaining, -segments[remaining], -share))[0])]
 
 
-ROUNDS = 4  # consensus + re-decision rounds after the greedy pass (stops early when nothing changes)
+ROUNDS = 8  # consensus + re-decision rounds after the greedy pass (stops early when nothing changes)
 
 
 def _homes(view, bank, count) -> np.ndarray:
@@ -578,11 +582,13 @@ def _split_parts(views, bank) -> int:
     """Split off the parts that stand apart from their instance: a segment decided to be a *part* of instance k
     in a view where k has a matched segment of its own is a candidate; its Gaussians (those lying mostly in it,
     owned by k) are followed through every other view where k has a matched segment: *together* when most of
-    their votes fall in that segment, *apart* when in another segment (pixels in no segment say nothing). More
-    often apart than together (the candidate's own view counts apart), the Gaussians are an object of their own
+    their votes in segments fall in that segment, *apart* when in another one (pixels in no segment say nothing).
+    Apart in more views than together, and in at least ``MIN_APART``, the Gaussians are an object of their own
     that the greedy pass gave to k (a small object whose splats spill onto the ground around it): they become a
     new instance, taking k's evidence for them. A part cut from a whole is together with it wherever the whole is
-    a mask, so it stays. Returns the number of splits."""
+    a mask, so it stays. All candidates are followed in one sweep over the views (a Gaussian lies in at most one
+    segment per view, so in few candidates); each instance then gives up its largest such part, the others wait
+    for the next round's decisions. Returns the number of splits."""
     count = bank.count
     decided = []
     for view in views:
@@ -592,7 +598,7 @@ def _split_parts(views, bank) -> int:
         table, size, visible = _tables(view, bank, count)
         decided.append(_decide(table, size, visible))
     mains = [None if d is None else _main_segments(d) for d in decided]
-    candidates = []  # (size, view, instance, Gaussians)
+    candidates = []  # (view, instance, Gaussians)
     for v, (view, decisions) in enumerate(zip(views, decided, strict=True)):
         if decisions is None:
             continue
@@ -604,38 +610,49 @@ def _split_parts(views, bank) -> int:
             lying = view.gaussians[members][view.weight[members] >= MAJORITY * total[view.gaussians[members]]]
             lying = lying[bank.owner[lying] == k]
             if len(lying):
-                candidates.append((len(lying), v, k, lying))
+                candidates.append((v, k, lying))
     if not candidates:
         return 0
-    candidates.sort(key=lambda c: (-c[0], c[1]))
-    splits = 0
-    member = np.zeros(bank.n, dtype=bool)
-    for _size, v, k, lying in candidates:
+    # the candidates' Gaussians, grouped by Gaussian: pair p is (Gaussian pair_gaussian[p], candidate pair_of[p])
+    pair_of = np.concatenate([np.full(len(c[2]), c_index, np.int64) for c_index, c in enumerate(candidates)])
+    pair_gaussian = np.concatenate([c[2] for c in candidates])
+    order = np.argsort(pair_gaussian, kind="stable")
+    pair_of = pair_of[order]
+    starts = np.searchsorted(pair_gaussian[order], np.arange(bank.n + 1))
+    cand_view = np.array([c[0] for c in candidates])
+    cand_instance = np.array([c[1] for c in candidates])
+    together = np.zeros(len(candidates), np.int64)
+    apart = np.zeros(len(candidates), np.int64)
+    for u, view in enumerate(views):
+        if mains[u] is None:
+            continue
+        main = np.array([mains[u].get(int(k), -1) for k in cand_instance])
+        in_segment = np.flatnonzero(view.segment >= 0)
+        lengths = starts[view.gaussians[in_segment] + 1] - starts[view.gaussians[in_segment]]
+        entry = np.repeat(in_segment, lengths)
+        if not len(entry):
+            continue
+        first = np.repeat(starts[view.gaussians[in_segment]] - np.cumsum(np.r_[0, lengths[:-1]]), lengths)
+        candidate = pair_of[first + np.arange(len(entry))]
+        n_segments = len(view.ids)
+        votes = np.bincount(candidate * n_segments + view.segment[entry], weights=_votes(view, bank.n)[entry],
+                            minlength=len(candidates) * n_segments).reshape(len(candidates), n_segments)
+        counted = (votes.max(axis=1) > 0) & (main >= 0) & (cand_view != u)
+        same = np.argmax(votes, axis=1) == main
+        together += counted & same
+        apart += counted & ~same
+    split_from = set()
+    for c_index in sorted(range(len(candidates)), key=lambda c: (-len(candidates[c][2]), candidates[c][0])):
+        _v, k, lying = candidates[c_index]
+        if k in split_from or not (apart[c_index] > together[c_index] and apart[c_index] >= MIN_APART):
+            continue
+        split_from.add(k)  # one split per instance and round: the next round re-decides against the new bank
         still = lying[bank.owner[lying] == k]
-        if len(still) < MAJORITY * len(lying):
-            continue  # most of it was split off already, with a candidate of another view
-        member[still] = True
-        together, apart = 0, 0
-        for u, view in enumerate(views):
-            if u == v or mains[u] is None or k not in mains[u]:
-                continue
-            inside = member[view.gaussians] & (view.segment >= 0)
-            if not inside.any():
-                continue
-            votes = np.bincount(view.segment[inside], weights=_votes(view, bank.n)[inside],
-                                minlength=len(view.ids))
-            if int(np.argmax(votes)) == mains[u][k]:
-                together += 1
-            else:
-                apart += 1
-        member[still] = False
-        if apart > together and apart >= MIN_APART:
-            j = bank.new()
-            bank.evidence[j, still] = bank.evidence[k, still]
-            bank.evidence[k, still] = 0
-            bank.owner[still] = j
-            splits += 1
-    return splits
+        j = bank.new()
+        bank.evidence[j, still] = bank.evidence[k, still]
+        bank.evidence[k, still] = 0
+        bank.owner[still] = j
+    return len(split_from)
 
 
 def _rebuild(views, bank) -> bool:
