@@ -424,8 +424,11 @@ def test_segment_per_view_ids(tmp_path):
                                backend="cpu")
     result = run_bpy("segment_per_view_ids.py", home=tmp_path / "home", args={
         "ply": str(tmp_path / "scene.ply"), "cameras": cameras, "sam": str(tmp_path / "sam"),
-        "per_view": str(tmp_path / "per_view")})
+        "per_view": str(tmp_path / "per_view"), "consistent": str(tmp_path / "consistent")})
     sam, per_view = np.array(result["sam"]), np.array(result["per_view"])
+    # the panel's estimate counts the association for both per-view folders, and not for consistent ids
+    assert [plan.endswith("ids matched across views") for plan in result["plans"]] == [True, True, False], \
+        result["plans"]
     # Blender's cameras go through a transform round trip: the same labels up to the odd float-borderline point
     assert matched_accuracy(sam, core_sam.labels) > 0.99
     assert len(set(sam[sam > 0].tolist())) == core_sam.report["association"]["n_instances"]

@@ -19,6 +19,8 @@ import numpy as np
 from ..core.raster.backends import estimate_sample, expected_seconds, planned_backend
 from ..core.errors import BadInputError
 from ..core.files.labels import CODE_PROPERTY, LABEL_PROPERTY
+from ..core.files.sam_masks import is_sam_layout
+from ..core.lift.associate import PER_VIEW_COST
 from ..core.lift.run import lift_views
 from ..core.lift.sidecar import (SIDECAR_SUFFIX, level_sidecars, load_accumulation, save_accumulation,
                                  solve_level_sidecars)
@@ -287,12 +289,36 @@ def about(seconds):
         f"{seconds / 3600:.1f} h"
 
 
+_SAM_LAYOUT = {}  # (mask folder, its mtime) -> whether it is in SAM's layout; run_plan asks at every redraw
+
+
+def ids_per_view(settings) -> bool:
+    """Whether Segment will lift the chosen masks as ids that differ per view: the panel's switch, or a mask
+    folder in SAM's layout (always per view)."""
+    if settings.mask_ids == "PER_VIEW":
+        return True
+    folder = bpy.path.abspath(settings.mask_dir) if settings.mask_dir else ""
+    try:
+        key = (folder, os.stat(folder).st_mtime_ns)
+    except OSError:
+        return False
+    if key not in _SAM_LAYOUT:
+        _SAM_LAYOUT.clear()
+        try:
+            _SAM_LAYOUT[key] = is_sam_layout(folder)
+        except BadInputError:  # a folder mixing layouts: Segment says so; the plan does not
+            _SAM_LAYOUT[key] = False
+    return _SAM_LAYOUT[key]
+
+
 def run_plan(context):
     """One line for the Segment panel: the backend the lift will run on (and why not a faster one), and about
-    how long it takes for the chosen splat, cameras and scale."""
+    how long it takes for the chosen splat, cameras and scale (per-view ids: the association included)."""
     description, seconds, views = lift_estimate(context)
     if seconds is None:
         return description
+    if ids_per_view(context.scene.gsseg):
+        return f"{description}: about {about(seconds * PER_VIEW_COST)} for {views} views, ids matched across views"
     return f"{description}: about {about(seconds)} for {views} views"
 
 

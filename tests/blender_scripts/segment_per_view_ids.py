@@ -5,6 +5,7 @@ tests/test_blender.py (test_segment_per_view_ids)."""
 import bpy
 import numpy as np
 
+from blender_gsseg.blender.segment import run_plan
 from child import ARGS, RESULT
 
 settings = bpy.context.scene.gsseg
@@ -19,6 +20,7 @@ def segment(mask_dir, ids):
     settings.mask_dir = mask_dir
     settings.mask_ids = ids
     bpy.context.view_layer.objects.active = obj
+    RESULT.setdefault("plans", []).append(run_plan(bpy.context))  # the panel's line
     assert bpy.ops.gsseg.segment() == {"FINISHED"}
     values = np.empty(len(obj.data.vertices), np.int32)
     obj.data.attributes["gsseg_label"].data.foreach_get("value", values)
@@ -28,3 +30,5 @@ def segment(mask_dir, ids):
 
 RESULT["sam"], RESULT["sam_names"] = segment(ARGS["sam"], "CONSISTENT")  # the layout says per view
 RESULT["per_view"], RESULT["per_view_names"] = segment(ARGS["per_view"], "PER_VIEW")
+settings.mask_dir, settings.mask_ids = ARGS["consistent"], "CONSISTENT"
+RESULT["plans"].append(run_plan(bpy.context))

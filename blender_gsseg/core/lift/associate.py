@@ -88,6 +88,9 @@ JOIN_MIN = 2  # instances are joined when together in at least this many views (
 MIN_APART = 2  # a part is split off its instance when apart from it in at least this many other views
 ORDER_SAMPLE = 1 << 20  # entries the view order is read from
 KEEP_SHARE = 0.01  # entries the association reads: above this share of the Gaussian's weight in the view
+# what the associated lift (per-view pass + matching; the lift summed from the pass) takes against the plain
+# lift of the same views: 1.0-1.9x in bench/results/associate.md (a shared 2-core machine)
+PER_VIEW_COST = 1.5
 MAX_LABELS_PER_CALL = 16  # slots per backend call (per worker on a cluster): one call holds ~ a 16-label lift
 
 
