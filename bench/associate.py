@@ -19,8 +19,10 @@ Scenes: the bundled demo (12 lifting views; clean Cycles masks and the SAM-like 
 and a synthetic scene (spheres on a plane, exact ray-cast masks; --gaussians sets its size). ``--large`` runs the
 1M-Gaussian x 200 views x ~40 masks size (30 spheres; too big for a small shared machine: hours on 2 CPU
 cores, and the spheres of make_scene's ring overlap at that count: a timing run, not a quality one).
+``--real SPLAT`` adds real scans (the public PlayCanvas biker or guitar): they come with no cameras or masks, so
+their objects are k-means regions of the opaque splats, seen by a rig of cameras (see real_runs).
 Usage: python bench/associate.py [--scenes demo synthetic] [--gaussians 60000] [--views 24] [--spheres 5]
-       [--large]
+       [--real SPLAT ...] [--large]
 """
 
 import argparse
@@ -138,14 +140,67 @@ def synthetic_runs(backend, kinds, gaussians, views, spheres=5, width=256, heigh
     return out
 
 
+def kmeans_regions(points, count, seed=0, iterations=25):
+    """int32 [M]: each point's region among ``count`` k-means regions (numpy, seeded)."""
+    rng = np.random.default_rng(seed)
+    centres = points[rng.choice(len(points), count, replace=False)]
+    for _ in range(iterations):
+        nearest = np.argmin(((points[:, None, :] - centres[None]) ** 2).sum(axis=2), axis=1)
+        centres = np.stack([points[nearest == k].mean(axis=0) if np.any(nearest == k) else centres[k]
+                            for k in range(count)])
+    return np.argmin(((points[:, None, :] - centres[None]) ** 2).sum(axis=2), axis=1).astype(np.int32)
+
+
+def real_runs(backend, kinds, path, views=24, regions=6, width=256, height=192):
+    """A real scan (e.g. the public PlayCanvas biker): it comes with no cameras and no masks, so the objects are
+    ``regions`` k-means regions of its opaque splats (every splat with opacity >= 0.05 takes its nearest region's
+    id, the fainter ones are background), the cameras a rig of 2 x ``views`` around it (every second one lifts,
+    the others are held out), and the consistent masks those labels rendered at the lifting views (subset rule,
+    our rasterizer). The SAM-style folders are made from those masks as for the other scenes."""
+    from blender_gsseg.core.files.inria_cameras import write_cameras_json
+    from blender_gsseg.core.scene.view_rig import view_rig
+
+    gaussians = read_gaussians(path)
+    opaque = gaussians.opacities >= 0.05
+    means = gaussians.means.astype(np.float64)
+    truth = np.zeros(len(gaussians), np.int32)
+    truth[opaque] = kmeans_regions(means[opaque], regions) + 1
+    centre = np.median(means[opaque], axis=0)
+    radius = float(np.percentile(np.linalg.norm(means[opaque] - centre, axis=1), 95))
+    # INRIA/COLMAP scans are y-down; the rig only needs an up that is not the scan's own axis of symmetry
+    cameras = view_rig(centre, radius, 2 * views, (5.0, 60.0), width, height, obstacles=gaussians,
+                       up=(0.0, -1.0, 0.0))
+    lift_cameras, held = cameras[0::2], cameras[1::2]
+    maps = {"clean": [render_labels(gaussians, truth, c, "subset", backend=backend) for c in lift_cameras]}
+    maps["noisy"] = noisy_masks(maps["clean"], seed=7)
+    held_truths = [render_labels(gaussians, truth, c, "subset", backend=backend) for c in held]
+    name = os.path.basename(path).split(".")[0]
+    out = []
+    with tempfile.TemporaryDirectory() as root:
+        write_cameras_json(os.path.join(root, "cameras.json"), lift_cameras)
+        for kind in kinds:
+            os.makedirs(os.path.join(root, kind))
+            for camera, label_map in zip(lift_cameras, maps[kind], strict=True):
+                Image.fromarray(np.clip(label_map, 0, 255).astype(np.uint8)).save(
+                    os.path.join(root, kind, camera.image_name))
+            out.append(compare(f"{name} ({kind})", path, os.path.join(root, "cameras.json"),
+                               os.path.join(root, kind), maps[kind],
+                               [os.path.splitext(c.image_name)[0] for c in lift_cameras], truth,
+                               held, held_truths, backend))
+    return out
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--scenes", nargs="+", default=["demo", "synthetic"], choices=["demo", "synthetic"])
+    parser.add_argument("--scenes", nargs="*", default=["demo", "synthetic"], choices=["demo", "synthetic"])
     parser.add_argument("--kinds", nargs="+", default=["clean", "noisy"], choices=["clean", "noisy"])
     parser.add_argument("--gaussians", type=int, default=60_000, help="synthetic scene size (about)")
     parser.add_argument("--views", type=int, default=24, help="synthetic lifting views")
     parser.add_argument("--spheres", type=int, default=5, help="synthetic objects (masks per view: about 1.3x)")
     parser.add_argument("--backend", default="cpu")
+    parser.add_argument("--real", nargs="*", default=[], metavar="SPLAT",
+                        help="real scans to add (e.g. the public PlayCanvas biker.compressed.ply): k-means regions "
+                             "as objects, a rig of cameras around them")
     parser.add_argument("--large", action="store_true",
                         help="the issue's size: 1M Gaussians x 200 views (hours on 2 CPU cores)")
     args = parser.parse_args(argv)
@@ -157,6 +212,8 @@ def main(argv=None):
         results += demo_runs(backend, args.kinds)
     if "synthetic" in args.scenes:
         results += synthetic_runs(backend, args.kinds, args.gaussians, args.views, args.spheres)
+    for path in args.real:
+        results += real_runs(backend, args.kinds, path)
     for result in results:
         print(json.dumps(result))
     return results

@@ -345,7 +345,7 @@ def test_a_small_object_given_to_the_ground_is_split_off_and_a_cut_part_is_not()
         segment = [0] * 6 + [1, 1] + [2, 2] + ([3, 3] if v == 0 else [2, 2])
         views.append(_view([1, 2, 3, 4] if v == 0 else [1, 2, 3], gaussians, segment, [1.0] * 12))
     bank = _bank([0] * 8 + [1] * 4, 2)
-    assert associate._split_parts(views, bank) == 1
+    assert associate._split_parts(views, bank, associate._decisions(views, bank)) == 1
     assert bank.count == 3
     assert bank.owner[small].tolist() == [2, 2] and set(bank.owner[ground]) == {0}
     assert bank.owner[part].tolist() == [1, 1]

@@ -46,7 +46,8 @@ maps to the ordinary lift.
    they are an object of their own that the greedy pass gave to k (a small object whose splats spill onto the
    ground around it, met first in a view that shows it in parts) and become a new instance. Then
    *re-decision*: the evidence is rebuilt from every view's decisions against the whole bank, so no decision
-   rests on the greedy order. The rounds stop when nothing changes.
+   rests on the greedy order. The rounds stop once settled (no join, no split, at most ``SETTLED`` of the
+   Gaussians changed owner).
 4. **Final maps**: every segment decided once more: match and part -> the instance's id, merge and unmatched ->
    ignored (-1); pixels in no segment keep their value (0 background, -1 ignored), except in SAM folders, where
    a view's pixels in no mask show the instance that holds most of their weight when the view gives it no mask
@@ -503,7 +504,8 @@ def _view_order(views, bank):
             first = remaining[int(np.lexsort((remaining, -segments[remaining], -share))[0])]
 
 
-ROUNDS = 8  # consensus + re-decision rounds after the greedy pass (stops early when nothing changes)
+ROUNDS = 8  # consensus + re-decision rounds after the greedy pass (stops early once settled)
+SETTLED = 0.001  # settled: no join, no split and at most this share of the Gaussians changed owner
 
 
 def _homes(view, bank, count) -> np.ndarray:
@@ -581,7 +583,18 @@ def _main_segments(decisions) -> dict:
     return main
 
 
-def _split_parts(views, bank) -> int:
+def _decisions(views, bank) -> list:
+    """Per view, its segments decided against the bank (:func:`_decide`), None for a view without segments."""
+    decided = []
+    for view in views:
+        if len(view.ids) == 0 or bank.count == 0:
+            decided.append(None)
+            continue
+        decided.append(_decide(*_tables(view, bank, bank.count)))
+    return decided
+
+
+def _split_parts(views, bank, decided) -> int:
     """Split off the parts that stand apart from their instance: a segment decided to be a *part* of instance k
     in a view where k has a matched segment of its own is a candidate; its Gaussians (those lying mostly in it,
     owned by k) are followed through every other view where k has a matched segment: *together* when most of
@@ -592,14 +605,6 @@ def _split_parts(views, bank) -> int:
     a mask, so it stays. All candidates are followed in one sweep over the views (a Gaussian lies in at most one
     segment per view, so in few candidates); each instance then gives up its largest such part, the others wait
     for the next round's decisions. Returns the number of splits."""
-    count = bank.count
-    decided = []
-    for view in views:
-        if len(view.ids) == 0 or count == 0:
-            decided.append(None)
-            continue
-        table, size, visible = _tables(view, bank, count)
-        decided.append(_decide(table, size, visible))
     mains = [None if d is None else _main_segments(d) for d in decided]
     candidates = []  # (view, instance, Gaussians)
     for v, (view, decisions) in enumerate(zip(views, decided, strict=True)):
@@ -658,25 +663,23 @@ def _split_parts(views, bank) -> int:
     return len(split_from)
 
 
-def _rebuild(views, bank) -> bool:
-    """Re-decide every view against the whole bank and rebuild the evidence from those decisions alone (matched
-    and part segments vote), so that no decision rests on the order of the greedy pass; True when an owner
-    changed."""
-    count = bank.count
-    evidence = np.zeros((count, bank.n), dtype=np.float32)
-    for view in views:
-        if len(view.ids) == 0:
+def _rebuild(views, bank, decided) -> int:
+    """Rebuild the evidence from every view's decisions against the whole bank (``decided``: matched and part
+    segments vote), so that no decision rests on the order of the greedy pass; returns how many Gaussians changed
+    owner."""
+    evidence = np.zeros((bank.count, bank.n), dtype=np.float32)
+    for view, decisions in zip(views, decided, strict=True):
+        if decisions is None:
             continue
-        table, size, visible = _tables(view, bank, count)
         vote = _votes(view, bank.n)
-        for s, (decision, k, _covered) in enumerate(_decide(table, size, visible)):
+        for s, (decision, k, _covered) in enumerate(decisions):
             if decision in (MATCH, PART):
                 members = view.segment == s
                 np.add.at(evidence[k], view.gaussians[members], vote[members])
     before = bank.owner.copy()
     bank.evidence = evidence
     bank.update_owner(np.arange(bank.n))
-    return not np.array_equal(before, bank.owner)
+    return int(np.count_nonzero(before != bank.owner))
 
 
 def associate(views: list[ViewSegments], n_gaussians: int, fill_unmasked: bool = False) -> Association:
@@ -706,10 +709,11 @@ def associate(views: list[ViewSegments], n_gaussians: int, fill_unmasked: bool =
     for _round in range(ROUNDS):
         joined = _consensus(views, bank)
         joins += joined
-        split = _split_parts(views, bank)
+        decided = _decisions(views, bank)
+        split = _split_parts(views, bank, decided)
         split_off += split
-        changed = _rebuild(views, bank)
-        if not joined and not split and not changed:
+        changed = _rebuild(views, bank, _decisions(views, bank) if split else decided)
+        if not joined and not split and changed <= SETTLED * n_gaussians:
             break
 
     # Final maps against the merged bank.
