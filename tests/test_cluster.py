@@ -211,3 +211,23 @@ def test_a_worker_count_below_one_is_one_clear_line(tmp_path, capsys, workers):
     assert main([*SEGMENT, "-o", str(tmp_path / "out.ply"), "--workers", workers]) == 2
     assert capsys.readouterr().err.strip() == f"gsseg: error: --workers {workers}: must be at least 1"
     assert os.listdir(tmp_path) == []
+
+
+def test_per_view_ids_associate_the_same_on_the_cluster(client, scene_and_views, tmp_path):
+    """The association's per-view pass shards by view over the workers (several views' slot maps per call) and
+    gives the instances and labels of a single process, here on SAM-style folders of the demo's masks."""
+    from PIL import Image
+
+    from blender_gsseg.core.pipeline import segment_scene
+    from synthetic.sam_folders import write_sam_folders
+
+    gaussians, views = scene_and_views
+    maps = [np.asarray(Image.open(os.path.join(MASKS, camera.image_name + ".png")), np.int32)
+            for camera in views.cameras]
+    write_sam_folders(tmp_path, [camera.image_name for camera in views.cameras], maps, seed=1)
+    results = [segment_scene(gaussians, CAMERAS, str(tmp_path), scale=0.5, backend=backend)
+               for backend in ("cpu", ClusterBackend(client, "cpu", scene_path=SCENE))]
+    single, cluster = (result.report["association"] for result in results)
+    assert cluster["n_instances"] == single["n_instances"] >= 2
+    assert [i["gaussians"] for i in cluster["instances"]] == [i["gaussians"] for i in single["instances"]]
+    assert (results[0].labels == results[1].labels).all()

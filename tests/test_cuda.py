@@ -619,3 +619,25 @@ if __name__ == "__main__":
         emulation_bench_main()
     else:
         sys.exit(f"usage: {sys.argv[0]} emulate | emulate-bench")
+
+
+@pytest.mark.gpu
+def test_gpu_per_view_ids_associate_as_on_the_cpu(gpu_backend, tmp_path):
+    """SAM-style folders: the association's per-view pass on the device gives the CPU's instances and labels
+    (up to the odd float-borderline Gaussian)."""
+    import warnings
+
+    from blender_gsseg.core.metrics import matched_accuracy
+    from blender_gsseg.core.pipeline import segment_scene
+    from synthetic.sam_folders import write_sam_folders
+    from synthetic.scene import make_scene
+
+    scene = make_scene(n_spheres=4, points_per_unit_area=220, n_cameras=10, width=96, height=72, seed=2)
+    write_sam_folders(tmp_path, [c.image_name for c in scene.cameras], [scene.mask(c) for c in scene.cameras],
+                      seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cpu, gpu = (segment_scene(scene.gaussians, scene.cameras, str(tmp_path), backend=backend, ids="per-view")
+                    for backend in ("cpu", gpu_backend()))
+    assert gpu.report["association"]["n_instances"] == cpu.report["association"]["n_instances"]
+    assert matched_accuracy(gpu.labels, cpu.labels) > 0.999
