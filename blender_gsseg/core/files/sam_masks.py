@@ -18,7 +18,8 @@ object given whole and in parts is read whole, as one object; its parts are stil
 whole is not given). A pixel in no mask is **unlabelled: ignored** (-1), not background: SAM leaves a pixel out
 because no mask there passed its quality thresholds, and large regions (the ground, a wall) are a mask in some
 views only; counting them as background would vote those Gaussians out of the instance they belong to in the
-views that do mask them. Masks are read as binary (non-zero = inside); a mask covering at least
+views that do mask them. (Once the instances are known, the association counts a view's unmasked pixels for the
+instance they show when no mask of that view gives it: core/lift/associate.py, step 4.) Masks are read as binary (non-zero = inside); a mask covering at least
 ``WHOLE_IMAGE_SHARE`` of the image carries no boundary and would swallow every other mask under the
 largest-wins rule: it is dropped, with one warning. Where ``metadata.csv`` gives ``predicted_iou`` and
 ``stability_score``, a mask whose either score is below ``MIN_QUALITY`` is dropped (SAM's own defaults keep only
