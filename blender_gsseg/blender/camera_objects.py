@@ -87,9 +87,12 @@ def camera_object(camera, collection, name=None):
     return obj
 
 
-def import_cameras(context, path, collection_name=None):
-    """Load cameras with the core loader and add them as camera objects in a new collection (returned)."""
+def import_cameras(context, path, collection_name=None, turn=None):
+    """Load cameras with the core loader and add them as camera objects in a new collection (returned);
+    ``turn`` (4x4, file -> world: the splat's :func:`recorded_turn`) places them as the splat they belong to."""
     cameras = load_cameras(path)
+    if turn is not None:
+        cameras = [camera.moved(np.linalg.inv(turn)) for camera in cameras]
     if collection_name is None:
         base = os.path.basename(os.path.normpath(path))
         collection_name = f"gsseg cameras ({base})"
@@ -98,6 +101,64 @@ def import_cameras(context, path, collection_name=None):
     for camera in cameras:
         camera_object(camera, collection)
     return collection, cameras
+
+
+# The turn an import's Forward / Up axes (or Stand Upright) gave a splat object, file -> world (4x4, row-major
+# floats): export in the file's axes takes it off again, Import Cameras puts the file's cameras where the splat is.
+TURN_KEY = "gsseg_axes_turn"
+AXES_KEY = "gsseg_axes"  # what the import chose, for the user: "up -Y, forward Z (from the file's convention)"
+# An object transform within this of the recorded turn is the turn itself (Blender keeps the rotation as float32
+# Euler angles: a quarter turn comes back as cos = -4.4e-8).
+TURN_TOLERANCE = 1e-6
+
+
+def recorded_turn(obj):
+    """The turn recorded on the splat ``obj`` (4x4 float64, file -> world), or None."""
+    values = obj.get(TURN_KEY) if obj is not None else None
+    if values is None or len(values) != 16:
+        return None
+    return np.array(list(values), dtype=np.float64).reshape(4, 4)
+
+
+def record_turn(obj, turn):
+    obj[TURN_KEY] = [float(v) for v in np.asarray(turn, dtype=np.float64).ravel()]
+
+
+def apply_import_axes(obj, choice):
+    """Turn the just-imported splat ``obj`` by the axes of ``choice`` (core.scene.up_axis.AxisChoice): as the
+    object's rotation, the data untouched, and recorded (:data:`TURN_KEY`)."""
+    turn = np.eye(4)
+    turn[:3, :3] = choice.turn
+    obj.matrix_world = Matrix(turn.tolist()) @ obj.matrix_world
+    record_turn(obj, turn)
+    obj[AXES_KEY] = choice.describe()
+    return turn
+
+
+def is_identity_turn(turn):
+    return float(np.abs(np.asarray(turn, dtype=np.float64) - np.eye(4)).max()) <= TURN_TOLERANCE
+
+
+def file_axes_matrix(obj):
+    """The transform to bake into the splat ``obj`` to write it in the axes of the file it came from: its
+    transform with the recorded turn taken off (the artist's moves stay, expressed in the file's axes); exactly
+    the identity while the object has not been moved since the turn. Its ``matrix_world`` without a record."""
+    matrix = np.array(obj.matrix_world, dtype=np.float64)
+    turn = recorded_turn(obj)
+    if turn is None:
+        return matrix
+    matrix = np.linalg.inv(turn) @ matrix  # world -> the file's axes, after the object's transform
+    return np.eye(4) if is_identity_turn(matrix) else matrix
+
+
+def object_up(obj):
+    """The world direction that is up for the splat ``obj`` by its recorded turn (what the turn put at +Z, moved
+    on with the object since), or None without a record."""
+    turn = recorded_turn(obj)
+    if turn is None:
+        return None
+    up = np.array(obj.matrix_world, dtype=np.float64)[:3, :3] @ np.linalg.inv(turn)[:3, :3] @ [0.0, 0.0, 1.0]
+    return up / max(float(np.linalg.norm(up)), 1e-12)
 
 
 def has_exact_intrinsics(obj):
@@ -191,13 +252,16 @@ def cameras_up_in(context):
 
 def splat_up(context, obj):
     """(the world direction that is up for the splat ``obj``, what said so): the mean up of the chosen
-    collection's cameras when they agree, else the 3DGS convention (the file's -Y) through the object's
-    transform."""
+    collection's cameras when they agree, else the up its import's axes said (:func:`object_up`), else the 3DGS
+    convention (the file's -Y) through the object's transform."""
     from ..core.scene.up_axis import CONVENTION_UP
 
     up, name = cameras_up_in(context)
     if up is not None:
         return up, f"the cameras of '{name}'"
+    up = object_up(obj)
+    if up is not None:
+        return up, f"its import's axes ({obj.get(AXES_KEY, 'recorded')})"
     up = np.array(obj.matrix_world, dtype=np.float64)[:3, :3] @ CONVENTION_UP
     return up / max(float(np.linalg.norm(up)), 1e-12), "the file's convention (-Y up)"
 
@@ -219,6 +283,8 @@ def stand_upright(context, obj):
     if angle > 0.0:
         for moved in [obj] + cameras:
             moved.matrix_world = Matrix(turn) @ moved.matrix_world
+        previous = recorded_turn(obj)
+        record_turn(obj, turn @ (np.eye(4) if previous is None else previous))
     return angle, source, len(cameras) if angle > 0.0 else 0
 
 

@@ -13,6 +13,7 @@ from bpy_extras.io_utils import ExportHelper, ImportHelper
 from ..core.errors import CancelledError, GssegError
 from ..core.files.formats import READ_FORMATS, WRITTEN_FORMATS, filter_endings, named_format
 from ..core.lift.views import IDS_PER_VIEW
+from ..core.scene.up_axis import AUTO, AXES, choose_axes
 from . import camera_objects as camera_io
 from . import editing, io_splat, proxies, segment, splat_display
 from . import labels as label_list
@@ -42,6 +43,22 @@ def _error_text(error):
     return str(error) if isinstance(error, GssegError) else f"{type(error).__name__}: {error}"
 
 
+AXIS_ITEMS = ((AUTO, "Auto", "Up from the cameras beside the file (the camera files Import Cameras reads: "
+                "their mean up, to the nearest axis), else the file's convention (3DGS, COLMAP: -Y); forward from "
+                "the smallest turn that stands it upright"),) + tuple((name, name, "") for name in AXES)
+
+
+def _keep_axes_apart(changed, other):
+    """An update of the Forward / Up options: two explicit axes along one line are not axes (as Blender's
+    orientation_helper does, the other one moves on)."""
+    def update(self, _context):
+        first, second = getattr(self, changed), getattr(self, other)
+        if AUTO in (first, second) or first[-1] != second[-1]:
+            return
+        setattr(self, other, AXES[(AXES.index(second) + 1) % len(AXES)])
+    return update
+
+
 class GSSEG_OT_import_splat(bpy.types.Operator, ImportHelper):
     bl_idname = "gsseg.import_splat"
     bl_label = "Import Gaussian Splat"
@@ -57,6 +74,14 @@ class GSSEG_OT_import_splat(bpy.types.Operator, ImportHelper):
         ("POINTS", "Points", "One point per Gaussian in its base colour (fast for huge scenes)"),
         ("NONE", "None", "No display (a vertex-only mesh shows nothing in object mode)"),
     ))
+    forward_axis: EnumProperty(name="Forward Axis", items=AXIS_ITEMS, default=AUTO,
+                               description="The file's axis that becomes Blender's +Y",
+                               update=_keep_axes_apart("forward_axis", "up_axis"))
+    up_axis: EnumProperty(name="Up Axis", items=AXIS_ITEMS, default=AUTO,
+                          description="The file's axis that becomes Blender's +Z (Y forward, Z up: the file as "
+                          "it is). The turn is the object's rotation, recorded: export in the file's axes "
+                          "takes it off, Import Cameras turns the cameras with it",
+                          update=_keep_axes_apart("up_axis", "forward_axis"))
 
     def invoke(self, context, event):
         return self.invoke_popup(context)
@@ -76,14 +101,16 @@ class GSSEG_OT_import_splat(bpy.types.Operator, ImportHelper):
         imported, failed = [], []
         for path in paths:
             try:
+                axes = choose_axes(path, self.forward_axis, self.up_axis)
                 result = io_splat.import_splat(
                     context, path, shown_as=None if self.display == "NONE" else self.display)
+                camera_io.apply_import_axes(result.object, axes)
                 label_list.after_import(result.object)
             except Exception as error:
                 failed.append(f"{os.path.basename(path)}: {_error_text(error)}")
                 continue
             imported.append(result.object)
-            self.report({"WARNING"} if result.refused else {"INFO"}, result.summary())
+            self.report({"WARNING"} if result.refused else {"INFO"}, f"{result.summary()}; {axes.describe()}")
         if not imported:
             self.report({"ERROR"}, "; ".join(failed))
             return {"CANCELLED"}
@@ -133,6 +160,11 @@ class GSSEG_OT_export_splat(bpy.types.Operator, ExportHelper):
     apply_transform: BoolProperty(name="Apply Object Transform", default=True,
                                   description="Bake the object's transform into positions, rotations, scales and "
                                   "SH colours (uniform scale only); off: write the splats in object space")
+    axes: EnumProperty(name="Axes", default="FILE", items=(
+        ("FILE", "File's", "The axes the file came in: the turn its import's Forward / Up axes gave the object is "
+                           "taken off, the rest of the transform baked (an unedited splat is written as it was read)"),
+        ("BLENDER", "Blender's", "Blender's world axes (Z up): the whole object transform baked"),
+    ))
 
     @classmethod
     def poll(cls, context):
@@ -152,7 +184,8 @@ class GSSEG_OT_export_splat(bpy.types.Operator, ExportHelper):
             count, lost = io_splat.export_splat(obj, path, selected_only=self.selected_only,
                                                 include_label=self.include_label,
                                                 apply_transform=self.apply_transform,
-                                                header=label_list.with_label_comments)
+                                                header=label_list.with_label_comments,
+                                                file_axes=self.axes == "FILE")
         except Exception as error:
             self.report({"ERROR"}, _error_text(error))
             return {"CANCELLED"}
@@ -184,7 +217,9 @@ class GSSEG_OT_import_cameras(bpy.types.Operator, ImportHelper):
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                collection, cameras = camera_io.import_cameras(context, path, self.collection_name or None)
+                splat = _segment_target(context)
+                turn = camera_io.recorded_turn(splat) if io_splat.is_splat_object(splat) else None
+                collection, cameras = camera_io.import_cameras(context, path, self.collection_name or None, turn)
         except Exception as error:
             self.report({"ERROR"}, _error_text(error))
             return {"CANCELLED"}
@@ -194,6 +229,8 @@ class GSSEG_OT_import_cameras(bpy.types.Operator, ImportHelper):
         previous = settings.camera_collection
         settings.camera_collection = collection
         text = f"Imported {len(cameras)} cameras into '{collection.name}'"
+        if turn is not None and not camera_io.is_identity_turn(turn):
+            text += f", turned with '{splat.name}' ({splat.get(camera_io.AXES_KEY, 'its import axes')})"
         if previous is not None and previous != collection:
             text += f", now the cameras to segment with (instead of '{previous.name}')"
         sizes = {(c.width, c.height, c.fy / c.fx) for c in cameras}
@@ -233,7 +270,9 @@ class GSSEG_OT_add_view_cameras(bpy.types.Operator):
         proxies = [obj for obj in context.selected_objects
                    if obj.type == "MESH" and not io_splat.is_splat_object(obj)]
         try:
-            up, _ = camera_io.cameras_up_in(context)  # the rig circles the chosen cameras' up, else Z
+            up, _ = camera_io.cameras_up_in(context)  # the rig circles the chosen cameras' up,
+            if up is None:  # else the splat's, by the turn its import's axes gave it, else Z
+                up = camera_io.object_up(splat)
             collection, cameras = camera_io.add_view_cameras(
                 context, io_splat.in_world(splat, io_splat.gaussians_from_object(splat)), proxies, count=self.count,
                 elevations=(self.elevation_low, self.elevation_high), fov_x=self.fov, up=up)
