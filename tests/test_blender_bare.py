@@ -233,7 +233,8 @@ def _sees_upright(world_to_camera, top, bottom):
     return bool((depths > 0).all() and top_y < bottom_y and abs(top_y - bottom_y) > abs(top_x - bottom_x))
 
 
-def test_import_axes(tmp_path):
+@pytest.mark.parametrize("release", [None, "4.2", "5.3"])  # the test environment's bpy, the oldest, the newest
+def test_import_axes(tmp_path, release):
     """Issue 28, item 1: Import Splat's Forward / Up axes. A standing column in the 3DGS frame (its top along the
     file's -Y) imports upright with Auto, from the cameras beside it and from the convention without them (a
     -90° turn about X, the object's rotation): every view of Add View Cameras sees its top above its foot, and
@@ -252,7 +253,7 @@ def test_import_axes(tmp_path):
     out = {key: str(tmp_path / f"{key}.ply") for key in ("out", "out_moved", "out_blender")}
     result = run_bpy("import_axes.py", home=tmp_path / "home", args={
         **paths, **out, "demo": os.path.join(DEMO, "scene_trained.ply"),
-        "cameras": str(tmp_path / "cams" / "cameras.json")})
+        "cameras": str(tmp_path / "cams" / "cameras.json")}, blender=release)
     turn = np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]])  # -90° about X: the file's -Y up, its Z forward
     top, foot = np.array([0.0, -2.0, 0.0]), np.zeros(3)  # in the file
     for key, source in (("beside", "the cameras of cameras.json"), ("bare", "the file's convention")):
