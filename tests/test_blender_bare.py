@@ -271,6 +271,13 @@ def test_import_axes(tmp_path, release):
     world_top, world_foot = tipped[:3, :3] @ top + tipped[:3, 3], tipped[:3, :3] @ foot + tipped[:3, 3]
     assert abs(world_top[0] - world_foot[0]) > 1.9  # it lies along X now
     assert all(_sees_upright(w2c, world_top, world_foot) for w2c in result["tipped"]["rig"])
+    stood = np.asarray(result["tipped"]["stood"])  # Stand Upright: its up (the file's -Y) to Z, the turn recorded
+    np.testing.assert_allclose(stood[:3, :3] @ [0, -1, 0], [0, 0, 1], atol=1e-6)
+    record = np.asarray(result["tipped"]["record_stood"]).reshape(4, 4)
+    np.testing.assert_allclose(record @ np.linalg.inv(np.asarray(result["tipped"]["record"]).reshape(4, 4)),
+                               stood @ np.linalg.inv(tipped), atol=1e-6)  # the record took the same turn
+    np.testing.assert_allclose(result["tipped"]["undone"], tipped, atol=0)  # undo: the matrix and the record
+    assert result["tipped"]["record_undone"] == result["tipped"]["record"]
 
     assert "the cameras of cameras.json" in result["demo"]["axes"] and "up Z, forward Y" in result["demo"]["axes"]
     np.testing.assert_array_equal(result["demo"]["matrix"], np.eye(4))

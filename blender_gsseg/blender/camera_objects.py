@@ -110,6 +110,7 @@ AXES_KEY = "gsseg_axes"  # what the import chose, for the user: "up -Y, forward 
 # An object transform within this of the recorded turn is the turn itself (Blender keeps the rotation as float32
 # Euler angles: a quarter turn comes back as cos = -4.4e-8).
 TURN_TOLERANCE = 1e-6
+UPRIGHT_TOLERANCE = 1e-3  # degrees: Stand Upright leaves a splat whose up is this close to Z
 
 
 def recorded_turn(obj):
@@ -280,6 +281,8 @@ def stand_upright(context, obj):
     collection = context.scene.gsseg.camera_collection
     cameras = [o for o in collection.all_objects if o.type == "CAMERA"] if collection is not None else []
     angle = float(np.degrees(np.arccos(np.clip((np.trace(rotation) - 1.0) / 2.0, -1.0, 1.0))))
+    if angle < UPRIGHT_TOLERANCE:  # float32 noise of the object's rotation: already upright
+        angle = 0.0
     if angle > 0.0:
         for moved in [obj] + cameras:
             moved.matrix_world = Matrix(turn) @ moved.matrix_world

@@ -17,6 +17,7 @@ from ..core.scene.up_axis import AUTO, AXES, choose_axes
 from . import camera_objects as camera_io
 from . import editing, io_splat, proxies, segment, splat_display
 from . import labels as label_list
+from .attributes import ObjectMode
 from .classes import register_classes, unregister_classes
 from .prefs import resolve_backend
 
@@ -541,14 +542,15 @@ class _SplatOperator:
 
 
 class GSSEG_OT_stand_upright(_SplatOperator, bpy.types.Operator):
-    """Turn the active splat so that its up is Blender's Z (up from the chosen cameras, else the file's -Y), with
-    the chosen cameras"""
+    """Turn the active splat so that its up is Blender's Z (up from the chosen cameras, else the up its import's axes
+    recorded, else the file's -Y), with the chosen cameras"""
 
     bl_idname = "gsseg.stand_upright"
     bl_label = "Stand Upright"
 
     def run(self, context, obj):
-        angle, source, cameras = camera_io.stand_upright(context, obj)
+        with ObjectMode(obj, stay=True):  # the turn's record is a custom property: an object-mode undo step
+            angle, source, cameras = camera_io.stand_upright(context, obj)
         if angle == 0.0:
             return f"'{obj.name}' already stands upright (up from {source})"
         with_cameras = f", with {cameras} cameras" if cameras else ""

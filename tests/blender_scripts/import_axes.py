@@ -53,7 +53,6 @@ settings.splat_object, settings.camera_collection = tipped, None
 bpy.ops.object.select_all(action="DESELECT")
 assert bpy.ops.gsseg.add_view_cameras(count=8) == {"FINISHED"}
 RESULT["tipped"] = {"matrix": matrix(tipped), "rig": rig_cameras()}
-
 # the demo scene: Auto leaves it alone
 demo = imported(ARGS["demo"])
 RESULT["demo"] = {"matrix": matrix(demo), "axes": demo.get(camera_objects.AXES_KEY)}
@@ -90,3 +89,19 @@ assert bpy.ops.gsseg.import_cameras(filepath=ARGS["cameras"]) == {"FINISHED"}
 RESULT["cameras"] = {o.get("gsseg_image_name"): camera_objects.camera_from_object(o, scene).world_to_camera.tolist()
                      for o in settings.camera_collection.all_objects}
 RESULT["splat_matrix"] = matrix(bare)
+
+# (last: undo makes every reference anew) the tipped splat: Stand Upright stands it up again and adds its turn to
+# the record; undo gives both back
+settings.camera_collection = None
+bpy.context.view_layer.objects.active = tipped
+bpy.ops.ed.undo_push(message="tipped")  # headless Blender starts without an undo stack
+record = list(tipped[camera_objects.TURN_KEY])
+assert bpy.ops.gsseg.stand_upright("EXEC_DEFAULT", True) == {"FINISHED"}
+name = tipped.name
+RESULT["tipped"]["stood"] = matrix(tipped)
+RESULT["tipped"]["record_stood"] = list(tipped[camera_objects.TURN_KEY])
+assert bpy.ops.ed.undo() == {"FINISHED"}
+tipped = bpy.data.objects[name]  # undo made every reference to data anew
+RESULT["tipped"]["undone"] = matrix(tipped)
+RESULT["tipped"]["record"], RESULT["tipped"]["record_undone"] = record, list(tipped[camera_objects.TURN_KEY])
+
