@@ -2,7 +2,8 @@
 
     python docs/make_biker_picture.py [--scan /work/scans/biker.compressed.ply] [--out docs/images/biker_head.png]
 
-Needs bpy (``pip install bpy==5.0.1``) and the public PlayCanvas biker scan (SuperSplat's compressed PLY). Goes
+Needs bpy (``pip install bpy==5.0.1``) and the public PlayCanvas biker scan (SuperSplat's compressed PLY, from
+examples/assets/splats/ of playcanvas/engine). Goes
 through the add-on's operators as an artist would: Import Splat with the default Auto axes (no cameras beside the
 file: the 3DGS convention, -Y up, stands him upright), a box around the head (its bottom at the neck: the first
 height above the shoulders where the figure is less than half as wide), Segment from Proxies, Delete Instance
