@@ -4,8 +4,7 @@ them upright (issue 28, item 1), in headless Blender:
     python bench/upright.py [FILE ...] [--views 24] [--renders DIR] [--out bench/results]
 
 Default files: the public PlayCanvas scans (examples/assets/splats/ of playcanvas/engine) in /work/scans (biker,
-guitar: no cameras beside them, so Auto takes
-the file's convention) and the bundled demo (its cameras beside it). Per file: the axes Auto chose and why, the
+guitar: no cameras beside them, so Auto takes the file's convention) and the bundled demo (its cameras beside it). Per file: the axes Auto chose and why, the
 object's rotation, the world extent of its Gaussians (2-98 percentile) before and after the turn, and over the
 rig's views the share in which the top of the object (its highest 2 % of Gaussians in world Z) projects above its
 foot (the lowest 2 %): 1.0 when every view sees it upright. ``--renders`` writes the rig's first view of each
