@@ -241,7 +241,8 @@ def test_import_axes(tmp_path, release):
     Stand Upright finds nothing to do; after the artist tips it, the rig circles its up still. The demo scene
     (Z up) is left exactly as it is. Explicit axes give Blender's axis_conversion. Export in the file's axes
     writes the unedited splat byte for byte and the artist's move in the file's axes; in Blender's axes the
-    whole transform. Cameras imported after the splat are turned with it: a Gaussian projects where it did."""
+    whole transform. Cameras imported after the splat are turned with it, and so are cameras imported before it
+    (Auto takes their up): a Gaussian projects where it did."""
     from blender_gsseg.core.cameras import Camera
     from blender_gsseg.core.files.inria_cameras import write_cameras_json
     from blender_gsseg.core.files.splats import read_gaussians
@@ -296,9 +297,15 @@ def test_import_axes(tmp_path, release):
     np.testing.assert_allclose(moved, means + [0, -1, 0], atol=1e-5)  # one up in Blender: one along the file's -Y
     np.testing.assert_allclose(read_gaussians(out["out_blender"]).means, means @ turn.T + [0, 0, 1], atol=1e-5)
 
-    splat = np.asarray(result["splat_matrix"])
-    world = means[:50] @ splat[:3, :3].T + splat[:3, 3]
-    for camera in cameras:
-        imported = Camera(np.asarray(result["cameras"][camera.image_name]), camera.fx, camera.fy, camera.cx,
-                          camera.cy, camera.width, camera.height, camera.image_name)
-        np.testing.assert_allclose(imported.project(world)[0], camera.project(means[:50])[0], atol=1e-3)
+    # cameras imported after the splat, and before it (then Auto takes their up and they turn with the splat)
+    first = result["cameras_first"]
+    assert "from the cameras of 'gsseg cameras (cameras.json)" in first["axes"], first["axes"]
+    np.testing.assert_allclose(np.asarray(first["record"]).reshape(4, 4)[:3, :3], turn, atol=1e-12)
+    for found in (result, first):
+        splat = np.asarray(found["splat_matrix"])
+        np.testing.assert_allclose(splat[:3, :3], turn, atol=1e-6)
+        world = means[:50] @ splat[:3, :3].T + splat[:3, 3]
+        for camera in cameras:
+            imported = Camera(np.asarray(found["cameras"][camera.image_name]), camera.fx, camera.fy, camera.cx,
+                              camera.cy, camera.width, camera.height, camera.image_name)
+            np.testing.assert_allclose(imported.project(world)[0], camera.project(means[:50])[0], atol=1e-3)

@@ -143,3 +143,18 @@ def test_explicit_axes_are_kept_and_auto_fills_in(tmp_path):
     assert choose_axes(tmp_path / "scene.ply", forward="Y").forward == "Z"  # along the found up: Auto's forward
     with pytest.raises(BadInputError, match="different axes"):
         choose_axes(tmp_path / "scene.ply", "Z", "-Z")
+
+
+def test_cameras_imported_before_the_splat_say_which_way_is_up(tmp_path):
+    """Cameras already imported (in the file's frame) stand in for a camera file beside the splat; one beside it
+    comes first."""
+    from blender_gsseg.core.files.inria_cameras import write_cameras_json
+
+    cameras = load_cameras(os.path.join(DEMO, "cameras.json"))
+    imported = (turned(cameras, np.linalg.inv(TURN_X)), "'gsseg cameras'")  # Y up
+    choice = choose_axes(tmp_path / "scene.ply", imported=imported)
+    assert (choice.forward, choice.up, choice.source) == ("-Z", "Y", "the cameras of 'gsseg cameras'")
+    assert choose_axes(tmp_path / "scene.ply", imported=([], "'empty'")).up == "-Y"
+    write_cameras_json(tmp_path / "cameras.json", turned(cameras, TURN_X))  # beside: -Y up
+    choice = choose_axes(tmp_path / "scene.ply", imported=imported)
+    assert choice.up == "-Y" and choice.source == "the cameras of cameras.json"

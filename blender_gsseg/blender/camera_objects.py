@@ -100,12 +100,16 @@ def import_cameras(context, path, collection_name=None, turn=None):
     context.scene.collection.children.link(collection)
     for camera in cameras:
         camera_object(camera, collection)
+    collection[CAMERAS_FILE_KEY] = os.path.abspath(path)
+    record_turn(collection, np.eye(4) if turn is None else turn)
     return collection, cameras
 
 
 # The turn an import's Forward / Up axes (or Stand Upright) gave a splat object, file -> world (4x4, row-major
 # floats): export in the file's axes takes it off again, Import Cameras puts the file's cameras where the splat is.
+# On a collection of Import Cameras: the turn its cameras were given.
 TURN_KEY = "gsseg_axes_turn"
+CAMERAS_FILE_KEY = "gsseg_cameras_file"  # on a collection made by Import Cameras: the file its cameras came from
 AXES_KEY = "gsseg_axes"  # what the import chose, for the user: "up -Y, forward Z (from the file's convention)"
 # An object transform within this of the recorded turn is the turn itself (Blender keeps the rotation as float32
 # Euler angles: a quarter turn comes back as cos = -4.4e-8).
@@ -123,6 +127,28 @@ def recorded_turn(obj):
 
 def record_turn(obj, turn):
     obj[TURN_KEY] = [float(v) for v in np.asarray(turn, dtype=np.float64).ravel()]
+
+
+def cameras_waiting(context):
+    """The chosen camera collection when it came from Import Cameras before any splat (none is the scene's splat
+    yet) and was not turned: its cameras are in the frame of the splat file to come, and turn with it. None
+    otherwise."""
+    settings = context.scene.gsseg
+    collection = settings.camera_collection
+    if settings.splat_object is not None or collection is None or CAMERAS_FILE_KEY not in collection:
+        return None
+    turn = recorded_turn(collection)
+    return collection if turn is None or is_identity_turn(turn) else None
+
+
+def turn_cameras(collection, turn):
+    """Turn the cameras of ``collection`` (made by Import Cameras) by ``turn`` (4x4, file -> world), their exact
+    poses with them, and record it on the collection."""
+    inverse = np.linalg.inv(turn)
+    for obj in collection.all_objects:
+        if obj.type == "CAMERA":
+            configure_camera_object(obj, camera_from_object(obj).moved(inverse))
+    record_turn(collection, turn)
 
 
 def apply_import_axes(obj, choice):

@@ -101,17 +101,26 @@ class GSSEG_OT_import_splat(bpy.types.Operator, ImportHelper):
             bpy.ops.object.mode_set(mode="OBJECT")
         imported, failed = [], []
         for path in paths:
+            # cameras imported before any splat are in its file's frame: they say which way is up, and turn with it
+            waiting = camera_io.cameras_waiting(context) if not imported else None
+            cameras = [camera for _, camera in camera_io.cameras_in_collection(waiting, context.scene)] \
+                if waiting is not None else []
             try:
-                axes = choose_axes(path, self.forward_axis, self.up_axis)
+                axes = choose_axes(path, self.forward_axis, self.up_axis,
+                                   (cameras, f"'{waiting.name}'") if cameras else None)
                 result = io_splat.import_splat(
                     context, path, shown_as=None if self.display == "NONE" else self.display)
-                camera_io.apply_import_axes(result.object, axes)
+                turn = camera_io.apply_import_axes(result.object, axes)
                 label_list.after_import(result.object)
             except Exception as error:
                 failed.append(f"{os.path.basename(path)}: {_error_text(error)}")
                 continue
             imported.append(result.object)
-            self.report({"WARNING"} if result.refused else {"INFO"}, f"{result.summary()}; {axes.describe()}")
+            text = f"{result.summary()}; {axes.describe()}"
+            if cameras and not camera_io.is_identity_turn(turn):
+                camera_io.turn_cameras(waiting, turn)
+                text += f"; the cameras of '{waiting.name}' turned with it"
+            self.report({"WARNING"} if result.refused else {"INFO"}, text)
         if not imported:
             self.report({"ERROR"}, "; ".join(failed))
             return {"CANCELLED"}

@@ -90,6 +90,17 @@ RESULT["cameras"] = {o.get("gsseg_image_name"): camera_objects.camera_from_objec
                      for o in settings.camera_collection.all_objects}
 RESULT["splat_matrix"] = matrix(bare)
 
+# cameras imported before any splat: Auto takes their up, and they turn with the splat
+settings.splat_object, settings.camera_collection = None, None
+bpy.context.view_layer.objects.active = None  # no splat in sight (else the cameras take its turn)
+assert bpy.ops.gsseg.import_cameras(filepath=ARGS["cameras"]) == {"FINISHED"}
+first = imported(ARGS["bare"])
+RESULT["cameras_first"] = {
+    "axes": first.get(camera_objects.AXES_KEY), "splat_matrix": matrix(first),
+    "record": list(settings.camera_collection[camera_objects.TURN_KEY]),
+    "cameras": {o.get("gsseg_image_name"): camera_objects.camera_from_object(o, scene).world_to_camera.tolist()
+                for o in settings.camera_collection.all_objects}}
+
 # (last: undo makes every reference anew) the tipped splat: Stand Upright stands it up again and adds its turn to
 # the record; undo gives both back
 settings.camera_collection = None

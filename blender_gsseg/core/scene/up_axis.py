@@ -8,8 +8,9 @@ an object from one side of it does; cameras all around a sphere do not).
 
 Importing, the same question is asked of a file (:func:`choose_axes`): the up and forward axes it is read with, as
 Blender's importers offer them (``axis_conversion``: the file's forward axis becomes Blender's +Y, its up axis +Z).
-Auto takes the up from the cameras beside the file (the camera files Import Cameras reads), snapped to the
-nearest of the file's axes so that a file already Z up is left exactly as it is, else from the convention (-Y);
+Auto takes the up from the cameras beside the file (the camera files Import Cameras reads), else from cameras
+imported before the splat, snapped to the nearest of the file's axes so that a file already Z up is left exactly
+as it is, else from the convention (-Y);
 the forward axis is then the one the smallest turn of that up onto +Z brings to +Y.
 """
 
@@ -139,10 +140,13 @@ def cameras_beside(path: str | os.PathLike):
     return cameras, os.path.relpath(source, folder)
 
 
-def detected_up(path: str | os.PathLike):
+def detected_up(path: str | os.PathLike, imported=None):
     """(the up axis of the splat file ``path``, what said so, the angle in degrees between the cameras' mean up
-    and that axis or None): the mean up of the cameras beside it when they agree, else the convention (-Y)."""
+    and that axis or None): the mean up of the cameras beside it when they agree, else of ``imported`` ((cameras
+    in the file's frame, their name): cameras imported before the splat), else the convention (-Y)."""
     cameras, name = cameras_beside(path)
+    if not cameras and imported is not None and len(imported[0]):
+        cameras, name = imported
     up = cameras_up(cameras) if cameras else None
     if up is not None:
         axis = nearest_axis(up)
@@ -152,16 +156,16 @@ def detected_up(path: str | os.PathLike):
     return nearest_axis(CONVENTION_UP), why, None
 
 
-def choose_axes(path: str | os.PathLike, forward: str = AUTO, up: str = AUTO) -> AxisChoice:
+def choose_axes(path: str | os.PathLike, forward: str = AUTO, up: str = AUTO, imported=None) -> AxisChoice:
     """The axes to import the splat file ``path`` with: ``forward`` and ``up`` as given (names of :data:`AXES`),
-    either or both :data:`AUTO` (see the module docstring). An explicit forward axis along the detected up is
-    replaced by Auto's forward."""
+    either or both :data:`AUTO` (see the module docstring; ``imported``: :func:`detected_up`'s). An explicit
+    forward axis along the detected up is replaced by Auto's forward."""
     for name in (forward, up):
         if name != AUTO and name not in AXES:
             raise BadInputError(f"axis {name!r}: expected one of {AUTO}, {', '.join(AXES)}")
     angle = None
     if up == AUTO:
-        up, source, angle = detected_up(path)
+        up, source, angle = detected_up(path, imported)
         if forward != AUTO and abs(axis_vector(forward) @ axis_vector(up)) > 0.5:
             forward = AUTO
     else:
