@@ -312,8 +312,9 @@ def stand_upright(context, obj):
     if angle > 0.0:
         for moved in [obj] + cameras:
             moved.matrix_world = Matrix(turn) @ moved.matrix_world
-        previous = recorded_turn(obj)
-        record_turn(obj, turn @ (np.eye(4) if previous is None else previous))
+        for turned in [obj] + ([collection] if cameras else []):  # the turns given so far, this one added
+            previous = recorded_turn(turned)
+            record_turn(turned, turn @ (np.eye(4) if previous is None else previous))
     return angle, source, len(cameras) if angle > 0.0 else 0
 
 
