@@ -296,6 +296,9 @@ def test_import_axes(tmp_path, release):
     moved = read_gaussians(out["out_moved"]).means
     np.testing.assert_allclose(moved, means + [0, -1, 0], atol=1e-5)  # one up in Blender: one along the file's -Y
     np.testing.assert_allclose(read_gaussians(out["out_blender"]).means, means @ turn.T + [0, 0, 1], atol=1e-5)
+    assert read_gaussians(out["out_blender"]).comments == gaussians.comments + ["gsseg_up Z"]
+    assert "its header: gsseg_up Z" in result["blender_again"]["axes"], result["blender_again"]
+    np.testing.assert_array_equal(result["blender_again"]["matrix"], np.eye(4))
 
     # cameras imported after the splat, and before it (then Auto takes their up and they turn with the splat)
     first = result["cameras_first"]

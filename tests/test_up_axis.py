@@ -158,3 +158,23 @@ def test_cameras_imported_before_the_splat_say_which_way_is_up(tmp_path):
     write_cameras_json(tmp_path / "cameras.json", turned(cameras, TURN_X))  # beside: -Y up
     choice = choose_axes(tmp_path / "scene.ply", imported=imported)
     assert choice.up == "-Y" and choice.source == "the cameras of cameras.json"
+
+
+def test_a_header_that_declares_its_up_comes_first(tmp_path):
+    """'comment gsseg_up AXIS' (gsseg demo's outputs, an export in Blender's axes) decides before cameras beside the
+    file; a malformed one is no declaration; with_up_comment replaces an earlier one."""
+    from blender_gsseg.core.files.inria_cameras import write_cameras_json
+    from blender_gsseg.core.files.ply import write_gaussians
+    from blender_gsseg.core.files.splats import read_gaussians
+    from blender_gsseg.core.scene.up_axis import declared_up, with_up_comment
+
+    write_cameras_json(tmp_path / "cameras.json", turned(load_cameras(os.path.join(DEMO, "cameras.json")), TURN_X))
+    choice = choose_axes(tmp_path / "scene.ply", comments=["made by hand", "gsseg_up Z"])
+    assert (choice.forward, choice.up, choice.source) == ("Y", "Z", "its header: gsseg_up Z")
+    assert choose_axes(tmp_path / "scene.ply", comments=["gsseg_up W", "gsseg_up", "gsseg_up Z Y"]).up == "-Y"
+    assert declared_up(["gsseg_up -X", "gsseg_up Z"]) == "-X" and declared_up([]) is None
+    scene = read_gaussians(os.path.join(DEMO, "scene_trained.ply"))
+    marked = with_up_comment(with_up_comment(scene, "X"), "Z")
+    assert marked.comments == scene.comments + ["gsseg_up Z"]
+    write_gaussians(tmp_path / "marked.ply", marked)
+    assert declared_up(read_gaussians(tmp_path / "marked.ply").comments) == "Z"

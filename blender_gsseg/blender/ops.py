@@ -13,7 +13,7 @@ from bpy_extras.io_utils import ExportHelper, ImportHelper
 from ..core.errors import CancelledError, GssegError
 from ..core.files.formats import READ_FORMATS, WRITTEN_FORMATS, filter_endings, named_format
 from ..core.lift.views import IDS_PER_VIEW
-from ..core.scene.up_axis import AUTO, AXES, choose_axes
+from ..core.scene.up_axis import AUTO, AXES, BLENDER_UP, choose_axes, with_up_comment
 from . import camera_objects as camera_io
 from . import editing, io_splat, proxies, segment, splat_display
 from . import labels as label_list
@@ -105,14 +105,19 @@ class GSSEG_OT_import_splat(bpy.types.Operator, ImportHelper):
             waiting = camera_io.cameras_waiting(context) if not imported else None
             cameras = [camera for _, camera in camera_io.cameras_in_collection(waiting, context.scene)] \
                 if waiting is not None else []
+            result = None
             try:
-                axes = choose_axes(path, self.forward_axis, self.up_axis,
-                                   (cameras, f"'{waiting.name}'") if cameras else None)
                 result = io_splat.import_splat(
                     context, path, shown_as=None if self.display == "NONE" else self.display)
+                comments = [text for kind, text in io_splat.header_of(result.object)["meta_lines"]
+                            if kind == "comment"]
+                axes = choose_axes(path, self.forward_axis, self.up_axis,
+                                   (cameras, f"'{waiting.name}'") if cameras else None, comments)
                 turn = camera_io.apply_import_axes(result.object, axes)
                 label_list.after_import(result.object)
             except Exception as error:
+                if result is not None:  # imported, then refused: not left half done
+                    bpy.data.objects.remove(result.object)
                 failed.append(f"{os.path.basename(path)}: {_error_text(error)}")
                 continue
             imported.append(result.object)
@@ -148,6 +153,11 @@ def _with_format_ending(path, file_format):
     return stem + next(f.ending for f in WRITTEN_FORMATS if f.identifier == file_format)
 
 
+def _with_blender_up(obj, gaussians):
+    """The export's header comments in Blender's axes: the instance list's, and Z declared up."""
+    return with_up_comment(label_list.with_label_comments(obj, gaussians), BLENDER_UP)
+
+
 class GSSEG_OT_export_splat(bpy.types.Operator, ExportHelper):
     """Export the active splat object in the chosen format; a PLY keeps the properties, types, order and comments
     of the file it came from"""
@@ -173,7 +183,8 @@ class GSSEG_OT_export_splat(bpy.types.Operator, ExportHelper):
     axes: EnumProperty(name="Axes", default="FILE", items=(
         ("FILE", "File's", "The axes the file came in: the turn its import's Forward / Up axes gave the object is "
                            "taken off, the rest of the transform baked (an unedited splat is written as it was read)"),
-        ("BLENDER", "Blender's", "Blender's world axes (Z up): the whole object transform baked"),
+        ("BLENDER", "Blender's", "Blender's world axes (Z up): the whole object transform baked, and the header "
+                                 "says Z is up (gsseg_up Z: an import's Auto axes keep it as it is)"),
     ))
 
     @classmethod
@@ -191,10 +202,12 @@ class GSSEG_OT_export_splat(bpy.types.Operator, ExportHelper):
         obj = _active_splat(context)
         path = _with_format_ending(self.filepath, self.file_format)
         try:
+            header = label_list.with_label_comments
+            if self.apply_transform and self.axes == "BLENDER":  # what Blender shows: Z up, and the file says so
+                header = _with_blender_up
             count, lost = io_splat.export_splat(obj, path, selected_only=self.selected_only,
                                                 include_label=self.include_label,
-                                                apply_transform=self.apply_transform,
-                                                header=label_list.with_label_comments,
+                                                apply_transform=self.apply_transform, header=header,
                                                 file_axes=self.axes == "FILE")
         except Exception as error:
             self.report({"ERROR"}, _error_text(error))

@@ -81,6 +81,10 @@ assert bpy.ops.gsseg.export_splat(filepath=ARGS["out_moved"]) == {"FINISHED"}
 assert bpy.ops.gsseg.export_splat(filepath=ARGS["out_blender"], axes="BLENDER") == {"FINISHED"}
 bare.location = (0.0, 0.0, 0.0)
 bpy.context.view_layer.update()
+# what was exported in Blender's axes says Z is up: Auto keeps it so (no cameras beside it, a -Y convention)
+again = imported(ARGS["out_blender"])
+RESULT["blender_again"] = {"matrix": matrix(again), "axes": again.get(camera_objects.AXES_KEY)}
+bpy.data.objects.remove(again)
 
 # Import Cameras (from another folder) after the splat: the cameras turn with it
 settings.splat_object = bare

@@ -8,9 +8,10 @@ an object from one side of it does; cameras all around a sphere do not).
 
 Importing, the same question is asked of a file (:func:`choose_axes`): the up and forward axes it is read with, as
 Blender's importers offer them (``axis_conversion``: the file's forward axis becomes Blender's +Y, its up axis +Z).
-Auto takes the up from the cameras beside the file (the camera files Import Cameras reads), else from cameras
-imported before the splat, snapped to the nearest of the file's axes so that a file already Z up is left exactly
-as it is, else from the convention (-Y);
+Auto takes the up a PLY header declares (``comment gsseg_up Z``: gsseg writes it where it knows, e.g. ``gsseg
+demo``'s outputs and an export in Blender's axes), else from the cameras beside the file (the camera files Import
+Cameras reads), else from cameras imported before the splat, snapped to the nearest of the file's axes so that a
+file already Z up is left exactly as it is, else from the convention (-Y);
 the forward axis is then the one the smallest turn of that up onto +Z brings to +Y.
 """
 
@@ -25,12 +26,14 @@ import numpy as np
 
 from ..cameras import Camera
 from ..errors import BadInputError
+from ..gaussians import Gaussians
 
 CONVENTION_UP = np.array([0.0, -1.0, 0.0])  # the 3DGS frame (OpenCV, COLMAP): y points down
 MIN_AGREEMENT = 0.5  # the cameras' mean up must be at least this long (1: all alike) to be trusted
 AXES = ("X", "Y", "Z", "-X", "-Y", "-Z")  # the names of Blender's importers' Forward / Up options
 AUTO = "AUTO"
 BLENDER_FORWARD, BLENDER_UP = "Y", "Z"  # where axis_conversion puts a file's forward and up axes
+UP_COMMENT = "gsseg_up"  # a PLY header comment "gsseg_up Z": the file's up axis, declared by whoever wrote it
 
 
 def camera_up(camera: Camera) -> np.ndarray:  # [3] unit, world
@@ -140,10 +143,29 @@ def cameras_beside(path: str | os.PathLike):
     return cameras, os.path.relpath(source, folder)
 
 
-def detected_up(path: str | os.PathLike, imported=None):
+def declared_up(comments: collections.abc.Iterable[str]) -> str | None:
+    """The up axis a header's ``comments`` declare (the first ``gsseg_up AXIS`` with AXIS one of :data:`AXES`)."""
+    for comment in comments:
+        words = comment.split()
+        if len(words) == 2 and words[0] == UP_COMMENT and words[1] in AXES:
+            return words[1]
+    return None
+
+
+def with_up_comment(gaussians: Gaussians, axis: str) -> Gaussians:
+    """``gaussians`` with the header comment declaring ``axis`` their up (any other such comment dropped)."""
+    axis_vector(axis)
+    return gaussians.with_comments([f"{UP_COMMENT} {axis}"], drop_prefix=UP_COMMENT + " ")
+
+
+def detected_up(path: str | os.PathLike, imported=None, comments: collections.abc.Iterable[str] = ()):
     """(the up axis of the splat file ``path``, what said so, the angle in degrees between the cameras' mean up
-    and that axis or None): the mean up of the cameras beside it when they agree, else of ``imported`` ((cameras
-    in the file's frame, their name): cameras imported before the splat), else the convention (-Y)."""
+    and that axis or None): the up its header ``comments`` declare, else the mean up of the cameras beside it when
+    they agree, else of ``imported`` ((cameras in the file's frame, their name): cameras imported before the
+    splat), else the convention (-Y)."""
+    declared = declared_up(comments)
+    if declared is not None:
+        return declared, f"its header: {UP_COMMENT} {declared}", None
     cameras, name = cameras_beside(path)
     if not cameras and imported is not None and len(imported[0]):
         cameras, name = imported
@@ -156,16 +178,17 @@ def detected_up(path: str | os.PathLike, imported=None):
     return nearest_axis(CONVENTION_UP), why, None
 
 
-def choose_axes(path: str | os.PathLike, forward: str = AUTO, up: str = AUTO, imported=None) -> AxisChoice:
+def choose_axes(path: str | os.PathLike, forward: str = AUTO, up: str = AUTO, imported=None,
+                comments: collections.abc.Iterable[str] = ()) -> AxisChoice:
     """The axes to import the splat file ``path`` with: ``forward`` and ``up`` as given (names of :data:`AXES`),
-    either or both :data:`AUTO` (see the module docstring; ``imported``: :func:`detected_up`'s). An explicit
-    forward axis along the detected up is replaced by Auto's forward."""
+    either or both :data:`AUTO` (see the module docstring; ``imported``, ``comments``: :func:`detected_up`'s).
+    An explicit forward axis along the detected up is replaced by Auto's forward."""
     for name in (forward, up):
         if name != AUTO and name not in AXES:
             raise BadInputError(f"axis {name!r}: expected one of {AUTO}, {', '.join(AXES)}")
     angle = None
     if up == AUTO:
-        up, source, angle = detected_up(path, imported)
+        up, source, angle = detected_up(path, imported, comments)
         if forward != AUTO and abs(axis_vector(forward) @ axis_vector(up)) > 0.5:
             forward = AUTO
     else:
