@@ -109,7 +109,7 @@ class GSSEG_OT_import_splat(bpy.types.Operator, ImportHelper):
             try:
                 result = io_splat.import_splat(
                     context, path, shown_as=None if self.display == "NONE" else self.display)
-                comments = [text for kind, text in io_splat.header_of(result.object)["meta_lines"]
+                comments = [text for kind, text in (io_splat.header_of(result.object) or {}).get("meta_lines", ())
                             if kind == "comment"]
                 axes = choose_axes(path, self.forward_axis, self.up_axis,
                                    (cameras, f"'{waiting.name}'") if cameras else None, comments)
