@@ -28,6 +28,7 @@ from .core.files.labels import label_colour
 from .core.pipeline import segment_scene, selection, write_labeled
 from .core.raster.render import render_colour, render_labels
 from .core.lift.solver import Shares
+from .core.scene.up_axis import cameras_up, nearest_axis, with_up_comment
 
 DEMO_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "demo")
 SCENE_FILE = "scene_trained.ply"
@@ -115,6 +116,11 @@ def _run_demo(folder, backend, progress, mode):
 
     backend = get_backend(backend)
     result = segment_scene(paths["scene"], lift, paths["masks"], backend=backend, progress=progress)
+    # the outputs go without their cameras: their header says which way is up (Z: the cameras' up), so that an
+    # import's Auto axes leave the scene standing (core.scene.up_axis)
+    up = cameras_up(lift)
+    if up is not None:
+        result.gaussians = with_up_comment(result.gaussians, nearest_axis(up))
     labeled_path = os.path.join(output, "scene_labeled.ply")
     write_labeled(labeled_path, result.gaussians, result.accumulation, commit=folder)
 

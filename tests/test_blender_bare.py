@@ -163,9 +163,10 @@ def test_gamma_survives_blender_edits_and_saving(tmp_path):
 
 
 def test_stand_upright_with_and_without_cameras(tmp_path):
-    """Issue 28, item 1: a capture in the 3DGS frame (Y down) lies on its side in Blender. Add View Cameras circles
-    the chosen cameras' up (here the file's -Y) even so; Stand Upright turns it so that up is Z: from the file's convention without
-    cameras (-90° about X), from the cameras' mean up with them, turning them too, so that segmenting afterwards
+    """Issue 28, item 1: a capture in the 3DGS frame (Y down) imported in its own axes lies on its side in Blender
+    (imported with Auto axes it stands: -90° about X, by the convention, and Stand Upright leaves it). Add View
+    Cameras circles the chosen cameras' up (here the file's -Y) even so; Stand Upright turns it so that up is Z:
+    from the cameras' mean up, turning them too, so that segmenting afterwards
     gives the labels the file's frame gives."""
     from blender_harness import labeled_scene
 
@@ -187,6 +188,7 @@ def test_stand_upright_with_and_without_cameras(tmp_path):
     # the rig before standing upright: every view's image up along the file's -Y
     assert all(-np.asarray(row) @ [0, -1, 0] > 0.5 for row in result["rig_ups"]), result["rig_ups"]
     np.testing.assert_allclose(np.asarray(result["convention"])[:3, :3], TURN_X[:3, :3].T, atol=1e-6)
+    np.testing.assert_allclose(result["convention_again"], result["convention"], atol=1e-7)
     matrix = np.asarray(result["matrix"])
     assert matrix[:3, :3] @ [0, -1, 0] @ [0, 0, 1] > 0.99  # the file's up (here its -Y) is Z now
     np.testing.assert_allclose(result["again"], result["matrix"], atol=1e-6)
@@ -195,3 +197,118 @@ def test_stand_upright_with_and_without_cameras(tmp_path):
     labels = np.asarray(result["labels"])
     expected = segment_scene(lying, cameras, paths["masks"], scale=1.0, backend="cpu").labels
     assert (labels == expected).mean() > 0.999, (labels == expected).mean()
+
+
+def _tall_column(folder_names, tmp_path):
+    """A column of Gaussians 2 tall along the file's -Y (its top at y = -2, as a capture in the 3DGS frame holds a
+    standing figure), written into each of ``folder_names``; cameras around it whose image up is the file's -Y."""
+    from scenes import gaussians_from_arrays
+
+    from blender_gsseg.core.cameras import Camera, look_at
+    from blender_gsseg.core.files.ply import write_gaussians
+
+    rng = np.random.default_rng(3)
+    n = 600
+    means = np.column_stack([rng.normal(0, 0.08, n), rng.uniform(-2.0, 0.0, n), rng.normal(0, 0.08, n)])
+    gaussians = gaussians_from_arrays(means.astype(np.float32), np.full((n, 3), -3.5, np.float32),
+                                      np.tile(np.float32([1, 0, 0, 0]), (n, 1)), np.full(n, 2.0, np.float32))
+    paths = {}
+    for name in folder_names:
+        os.makedirs(tmp_path / name, exist_ok=True)
+        paths[name] = str(tmp_path / name / "column.ply")
+        write_gaussians(paths[name], gaussians)
+    cameras = [Camera(look_at((3 * np.cos(a), -1.5, 3 * np.sin(a)), (0, -1, 0), (0, -1, 0)), 100, 100, 80, 60,
+                      160, 120, f"{k:02d}.png") for k, a in enumerate(np.linspace(0, 2 * np.pi, 8, endpoint=False))]
+    return gaussians, cameras, paths
+
+
+def _sees_upright(world_to_camera, top, bottom):
+    """Whether a camera sees ``top`` above ``bottom`` (a smaller image row) and the segment between them closer to
+    vertical than horizontal in its image."""
+    from blender_gsseg.core.cameras import Camera
+
+    pixels, depths = Camera(np.asarray(world_to_camera), 100, 100, 80, 60, 160, 120, "").project(
+        np.array([top, bottom], dtype=np.float64))
+    (top_x, top_y), (bottom_x, bottom_y) = pixels
+    return bool((depths > 0).all() and top_y < bottom_y and abs(top_y - bottom_y) > abs(top_x - bottom_x))
+
+
+@pytest.mark.parametrize("release", [None, "4.2", "5.3"])  # the test environment's bpy, the oldest, the newest
+def test_import_axes(tmp_path, release):
+    """Issue 28, item 1: Import Splat's Forward / Up axes. A standing column in the 3DGS frame (its top along the
+    file's -Y) imports upright with Auto, from the cameras beside it and from the convention without them (a
+    -90° turn about X, the object's rotation): every view of Add View Cameras sees its top above its foot, and
+    Stand Upright finds nothing to do; after the artist tips it, the rig circles its up still. The demo scene
+    (Z up) is left exactly as it is. Explicit axes give Blender's axis_conversion. Export in the file's axes
+    writes the unedited splat byte for byte and the artist's move in the file's axes; in Blender's axes the
+    whole transform. Cameras imported after the splat are turned with it, and so are cameras imported before it
+    (Auto takes their up): a Gaussian projects where it did."""
+    from blender_gsseg.core.cameras import Camera
+    from blender_gsseg.core.files.inria_cameras import write_cameras_json
+    from blender_gsseg.core.files.splats import read_gaussians
+
+    gaussians, cameras, paths = _tall_column(("beside", "bare"), tmp_path)
+    write_cameras_json(tmp_path / "beside" / "cameras.json", cameras)
+    os.makedirs(tmp_path / "cams")
+    write_cameras_json(tmp_path / "cams" / "cameras.json", cameras)
+    out = {key: str(tmp_path / f"{key}.ply") for key in ("out", "out_moved", "out_blender")}
+    result = run_bpy("import_axes.py", home=tmp_path / "home", args={
+        **paths, **out, "demo": os.path.join(DEMO, "scene_trained.ply"),
+        "cameras": str(tmp_path / "cams" / "cameras.json")}, blender=release)
+    turn = np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]])  # -90° about X: the file's -Y up, its Z forward
+    top, foot = np.array([0.0, -2.0, 0.0]), np.zeros(3)  # in the file
+    for key, source in (("beside", "the cameras of cameras.json"), ("bare", "the file's convention")):
+        found = result[key]
+        assert source in found["axes"] and "up -Y, forward Z" in found["axes"], found["axes"]
+        matrix = np.asarray(found["matrix"])
+        np.testing.assert_allclose(matrix[:3, :3], turn, atol=1e-6)
+        np.testing.assert_allclose(matrix[:3, 3], 0, atol=0)
+        np.testing.assert_allclose(found["after_stand_upright"], found["matrix"], atol=1e-7)
+        assert len(found["rig"]) == 8
+        assert all(_sees_upright(w2c, turn @ top, turn @ foot) for w2c in found["rig"])
+        # the lying file's own axes would not: a camera circling Z sees the column end-on or on its side
+        assert not all(_sees_upright(w2c, top, foot) for w2c in found["rig"])
+    tipped = np.asarray(result["tipped"]["matrix"])
+    world_top, world_foot = tipped[:3, :3] @ top + tipped[:3, 3], tipped[:3, :3] @ foot + tipped[:3, 3]
+    assert abs(world_top[0] - world_foot[0]) > 1.9  # it lies along X now
+    assert all(_sees_upright(w2c, world_top, world_foot) for w2c in result["tipped"]["rig"])
+    stood = np.asarray(result["tipped"]["stood"])  # Stand Upright: its up (the file's -Y) to Z, the turn recorded
+    np.testing.assert_allclose(stood[:3, :3] @ [0, -1, 0], [0, 0, 1], atol=1e-6)
+    record = np.asarray(result["tipped"]["record_stood"]).reshape(4, 4)
+    np.testing.assert_allclose(record @ np.linalg.inv(np.asarray(result["tipped"]["record"]).reshape(4, 4)),
+                               stood @ np.linalg.inv(tipped), atol=1e-6)  # the record took the same turn
+    np.testing.assert_allclose(result["tipped"]["undone"], tipped, atol=0)  # undo: the matrix and the record
+    assert result["tipped"]["record_undone"] == result["tipped"]["record"]
+
+    assert "the cameras of cameras.json" in result["demo"]["axes"] and "up Z, forward Y" in result["demo"]["axes"]
+    np.testing.assert_array_equal(result["demo"]["matrix"], np.eye(4))
+
+    assert len(result["explicit"]) == 24 and max(result["explicit"].values()) < 1e-6, result["explicit"]
+    one_line = np.asarray(result["one_line_matrix"])[:3, :3]
+    assert result["one_line"] and abs(np.linalg.det(one_line) - 1) < 1e-6
+    # the axis set last is kept, the other moved on: up -Z kept or forward Z kept
+    assert np.allclose(one_line @ [0, 0, -1], [0, 0, 1], atol=1e-6) or \
+        np.allclose(one_line @ [0, 0, 1], [0, 1, 0], atol=1e-6), one_line
+
+    with open(paths["bare"], "rb") as source, open(out["out"], "rb") as written:
+        assert written.read() == source.read()
+    means = gaussians.means.astype(np.float64)
+    moved = read_gaussians(out["out_moved"]).means
+    np.testing.assert_allclose(moved, means + [0, -1, 0], atol=1e-5)  # one up in Blender: one along the file's -Y
+    np.testing.assert_allclose(read_gaussians(out["out_blender"]).means, means @ turn.T + [0, 0, 1], atol=1e-5)
+    assert read_gaussians(out["out_blender"]).comments == gaussians.comments + ["gsseg_up Z"]
+    assert "its header: gsseg_up Z" in result["blender_again"]["axes"], result["blender_again"]
+    np.testing.assert_array_equal(result["blender_again"]["matrix"], np.eye(4))
+
+    # cameras imported after the splat, and before it (then Auto takes their up and they turn with the splat)
+    first = result["cameras_first"]
+    assert "from the cameras of 'gsseg cameras (cameras.json)" in first["axes"], first["axes"]
+    np.testing.assert_allclose(np.asarray(first["record"]).reshape(4, 4)[:3, :3], turn, atol=1e-12)
+    for found in (result, first):
+        splat = np.asarray(found["splat_matrix"])
+        np.testing.assert_allclose(splat[:3, :3], turn, atol=1e-6)
+        world = means[:50] @ splat[:3, :3].T + splat[:3, 3]
+        for camera in cameras:
+            imported = Camera(np.asarray(found["cameras"][camera.image_name]), camera.fx, camera.fy, camera.cx,
+                              camera.cy, camera.width, camera.height, camera.image_name)
+            np.testing.assert_allclose(imported.project(world)[0], camera.project(means[:50])[0], atol=1e-3)

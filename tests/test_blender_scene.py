@@ -36,7 +36,7 @@ def test_transformed_export_moves_everything_and_rotates_sh(tmp_path):
     assert abs(scale - 1.2) < 1e-5
     out = read_gaussians(tmp_path / "out.ply")
     v, w = scene.vertex, out.vertex
-    assert out.vertex.dtype == v.dtype and out.comments == scene.comments
+    assert out.vertex.dtype == v.dtype and out.comments == scene.comments + ["gsseg_up Z"]  # Blender's axes: Z up
     # positions
     positions = np.stack([v[a] for a in "xyz"], 1).astype(np.float64)
     moved = np.stack([w[a] for a in "xyz"], 1).astype(np.float64)

@@ -290,6 +290,15 @@ def test_demo_runs(tmp_path):
     sheet = Image.open(summary["contact_sheet"])
     assert sheet.size[0] > 512 and sheet.size[1] > 3 * 192
     assert len(os.listdir(tmp_path / "demo" / "rendered_masks")) == summary["heldout_views"]
+    # its scenes go without their cameras, Z up (the bundled cameras' up) said in their headers: an import's Auto
+    # axes leave them standing
+    from blender_gsseg.core.files.splats import read_gaussians
+    from blender_gsseg.core.scene.up_axis import choose_axes
+
+    for name in ("scene_labeled.ply", "scene_without_label_3.ply"):
+        path = tmp_path / "demo" / name
+        choice = choose_axes(path, comments=read_gaussians(path).comments)
+        assert (choice.up, choice.forward, choice.source) == ("Z", "Y", "its header: gsseg_up Z"), name
 
 
 def test_render_masks_mode_flag(tmp_path, capsys):

@@ -87,9 +87,12 @@ def camera_object(camera, collection, name=None):
     return obj
 
 
-def import_cameras(context, path, collection_name=None):
-    """Load cameras with the core loader and add them as camera objects in a new collection (returned)."""
+def import_cameras(context, path, collection_name=None, turn=None):
+    """Load cameras with the core loader and add them as camera objects in a new collection (returned);
+    ``turn`` (4x4, file -> world: the splat's :func:`recorded_turn`) places them as the splat they belong to."""
     cameras = load_cameras(path)
+    if turn is not None:
+        cameras = [camera.moved(np.linalg.inv(turn)) for camera in cameras]
     if collection_name is None:
         base = os.path.basename(os.path.normpath(path))
         collection_name = f"gsseg cameras ({base})"
@@ -97,7 +100,92 @@ def import_cameras(context, path, collection_name=None):
     context.scene.collection.children.link(collection)
     for camera in cameras:
         camera_object(camera, collection)
+    collection[CAMERAS_FILE_KEY] = os.path.abspath(path)
+    record_turn(collection, np.eye(4) if turn is None else turn)
     return collection, cameras
+
+
+# The turn an import's Forward / Up axes (or Stand Upright) gave a splat object, file -> world (4x4, row-major
+# floats): export in the file's axes takes it off again, Import Cameras puts the file's cameras where the splat is.
+# On a collection of Import Cameras: the turn its cameras were given.
+TURN_KEY = "gsseg_axes_turn"
+CAMERAS_FILE_KEY = "gsseg_cameras_file"  # on a collection made by Import Cameras: the file its cameras came from
+AXES_KEY = "gsseg_axes"  # what the import chose, for the user: "up -Y, forward Z (from the file's convention)"
+# An object transform within this of the recorded turn is the turn itself (Blender keeps the rotation as float32
+# Euler angles: a quarter turn comes back as cos = -4.4e-8).
+TURN_TOLERANCE = 1e-6
+UPRIGHT_TOLERANCE = 1e-3  # degrees: Stand Upright leaves a splat whose up is this close to Z
+
+
+def recorded_turn(obj):
+    """The turn recorded on the splat ``obj`` (4x4 float64, file -> world), or None."""
+    values = obj.get(TURN_KEY) if obj is not None else None
+    if values is None or len(values) != 16:
+        return None
+    return np.array(list(values), dtype=np.float64).reshape(4, 4)
+
+
+def record_turn(obj, turn):
+    obj[TURN_KEY] = [float(v) for v in np.asarray(turn, dtype=np.float64).ravel()]
+
+
+def cameras_waiting(context):
+    """The chosen camera collection when it came from Import Cameras before any splat (none is the scene's splat
+    yet) and was not turned: its cameras are in the frame of the splat file to come, and turn with it. None
+    otherwise."""
+    settings = context.scene.gsseg
+    collection = settings.camera_collection
+    if settings.splat_object is not None or collection is None or CAMERAS_FILE_KEY not in collection:
+        return None
+    turn = recorded_turn(collection)
+    return collection if turn is None or is_identity_turn(turn) else None
+
+
+def turn_cameras(collection, turn):
+    """Turn the cameras of ``collection`` (made by Import Cameras) by ``turn`` (4x4, file -> world), their exact
+    poses with them, and record it on the collection."""
+    inverse = np.linalg.inv(turn)
+    for obj in collection.all_objects:
+        if obj.type == "CAMERA":
+            configure_camera_object(obj, camera_from_object(obj).moved(inverse))
+    record_turn(collection, turn)
+
+
+def apply_import_axes(obj, choice):
+    """Turn the just-imported splat ``obj`` by the axes of ``choice`` (core.scene.up_axis.AxisChoice): as the
+    object's rotation, the data untouched, and recorded (:data:`TURN_KEY`)."""
+    turn = np.eye(4)
+    turn[:3, :3] = choice.turn
+    obj.matrix_world = Matrix(turn.tolist()) @ obj.matrix_world
+    record_turn(obj, turn)
+    obj[AXES_KEY] = choice.describe()
+    return turn
+
+
+def is_identity_turn(turn):
+    return float(np.abs(np.asarray(turn, dtype=np.float64) - np.eye(4)).max()) <= TURN_TOLERANCE
+
+
+def file_axes_matrix(obj):
+    """The transform to bake into the splat ``obj`` to write it in the axes of the file it came from: its
+    transform with the recorded turn taken off (the artist's moves stay, expressed in the file's axes); exactly
+    the identity while the object has not been moved since the turn. Its ``matrix_world`` without a record."""
+    matrix = np.array(obj.matrix_world, dtype=np.float64)
+    turn = recorded_turn(obj)
+    if turn is None:
+        return matrix
+    matrix = np.linalg.inv(turn) @ matrix  # world -> the file's axes, after the object's transform
+    return np.eye(4) if is_identity_turn(matrix) else matrix
+
+
+def object_up(obj):
+    """The world direction that is up for the splat ``obj`` by its recorded turn (what the turn put at +Z, moved
+    on with the object since), or None without a record."""
+    turn = recorded_turn(obj)
+    if turn is None:
+        return None
+    up = np.array(obj.matrix_world, dtype=np.float64)[:3, :3] @ np.linalg.inv(turn)[:3, :3] @ [0.0, 0.0, 1.0]
+    return up / max(float(np.linalg.norm(up)), 1e-12)
 
 
 def has_exact_intrinsics(obj):
@@ -191,13 +279,16 @@ def cameras_up_in(context):
 
 def splat_up(context, obj):
     """(the world direction that is up for the splat ``obj``, what said so): the mean up of the chosen
-    collection's cameras when they agree, else the 3DGS convention (the file's -Y) through the object's
-    transform."""
+    collection's cameras when they agree, else the up its import's axes said (:func:`object_up`), else the 3DGS
+    convention (the file's -Y) through the object's transform."""
     from ..core.scene.up_axis import CONVENTION_UP
 
     up, name = cameras_up_in(context)
     if up is not None:
         return up, f"the cameras of '{name}'"
+    up = object_up(obj)
+    if up is not None:
+        return up, f"its import's axes ({obj.get(AXES_KEY, 'recorded')})"
     up = np.array(obj.matrix_world, dtype=np.float64)[:3, :3] @ CONVENTION_UP
     return up / max(float(np.linalg.norm(up)), 1e-12), "the file's convention (-Y up)"
 
@@ -216,9 +307,14 @@ def stand_upright(context, obj):
     collection = context.scene.gsseg.camera_collection
     cameras = [o for o in collection.all_objects if o.type == "CAMERA"] if collection is not None else []
     angle = float(np.degrees(np.arccos(np.clip((np.trace(rotation) - 1.0) / 2.0, -1.0, 1.0))))
+    if angle < UPRIGHT_TOLERANCE:  # float32 noise of the object's rotation: already upright
+        angle = 0.0
     if angle > 0.0:
         for moved in [obj] + cameras:
             moved.matrix_world = Matrix(turn) @ moved.matrix_world
+        for turned in [obj] + ([collection] if cameras else []):  # the turns given so far, this one added
+            previous = recorded_turn(turned)
+            record_turn(turned, turn @ (np.eye(4) if previous is None else previous))
     return angle, source, len(cameras) if angle > 0.0 else 0
 
 

@@ -330,14 +330,15 @@ def gaussians_from_object(obj, *, selected_only=False, include_label=False):
                      vertex_position=int(header.get("vertex_position", 0)), source_format="blender")
 
 
-def in_world(obj, gaussians):
-    """``gaussians`` of the splat object ``obj`` in world space: its transform baked in by the core (positions,
-    rotations, scales, normals, SH); unchanged when the transform is exactly the identity."""
+def in_world(obj, gaussians, matrix=None):
+    """``gaussians`` of the splat object ``obj`` in world space: its transform (or ``matrix``, 4x4) baked in by
+    the core (positions, rotations, scales, normals, SH); unchanged when it is exactly the identity."""
     from ..core.scene.object_transform import transform_gaussians
 
-    if is_identity(obj.matrix_world, tolerance=0.0):
+    matrix = obj.matrix_world if matrix is None else matrix
+    if is_identity(matrix, tolerance=0.0):
         return gaussians
-    return transform_gaussians(gaussians, np.array(obj.matrix_world, dtype=np.float64),
+    return transform_gaussians(gaussians, np.array(matrix, dtype=np.float64),
                                where=f"'{obj.name}' (object transform)")
 
 
@@ -345,7 +346,8 @@ def is_identity(matrix, tolerance=1e-6):
     return all(abs(matrix[i][j] - (1.0 if i == j else 0.0)) <= tolerance for i in range(4) for j in range(4))
 
 
-def export_splat(obj, path, *, selected_only=False, include_label=False, apply_transform=True, header=None):
+def export_splat(obj, path, *, selected_only=False, include_label=False, apply_transform=True, header=None,
+                 file_axes=True):
     """Write a splat object (atomic) in the format ``path``'s name asks for (a binary little-endian PLY, or any
     of :func:`~..core.files.splats.write_splat_file`'s). Returns (splats written, what the format could not
     keep).
@@ -353,7 +355,9 @@ def export_splat(obj, path, *, selected_only=False, include_label=False, apply_t
     The instance list's names and colours become the gsseg_label header comments (when gsseg_label is
     written). With ``apply_transform`` a non-identity object transform is baked in by the core
     (:func:`~..core.scene.object_transform.transform_gaussians`: positions, rotations, scales, normals and SH); a transform
-    a Gaussian cannot represent (non-uniform or negative scale, shear) is refused before anything is written.
+    a Gaussian cannot represent (non-uniform or negative scale, shear) is refused before anything is written;
+    with ``file_axes`` the turn the import's axes gave it is taken off first
+    (:func:`.camera_objects.file_axes_matrix`: an unedited splat is written as it was read).
     ``header``: a function that returns the Gaussians with the header comments to write (the instance list's
     names and colours: :func:`.labels.with_label_comments`)."""
     gaussians = gaussians_from_object(obj, selected_only=selected_only, include_label=include_label)
@@ -362,6 +366,8 @@ def export_splat(obj, path, *, selected_only=False, include_label=False, apply_t
     if header is not None:
         gaussians = header(obj, gaussians)
     if apply_transform:
-        gaussians = in_world(obj, gaussians)
+        from .camera_objects import file_axes_matrix
+
+        gaussians = in_world(obj, gaussians, file_axes_matrix(obj) if file_axes else None)
     lost = write_splat_file(path, gaussians)
     return len(gaussians), lost

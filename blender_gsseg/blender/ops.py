@@ -13,9 +13,11 @@ from bpy_extras.io_utils import ExportHelper, ImportHelper
 from ..core.errors import CancelledError, GssegError
 from ..core.files.formats import READ_FORMATS, WRITTEN_FORMATS, filter_endings, named_format
 from ..core.lift.views import IDS_PER_VIEW
+from ..core.scene.up_axis import AUTO, AXES, BLENDER_UP, choose_axes, with_up_comment
 from . import camera_objects as camera_io
 from . import editing, io_splat, proxies, segment, splat_display
 from . import labels as label_list
+from .attributes import ObjectMode
 from .classes import register_classes, unregister_classes
 from .prefs import resolve_backend
 
@@ -42,6 +44,22 @@ def _error_text(error):
     return str(error) if isinstance(error, GssegError) else f"{type(error).__name__}: {error}"
 
 
+AXIS_ITEMS = ((AUTO, "Auto", "Up from the cameras beside the file (the camera files Import Cameras reads: "
+                "their mean up, to the nearest axis), else the file's convention (3DGS, COLMAP: -Y); forward from "
+                "the smallest turn that stands it upright"),) + tuple((name, name, "") for name in AXES)
+
+
+def _keep_axes_apart(changed, other):
+    """An update of the Forward / Up options: two explicit axes along one line are not axes (as Blender's
+    orientation_helper does, the other one moves on)."""
+    def update(self, _context):
+        first, second = getattr(self, changed), getattr(self, other)
+        if AUTO in (first, second) or first[-1] != second[-1]:
+            return
+        setattr(self, other, AXES[(AXES.index(second) + 1) % len(AXES)])
+    return update
+
+
 class GSSEG_OT_import_splat(bpy.types.Operator, ImportHelper):
     bl_idname = "gsseg.import_splat"
     bl_label = "Import Gaussian Splat"
@@ -57,6 +75,14 @@ class GSSEG_OT_import_splat(bpy.types.Operator, ImportHelper):
         ("POINTS", "Points", "One point per Gaussian in its base colour (fast for huge scenes)"),
         ("NONE", "None", "No display (a vertex-only mesh shows nothing in object mode)"),
     ))
+    forward_axis: EnumProperty(name="Forward Axis", items=AXIS_ITEMS, default=AUTO,
+                               description="The file's axis that becomes Blender's +Y",
+                               update=_keep_axes_apart("forward_axis", "up_axis"))
+    up_axis: EnumProperty(name="Up Axis", items=AXIS_ITEMS, default=AUTO,
+                          description="The file's axis that becomes Blender's +Z (Y forward, Z up: the file as "
+                          "it is). The turn is the object's rotation, recorded: export in the file's axes "
+                          "takes it off, Import Cameras turns the cameras with it",
+                          update=_keep_axes_apart("up_axis", "forward_axis"))
 
     def invoke(self, context, event):
         return self.invoke_popup(context)
@@ -75,15 +101,31 @@ class GSSEG_OT_import_splat(bpy.types.Operator, ImportHelper):
             bpy.ops.object.mode_set(mode="OBJECT")
         imported, failed = [], []
         for path in paths:
+            # cameras imported before any splat are in its file's frame: they say which way is up, and turn with it
+            waiting = camera_io.cameras_waiting(context) if not imported else None
+            cameras = [camera for _, camera in camera_io.cameras_in_collection(waiting, context.scene)] \
+                if waiting is not None else []
+            result = None
             try:
                 result = io_splat.import_splat(
                     context, path, shown_as=None if self.display == "NONE" else self.display)
+                comments = [text for kind, text in (io_splat.header_of(result.object) or {}).get("meta_lines", ())
+                            if kind == "comment"]
+                axes = choose_axes(path, self.forward_axis, self.up_axis,
+                                   (cameras, f"'{waiting.name}'") if cameras else None, comments)
+                turn = camera_io.apply_import_axes(result.object, axes)
                 label_list.after_import(result.object)
             except Exception as error:
+                if result is not None:  # imported, then refused: not left half done
+                    bpy.data.objects.remove(result.object)
                 failed.append(f"{os.path.basename(path)}: {_error_text(error)}")
                 continue
             imported.append(result.object)
-            self.report({"WARNING"} if result.refused else {"INFO"}, result.summary())
+            text = f"{result.summary()}; {axes.describe()}"
+            if cameras and not camera_io.is_identity_turn(turn):
+                camera_io.turn_cameras(waiting, turn)
+                text += f"; the cameras of '{waiting.name}' turned with it"
+            self.report({"WARNING"} if result.refused else {"INFO"}, text)
         if not imported:
             self.report({"ERROR"}, "; ".join(failed))
             return {"CANCELLED"}
@@ -111,6 +153,11 @@ def _with_format_ending(path, file_format):
     return stem + next(f.ending for f in WRITTEN_FORMATS if f.identifier == file_format)
 
 
+def _with_blender_up(obj, gaussians):
+    """The export's header comments in Blender's axes: the instance list's, and Z declared up."""
+    return with_up_comment(label_list.with_label_comments(obj, gaussians), BLENDER_UP)
+
+
 class GSSEG_OT_export_splat(bpy.types.Operator, ExportHelper):
     """Export the active splat object in the chosen format; a PLY keeps the properties, types, order and comments
     of the file it came from"""
@@ -133,6 +180,12 @@ class GSSEG_OT_export_splat(bpy.types.Operator, ExportHelper):
     apply_transform: BoolProperty(name="Apply Object Transform", default=True,
                                   description="Bake the object's transform into positions, rotations, scales and "
                                   "SH colours (uniform scale only); off: write the splats in object space")
+    axes: EnumProperty(name="Axes", default="FILE", items=(
+        ("FILE", "File's", "The axes the file came in: the turn its import's Forward / Up axes gave the object is "
+                           "taken off, the rest of the transform baked (an unedited splat is written as it was read)"),
+        ("BLENDER", "Blender's", "Blender's world axes (Z up): the whole object transform baked, and the header "
+                                 "says Z is up (gsseg_up Z: an import's Auto axes keep it as it is)"),
+    ))
 
     @classmethod
     def poll(cls, context):
@@ -149,10 +202,13 @@ class GSSEG_OT_export_splat(bpy.types.Operator, ExportHelper):
         obj = _active_splat(context)
         path = _with_format_ending(self.filepath, self.file_format)
         try:
+            header = label_list.with_label_comments
+            if self.apply_transform and self.axes == "BLENDER":  # what Blender shows: Z up, and the file says so
+                header = _with_blender_up
             count, lost = io_splat.export_splat(obj, path, selected_only=self.selected_only,
                                                 include_label=self.include_label,
-                                                apply_transform=self.apply_transform,
-                                                header=label_list.with_label_comments)
+                                                apply_transform=self.apply_transform, header=header,
+                                                file_axes=self.axes == "FILE")
         except Exception as error:
             self.report({"ERROR"}, _error_text(error))
             return {"CANCELLED"}
@@ -184,7 +240,9 @@ class GSSEG_OT_import_cameras(bpy.types.Operator, ImportHelper):
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                collection, cameras = camera_io.import_cameras(context, path, self.collection_name or None)
+                splat = _segment_target(context)
+                turn = camera_io.recorded_turn(splat) if io_splat.is_splat_object(splat) else None
+                collection, cameras = camera_io.import_cameras(context, path, self.collection_name or None, turn)
         except Exception as error:
             self.report({"ERROR"}, _error_text(error))
             return {"CANCELLED"}
@@ -194,6 +252,8 @@ class GSSEG_OT_import_cameras(bpy.types.Operator, ImportHelper):
         previous = settings.camera_collection
         settings.camera_collection = collection
         text = f"Imported {len(cameras)} cameras into '{collection.name}'"
+        if turn is not None and not camera_io.is_identity_turn(turn):
+            text += f", turned with '{splat.name}' ({splat.get(camera_io.AXES_KEY, 'its import axes')})"
         if previous is not None and previous != collection:
             text += f", now the cameras to segment with (instead of '{previous.name}')"
         sizes = {(c.width, c.height, c.fy / c.fx) for c in cameras}
@@ -233,7 +293,9 @@ class GSSEG_OT_add_view_cameras(bpy.types.Operator):
         proxies = [obj for obj in context.selected_objects
                    if obj.type == "MESH" and not io_splat.is_splat_object(obj)]
         try:
-            up, _ = camera_io.cameras_up_in(context)  # the rig circles the chosen cameras' up, else Z
+            up, _ = camera_io.cameras_up_in(context)  # the rig circles the chosen cameras' up,
+            if up is None:  # else the splat's, by the turn its import's axes gave it, else Z
+                up = camera_io.object_up(splat)
             collection, cameras = camera_io.add_view_cameras(
                 context, io_splat.in_world(splat, io_splat.gaussians_from_object(splat)), proxies, count=self.count,
                 elevations=(self.elevation_low, self.elevation_high), fov_x=self.fov, up=up)
@@ -502,14 +564,15 @@ class _SplatOperator:
 
 
 class GSSEG_OT_stand_upright(_SplatOperator, bpy.types.Operator):
-    """Turn the active splat so that its up is Blender's Z (up from the chosen cameras, else the file's -Y), with
-    the chosen cameras"""
+    """Turn the active splat so that its up is Blender's Z (up from the chosen cameras, else the up its import's axes
+    recorded, else the file's -Y), with the chosen cameras"""
 
     bl_idname = "gsseg.stand_upright"
     bl_label = "Stand Upright"
 
     def run(self, context, obj):
-        angle, source, cameras = camera_io.stand_upright(context, obj)
+        with ObjectMode(obj, stay=True):  # the turn's record is a custom property: an object-mode undo step
+            angle, source, cameras = camera_io.stand_upright(context, obj)
         if angle == 0.0:
             return f"'{obj.name}' already stands upright (up from {source})"
         with_cameras = f", with {cameras} cameras" if cameras else ""

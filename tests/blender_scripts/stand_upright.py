@@ -1,5 +1,6 @@
-"""A splat lying on its side (the 3DGS frame: Y down) and its cameras: Add View Cameras circles the cameras' up
-before it is stood upright; Stand Upright turns it and its cameras (up from the cameras; without them from the file's -Y);
+"""A splat lying on its side (the 3DGS frame: Y down) and its cameras: imported with Auto axes it stands upright
+(the file's -Y) and Stand Upright leaves it; imported in the file's axes as they are, Add View Cameras circles the
+cameras' up before it is stood upright; Stand Upright turns it and its cameras (up from the cameras);
 a second press does nothing; segmenting afterwards gives the labels of the file's frame. Run by
 tests/test_blender_bare.py (test_stand_upright_with_and_without_cameras)."""
 
@@ -12,13 +13,19 @@ from blender_gsseg.blender import camera_objects
 
 scene = bpy.context.scene
 settings = scene.gsseg
+# without cameras: Import Splat's Auto axes stand it upright by the convention; Stand Upright finds it so
 assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"]) == {"FINISHED"}
 splat = bpy.context.active_object
-# without cameras: up from the convention
+RESULT["convention"] = [list(row) for row in splat.matrix_world]
 bpy.context.view_layer.objects.active = splat
 assert bpy.ops.gsseg.stand_upright() == {"FINISHED"}
-RESULT["convention"] = [list(row) for row in splat.matrix_world]
-splat.matrix_world = np.eye(4).T.tolist()  # back to the file's axes
+RESULT["convention_again"] = [list(row) for row in splat.matrix_world]
+bpy.data.objects.remove(splat)
+# imported in the file's axes as they are (forward Y, up Z): lying on its side
+assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"], forward_axis="Y", up_axis="Z") == {"FINISHED"}
+splat = bpy.context.active_object
+settings.splat_object = splat
+assert np.array_equal(np.array(splat.matrix_world), np.eye(4))
 # its cameras imported, before standing upright: the rig circles their up (the file's -Y)
 assert bpy.ops.gsseg.import_cameras(filepath=ARGS["cameras"]) == {"FINISHED"}
 imported = settings.camera_collection

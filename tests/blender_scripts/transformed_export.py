@@ -1,4 +1,4 @@
-"""Export a splat under a parented object transform (world space, object space on request) and refuse a
+"""Export a splat under a parented object transform (world space: Blender's axes; object space on request) and refuse a
 sheared one. Run by tests/test_blender_scene.py (test_transformed_export_moves_everything_and_rotates_sh)."""
 
 import os
@@ -21,7 +21,8 @@ obj.rotation_quaternion = (0.8, 0.2, -0.5, 0.3)
 obj.scale = (1.5, 1.5, 1.5)
 bpy.context.view_layer.update()
 RESULT["matrix"] = [list(row) for row in obj.matrix_world]
-assert bpy.ops.gsseg.export_splat(filepath=ARGS["out"], include_label=True) == {"FINISHED"}
+# in Blender's axes: the whole world transform (the file's axes take the import's turn off first: test_import_axes)
+assert bpy.ops.gsseg.export_splat(filepath=ARGS["out"], include_label=True, axes="BLENDER") == {"FINISHED"}
 # object space on request
 assert bpy.ops.gsseg.export_splat(filepath=ARGS["local"], apply_transform=False) == {"FINISHED"}
 # a non-uniformly scaled parent of a rotated child: a shear, refused before anything is written

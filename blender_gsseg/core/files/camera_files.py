@@ -50,17 +50,27 @@ def load_cameras(path: str | os.PathLike) -> list[Camera]:
                         f"sparse model (cameras.bin/images.bin or cameras.txt/images.txt)")
 
 
-def _load_folder(folder):
+def camera_source_in(folder: str | os.PathLike) -> str | None:
+    """The camera file or COLMAP folder that :func:`load_cameras` reads for ``folder`` (COLMAP files directly,
+    ``cameras.json``, ``transforms.json``, ``sparse/0``, ``sparse``, in that order), or None when it holds none."""
+    folder = os.fspath(folder)
     if colmap_files(folder):
-        return load_colmap(folder)
+        return folder
     for name in ("cameras.json", "transforms.json"):
         candidate = os.path.join(folder, name)
         if os.path.isfile(candidate):
-            return _load_json_file(candidate)
+            return candidate
     for sub in (os.path.join("sparse", "0"), "sparse"):
         candidate = os.path.join(folder, sub)
         if os.path.isdir(candidate) and colmap_files(candidate):
-            return load_colmap(candidate)
+            return candidate
+    return None
+
+
+def _load_folder(folder):
+    source = camera_source_in(folder)
+    if source is not None:
+        return load_colmap(source) if os.path.isdir(source) else _load_json_file(source)
     partial = [name for name in ("cameras.bin", "images.bin", "cameras.txt", "images.txt")
                if os.path.isfile(os.path.join(folder, name))]
     if partial:
