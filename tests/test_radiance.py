@@ -174,10 +174,14 @@ def test_refusals_name_the_object():
 
 
 def test_blender_spz_axes_undone():
-    """Blender's SPZ import puts gsseg's (x, y, z) at (x, z, -y) (measured); the matrix takes it back."""
+    """Blender's SPZ import puts the stored (x, y, z) at (x, -z, y) (measured with bpy 5.3.0 on a .spz gsseg wrote:
+    first splat (0.9834, 0.8132, 0.6792) -> (0.9834, -0.6792, 0.8132)); the matrix takes it back."""
+    measured_file = np.array([[0.98339844, 0.8132324, 0.6791992], [0.9279785, 0.7949219, 0.37817383]])
+    measured_blender = np.array([[0.98339844, -0.6791992, 0.8132324], [0.9279785, -0.37817383, 0.7949219]])
+    np.testing.assert_array_equal(measured_file @ radiance.BLENDER_SPZ_AXES.T, measured_blender)
     rng = np.random.default_rng(1)
     file_positions = rng.normal(size=(20, 3))
-    blender = np.stack([file_positions[:, 0], file_positions[:, 2], -file_positions[:, 1]], 1)
+    blender = np.stack([file_positions[:, 0], -file_positions[:, 2], file_positions[:, 1]], 1)
     back = radiance.blender_spz_to_file()
     np.testing.assert_allclose(blender @ back[:3, :3].T + back[:3, 3], file_positions, atol=1e-15)
     assert np.linalg.det(back[:3, :3]) == pytest.approx(1.0)

@@ -45,14 +45,16 @@ def _error_text(error):
 class GSSEG_OT_import_splat(bpy.types.Operator, ImportHelper):
     bl_idname = "gsseg.import_splat"
     bl_label = "Import Gaussian Splat"
-    bl_description = (f"Import Gaussian splats ({', '.join(f.ending for f in READ_FORMATS)}) as a point "
-                      "mesh, every vertex property kept as an attribute")
+    bl_description = (f"Import Gaussian splats ({', '.join(f.ending for f in READ_FORMATS)}) as Blender's own "
+                      "Gaussian splat point cloud (5.3+) or a point mesh, every vertex property kept as an attribute")
     bl_options = {"REGISTER", "UNDO"}
 
     filter_glob: StringProperty(default=";".join("*" + e for e in filter_endings(READ_FORMATS)), options={"HIDDEN"})
     directory: StringProperty(subtype="DIR_PATH", options={"HIDDEN", "SKIP_SAVE"})
     files: CollectionProperty(type=bpy.types.OperatorFileListElement, options={"HIDDEN", "SKIP_SAVE"})
-    display: EnumProperty(name="Display", default="SPLAT", items=(
+    display: EnumProperty(name="Display", default=io_splat.default_display(), items=(
+        *((("NATIVE", "Native", "Blender's own Gaussian splat point cloud: Blender draws and renders it (5.3+)"),)
+          if io_splat.native_splat.has_native() else ()),
         ("SPLAT", "Splat", "Each Gaussian as a splat: its shape, opacity and view-dependent colour (EEVEE, Cycles)"),
         ("POINTS", "Points", "One point per Gaussian in its base colour (fast for huge scenes)"),
         ("NONE", "None", "No display (a vertex-only mesh shows nothing in object mode)"),

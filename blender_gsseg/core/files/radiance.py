@@ -25,9 +25,12 @@ different exp/sigmoid rounding on another machine still counts as unedited): an 
 for bit, an edited alpha or scale is derived from the native value. A point cloud Blender imported itself has no
 kept values: everything is derived, and :func:`from_radiance` says what that cost.
 
-Blender's own ``.spz`` import does not keep the file's axes: it turns the scene to Z up,
-``(x, y, z) -> (x, z, -y)`` of gsseg's reading (:data:`BLENDER_SPZ_AXES`; positions and SH bit-exact, the
-quaternion an equivalent one); :func:`blender_spz_to_file` is the 4x4 matrix that undoes it, for
+Blender's own ``.spz`` import does not keep the file's axes: it reads the stored coordinates as the SPZ README's
+RUB and turns them to Z up, ``(x, y, z) -> (x, -z, y)`` of the stored values, which is gsseg's reading of a
+``.spz`` without the coordinate-system extension (PLY axes; :mod:`.spz`), e.g. every ``.spz`` gsseg writes
+(:data:`BLENDER_SPZ_AXES`, measured with bpy 5.3.0 by tests/test_blender_native.py; a file holding RUB, which
+gsseg reads with y and z negated, comes out as ``(x, z, -y)`` of gsseg's reading, as the research note saw).
+:func:`blender_spz_to_file` is the 4x4 matrix that undoes it, for
 ``core.scene.object_transform.transform_gaussians``.
 """
 
@@ -50,8 +53,9 @@ SH_PREFIX = "radiance:sh_"
 KEPT_OPACITY = ".gsseg_opacity"  # FLOAT: the file's opacity logit, as read
 KEPT_LOG_SCALE = ".gsseg_log_scale"  # FLOAT_VECTOR: the file's log-scales, as read
 
-# Blender's own .spz import, as a rotation of gsseg's reading of the same file (measured, bpy 5.3.0).
-BLENDER_SPZ_AXES = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
+# Blender's own .spz import, as a rotation of the stored coordinates (gsseg's reading of a .spz without the
+# coordinate-system extension): (x, y, z) -> (x, -z, y), measured with bpy 5.3.0.
+BLENDER_SPZ_AXES = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 
 POSITION_PROPERTIES = ("x", "y", "z")
 DC_PROPERTIES = ("f_dc_0", "f_dc_1", "f_dc_2")

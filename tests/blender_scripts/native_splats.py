@@ -1,0 +1,140 @@
+"""Blender 5.3's own Gaussian splats (issue 27), run by tests/test_blender_native.py on bpy 5.3:
+
+A. gsseg's Import Splat gives a GAUSSIAN_SPLAT point cloud; its unedited export, to every written format, is what
+   the core writes from the file (the test compares bytes).
+B. a point cloud Blender's own PLY importer made: Segment (cameras + masks), select / hide / labels view / reveal /
+   delete an instance, undo, redo, export with labels (the test re-reads it against the file).
+C. Blender's own .spz import, exported back to the file's axes.
+ARGS in, RESULT out (child.py)."""
+
+import hashlib
+
+import bpy
+import numpy as np
+from mathutils import Matrix
+
+from blender_gsseg.blender import io_splat, native_splat
+from blender_gsseg.core.files.radiance import blender_spz_to_file
+from child import ARGS, RESULT
+
+assert native_splat.has_native()
+
+
+def values(obj, name, evaluated=False):
+    if evaluated:
+        obj = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    attribute = obj.data.attributes[name]
+    layout = native_splat.LAYOUTS[attribute.data_type]
+    out = np.empty(len(obj.data.points) * layout[1], layout[2])
+    attribute.data.foreach_get(layout[0], out)
+    return out.reshape(len(obj.data.points), -1) if layout[1] > 1 else out
+
+
+def state(obj):
+    """The point count and a digest of every point attribute, bit for bit."""
+    digest = hashlib.sha1()
+    for attribute in sorted(obj.data.attributes, key=lambda a: a.name):
+        if attribute.domain == "POINT" and attribute.data_type in native_splat.LAYOUTS:
+            digest.update(attribute.name.encode() + values(obj, attribute.name).tobytes())
+    return len(obj.data.points), digest.hexdigest()
+
+
+def op(name, **kwargs):
+    result = getattr(bpy.ops.gsseg, name)("EXEC_DEFAULT", True, **kwargs)
+    assert result == {"FINISHED"}, (name, result)
+
+
+# A. gsseg's import: native by default, exported byte for byte
+assert bpy.ops.gsseg.import_splat(filepath=ARGS["scene"]) == {"FINISHED"}
+made = bpy.context.active_object
+assert made.type == "POINTCLOUD" and made.data.type == "GAUSSIAN_SPLAT", (made.type, made.data.type)
+assert io_splat.is_splat_object(made) and len(made.data.points) == ARGS["n"]
+assert not made.modifiers  # Blender draws it: no display modifier until one is needed
+for path in ARGS["exports"]:
+    count, lost = io_splat.export_splat(made, path)
+    assert count == ARGS["n"] and not any("imported by Blender" in text for text in lost), lost
+evaluated = made.evaluated_get(bpy.context.evaluated_depsgraph_get())
+RESULT["made_evaluated"] = [evaluated.type, evaluated.data.type, len(evaluated.data.points)]
+bpy.data.objects.remove(made)
+
+# B. Blender's own import of a labelled PLY (gsseg_label comes in as FLOAT)
+assert bpy.ops.wm.ply_import(filepath=ARGS["labeled"]) == {"FINISHED"}
+obj = bpy.context.selected_objects[0]
+NAME = obj.name
+n = len(obj.data.points)
+assert obj.data.attributes["gsseg_label"].data_type == "FLOAT"
+assert io_splat.is_splat_object(obj) and io_splat.header_of(obj) is None
+count, lost = io_splat.export_splat(obj, ARGS["blender_plain"], include_label=True)
+RESULT["plain_notes"] = lost
+assert bpy.ops.gsseg.import_cameras(filepath=ARGS["cameras"]) == {"FINISHED"}
+settings = bpy.context.scene.gsseg
+settings.splat_object = obj
+settings.mask_dir = ARGS["masks"]
+settings.backend = "cpu"
+settings.scale = 1.0  # as labeled_scene segments
+bpy.context.view_layer.objects.active = obj
+obj.select_set(True)
+assert bpy.ops.gsseg.segment() == {"FINISHED"}
+assert obj.data.attributes["gsseg_label"].data_type == "INT"  # converted once, by the first write
+labels = values(obj, "gsseg_label")
+RESULT["labels"] = labels.tolist()
+base = values(obj, "radiance:base").copy()
+
+target = int(np.bincount(labels[labels > 0]).argmax())
+op("select_instance", label=target)
+assert (values(obj, ".selection") == (labels == target)).all()
+op("select_linked_instance")
+op("deselect_instance", label=target)
+assert not values(obj, ".selection").any()
+
+# hide / isolate / reveal: the display modifier leaves hidden points out of the evaluated splat
+op("hide_instance", label=target)
+evaluated = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
+assert len(evaluated.data.points) == n - (labels == target).sum(), len(evaluated.data.points)
+assert evaluated.data.type == "GAUSSIAN_SPLAT"
+op("reveal")
+op("isolate_instance", label=target)
+assert len(obj.evaluated_get(bpy.context.evaluated_depsgraph_get()).data.points) == (labels == target).sum()
+op("reveal")
+
+# the labels view (Segment switched it on): label colours in the evaluated radiance, the stored one untouched
+assert obj.gsseg.display == "LABELS"
+shown = values(obj, "radiance:base", evaluated=True)
+expected = values(obj, "gsseg_label_radiance")
+assert np.array_equal(shown, expected) and np.array_equal(shown[:, 3], base[:, 3])
+evaluated = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
+assert not [a.name for a in evaluated.data.attributes if a.name.startswith("radiance:sh_")]
+assert evaluated.data.attributes["radiance:base"].data_type == "FLOAT_COLOR"
+same_label = labels == labels[0]
+assert np.allclose(expected[same_label, :3], expected[0, :3])
+obj.gsseg.display = "SPLAT"  # back to the colours: the stored radiance as Blender imported it
+assert np.array_equal(values(obj, "radiance:base", evaluated=True), base)
+assert np.array_equal(values(obj, "radiance:base"), base)
+
+# delete the instance, undo, redo
+bpy.ops.ed.undo_push(message="before delete")
+before = state(obj)
+obj.gsseg.instance = target
+op("delete_instance")
+obj = bpy.data.objects[NAME]
+after = state(obj)
+assert after[0] == n - (labels == target).sum() and obj.data.type == "GAUSSIAN_SPLAT"
+assert (values(obj, "gsseg_label") == labels[labels != target]).all()
+assert bpy.ops.ed.undo() == {"FINISHED"}
+obj = bpy.data.objects[NAME]
+assert state(obj) == before, "undo did not bring the deleted instance back exactly"
+assert bpy.ops.ed.redo() == {"FINISHED"}
+obj = bpy.data.objects[NAME]
+assert state(obj) == after, "redo did not delete it again"
+RESULT["target"] = target
+bpy.context.view_layer.objects.active = obj
+assert bpy.ops.gsseg.export_splat(filepath=ARGS["blender_out"], include_label=True) == {"FINISHED"}
+
+# C. Blender's own .spz import: back to the file's axes by the core's matrix
+assert bpy.ops.wm.spz_import(filepath=ARGS["spz"]) == {"FINISHED"}
+spz = bpy.context.selected_objects[0]
+assert native_splat.is_native_splat(spz)
+spz.matrix_world = Matrix(blender_spz_to_file().tolist())
+bpy.context.view_layer.update()
+count, lost = io_splat.export_splat(spz, ARGS["spz_out"])
+RESULT["spz_count"] = count

@@ -1,0 +1,89 @@
+"""Blender 5.3's own Gaussian splats (issue 27), on bpy 5.3.0 (tests/blender_releases.txt): gsseg's import makes
+one and exports it byte for byte to what the core writes; one Blender's own PLY importer made is segmented,
+edited (select, hide, labels view, delete, undo, redo) and exported with its labels; Blender's own .spz import
+is exported back to the file's axes. The child script: tests/blender_scripts/native_splats.py."""
+
+import zipfile
+
+import numpy as np
+import pytest
+
+from blender_harness import labeled_scene, run_bpy
+
+from blender_gsseg.core.files.formats import WRITTEN_FORMATS
+from blender_gsseg.core.files.radiance import logit_error_bound
+from blender_gsseg.core.files.splats import read_gaussians, write_splat_file
+
+pytestmark = [pytest.mark.blender, pytest.mark.slow]
+
+
+def contents(path):
+    """A file's bytes; a .sog's members' (its zip stamps the time of writing)."""
+    if path.endswith(".sog"):
+        with zipfile.ZipFile(path) as archive:
+            return {name: archive.read(name) for name in archive.namelist()}
+    return open(path, "rb").read()
+
+
+def test_native_splats_on_blender_5_3(tmp_path):
+    paths = labeled_scene(tmp_path / "scene", sh_degree=3)
+    scene = read_gaussians(paths["scene.ply"])
+    spz = str(tmp_path / "scene.spz")
+    write_splat_file(spz, scene)
+    exports = [str(tmp_path / f"made{f.ending}") for f in WRITTEN_FORMATS]
+    result = run_bpy("native_splats.py", home=tmp_path / "home", blender="5.3", timeout=600, args={
+        "scene": paths["scene.ply"], "n": len(scene), "exports": exports, "labeled": paths["labeled.ply"],
+        "cameras": paths["cameras.json"], "masks": paths["masks"], "spz": spz,
+        "blender_plain": str(tmp_path / "plain.ply"), "blender_out": str(tmp_path / "blender_out.ply"),
+        "spz_out": str(tmp_path / "spz_out.ply")})
+    assert result["made_evaluated"] == ["POINTCLOUD", "GAUSSIAN_SPLAT", len(scene)]
+
+    # A: an unedited gsseg import exports what the core writes from the file, byte for byte, in every format
+    assert open(exports[0], "rb").read() == open(paths["scene.ply"], "rb").read()
+    for path, splat_format in zip(exports, WRITTEN_FORMATS, strict=True):
+        reference = str(tmp_path / f"reference{splat_format.ending}")
+        write_splat_file(reference, scene)
+        assert contents(path) == contents(reference), splat_format.ending
+
+    # B: Blender's own import, exported unedited: exact where Blender keeps the values, said where it does not
+    labeled = read_gaussians(paths["labeled.ply"])
+    plain = read_gaussians(tmp_path / "plain.ply")
+    exact = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2"] + [f"f_rest_{i}" for i in range(45)] + ["gsseg_label"]
+    for name in exact:
+        assert plain.vertex[name].tobytes() == labeled.vertex[name].tobytes(), name
+    alpha = labeled.opacities
+    assert np.abs(plain.vertex["opacity"] - labeled.vertex["opacity"]).max() <= 2 * logit_error_bound(alpha) + 1e-6
+    np.testing.assert_allclose(plain.vertex["scale_0"], labeled.vertex["scale_0"], atol=1e-6)
+    np.testing.assert_allclose(plain.rotations, labeled.rotations, atol=1e-6)
+    assert any("imported by Blender" in note for note in result["plain_notes"]), result["plain_notes"]
+    assert any("logit" in note for note in result["plain_notes"]), result["plain_notes"]
+
+    # Segment in Blender gives the core's labels; the exported scene lacks the deleted instance
+    labels = np.array(result["labels"])
+    assert (labels == np.array(paths["labels"])).mean() > 0.999
+    keep = labels != result["target"]
+    out = read_gaussians(tmp_path / "blender_out.ply")
+    assert len(out) == keep.sum() < len(labeled)
+    for name in exact[:-1]:
+        assert out.vertex[name].tobytes() == labeled.vertex[name][keep].tobytes(), name
+    assert (out.vertex["gsseg_label"] == labels[keep]).all()
+
+    # C: Blender's .spz import, exported with the matrix that undoes its axes: gsseg's reading of the .spz
+    back = read_gaussians(tmp_path / "spz_out.ply")
+    decoded = read_gaussians(spz)
+    assert result["spz_count"] == len(decoded) == len(back)
+    np.testing.assert_allclose(back.means, decoded.means, atol=1e-6)
+    np.testing.assert_allclose(back.sh_rest, decoded.sh_rest, atol=1e-6)
+    np.testing.assert_allclose(back.opacities, decoded.opacities, atol=2e-6)
+    np.testing.assert_allclose(back.scales, decoded.scales, rtol=1e-6)
+    np.testing.assert_allclose(covariances(back), covariances(decoded), atol=1e-6)  # an equivalent quaternion
+
+
+def covariances(gaussians):
+    """[N, 3, 3] covariances M S^2 M^T from the unit quaternions (w, x, y, z) and the scales."""
+    w, x, y, z = gaussians.rotations.astype(np.float64).T
+    m = np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+                  2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+                  2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], 1).reshape(-1, 3, 3)
+    s = gaussians.scales.astype(np.float64)
+    return np.einsum("nij,nj,nkj->nik", m, s * s, m)
