@@ -68,6 +68,11 @@ def test_native_splats_on_blender_5_3(tmp_path):
         assert out.vertex[name].tobytes() == labeled.vertex[name][keep].tobytes(), name
     assert (out.vertex["gsseg_label"] == labels[keep]).all()
 
+    # D: re-solve, select inside / unseen, assign, merge, separate checked in the child; the proxy labels the
+    # points inside the cube it stands for (a label propagation from the surface: most, not all), none far outside
+    assert result["resolved_changed"] > 0
+    assert result["proxy_inside"] > 0.8 and result["proxy_far_outside"] == 0, result
+
     # C: Blender's .spz import, exported with the matrix that undoes its axes: gsseg's reading of the .spz
     back = read_gaussians(tmp_path / "spz_out.ply")
     decoded = read_gaussians(spz)

@@ -130,6 +130,64 @@ RESULT["target"] = target
 bpy.context.view_layer.objects.active = obj
 assert bpy.ops.gsseg.export_splat(filepath=ARGS["blender_out"], include_label=True) == {"FINISHED"}
 
+# D. the other operators on the native object: re-solve, select inside / unseen, assign, merge, separate,
+# segment from proxies
+from blender_gsseg.core.lift.sidecar import load_accumulation  # noqa: E402
+from blender_gsseg.core.lift.solver import Shares  # noqa: E402
+
+obj.gsseg.gamma = 0.6  # re-solves from the cached accumulation (of the points left)
+index = values(obj, "gsseg_index")
+solved, _ = Shares.from_accumulation(load_accumulation(obj.gsseg.accumulation_path).subset(index)).solve(0.6)
+assert (values(obj, "gsseg_label") == solved).all()
+RESULT["resolved_changed"] = int((solved != labels[labels != target]).sum())
+op("select_unseen")
+assert (values(obj, ".selection") == (solved == -1)).all()
+bpy.ops.mesh.primitive_cube_add(size=1.0, location=(0.0, 0.0, 0.0))
+cube = bpy.context.active_object
+positions = values(obj, "position")
+inside = np.all(np.abs(positions) < 0.5, axis=1)
+obj.select_set(True)
+bpy.context.view_layer.objects.active = obj
+op("select_inside")
+assert (values(obj, ".selection") == inside).all() and inside.any()
+current = values(obj, "gsseg_label")
+op("assign_instance", new_instance=True)
+new_id = int(current.max()) + 1
+assert (values(obj, "gsseg_label") == np.where(inside, new_id, current)).all()
+assert values(obj, "gsseg_manual")[inside].all()
+op("merge_instances", source=new_id, target=0)
+assert (values(obj, "gsseg_label") == np.where(inside, 0, current)).all()
+left = values(obj, "gsseg_label")
+part = int(left[left > 0][0])
+obj.gsseg.instance = part
+op("separate_instance")
+obj = bpy.data.objects[NAME]
+parts = [o for o in bpy.data.objects if o.name.startswith(NAME + ".") and native_splat.is_native_splat(o)]
+assert len(parts) == 1 and len(parts[0].data.points) == (left == part).sum()
+assert len(obj.data.points) == (left != part).sum() and parts[0].data.type == "GAUSSIAN_SPLAT"
+assert (values(parts[0], "gsseg_label") == part).all()
+# edit mode: Blender's own point-cloud selection is the one gsseg reads and writes; an edit-mode undo step
+bpy.context.view_layer.objects.active = obj
+bpy.ops.object.mode_set(mode="EDIT")
+bpy.ops.pointcloud.select_all(action="DESELECT")
+op("select_instance", label=0)
+bpy.ops.object.mode_set(mode="EDIT")  # the operator ran from a script: it leaves the mode to the script
+chosen = values(obj, ".selection")
+assert (chosen == (values(obj, "gsseg_label") == 0)).all() and chosen.any()
+bpy.ops.object.mode_set(mode="OBJECT")
+# segment from proxies: the cube stands for instance 1
+cube.gsseg.proxy_instance = 1
+for other in bpy.context.selected_objects:
+    other.select_set(False)
+cube.select_set(True)
+bpy.context.view_layer.objects.active = obj
+bpy.context.scene.gsseg.splat_object = obj
+assert bpy.ops.gsseg.segment_proxies() == {"FINISHED"}
+proxied = values(obj, "gsseg_label")
+distance = np.abs(values(obj, "position")).max(axis=1)  # to the cube's centre, in its axes
+RESULT["proxy_inside"] = float((proxied[distance < 0.5] == 1).mean())
+RESULT["proxy_far_outside"] = int((proxied[distance > 0.75] == 1).sum())
+
 # C. Blender's own .spz import: back to the file's axes by the core's matrix
 assert bpy.ops.wm.spz_import(filepath=ARGS["spz"]) == {"FINISHED"}
 spz = bpy.context.selected_objects[0]
