@@ -97,15 +97,29 @@ def exp32(log_scales: np.ndarray) -> np.ndarray:
         return np.exp(np.asarray(log_scales, dtype=np.float32)).astype(np.float32)
 
 
-def _columns(vertex: np.ndarray, names: collections.abc.Sequence[str]) -> np.ndarray:
-    """float32 [N, len(names)]: the columns of the structured table, row block by row block (cache-friendly)."""
+def _columns(vertex: np.ndarray, groups: collections.abc.Sequence[collections.abc.Sequence[str]]) -> list:
+    """For each group of property names, float32 [N, len(group)]: those columns of the structured table, all
+    groups in one pass over the table, row block by row block (a 1M x 62 table is 250 MB: gathered group by group
+    it would stream through memory once per group). An all-float32 table (the usual 3DGS PLY) is a 2-D array
+    already: one gather per block and group."""
     n = len(vertex)
-    out = np.empty((n, len(names)), dtype=np.float32)
+    fields = vertex.dtype.names
+    outs = [np.empty((n, len(group)), dtype=np.float32) for group in groups]
+    if vertex.dtype.itemsize == 4 * len(fields) and all(vertex.dtype[f] == np.dtype("<f4") for f in fields):
+        table = vertex.view(np.float32).reshape(n, len(fields))
+        position = {name: index for index, name in enumerate(fields)}
+        indices = [np.array([position[name] for name in group]) for group in groups]
+        for start in range(0, n, ROWS):
+            block = table[start:start + ROWS]
+            for out, index in zip(outs, indices, strict=True):
+                np.take(block, index, axis=1, out=out[start:start + len(block)])
+        return outs
     for start in range(0, n, ROWS):
         block = vertex[start:start + ROWS]
-        for column, name in enumerate(names):
-            out[start:start + len(block), column] = block[name]
-    return out
+        for out, group in zip(outs, groups, strict=True):
+            for column, name in enumerate(group):
+                out[start:start + len(block), column] = block[name]
+    return outs
 
 
 class NativeSplat:
@@ -134,25 +148,23 @@ def to_radiance(gaussians: Gaussians, *, reserved: collections.abc.Container[str
     count = sh_count(degree) if degree else 0
     rest_names = [f"f_rest_{i}" for i in range(3 * count)]
     extra = [name for name in names if name not in NATIVE_PROPERTIES and name not in rest_names]
-    floats = list(POSITION_PROPERTIES + DC_PROPERTIES + ("opacity",) + SCALE_PROPERTIES + ROTATION_PROPERTIES)
-    table = _columns(vertex, floats + rest_names)
-    position, dc, opacity = table[:, 0:3], table[:, 3:6], table[:, 6]
-    log_scale, rotation = table[:, 7:10], table[:, 10:14]
-    base = np.empty((len(vertex), 4), dtype=np.float32)
-    base[:, :3] = dc
-    base[:, 3] = sigmoid32(opacity)
+    # f_rest is channel-major: coefficient k of channel c is f_rest_{c*K + k}
+    sh_groups = [[f"f_rest_{c * count + k}" for c in range(3)] for k in range(count)]
+    position, base, log_scale, rotation, *sh = _columns(
+        vertex, [POSITION_PROPERTIES, DC_PROPERTIES + ("opacity",), SCALE_PROPERTIES, ROTATION_PROPERTIES] + sh_groups)
+    opacity = base[:, 3].copy()
+    base[:, 3] = sigmoid32(opacity)  # the logit replaced by alpha
     attributes = {
-        POSITION: ("FLOAT_VECTOR", np.ascontiguousarray(position)),
+        POSITION: ("FLOAT_VECTOR", position),
         BASE: ("FLOAT4", base),
         SCALE: ("FLOAT_VECTOR", exp32(log_scale)),
-        ROTATION: ("QUATERNION", np.ascontiguousarray(rotation)),
+        ROTATION: ("QUATERNION", rotation),
     }
-    for k in range(count):  # f_rest is channel-major: coefficient k of channel c is f_rest_{c*K + k}
-        attributes[sh_name(k)] = ("FLOAT_VECTOR", np.ascontiguousarray(table[:, 14 + k::count][:, :3]))
+    for k in range(count):
+        attributes[sh_name(k)] = ("FLOAT_VECTOR", sh[k])
     if keep_originals:
-        attributes[KEPT_OPACITY] = ("FLOAT", np.ascontiguousarray(opacity))
-        attributes[KEPT_LOG_SCALE] = ("FLOAT_VECTOR", np.ascontiguousarray(log_scale))
-    del table
+        attributes[KEPT_OPACITY] = ("FLOAT", opacity)
+        attributes[KEPT_LOG_SCALE] = ("FLOAT_VECTOR", log_scale)
     properties, rounded, renamed = [], [], {}
     for name in names:
         ply_type = gaussians.property_types[name]
