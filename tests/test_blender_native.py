@@ -35,7 +35,7 @@ def test_native_splats_on_blender_5_3(tmp_path):
         "scene": paths["scene.ply"], "n": len(scene), "exports": exports, "labeled": paths["labeled.ply"],
         "cameras": paths["cameras.json"], "masks": paths["masks"], "spz": spz,
         "blender_plain": str(tmp_path / "plain.ply"), "blender_out": str(tmp_path / "blender_out.ply"),
-        "spz_out": str(tmp_path / "spz_out.ply")})
+        "spz_out": str(tmp_path / "spz_out.ply"), "spz_moved": str(tmp_path / "spz_moved.ply")})
     assert result["made_evaluated"] == ["POINTCLOUD", "GAUSSIAN_SPLAT", len(scene)]
 
     # A: an unedited gsseg import exports what the core writes from the file, byte for byte, in every format
@@ -82,6 +82,8 @@ def test_native_splats_on_blender_5_3(tmp_path):
     np.testing.assert_allclose(back.opacities, decoded.opacities, atol=2e-6)
     np.testing.assert_allclose(back.scales, decoded.scales, rtol=1e-6)
     np.testing.assert_allclose(covariances(back), covariances(decoded), atol=1e-6)  # an equivalent quaternion
+    moved = read_gaussians(tmp_path / "spz_moved.ply")  # the object's matrix is float32 Euler angles: close only
+    np.testing.assert_allclose(moved.means, back.means, atol=1e-6)
 
 
 def covariances(gaussians):

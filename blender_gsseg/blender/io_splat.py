@@ -385,7 +385,8 @@ def is_identity(matrix, tolerance=1e-6):
     return all(abs(matrix[i][j] - (1.0 if i == j else 0.0)) <= tolerance for i in range(4) for j in range(4))
 
 
-def export_splat(obj, path, *, selected_only=False, include_label=False, apply_transform=True, header=None):
+def export_splat(obj, path, *, selected_only=False, include_label=False, apply_transform=True, header=None,
+                 undo_spz_axes=False):
     """Write a splat object (atomic) in the format ``path``'s name asks for (a binary little-endian PLY, or any
     of :func:`~..core.files.splats.write_splat_file`'s). Returns (splats written, what the format could not
     keep).
@@ -395,7 +396,8 @@ def export_splat(obj, path, *, selected_only=False, include_label=False, apply_t
     (:func:`~..core.scene.object_transform.transform_gaussians`: positions, rotations, scales, normals and SH); a transform
     a Gaussian cannot represent (non-uniform or negative scale, shear) is refused before anything is written.
     ``header``: a function that returns the Gaussians with the header comments to write (the instance list's
-    names and colours: :func:`.labels.with_label_comments`)."""
+    names and colours: :func:`.labels.with_label_comments`). ``undo_spz_axes``: the object came from Blender's own
+    .spz import, which turned the file to Z up: turn it back to the file's axes (after the object transform)."""
     gaussians, notes = gaussians_and_notes(obj, selected_only=selected_only, include_label=include_label)
     if selected_only and len(gaussians) == 0:
         raise BadInputError(f"'{obj.name}': no points are selected (select some in edit mode)")
@@ -403,5 +405,10 @@ def export_splat(obj, path, *, selected_only=False, include_label=False, apply_t
         gaussians = header(obj, gaussians)
     if apply_transform:
         gaussians = in_world(obj, gaussians)
+    if undo_spz_axes:
+        from ..core.files.radiance import blender_spz_to_file
+        from ..core.scene.object_transform import transform_gaussians
+
+        gaussians = transform_gaussians(gaussians, blender_spz_to_file(), where=f"'{obj.name}' (SPZ axes)")
     lost = write_splat_file(path, gaussians)
     return len(gaussians), notes + lost

@@ -135,6 +135,9 @@ class GSSEG_OT_export_splat(bpy.types.Operator, ExportHelper):
     apply_transform: BoolProperty(name="Apply Object Transform", default=True,
                                   description="Bake the object's transform into positions, rotations, scales and "
                                   "SH colours (uniform scale only); off: write the splats in object space")
+    undo_spz_axes: BoolProperty(name="Undo Blender's SPZ Axes", default=False,
+                                description="The splat came from Blender's own .spz import (File > Import), "
+                                "which turns the file to Z up: write it back in the file's axes")
 
     @classmethod
     def poll(cls, context):
@@ -154,7 +157,8 @@ class GSSEG_OT_export_splat(bpy.types.Operator, ExportHelper):
             count, lost = io_splat.export_splat(obj, path, selected_only=self.selected_only,
                                                 include_label=self.include_label,
                                                 apply_transform=self.apply_transform,
-                                                header=label_list.with_label_comments)
+                                                header=label_list.with_label_comments,
+                                                undo_spz_axes=self.undo_spz_axes)
         except Exception as error:
             self.report({"ERROR"}, _error_text(error))
             return {"CANCELLED"}

@@ -192,7 +192,9 @@ RESULT["proxy_far_outside"] = int((proxied[distance > 0.75] == 1).sum())
 assert bpy.ops.wm.spz_import(filepath=ARGS["spz"]) == {"FINISHED"}
 spz = bpy.context.selected_objects[0]
 assert native_splat.is_native_splat(spz)
-spz.matrix_world = Matrix(blender_spz_to_file().tolist())
+bpy.context.view_layer.objects.active = spz
+assert bpy.ops.gsseg.export_splat(filepath=ARGS["spz_out"], undo_spz_axes=True) == {"FINISHED"}
+spz.matrix_world = Matrix(blender_spz_to_file().tolist())  # the same as an object transform
 bpy.context.view_layer.update()
-count, lost = io_splat.export_splat(spz, ARGS["spz_out"])
+count, lost = io_splat.export_splat(spz, ARGS["spz_moved"])
 RESULT["spz_count"] = count
