@@ -35,6 +35,7 @@ def test_native_splats_on_blender_5_3(tmp_path):
         "scene": paths["scene.ply"], "n": len(scene), "exports": exports, "labeled": paths["labeled.ply"],
         "cameras": paths["cameras.json"], "masks": paths["masks"], "spz": spz,
         "blender_plain": str(tmp_path / "plain.ply"), "blender_out": str(tmp_path / "blender_out.ply"),
+        "blender_selected": str(tmp_path / "selected.ply"),
         "spz_out": str(tmp_path / "spz_out.ply"), "spz_moved": str(tmp_path / "spz_moved.ply")})
     assert result["made_evaluated"] == ["POINTCLOUD", "GAUSSIAN_SPLAT", len(scene)]
 
@@ -57,6 +58,9 @@ def test_native_splats_on_blender_5_3(tmp_path):
     np.testing.assert_allclose(plain.rotations, labeled.rotations, atol=1e-6)
     assert any("imported by Blender" in note for note in result["plain_notes"]), result["plain_notes"]
     assert any("logit" in note for note in result["plain_notes"]), result["plain_notes"]
+
+    selected = read_gaussians(tmp_path / "selected.ply")  # the points of instance 2, as the file has them
+    assert (selected.vertex["x"] == labeled.vertex["x"][labeled.vertex["gsseg_label"] == 2]).all()
 
     # Segment in Blender gives the core's labels; the exported scene lacks the deleted instance
     labels = np.array(result["labels"])

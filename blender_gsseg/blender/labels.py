@@ -306,6 +306,15 @@ def after_import(obj):
     tag_update(obj.data)
 
 
+def ensure_listed(obj):
+    """A splat with labels but no instance list yet -- one Blender's own importer made from a labelled PLY, whose
+    gsseg_label came in as a FLOAT attribute -- gets its list (as after gsseg's import). Returns whether it did."""
+    if obj.gsseg.labels or not has_labels(obj):
+        return False
+    after_import(obj)
+    return True
+
+
 def refresh_display(obj):
     """Rewrite ``gsseg_label_col`` from the labels of the object's Level and the list's colours, the active
     instance highlighted."""

@@ -498,6 +498,7 @@ class _SplatOperator:
     def execute(self, context):
         obj = _active_splat(context)
         try:
+            label_list.ensure_listed(obj)
             text = self.run(context, obj)
         except Exception as error:
             self.report({"ERROR"}, _error_text(error))

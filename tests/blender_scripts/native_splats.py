@@ -66,6 +66,18 @@ assert obj.data.attributes["gsseg_label"].data_type == "FLOAT"
 assert io_splat.is_splat_object(obj) and io_splat.header_of(obj) is None
 count, lost = io_splat.export_splat(obj, ARGS["blender_plain"], include_label=True)
 RESULT["plain_notes"] = lost
+# its labels, from the file (FLOAT): selectable at once, the instance list made on first use
+file_labels = np.rint(values(obj, "gsseg_label")).astype(np.int32)
+bpy.context.view_layer.objects.active = obj
+assert not obj.gsseg.labels
+op("select_instance", label=1)
+assert (values(obj, ".selection") == (file_labels == 1)).all() and (file_labels == 1).any()
+assert sorted(item.id for item in obj.gsseg.labels) == sorted(set(file_labels.tolist()) - {-1})
+# a fresh selection of every point (no .selection attribute, as Blender's Select All leaves it) exports them all
+obj.data.attributes.remove(obj.data.attributes[".selection"])
+assert io_splat.export_splat(obj, ARGS["blender_selected"], selected_only=True)[0] == n
+native_splat.write_selection(obj, file_labels == 2)
+assert io_splat.export_splat(obj, ARGS["blender_selected"], selected_only=True)[0] == (file_labels == 2).sum()
 assert bpy.ops.gsseg.import_cameras(filepath=ARGS["cameras"]) == {"FINISHED"}
 settings = bpy.context.scene.gsseg
 settings.splat_object = obj
