@@ -36,6 +36,7 @@ assert splat.gsseg.display == "SPLAT"
 assert bpy.ops.gsseg.import_cameras(filepath=ARGS["cameras"]) == {"FINISHED"}
 cameras = {obj.name: obj for obj in scene.gsseg.camera_collection.objects}
 RESULT["drawn"] = splats_drawn(splat)
+RESULT["object"] = f"{splat.type}/{getattr(splat.data, 'type', '-')}"  # 5.3+: Blender's own splat point cloud
 
 # The comparison's conditions: the same plain background, the view transform "Standard"
 world = bpy.data.worlds.new("plain")
