@@ -3,12 +3,13 @@ one and exports it byte for byte to what the core writes; one Blender's own PLY 
 edited (select, hide, labels view, delete, undo, redo) and exported with its labels; Blender's own .spz import
 is exported back to the file's axes. The child script: tests/blender_scripts/native_splats.py."""
 
+import os
 import zipfile
 
 import numpy as np
 import pytest
 
-from blender_harness import labeled_scene, run_bpy
+from blender_harness import REPO, labeled_scene, run_bpy
 
 from blender_gsseg.core.files.formats import WRITTEN_FORMATS
 from blender_gsseg.core.files.radiance import logit_error_bound
@@ -98,3 +99,30 @@ def covariances(gaussians):
                   2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], 1).reshape(-1, 3, 3)
     s = gaussians.scales.astype(np.float64)
     return np.einsum("nij,nj,nkj->nik", m, s * s, m)
+
+
+def test_raw_quaternions_render_as_normalised_ones(tmp_path):
+    """Unnormalised quaternions (as trained splats may store them) written raw into ``rotation`` by gsseg's import
+    (bit-exact export needs them): Cycles normalises them, so the picture is the one normalised ones give, within
+    Cycles' own noise (unnormalised, a norm of 0.3-3 would scale the splats by 0.09-9: far outside it)."""
+    from PIL import Image
+
+    from blender_gsseg.core.files.ply import write_gaussians
+
+    demo = os.path.join(REPO, "blender_gsseg", "data", "demo")
+    scene = read_gaussians(os.path.join(demo, "scene_trained.ply"))
+    factors = np.random.default_rng(0).uniform(0.3, 3.0, len(scene)).astype(np.float32)
+    vertex = scene.vertex.copy()
+    for i in range(4):
+        vertex[f"rot_{i}"] *= factors
+    write_gaussians(tmp_path / "raw.ply", scene._replace(vertex))
+    result = run_bpy("native_render_same.py", home=tmp_path / "home", blender="5.3", args={
+        "ply": str(tmp_path / "raw.ply"), "cameras": os.path.join(demo, "cameras_heldout.json"),
+        "out": str(tmp_path)})
+    assert result["norms"][0] < 0.5 and result["norms"][1] > 2.0  # the object holds the raw ones
+    raw, normalised, reseeded = (np.asarray(Image.open(path).convert("RGB"), dtype=np.float64)
+                                 for path in result["renders"])
+    assert raw.std() > 10  # a picture, not an empty frame
+    noise = np.abs(normalised - reseeded).mean()
+    assert np.abs(raw - normalised).mean() <= 1.25 * noise, (np.abs(raw - normalised).mean(), noise)
+    assert abs(raw.mean() - normalised.mean()) <= 0.5, (raw.mean(), normalised.mean())
