@@ -1,7 +1,7 @@
 """Blender 5.3's own drawing of Gaussian splats (issue 27) against gsseg's rasterizer, and where they differ.
 
     python bench/native_display.py [--engine CYCLES] [--samples 16] [--views 2] [--scale 0.25] [--release 5.3]
-                                   [--out bench/results]
+                                   [--out bench/results] [--name native_display]
 
 The bundled demo's held-out views: gsseg's Import Splat on a release with native splats makes Blender's own
 ``GAUSSIAN_SPLAT`` point cloud (tests/blender_scripts/display_render.py renders it as an F12 does: view
@@ -14,7 +14,8 @@ background alone (pixels the rasterizer leaves at the background colour), the sh
 10 % of pixels with the steepest gradient of the reference (edges: footprint, pixel filter, sorting), and the mean
 offset (a brightness shift).
 
-Writes ``native_display.json`` and ``native_display.md`` to --out.
+Writes ``NAME.json`` and ``NAME.md`` to --out (``bench/results/native_display.*``: Cycles;
+``native_display_eevee.*``: ``--engine EEVEE --name native_display_eevee``).
 """
 
 import argparse
@@ -72,6 +73,7 @@ def parse(argv):
     parser.add_argument("--scale", type=float, default=0.25)
     parser.add_argument("--release", default="5.3")
     parser.add_argument("--out", default=os.path.join(REPO, "bench", "results"))
+    parser.add_argument("--name", default="native_display", help="the outputs' file name, without its ending")
     return parser.parse_args(argv)
 
 
@@ -87,6 +89,7 @@ def main(argv):
     result = run_bpy("display_render.py", home=os.path.join(work, "home"), blender=args.release, timeout=6 * 3600,
                      args={"ply": ply, "cameras": cameras_path, "views": names, "engine": args.engine,
                            "samples": args.samples, "background": BACKGROUND, "settings": [{"display": "SPLAT"}],
+                           "import_display": "NATIVE",
                            "out": work})
     gaussians = read_gaussians(ply)
     rows = []
@@ -106,7 +109,7 @@ def main(argv):
     report = {"blender": result["blender"], "object": result.get("object"), "engine": args.engine,
               "samples": args.samples, "scale": args.scale, "views": rows}
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "native_display.json"), "w", encoding="utf-8") as handle:
+    with open(os.path.join(args.out, args.name + ".json"), "w", encoding="utf-8") as handle:
         json.dump(report, handle, indent=1)
     lines = [f"# Blender {result['blender']}'s own splats ({result.get('object')}) against the rasterizer",
              "", f"`python bench/native_display.py --engine {args.engine} --samples {args.samples} --views "
@@ -118,7 +121,7 @@ def main(argv):
         lines.append(f"| {row['view']} | {row['size'][0]}×{row['size'][1]} | {row['psnr']:.1f} dB | {row['ssim']:.3f} | "
                      f"{row['psnr_colour_managed']:.1f} dB | {100 * row['edge_error_share']:.0f} % | "
                      f"{row['mean_offset']:+.4f} | {background} (set {BACKGROUND[0]}) | {row['seconds']:.0f} |")
-    with open(os.path.join(args.out, "native_display.md"), "w", encoding="utf-8") as handle:
+    with open(os.path.join(args.out, args.name + ".md"), "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
     print("\n".join(lines))
 

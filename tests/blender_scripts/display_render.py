@@ -30,7 +30,8 @@ scene = bpy.context.scene
 for obj in list(scene.objects):
     bpy.data.objects.remove(obj)
 
-assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"]) == {"FINISHED"}
+assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"], display=ARGS.get("import_display", "SPLAT")) == {"FINISHED"}
+# (``import_display`` 'NATIVE': Blender's own splat point cloud, 5.3+; bench/native_display.py)
 splat = bpy.context.active_object
 assert splat.gsseg.display == "SPLAT"
 assert bpy.ops.gsseg.import_cameras(filepath=ARGS["cameras"]) == {"FINISHED"}

@@ -12,7 +12,7 @@ from blender_gsseg.blender import camera_objects
 
 scene = bpy.context.scene
 settings = scene.gsseg
-assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"]) == {"FINISHED"}
+assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"], display="SPLAT") == {"FINISHED"}
 splat = bpy.context.active_object
 # without cameras: up from the convention
 bpy.context.view_layer.objects.active = splat
