@@ -186,6 +186,14 @@ op("select_instance", label=0)
 bpy.ops.object.mode_set(mode="EDIT")  # the operator ran from a script: it leaves the mode to the script
 chosen = values(obj, ".selection")
 assert (chosen == (values(obj, "gsseg_label") == 0)).all() and chosen.any()
+bpy.ops.pointcloud.select_all(action="DESELECT")  # in edit mode: an operator's step, undone in edit mode
+bpy.ops.ed.undo_push(message="deselected in edit mode")
+op("select_instance", label=0)
+obj = bpy.data.objects[NAME]
+assert obj.mode == "EDIT" and (values(obj, ".selection") == chosen).all()
+assert bpy.ops.ed.undo() == {"FINISHED"}
+obj = bpy.data.objects[NAME]
+assert obj.mode == "EDIT" and not values(obj, ".selection").any(), "edit-mode undo did not restore the selection"
 bpy.ops.object.mode_set(mode="OBJECT")
 # segment from proxies: the cube stands for instance 1
 cube.gsseg.proxy_instance = 1
