@@ -103,8 +103,9 @@ def covariances(gaussians):
 
 def test_raw_quaternions_render_as_normalised_ones(tmp_path):
     """Unnormalised quaternions (as trained splats may store them) written raw into ``rotation`` by gsseg's import
-    (bit-exact export needs them): Cycles normalises them, so the picture is the one normalised ones give, within
-    Cycles' own noise (unnormalised, a norm of 0.3-3 would scale the splats by 0.09-9: far outside it)."""
+    (bit-exact export needs them): Cycles and Workbench normalise them, so the picture is the one normalised ones
+    give: within Cycles' own noise (unnormalised, a norm of 0.3-3 would scale the splats by 0.09-9: far outside
+    it), pixel for pixel in Workbench."""
     from PIL import Image
 
     from blender_gsseg.core.files.ply import write_gaussians
@@ -126,6 +127,8 @@ def test_raw_quaternions_render_as_normalised_ones(tmp_path):
     noise = np.abs(normalised - reseeded).mean()
     assert np.abs(raw - normalised).mean() <= 1.25 * noise, (np.abs(raw - normalised).mean(), noise)
     assert abs(raw.mean() - normalised.mean()) <= 0.5, (raw.mean(), normalised.mean())
+    normalised, raw = (np.asarray(Image.open(path).convert("RGB"), dtype=np.float64) for path in result["workbench"])
+    assert raw.std() > 10 and np.array_equal(raw, normalised)  # Workbench: the same pixels
 
 
 def test_native_import_of_every_format(tmp_path):

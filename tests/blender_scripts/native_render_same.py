@@ -1,9 +1,10 @@
-"""Raw quaternions in ``rotation`` (gsseg's native import writes a file's unnormalised ones as stored): Cycles
+"""Raw quaternions in ``rotation`` (gsseg's native import writes a file's unnormalised ones as stored): Cycles (and Workbench)
 renders them as it renders them normalised (what Blender's own importer stores), so gsseg needs no second
 rotation attribute. One object rendered with its raw rotations (seed 1), then normalised (seeds 1 and 2: Cycles'
 noise, the floor any difference is judged against; a last-bit change already reshuffles the samples). Run by
 tests/test_blender_native.py. ARGS: ``ply``, ``cameras``, ``out`` (folder). RESULT: ``renders`` [raw seed 1,
-normalised seed 1, normalised seed 2], ``norms`` (min, max of the raw quaternions' norms)."""
+normalised seed 1, normalised seed 2], ``workbench`` [normalised, raw] (Workbench has no noise), ``norms`` (min,
+max of the raw quaternions' norms)."""
 
 import os
 
@@ -43,3 +44,13 @@ for name, seed in (("raw", 1), ("normalised", 1), ("normalised", 2)):
     scene.render.filepath = os.path.join(ARGS["out"], f"{name}_{seed}.png")
     bpy.ops.render.render(write_still=True)
     RESULT["renders"].append(scene.render.filepath)
+# Workbench (no noise): normalised, then raw again, pixel for pixel
+scene.render.engine = "BLENDER_WORKBENCH"
+RESULT["workbench"] = []
+for name in ("normalised", "raw"):
+    if name == "raw":
+        rotation.data.foreach_set("value", quats.ravel())
+        splat.data.update_tag()
+    scene.render.filepath = os.path.join(ARGS["out"], f"workbench_{name}.png")
+    bpy.ops.render.render(write_still=True)
+    RESULT["workbench"].append(scene.render.filepath)
