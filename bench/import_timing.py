@@ -83,7 +83,8 @@ def main(argv):
     lines = [f"# Import of {args.count:,} SH3 Gaussians to the first evaluation (`python bench/import_timing.py`)",
              "", f"Median of {args.repeats} imports each, alternating, one fresh headless bpy process per import "
              "(2 shared CPU cores; the 1-minute load average before each run is in import_timing.json).", "",
-             "| Blender | gsseg's import | gsseg: import + first evaluation | Blender's own PLY import | ratio | goal |",
+             "| Blender | gsseg's import | gsseg: import + first evaluation | Blender's own PLY import | ratio "
+             "| goal |",
              "|---|---|---|---|---|---|"]
     for release, row in report["releases"].items():
         how = row["gsseg_display"]

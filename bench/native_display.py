@@ -114,11 +114,12 @@ def main(argv):
     lines = [f"# Blender {result['blender']}'s own splats ({result.get('object')}) against the rasterizer",
              "", f"`python bench/native_display.py --engine {args.engine} --samples {args.samples} --views "
              f"{args.views} --scale {args.scale}`: the demo's held-out views.", "",
-             "| view | size | PSNR | SSIM | PSNR against the scene-linear hypothesis | squared error on the edges (top 10 % "
-             "gradient) | mean offset | background | seconds |", "|---|---|---|---|---|---|---|---|---|"]
+             "| view | size | PSNR | SSIM | PSNR against the scene-linear hypothesis | squared error on the edges "
+             "(top 10 % gradient) | mean offset | background | seconds |", "|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         background = "—" if row["background_mean"] is None else f"{np.mean(row['background_mean']):.4f}"
-        lines.append(f"| {row['view']} | {row['size'][0]}×{row['size'][1]} | {row['psnr']:.1f} dB | {row['ssim']:.3f} | "
+        lines.append(f"| {row['view']} | {row['size'][0]}×{row['size'][1]} | {row['psnr']:.1f} dB | "
+                     f"{row['ssim']:.3f} | "
                      f"{row['psnr_colour_managed']:.1f} dB | {100 * row['edge_error_share']:.0f} % | "
                      f"{row['mean_offset']:+.4f} | {background} (set {BACKGROUND[0]}) | {row['seconds']:.0f} |")
     with open(os.path.join(args.out, args.name + ".md"), "w", encoding="utf-8") as handle:

@@ -1,6 +1,6 @@
-"""Raw quaternions in ``rotation`` (gsseg's native import writes a file's unnormalised ones as stored): Cycles (and Workbench)
-renders them as it renders them normalised (what Blender's own importer stores), so gsseg needs no second
-rotation attribute. One object rendered with its raw rotations (seed 1), then normalised (seeds 1 and 2: Cycles'
+"""Raw quaternions in ``rotation`` (gsseg's native import writes a file's unnormalised ones as stored): Cycles
+(and Workbench) renders them as it renders them normalised (what Blender's own importer stores), so gsseg needs no
+second rotation attribute. One object rendered with its raw rotations (seed 1), then normalised (seeds 1 and 2: Cycles'
 noise, the floor any difference is judged against; a last-bit change already reshuffles the samples). Run by
 tests/test_blender_native.py. ARGS: ``ply``, ``cameras``, ``out`` (folder). RESULT: ``renders`` [raw seed 1,
 normalised seed 1, normalised seed 2], ``workbench`` [normalised, raw] (Workbench has no noise), ``norms`` (min,

@@ -1,7 +1,8 @@
 """An artist's first session, run by tests/test_blender_versions.py in each tested Blender release: install the
 extension zip, import the demo splat and its cameras, segment with its masks, select an instance, delete it,
 undo, redo and export. On 5.3+ the import makes Blender's own Gaussian splat point cloud (the default there);
-before, a point mesh with gsseg's splat display. Runs in a child process of blender_harness.run_bpy (ARGS in, RESULT out: child.py)."""
+before, a point mesh with gsseg's splat display. Runs in a child process of blender_harness.run_bpy (ARGS in,
+RESULT out: child.py)."""
 
 import hashlib
 import sys
