@@ -37,7 +37,7 @@ def test_native_splats_on_blender_5_3(tmp_path):
         "cameras": paths["cameras.json"], "masks": paths["masks"], "spz": spz,
         "blender_plain": str(tmp_path / "plain.ply"), "blender_out": str(tmp_path / "blender_out.ply"),
         "blender_selected": str(tmp_path / "selected.ply"),
-        "spz_out": str(tmp_path / "spz_out.ply"), "spz_moved": str(tmp_path / "spz_moved.ply")})
+        "spz_out": str(tmp_path / "spz_out.ply"), "proxy_masks": str(tmp_path / "proxy_masks"), "spz_moved": str(tmp_path / "spz_moved.ply")})
     assert result["made_evaluated"] == ["POINTCLOUD", "GAUSSIAN_SPLAT", len(scene)]
 
     # A: an unedited gsseg import exports what the core writes from the file, byte for byte, in every format
@@ -77,6 +77,8 @@ def test_native_splats_on_blender_5_3(tmp_path):
     # points inside the cube it stands for (a label propagation from the surface: most, not all), none far outside
     assert result["resolved_changed"] > 0
     assert result["proxy_inside"] > 0.8 and result["proxy_far_outside"] == 0, result
+    # Masks from Proxies likewise, but masks know no depth: a few splats in front of the cube in some view take it
+    assert result["masks_inside"] > 0.8 and result["masks_far_outside"] < 0.02, result
 
     # C: Blender's .spz import, exported with the matrix that undoes its axes: gsseg's reading of the .spz
     back = read_gaussians(tmp_path / "spz_out.ply")

@@ -207,6 +207,14 @@ proxied = values(obj, "gsseg_label")
 distance = np.abs(values(obj, "position")).max(axis=1)  # to the cube's centre, in its axes
 RESULT["proxy_inside"] = float((proxied[distance < 0.5] == 1).mean())
 RESULT["proxy_far_outside"] = int((proxied[distance > 0.75] == 1).sum())
+# masks from proxies: the cube's instance id rendered from the cameras (the native splat hidden), then lifted
+bpy.context.scene.gsseg.proxy_mask_dir = ARGS["proxy_masks"]
+bpy.context.scene.gsseg.scale = 1.0
+bpy.context.view_layer.objects.active = obj
+assert bpy.ops.gsseg.masks_from_proxies() == {"FINISHED"}
+masked = values(obj, "gsseg_label")
+RESULT["masks_inside"] = float((masked[distance < 0.5] == 1).mean())
+RESULT["masks_far_outside"] = float((masked[distance > 0.75] == 1).mean())
 
 # C. Blender's own .spz import: back to the file's axes by the core's matrix
 assert bpy.ops.wm.spz_import(filepath=ARGS["spz"]) == {"FINISHED"}
