@@ -1,11 +1,16 @@
-"""Point attributes of a splat mesh: read and write them in bulk (``foreach_get``/``foreach_set``), keep a subset
-of the points with every attribute, and leave edit mode while doing it. The operators, the editing functions and
-the instance list all go through here."""
+"""Point attributes of a splat object (a vertex-only mesh, or a Blender 5.3 native ``GAUSSIAN_SPLAT`` point
+cloud): read and write them in bulk (``foreach_get``/``foreach_set``), keep a subset of the points with every
+attribute, and leave edit mode while doing it. The operators, the editing functions and the instance list all go
+through here."""
 
 import bpy
 import numpy as np
 
 from ..core.errors import BadInputError
+from ..core.files.radiance import BASE as NATIVE_BASE
+from ..core.files.radiance import POSITION as NATIVE_POSITION
+from ..core.files.radiance import ROTATION as NATIVE_ROTATION
+from ..core.files.radiance import SCALE as NATIVE_SCALE
 
 # The point attributes gsseg gives a splat mesh, each name defined here once. The labels are the attribute
 # ``gsseg_label``, named by the core's LABEL_PROPERTY (the file's vertex property of that name), not here.
@@ -18,13 +23,47 @@ CONFIDENCE_ATTRIBUTE = "gsseg_confidence"
 INDEX_ATTRIBUTE = "gsseg_index"  # each point's index in its cached accumulation (follows Blender's own edits)
 MANUAL_ATTRIBUTE = "gsseg_manual"  # BOOLEAN: the label was assigned by hand (kept when gamma changes)
 MANUAL_LABEL_ATTRIBUTE = "gsseg_manual_label"  # INT: that label
+# Native splat point clouds (Blender 5.3+): Blender's own attribute names are the core's (core/files/radiance.py,
+# with radiance:sh_k and the kept originals), with the Blender data type each must have to be read.
+NATIVE_TYPES = {NATIVE_POSITION: ("FLOAT_VECTOR",), NATIVE_BASE: ("FLOAT4", "FLOAT_COLOR"),
+                NATIVE_SCALE: ("FLOAT_VECTOR",), NATIVE_ROTATION: ("QUATERNION",)}
+LABEL_RADIANCE_ATTRIBUTE = "gsseg_label_radiance"  # FLOAT_COLOR: label colour as SH DC + alpha (the label view)
+MESH_SELECTION = ".select_vert"  # BOOLEAN: a mesh's edit-mode selection (absent: nothing selected)
+POINTCLOUD_SELECTION = ".selection"  # BOOLEAN: a point cloud's selection (absent: everything selected)
+MESH_HIDE = ".hide_vert"  # BOOLEAN: a mesh's edit-mode hide flags (point clouds have none: gsseg_hidden only)
+
+
+def is_pointcloud(data):
+    return isinstance(data, bpy.types.PointCloud)
+
+
+def point_count(data):
+    """The number of points of a mesh (its vertices) or a point cloud."""
+    return len(data.points) if is_pointcloud(data) else len(data.vertices)
+
+
+def tag_update(data):
+    """Tell Blender the points' attributes changed (``Mesh.update``; a point cloud has ``update_tag`` only)."""
+    if is_pointcloud(data):
+        data.update_tag()
+    else:
+        data.update()
 
 
 def read_attribute(mesh, name, kind="INT"):
+    """The POINT attribute ``name`` of type ``kind`` ('INT' or 'BOOLEAN') as a numpy array, or None. An INT read
+    also takes a FLOAT attribute (rounded): Blender's own PLY importer makes every extra property FLOAT, so
+    ``gsseg_label`` of a point cloud it imported is FLOAT until gsseg first writes it (as INT)."""
     attribute = mesh.attributes.get(name)
-    if attribute is None or attribute.domain != "POINT" or attribute.data_type != kind:
+    if attribute is None or attribute.domain != "POINT":
         return None
-    values = np.empty(len(mesh.vertices), dtype=np.int32 if kind == "INT" else bool)
+    if kind == "INT" and attribute.data_type == "FLOAT":
+        values = np.empty(point_count(mesh), dtype=np.float32)
+        attribute.data.foreach_get("value", values)
+        return np.rint(values).astype(np.int32)
+    if attribute.data_type != kind:
+        return None
+    values = np.empty(point_count(mesh), dtype=np.int32 if kind == "INT" else bool)
     attribute.data.foreach_get("value", values)
     return values
 
@@ -51,14 +90,16 @@ def write_attribute(mesh, name, values, kind="INT"):
 
 
 def attribute_buffers(mesh):
-    """Every generic POINT attribute of a vertex-only mesh as (name, data_type, numpy array, prop)."""
-    n = len(mesh.vertices)
+    """Every generic POINT attribute of a vertex-only mesh or a point cloud as (name, data_type, numpy array,
+    prop)."""
+    n = point_count(mesh)
     layouts = {
         "FLOAT": ("value", np.float32, 1), "INT": ("value", np.int32, 1), "BOOLEAN": ("value", bool, 1),
         "FLOAT_VECTOR": ("vector", np.float32, 3), "FLOAT_COLOR": ("color", np.float32, 4),
         "BYTE_COLOR": ("color", np.float32, 4), "FLOAT2": ("vector", np.float32, 2),
         "INT8": ("value", np.int32, 1), "QUATERNION": ("value", np.float32, 4),
-        "INT32_2D": ("value", np.int32, 2),
+        "INT32_2D": ("value", np.int32, 2), "FLOAT4": ("vector", np.float32, 4),
+        "FLOAT4X4": ("value", np.float32, 16),
     }
     buffers = []
     for attribute in mesh.attributes:
@@ -75,8 +116,11 @@ def attribute_buffers(mesh):
 
 
 def keep_points(obj, keep):
-    """Rebuild ``obj``'s vertex-only mesh with the points where ``keep`` is true (all attributes kept)."""
+    """Rebuild ``obj``'s vertex-only mesh (or point cloud) with the points where ``keep`` is true (all attributes
+    kept)."""
     mesh = obj.data
+    if is_pointcloud(mesh):
+        return _keep_cloud_points(mesh, keep)
     if len(mesh.edges) or len(mesh.polygons):
         raise BadInputError(f"'{obj.name}' has edges or faces; deleting by label works on point meshes only")
     buffers = attribute_buffers(mesh)
@@ -97,6 +141,18 @@ def keep_points(obj, keep):
         names = [a.name for a in mesh.color_attributes]
         mesh.color_attributes.render_color_index = names.index(render_name)
     mesh.update()
+    return count
+
+
+def _keep_cloud_points(cloud, keep):
+    """A point cloud keeps the points where ``keep`` is true: every attribute read, the cloud resized (which
+    keeps the datablock, its type, materials and users) and the kept rows written back."""
+    buffers = attribute_buffers(cloud)
+    count = int(np.count_nonzero(keep))
+    cloud.resize(count)
+    for name, _data_type, values, prop in buffers:
+        cloud.attributes[name].data.foreach_set(prop, np.ascontiguousarray(values[keep]).ravel())
+    cloud.update_tag()
     return count
 
 

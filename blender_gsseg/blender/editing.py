@@ -6,12 +6,14 @@ UNDO). Selection and hiding return to edit mode (they change the mesh only, whic
 restores); deleting, separating, assigning and merging also change object-level state (cache path, instance
 list, merges) and end in object mode, where the undo step restores all of it.
 
+A native splat point cloud (Blender 5.3+) is edited the same way: its selection is Blender's own ``.selection``
+(absent: every point selected), and since point clouds have no hide flags, hiding is ``gsseg_hidden`` alone, which
+the native display modifier leaves out (:func:`.native_splat.update_display`).
+
 ``level`` is a Level identifier (``labels.FINEST`` = gsseg_label, or "k" for level k of gsseg_code; default:
 the object's Level): a label of a coarser level picks every point whose code has that prefix, i.e. all its
 parts.
 """
-
-import os
 
 import bpy
 import numpy as np
@@ -20,17 +22,16 @@ from ..core.errors import BadInputError
 from ..core.files.labels import LABEL_PROPERTY
 from ..core.lift.sidecar import save_accumulation
 from . import labels as label_list
-from .attributes import (HIDDEN_ATTRIBUTE, MANUAL_ATTRIBUTE, MANUAL_LABEL_ATTRIBUTE, ObjectMode, keep_points,
-                         read_attribute, write_attribute)
+from . import native_splat
+from .attributes import (HIDDEN_ATTRIBUTE, MANUAL_ATTRIBUTE, MANUAL_LABEL_ATTRIBUTE, MESH_HIDE, MESH_SELECTION,
+                         NATIVE_POSITION, ObjectMode, is_pointcloud, keep_points, point_count, read_attribute,
+                         tag_update, write_attribute)
 from .segment import cache_path_for, cached_accumulation, shares_for, write_point_index
-
-SELECT_ATTRIBUTE = ".select_vert"
-HIDE_ATTRIBUTE = ".hide_vert"
 
 
 def _bool(mesh, name):
     values = read_attribute(mesh, name, "BOOLEAN")
-    return np.zeros(len(mesh.vertices), dtype=bool) if values is None else values
+    return np.zeros(point_count(mesh), dtype=bool) if values is None else values
 
 
 def _set_bool(mesh, name, values):
@@ -38,27 +39,38 @@ def _set_bool(mesh, name, values):
 
 
 def selection(obj):
-    return _bool(obj.data, SELECT_ATTRIBUTE)
+    if is_pointcloud(obj.data):
+        return native_splat.selection(obj)
+    return _bool(obj.data, MESH_SELECTION)
 
 
 def hidden(obj):
-    return _bool(obj.data, HIDE_ATTRIBUTE)
+    return _bool(obj.data, HIDDEN_ATTRIBUTE if is_pointcloud(obj.data) else MESH_HIDE)
 
 
 def _write_selection(obj, selected):
     mesh = obj.data
-    _set_bool(mesh, SELECT_ATTRIBUTE, selected & ~hidden(obj))
-    mesh.update()
+    if is_pointcloud(mesh):
+        native_splat.write_selection(obj, selected & ~hidden(obj))
+    else:
+        _set_bool(mesh, MESH_SELECTION, selected & ~hidden(obj))
+    tag_update(mesh)
 
 
 def _write_hidden(obj, hide):
     """Edit-mode hide flags and the gsseg_hidden attribute the point display reads; hidden points are
-    deselected (as Blender does)."""
+    deselected (as Blender does). A point cloud has no hide flags: gsseg_hidden, and its display modifier."""
     mesh = obj.data
-    _set_bool(mesh, HIDE_ATTRIBUTE, hide)
-    _set_bool(mesh, HIDDEN_ATTRIBUTE, hide)
-    _set_bool(mesh, SELECT_ATTRIBUTE, _bool(mesh, SELECT_ATTRIBUTE) & ~hide)
-    mesh.update()
+    if is_pointcloud(mesh):
+        selected = selection(obj)
+        _set_bool(mesh, HIDDEN_ATTRIBUTE, hide)
+        native_splat.write_selection(obj, selected & ~hide)
+        native_splat.update_display(obj)
+    else:
+        _set_bool(mesh, MESH_HIDE, hide)
+        _set_bool(mesh, HIDDEN_ATTRIBUTE, hide)
+        _set_bool(mesh, MESH_SELECTION, _bool(mesh, MESH_SELECTION) & ~hide)
+    tag_update(mesh)
 
 
 def _pick(obj, label, level):
@@ -116,9 +128,10 @@ def world_triangles(obj):
 
 def world_positions(obj):
     bpy.context.evaluated_depsgraph_get()  # brings matrix_world up to date after a transform set from Python
-    mesh = obj.data
-    positions = np.empty(3 * len(mesh.vertices), dtype=np.float64)
-    mesh.vertices.foreach_get("co", positions)
+    data = obj.data
+    positions = np.empty(3 * point_count(data), dtype=np.float32)
+    data.attributes[NATIVE_POSITION].data.foreach_get("vector", positions)  # a mesh's vertices are 'position' too
+    positions = positions.astype(np.float64)
     matrix = np.array(obj.matrix_world, dtype=np.float64)
     return positions.reshape(-1, 3) @ matrix[:3, :3].T + matrix[:3, 3]
 
@@ -170,7 +183,7 @@ def reveal(obj):
     """Show every point; returns how many were hidden."""
     with ObjectMode(obj):
         count = int(np.count_nonzero(hidden(obj)))
-        _write_hidden(obj, np.zeros(len(obj.data.vertices), dtype=bool))
+        _write_hidden(obj, np.zeros(point_count(obj.data), dtype=bool))
     return count
 
 
@@ -266,7 +279,7 @@ def assign_selection(obj, label=None):
             raise BadInputError(f"'{obj.name}': no points are selected (select some in edit mode)")
         labels = read_attribute(mesh, LABEL_PROPERTY)
         if labels is None:  # a splat never segmented: everything starts as background
-            labels = np.zeros(len(mesh.vertices), dtype=np.int32)
+            labels = np.zeros(point_count(mesh), dtype=np.int32)
         if label is None:
             known = [item.id for item in label_list.items_of_level(obj, label_list.FINEST_LEVEL)]
             label = max([0, int(labels.max(initial=0))] + known) + 1
@@ -286,7 +299,7 @@ def assign_selection(obj, label=None):
         label_list.mark_table(obj)
         label_list.sync(obj, extra_ids=[label], drop_empty=np.unique(before[before != label]))
         label_list.refresh_display(obj)
-        mesh.update()
+        tag_update(mesh)
     return label, count
 
 
@@ -312,5 +325,5 @@ def merge_instances(obj, source, target):
         write_attribute(mesh, LABEL_PROPERTY, labels)
         label_list.sync(obj, extra_ids=[target], drop_empty=[source])
         label_list.refresh_display(obj)
-        mesh.update()
+        tag_update(mesh)
     return int(np.count_nonzero(picked))

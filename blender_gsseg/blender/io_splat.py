@@ -12,6 +12,11 @@ three scales) and ``gsseg_rotation`` (the normalised quaternions, for the splat 
 Export rebuilds the structured vertex array from the attributes in the stored order and types and writes it
 with the core writer (atomic), so unedited float32 and integer values come back bit for bit.
 
+On Blender 5.3+ the import makes a native ``GAUSSIAN_SPLAT`` point cloud instead (``shown_as='NATIVE'``, the
+Import operator's default there: Blender draws it; :mod:`.native_splat`), with the same header and the file's
+opacity and log-scales kept, so its unedited export is as exact; export also reads a native splat Blender imported
+itself (no header: the values derived from its attributes, what that cost said).
+
 Every bulk transfer is ``foreach_set``/``foreach_get`` on numpy buffers: no per-point Python.
 """
 
@@ -32,10 +37,10 @@ from ..core.files.ply_elements import PLY_TYPES
 from ..core.files.splats import read_gaussians, write_splat_file
 from ..core.gaussians import Gaussians
 from ..core.lift.sidecar import bound_sidecar
-from . import point_display, splat_display
+from . import native_splat, point_display, splat_display
 from .attributes import (COLOR_ATTRIBUTE, CONFIDENCE_ATTRIBUTE, HIDDEN_ATTRIBUTE, INDEX_ATTRIBUTE,
-                         LABEL_COLOR_ATTRIBUTE, MANUAL_ATTRIBUTE, MANUAL_LABEL_ATTRIBUTE, RADIUS_ATTRIBUTE,
-                         ROTATION_ATTRIBUTE, srgb_to_linear)
+                         LABEL_COLOR_ATTRIBUTE, LABEL_RADIANCE_ATTRIBUTE, MANUAL_ATTRIBUTE, MANUAL_LABEL_ATTRIBUTE,
+                         RADIUS_ATTRIBUTE, ROTATION_ATTRIBUTE, srgb_to_linear)
 
 HEADER_KEY = "gsseg_header"
 ELEMENTS_KEY = "gsseg_elements"
@@ -44,7 +49,8 @@ HEADER_VERSION = 1
 POSITION_PROPERTIES = ("x", "y", "z")
 # Attributes we compute (never written back unless asked for).
 DERIVED_ATTRIBUTES = (COLOR_ATTRIBUTE, RADIUS_ATTRIBUTE, CONFIDENCE_ATTRIBUTE, LABEL_COLOR_ATTRIBUTE,
-                      HIDDEN_ATTRIBUTE, ROTATION_ATTRIBUTE, MANUAL_ATTRIBUTE, MANUAL_LABEL_ATTRIBUTE, INDEX_ATTRIBUTE)
+                      HIDDEN_ATTRIBUTE, ROTATION_ATTRIBUTE, MANUAL_ATTRIBUTE, MANUAL_LABEL_ATTRIBUTE, INDEX_ATTRIBUTE,
+                      LABEL_RADIANCE_ATTRIBUTE)
 
 
 class SplatImportResult:
@@ -180,7 +186,9 @@ def header_of(obj):
 
 
 def is_splat_object(obj):
-    return obj is not None and obj.type == "MESH" and header_of(obj) is not None
+    """A splat gsseg imported as a mesh, or a native Gaussian splat point cloud (gsseg's import or Blender's)."""
+    return obj is not None and ((obj.type == "MESH" and header_of(obj) is not None)
+                                or native_splat.is_native_splat(obj))
 
 
 def build_mesh(mesh, gaussians):
@@ -233,9 +241,15 @@ def build_mesh(mesh, gaussians):
     return header, rounded, renamed
 
 
+def default_display():
+    """'NATIVE' where this Blender draws Gaussian splats itself (5.3+), else 'SPLAT' (gsseg's display)."""
+    return "NATIVE" if native_splat.has_native() else "SPLAT"
+
+
 def import_splat(context, path, *, collection=None, name=None, shown_as="SPLAT"):
-    """Read a splat file and link a new mesh object for it, shown as ``shown_as`` ('SPLAT', 'POINTS',
-    None: no display modifier); returns a :class:`SplatImportResult`."""
+    """Read a splat file and link a new object for it: a native Gaussian splat point cloud (``shown_as`` 'NATIVE',
+    Blender 5.3+) or a mesh shown as ``shown_as`` ('SPLAT', 'POINTS', None: no display modifier); returns a
+    :class:`SplatImportResult`."""
     import time
 
     start = time.perf_counter()
@@ -248,8 +262,18 @@ def import_splat(context, path, *, collection=None, name=None, shown_as="SPLAT")
             name = name[:-len(splat_format.ending)]
         if not name:  # an unbundled SOG's meta.json: its folder names the scene
             name = os.path.basename(os.path.dirname(path)) or "splat"
-    mesh = bpy.data.meshes.new(name)
-    header, rounded, renamed = build_mesh(mesh, gaussians)
+    if shown_as == "NATIVE":
+        if not native_splat.has_native():
+            raise BadInputError(f"{path}: this Blender has no native Gaussian splats (5.3+): import it as 'SPLAT'")
+        mesh, native = native_splat.build_pointcloud(gaussians, name, reserved=DERIVED_ATTRIBUTES)
+        header = {"version": HEADER_VERSION, "properties": native.properties,
+                  "meta_lines": [list(line) for line in gaussians.meta_lines],
+                  "vertex_position": gaussians.vertex_position, "source_format": gaussians.source_format,
+                  "native": True}
+        rounded, renamed = native.rounded, native.renamed
+    else:
+        mesh = bpy.data.meshes.new(name)
+        header, rounded, renamed = build_mesh(mesh, gaussians)
     header["source"] = path
     obj = bpy.data.objects.new(name, mesh)
     obj[HEADER_KEY] = json.dumps(header)
@@ -267,9 +291,12 @@ def import_splat(context, path, *, collection=None, name=None, shown_as="SPLAT")
         splat_display.add_splat_display(obj, gaussians)
     elif shown_as == "POINTS":
         point_display.add_point_display(obj)
-    if shown_as is not None:
+    if shown_as in ("SPLAT", "POINTS"):
         obj.gsseg.display = shown_as
-    mesh.update()
+    if shown_as == "NATIVE":
+        mesh.update_tag()
+    else:
+        mesh.update()
     return SplatImportResult(obj, len(gaussians), rounded, renamed, sidecar, time.perf_counter() - start,
                              refused)
 
@@ -285,6 +312,19 @@ def _point_selection(obj):
 
 def gaussians_from_object(obj, *, selected_only=False, include_label=False):
     """Rebuild a :class:`Gaussians` from a splat object's attributes, in the stored property order and types."""
+    return gaussians_and_notes(obj, selected_only=selected_only, include_label=include_label)[0]
+
+
+def gaussians_and_notes(obj, *, selected_only=False, include_label=False):
+    """(:func:`gaussians_from_object`, what could not be recovered exactly: sentences, for a native splat)."""
+    if native_splat.is_native_splat(obj):
+        return native_splat.gaussians_from_pointcloud(
+            obj, header_of(obj), elements=_decode_elements(obj.get(ELEMENTS_KEY, "")), selected_only=selected_only,
+            include_label=include_label, exclude=DERIVED_ATTRIBUTES)
+    return _gaussians_from_mesh(obj, selected_only=selected_only, include_label=include_label), []
+
+
+def _gaussians_from_mesh(obj, *, selected_only=False, include_label=False):
     header = header_of(obj)
     if header is None:
         raise BadInputError(f"'{obj.name}' is not an imported Gaussian splat (no {HEADER_KEY} custom property)")
@@ -347,7 +387,7 @@ def is_identity(matrix, tolerance=1e-6):
 
 
 def export_splat(obj, path, *, selected_only=False, include_label=False, apply_transform=True, header=None,
-                 file_axes=True):
+                 file_axes=True, undo_spz_axes=False):
     """Write a splat object (atomic) in the format ``path``'s name asks for (a binary little-endian PLY, or any
     of :func:`~..core.files.splats.write_splat_file`'s). Returns (splats written, what the format could not
     keep).
@@ -359,8 +399,9 @@ def export_splat(obj, path, *, selected_only=False, include_label=False, apply_t
     with ``file_axes`` the turn the import's axes gave it is taken off first
     (:func:`.camera_objects.file_axes_matrix`: an unedited splat is written as it was read).
     ``header``: a function that returns the Gaussians with the header comments to write (the instance list's
-    names and colours: :func:`.labels.with_label_comments`)."""
-    gaussians = gaussians_from_object(obj, selected_only=selected_only, include_label=include_label)
+    names and colours: :func:`.labels.with_label_comments`). ``undo_spz_axes``: the object came from Blender's own
+    .spz import, which turned the file to Z up: turn it back to the file's axes (after the object transform)."""
+    gaussians, notes = gaussians_and_notes(obj, selected_only=selected_only, include_label=include_label)
     if selected_only and len(gaussians) == 0:
         raise BadInputError(f"'{obj.name}': no points are selected (select some in edit mode)")
     if header is not None:
@@ -369,5 +410,10 @@ def export_splat(obj, path, *, selected_only=False, include_label=False, apply_t
         from .camera_objects import file_axes_matrix
 
         gaussians = in_world(obj, gaussians, file_axes_matrix(obj) if file_axes else None)
+    if undo_spz_axes:
+        from ..core.files.radiance import blender_spz_to_file
+        from ..core.scene.object_transform import transform_gaussians
+
+        gaussians = transform_gaussians(gaussians, blender_spz_to_file(), where=f"'{obj.name}' (SPZ axes)")
     lost = write_splat_file(path, gaussians)
-    return len(gaussians), lost
+    return len(gaussians), notes + lost

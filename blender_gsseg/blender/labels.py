@@ -21,9 +21,9 @@ import numpy as np
 from ..core.errors import BadInputError
 from ..core.files.labels import (CODE_PROPERTY, LABEL_COMMENT, LABEL_PROPERTY, CodeLayout, label_colour,
                                  label_table_comments, read_gamma_comment, read_label_table)
-from . import io_splat
-from .attributes import (LABEL_COLOR_ATTRIBUTE, MANUAL_ATTRIBUTE, MANUAL_LABEL_ATTRIBUTE, read_attribute,
-                         srgb_to_linear)
+from . import io_splat, native_splat
+from .attributes import (LABEL_COLOR_ATTRIBUTE, MANUAL_ATTRIBUTE, MANUAL_LABEL_ATTRIBUTE, is_pointcloud,
+                         read_attribute, srgb_to_linear, tag_update)
 
 FINEST = "LABEL"  # Object.gsseg.level of the gsseg_label level
 FINEST_LEVEL = -1  # item.level of the gsseg_label level
@@ -55,7 +55,7 @@ def layout_of(obj):
 def level_items(obj):
     """(identifier, name, description) for the Level selector: each coarser level of gsseg_code, then
     gsseg_label (the finest)."""
-    layout = layout_of(obj) if obj is not None and obj.type == "MESH" else None
+    layout = layout_of(obj) if obj is not None and obj.type in ("MESH", "POINTCLOUD") else None
     if layout is None:
         return [(FINEST, "Labels", "gsseg_label: one label per point")]
     items = [(str(k), f"{k}: {name}", f"Level {k} of gsseg_code ({name}): selecting a label picks all its parts")
@@ -277,6 +277,9 @@ def write_label_colors(mesh, labels, colours=None, active=None):
         table[ids == active] += HIGHLIGHT * (1.0 - table[ids == active])
     rgba = np.ones((len(labels), 4), dtype=np.float32)
     rgba[:, :3] = srgb_to_linear(table)[inverse.ravel()]
+    if is_pointcloud(mesh):  # a native splat: the label view's radiance (native_splat.update_display shows it)
+        native_splat.label_radiance(mesh, rgba)
+        return
     attribute = mesh.color_attributes.get(LABEL_COLOR_ATTRIBUTE)
     if attribute is not None and (attribute.data_type != "FLOAT_COLOR" or attribute.domain != "POINT"):
         mesh.color_attributes.remove(attribute)
@@ -300,7 +303,16 @@ def after_import(obj):
         obj.gsseg.gamma = chosen["subset"]
     sync(obj)
     refresh_display(obj)
-    obj.data.update()
+    tag_update(obj.data)
+
+
+def ensure_listed(obj):
+    """A splat with labels but no instance list yet -- one Blender's own importer made from a labelled PLY, whose
+    gsseg_label came in as a FLOAT attribute -- gets its list (as after gsseg's import). Returns whether it did."""
+    if obj.gsseg.labels or not has_labels(obj):
+        return False
+    after_import(obj)
+    return True
 
 
 def refresh_display(obj):
@@ -310,7 +322,9 @@ def refresh_display(obj):
     if labels is None:
         return False
     write_label_colors(obj.data, labels, colour_table(obj, level_number(obj)), active=obj.gsseg.instance)
-    obj.data.update()
+    if native_splat.is_native_splat(obj):
+        native_splat.update_display(obj)
+    tag_update(obj.data)
     return True
 
 

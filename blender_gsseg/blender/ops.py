@@ -63,14 +63,16 @@ def _keep_axes_apart(changed, other):
 class GSSEG_OT_import_splat(bpy.types.Operator, ImportHelper):
     bl_idname = "gsseg.import_splat"
     bl_label = "Import Gaussian Splat"
-    bl_description = (f"Import Gaussian splats ({', '.join(f.ending for f in READ_FORMATS)}) as a point "
-                      "mesh, every vertex property kept as an attribute")
+    bl_description = (f"Import Gaussian splats ({', '.join(f.ending for f in READ_FORMATS)}) as Blender's own "
+                      "Gaussian splat point cloud (5.3+) or a point mesh, every vertex property kept as an attribute")
     bl_options = {"REGISTER", "UNDO"}
 
     filter_glob: StringProperty(default=";".join("*" + e for e in filter_endings(READ_FORMATS)), options={"HIDDEN"})
     directory: StringProperty(subtype="DIR_PATH", options={"HIDDEN", "SKIP_SAVE"})
     files: CollectionProperty(type=bpy.types.OperatorFileListElement, options={"HIDDEN", "SKIP_SAVE"})
-    display: EnumProperty(name="Display", default="SPLAT", items=(
+    display: EnumProperty(name="Display", default=io_splat.default_display(), items=(
+        *((("NATIVE", "Native", "Blender's own Gaussian splat point cloud: Blender draws and renders it (5.3+)"),)
+          if io_splat.native_splat.has_native() else ()),
         ("SPLAT", "Splat", "Each Gaussian as a splat: its shape, opacity and view-dependent colour (EEVEE, Cycles)"),
         ("POINTS", "Points", "One point per Gaussian in its base colour (fast for huge scenes)"),
         ("NONE", "None", "No display (a vertex-only mesh shows nothing in object mode)"),
@@ -186,6 +188,9 @@ class GSSEG_OT_export_splat(bpy.types.Operator, ExportHelper):
         ("BLENDER", "Blender's", "Blender's world axes (Z up): the whole object transform baked, and the header "
                                  "says Z is up (gsseg_up Z: an import's Auto axes keep it as it is)"),
     ))
+    undo_spz_axes: BoolProperty(name="Undo Blender's SPZ Axes", default=False,
+                                description="The splat came from Blender's own .spz import (File > Import), "
+                                "which turns the file to Z up: write it back in the file's axes")
 
     @classmethod
     def poll(cls, context):
@@ -208,7 +213,7 @@ class GSSEG_OT_export_splat(bpy.types.Operator, ExportHelper):
             count, lost = io_splat.export_splat(obj, path, selected_only=self.selected_only,
                                                 include_label=self.include_label,
                                                 apply_transform=self.apply_transform, header=header,
-                                                file_axes=self.axes == "FILE")
+                                                file_axes=self.axes == "FILE", undo_spz_axes=self.undo_spz_axes)
         except Exception as error:
             self.report({"ERROR"}, _error_text(error))
             return {"CANCELLED"}
@@ -554,6 +559,7 @@ class _SplatOperator:
     def execute(self, context):
         obj = _active_splat(context)
         try:
+            label_list.ensure_listed(obj)
             text = self.run(context, obj)
         except Exception as error:
             self.report({"ERROR"}, _error_text(error))

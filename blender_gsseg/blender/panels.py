@@ -3,7 +3,7 @@ instance list."""
 
 import bpy
 
-from . import io_splat, point_display, proxies, segment, splat_display
+from . import io_splat, native_splat, point_display, proxies, segment, splat_display
 from . import labels as label_list
 from .classes import register_classes, unregister_classes
 
@@ -165,6 +165,10 @@ class GSSEG_PT_splat(_SplatSection, bpy.types.Panel):  # the splat's display (sp
         if obj.modifiers.get(splat_display.SPLAT_MODIFIER_NAME) is not None or \
                 obj.modifiers.get(point_display.MODIFIER_NAME) is not None:
             layout.row().prop(state, "display", expand=True)
+        elif native_splat.is_native_splat(obj):  # Blender draws it: its colours, or the label view
+            row = layout.row(align=True)
+            row.prop_enum(state, "display", "SPLAT", text="Colours")
+            row.prop_enum(state, "display", "LABELS")
         if obj.modifiers.get(splat_display.SPLAT_MODIFIER_NAME) is not None and state.display != "POINTS":
             column = layout.column(align=True)
             column.prop(state, "sh_degree")

@@ -426,13 +426,13 @@ class ProxyJob:
         from ..core.files.labels import LABEL_PROPERTY
         from ..core.lift.accumulate import Accumulation
         from ..core.lift.sidecar import save_accumulation
-        from .attributes import ObjectMode, read_attribute
+        from .attributes import ObjectMode, point_count, read_attribute
         from .segment import apply_gamma, cache_path_for, write_point_index
 
         if self.error is not None:
             raise self.error
         obj = bpy.data.objects.get(self.object_name)
-        if obj is None or obj.type != "MESH" or len(obj.data.vertices) != self.weights.shape[1]:
+        if not io_splat.is_splat_object(obj) or point_count(obj.data) != self.weights.shape[1]:
             raise BadInputError(f"'{self.object_name}' changed while it was being segmented")
         path = cache_path_for(obj)
         save_accumulation(path, Accumulation(self.label_ids, self.weights))

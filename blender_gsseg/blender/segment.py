@@ -28,7 +28,8 @@ from ..core.lift.solver import Shares
 from ..core.lift.views import build_views
 from . import io_splat
 from . import labels as label_list
-from .attributes import CONFIDENCE_ATTRIBUTE, INDEX_ATTRIBUTE, ObjectMode, read_attribute, write_attribute
+from .attributes import (CONFIDENCE_ATTRIBUTE, INDEX_ATTRIBUTE, ObjectMode, point_count, read_attribute, tag_update,
+                         write_attribute)
 from .camera_objects import cameras_in_collection
 from .prefs import resolve_backend
 from .classes import register_handlers, unregister_handlers
@@ -60,7 +61,7 @@ def cached_accumulation(obj):
     mesh = obj.data
     index = read_attribute(mesh, INDEX_ATTRIBUTE)
     if index is None:
-        return load_accumulation(path, len(mesh.vertices))
+        return load_accumulation(path, point_count(mesh))
     accumulation = load_accumulation(path)
     if len(index) and (index.min() < 0 or index.max() >= accumulation.n_gaussians):
         raise BadInputError(f"'{obj.name}': its points no longer match the cached segmentation; run Segment again")
@@ -77,7 +78,7 @@ def cache_problem(obj):
     path = bpy.path.abspath(obj.gsseg.accumulation_path)
     if not os.path.isfile(path):
         return "The cached segmentation is gone: run Segment again"
-    key = (path, os.stat(path).st_mtime_ns, len(obj.data.vertices))
+    key = (path, os.stat(path).st_mtime_ns, point_count(obj.data))
     if key not in _PROBLEMS:
         try:
             cached_accumulation(obj)
@@ -97,7 +98,7 @@ def cache_is_temporary(obj):
 
 def write_point_index(obj):
     """``gsseg_index`` = 0..N-1: the points and the cached accumulation match one to one."""
-    write_attribute(obj.data, INDEX_ATTRIBUTE, np.arange(len(obj.data.vertices), dtype=np.int32), "INT")
+    write_attribute(obj.data, INDEX_ATTRIBUTE, np.arange(point_count(obj.data), dtype=np.int32), "INT")
 
 
 def shares_for(obj):
@@ -108,7 +109,7 @@ def shares_for(obj):
     if stat is None:
         raise BadInputError(f"{path}: the cached segmentation is gone; run Segment again")
     index = read_attribute(obj.data, INDEX_ATTRIBUTE)
-    points = hashlib.blake2b(index.tobytes() if index is not None else str(len(obj.data.vertices)).encode(),
+    points = hashlib.blake2b(index.tobytes() if index is not None else str(point_count(obj.data)).encode(),
                              digest_size=16).hexdigest()
     stamp = (stat.st_mtime_ns, stat.st_size, points)
     cached = _SHARES_CACHE.get(path)
@@ -143,7 +144,7 @@ def apply_gamma(obj, gamma=None, new_ids=()):
         write_attribute(mesh, CONFIDENCE_ATTRIBUTE, confidence, "FLOAT")
         label_list.sync(obj, extra_ids=new_ids)
         label_list.refresh_display(obj)
-        mesh.update()
+        tag_update(mesh)
     return len(shares.label_ids), int(np.count_nonzero(~shares.seen))
 
 
@@ -223,7 +224,7 @@ class SegmentJob:
         if self.error is not None:
             raise self.error
         obj = bpy.data.objects.get(self.object_name)
-        if obj is None or obj.type != "MESH" or len(obj.data.vertices) != self.n_gaussians:
+        if not io_splat.is_splat_object(obj) or point_count(obj.data) != self.n_gaussians:
             raise BadInputError(f"'{self.object_name}' was deleted or changed during segmentation")
         path = cache_path_for(obj)
         save_accumulation(path, self.accumulation)
@@ -263,7 +264,7 @@ def lift_estimate(context):
     obj, collection = settings.splat_object, settings.camera_collection
     if flavour == "none" or obj is None or collection is None or not io_splat.is_splat_object(obj):
         return description, None, 0
-    key = (obj.name, len(obj.data.vertices))
+    key = (obj.name, point_count(obj.data))
     if key not in _ESTIMATE_SAMPLE:
         if obj.mode == "EDIT":  # the mesh is read once edit mode is left
             return description, None, 0
@@ -328,7 +329,7 @@ def _apply_gamma_levels(obj, layout, gamma):
     (OUT.level<k>.gsseg.npz, as `gsseg segment` writes them, with their parent ids); refused otherwise, so
     that the two attributes never disagree."""
     mesh = obj.data
-    n = len(mesh.vertices)
+    n = point_count(mesh)
     paths = level_sidecars(bpy.path.abspath(obj.gsseg.accumulation_path), len(layout.bits))
     try:
         level_labels, confidence, label_ids = solve_level_sidecars(paths, n, gamma)
@@ -340,7 +341,7 @@ def _apply_gamma_levels(obj, layout, gamma):
     write_attribute(mesh, CONFIDENCE_ATTRIBUTE, confidence, "FLOAT")
     label_list.sync(obj)
     label_list.refresh_display(obj)
-    mesh.update()
+    tag_update(mesh)
     return len(label_ids), int(np.count_nonzero(level_labels[-1] < 0))
 
 

@@ -8,6 +8,7 @@ import numpy as np
 from .classes import register_handlers, unregister_handlers
 from .attributes import COLOR_ATTRIBUTE, HIDDEN_ATTRIBUTE, LABEL_COLOR_ATTRIBUTE, ROTATION_ATTRIBUTE
 from .modifiers import get_modifier_input, set_modifier_input
+from .native_splat import is_native_splat, update_display
 from .point_display import MATERIAL_SOCKET, MODIFIER_NAME, add_point_display, label_material, splat_material
 
 # Geometry Nodes (group "gsseg Splats") turns the points into one mesh: a box around each Gaussian (its rotation,
@@ -412,6 +413,9 @@ def set_display_mode(obj, mode):
     label colours when the object has only the point display). Returns False when it has no display."""
     if mode not in DISPLAY_MODES:
         raise ValueError(f"unknown display mode {mode!r}")
+    if is_native_splat(obj):  # Blender draws it: the native display modifier only for labels and hidden points
+        update_display(obj, labels=mode == "LABELS")
+        return True
     splats = obj.modifiers.get(SPLAT_MODIFIER_NAME)
     points = obj.modifiers.get(MODIFIER_NAME)
     if splats is None and points is None:

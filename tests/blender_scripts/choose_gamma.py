@@ -9,7 +9,7 @@ from blender_gsseg.core.lift.sidecar import load_accumulation
 from blender_gsseg.core.lift.solver import Shares
 from child import ARGS, RESULT
 
-assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"]) == {"FINISHED"}
+assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"], display="SPLAT") == {"FINISHED"}
 obj = bpy.context.active_object
 assert bpy.ops.gsseg.import_cameras(filepath=ARGS["cameras"]) == {"FINISHED"}
 settings = bpy.context.scene.gsseg

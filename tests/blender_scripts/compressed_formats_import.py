@@ -13,7 +13,7 @@ from child import ARGS, RESULT
 RESULT["names"] = []
 # several files in one call, as a drop or a multi-selection in the file browser gives them
 assert bpy.ops.gsseg.import_splat(directory=ARGS["folder"],
-                                  files=[{"name": name} for name in ARGS["inputs"]]) == {"FINISHED"}
+                                  files=[{"name": name} for name in ARGS["inputs"]], display="SPLAT") == {"FINISHED"}
 objects = sorted(bpy.context.selected_objects, key=lambda o: o.name)
 assert len(objects) == len(ARGS["inputs"])
 for name in ARGS["inputs"]:

@@ -30,12 +30,14 @@ scene = bpy.context.scene
 for obj in list(scene.objects):
     bpy.data.objects.remove(obj)
 
-assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"]) == {"FINISHED"}
+assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"], display=ARGS.get("import_display", "SPLAT")) == {"FINISHED"}
+# (``import_display`` 'NATIVE': Blender's own splat point cloud, 5.3+; bench/native_display.py)
 splat = bpy.context.active_object
 assert splat.gsseg.display == "SPLAT"
 assert bpy.ops.gsseg.import_cameras(filepath=ARGS["cameras"]) == {"FINISHED"}
 cameras = {obj.name: obj for obj in scene.gsseg.camera_collection.objects}
 RESULT["drawn"] = splats_drawn(splat)
+RESULT["object"] = f"{splat.type}/{getattr(splat.data, 'type', '-')}"  # 5.3+: Blender's own splat point cloud
 
 # The comparison's conditions: the same plain background, the view transform "Standard"
 world = bpy.data.worlds.new("plain")

@@ -12,7 +12,7 @@ from blender_gsseg.core.lift.solver import Shares
 from child import ARGS, RESULT
 from snapshot import bool_attr, int_attr, op, splats_drawn, snapshot
 
-assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"]) == {"FINISHED"}
+assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"], display="SPLAT") == {"FINISHED"}  # the mesh path (5.3 too)
 obj = bpy.context.active_object
 NAME = obj.name
 obj.gsseg.gamma = -0.4  # re-solves from the sidecar
@@ -154,7 +154,7 @@ expected = np.where(solved == 3, 1, solved)
 expected[picked] = 2
 assert (int_attr(obj, "gsseg_label") == expected).all()
 # a splat with no segmentation can be labelled by hand
-assert bpy.ops.gsseg.import_splat(filepath=ARGS["raw"]) == {"FINISHED"}
+assert bpy.ops.gsseg.import_splat(filepath=ARGS["raw"], display="SPLAT") == {"FINISHED"}
 raw = bpy.context.active_object
 m = len(raw.data.vertices)
 attributes.write_attribute(raw.data, ".select_vert", np.arange(m) < 10, "BOOLEAN")

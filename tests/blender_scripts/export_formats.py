@@ -5,7 +5,7 @@ import bpy
 
 from child import ARGS, RESULT
 
-assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"]) == {"FINISHED"}
+assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"], display="SPLAT") == {"FINISHED"}
 RESULT["written"] = {}
 for file_format in ("PLY", "COMPRESSED_PLY", "GLB", "SOG", "SPZ", "SPLAT"):
     # the name given ends in .ply: the operator writes the format's own ending

@@ -25,7 +25,7 @@ assert hasattr(bpy.types, "GSSEG_FH_splat")  # drag and drop of .ply/.splat/.spz
 import bl_ext.user_default.gsseg as ext
 assert ext.blender.io_splat.__name__ == "bl_ext.user_default.gsseg.blender.io_splat"
 # The ASCII PLY goes through plyfile: the import proves the bundled wheel works.
-assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"]) == {"FINISHED"}
+assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"], display="SPLAT") == {"FINISHED"}
 obj = bpy.context.active_object
 RESULT["count"] = len(obj.data.vertices)
 # The export goes through the commit, which locks the folder with filelock: the bundled wheel again.

@@ -7,7 +7,7 @@ import numpy as np
 from blender_gsseg.blender import attributes
 from child import ARGS, RESULT
 
-assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"]) == {"FINISHED"}
+assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"], display="SPLAT") == {"FINISHED"}
 obj = bpy.context.active_object
 RESULT["gamma"] = obj.gsseg.gamma
 RESULT["path"] = obj.gsseg.accumulation_path

@@ -12,7 +12,7 @@ from snapshot import int_attr
 from blender_gsseg.blender import segment
 from blender_gsseg.blender.attributes import write_attribute
 
-assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"]) == {"FINISHED"}
+assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"], display="SPLAT") == {"FINISHED"}
 splat = bpy.context.active_object
 name = splat.name
 assert bpy.ops.gsseg.import_cameras(filepath=ARGS["cameras"]) == {"FINISHED"}

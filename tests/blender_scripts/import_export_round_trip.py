@@ -14,7 +14,7 @@ from blender_gsseg.core.files.splats import read_gaussians
 from child import ARGS, RESULT, refused
 
 start = time.perf_counter()
-assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"]) == {"FINISHED"}
+assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"], display="SPLAT") == {"FINISHED"}
 RESULT["import_s"] = time.perf_counter() - start
 obj = bpy.context.active_object
 mesh = obj.data

@@ -9,7 +9,7 @@ from blender_gsseg.blender.attributes import srgb_to_linear
 from child import ARGS, RESULT
 from snapshot import int_attr
 
-assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"]) == {"FINISHED"}
+assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"], display="SPLAT") == {"FINISHED"}
 obj = bpy.context.active_object
 items = [(i.level, i.id, i.name, label_list.hex_colour(i.color), i.count) for i in obj.gsseg.labels]
 RESULT["items"] = items

@@ -10,7 +10,7 @@ from blender_gsseg.blender import labels as label_list
 from child import ARGS, RESULT
 from snapshot import bool_attr, int_attr, op, splats_drawn
 
-assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"]) == {"FINISHED"}
+assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"], display="SPLAT") == {"FINISHED"}
 obj = bpy.context.active_object
 RESULT["levels"] = [item[0] for item in label_list.level_items(obj)]
 RESULT["names"] = [item[1] for item in label_list.level_items(obj)]

@@ -12,7 +12,7 @@ from blender_gsseg.blender.camera_objects import cameras_in_collection
 from child import ARGS, RESULT
 
 settings = bpy.context.scene.gsseg
-assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"]) == {"FINISHED"}
+assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"], display="SPLAT") == {"FINISHED"}
 splat = bpy.context.active_object
 assert bpy.ops.gsseg.import_cameras(filepath=ARGS["cameras"]) == {"FINISHED"}
 for k, (centre, radius) in enumerate(zip(ARGS["centres"], ARGS["radii"], strict=True)):

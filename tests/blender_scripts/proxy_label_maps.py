@@ -9,7 +9,7 @@ from blender_gsseg.blender import proxies
 from blender_gsseg.core.cameras import Camera
 from child import ARGS, RESULT
 
-assert bpy.ops.gsseg.import_splat(filepath=ARGS["splat"]) == {"FINISHED"}  # must not show
+assert bpy.ops.gsseg.import_splat(filepath=ARGS["splat"], display="SPLAT") == {"FINISHED"}  # must not show
 made = []
 for centre, size, label in ARGS["cubes"]:
     bpy.ops.mesh.primitive_cube_add(size=size, location=centre)

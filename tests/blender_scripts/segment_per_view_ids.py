@@ -9,7 +9,7 @@ from blender_gsseg.blender.segment import run_plan
 from child import ARGS, RESULT
 
 settings = bpy.context.scene.gsseg
-assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"]) == {"FINISHED"}
+assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"], display="SPLAT") == {"FINISHED"}
 obj = bpy.context.active_object
 assert bpy.ops.gsseg.import_cameras(filepath=ARGS["cameras"]) == {"FINISHED"}
 settings.scale = 0.5

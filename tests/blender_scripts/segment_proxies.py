@@ -37,7 +37,7 @@ def instances_panel_texts():
 scene = bpy.context.scene
 for obj in list(scene.objects):
     bpy.data.objects.remove(obj)
-assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"]) == {"FINISHED"}
+assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"], display="SPLAT") == {"FINISHED"}
 splat = bpy.context.active_object
 assert bpy.ops.gsseg.segment_proxies.poll() is False  # no proxies yet
 boxes = []

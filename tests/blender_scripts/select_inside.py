@@ -30,7 +30,7 @@ def click(operator, **properties):
 scene = bpy.context.scene
 for obj in list(scene.objects):
     bpy.data.objects.remove(obj)
-assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"]) == {"FINISHED"}
+assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"], display="SPLAT") == {"FINISHED"}
 splat = bpy.context.active_object
 splat.location = ARGS["splat_location"]
 assert bpy.ops.gsseg.select_inside.poll() is False  # no mesh to select inside

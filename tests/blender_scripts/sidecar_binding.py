@@ -6,5 +6,5 @@ import bpy
 from child import ARGS, RESULT
 
 for key in ("own", "foreign"):
-    assert bpy.ops.gsseg.import_splat(filepath=ARGS[key]) == {"FINISHED"}
+    assert bpy.ops.gsseg.import_splat(filepath=ARGS[key], display="SPLAT") == {"FINISHED"}
     RESULT[key] = bpy.context.active_object.gsseg.accumulation_path

@@ -14,7 +14,7 @@ from blender_gsseg.blender import camera_objects
 scene = bpy.context.scene
 settings = scene.gsseg
 # without cameras: Import Splat's Auto axes stand it upright by the convention; Stand Upright finds it so
-assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"]) == {"FINISHED"}
+assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"], display="SPLAT") == {"FINISHED"}
 splat = bpy.context.active_object
 RESULT["convention"] = [list(row) for row in splat.matrix_world]
 bpy.context.view_layer.objects.active = splat
@@ -22,7 +22,7 @@ assert bpy.ops.gsseg.stand_upright() == {"FINISHED"}
 RESULT["convention_again"] = [list(row) for row in splat.matrix_world]
 bpy.data.objects.remove(splat)
 # imported in the file's axes as they are (forward Y, up Z): lying on its side
-assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"], forward_axis="Y", up_axis="Z") == {"FINISHED"}
+assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"], forward_axis="Y", up_axis="Z", display="SPLAT") == {"FINISHED"}
 splat = bpy.context.active_object
 settings.splat_object = splat
 assert np.array_equal(np.array(splat.matrix_world), np.eye(4))

@@ -7,7 +7,7 @@ import bpy
 
 from child import ARGS, RESULT, refused
 
-assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"]) == {"FINISHED"}
+assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"], display="SPLAT") == {"FINISHED"}
 obj = bpy.context.active_object
 parent = bpy.data.objects.new("rig", None)
 bpy.context.collection.objects.link(parent)

@@ -14,7 +14,7 @@ for obj in list(scene.objects):
 scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 320, 240, 100
 RESULT["step_empty"] = next_step(bpy.context)
 assert bpy.ops.gsseg.add_view_cameras.poll() is False
-assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"]) == {"FINISHED"}
+assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"], display="SPLAT") == {"FINISHED"}
 splat = bpy.context.active_object
 RESULT["step_splat"] = next_step(bpy.context)
 

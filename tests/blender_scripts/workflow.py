@@ -1,6 +1,8 @@
 """An artist's first session, run by tests/test_blender_versions.py in each tested Blender release: install the
 extension zip, import the demo splat and its cameras, segment with its masks, select an instance, delete it,
-undo, redo and export. Runs in a child process of blender_harness.run_bpy (ARGS in, RESULT out: child.py)."""
+undo, redo and export. On 5.3+ the import makes Blender's own Gaussian splat point cloud (the default there);
+before, a point mesh with gsseg's splat display. Runs in a child process of blender_harness.run_bpy (ARGS in,
+RESULT out: child.py)."""
 
 import hashlib
 import sys
@@ -23,9 +25,16 @@ display = gsseg.blender.splat_display
 get_modifier_input = gsseg.blender.modifiers.get_modifier_input
 
 
+NATIVE = gsseg.blender.native_splat.has_native()
+
+
+def points(data):
+    return len(data.points) if NATIVE else len(data.vertices)
+
+
 def attribute(obj, name, data_type="INT"):
     mesh = obj.data
-    values = np.empty(len(mesh.vertices), bool if data_type == "BOOLEAN" else np.int32)
+    values = np.empty(points(mesh), bool if data_type == "BOOLEAN" else np.int32)
     mesh.attributes[name].data.foreach_get("value", values)
     return values
 
@@ -37,13 +46,15 @@ def state(obj):
     for attr in sorted(mesh.attributes, key=lambda a: a.name):
         if attr.name.startswith(".") or attr.domain != "POINT":
             continue
-        field = "vector" if attr.data_type == "FLOAT_VECTOR" else "color" if "COLOR" in attr.data_type else "value"
-        width = {"FLOAT_VECTOR": 3, "FLOAT_COLOR": 4, "BYTE_COLOR": 4, "QUATERNION": 4}.get(attr.data_type, 1)
+        field = "vector" if attr.data_type in ("FLOAT_VECTOR", "FLOAT4") else \
+            "color" if "COLOR" in attr.data_type else "value"
+        width = {"FLOAT_VECTOR": 3, "FLOAT_COLOR": 4, "BYTE_COLOR": 4, "QUATERNION": 4, "FLOAT4": 4}.get(
+            attr.data_type, 1)
         dtype = {"INT": np.int32, "BOOLEAN": bool, "INT8": np.int8}.get(attr.data_type, np.float32)
-        values = np.empty(width * len(mesh.vertices), dtype)
+        values = np.empty(width * points(mesh), dtype)
         attr.data.foreach_get(field, values)
         digest.update(attr.name.encode() + values.tobytes())
-    return len(mesh.vertices), digest.hexdigest()
+    return points(mesh), digest.hexdigest()
 
 
 def op(name, **kwargs):
@@ -51,21 +62,24 @@ def op(name, **kwargs):
     assert result == {"FINISHED"}, (name, result)
 
 
-# import the splat: a point mesh with every property, shown as points
+# import the splat: Blender's own splat point cloud (5.3+), or a point mesh with every property shown as splats
 assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"]) == {"FINISHED"}
 obj = bpy.context.active_object
 NAME = obj.name
-n = len(obj.data.vertices)
+n = points(obj.data)
 assert n == ARGS["n"], n
 assert obj.gsseg.display == "SPLAT"
 assert splats_drawn(obj) == n, splats_drawn(obj)
-modifier = obj.modifiers[display.SPLAT_MODIFIER_NAME]
-assert get_modifier_input(modifier, "Show Labels") is False
-obj.gsseg.display = "POINTS"  # the point display on request, and back
-points = obj.modifiers[gsseg.blender.point_display.MODIFIER_NAME]
-assert points.show_viewport and not modifier.show_viewport and splats_drawn(obj) == n
-obj.gsseg.display = "SPLAT"
-assert modifier.show_viewport and modifier.show_render and not points.show_viewport
+if NATIVE:
+    assert obj.type == "POINTCLOUD" and obj.data.type == "GAUSSIAN_SPLAT" and not obj.modifiers
+else:
+    modifier = obj.modifiers[display.SPLAT_MODIFIER_NAME]
+    assert get_modifier_input(modifier, "Show Labels") is False
+    obj.gsseg.display = "POINTS"  # the point display on request, and back
+    point_modifier = obj.modifiers[gsseg.blender.point_display.MODIFIER_NAME]
+    assert point_modifier.show_viewport and not modifier.show_viewport and splats_drawn(obj) == n
+    obj.gsseg.display = "SPLAT"
+    assert modifier.show_viewport and modifier.show_render and not point_modifier.show_viewport
 
 # its cameras, its masks: segment
 assert bpy.ops.gsseg.import_cameras(filepath=ARGS["cameras"]) == {"FINISHED"}
@@ -83,6 +97,8 @@ labels = attribute(obj, "gsseg_label")
 RESULT["labels"] = labels.tolist()
 # the label display: the splats in label colours, and back
 assert obj.gsseg.display == "LABELS"
+if NATIVE:
+    modifier = obj.modifiers[gsseg.blender.native_splat.DISPLAY_MODIFIER_NAME]
 assert get_modifier_input(modifier, "Show Labels") is True
 obj.gsseg.display = "SPLAT"
 assert get_modifier_input(modifier, "Show Labels") is False
@@ -91,7 +107,7 @@ assert splats_drawn(obj) == n
 # select an instance
 target = ARGS["instance"]
 op("select_instance", label=target)
-assert (attribute(obj, ".select_vert", "BOOLEAN") == (labels == target)).all()
+assert (attribute(obj, ".selection" if NATIVE else ".select_vert", "BOOLEAN") == (labels == target)).all()
 bpy.ops.ed.undo_push(message="selected")  # headless Blender starts without an undo stack
 before = state(obj)
 
@@ -112,4 +128,4 @@ assert state(obj) == after, "redo did not delete it again"
 
 # export the edited splat with its labels
 assert bpy.ops.gsseg.export_splat(filepath=ARGS["out"], include_label=True) == {"FINISHED"}
-RESULT["exported"] = len(obj.data.vertices)
+RESULT["exported"] = points(obj.data)
