@@ -2,12 +2,10 @@
 after Segment (the panel's γ slider, Re-solve), then an object removed with its halo, the file saved and reopened
 and γ moved again. Run by tests/test_blender_bare.py."""
 
-import os
 import shutil
 import types
 
 import bpy
-import numpy as np
 
 from child import ARGS, RESULT
 from snapshot import int_attr

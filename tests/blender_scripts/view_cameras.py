@@ -2,7 +2,6 @@
 then around a selected proxy, chosen for segmentation. Run by tests/test_blender_bare.py."""
 
 import bpy
-import numpy as np
 
 from child import ARGS, RESULT
 from blender_gsseg.blender import camera_objects as camera_io
