@@ -391,7 +391,9 @@ def test_segment_solve_select_delete(tmp_path):
     print(f"segment {result['segment_s']:.2f} s for {result['n']} splats; accuracy {result['accuracy']:.3f}")
 
 
-def test_segment_per_view_ids(tmp_path):
+@pytest.mark.parametrize("release, display", [(None, "SPLAT"), ("5.3", "NATIVE")],
+                         ids=["default release", "5.3 native splat"])
+def test_segment_per_view_ids(tmp_path, release, display):
     """Blender's Segment takes masks whose ids differ per view: a SAM-layout folder (detected, whatever the switch
     says) gives the labels the core gives for it, and per-view label maps with the switch set give the
     consistent-id labels up to renaming (exact under a permutation of ids); instances are named instance_<k>."""
@@ -422,10 +424,11 @@ def test_segment_per_view_ids(tmp_path):
                                  backend="cpu")
     consistent = segment_scene(str(tmp_path / "scene.ply"), cameras, str(tmp_path / "consistent"), scale=0.5,
                                backend="cpu")
-    result = run_bpy("segment_per_view_ids.py", home=tmp_path / "home", args={
+    result = run_bpy("segment_per_view_ids.py", home=tmp_path / "home", blender=release, args={
         "ply": str(tmp_path / "scene.ply"), "cameras": cameras, "sam": str(tmp_path / "sam"),
-        "per_view": str(tmp_path / "per_view"), "consistent": str(tmp_path / "consistent")})
+        "per_view": str(tmp_path / "per_view"), "consistent": str(tmp_path / "consistent"), "display": display})
     sam, per_view = np.array(result["sam"]), np.array(result["per_view"])
+    assert result["kind"] == (["POINTCLOUD", "GAUSSIAN_SPLAT"] if display == "NATIVE" else ["MESH", ""]), result["kind"]
     # the panel's estimate counts the association for both per-view folders, and not for consistent ids
     assert [plan.endswith("ids matched across views") for plan in result["plans"]] == [True, True, False], \
         result["plans"]

@@ -1,6 +1,7 @@
 """Segment a splat in Blender from masks whose ids differ per view: a folder in SAM's layout (read per view
 whatever the switch says) and per-view label maps with the panel's switch set to 'Differ per View'. Run by
-tests/test_blender.py (test_segment_per_view_ids)."""
+tests/test_blender.py (test_segment_per_view_ids), on the default release (a mesh, ARGS["display"] 'SPLAT') and on
+5.3 ('NATIVE': Blender's own splat point cloud, Import Splat's default there)."""
 
 import bpy
 import numpy as np
@@ -9,8 +10,9 @@ from blender_gsseg.blender.segment import run_plan
 from child import ARGS, RESULT
 
 settings = bpy.context.scene.gsseg
-assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"], display="SPLAT") == {"FINISHED"}
+assert bpy.ops.gsseg.import_splat(filepath=ARGS["ply"], display=ARGS["display"]) == {"FINISHED"}
 obj = bpy.context.active_object
+RESULT["kind"] = [obj.type, getattr(obj.data, "type", "")]
 assert bpy.ops.gsseg.import_cameras(filepath=ARGS["cameras"]) == {"FINISHED"}
 settings.scale = 0.5
 settings.backend = "cpu"
@@ -22,8 +24,9 @@ def segment(mask_dir, ids):
     bpy.context.view_layer.objects.active = obj
     RESULT.setdefault("plans", []).append(run_plan(bpy.context))  # the panel's line
     assert bpy.ops.gsseg.segment() == {"FINISHED"}
-    values = np.empty(len(obj.data.vertices), np.int32)
-    obj.data.attributes["gsseg_label"].data.foreach_get("value", values)
+    labels = obj.data.attributes["gsseg_label"]  # on a mesh or, on 5.3, Blender's own splat point cloud
+    values = np.empty(len(labels.data), np.int32)
+    labels.data.foreach_get("value", values)
     names = {item.id: item.name for item in obj.gsseg.labels if item.level == -1}
     return values.tolist(), names
 
