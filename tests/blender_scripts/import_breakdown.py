@@ -7,6 +7,7 @@ ARGS: ``ply``, ``rounds`` (evaluations per cut). RESULT: ``stages`` {name: secon
 evaluation: the modifier's execution_time), ``total_s``, ``cuts`` {cut: [seconds]}, ``floats_per_point``
 (written by the import), ``attributes`` (imported POINT attributes), ``vertices``, ``faces``."""
 
+import inspect
 import time
 
 import bpy
@@ -29,13 +30,25 @@ def timed(module, name, label):
         finally:
             stages[label] = stages.get(label, 0.0) + time.perf_counter() - start
 
-    setattr(module, name, wrapper)
+    def generator_wrapper(*args, **kwargs):  # the time spent making each item, not the caller's use of it
+        items = original(*args, **kwargs)
+        while True:
+            start = time.perf_counter()
+            try:
+                item = next(items)
+            except StopIteration:
+                return
+            finally:
+                stages[label] = stages.get(label, 0.0) + time.perf_counter() - start
+            yield item
+
+    setattr(module, name, generator_wrapper if inspect.isgeneratorfunction(original) else wrapper)
 
 
 for module, name, label in ((io_splat, "read_gaussians", "read the file (core)"),
                             (io_splat, "build_mesh", "mesh and its attributes"),
                             (io_splat, "_new_attribute", "  of which: attributes.new"),
-                            (io_splat, "_split_columns", "  of which: columns transposed"),
+                            (io_splat, "_column_chunks", "  of which: columns transposed"),
                             (io_splat, "srgb_to_linear", "  of which: colour sRGB to linear"),
                             (io_splat, "import_splat", "import_splat"),
                             (display, "add_splat_display", "display modifier"),
