@@ -92,3 +92,19 @@ def test_boxes_are_drawn_back_to_front_for_every_camera_position(tmp_path):
         "ply": str(tmp_path / "scene.ply"), "positions": positions, "target": (0.0, 0.0, 0.3)})
     assert result["drawn"] == int(np.count_nonzero(scene.gaussians.opacities > 1 / 255)) > 1000
     assert result["depth_order_ok"] == [True] * len(positions)
+
+
+def test_pixel_angle_follows_the_camera_and_settles(tmp_path):
+    """The display's Pixel Angle is the scene camera's (float32), and syncing it again changes nothing: the
+    depsgraph handler does not tag the display after every update (which made Blender evaluate it twice)."""
+    from blender_gsseg.core.files.ply import write_gaussians
+    from synthetic.scene import make_scene
+
+    scene = make_scene(n_spheres=2, points_per_unit_area=10, n_cameras=1, width=32, height=24, seed=5)
+    write_gaussians(tmp_path / "scene.ply", scene.gaussians)
+    result = run_bpy("display_pixel_angle.py", home=tmp_path / "home", args={"ply": str(tmp_path / "scene.ply")})
+    assert (result["after_import"], result["after_lens"], result["again"], result["handler_settled"]) == (0, 1, 0, 0)
+    for when in ("before", "after", "handler"):
+        assert result[f"stored_{when}"] == pytest.approx(result[f"expected_{when}"], rel=1e-6)
+    assert result["expected_after"] == pytest.approx(result["expected_before"] / 2, rel=1e-9)  # 70 mm vs 35 mm
+    assert result["expected_handler"] == pytest.approx(result["expected_before"] * 35 / 50, rel=1e-9)
