@@ -61,9 +61,10 @@ bpy.ops.ed.undo_push(message="segmented")
 boxes[0].gsseg.proxy_instance = 0
 RESULT["unmarked"] = [boxes[0].display_type, boxes[0].hide_render, "gsseg_proxy_display" in boxes[0]]
 bpy.ops.ed.undo_push(message="unmarked")
+splat_name = splat.name  # undo reloads the data: the Python objects of before are gone, their names stay
 bpy.ops.ed.undo()
 boxes = [bpy.data.objects[box_name] for box_name in ARGS["boxes"]]
-splat = bpy.data.objects[splat.name]
+splat = bpy.data.objects[splat_name]
 RESULT["undone"] = [boxes[0].gsseg.proxy_instance, boxes[0].display_type, boxes[0].hide_render]
 assert splat.gsseg.display == "LABELS"
 # the cache as after Segment: the panel offers γ, which re-solves
