@@ -81,7 +81,7 @@ def compare(name, scene_path, cameras_path, mask_dir, label_maps, image_names, t
     report = associated.report["association"]
     true_instances = len(np.unique(truth_labels))
     timings = associated.report["timings"]
-    return {
+    result = {
         "scene": name, "gaussians": len(gaussians), "views": len(image_names), "sam_masks": int(sum(written)),
         "consistent": ref, "associated": got,
         "accuracy_ratio": round(got["accuracy"] / ref["accuracy"], 4),
@@ -98,6 +98,8 @@ def compare(name, scene_path, cameras_path, mask_dir, label_maps, image_names, t
         "per_view_entries_mb": report["per_view_entries_mb"],
         "peak_traced_mb": {"consistent": round(ref_peak / 2**20, 1), "associated": round(as_peak / 2**20, 1)},
     }
+    print(json.dumps(result), flush=True)  # as each run ends: a large run takes hours
+    return result
 
 
 def demo_runs(backend, kinds):
@@ -214,8 +216,6 @@ def main(argv=None):
         results += synthetic_runs(backend, args.kinds, args.gaussians, args.views, args.spheres)
     for path in args.real:
         results += real_runs(backend, args.kinds, path)
-    for result in results:
-        print(json.dumps(result))
     return results
 
 
