@@ -133,7 +133,7 @@ def test_mixed_layouts_are_refused(tmp_path):
 
 
 def test_many_masks_in_one_view_are_chunked(scene, truth_maps):
-    """A view with more masks than one backend call holds (here hundreds against 32 slots) is done in chunks; the
+    """A view with more masks than one backend call holds (here hundreds against 64 slots) is done in chunks; the
     per-view weights equal one call's."""
     camera = scene.cameras[0]
     label_map = np.arange(camera.width * camera.height).reshape(camera.height, camera.width) % 1000 + 1
@@ -145,7 +145,7 @@ def test_many_masks_in_one_view_are_chunked(scene, truth_maps):
         whole = associate.per_view_weights(scene.gaussians, [camera], [label_map], backend="cpu")[0]
     finally:
         associate.MAX_LABELS_PER_CALL = saved
-    assert len(chunked.ids) == len(whole.ids) > 10 * associate.MAX_LABELS_PER_CALL
+    assert len(chunked.ids) == len(whole.ids) > 3 * associate.MAX_LABELS_PER_CALL  # several chunks
 
     def table(entries):
         keep = entries.segment >= 0

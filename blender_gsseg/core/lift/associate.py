@@ -92,7 +92,8 @@ KEEP_SHARE = 0.01  # entries the association reads: above this share of the Gaus
 # what the associated lift (per-view pass + matching; the lift summed from the pass) takes against the plain
 # lift of the same views: 1.0-1.9x in bench/results/associate.md (a shared 2-core machine)
 PER_VIEW_COST = 1.5
-MAX_LABELS_PER_CALL = 16  # slots per backend call (per worker on a cluster): one call holds ~ a 16-label lift
+MAX_LABELS_PER_CALL = 64  # slots per backend call (per worker on a cluster), within the memory budget: a view of up to
+# 62 masks is drawn once (a view with more is drawn once per chunk of them)
 
 
 @dataclasses.dataclass
