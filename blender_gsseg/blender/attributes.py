@@ -77,16 +77,21 @@ def srgb_to_linear(values):
 _ATTRIBUTE_DTYPES = {"INT": np.int32, "FLOAT": np.float32, "BOOLEAN": bool}
 
 
+def point_attribute(data, name, data_type):
+    """The POINT attribute ``name`` of ``data`` (a mesh or a point cloud) with type ``data_type``: the one there, or
+    a new one replacing an attribute of that name with another type or domain."""
+    attribute = data.attributes.get(name)
+    if attribute is not None and (attribute.data_type != data_type or attribute.domain != "POINT"):
+        data.attributes.remove(attribute)
+        attribute = None
+    return attribute if attribute is not None else data.attributes.new(name, data_type, "POINT")
+
+
 def write_attribute(mesh, name, values, kind="INT"):
     """Write ``values`` into the POINT attribute ``name`` of type ``kind`` ('INT', 'FLOAT' or 'BOOLEAN'),
     replacing an attribute of that name with another type or domain."""
-    attribute = mesh.attributes.get(name)
-    if attribute is not None and (attribute.data_type != kind or attribute.domain != "POINT"):
-        mesh.attributes.remove(attribute)
-        attribute = None
-    if attribute is None:
-        attribute = mesh.attributes.new(name, kind, "POINT")
-    attribute.data.foreach_set("value", np.ascontiguousarray(values, dtype=_ATTRIBUTE_DTYPES[kind]))
+    point_attribute(mesh, name, kind).data.foreach_set("value",
+                                                       np.ascontiguousarray(values, dtype=_ATTRIBUTE_DTYPES[kind]))
 
 
 def attribute_buffers(mesh):

@@ -18,7 +18,7 @@ from ..core.files import radiance
 from ..core.files.labels import CODE_PROPERTY, LABEL_PROPERTY
 from ..core.gaussians import SH_C0
 from .attributes import (HIDDEN_ATTRIBUTE, LABEL_RADIANCE_ATTRIBUTE, NATIVE_BASE, NATIVE_TYPES,
-                         POINTCLOUD_SELECTION, point_count, read_attribute, write_attribute)
+                         POINTCLOUD_SELECTION, point_attribute, point_count, read_attribute, write_attribute)
 from .modifiers import get_modifier_input, set_modifier_input
 
 SPLAT_TYPE = "GAUSSIAN_SPLAT"
@@ -149,13 +149,7 @@ def label_radiance(cloud, rgba):
         values[:, 3] = _read(cloud, base)[:, 3]
     else:
         values[:, 3] = 1.0
-    attribute = cloud.attributes.get(LABEL_RADIANCE_ATTRIBUTE)
-    if attribute is not None and (attribute.data_type != "FLOAT_COLOR" or attribute.domain != "POINT"):
-        cloud.attributes.remove(attribute)
-        attribute = None
-    if attribute is None:
-        attribute = cloud.attributes.new(LABEL_RADIANCE_ATTRIBUTE, "FLOAT_COLOR", "POINT")
-    attribute.data.foreach_set("color", values.ravel())
+    point_attribute(cloud, LABEL_RADIANCE_ATTRIBUTE, "FLOAT_COLOR").data.foreach_set("color", values.ravel())
 
 
 def display_node_group():

@@ -6,7 +6,8 @@ import bpy
 import numpy as np
 
 from .classes import register_handlers, unregister_handlers
-from .attributes import COLOR_ATTRIBUTE, HIDDEN_ATTRIBUTE, LABEL_COLOR_ATTRIBUTE, ROTATION_ATTRIBUTE
+from .attributes import (COLOR_ATTRIBUTE, HIDDEN_ATTRIBUTE, LABEL_COLOR_ATTRIBUTE, ROTATION_ATTRIBUTE,
+                         point_attribute)
 from .modifiers import get_modifier_input, set_modifier_input
 from .native_splat import is_native_splat, update_display
 from .point_display import MATERIAL_SOCKET, MODIFIER_NAME, add_point_display, label_material, splat_material
@@ -335,13 +336,8 @@ def splat_shading():
 
 def write_rotations(mesh, rotations):
     """``gsseg_rotation``: the normalised quaternions (w, x, y, z) the splat display orients each box by."""
-    attribute = mesh.attributes.get(ROTATION_ATTRIBUTE)
-    if attribute is not None and (attribute.data_type != "QUATERNION" or attribute.domain != "POINT"):
-        mesh.attributes.remove(attribute)
-        attribute = None
-    if attribute is None:
-        attribute = mesh.attributes.new(ROTATION_ATTRIBUTE, "QUATERNION", "POINT")
-    attribute.data.foreach_set("value", np.ascontiguousarray(rotations, dtype=np.float32).ravel())
+    point_attribute(mesh, ROTATION_ATTRIBUTE, "QUATERNION").data.foreach_set(
+        "value", np.ascontiguousarray(rotations, dtype=np.float32).ravel())
 
 
 def add_splat_display(obj, gaussians):
