@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 
 import numpy as np
 
@@ -20,7 +19,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [REPO, os.path.join(REPO, "tests"), os.path.join(REPO, "bench")]
 
 from blender_harness import run_bpy  # noqa: E402
-from display import random_sh3_scene  # noqa: E402
+from display import cached_sh3_scene  # noqa: E402
 
 
 def main(argv):
@@ -31,12 +30,7 @@ def main(argv):
     parser.add_argument("--release", default="5.0")
     parser.add_argument("--out", default=os.path.join(REPO, "bench", "results"))
     args = parser.parse_args(argv)
-    work = tempfile.mkdtemp(prefix="gsseg-breakdown-")
-    ply = os.path.join(work, "timing.ply")
-    random_sh3_scene(ply, args.count)
-    with open(ply, "rb") as handle:  # into the page cache
-        while handle.read(1 << 24):
-            pass
+    work, ply = cached_sh3_scene("gsseg-breakdown-", args.count)
     runs = []
     for _ in range(args.runs):
         load = os.getloadavg()[0]

@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 
 import numpy as np
 
@@ -28,7 +27,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [REPO, os.path.join(REPO, "tests"), os.path.join(REPO, "bench")]
 
 from blender_harness import run_bpy  # noqa: E402  (the tests' runner of headless bpy children)
-from display import random_sh3_scene  # noqa: E402
+from display import cached_sh3_scene  # noqa: E402
 
 GOALS = {"NATIVE": 1.2, "SPLAT": 2.0}
 
@@ -109,12 +108,7 @@ def main(argv):
         with open(os.path.join(args.out, "import_timing.json"), encoding="utf-8") as handle:
             write_markdown(json.load(handle), args.out)
         return
-    work = tempfile.mkdtemp(prefix="gsseg-import-")
-    ply = os.path.join(work, "timing.ply")
-    random_sh3_scene(ply, args.count)
-    with open(ply, "rb") as handle:  # into the page cache
-        while handle.read(1 << 24):
-            pass
+    work, ply = cached_sh3_scene("gsseg-import-", args.count)
     report = {"count": args.count, "repeats": args.repeats, "releases": {}}
     for release in args.releases:
         probe = run_bpy("import_timing.py", home=os.path.join(work, "home"), blender=release, timeout=3600,
