@@ -371,11 +371,12 @@ def test_pixels_in_no_mask_show_the_instance_that_no_mask_of_the_view_gives():
     ignored, and so do unmasked pixels shared by several instances."""
     owner = np.array([0, 0, 0, 0, 1, 1])
     view = _view([1], [0, 1, 2, 3, 4, 5], [-1, -1, -1, -1, 0, 0], [1.0] * 6)
-    assert associate._unmasked_instance(view, owner, 2, {1}) == 0
-    assert associate._unmasked_instance(view, owner, 2, {0, 1}) == -1
+    visible = np.array([4.0, 2.0])  # each instance's weight in the whole view
+    assert associate._unmasked_instance(view, owner, visible, {1}) == 0
+    assert associate._unmasked_instance(view, owner, visible, {0, 1}) == -1
     three = np.array([0, 0, 1, 1, 2, 2])
     shared = _view([1], [0, 2, 4], [-1, -1, -1], [1.0] * 3)
-    assert associate._unmasked_instance(shared, three, 3, set()) == -1
+    assert associate._unmasked_instance(shared, three, np.array([1.0, 1.0, 1.0]), set()) == -1
 
 
 def test_matched_labels_rename_one_to_one():

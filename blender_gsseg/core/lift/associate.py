@@ -386,25 +386,26 @@ def _unmasked(view: ViewSegments, gaussians, weight):
     return np.maximum(weight - background, 0.0)
 
 
-def _unmasked_instance(view: ViewSegments, owner, count, present) -> int:
+def _unmasked_instance(view: ViewSegments, owner, visible, present) -> int:
     """The instance (index into ``owner``'s ids) that the view's pixels in no mask show, or -1: the instance
     holding most of their weight, at least half of it, not given any mask of the view, and seen mostly there
-    (the ground where it is not a mask); else the pixels stay ignored."""
+    (the ground where it is not a mask); else the pixels stay ignored. ``visible``: each instance's weight in the
+    whole view (:func:`_tables`'s)."""
     where = view.segment == -1
     if not where.any():
         return -1
     unmasked = _unmasked(view, view.gaussians[where], view.weight[where])
     total = unmasked.sum()
-    own = owner[view.gaussians]
-    if total <= 0 or count <= 0:
+    if total <= 0 or len(visible) == 0:
         return -1
-    known = own[where] >= 0
-    there = np.bincount(own[where][known], weights=unmasked[known], minlength=count)
-    visible = np.bincount(own[own >= 0], weights=view.weight[own >= 0], minlength=count)
+    own = owner[view.gaussians[where]]
+    known = own >= 0
+    there = np.bincount(own[known], weights=unmasked[known], minlength=len(visible))
     k = int(np.argmax(there))
     if k in present or there[k] < MAJORITY * total or there[k] < MAJORITY * visible[k]:
         return -1
     return k
+
 
 def _tables(view: ViewSegments, bank, count):
     """(C [S, K], weight per segment [S], visible weight per instance [K]: in the whole view, pixels in no segment
@@ -576,7 +577,8 @@ def _consensus(views, bank) -> int:
 
 
 def _main_segments(decisions) -> dict:
-    """instance -> the largest segment matched to it in one view's decisions (its 'main' segment there)."""
+    """instance -> the first segment matched to it in one view's decisions (its 'main' segment there; a mutual
+    best match is one per instance, a second match only comes by a claim)."""
     main = {}
     for s, (decision, k, _covered) in enumerate(decisions):
         if decision == MATCH and k not in main:
@@ -740,7 +742,7 @@ def associate(views: list[ViewSegments], n_gaussians: int, fill_unmasked: bool =
                 merges.append((v, s, covered))
         decided.append(instances)
         if fill_unmasked:
-            unmasked[v] = _unmasked_instance(view, bank.owner, count, set(instances[instances >= 0].tolist()))
+            unmasked[v] = _unmasked_instance(view, bank.owner, visible, set(instances[instances >= 0].tolist()))
         present = np.unique(instances[instances >= 0])
         used_views[present] += 1
         for k in present:
