@@ -19,6 +19,14 @@ from .files.ply_elements import NUMPY_TO_PLY, PlyElementData
 
 SH_C0 = 0.28209479177387814
 
+def sigmoid32(logits: np.ndarray) -> np.ndarray:
+    """float32 opacity in [0, 1] from logits, computed in float32 (as Blender's importer and the rasterizer do);
+    a logit of -inf gives 0 (exp(+inf) = inf), +inf gives 1."""
+    logits = np.asarray(logits, dtype=np.float32)
+    with np.errstate(over="ignore"):
+        return (np.float32(1.0) / (np.float32(1.0) + np.exp(-logits))).astype(np.float32)
+
+
 REQUIRED_PROPERTIES = (
     "x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity",
     "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3",
@@ -110,9 +118,7 @@ class Gaussians:
     @functools.cached_property
     def opacities(self) -> np.ndarray:  # [N] float32
         """Opacity in [0, 1]: the sigmoid of the stored logit."""
-        logit = self.vertex["opacity"].astype(np.float32)
-        with np.errstate(over="ignore"):  # exp(+inf) = inf gives opacity 0, as it should
-            return (1.0 / (1.0 + np.exp(-logit))).astype(np.float32)
+        return sigmoid32(self.vertex["opacity"])
 
     @functools.cached_property
     def scales(self) -> np.ndarray:  # [N, 3] float32

@@ -41,7 +41,7 @@ import collections.abc
 import numpy as np
 
 from ..errors import BadInputError
-from ..gaussians import Gaussians, standard_dtype
+from ..gaussians import Gaussians, sigmoid32, standard_dtype
 from .labels import CODE_PROPERTY, LABEL_PROPERTY
 from .ply_elements import PLY_TYPES
 
@@ -83,13 +83,6 @@ def sh_count(degree: int) -> int:
 
 def is_native_name(name: str) -> bool:
     return name in (POSITION, BASE, SCALE, ROTATION, KEPT_OPACITY, KEPT_LOG_SCALE) or name.startswith("radiance:")
-
-
-def sigmoid32(logits: np.ndarray) -> np.ndarray:
-    """float32 alpha from float32 logits (as Blender's importer computes it, within 1 ulp); +-inf gives 1 or 0."""
-    logits = np.asarray(logits, dtype=np.float32)
-    with np.errstate(over="ignore"):
-        return (np.float32(1.0) / (np.float32(1.0) + np.exp(-logits))).astype(np.float32)
 
 
 def exp32(log_scales: np.ndarray) -> np.ndarray:
