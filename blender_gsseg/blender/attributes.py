@@ -94,23 +94,26 @@ def write_attribute(mesh, name, values, kind="INT"):
                                                        np.ascontiguousarray(values, dtype=_ATTRIBUTE_DTYPES[kind]))
 
 
+# foreach_get/foreach_set property, numpy dtype and values per point of each attribute data type
+FOREACH_LAYOUTS = {
+    "FLOAT": ("value", np.float32, 1), "INT": ("value", np.int32, 1), "BOOLEAN": ("value", bool, 1),
+    "FLOAT_VECTOR": ("vector", np.float32, 3), "FLOAT_COLOR": ("color", np.float32, 4),
+    "BYTE_COLOR": ("color", np.float32, 4), "FLOAT2": ("vector", np.float32, 2),
+    "INT8": ("value", np.int32, 1), "QUATERNION": ("value", np.float32, 4),
+    "INT32_2D": ("value", np.int32, 2), "FLOAT4": ("vector", np.float32, 4),
+    "FLOAT4X4": ("value", np.float32, 16),
+}
+
+
 def attribute_buffers(mesh):
     """Every generic POINT attribute of a vertex-only mesh or a point cloud as (name, data_type, numpy array,
     prop)."""
     n = point_count(mesh)
-    layouts = {
-        "FLOAT": ("value", np.float32, 1), "INT": ("value", np.int32, 1), "BOOLEAN": ("value", bool, 1),
-        "FLOAT_VECTOR": ("vector", np.float32, 3), "FLOAT_COLOR": ("color", np.float32, 4),
-        "BYTE_COLOR": ("color", np.float32, 4), "FLOAT2": ("vector", np.float32, 2),
-        "INT8": ("value", np.int32, 1), "QUATERNION": ("value", np.float32, 4),
-        "INT32_2D": ("value", np.int32, 2), "FLOAT4": ("vector", np.float32, 4),
-        "FLOAT4X4": ("value", np.float32, 16),
-    }
     buffers = []
     for attribute in mesh.attributes:
         if attribute.domain != "POINT":
             continue
-        layout = layouts.get(attribute.data_type)
+        layout = FOREACH_LAYOUTS.get(attribute.data_type)
         if layout is None:
             raise BadInputError(f"attribute {attribute.name!r} of type {attribute.data_type} is not supported")
         prop, dtype, width = layout

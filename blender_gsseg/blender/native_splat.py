@@ -17,7 +17,7 @@ from ..core.errors import BadInputError
 from ..core.files import radiance
 from ..core.files.labels import CODE_PROPERTY, LABEL_PROPERTY
 from ..core.gaussians import SH_C0
-from .attributes import (HIDDEN_ATTRIBUTE, LABEL_RADIANCE_ATTRIBUTE, NATIVE_BASE, NATIVE_TYPES,
+from .attributes import (FOREACH_LAYOUTS, HIDDEN_ATTRIBUTE, LABEL_RADIANCE_ATTRIBUTE, NATIVE_BASE, NATIVE_TYPES,
                          POINTCLOUD_SELECTION, point_attribute, point_count, read_attribute, write_attribute)
 from .modifiers import get_modifier_input, set_modifier_input
 
@@ -26,10 +26,9 @@ DISPLAY_MODIFIER_NAME = "gsseg Native Display"
 DISPLAY_GROUP_NAME = "gsseg Native Display"
 DISPLAY_GROUP_MARK = "gsseg native display 1"  # a node of this name marks groups made by this version
 SHOW_LABELS = "Show Labels"
-# foreach_get/foreach_set property and width of each data type the native objects use
-LAYOUTS = {"FLOAT": ("value", 1, np.float32), "INT": ("value", 1, np.int32), "BOOLEAN": ("value", 1, bool),
-           "FLOAT_VECTOR": ("vector", 3, np.float32), "FLOAT4": ("vector", 4, np.float32),
-           "FLOAT_COLOR": ("color", 4, np.float32), "QUATERNION": ("value", 4, np.float32)}
+# the data types the native objects use, with their foreach_get/foreach_set layout (property, dtype, width)
+LAYOUTS = {data_type: FOREACH_LAYOUTS[data_type]
+           for data_type in ("FLOAT", "INT", "BOOLEAN", "FLOAT_VECTOR", "FLOAT4", "FLOAT_COLOR", "QUATERNION")}
 
 
 def has_native():
@@ -58,8 +57,9 @@ def build_pointcloud(gaussians, name, reserved=()):
     return cloud, native
 
 
-def _read(cloud, attribute):
-    prop, width, dtype = LAYOUTS[attribute.data_type]
+def read_values(cloud, attribute):
+    """An attribute's values as a numpy array ([points] or [points, width])."""
+    prop, dtype, width = LAYOUTS[attribute.data_type]
     values = np.empty(point_count(cloud) * width, dtype=dtype)
     attribute.data.foreach_get(prop, values)
     return values.reshape(-1, width) if width > 1 else values
@@ -80,7 +80,7 @@ def read_native(obj, names):
                                 f"{' or '.join(allowed)}: not a Gaussian splat gsseg can read")
         if attribute.data_type not in LAYOUTS:
             continue
-        arrays[name] = _read(cloud, attribute)
+        arrays[name] = read_values(cloud, attribute)
     return arrays
 
 
@@ -146,7 +146,7 @@ def label_radiance(cloud, rgba):
     values = np.empty((point_count(cloud), 4), dtype=np.float32)
     values[:, :3] = (np.asarray(rgba, dtype=np.float32)[:, :3] - 0.5) / SH_C0
     if base is not None and base.data_type in NATIVE_TYPES[NATIVE_BASE]:
-        values[:, 3] = _read(cloud, base)[:, 3]
+        values[:, 3] = read_values(cloud, base)[:, 3]
     else:
         values[:, 3] = 1.0
     point_attribute(cloud, LABEL_RADIANCE_ATTRIBUTE, "FLOAT_COLOR").data.foreach_set("color", values.ravel())

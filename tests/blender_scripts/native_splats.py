@@ -23,11 +23,7 @@ assert native_splat.has_native()
 def values(obj, name, evaluated=False):
     if evaluated:
         obj = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
-    attribute = obj.data.attributes[name]
-    layout = native_splat.LAYOUTS[attribute.data_type]
-    out = np.empty(len(obj.data.points) * layout[1], layout[2])
-    attribute.data.foreach_get(layout[0], out)
-    return out.reshape(len(obj.data.points), -1) if layout[1] > 1 else out
+    return native_splat.read_values(obj.data, obj.data.attributes[name])
 
 
 def state(obj):
